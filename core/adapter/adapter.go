@@ -1,0 +1,164 @@
+// Package adapter turns a signature, demos and inputs into chat messages,
+// and an LM's completion back into typed output fields.
+//
+// ChatAdapter writes DSPy's "[[ ## field ## ]]" format and JSONAdapter asks
+// for one JSON object; both produce, byte for byte, the messages DSPy
+// produces for the same signature (see testdata/golden/adapter), so programs
+// optimized with DSPy behave the same here.
+//
+// Every parse failure is a *ParseError carrying the raw LM text. Call falls
+// back from ChatAdapter to JSONAdapter on a parse failure only — never on a
+// transport or provider error.
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// Adapter formats prompts and parses completions for one output format.
+// Implementations are stateless values, safe for concurrent use.
+type Adapter interface {
+	// Name is the adapter's class name, as DSPy spells it ("ChatAdapter").
+	Name() string
+	// Format builds the messages for one call: system message, demos as
+	// user/assistant pairs (incomplete demos first), then the inputs.
+	Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error)
+	// Parse reads one completion into the signature's output fields. Every
+	// failure is a *ParseError.
+	Parse(sig *signature.Signature, completion string) (map[string]any, error)
+	// Prepare sets request options the format needs (such as
+	// response_format) for the given model.
+	Prepare(sig *signature.Signature, req *lm.Request, model lm.LM)
+}
+
+// ParseError reports an LM completion that could not be read into the
+// signature's output fields.
+type ParseError struct {
+	// Adapter is the adapter that failed ("ChatAdapter", "JSONAdapter").
+	Adapter string
+	// Field is the output field that failed to parse; empty when the
+	// problem is the completion's overall shape.
+	Field string
+	// Missing lists required output fields the completion did not contain.
+	Missing []string
+	// Raw is the LM's completion text, unchanged.
+	Raw string
+	// Err is the cause, if any.
+	Err error
+}
+
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "adapter: %s could not parse the LM response", e.Adapter)
+	switch {
+	case e.Field != "":
+		fmt.Fprintf(&b, ": field %q", e.Field)
+		if e.Err != nil {
+			b.WriteString(": " + e.Err.Error())
+		}
+	case len(e.Missing) > 0:
+		fmt.Fprintf(&b, ": missing output fields %s", strings.Join(quoteAll(e.Missing), ", "))
+	case e.Err != nil:
+		b.WriteString(": " + e.Err.Error())
+	}
+	raw := e.Raw
+	if len(raw) > 200 {
+		raw = raw[:200] + "…"
+	}
+	fmt.Fprintf(&b, " (LM response: %q)", raw)
+	return b.String()
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+func quoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "`" + n + "`"
+	}
+	return out
+}
+
+// IsParseError reports whether err is (or wraps) a *ParseError.
+func IsParseError(err error) bool {
+	var pe *ParseError
+	return errors.As(err, &pe)
+}
+
+// Result is the outcome of Call.
+type Result struct {
+	// Outputs holds one field map per completion (n > 1 gives several).
+	Outputs []map[string]any
+	// Response is the LM's response.
+	Response *lm.Response
+	// Adapter names the adapter whose format succeeded (after a fallback,
+	// "JSONAdapter").
+	Adapter string
+	// Messages are the messages that produced Outputs.
+	Messages []lm.Message
+	// FallbackErr is the ChatAdapter parse error that caused a fallback to
+	// JSONAdapter, nil when there was none.
+	FallbackErr error
+}
+
+// Request describes one adapter call.
+type Request struct {
+	Signature *signature.Signature
+	Demos     []example.Example
+	Inputs    map[string]any
+	Params    lm.Params
+	// RolloutID distinguishes otherwise identical requests (see lm.Request).
+	RolloutID string
+}
+
+// Call formats the request with a, sends it to model and parses every
+// completion. When a is a ChatAdapter with fallback enabled and parsing
+// fails, the call is repeated once with JSONAdapter. Errors from the LM are
+// returned as they are, never retried here.
+func Call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, error) {
+	res, err := call(ctx, a, model, r)
+	if err == nil || !IsParseError(err) {
+		return res, err
+	}
+	chat, ok := a.(*ChatAdapter)
+	if !ok || chat.NoFallback {
+		return res, err
+	}
+	res2, err2 := call(ctx, JSONAdapter{}, model, r)
+	if res2 != nil {
+		res2.FallbackErr = err
+	}
+	return res2, err2
+}
+
+func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, error) {
+	msgs, err := a.Format(r.Signature, r.Demos, r.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	req := &lm.Request{Messages: msgs, Params: r.Params, RolloutID: r.RolloutID}
+	a.Prepare(r.Signature, req, model)
+	resp, err := model.Complete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs}
+	if len(resp.Choices) == 0 {
+		return res, &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
+	}
+	for _, c := range resp.Choices {
+		out, err := a.Parse(r.Signature, c.Text)
+		if err != nil {
+			return res, err
+		}
+		res.Outputs = append(res.Outputs, out)
+	}
+	return res, nil
+}

@@ -1,0 +1,143 @@
+package adapter
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// ChatAdapter is DSPy's default format: each field in its own section headed
+// "[[ ## name ## ]]", the answer ending with "[[ ## completed ## ]]". The
+// zero value is ready to use and falls back to JSONAdapter when a completion
+// cannot be parsed.
+type ChatAdapter struct {
+	// NoFallback disables the retry with JSONAdapter after a parse error.
+	NoFallback bool
+}
+
+var _ Adapter = (*ChatAdapter)(nil)
+
+// Name returns "ChatAdapter".
+func (*ChatAdapter) Name() string { return "ChatAdapter" }
+
+// Format builds DSPy's chat messages.
+func (a *ChatAdapter) Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
+	return format(chatFormat{}, sig, demos, inputs), nil
+}
+
+// Prepare leaves the request as it is: the chat format needs no options.
+func (*ChatAdapter) Prepare(*signature.Signature, *lm.Request, lm.LM) {}
+
+// FormatAssistant writes outputs as the assistant message DSPy would expect
+// (used for fine-tuning data and demos).
+func (*ChatAdapter) FormatAssistant(sig *signature.Signature, outputs map[string]any) string {
+	return chatFormat{}.assistantContent(sig, func(k string) (any, bool) { v, ok := outputs[k]; return v, ok }, "")
+}
+
+type chatFormat struct{}
+
+func (chatFormat) fieldStructure(sig *signature.Signature) string {
+	parts := []string{
+		structureHeader,
+		sectionsWithValues(sig.Inputs(), func(f signature.Field) string { return fieldPlaceholder(f, false) }),
+		sectionsWithValues(sig.Outputs(), func(f signature.Field) string { return fieldPlaceholder(f, true) }),
+		completedMarker + "\n",
+	}
+	return pyStrip(strings.Join(parts, "\n\n"))
+}
+
+func (chatFormat) outputRequirements(sig *signature.Signature) string {
+	var b strings.Builder
+	b.WriteString("Respond with the corresponding output fields, starting with the field ")
+	for i, f := range sig.Outputs() {
+		if i > 0 {
+			b.WriteString(", then ")
+		}
+		b.WriteString("`[[ ## " + f.Name + " ## ]]`" + typeInfo(f.Type))
+	}
+	b.WriteString(", and then ending with the marker for `" + completedMarker + "`.")
+	return b.String()
+}
+
+func (chatFormat) assistantContent(sig *signature.Signature, outputs func(string) (any, bool), missing string) string {
+	body := sectionsWithValues(sig.Outputs(), func(f signature.Field) string {
+		if v, ok := outputs(f.Name); ok {
+			return FormatValue(f.Type, v)
+		}
+		if missing == "" {
+			return "None"
+		}
+		return missing
+	})
+	return body + "\n\n" + completedMarker + "\n"
+}
+
+var fieldHeader = regexp.MustCompile(`^\[\[ ## (\w+) ## \]\]`)
+
+// Parse splits the completion at "[[ ## name ## ]]" marker lines; the first
+// section for each output field wins, and its text is parsed by the field's
+// type. Optional fields that are absent become nil; any other missing field
+// is a *ParseError.
+func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
+	type section struct {
+		name  string
+		lines []string
+	}
+	sections := []section{{}}
+	for _, line := range splitLines(completion) {
+		trimmed := pyStrip(line)
+		if m := fieldHeader.FindStringSubmatchIndex(trimmed); m != nil {
+			s := section{name: trimmed[m[2]:m[3]]}
+			if rest := pyStrip(trimmed[m[1]:]); rest != "" {
+				s.lines = append(s.lines, rest)
+			}
+			sections = append(sections, s)
+			continue
+		}
+		last := &sections[len(sections)-1]
+		last.lines = append(last.lines, line)
+	}
+	fields := make(map[string]any, sig.NumOutputs())
+	for _, s := range sections {
+		if s.name == "" {
+			continue
+		}
+		if _, done := fields[s.name]; done {
+			continue
+		}
+		f, ok := sig.Field(s.name)
+		if !ok || !sig.IsOutput(s.name) {
+			continue
+		}
+		v, err := f.Type.ParseText(pyStrip(strings.Join(s.lines, "\n")))
+		if err != nil {
+			return nil, &ParseError{Adapter: a.Name(), Field: s.name, Raw: completion, Err: err}
+		}
+		fields[s.name] = v
+	}
+	return completeOutputs(a.Name(), sig, fields, completion)
+}
+
+// completeOutputs fills absent optional fields with nil and reports absent
+// required fields, as DSPy's apply_output_field_defaults and key check do.
+func completeOutputs(adapter string, sig *signature.Signature, fields map[string]any, raw string) (map[string]any, error) {
+	var missing []string
+	for i := range sig.NumOutputs() {
+		f := sig.Output(i)
+		if _, ok := fields[f.Name]; ok {
+			continue
+		}
+		if f.Type.Kind == signature.Optional || f.Type.Kind == signature.Any {
+			fields[f.Name] = nil
+			continue
+		}
+		missing = append(missing, f.Name)
+	}
+	if len(missing) > 0 {
+		return nil, &ParseError{Adapter: adapter, Missing: missing, Raw: raw}
+	}
+	return fields, nil
+}

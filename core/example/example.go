@@ -1,0 +1,261 @@
+// Package example holds the field maps DSPEx passes around: Example (a data
+// point, with which of its keys are inputs) and Prediction (a module's
+// output, with the alternative completions when several were sampled).
+//
+// Field maps are map[string]any at the bottom, so files, optimizers and the
+// CLI work without Go types; typed accessors read them conveniently, and
+// module.Typed layers Go structs on top. Values are treated as immutable:
+// methods that change an Example return a copy.
+package example
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/dspex/dspex/internal/pyjson"
+)
+
+// Example is a set of named values, some of which are marked as inputs.
+// The zero value is an empty example. Safe for concurrent reads.
+type Example struct {
+	fields    map[string]any
+	inputKeys []string
+}
+
+// New returns an example holding a copy of fields, with no inputs marked.
+func New(fields map[string]any) Example {
+	return Example{fields: maps.Clone(fields)}
+}
+
+// WithInputs returns a copy in which exactly keys are the inputs, as DSPy's
+// with_inputs.
+func (e Example) WithInputs(keys ...string) Example {
+	c := e.clone()
+	c.inputKeys = slices.Clone(keys)
+	return c
+}
+
+// InputKeys returns the keys marked as inputs.
+func (e Example) InputKeys() []string { return slices.Clone(e.inputKeys) }
+
+// HasInputs reports whether inputs were marked with WithInputs.
+func (e Example) HasInputs() bool { return len(e.inputKeys) > 0 }
+
+func (e Example) clone() Example {
+	return Example{fields: maps.Clone(e.fields), inputKeys: slices.Clone(e.inputKeys)}
+}
+
+// Get returns the value under key and whether it is present.
+func (e Example) Get(key string) (any, bool) {
+	v, ok := e.fields[key]
+	return v, ok
+}
+
+// Has reports whether key is present.
+func (e Example) Has(key string) bool {
+	_, ok := e.fields[key]
+	return ok
+}
+
+// With returns a copy with key set to v.
+func (e Example) With(key string, v any) Example {
+	c := e.clone()
+	if c.fields == nil {
+		c.fields = map[string]any{}
+	}
+	c.fields[key] = v
+	return c
+}
+
+// Without returns a copy without the given keys.
+func (e Example) Without(keys ...string) Example {
+	c := e.clone()
+	for _, k := range keys {
+		delete(c.fields, k)
+	}
+	c.inputKeys = slices.DeleteFunc(c.inputKeys, func(k string) bool { return slices.Contains(keys, k) })
+	return c
+}
+
+// Keys returns the keys in sorted order.
+func (e Example) Keys() []string {
+	keys := slices.Collect(maps.Keys(e.fields))
+	sort.Strings(keys)
+	return keys
+}
+
+// Len is the number of fields.
+func (e Example) Len() int { return len(e.fields) }
+
+// Map returns a copy of the fields.
+func (e Example) Map() map[string]any { return maps.Clone(e.fields) }
+
+// Inputs returns only the input fields (all fields when none are marked).
+func (e Example) Inputs() map[string]any {
+	if len(e.inputKeys) == 0 {
+		return maps.Clone(e.fields)
+	}
+	out := make(map[string]any, len(e.inputKeys))
+	for _, k := range e.inputKeys {
+		if v, ok := e.fields[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Labels returns the fields that are not inputs.
+func (e Example) Labels() map[string]any {
+	out := make(map[string]any, len(e.fields))
+	for k, v := range e.fields {
+		if !slices.Contains(e.inputKeys, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// String returns the value under key as text: strings as they are, other
+// values as Python's str() would write them; "" when absent.
+func (e Example) String(key string) string {
+	v, ok := e.fields[key]
+	if !ok {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return pyjson.Str(v)
+}
+
+// Int returns the value under key as an integer.
+func (e Example) Int(key string) (int64, error) {
+	v, ok := e.fields[key]
+	if !ok {
+		return 0, fmt.Errorf("example: no field %q", key)
+	}
+	switch x := pyjson.Normalize(v).(type) {
+	case int64:
+		return x, nil
+	case float64:
+		if x == math.Trunc(x) {
+			return int64(x), nil
+		}
+	case string:
+		if i, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64); err == nil {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("example: field %q is %T, not an integer", key, v)
+}
+
+// Float returns the value under key as a float.
+func (e Example) Float(key string) (float64, error) {
+	v, ok := e.fields[key]
+	if !ok {
+		return 0, fmt.Errorf("example: no field %q", key)
+	}
+	switch x := pyjson.Normalize(v).(type) {
+	case int64:
+		return float64(x), nil
+	case float64:
+		return x, nil
+	case string:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("example: field %q is %T, not a number", key, v)
+}
+
+// Bool returns the value under key as a bool.
+func (e Example) Bool(key string) (bool, error) {
+	v, ok := e.fields[key]
+	if !ok {
+		return false, fmt.Errorf("example: no field %q", key)
+	}
+	if b, ok := v.(bool); ok {
+		return b, nil
+	}
+	return false, fmt.Errorf("example: field %q is %T, not a bool", key, v)
+}
+
+// Strings returns a list value as strings.
+func (e Example) Strings(key string) ([]string, error) {
+	v, ok := e.fields[key]
+	if !ok {
+		return nil, fmt.Errorf("example: no field %q", key)
+	}
+	arr, ok := pyjson.Normalize(v).([]any)
+	if !ok {
+		return nil, fmt.Errorf("example: field %q is %T, not a list", key, v)
+	}
+	out := make([]string, len(arr))
+	for i, x := range arr {
+		if s, ok := x.(string); ok {
+			out[i] = s
+		} else {
+			out[i] = pyjson.Str(x)
+		}
+	}
+	return out, nil
+}
+
+// Decode copies the fields into a struct (or map) pointed to by dst, through
+// JSON, so struct tags apply.
+func (e Example) Decode(dst any) error {
+	b, err := json.Marshal(e.fields)
+	if err != nil {
+		return fmt.Errorf("example: encode fields: %w", err)
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("example: decode into %T: %w", dst, err)
+	}
+	return nil
+}
+
+// MarshalJSON writes the fields as one JSON object.
+func (e Example) MarshalJSON() ([]byte, error) {
+	if e.fields == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(e.fields)
+}
+
+// UnmarshalJSON reads one JSON object, telling integers from floats as
+// Python would.
+func (e *Example) UnmarshalJSON(b []byte) error {
+	v, err := pyjson.Decode(b)
+	if err != nil {
+		return fmt.Errorf("example: %w", err)
+	}
+	obj, ok := v.(pyjson.Object)
+	if !ok {
+		return fmt.Errorf("example: expected a JSON object, got %s", strings.TrimSpace(string(b[:min(len(b), 20)])))
+	}
+	e.fields = obj.Map()
+	return nil
+}
+
+// Prediction is a module's output: the chosen completion's fields, plus every
+// completion when several were sampled (n > 1).
+type Prediction struct {
+	Example
+	// Completions holds each sampled completion's fields, the chosen one first.
+	Completions []map[string]any
+}
+
+// NewPrediction builds a prediction from completions; the first is chosen.
+func NewPrediction(completions ...map[string]any) *Prediction {
+	p := &Prediction{Completions: completions}
+	if len(completions) > 0 {
+		p.Example = New(completions[0])
+	}
+	return p
+}

@@ -1,0 +1,420 @@
+package signature
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/dspex/dspex/internal/pyjson"
+)
+
+// Kind names the shape of a field type.
+type Kind uint8
+
+// The kinds of field types. They mirror the Python annotations DSPy accepts.
+const (
+	String   Kind = iota + 1 // str
+	Int                      // int
+	Float                    // float
+	Bool                     // bool
+	List                     // list[T]; Elem is T, nil for a bare list
+	Dict                     // dict[str, T]; Elem is T, nil for a bare dict
+	Literal                  // Literal["a", "b"]; Values holds the choices
+	Optional                 // T | None; Elem is T
+	Object                   // a nested object, from a Go struct
+	Any                      // typing.Any
+)
+
+// Type is a field's type. Types are immutable once built; share them freely.
+type Type struct {
+	Kind Kind
+	// Elem is the element type of List and Dict, and the wrapped type of Optional.
+	Elem *Type
+	// Values are the choices of a Literal: string, int64, float64, bool or nil.
+	Values []any
+	// Name is an Object's name (its Go type name), shown to the LM.
+	Name string
+	// Fields are an Object's fields in declaration order.
+	Fields []ObjectField
+	// GoType is the Go struct an Object was built from, if any.
+	GoType reflect.Type
+}
+
+// ObjectField is one field of an Object type.
+type ObjectField struct {
+	Name     string
+	Type     *Type
+	Desc     string
+	Required bool
+}
+
+// Shared scalar types.
+var (
+	StringType = &Type{Kind: String}
+	IntType    = &Type{Kind: Int}
+	FloatType  = &Type{Kind: Float}
+	BoolType   = &Type{Kind: Bool}
+	AnyType    = &Type{Kind: Any}
+)
+
+// ListOf returns list[elem].
+func ListOf(elem *Type) *Type { return &Type{Kind: List, Elem: elem} }
+
+// DictOf returns dict[str, elem].
+func DictOf(elem *Type) *Type { return &Type{Kind: Dict, Elem: elem} }
+
+// OptionalOf returns elem | None. Optional of Optional collapses.
+func OptionalOf(elem *Type) *Type {
+	if elem.Kind == Optional {
+		return elem
+	}
+	return &Type{Kind: Optional, Elem: elem}
+}
+
+// LiteralOf returns Literal[values...]. Values must be strings, integers,
+// floats, bools or nil.
+func LiteralOf(values ...any) *Type {
+	vs := make([]any, len(values))
+	for i, v := range values {
+		vs[i] = pyjson.Normalize(v)
+	}
+	return &Type{Kind: Literal, Values: vs}
+}
+
+// IsStr reports whether t is plain str (the one type DSPy passes through
+// without JSON parsing or type notes).
+func (t *Type) IsStr() bool { return t == nil || t.Kind == String }
+
+// PythonName is the type as DSPy writes it in prompts: str, list[str],
+// dict[str, int], Literal['a', 'b'], Union[str, NoneType], or an object's name.
+func (t *Type) PythonName() string {
+	if t == nil {
+		return "str"
+	}
+	switch t.Kind {
+	case String:
+		return "str"
+	case Int:
+		return "int"
+	case Float:
+		return "float"
+	case Bool:
+		return "bool"
+	case Any:
+		return "Any"
+	case List:
+		if t.Elem == nil {
+			return "list"
+		}
+		return "list[" + t.Elem.PythonName() + "]"
+	case Dict:
+		if t.Elem == nil {
+			return "dict"
+		}
+		return "dict[str, " + t.Elem.PythonName() + "]"
+	case Optional:
+		return "Union[" + t.Elem.PythonName() + ", NoneType]"
+	case Literal:
+		parts := make([]string, len(t.Values))
+		for i, v := range t.Values {
+			if s, ok := v.(string); ok {
+				parts[i] = quoteLiteral(s)
+			} else {
+				parts[i] = pyjson.Str(v)
+			}
+		}
+		return "Literal[" + strings.Join(parts, ", ") + "]"
+	case Object:
+		return t.Name
+	}
+	return "unknown"
+}
+
+// String returns the type as it is written in a signature string.
+func (t *Type) String() string {
+	if t != nil && t.Kind == Optional {
+		return t.Elem.String() + " | None"
+	}
+	return t.PythonName()
+}
+
+// quoteLiteral quotes a string the way Python's repr does inside Literal[...].
+func quoteLiteral(s string) string {
+	hasSingle := strings.Contains(s, "'")
+	hasDouble := strings.Contains(s, `"`)
+	switch {
+	case hasSingle && !hasDouble:
+		return `"` + s + `"`
+	case hasSingle && hasDouble:
+		return "'" + strings.ReplaceAll(s, "'", `\'`) + "'"
+	default:
+		return "'" + s + "'"
+	}
+}
+
+// LiteralChoices renders a Literal's choices as DSPy's type note does:
+// Python str() of each, joined by "; ".
+func (t *Type) LiteralChoices() string {
+	parts := make([]string, len(t.Values))
+	for i, v := range t.Values {
+		parts[i] = pyjson.Str(v)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// JSONSchema returns the JSON schema pydantic would generate for the type,
+// with keys ordered as DSPy orders them in prompts ("type" first, then
+// alphabetical, recursively). Nested objects are collected under "$defs".
+func (t *Type) JSONSchema() pyjson.Object {
+	g := &schemaGen{defs: map[string]pyjson.Object{}}
+	root := g.schema(t, true)
+	if len(g.defs) > 0 {
+		defs := make(pyjson.Object, 0, len(g.defs))
+		for name, d := range g.defs {
+			defs = append(defs, pyjson.Member{Key: name, Value: d})
+		}
+		root = append(root, pyjson.Member{Key: "$defs", Value: defs})
+	}
+	return sortTypeFirst(root).(pyjson.Object)
+}
+
+type schemaGen struct {
+	defs map[string]pyjson.Object
+}
+
+func (g *schemaGen) schema(t *Type, root bool) pyjson.Object {
+	if t == nil {
+		return pyjson.Object{{Key: "type", Value: "string"}}
+	}
+	switch t.Kind {
+	case String:
+		return pyjson.Object{{Key: "type", Value: "string"}}
+	case Int:
+		return pyjson.Object{{Key: "type", Value: "integer"}}
+	case Float:
+		return pyjson.Object{{Key: "type", Value: "number"}}
+	case Bool:
+		return pyjson.Object{{Key: "type", Value: "boolean"}}
+	case Any:
+		return pyjson.Object{}
+	case List:
+		items := pyjson.Object{}
+		if t.Elem != nil {
+			items = g.schema(t.Elem, false)
+		}
+		return pyjson.Object{{Key: "type", Value: "array"}, {Key: "items", Value: items}}
+	case Dict:
+		if t.Elem == nil {
+			return pyjson.Object{{Key: "type", Value: "object"}, {Key: "additionalProperties", Value: true}}
+		}
+		return pyjson.Object{{Key: "type", Value: "object"}, {Key: "additionalProperties", Value: g.schema(t.Elem, false)}}
+	case Optional:
+		return pyjson.Object{{Key: "anyOf", Value: []any{g.schema(t.Elem, false), pyjson.Object{{Key: "type", Value: "null"}}}}}
+	case Literal:
+		out := pyjson.Object{}
+		if len(t.Values) == 1 {
+			out = append(out, pyjson.Member{Key: "const", Value: t.Values[0]})
+		} else {
+			out = append(out, pyjson.Member{Key: "enum", Value: append([]any(nil), t.Values...)})
+		}
+		if jt := literalJSONType(t.Values); jt != "" {
+			out = append(out, pyjson.Member{Key: "type", Value: jt})
+		}
+		return out
+	case Object:
+		body := g.objectBody(t)
+		if root {
+			return body
+		}
+		if _, seen := g.defs[t.Name]; !seen {
+			g.defs[t.Name] = nil // reserve first, so recursive types terminate
+			g.defs[t.Name] = body
+		}
+		return pyjson.Object{{Key: "$ref", Value: "#/$defs/" + t.Name}}
+	}
+	return pyjson.Object{}
+}
+
+func (g *schemaGen) objectBody(t *Type) pyjson.Object {
+	props := pyjson.Object{}
+	var required []any
+	for _, f := range t.Fields {
+		p := g.schema(f.Type, false)
+		if f.Type != nil && f.Type.Kind == Object {
+			// pydantic writes a bare $ref for model-typed fields.
+			if f.Desc != "" {
+				p = append(p, pyjson.Member{Key: "description", Value: f.Desc})
+			}
+		} else {
+			p = append(p, pyjson.Member{Key: "title", Value: pythonTitle(f.Name)})
+			if f.Desc != "" {
+				p = append(p, pyjson.Member{Key: "description", Value: f.Desc})
+			}
+		}
+		if f.Required {
+			required = append(required, f.Name)
+		} else {
+			p = append(p, pyjson.Member{Key: "default", Value: nil})
+		}
+		props = append(props, pyjson.Member{Key: f.Name, Value: p})
+	}
+	out := pyjson.Object{{Key: "type", Value: "object"}, {Key: "properties", Value: props}}
+	if len(required) > 0 {
+		out = append(out, pyjson.Member{Key: "required", Value: required})
+	}
+	return append(out, pyjson.Member{Key: "title", Value: t.Name})
+}
+
+func literalJSONType(values []any) string {
+	kinds := map[string]bool{}
+	for _, v := range values {
+		switch v.(type) {
+		case string:
+			kinds["string"] = true
+		case int64:
+			kinds["integer"] = true
+		case float64:
+			kinds["number"] = true
+		case bool:
+			kinds["boolean"] = true
+		case nil:
+			kinds["null"] = true
+		default:
+			return ""
+		}
+	}
+	if len(kinds) != 1 {
+		return ""
+	}
+	for k := range kinds {
+		return k
+	}
+	return ""
+}
+
+// sortTypeFirst orders every object's keys as DSPy's move_type_to_front
+// does: "type" first, then the rest alphabetically. Arrays keep their order.
+func sortTypeFirst(v any) any {
+	switch x := v.(type) {
+	case pyjson.Object:
+		out := make(pyjson.Object, len(x))
+		for i, m := range x {
+			out[i] = pyjson.Member{Key: m.Key, Value: sortTypeFirst(m.Value)}
+		}
+		sort.SliceStable(out, func(i, j int) bool {
+			ti, tj := out[i].Key == "type", out[j].Key == "type"
+			if ti != tj {
+				return ti
+			}
+			return out[i].Key < out[j].Key
+		})
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = sortTypeFirst(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// pythonTitle is pydantic's default field title: name.title() with
+// underscores turned into spaces ("first_name" -> "First Name").
+func pythonTitle(name string) string {
+	var b strings.Builder
+	prevLetter := false
+	for _, r := range name {
+		isLetter := ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || r > 127
+		switch {
+		case isLetter && !prevLetter:
+			b.WriteString(strings.ToUpper(string(r)))
+		case isLetter:
+			b.WriteString(strings.ToLower(string(r)))
+		default:
+			b.WriteRune(r)
+		}
+		prevLetter = isLetter
+	}
+	return strings.ReplaceAll(b.String(), "_", " ")
+}
+
+// StrictSchema returns the schema for OpenAI structured outputs: every object
+// lists all its properties as required and forbids additional properties.
+// It reports an error for open-ended mappings (dict), which strict mode
+// cannot express.
+func (t *Type) StrictSchema() (map[string]any, error) {
+	if err := t.checkStrict(); err != nil {
+		return nil, err
+	}
+	plain := pyjson.Plain(t.JSONSchema()).(map[string]any)
+	enforceRequired(plain)
+	return plain, nil
+}
+
+func (t *Type) checkStrict() error {
+	if t == nil {
+		return nil
+	}
+	switch t.Kind {
+	case Dict:
+		return fmt.Errorf("signature: open-ended mapping %s is not supported by structured outputs", t.PythonName())
+	case List, Optional:
+		if t.Elem != nil {
+			return t.Elem.checkStrict()
+		}
+	case Object:
+		for _, f := range t.Fields {
+			if f.Type == t {
+				continue
+			}
+			if err := f.Type.checkStrict(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func enforceRequired(s map[string]any) {
+	if s["type"] == "object" {
+		props, _ := s["properties"].(map[string]any)
+		if props == nil {
+			props = map[string]any{}
+			s["properties"] = props
+		}
+		names := make([]string, 0, len(props))
+		for k, p := range props {
+			names = append(names, k)
+			if sub, ok := p.(map[string]any); ok {
+				enforceRequired(sub)
+			}
+		}
+		sort.Strings(names)
+		req := make([]any, len(names))
+		for i, n := range names {
+			req[i] = n
+		}
+		s["required"] = req
+		s["additionalProperties"] = false
+	}
+	if items, ok := s["items"].(map[string]any); ok {
+		enforceRequired(items)
+	}
+	if anyOf, ok := s["anyOf"].([]any); ok {
+		for _, a := range anyOf {
+			if sub, ok := a.(map[string]any); ok {
+				enforceRequired(sub)
+			}
+		}
+	}
+	if defs, ok := s["$defs"].(map[string]any); ok {
+		for _, d := range defs {
+			if sub, ok := d.(map[string]any); ok {
+				enforceRequired(sub)
+			}
+		}
+	}
+}
