@@ -9,15 +9,20 @@
 package example
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/internal/pyjson"
 )
 
@@ -249,6 +254,9 @@ type Prediction struct {
 	Example
 	// Completions holds each sampled completion's fields, the chosen one first.
 	Completions []map[string]any
+	// Usage counts the tokens spent producing this prediction (zero for
+	// cache hits).
+	Usage lm.Usage
 }
 
 // NewPrediction builds a prediction from completions; the first is chosen.
@@ -258,4 +266,59 @@ func NewPrediction(completions ...map[string]any) *Prediction {
 		p.Example = New(completions[0])
 	}
 	return p
+}
+
+// maxLineBytes bounds one JSONL line.
+const maxLineBytes = 16 << 20
+
+// LineError is a bad line in a JSONL data file.
+type LineError struct {
+	File string
+	Line int
+	Err  error
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
+func (e *LineError) Unwrap() error { return e.Err }
+
+// ReadJSONL reads one example per line from r; name is used in errors. Each
+// line must be a JSON object; empty lines and malformed JSON are errors
+// naming the line. inputKeys, when given, are marked as inputs.
+func ReadJSONL(r io.Reader, name string, inputKeys ...string) ([]Example, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	var out []Example
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			return nil, &LineError{name, line, errors.New("empty line; expected a JSON object")}
+		}
+		var e Example
+		if err := e.UnmarshalJSON([]byte(text)); err != nil {
+			return nil, &LineError{name, line, err}
+		}
+		if len(inputKeys) > 0 {
+			e = e.WithInputs(inputKeys...)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, &LineError{name, line + 1, fmt.Errorf("line longer than %d bytes", maxLineBytes)}
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// LoadJSONL reads a JSONL file of examples (see ReadJSONL).
+func LoadJSONL(path string, inputKeys ...string) ([]Example, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open data file: %w", err)
+	}
+	defer f.Close()
+	return ReadJSONL(f, path, inputKeys...)
 }

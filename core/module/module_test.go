@@ -1,0 +1,170 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// echoLM answers every request with fixed field values in chat format and
+// records the requests it saw. It stands in for the network edge only.
+type echoLM struct {
+	name   string
+	answer string
+	mu     sync.Mutex
+	reqs   []*lm.Request
+}
+
+func (e *echoLM) Model() string { return e.name }
+func (e *echoLM) Complete(ctx context.Context, r *lm.Request) (*lm.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &lm.Error{Kind: lm.ErrCanceled, Err: err}
+	}
+	e.mu.Lock()
+	e.reqs = append(e.reqs, r)
+	e.mu.Unlock()
+	return &lm.Response{Choices: []lm.Choice{{Text: e.answer}}, Usage: lm.Usage{PromptTokens: 10, CompletionTokens: 2, TotalTokens: 12}}, nil
+}
+
+func (e *echoLM) last() *lm.Request {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reqs[len(e.reqs)-1]
+}
+
+func TestPredict(t *testing.T) {
+	sig := signature.MustParse("question -> answer: int")
+	model := &echoLM{name: "m", answer: "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"}
+	ctx := WithLM(context.Background(), model)
+
+	p := NewPredict(sig, WithConfig(lm.Params{Temperature: lm.Float(0.3), MaxTokens: lm.Int(100)}),
+		WithDemos(example.New(map[string]any{"question": "1+1?", "answer": 2})))
+	pred, err := p.Forward(WithParams(ctx, lm.Params{Temperature: lm.Float(0.9)}), Inputs{"question": "2+2?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := pred.Int("answer"); n != 4 || pred.Usage.TotalTokens != 12 {
+		t.Fatalf("prediction = %v usage %+v", pred.Map(), pred.Usage)
+	}
+	r := model.last()
+	if *r.Temperature != 0.9 || *r.MaxTokens != 100 {
+		t.Errorf("params: call override must win over predictor config: %+v", r.Params)
+	}
+	if len(r.Messages) != 4 || !strings.Contains(r.Messages[1].Content, "1+1?") {
+		t.Errorf("demo not in prompt: %+v", r.Messages)
+	}
+}
+
+func TestPredictErrors(t *testing.T) {
+	sig := signature.MustParse("question, hint: str | None -> answer")
+	p := NewPredict(sig)
+	if _, err := p.Forward(context.Background(), Inputs{"question": "q"}); !errors.Is(err, ErrNoLM) {
+		t.Errorf("no LM: %v", err)
+	}
+	model := &echoLM{answer: "no markers"}
+	ctx := WithAdapter(WithLM(context.Background(), model), &adapter.ChatAdapter{NoFallback: true})
+	if _, err := p.Forward(ctx, Inputs{"hint": "h"}); err == nil || !strings.Contains(err.Error(), `missing input field "question"`) {
+		t.Errorf("missing input: %v", err)
+	}
+	_, err := p.Forward(ctx, Inputs{"question": "q"}) // optional hint may be absent
+	if !adapter.IsParseError(err) {
+		t.Errorf("unparsable answer: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.Forward(cancelled, Inputs{"question": "q"}); !errors.Is(err, lm.ErrCanceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+func TestOwnLMWins(t *testing.T) {
+	sig := signature.MustParse("q -> a")
+	ctxLM := &echoLM{name: "ctx", answer: "[[ ## a ## ]]\nctx"}
+	own := &echoLM{name: "own", answer: "[[ ## a ## ]]\nown"}
+	p := NewPredict(sig, WithOwnLM(own))
+	pred, err := p.Forward(WithLM(context.Background(), ctxLM), Inputs{"q": "x"})
+	if err != nil || pred.String("a") != "own" {
+		t.Fatalf("pred %v err %v", pred, err)
+	}
+}
+
+func TestChainOfThought(t *testing.T) {
+	model := &echoLM{answer: "[[ ## reasoning ## ]]\nBecause.\n\n[[ ## answer ## ]]\nyes"}
+	cot := NewChainOfThought(signature.MustParse("question -> answer"))
+	pred, err := cot.Forward(WithLM(context.Background(), model), Inputs{"question": "?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pred.String("reasoning") != "Because." || pred.String("answer") != "yes" {
+		t.Errorf("pred = %v", pred.Map())
+	}
+	names := cot.NamedPredictors()
+	if len(names) != 1 || names[0].Name != "predict" {
+		t.Errorf("named predictors = %+v", names)
+	}
+	if got := cot.Predict.Signature().String(); got != "question -> reasoning, answer" {
+		t.Errorf("signature = %s", got)
+	}
+	// A clone is independent of the original.
+	c := cot.Clone()
+	c.Predict.SetDemos([]example.Example{example.New(map[string]any{"question": "x"})})
+	if len(cot.Predict.Demos()) != 0 {
+		t.Error("clone shares demos with the original")
+	}
+}
+
+type qIn struct {
+	Question string `json:"question"`
+}
+
+type qOut struct {
+	Reasoning string `json:"reasoning"`
+	Answer    int    `json:"answer" desc:"a number"`
+}
+
+func TestTyped(t *testing.T) {
+	model := &echoLM{answer: "[[ ## reasoning ## ]]\nsum\n\n[[ ## answer ## ]]\n4"}
+	qa, err := NewTyped[qIn, qOut](NewChainOfThought)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := qa.Call(WithLM(context.Background(), model), qIn{Question: "2+2?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Answer != 4 || out.Reasoning != "sum" {
+		t.Errorf("out = %+v", out)
+	}
+	if got := qa.Module().(*ChainOfThought).Predict.Signature().String(); got != "question -> reasoning, answer: int" {
+		t.Errorf("signature = %s", got)
+	}
+}
+
+func TestPredictConcurrentUse(t *testing.T) {
+	model := &echoLM{answer: "[[ ## a ## ]]\nok"}
+	p := NewPredict(signature.MustParse("q -> a"))
+	ctx := WithLM(context.Background(), model)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := p.Forward(ctx, Inputs{"q": i}); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			p.SetDemos([]example.Example{example.New(map[string]any{"q": i, "a": "x"})})
+			p.SetSignature(p.Signature().WithInstructions("v2"))
+		}()
+	}
+	wg.Wait()
+}

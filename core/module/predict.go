@@ -1,0 +1,186 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// Module is anything that turns inputs into a prediction. Implementations
+// are safe for concurrent use and honour ctx.
+type Module interface {
+	Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error)
+}
+
+// NamedPredictor is a predictor and its stable dotted name within a program
+// ("predict", "generate.predict").
+type NamedPredictor struct {
+	Name      string
+	Predictor *Predict
+}
+
+// Program is a module whose predictors optimizers can reach.
+type Program interface {
+	Module
+	// NamedPredictors lists the program's predictors in a stable order.
+	NamedPredictors() []NamedPredictor
+}
+
+// ErrNoLM is returned when a predictor has no LM of its own and the context
+// carries none.
+var ErrNoLM = errors.New("module: no LM configured (use module.WithLM(ctx, model) or Predict.SetLM)")
+
+// Predict formats a signature with its demos and the inputs, calls the LM
+// and parses the answer. Its state — signature (with instructions), demos,
+// its own LM and sampling parameters — is what optimizers tune. Safe for
+// concurrent use: Forward works on a snapshot of the state.
+type Predict struct {
+	mu     sync.RWMutex
+	sig    *signature.Signature
+	demos  []example.Example
+	model  lm.LM
+	params lm.Params
+}
+
+var _ Program = (*Predict)(nil)
+
+// PredictOption configures a Predict.
+type PredictOption func(*Predict)
+
+// WithConfig sets the predictor's sampling parameters (DSPy's **config).
+func WithConfig(p lm.Params) PredictOption { return func(pr *Predict) { pr.params = p } }
+
+// WithDemos sets the predictor's demos.
+func WithDemos(demos ...example.Example) PredictOption {
+	return func(pr *Predict) { pr.demos = slices.Clone(demos) }
+}
+
+// WithOwnLM gives the predictor its own LM, used instead of the context's.
+func WithOwnLM(m lm.LM) PredictOption { return func(pr *Predict) { pr.model = m } }
+
+// NewPredict returns a predictor for sig.
+func NewPredict(sig *signature.Signature, opts ...PredictOption) *Predict {
+	p := &Predict{sig: sig}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Signature returns the predictor's signature.
+func (p *Predict) Signature() *signature.Signature {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.sig
+}
+
+// SetSignature replaces the signature (and with it the instructions).
+func (p *Predict) SetSignature(sig *signature.Signature) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sig = sig
+}
+
+// Demos returns a copy of the demos.
+func (p *Predict) Demos() []example.Example {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.demos)
+}
+
+// SetDemos replaces the demos.
+func (p *Predict) SetDemos(demos []example.Example) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.demos = slices.Clone(demos)
+}
+
+// LM returns the predictor's own LM, nil when it uses the context's.
+func (p *Predict) LM() lm.LM {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.model
+}
+
+// SetLM sets the predictor's own LM (nil to use the context's).
+func (p *Predict) SetLM(m lm.LM) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.model = m
+}
+
+// Params returns the predictor's sampling parameters.
+func (p *Predict) Params() lm.Params {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.params
+}
+
+// SetParams replaces the predictor's sampling parameters.
+func (p *Predict) SetParams(params lm.Params) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.params = params
+}
+
+// Clone returns an independent copy of the predictor's state.
+func (p *Predict) Clone() *Predict {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return &Predict{sig: p.sig, demos: slices.Clone(p.demos), model: p.model, params: p.params.Merge(lm.Params{})}
+}
+
+// NamedPredictors returns the predictor itself, named "self" as DSPy names a
+// bare predictor.
+func (p *Predict) NamedPredictors() []NamedPredictor {
+	return []NamedPredictor{{Name: "self", Predictor: p}}
+}
+
+// Forward runs one prediction. Missing input fields are an error (optional
+// inputs, typed T | None, may be left out). LM errors are returned wrapped,
+// matching lm's sentinels with errors.Is; unparsable answers are
+// *adapter.ParseError.
+func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
+	p.mu.RLock()
+	sig, demos, own, params := p.sig, p.demos, p.model, p.params
+	p.mu.RUnlock()
+
+	for i := range sig.NumInputs() {
+		f := sig.Input(i)
+		if _, ok := inputs[f.Name]; !ok && f.Type.Kind != signature.Optional {
+			return nil, fmt.Errorf("predict %s: missing input field %q", sig, f.Name)
+		}
+	}
+	set := SettingsFrom(ctx)
+	model := own
+	if model == nil {
+		model = set.LM
+	}
+	if model == nil {
+		return nil, ErrNoLM
+	}
+	a := set.Adapter
+	if a == nil {
+		a = &adapter.ChatAdapter{}
+	}
+	res, err := adapter.Call(ctx, a, model, adapter.Request{
+		Signature: sig,
+		Demos:     demos,
+		Inputs:    inputs,
+		Params:    params.Merge(set.Params),
+		RolloutID: set.RolloutID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("predict %s: %w", sig, err)
+	}
+	pred := example.NewPrediction(res.Outputs...)
+	pred.Usage = res.Response.Usage
+	return pred, nil
+}

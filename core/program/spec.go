@@ -1,0 +1,341 @@
+// Package program reads DSPEx program files (YAML: the LM endpoint, the
+// adapter and the modules with their signatures) and builds runnable
+// programs from them. The format is documented in docs/program-file.md.
+package program
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// Spec is a parsed program file.
+type Spec struct {
+	// LM configures the model endpoint.
+	LM LMSpec `yaml:"lm"`
+	// Adapter is "chat" (the default, with JSON fallback) or "json".
+	Adapter string `yaml:"adapter"`
+	// Program describes the module.
+	Program ModuleSpec `yaml:"program"`
+
+	file string
+	root *yaml.Node
+}
+
+// LMSpec is the lm: section.
+type LMSpec struct {
+	// Model is the model name sent to the endpoint (required).
+	Model string `yaml:"model"`
+	// BaseURL is the OpenAI-compatible base URL; default https://api.openai.com/v1.
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names the environment variable holding the API key; default
+	// OPENAI_API_KEY. Keys never appear in program files.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Headers are extra HTTP headers sent with every request.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds each request (Go duration, e.g. "60s"); default 10m.
+	Timeout string `yaml:"timeout"`
+	// ResponseSchema says whether the endpoint accepts JSON-schema
+	// response formats; default: true.
+	ResponseSchema *bool `yaml:"response_schema"`
+	// Sampling defaults for every call.
+	Temperature *float64       `yaml:"temperature"`
+	MaxTokens   *int           `yaml:"max_tokens"`
+	TopP        *float64       `yaml:"top_p"`
+	N           *int           `yaml:"n"`
+	Stop        []string       `yaml:"stop"`
+	Seed        *int64         `yaml:"seed"`
+	Extra       map[string]any `yaml:"extra"`
+}
+
+// ModuleSpec is the program: section.
+type ModuleSpec struct {
+	// Module is "predict" or "chain_of_thought".
+	Module string `yaml:"module"`
+	// Signature is the signature string, e.g. "question -> answer".
+	Signature string `yaml:"signature"`
+	// Instructions replace the signature's default instructions.
+	Instructions string `yaml:"instructions"`
+	// Fields add descriptions to fields by name.
+	Fields map[string]FieldSpec `yaml:"fields"`
+	// Demos are few-shot examples (field name -> value).
+	Demos []map[string]any `yaml:"demos"`
+	// Config holds the predictor's own sampling parameters.
+	Config *lm.Params `yaml:"config"`
+}
+
+// FieldSpec describes one field.
+type FieldSpec struct {
+	Desc string `yaml:"desc"`
+}
+
+// Modules a program file may name.
+const (
+	ModulePredict        = "predict"
+	ModuleChainOfThought = "chain_of_thought"
+)
+
+// FileError is a problem in a program file: which file, which field (a
+// dotted path such as "program.signature"), the line when known, and why.
+type FileError struct {
+	File   string
+	Field  string
+	Line   int
+	Reason string
+	Err    error
+}
+
+func (e *FileError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Reason)
+	return b.String()
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// maxFileSize bounds program files; anything larger is surely not one.
+const maxFileSize = 8 << 20
+
+// LoadFile reads and validates a program file.
+func LoadFile(path string) (*Spec, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, &FileError{File: path, Reason: "cannot read program file", Err: err}
+	}
+	if info.Size() > maxFileSize {
+		return nil, &FileError{File: path, Reason: fmt.Sprintf("file is %d bytes, more than the %d a program file may have", info.Size(), maxFileSize)}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &FileError{File: path, Reason: "cannot read program file", Err: err}
+	}
+	return Parse(path, b)
+}
+
+var (
+	yamlLineRE    = regexp.MustCompile(`line (\d+): (.*)`)
+	yamlUnknownRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+)
+
+// Parse reads a program file's contents; name is used in errors.
+func Parse(name string, data []byte) (*Spec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &FileError{File: name, Reason: "file is empty; expected lm: and program: sections"}
+	}
+	spec := &Spec{file: name, root: &root}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(spec); err != nil {
+		return nil, yamlError(name, err)
+	}
+	spec.LM.expandEnv()
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in the lm: section's model,
+// base URL and header values, so one program file can point at different
+// endpoints (the demo's simulated LM listens on a random port).
+func (l *LMSpec) expandEnv() {
+	expand := func(s string) string {
+		return envRefRE.ReplaceAllStringFunc(s, func(ref string) string {
+			m := envRefRE.FindStringSubmatch(ref)
+			if v, ok := os.LookupEnv(m[1]); ok && v != "" {
+				return v
+			}
+			return m[2]
+		})
+	}
+	l.Model = expand(l.Model)
+	l.BaseURL = expand(l.BaseURL)
+	for k, v := range l.Headers {
+		l.Headers[k] = expand(v)
+	}
+}
+
+func yamlError(name string, err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	first := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	if m := yamlLineRE.FindStringSubmatch(first); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		reason := m[2]
+		reason = yamlUnknownRE.ReplaceAllString(reason, "unknown field \"$1\"")
+		return &FileError{File: name, Line: line, Reason: reason, Err: err}
+	}
+	return &FileError{File: name, Reason: first, Err: err}
+}
+
+// line finds the line of a dotted path in the file, 0 when unknown.
+func (s *Spec) line(path string) int {
+	if s.root == nil || len(s.root.Content) == 0 {
+		return 0
+	}
+	n := s.root.Content[0]
+	line := n.Line
+	for _, key := range strings.Split(path, ".") {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line = n.Content[i].Line
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}
+
+func (s *Spec) errorf(field string, err error, format string, args ...any) *FileError {
+	return &FileError{File: s.file, Field: field, Line: s.line(field), Reason: fmt.Sprintf(format, args...), Err: err}
+}
+
+func (s *Spec) validate() error {
+	if strings.TrimSpace(s.LM.Model) == "" {
+		return s.errorf("lm.model", nil, "required: the model name to call")
+	}
+	if s.LM.Timeout != "" {
+		if d, err := time.ParseDuration(s.LM.Timeout); err != nil || d <= 0 {
+			return s.errorf("lm.timeout", err, "%q is not a positive duration such as \"60s\"", s.LM.Timeout)
+		}
+	}
+	switch s.Adapter {
+	case "", "chat", "json":
+	default:
+		return s.errorf("adapter", nil, "%q is not an adapter; expected chat or json", s.Adapter)
+	}
+	switch s.Program.Module {
+	case ModulePredict, ModuleChainOfThought:
+	case "":
+		return s.errorf("program.module", nil, "required: one of %s, %s", ModulePredict, ModuleChainOfThought)
+	default:
+		return s.errorf("program.module", nil, "%q is not a module; expected %s or %s", s.Program.Module, ModulePredict, ModuleChainOfThought)
+	}
+	if strings.TrimSpace(s.Program.Signature) == "" {
+		return s.errorf("program.signature", nil, "required, e.g. \"question -> answer\"")
+	}
+	sig, err := s.Signature()
+	if err != nil {
+		return err
+	}
+	for i, d := range s.Program.Demos {
+		for k := range d {
+			if _, ok := sig.Field(k); !ok && !(k == module.ReasoningField && s.Program.Module == ModuleChainOfThought) {
+				return s.errorf(fmt.Sprintf("program.demos.%d", i), nil, "demo %d has field %q, which the signature %q does not have", i+1, k, sig.String())
+			}
+		}
+	}
+	return nil
+}
+
+// Signature builds the program's signature with its instructions and field
+// descriptions.
+func (s *Spec) Signature() (*signature.Signature, error) {
+	sig, err := signature.Parse(s.Program.Signature)
+	if err != nil {
+		return nil, s.errorf("program.signature", err, "%v", err)
+	}
+	sig = sig.WithInstructions(s.Program.Instructions)
+	for name, f := range s.Program.Fields {
+		if sig, err = sig.WithDesc(name, f.Desc); err != nil {
+			return nil, s.errorf("program.fields."+name, err, "no field %q in signature %q", name, s.Program.Signature)
+		}
+	}
+	return sig, nil
+}
+
+// Params returns the LM's default sampling parameters.
+func (l LMSpec) Params() lm.Params {
+	return lm.Params{Temperature: l.Temperature, MaxTokens: l.MaxTokens, TopP: l.TopP, N: l.N, Stop: l.Stop, Seed: l.Seed, Extra: l.Extra}
+}
+
+// NewLM builds the LM client the lm: section describes.
+func (s *Spec) NewLM() (lm.LM, error) {
+	var timeout time.Duration
+	if s.LM.Timeout != "" {
+		timeout, _ = time.ParseDuration(s.LM.Timeout)
+	}
+	m, err := lm.NewOpenAI(lm.OpenAIConfig{
+		Model:          s.LM.Model,
+		BaseURL:        s.LM.BaseURL,
+		APIKeyEnv:      s.LM.APIKeyEnv,
+		Headers:        s.LM.Headers,
+		Timeout:        timeout,
+		Params:         s.LM.Params(),
+		ResponseSchema: s.LM.ResponseSchema,
+	})
+	if err != nil {
+		return nil, s.errorf("lm", err, "%v", err)
+	}
+	return m, nil
+}
+
+// NewAdapter returns the adapter the file names.
+func (s *Spec) NewAdapter() adapter.Adapter {
+	if s.Adapter == "json" {
+		return adapter.JSONAdapter{}
+	}
+	return &adapter.ChatAdapter{}
+}
+
+// NewProgram builds the module the program: section describes.
+func (s *Spec) NewProgram() (module.Program, error) {
+	sig, err := s.Signature()
+	if err != nil {
+		return nil, err
+	}
+	var opts []module.PredictOption
+	if len(s.Program.Demos) > 0 {
+		demos := make([]example.Example, len(s.Program.Demos))
+		for i, d := range s.Program.Demos {
+			demos[i] = example.New(d)
+		}
+		opts = append(opts, module.WithDemos(demos...))
+	}
+	if s.Program.Config != nil {
+		opts = append(opts, module.WithConfig(*s.Program.Config))
+	}
+	switch s.Program.Module {
+	case ModuleChainOfThought:
+		return module.NewChainOfThought(sig, opts...), nil
+	case ModulePredict:
+		return module.NewPredict(sig, opts...), nil
+	}
+	return nil, errors.New("program: unreachable module kind " + s.Program.Module)
+}

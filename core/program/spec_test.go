@@ -1,0 +1,104 @@
+package program
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dspex/dspex/core/module"
+)
+
+const validSpec = `lm:
+  model: gpt-4o-mini
+  base_url: ${DSPEX_TEST_BASE:-http://127.0.0.1:9/v1}
+  temperature: 0.2
+program:
+  module: chain_of_thought
+  signature: "question -> answer: int"
+  instructions: Count.
+  fields:
+    answer: {desc: a number}
+  demos:
+    - {question: "1+1?", reasoning: "one and one", answer: 2}
+  config: {temperature: 0.7}
+`
+
+func TestParseValid(t *testing.T) {
+	t.Setenv("DSPEX_TEST_BASE", "http://127.0.0.1:1234/v1")
+	spec, err := Parse("p.yaml", []byte(validSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.LM.BaseURL != "http://127.0.0.1:1234/v1" {
+		t.Errorf("env not expanded: %q", spec.LM.BaseURL)
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cot, ok := prog.(*module.ChainOfThought)
+	if !ok {
+		t.Fatalf("program is %T", prog)
+	}
+	sig := cot.Predict.Signature()
+	if sig.String() != "question -> reasoning, answer: int" || sig.Instructions() != "Count." {
+		t.Errorf("signature %s / %q", sig, sig.Instructions())
+	}
+	if f, _ := sig.Field("answer"); f.Desc != "a number" {
+		t.Errorf("desc = %q", f.Desc)
+	}
+	if d := cot.Predict.Demos(); len(d) != 1 || d[0].String("answer") != "2" {
+		t.Errorf("demos = %v", d)
+	}
+	if p := cot.Predict.Params(); p.Temperature == nil || *p.Temperature != 0.7 {
+		t.Errorf("config = %+v", p)
+	}
+	if _, err := spec.NewLM(); err != nil {
+		t.Errorf("NewLM: %v", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"empty", "", "p.yaml: file is empty"},
+		{"malformed", "lm: [", "p.yaml"},
+		{"no model", "lm:\n  base_url: x\nprogram:\n  module: predict\n  signature: a -> b\n", "p.yaml:1: lm.model: required"},
+		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: unknown field "modle"`},
+		{"bad module", "lm: {model: m}\nprogram:\n  module: react\n  signature: a -> b\n", `p.yaml:3: program.module: "react" is not a module`},
+		{"bad signature", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"a -> b: lst\"\n", `p.yaml:4: program.signature: signature "a -> b: lst": column 9: unknown type "lst"`},
+		{"demo field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: 1, c: 2}\n", `program.demos.0: demo 1 has field "c"`},
+		{"desc field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  fields:\n    z: {desc: x}\n", `program.fields.z: no field "z"`},
+		{"timeout", "lm: {model: m, timeout: soon}\nprogram: {module: predict, signature: a -> b}\n", `lm.timeout: "soon" is not a positive duration`},
+		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
+		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", "p.yaml:1: cannot unmarshal"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(c.yaml))
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want *FileError", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q\ndoes not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	if _, err := LoadFile(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml: cannot read program file") {
+		t.Errorf("missing file: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "ok.yaml")
+	if err := os.WriteFile(p, []byte(validSpec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(p); err != nil {
+		t.Errorf("LoadFile: %v", err)
+	}
+}

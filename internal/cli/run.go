@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pyjson"
+)
+
+type runFlags struct {
+	program     string
+	input       string
+	inputs      string
+	concurrency int
+}
+
+func newRunCommand(s *streams) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run --program FILE (--input JSON | --inputs FILE.jsonl)",
+		Short: "Run a program on one input or a JSONL file of inputs",
+		Long: `Run a program file (see docs/program-file.md) on one input given as a JSON
+object (--input '{"question": "..."}') or on every line of a JSONL file
+(--inputs data.jsonl; "-" reads standard input).
+
+Each prediction is printed to standard output as one JSON object holding the
+program's output fields, in input order. An input that fails prints
+{"error": "..."} on its line instead, and the command exits with status 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRun(cmd.Context(), s, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.program, "program", "", "program file (YAML)")
+	cmd.Flags().StringVar(&f.input, "input", "", "one input as a JSON object")
+	cmd.Flags().StringVar(&f.inputs, "inputs", "", "JSONL file with one input object per line (- for stdin)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 8, "inputs run at once")
+	_ = cmd.MarkFlagRequired("program")
+	return cmd
+}
+
+func usageError(format string, args ...any) error {
+	return &ExitError{Code: 2, Err: fmt.Errorf(format, args...)}
+}
+
+func runRun(ctx context.Context, s *streams, f *runFlags) error {
+	if (f.input == "") == (f.inputs == "") {
+		return usageError("give exactly one of --input and --inputs")
+	}
+	if f.concurrency < 1 {
+		return usageError("--concurrency must be at least 1, got %d", f.concurrency)
+	}
+	spec, err := program.LoadFile(f.program)
+	if err != nil {
+		return err
+	}
+	inputs, err := readInputs(s, f)
+	if err != nil {
+		return err
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		return err
+	}
+	model, err := spec.NewLM()
+	if err != nil {
+		return err
+	}
+	sig, _ := spec.Signature()
+	ctx = module.WithAdapter(module.WithLM(ctx, model), spec.NewAdapter())
+
+	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
+		pred, err := prog.Forward(ctx, inputs[i].Map())
+		if err != nil {
+			return nil, err
+		}
+		return outputJSON(sig, pred), nil
+	}, func(i int, line []byte, err error) {
+		if err != nil {
+			fmt.Fprintf(s.err, "dspex: input %d: %v\n", i+1, err)
+			line, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		s.out.Write(append(line, '\n'))
+	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d inputs failed", failed, len(inputs))}
+	}
+	return nil
+}
+
+func readInputs(s *streams, f *runFlags) ([]example.Example, error) {
+	if f.input != "" {
+		var e example.Example
+		if err := e.UnmarshalJSON([]byte(f.input)); err != nil {
+			return nil, usageError("--input: %v", err)
+		}
+		return []example.Example{e}, nil
+	}
+	if f.inputs == "-" {
+		return example.ReadJSONL(s.in, "stdin")
+	}
+	data, err := os.ReadFile(f.inputs)
+	if err != nil {
+		return nil, fmt.Errorf("read inputs: %w", err)
+	}
+	return example.ReadJSONL(bytes.NewReader(data), f.inputs)
+}
+
+// outputJSON writes a prediction's output fields in signature order; fields
+// a module adds (such as reasoning) come first, as the module produced them.
+func outputJSON(sig *signature.Signature, pred *example.Prediction) []byte {
+	obj := pyjson.Object{}
+	seen := map[string]bool{}
+	if v, ok := pred.Get(module.ReasoningField); ok && !sig.IsOutput(module.ReasoningField) {
+		obj = append(obj, pyjson.Member{Key: module.ReasoningField, Value: v})
+		seen[module.ReasoningField] = true
+	}
+	for _, f := range sig.Outputs() {
+		if v, ok := pred.Get(f.Name); ok {
+			obj = append(obj, pyjson.Member{Key: f.Name, Value: f.Type.Normalize(v)})
+			seen[f.Name] = true
+		}
+	}
+	for _, k := range pred.Keys() {
+		if !seen[k] {
+			v, _ := pred.Get(k)
+			obj = append(obj, pyjson.Member{Key: k, Value: v})
+		}
+	}
+	b, _ := obj.MarshalJSON()
+	return b
+}
+
+// runOrdered runs work for indexes [0, n) with at most conc at once and
+// hands each result to emit in index order, as soon as all earlier results
+// have been emitted. It returns how many failed. Once ctx is cancelled no
+// new work starts.
+func runOrdered(ctx context.Context, n, conc int, work func(context.Context, int) ([]byte, error), emit func(int, []byte, error)) int {
+	type result struct {
+		line []byte
+		err  error
+	}
+	results := make([]chan result, n)
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	launched := make(chan struct{})
+	go func() {
+		defer close(launched)
+		for i := range n {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				for j := i; j < n; j++ {
+					results[j] <- result{err: ctx.Err()}
+				}
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				line, err := work(ctx, i)
+				results[i] <- result{line, err}
+			}()
+		}
+	}()
+	failed := 0
+	for i := range n {
+		r := <-results[i]
+		if r.err != nil {
+			failed++
+			if errors.Is(r.err, context.Canceled) && ctx.Err() != nil {
+				continue
+			}
+		}
+		emit(i, r.line, r.err)
+	}
+	<-launched
+	wg.Wait()
+	return failed
+}
+
