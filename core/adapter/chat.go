@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/dspex/dspex/core/example"
@@ -39,6 +38,8 @@ func (*ChatAdapter) FormatAssistant(sig *signature.Signature, outputs map[string
 
 type chatFormat struct{}
 
+func (chatFormat) name() string { return "chat" }
+
 func (chatFormat) fieldStructure(sig *signature.Signature) string {
 	parts := []string{
 		structureHeader,
@@ -75,7 +76,28 @@ func (chatFormat) assistantContent(sig *signature.Signature, outputs func(string
 	return body + "\n\n" + completedMarker + "\n"
 }
 
-var fieldHeader = regexp.MustCompile(`^\[\[ ## (\w+) ## \]\]`)
+// fieldHeader matches a "[[ ## name ## ]]" marker at the start of line,
+// returning the name and the rest of the line (DSPy's regex
+// `\[\[ ## (\w+) ## \]\]` applied with re.match).
+func fieldHeader(line string) (name, rest string, ok bool) {
+	const open, close = "[[ ## ", " ## ]]"
+	if !strings.HasPrefix(line, open) {
+		return "", "", false
+	}
+	body := line[len(open):]
+	end := strings.Index(body, close)
+	if end <= 0 {
+		return "", "", false
+	}
+	name = body[:end]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')) {
+			return "", "", false
+		}
+	}
+	return name, body[end+len(close):], true
+}
 
 // Parse splits the completion at "[[ ## name ## ]]" marker lines; the first
 // section for each output field wins, and its text is parsed by the field's
@@ -88,10 +110,9 @@ func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[st
 	}
 	sections := []section{{}}
 	for _, line := range splitLines(completion) {
-		trimmed := pyStrip(line)
-		if m := fieldHeader.FindStringSubmatchIndex(trimmed); m != nil {
-			s := section{name: trimmed[m[2]:m[3]]}
-			if rest := pyStrip(trimmed[m[1]:]); rest != "" {
+		if name, rest, ok := fieldHeader(pyStrip(line)); ok {
+			s := section{name: name}
+			if rest = pyStrip(rest); rest != "" {
 				s.lines = append(s.lines, rest)
 			}
 			sections = append(sections, s)

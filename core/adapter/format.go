@@ -24,6 +24,7 @@ const (
 
 // formatter holds the parts that differ between the chat and JSON formats.
 type formatter interface {
+	name() string
 	fieldStructure(sig *signature.Signature) string
 	outputRequirements(sig *signature.Signature) string
 	assistantContent(sig *signature.Signature, outputs func(string) (any, bool), missing string) string
@@ -32,7 +33,14 @@ type formatter interface {
 // format is DSPy's Adapter.format: system message, demos, then the request.
 func format(f formatter, sig *signature.Signature, demos []example.Example, inputs map[string]any) []lm.Message {
 	msgs := make([]lm.Message, 0, 2+2*len(demos))
-	system := fieldDescription(sig) + "\n" + f.fieldStructure(sig) + "\n" + taskDescription(sig)
+	// The system message and the output reminder depend on the signature
+	// alone, which never changes: build them once per signature.
+	system := sig.Derived(derivedKey{f.name(), "system"}, func() any {
+		return fieldDescription(sig) + "\n" + f.fieldStructure(sig) + "\n" + taskDescription(sig)
+	}).(string)
+	requirements := sig.Derived(derivedKey{f.name(), "requirements"}, func() any {
+		return f.outputRequirements(sig)
+	}).(string)
 	msgs = append(msgs, lm.Message{Role: lm.RoleSystem, Content: system})
 
 	var complete, incomplete []example.Example
@@ -55,12 +63,15 @@ func format(f formatter, sig *signature.Signature, demos []example.Example, inpu
 			lm.Message{Role: lm.RoleAssistant, Content: f.assistantContent(sig, d.Get, missingInCompleteDemo)})
 	}
 	get := func(k string) (any, bool) { v, ok := inputs[k]; return v, ok }
-	content := userContent(sig, get, "", f.outputRequirements(sig))
+	content := userContent(sig, get, "", requirements)
 	if content != "" {
 		msgs = append(msgs, lm.Message{Role: lm.RoleUser, Content: content})
 	}
 	return msgs
 }
+
+// derivedKey names a prompt part cached on a signature.
+type derivedKey struct{ format, part string }
 
 func isComplete(sig *signature.Signature, d example.Example) bool {
 	for _, f := range sig.Fields() {

@@ -61,6 +61,8 @@ func (JSONAdapter) FormatAssistant(sig *signature.Signature, outputs map[string]
 
 type jsonFormat struct{}
 
+func (jsonFormat) name() string { return "json" }
+
 func (jsonFormat) fieldStructure(sig *signature.Signature) string {
 	outs := sig.Outputs()
 	obj := make(pyjson.Object, len(outs))

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -41,6 +42,20 @@ type Signature struct {
 	inputs       []Field
 	outputs      []Field
 	instructions string
+	derived      *sync.Map // values computed from this (immutable) signature
+}
+
+// Derived returns the value cached under key, computing it with compute the
+// first time. Since a signature never changes, anything computed from it
+// alone (an adapter's system message, say) can be cached here. Keys should
+// be unexported types of the caller's package. Safe for concurrent use;
+// compute may run more than once under contention.
+func (s *Signature) Derived(key any, compute func() any) any {
+	if v, ok := s.derived.Load(key); ok {
+		return v
+	}
+	v, _ := s.derived.LoadOrStore(key, compute())
+	return v
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -76,7 +91,7 @@ func New(inputs, outputs []Field, instructions string) (*Signature, error) {
 			out[i-len(inputs)] = f
 		}
 	}
-	s := &Signature{name: "StringSignature", inputs: in, outputs: out}
+	s := &Signature{name: "StringSignature", inputs: in, outputs: out, derived: new(sync.Map)}
 	if strings.TrimSpace(instructions) == "" {
 		s.instructions = s.DefaultInstructions()
 	} else {
@@ -153,6 +168,7 @@ func (s *Signature) clone() *Signature {
 	c := *s
 	c.inputs = slices.Clone(s.inputs)
 	c.outputs = slices.Clone(s.outputs)
+	c.derived = new(sync.Map)
 	return &c
 }
 

@@ -196,4 +196,3 @@ func runOrdered(ctx context.Context, n, conc int, work func(context.Context, int
 	wg.Wait()
 	return failed
 }
-

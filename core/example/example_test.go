@@ -1,0 +1,72 @@
+package example
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestExampleInputsAndAccessors(t *testing.T) {
+	e := New(map[string]any{"question": "q", "answer": "4", "n": int64(3), "f": 0.5, "ok": true, "tags": []any{"a", 1}})
+	e = e.WithInputs("question")
+	if got := e.Inputs(); len(got) != 1 || got["question"] != "q" {
+		t.Errorf("Inputs = %v", got)
+	}
+	if got := e.Labels(); len(got) != 5 || got["question"] != nil {
+		t.Errorf("Labels = %v", got)
+	}
+	if n, err := e.Int("answer"); err != nil || n != 4 {
+		t.Errorf("Int(answer) = %d, %v", n, err)
+	}
+	if f, err := e.Float("n"); err != nil || f != 3 {
+		t.Errorf("Float(n) = %v, %v", f, err)
+	}
+	if _, err := e.Int("f"); err == nil {
+		t.Error("Int of 0.5 accepted")
+	}
+	if s := e.String("ok"); s != "True" {
+		t.Errorf("String(ok) = %q", s)
+	}
+	if tags, err := e.Strings("tags"); err != nil || strings.Join(tags, ",") != "a,1" {
+		t.Errorf("Strings = %v %v", tags, err)
+	}
+	w := e.With("answer", "5")
+	if e.String("answer") != "4" || w.String("answer") != "5" || !w.HasInputs() {
+		t.Error("With changed the original or lost the inputs")
+	}
+	if wo := w.Without("question"); wo.Has("question") || wo.HasInputs() {
+		t.Error("Without kept the field or its input mark")
+	}
+}
+
+func TestReadJSONL(t *testing.T) {
+	ex, err := ReadJSONL(strings.NewReader("{\"q\": 1, \"a\": 2.0}\n{\"q\": \"x\"}\n"), "d.jsonl", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex) != 2 || ex[0].String("a") != "2.0" || ex[1].InputKeys()[0] != "q" {
+		t.Errorf("examples = %v", ex)
+	}
+	for _, c := range []struct{ data, want string }{
+		{"{\"q\": 1}\n\n{\"q\": 2}\n", "d.jsonl:2: empty line"},
+		{"{\"q\": 1}\n{\"q\": \n", "d.jsonl:2: "},
+		{"[1, 2]\n", "d.jsonl:1: example: expected a JSON object"},
+		{"{\"q\": 1} trailing\n", "d.jsonl:1: "},
+	} {
+		_, err := ReadJSONL(strings.NewReader(c.data), "d.jsonl")
+		var le *LineError
+		if !errors.As(err, &le) || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("ReadJSONL(%q) error = %v, want prefix %q", c.data, err, c.want)
+		}
+	}
+}
+
+func TestDecode(t *testing.T) {
+	var out struct {
+		Answer string `json:"answer"`
+		N      int    `json:"n"`
+	}
+	if err := New(map[string]any{"answer": "x", "n": int64(2)}).Decode(&out); err != nil || out.Answer != "x" || out.N != 2 {
+		t.Errorf("Decode = %+v, %v", out, err)
+	}
+}

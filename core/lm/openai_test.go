@@ -1,0 +1,865 @@
+package lm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// unsetKeyEnv names an environment variable the tests never set, so that a
+// developer's OPENAI_API_KEY does not leak into tests that expect no key.
+const unsetKeyEnv = "DSPEX_TEST_UNSET_OPENAI_KEY"
+
+const testKey = "sk-test-secret-0123456789"
+
+const completionJSON = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"test-model-0125",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`
+
+// captured is what a fake server saw of one request.
+type captured struct {
+	path   string
+	header http.Header
+	body   []byte
+}
+
+// fakeServer starts a 127.0.0.1 server whose handler is h and returns its
+// base URL ("…/v1").
+func fakeServer(t testing.TB, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1"
+}
+
+// recordingServer answers every request with status and body and hands the
+// last request it saw to the returned channel.
+func recordingServer(t testing.TB, status int, body string) (string, <-chan captured) {
+	t.Helper()
+	got := make(chan captured, 1)
+	base := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		select {
+		case got <- captured{path: r.URL.Path, header: r.Header.Clone(), body: b}:
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	})
+	return base, got
+}
+
+func newTestOpenAI(t testing.TB, cfg OpenAIConfig) *OpenAI {
+	t.Helper()
+	if cfg.Model == "" {
+		cfg.Model = "test-model"
+	}
+	if cfg.APIKeyEnv == "" {
+		cfg.APIKeyEnv = unsetKeyEnv
+	}
+	o, err := NewOpenAI(cfg)
+	if err != nil {
+		t.Fatalf("NewOpenAI: %v", err)
+	}
+	return o
+}
+
+func userRequest(text string) *Request {
+	return &Request{Messages: []Message{{Role: RoleUser, Content: text}}}
+}
+
+func TestNewOpenAI(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		cfg        OpenAIConfig
+		wantErr    string
+		wantModel  string
+		wantSchema bool
+		wantURL    string
+	}{
+		{name: "defaults", cfg: OpenAIConfig{Model: "gpt-4o-mini"}, wantModel: "gpt-4o-mini", wantSchema: true,
+			wantURL: "https://api.openai.com/v1"},
+		{name: "url without credentials", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:8000/v1/?key=hunter2#x"},
+			wantModel: "m", wantSchema: true, wantURL: "http://127.0.0.1:8000/v1"},
+		{name: "schema off", cfg: OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", ResponseSchema: new(false)}, wantModel: "m"},
+		{name: "schema on", cfg: OpenAIConfig{Model: "m", ResponseSchema: new(true)}, wantModel: "m", wantSchema: true},
+		{name: "empty model", cfg: OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1"}, wantErr: "model is empty"},
+		{name: "blank model", cfg: OpenAIConfig{Model: "  "}, wantErr: "model is empty"},
+		{name: "unparsable url", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@[::1/v1"}, wantErr: "parse base url"},
+		{name: "no scheme", cfg: OpenAIConfig{Model: "m", BaseURL: "localhost:8000/v1"}, wantErr: "not an absolute http or https url"},
+		{name: "relative", cfg: OpenAIConfig{Model: "m", BaseURL: "/v1"}, wantErr: "not an absolute http or https url"},
+		{name: "other scheme", cfg: OpenAIConfig{Model: "m", BaseURL: "ftp://user:hunter2@example.com/v1"}, wantErr: "not an absolute http or https url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.cfg.APIKeyEnv = unsetKeyEnv
+			o, err := NewOpenAI(tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NewOpenAI error = %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q reveals the url's password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewOpenAI: %v", err)
+			}
+			if got := o.Model(); got != tt.wantModel {
+				t.Errorf("Model() = %q, want %q", got, tt.wantModel)
+			}
+			if got := o.SupportsResponseSchema(); got != tt.wantSchema {
+				t.Errorf("SupportsResponseSchema() = %v, want %v", got, tt.wantSchema)
+			}
+			if got := SupportsResponseSchema(o); got != tt.wantSchema {
+				t.Errorf("lm.SupportsResponseSchema = %v, want %v", got, tt.wantSchema)
+			}
+			if tt.wantURL != "" && o.url != tt.wantURL {
+				t.Errorf("url = %q, want %q", o.url, tt.wantURL)
+			}
+		})
+	}
+}
+
+func TestOpenAIRequestBody(t *testing.T) {
+	t.Parallel()
+	schema := map[string]any{
+		"type":                 "object",
+		"properties":           map[string]any{"answer": map[string]any{"type": "string"}},
+		"required":             []any{"answer"},
+		"additionalProperties": false,
+	}
+	tests := []struct {
+		name     string
+		defaults Params
+		req      *Request
+		want     string // JSON body
+	}{
+		{
+			name: "messages only",
+			req: &Request{Messages: []Message{
+				{Role: RoleSystem, Content: "Be brief."},
+				{Role: RoleUser, Content: "Capital of France?"},
+				{Role: RoleAssistant, Content: "Paris."},
+				{Role: RoleUser, Content: "And Italy?"},
+			}},
+			want: `{"model":"test-model","messages":[
+				{"role":"system","content":"Be brief."},
+				{"role":"user","content":"Capital of France?"},
+				{"role":"assistant","content":"Paris."},
+				{"role":"user","content":"And Italy?"}]}`,
+		},
+		{
+			name: "every param",
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
+				Temperature: Float(0.7), MaxTokens: Int(256), TopP: Float(0.9), N: Int(3),
+				Stop: []string{"\n\n", "END"}, Seed: Int64(42),
+			}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
+				"temperature":0.7,"max_tokens":256,"top_p":0.9,"n":3,"stop":["\n\n","END"],"seed":42}`,
+		},
+		{
+			name:     "request params win over defaults",
+			defaults: Params{Temperature: Float(0), MaxTokens: Int(1000), Stop: []string{"x"}, Extra: map[string]any{"a": 1, "b": 2}},
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
+				Temperature: Float(1), Extra: map[string]any{"b": 3},
+			}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
+				"temperature":1,"max_tokens":1000,"stop":["x"],"a":1,"b":3}`,
+		},
+		{
+			name: "zero temperature is sent",
+			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{Temperature: Float(0)}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":0}`,
+		},
+		{
+			name: "model override",
+			req:  &Request{Model: "other-model", Messages: []Message{{Role: RoleUser, Content: "hi"}}},
+			want: `{"model":"other-model","messages":[{"role":"user","content":"hi"}]}`,
+		},
+		{
+			name: "extra fields, nested and overriding",
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
+				MaxTokens: Int(10),
+				Extra: map[string]any{
+					"chat_template_kwargs":  map[string]any{"enable_thinking": false},
+					"max_completion_tokens": 20,
+					"max_tokens":            30,
+				},
+			}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
+				"max_tokens":30,"chat_template_kwargs":{"enable_thinking":false},"max_completion_tokens":20}`,
+		},
+		{
+			name: "json object",
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
+				ResponseFormat: &ResponseFormat{Type: "json_object"}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}`,
+		},
+		{
+			name: "json schema",
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
+				ResponseFormat: &ResponseFormat{Type: "json_schema", Name: "qa", Schema: schema, Strict: true}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema",
+				"json_schema":{"name":"qa","strict":true,"schema":{"type":"object",
+				"properties":{"answer":{"type":"string"}},"required":["answer"],"additionalProperties":false}}}}`,
+		},
+		{
+			name: "json schema without name",
+			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
+				ResponseFormat: &ResponseFormat{Type: "json_schema", Schema: map[string]any{"type": "object"}}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema",
+				"json_schema":{"name":"response","schema":{"type":"object"}}}}`,
+		},
+		{
+			name: "empty format type is no format",
+			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, ResponseFormat: &ResponseFormat{}},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}]}`,
+		},
+		{
+			name: "rollout id is not sent",
+			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, RolloutID: "rollout-7f3a"},
+			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}]}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base, got := recordingServer(t, http.StatusOK, completionJSON)
+			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: tt.defaults})
+			if _, err := o.Complete(t.Context(), tt.req); err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			c := <-got
+			if c.path != "/v1/chat/completions" {
+				t.Errorf("path = %q, want /v1/chat/completions", c.path)
+			}
+			var gotBody, wantBody map[string]any
+			if err := json.Unmarshal(c.body, &gotBody); err != nil {
+				t.Fatalf("request body %s: %v", c.body, err)
+			}
+			if err := json.Unmarshal([]byte(tt.want), &wantBody); err != nil {
+				t.Fatalf("want body: %v", err)
+			}
+			if diff := cmp.Diff(wantBody, gotBody); diff != "" {
+				t.Errorf("request body mismatch (-want +got):\n%s", diff)
+			}
+			if tt.req.RolloutID != "" && bytes.Contains(c.body, []byte(tt.req.RolloutID)) {
+				t.Errorf("request body %s carries the rollout id", c.body)
+			}
+		})
+	}
+}
+
+func TestOpenAIDefaultsNotShared(t *testing.T) {
+	t.Parallel()
+	base, got := recordingServer(t, http.StatusOK, completionJSON)
+	extra := map[string]any{"a": 1}
+	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: Params{Extra: extra}})
+	extra["a"] = 2 // the caller's map changing later must not change requests
+	if _, err := o.Complete(t.Context(), userRequest("hi")); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if c := <-got; !bytes.Contains(c.body, []byte(`"a":1`)) {
+		t.Errorf("request body %s, want \"a\":1", c.body)
+	}
+}
+
+func TestOpenAIHeaders(t *testing.T) {
+	// Not parallel: subtests set environment variables.
+	const keyEnv = "DSPEX_TEST_OPENAI_KEY"
+	tests := []struct {
+		name     string
+		env      string // value of keyEnv, "" for unset
+		cfg      OpenAIConfig
+		wantAuth string // "" for no Authorization header
+		want     map[string]string
+	}{
+		{name: "no key sends no authorization", cfg: OpenAIConfig{APIKeyEnv: unsetKeyEnv}},
+		{name: "explicit key", cfg: OpenAIConfig{APIKey: testKey}, wantAuth: "Bearer " + testKey},
+		{name: "key from env", env: "sk-from-env", cfg: OpenAIConfig{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
+		{name: "explicit key beats env", env: "sk-from-env", cfg: OpenAIConfig{APIKey: testKey, APIKeyEnv: keyEnv}, wantAuth: "Bearer " + testKey},
+		{name: "empty env is no key", env: "", cfg: OpenAIConfig{APIKeyEnv: keyEnv}},
+		{name: "env key is trimmed", env: " sk-from-env\n", cfg: OpenAIConfig{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
+		{
+			name:     "custom headers",
+			cfg:      OpenAIConfig{APIKey: testKey, Headers: map[string]string{"HTTP-Referer": "https://dspex.dev", "X-Title": "dspex"}},
+			wantAuth: "Bearer " + testKey,
+			want:     map[string]string{"Http-Referer": "https://dspex.dev", "X-Title": "dspex", "Content-Type": "application/json"},
+		},
+		{
+			name:     "authorization header replaces key",
+			cfg:      OpenAIConfig{APIKey: testKey, Headers: map[string]string{"Authorization": "Basic abc"}},
+			wantAuth: "Basic abc",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(keyEnv, tt.env)
+			base, got := recordingServer(t, http.StatusOK, completionJSON)
+			cfg := tt.cfg
+			cfg.BaseURL = base
+			o := newTestOpenAI(t, cfg)
+			t.Setenv(keyEnv, "sk-changed-later") // read once, in NewOpenAI
+			if _, err := o.Complete(t.Context(), userRequest("hi")); err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			c := <-got
+			auth, present := c.header["Authorization"]
+			switch {
+			case tt.wantAuth == "" && present:
+				t.Errorf("Authorization = %q, want no header", auth)
+			case tt.wantAuth != "" && c.header.Get("Authorization") != tt.wantAuth:
+				t.Errorf("Authorization = %q, want %q", c.header.Get("Authorization"), tt.wantAuth)
+			}
+			for k, v := range tt.want {
+				if got := c.header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			for k := range c.header {
+				if strings.HasPrefix(k, "X-Stainless-") {
+					t.Errorf("request carries SDK telemetry header %s", k)
+				}
+			}
+		})
+	}
+}
+
+// countingTransport counts the requests it carries.
+type countingTransport struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestOpenAIHTTPClient(t *testing.T) {
+	t.Parallel()
+	base, _ := recordingServer(t, http.StatusInternalServerError, `{"error":{"message":"overloaded"}}`)
+	ct := &countingTransport{}
+	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, HTTPClient: &http.Client{Transport: ct}})
+	_, err := o.Complete(t.Context(), userRequest("hi"))
+	checkError(t, err, ErrServer, "test-model", base)
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if ct.n != 1 {
+		t.Errorf("custom client carried %d requests, want exactly 1 (no SDK retries)", ct.n)
+	}
+}
+
+func TestOpenAIResponse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  *Request
+		body string
+		want *Response
+	}{
+		{
+			name: "one choice",
+			req:  userRequest("Capital of France?"),
+			body: completionJSON,
+			want: &Response{ID: "chatcmpl-1", Model: "test-model-0125",
+				Choices: []Choice{{Text: "Paris.", FinishReason: "stop"}},
+				Usage:   Usage{PromptTokens: 12, CompletionTokens: 3, TotalTokens: 15}},
+		},
+		{
+			name: "n choices in index order",
+			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{N: Int(3)}},
+			body: `{"id":"c2","model":"test-model","choices":[
+				{"index":2,"message":{"role":"assistant","content":"two"},"finish_reason":"length"},
+				{"index":0,"message":{"role":"assistant","content":"zero"},"finish_reason":"stop"},
+				{"index":1,"message":{"role":"assistant","content":null,"refusal":"no"},"finish_reason":"content_filter"}],
+				"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}`,
+			want: &Response{ID: "c2", Model: "test-model",
+				Choices: []Choice{{"zero", "stop"}, {"", "content_filter"}, {"two", "length"}},
+				Usage:   Usage{PromptTokens: 5, CompletionTokens: 9, TotalTokens: 14}},
+		},
+		{
+			name: "missing model and usage",
+			req:  &Request{Model: "asked-model", Messages: []Message{{Role: RoleUser, Content: "hi"}}},
+			body: `{"choices":[{"message":{"content":"ok"}}]}`,
+			want: &Response{Model: "asked-model", Choices: []Choice{{Text: "ok"}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base, _ := recordingServer(t, http.StatusOK, tt.body)
+			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+			got, err := o.Complete(t.Context(), tt.req)
+			if err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			if got.Latency <= 0 {
+				t.Errorf("Latency = %v, want > 0", got.Latency)
+			}
+			got.Latency = 0
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("response mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var allKinds = []error{
+	ErrAuth, ErrNotFound, ErrRateLimited, ErrContextWindow, ErrBadRequest,
+	ErrServer, ErrTimeout, ErrCanceled, ErrConnection, ErrBadResponse,
+}
+
+// checkError asserts err is an *Error of kind want, matching no other kind,
+// that names the model and base URL and does not reveal testKey.
+func checkError(t *testing.T, err error, want error, model, base string) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not an *lm.Error", err, err)
+	}
+	for _, k := range allKinds {
+		if got := errors.Is(err, k); got != (k == want) {
+			t.Errorf("errors.Is(err, %v) = %v; err = %v", k, got, err)
+		}
+	}
+	if e.Model != model {
+		t.Errorf("Model = %q, want %q", e.Model, model)
+	}
+	if e.URL != base {
+		t.Errorf("URL = %q, want %q", e.URL, base)
+	}
+	if strings.Contains(err.Error(), testKey) || strings.Contains(e.Message, testKey) {
+		t.Errorf("error %q reveals the API key", err)
+	}
+	return e
+}
+
+func TestOpenAIHTTPErrors(t *testing.T) {
+	t.Parallel()
+	const openAIErr = `{"error":{"message":%q,"type":"invalid_request_error","param":null,"code":%q}}`
+	tests := []struct {
+		name        string
+		status      int
+		header      map[string]string
+		body        string
+		want        error
+		wantMsg     string
+		retryAfter  time.Duration
+		retrySlack  time.Duration // accepted shortfall of retryAfter (HTTP dates)
+		wantStatus  int           // 0 means status
+		contentType string        // "" means application/json
+	}{
+		{name: "401", status: 401, want: ErrAuth, wantMsg: "Incorrect API key provided: sk-test-***6789.",
+			body: `{"error":{"message":"Incorrect API key provided: sk-test-***6789.","type":"invalid_request_error","code":"invalid_api_key"}}`},
+		{name: "403", status: 403, want: ErrAuth, body: `{"error":{"message":"forbidden"}}`, wantMsg: "forbidden"},
+		{name: "echoed key is scrubbed", status: 401, want: ErrAuth, wantMsg: "bad key [redacted]",
+			body: `{"error":"bad key ` + testKey + `"}`},
+		{name: "404 ollama", status: 404, want: ErrNotFound, body: `{"error":"model \"x\" not found, try pulling it first"}`,
+			wantMsg: `model "x" not found, try pulling it first`},
+		{name: "429 retry-after seconds", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "7"},
+			body: `{"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}}`, wantMsg: "Rate limit reached",
+			retryAfter: 7 * time.Second},
+		{name: "429 retry-after-ms", status: 429, want: ErrRateLimited,
+			header: map[string]string{"retry-after-ms": "250", "Retry-After": "1"}, retryAfter: 250 * time.Millisecond},
+		{name: "429 retry-after date", status: 429, want: ErrRateLimited,
+			header:     map[string]string{"Retry-After": time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)},
+			retryAfter: 30 * time.Second, retrySlack: 10 * time.Second},
+		{name: "429 retry-after past date", status: 429, want: ErrRateLimited,
+			header: map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}},
+		{name: "429 retry-after garbage", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "soon"}},
+		{name: "400 openai context length", status: 400, want: ErrContextWindow,
+			body:    `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
+			wantMsg: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. (code context_length_exceeded)"},
+		{name: "400 vllm context length", status: 400, want: ErrContextWindow,
+			body:    `{"object":"error","message":"This model's maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}`,
+			wantMsg: "This model's maximum context length is 4096 tokens."},
+		{name: "400 llama.cpp context size", status: 400, want: ErrContextWindow,
+			body: `{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}`},
+		{name: "413 too many tokens", status: 413, want: ErrContextWindow, body: "Too many tokens in request", contentType: "text/plain",
+			wantMsg: "Too many tokens in request"},
+		{name: "422 context window", status: 422, want: ErrContextWindow, body: `{"detail":"prompt exceeds the context window"}`,
+			wantMsg: "prompt exceeds the context window"},
+		{name: "413 other", status: 413, want: ErrBadRequest, body: "payload too large", contentType: "text/plain"},
+		{name: "422 validation", status: 422, want: ErrBadRequest,
+			body: `{"detail":[{"loc":["body","messages"],"msg":"field required"}]}`, wantMsg: "field required"},
+		{name: "400 other", status: 400, want: ErrBadRequest,
+			body:    `{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","code":null}}`,
+			wantMsg: "Invalid value for 'temperature'"},
+		{name: "408", status: 408, want: ErrTimeout},
+		{name: "409", status: 409, want: ErrBadRequest},
+		{name: "500", status: 500, want: ErrServer, body: `{"error":{"message":"The server had an error"}}`, wantMsg: "The server had an error"},
+		{name: "503 retry-after", status: 503, want: ErrServer, header: map[string]string{"Retry-After": "2"}, retryAfter: 2 * time.Second},
+		{name: "502 html", status: 502, want: ErrServer, body: "<html><body>Bad Gateway</body></html>", contentType: "text/html",
+			wantMsg: "<html><body>Bad Gateway</body></html>"},
+		{name: "500 empty body", status: 500, want: ErrServer},
+		{name: "long message is bounded", status: 400, want: ErrBadRequest, body: `{"error":"` + strings.Repeat("é", 5000) + `"}`},
+		{name: "200 malformed json", status: 200, want: ErrBadResponse, body: `{"id":"x","choices":[{`},
+		{name: "200 not json", status: 200, want: ErrBadResponse, body: "hello", contentType: "text/plain"},
+		{name: "200 no choices", status: 200, want: ErrBadResponse, body: `{"id":"x","choices":[]}`, wantMsg: "no choices"},
+		{name: "200 choices wrong type", status: 200, want: ErrBadResponse, body: `{"choices":"many"}`},
+		{name: "200 error object", status: 200, want: ErrBadResponse,
+			body: `{"error":{"message":"Provider returned error","code":502}}`, wantMsg: "Provider returned error (code 502)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				ct := tt.contentType
+				if ct == "" {
+					ct = "application/json"
+				}
+				w.Header().Set("Content-Type", ct)
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			})
+			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey})
+			res, err := o.Complete(t.Context(), userRequest("hi"))
+			if err == nil {
+				t.Fatalf("Complete = %+v, want error %v", res, tt.want)
+			}
+			e := checkError(t, err, tt.want, "test-model", base)
+			wantStatus := tt.wantStatus
+			if wantStatus == 0 {
+				wantStatus = tt.status
+			}
+			if e.StatusCode != wantStatus {
+				t.Errorf("StatusCode = %d, want %d", e.StatusCode, wantStatus)
+			}
+			if got := RetryAfter(err); got > tt.retryAfter || got < tt.retryAfter-tt.retrySlack {
+				t.Errorf("RetryAfter = %v, want %v (slack %v)", got, tt.retryAfter, tt.retrySlack)
+			}
+			if tt.wantMsg != "" && !strings.Contains(e.Message, tt.wantMsg) {
+				t.Errorf("Message = %q, want it to contain %q", e.Message, tt.wantMsg)
+			}
+			if len(e.Message) > maxErrorMessage+len("…") {
+				t.Errorf("Message is %d bytes, want at most %d", len(e.Message), maxErrorMessage)
+			}
+		})
+	}
+}
+
+// hangingServer accepts requests and never answers them until the client
+// goes away or the test ends. hits counts requests.
+func hangingServer(t *testing.T) (base string, hits <-chan struct{}) {
+	t.Helper()
+	done := make(chan struct{})
+	h := make(chan struct{}, 16)
+	base = fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case h <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	})
+	t.Cleanup(func() { close(done) }) // runs before the server's Close
+	return base, h
+}
+
+func TestOpenAITransportErrors(t *testing.T) {
+	t.Parallel()
+	refused := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return "http://" + addr + "/v1"
+	}
+	hangUp := func(t *testing.T) string {
+		return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+		})
+	}
+	truncated := func(t *testing.T) string {
+		return fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "1000")
+			_, _ = io.WriteString(w, `{"id":"x",`)
+		})
+	}
+	hanging := func(t *testing.T) string { base, _ := hangingServer(t); return base }
+
+	tests := []struct {
+		name    string
+		server  func(t *testing.T) string
+		timeout time.Duration // OpenAIConfig.Timeout
+		ctx     func(t *testing.T) context.Context
+		want    error
+		wantCtx error // the context error also matched, if any
+	}{
+		{name: "ctx deadline", server: hanging, want: ErrTimeout, wantCtx: context.DeadlineExceeded,
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+				t.Cleanup(cancel)
+				return ctx
+			}},
+		{name: "ctx cancel", server: hanging, want: ErrCanceled, wantCtx: context.Canceled,
+			ctx: func(t *testing.T) context.Context {
+				ctx, cancel := context.WithCancel(t.Context())
+				time.AfterFunc(50*time.Millisecond, cancel)
+				t.Cleanup(cancel)
+				return ctx
+			}},
+		{name: "configured timeout", server: hanging, timeout: 50 * time.Millisecond, want: ErrTimeout, wantCtx: context.DeadlineExceeded},
+		{name: "connection refused", server: refused, want: ErrConnection},
+		{name: "connection closed without response", server: hangUp, want: ErrConnection},
+		{name: "truncated body", server: truncated, want: ErrConnection},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base := tt.server(t)
+			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey, Timeout: tt.timeout})
+			ctx := t.Context()
+			if tt.ctx != nil {
+				ctx = tt.ctx(t)
+			}
+			start := time.Now()
+			_, err := o.Complete(ctx, userRequest("hi"))
+			if elapsed := time.Since(start); elapsed > 3*time.Second {
+				t.Errorf("Complete took %v, want it to return promptly", elapsed)
+			}
+			checkError(t, err, tt.want, "test-model", base)
+			if tt.wantCtx != nil && !errors.Is(err, tt.wantCtx) {
+				t.Errorf("errors.Is(err, %v) = false; err = %v", tt.wantCtx, err)
+			}
+		})
+	}
+}
+
+func TestOpenAIDoneContextSendsNothing(t *testing.T) {
+	t.Parallel()
+	base, hits := hangingServer(t)
+	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := o.Complete(ctx, userRequest("hi"))
+	checkError(t, err, ErrCanceled, "test-model", base)
+	select {
+	case <-hits:
+		t.Error("a request reached the server after the context was cancelled")
+	default:
+	}
+}
+
+func TestOpenAIInvalidRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		req     *Request
+		wantMsg string
+	}{
+		{name: "nil request", wantMsg: "nil context or request"},
+		{name: "unknown role", req: &Request{Messages: []Message{{Role: "tool", Content: "x"}}}, wantMsg: `unknown role "tool"`},
+		{name: "unknown format", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}},
+			ResponseFormat: &ResponseFormat{Type: "xml"}}, wantMsg: `unknown response format type "xml"`},
+		{name: "unencodable extra", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}},
+			Params: Params{Extra: map[string]any{"f": make(chan int)}}}, wantMsg: `encode request: extra field "f"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			base, hits := hangingServer(t)
+			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+			_, err := o.Complete(t.Context(), tt.req)
+			e := checkError(t, err, ErrBadRequest, "test-model", base)
+			if !strings.Contains(e.Message, tt.wantMsg) {
+				t.Errorf("Message = %q, want it to contain %q", e.Message, tt.wantMsg)
+			}
+			select {
+			case <-hits:
+				t.Error("an invalid request reached the server")
+			default:
+			}
+		})
+	}
+}
+
+func TestOpenAIConcurrent(t *testing.T) {
+	t.Parallel()
+	base := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Messages []Message `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"content": body.Messages[0].Content}}},
+		})
+	})
+	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: Params{Temperature: Float(0)}})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 8 {
+				want := strings.Repeat("x", g) + strings.Repeat("y", i)
+				res, err := o.Complete(t.Context(), userRequest(want))
+				if err != nil {
+					t.Errorf("Complete: %v", err)
+					return
+				}
+				if res.Text() != want {
+					t.Errorf("Text = %q, want %q", res.Text(), want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkOpenAIComplete compares Complete with a bare net/http POST of the
+// same body to the same local server, to show the client's own overhead.
+func BenchmarkOpenAIComplete(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, completionJSON)
+	}))
+	b.Cleanup(srv.Close)
+	req := &Request{
+		Messages: []Message{
+			{Role: RoleSystem, Content: "Answer questions with short factoid answers."},
+			{Role: RoleUser, Content: "What is the capital of France?"},
+		},
+		Params: Params{Temperature: Float(0), MaxTokens: Int(64)},
+	}
+	body := []byte(`{"messages":[{"content":"Answer questions with short factoid answers.","role":"system"},` +
+		`{"content":"What is the capital of France?","role":"user"}],"model":"test-model","max_tokens":64,"temperature":0}`)
+
+	b.Run("raw", func(b *testing.B) {
+		client := &http.Client{Transport: newTransport()}
+		ctx := b.Context()
+		b.ReportAllocs()
+		for b.Loop() {
+			hr, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions", bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			hr.Header.Set("Content-Type", "application/json")
+			hr.Header.Set("Authorization", "Bearer "+testKey)
+			res, err := client.Do(hr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw, err := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusOK {
+				b.Fatal(res.StatusCode, err)
+			}
+			var cr chatResponse
+			if err := json.Unmarshal(raw, &cr); err != nil || len(cr.Choices) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("openai", func(b *testing.B) {
+		o := newTestOpenAI(b, OpenAIConfig{BaseURL: srv.URL + "/v1", APIKey: testKey})
+		ctx := b.Context()
+		b.ReportAllocs()
+		for b.Loop() {
+			res, err := o.Complete(ctx, req)
+			if err != nil || res.Text() != "Paris." {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+	}{
+		{name: "none"},
+		{name: "seconds", header: map[string]string{"Retry-After": "12"}, want: 12 * time.Second},
+		{name: "fractional seconds", header: map[string]string{"Retry-After": "1.5"}, want: 1500 * time.Millisecond},
+		{name: "http date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 12:00:45 GMT"}, want: 45 * time.Second},
+		{name: "rfc 850 date", header: map[string]string{"Retry-After": "Sunday, 01-Mar-26 12:01:00 GMT"}, want: time.Minute},
+		{name: "past date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 11:00:00 GMT"}},
+		{name: "milliseconds win", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "40"}, want: 40 * time.Millisecond},
+		{name: "bad milliseconds fall back", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "x"}, want: 3 * time.Second},
+		{name: "negative", header: map[string]string{"Retry-After": "-5"}},
+		{name: "zero", header: map[string]string{"Retry-After": "0"}},
+		{name: "not a number", header: map[string]string{"Retry-After": "NaN"}},
+		{name: "infinite", header: map[string]string{"Retry-After": "1e400"}},
+		{name: "absurd", header: map[string]string{"Retry-After-Ms": "1e30"}},
+		{name: "garbage", header: map[string]string{"Retry-After": "later"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			for k, v := range tt.header {
+				h.Set(k, v)
+			}
+			if got := retryAfter(h, now); got != tt.want {
+				t.Errorf("retryAfter(%v) = %v, want %v", tt.header, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzOpenAIResponseParsing feeds arbitrary bodies to the success and error
+// parsers: they must not panic and must always yield a kind.
+func FuzzOpenAIResponseParsing(f *testing.F) {
+	f.Add(200, []byte(completionJSON), "")
+	f.Add(200, []byte(`{"choices":[{"index":-1},{"index":9}]}`), "")
+	f.Add(200, []byte(`{"error":{"message":"x","code":502}}`), "")
+	f.Add(400, []byte(`{"error":{"message":"maximum context length","code":"context_length_exceeded"}}`), "")
+	f.Add(429, []byte(`{"error":"slow down"}`), "Tue, 01 Jan 2030 00:00:00 GMT")
+	f.Add(503, []byte(`{"detail":[1,2]}`), "1e9")
+	f.Add(500, []byte("\xff\xfe"), "-1")
+	o := newTestOpenAI(f, OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey})
+	f.Fuzz(func(t *testing.T, status int, body []byte, retry string) {
+		res := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {retry}},
+			Body: io.NopCloser(bytes.NewReader(body))}
+		if status >= 400 {
+			e := o.statusError("m", res)
+			if e.Kind == nil || e.RetryAfter < 0 {
+				t.Fatalf("statusError = %+v", e)
+			}
+			return
+		}
+		r, err := o.parse("m", body, res)
+		if err == nil && len(r.Choices) == 0 {
+			t.Fatal("parse succeeded with no choices")
+		}
+		if err != nil && !errors.Is(err, ErrBadResponse) {
+			t.Fatalf("parse error %v is not ErrBadResponse", err)
+		}
+	})
+}

@@ -1,0 +1,197 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dspexBin is the dspex binary built once for the end-to-end tests.
+var dspexBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dspex-e2e")
+	if err != nil {
+		panic(err)
+	}
+	dspexBin = filepath.Join(dir, "dspex")
+	build := exec.Command("go", "build", "-o", dspexBin, "github.com/dspex/dspex/cmd/dspex")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		panic("build dspex: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+
+// startMockLM runs `dspex mock-lm` as a real process on a free loopback port
+// and returns its base URL. The process is stopped with SIGTERM at cleanup.
+func startMockLM(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, dspexBin, append([]string{"mock-lm", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				lines <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case url := <-lines:
+		return url
+	case <-time.After(20 * time.Second):
+		t.Fatalf("mock-lm did not report its address; stderr: %s", stderr.String())
+	}
+	return ""
+}
+
+func runDspex(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dspexBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	script := writeFile(t, "script.yaml", `rules:
+  - match: capital of France
+    fields: {reasoning: "Paris is the capital.", answer: Paris, confidence: 0.9}
+`)
+	url := startMockLM(t, "--script", script)
+	prog := writeFile(t, "program.yaml", `lm:
+  model: dspex-sim
+  base_url: ${TEST_LM_URL}
+program:
+  module: chain_of_thought
+  signature: "question -> answer, confidence: float"
+`)
+	env := []string{"TEST_LM_URL=" + url}
+
+	out, stderr, code := runDspex(t, env, "run", "--program", prog, "--input", `{"question": "What is the capital of France?"}`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout %q: %v", out, err)
+	}
+	if got["answer"] != "Paris" || got["confidence"] != 0.9 || got["reasoning"] != "Paris is the capital." {
+		t.Errorf("prediction = %v", got)
+	}
+
+	// Several inputs: one line per input, in order; placeholders for unscripted questions.
+	data := writeFile(t, "in.jsonl", "{\"question\": \"What is the capital of France?\"}\n{\"question\": \"Unscripted?\"}\n{\"question\": \"What is the capital of France?\"}\n")
+	out, stderr, code = runDspex(t, env, "run", "--program", prog, "--inputs", data, "--concurrency", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 lines, got %q", out)
+	}
+	for i, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %d %q: %v", i+1, l, err)
+		}
+		if _, ok := m["confidence"].(float64); !ok {
+			t.Errorf("line %d: confidence not a number: %v", i+1, m)
+		}
+		if (i != 1) != (m["answer"] == "Paris") {
+			t.Errorf("line %d out of order: %v", i+1, m)
+		}
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	url := startMockLM(t, "--fault", "badfields")
+	good := writeFile(t, "p.yaml", "lm: {model: m, base_url: \""+url+"\"}\nadapter: chat\nprogram: {module: predict, signature: \"q -> n: int\"}\n")
+	cases := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"bad signature", []string{"--program", writeFile(t, "b.yaml", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"q -> n: integer\"\n"), "--input", `{"q": 1}`},
+			1, `b.yaml:4: program.signature: signature "q -> n: integer": column 9: unknown type "integer"`},
+		{"no input", []string{"--program", good}, 2, "give exactly one of --input and --inputs"},
+		{"bad input json", []string{"--program", good, "--input", "{q: "}, 2, "--input"},
+		{"bad jsonl", []string{"--program", good, "--inputs", writeFile(t, "d.jsonl", "{\"q\": 1}\n\n")}, 1, "d.jsonl:2: empty line"},
+		{"broken LM output", []string{"--program", good, "--input", `{"q": 1}`}, 1, "could not parse the LM response"},
+		{"LM down", []string{"--program", writeFile(t, "down.yaml", "lm: {model: m, base_url: \"http://127.0.0.1:1/v1\"}\nprogram: {module: predict, signature: \"q -> a\"}\n"), "--input", `{"q": 1}`},
+			1, "lm: connection failed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, code := runDspex(t, nil, append([]string{"run"}, c.args...)...)
+			if code != c.wantCode || !strings.Contains(stderr, c.wantErr) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, c.wantCode, stderr, c.wantErr)
+			}
+			if strings.Contains(stderr, "panic") {
+				t.Errorf("panicked: %s", stderr)
+			}
+		})
+	}
+}
+
+func TestVersionAndMockHelp(t *testing.T) {
+	out, _, code := runDspex(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "dspex ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	out, _, _ = runDspex(t, nil, "mock-lm", "--help")
+	if !strings.Contains(strings.ToLower(out), "simulat") {
+		t.Errorf("mock-lm help does not say it is a simulator:\n%s", out)
+	}
+}
