@@ -106,6 +106,10 @@ type Result struct {
 	// FallbackErr is the ChatAdapter parse error that caused a fallback to
 	// JSONAdapter, nil when there was none.
 	FallbackErr error
+	// Usage and Cost sum every LM call the result took (both, after a
+	// fallback).
+	Usage lm.Usage
+	Cost  lm.Cost
 }
 
 // Request describes one adapter call.
@@ -134,6 +138,10 @@ func Call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	res2, err2 := call(ctx, JSONAdapter{}, model, r)
 	if res2 != nil {
 		res2.FallbackErr = err
+		if res != nil {
+			res2.Usage = res2.Usage.Add(res.Usage)
+			res2.Cost = res2.Cost.Add(res.Cost)
+		}
 	}
 	return res2, err2
 }
@@ -149,7 +157,7 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs}
+	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs, Usage: resp.Usage, Cost: resp.Cost}
 	if len(resp.Choices) == 0 {
 		return res, &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
 	}

@@ -257,6 +257,8 @@ type Prediction struct {
 	// Usage counts the tokens spent producing this prediction (zero for
 	// cache hits).
 	Usage lm.Usage
+	// Cost is what producing it cost, from the configured price table.
+	Cost lm.Cost
 }
 
 // NewPrediction builds a prediction from completions; the first is chosen.

@@ -1,7 +1,12 @@
 // Package lm defines how DSPEx talks to language models: one request and
-// response type, typed errors, and providers behind the LM interface (an
-// OpenAI-compatible client covering OpenAI, vLLM, Ollama, llama.cpp, LM
-// Studio and OpenRouter).
+// response type, typed errors, and providers behind the LM interface — an
+// OpenAI-compatible client (OpenAI, vLLM, Ollama, llama.cpp, LM Studio,
+// OpenRouter) and the Anthropic Messages API — with streaming (Streamer) and
+// embeddings (Embedder).
+//
+// Providers are wrapped in execution layers, each a small LM of its own:
+// Metered → Cached → Collapse → Pool → RateLimit → Retry → Breaker →
+// provider; NewStack builds the whole chain (see docs/architecture.md).
 //
 // Providers turn HTTP failures into *Error values whose Kind is one of the
 // sentinel errors below, so callers branch with errors.Is and never parse
@@ -132,6 +137,25 @@ type Response struct {
 	CacheHit bool
 	// Latency is the wall time of the provider call.
 	Latency time.Duration
+	// Attempts is how many provider calls produced this response (retries
+	// plus one); 0 for a cache hit.
+	Attempts int
+	// QueueWait is how long the call waited for a pool slot.
+	QueueWait time.Duration
+	// Cost is the call's price from the configured price table; zero (and
+	// known) for cache hits.
+	Cost Cost
+}
+
+// Clone returns a deep copy, so that a shared response (a cache hit, a
+// collapsed call) is never mutated through another caller's copy.
+func (r *Response) Clone() *Response {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Choices = slices.Clone(r.Choices)
+	return &c
 }
 
 // Text returns the first choice's text, or "" when there is none.

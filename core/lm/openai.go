@@ -275,7 +275,7 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, o.contextError(ctx, model)
 	}
-	body, err := o.body(model, req)
+	body, err := o.body(model, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -333,6 +333,12 @@ type chatRequest struct {
 	Stop           []string            `json:"stop,omitempty"`
 	Seed           *int64              `json:"seed,omitempty"`
 	ResponseFormat *chatResponseFormat `json:"response_format,omitempty"`
+	Stream         bool                `json:"stream,omitzero"`
+	StreamOptions  *chatStreamOptions  `json:"stream_options,omitempty"`
+}
+
+type chatStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 type chatResponseFormat struct {
@@ -346,9 +352,17 @@ type chatJSONSchema struct {
 	Schema map[string]any `json:"schema,omitempty"`
 }
 
-// body encodes the JSON request body.
-func (o *OpenAI) body(model string, req *Request) ([]byte, error) {
+// body encodes the JSON request body; stream asks for server-sent events
+// with a final usage chunk (Params.Extra may replace stream_options, never
+// stream).
+func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
 	p := o.params.Merge(req.Params)
+	if stream {
+		if _, ok := p.Extra["stream"]; ok {
+			p.Extra = maps.Clone(p.Extra) // may be the configured defaults' map
+			delete(p.Extra, "stream")
+		}
+	}
 	cr := chatRequest{
 		Model:       model,
 		Messages:    req.Messages,
@@ -358,6 +372,10 @@ func (o *OpenAI) body(model string, req *Request) ([]byte, error) {
 		N:           p.N,
 		Stop:        p.Stop,
 		Seed:        p.Seed,
+	}
+	if stream {
+		cr.Stream = true
+		cr.StreamOptions = &chatStreamOptions{IncludeUsage: true}
 	}
 	if cr.Messages == nil {
 		cr.Messages = []Message{}
@@ -406,6 +424,8 @@ func (o *OpenAI) body(model string, req *Request) ([]byte, error) {
 			cr.Seed = nil
 		case "response_format":
 			cr.ResponseFormat = nil
+		case "stream_options":
+			cr.StreamOptions = nil
 		}
 	}
 	// Messages are most of the body; they are written by hand, which costs
@@ -731,9 +751,13 @@ func (o *OpenAI) clip(body []byte) string {
 
 // scrub bounds a provider message and removes the API key should the
 // provider echo it.
-func (o *OpenAI) scrub(msg string) string {
-	if o.apiKey != "" {
-		msg = strings.ReplaceAll(msg, o.apiKey, "[redacted]")
+func (o *OpenAI) scrub(msg string) string { return scrubMessage(msg, o.apiKey) }
+
+// scrubMessage bounds a provider message to maxErrorMessage bytes and
+// replaces apiKey, when set, should the provider echo it.
+func scrubMessage(msg, apiKey string) string {
+	if apiKey != "" {
+		msg = strings.ReplaceAll(msg, apiKey, "[redacted]")
 	}
 	if len(msg) > maxErrorMessage {
 		cut := maxErrorMessage

@@ -181,6 +181,6 @@ func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Predicti
 		return nil, fmt.Errorf("predict %s: %w", sig, err)
 	}
 	pred := example.NewPrediction(res.Outputs...)
-	pred.Usage = res.Response.Usage
+	pred.Usage, pred.Cost = res.Usage, res.Cost
 	return pred, nil
 }

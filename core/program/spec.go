@@ -24,8 +24,16 @@ import (
 
 // Spec is a parsed program file.
 type Spec struct {
-	// LM configures the model endpoint.
+	// LM configures the model endpoint the program calls.
 	LM LMSpec `yaml:"lm"`
+	// Models are further named endpoints (a teacher, a prompt model).
+	Models []LMSpec `yaml:"models"`
+	// Embeddings configures the embedding endpoint (retrieval, KNN).
+	Embeddings *EmbeddingsSpec `yaml:"embeddings"`
+	// Cache configures the response cache shared by every endpoint.
+	Cache CacheSpec `yaml:"cache"`
+	// Prices are US dollars per million tokens, by model name.
+	Prices lm.Prices `yaml:"prices"`
 	// Adapter is "chat" (the default, with JSON fallback) or "json".
 	Adapter string `yaml:"adapter"`
 	// Program describes the module.
@@ -35,8 +43,13 @@ type Spec struct {
 	root *yaml.Node
 }
 
-// LMSpec is the lm: section.
+// LMSpec is the lm: section (and each entry of models:).
 type LMSpec struct {
+	// Name names an entry of models: (required there, unused in lm:).
+	Name string `yaml:"name"`
+	// Provider is "openai" (any OpenAI-compatible endpoint; the default) or
+	// "anthropic" (the Anthropic Messages API).
+	Provider string `yaml:"provider"`
 	// Model is the model name sent to the endpoint (required).
 	Model string `yaml:"model"`
 	// BaseURL is the OpenAI-compatible base URL; default https://api.openai.com/v1.
@@ -51,6 +64,11 @@ type LMSpec struct {
 	// ResponseSchema says whether the endpoint accepts JSON-schema
 	// response formats; default: true.
 	ResponseSchema *bool `yaml:"response_schema"`
+	// Execution layers (see docs/program-file.md for the defaults).
+	Pool      lm.PoolConfig      `yaml:"pool"`
+	RateLimit lm.RateLimitConfig `yaml:"rate_limit"`
+	Retry     lm.RetryConfig     `yaml:"retry"`
+	Breaker   lm.BreakerConfig   `yaml:"breaker"`
 	// Sampling defaults for every call.
 	Temperature *float64       `yaml:"temperature"`
 	MaxTokens   *int           `yaml:"max_tokens"`
@@ -59,6 +77,35 @@ type LMSpec struct {
 	Stop        []string       `yaml:"stop"`
 	Seed        *int64         `yaml:"seed"`
 	Extra       map[string]any `yaml:"extra"`
+}
+
+// EmbeddingsSpec is the embeddings: section: an OpenAI-compatible
+// embeddings endpoint with its own pool, retries and breaker.
+type EmbeddingsSpec struct {
+	Model      string            `yaml:"model"`
+	BaseURL    string            `yaml:"base_url"`
+	APIKeyEnv  string            `yaml:"api_key_env"`
+	Headers    map[string]string `yaml:"headers"`
+	Timeout    string            `yaml:"timeout"`
+	Dimensions int               `yaml:"dimensions"`
+	BatchSize  int               `yaml:"batch_size"`
+	Pool       lm.PoolConfig     `yaml:"pool"`
+	Retry      lm.RetryConfig    `yaml:"retry"`
+	Breaker    lm.BreakerConfig  `yaml:"breaker"`
+}
+
+// CacheSpec is the cache: section.
+type CacheSpec struct {
+	// Disabled turns the response cache off.
+	Disabled bool `yaml:"disabled"`
+	// Path is the SQLite file shared by processes; default
+	// $XDG_CACHE_HOME/dspex/lm-cache.db (see `dspex cache stats`).
+	// "memory" keeps the cache in memory only.
+	Path string `yaml:"path"`
+	// MemoryEntries bounds the in-memory tier; default 10000.
+	MemoryEntries int `yaml:"memory_entries"`
+	// MaxDiskBytes bounds the file; default 1 GiB.
+	MaxDiskBytes int64 `yaml:"max_disk_bytes"`
 }
 
 // ModuleSpec is the program: section.
@@ -153,6 +200,14 @@ func Parse(name string, data []byte) (*Spec, error) {
 		return nil, yamlError(name, err)
 	}
 	spec.LM.expandEnv()
+	for i := range spec.Models {
+		spec.Models[i].expandEnv()
+	}
+	if e := spec.Embeddings; e != nil {
+		tmp := LMSpec{Model: e.Model, BaseURL: e.BaseURL, Headers: e.Headers}
+		tmp.expandEnv()
+		e.Model, e.BaseURL = tmp.Model, tmp.BaseURL
+	}
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
@@ -176,6 +231,7 @@ func (l *LMSpec) expandEnv() {
 	}
 	l.Model = expand(l.Model)
 	l.BaseURL = expand(l.BaseURL)
+	l.Provider = expand(l.Provider)
 	for k, v := range l.Headers {
 		l.Headers[k] = expand(v)
 	}
@@ -227,12 +283,29 @@ func (s *Spec) errorf(field string, err error, format string, args ...any) *File
 }
 
 func (s *Spec) validate() error {
-	if strings.TrimSpace(s.LM.Model) == "" {
-		return s.errorf("lm.model", nil, "required: the model name to call")
+	if err := s.validateLM("lm", s.LM); err != nil {
+		return err
 	}
-	if s.LM.Timeout != "" {
-		if d, err := time.ParseDuration(s.LM.Timeout); err != nil || d <= 0 {
-			return s.errorf("lm.timeout", err, "%q is not a positive duration such as \"60s\"", s.LM.Timeout)
+	names := map[string]bool{}
+	for i, m := range s.Models {
+		field := fmt.Sprintf("models.%d", i)
+		if m.Name == "" {
+			return s.errorf(field+".name", nil, "required: the name programs and optimizers refer to")
+		}
+		if names[m.Name] {
+			return s.errorf(field+".name", nil, "duplicate model name %q", m.Name)
+		}
+		names[m.Name] = true
+		if err := s.validateLM(field, m); err != nil {
+			return err
+		}
+	}
+	if e := s.Embeddings; e != nil {
+		if strings.TrimSpace(e.Model) == "" {
+			return s.errorf("embeddings.model", nil, "required: the embedding model name")
+		}
+		if err := s.checkTimeout("embeddings.timeout", e.Timeout); err != nil {
+			return err
 		}
 	}
 	switch s.Adapter {
@@ -264,6 +337,46 @@ func (s *Spec) validate() error {
 	return nil
 }
 
+func (s *Spec) validateLM(field string, l LMSpec) error {
+	if strings.TrimSpace(l.Model) == "" {
+		return s.errorf(field+".model", nil, "required: the model name to call")
+	}
+	switch l.Provider {
+	case "", ProviderOpenAI, ProviderAnthropic:
+	default:
+		return s.errorf(field+".provider", nil, "%q is not a provider; expected %s or %s", l.Provider, ProviderOpenAI, ProviderAnthropic)
+	}
+	if err := s.checkTimeout(field+".timeout", l.Timeout); err != nil {
+		return err
+	}
+	if l.Pool.Size < 0 {
+		return s.errorf(field+".pool.size", nil, "must be positive, got %d", l.Pool.Size)
+	}
+	if l.RateLimit.RPM < 0 || l.RateLimit.TPM < 0 {
+		return s.errorf(field+".rate_limit", nil, "rpm and tpm must not be negative")
+	}
+	if l.Retry.MaxAttempts < 0 {
+		return s.errorf(field+".retry.max_attempts", nil, "must not be negative, got %d", l.Retry.MaxAttempts)
+	}
+	return nil
+}
+
+func (s *Spec) checkTimeout(field, v string) error {
+	if v == "" {
+		return nil
+	}
+	if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+		return s.errorf(field, err, "%q is not a positive duration such as \"60s\"", v)
+	}
+	return nil
+}
+
+// Providers a program file may name.
+const (
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+)
+
 // Signature builds the program's signature with its instructions and field
 // descriptions.
 func (s *Spec) Signature() (*signature.Signature, error) {
@@ -283,27 +396,6 @@ func (s *Spec) Signature() (*signature.Signature, error) {
 // Params returns the LM's default sampling parameters.
 func (l LMSpec) Params() lm.Params {
 	return lm.Params{Temperature: l.Temperature, MaxTokens: l.MaxTokens, TopP: l.TopP, N: l.N, Stop: l.Stop, Seed: l.Seed, Extra: l.Extra}
-}
-
-// NewLM builds the LM client the lm: section describes.
-func (s *Spec) NewLM() (lm.LM, error) {
-	var timeout time.Duration
-	if s.LM.Timeout != "" {
-		timeout, _ = time.ParseDuration(s.LM.Timeout)
-	}
-	m, err := lm.NewOpenAI(lm.OpenAIConfig{
-		Model:          s.LM.Model,
-		BaseURL:        s.LM.BaseURL,
-		APIKeyEnv:      s.LM.APIKeyEnv,
-		Headers:        s.LM.Headers,
-		Timeout:        timeout,
-		Params:         s.LM.Params(),
-		ResponseSchema: s.LM.ResponseSchema,
-	})
-	if err != nil {
-		return nil, s.errorf("lm", err, "%v", err)
-	}
-	return m, nil
 }
 
 // NewAdapter returns the adapter the file names.

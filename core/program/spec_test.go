@@ -55,8 +55,13 @@ func TestParseValid(t *testing.T) {
 	if p := cot.Predict.Params(); p.Temperature == nil || *p.Temperature != 0.7 {
 		t.Errorf("config = %+v", p)
 	}
-	if _, err := spec.NewLM(); err != nil {
-		t.Errorf("NewLM: %v", err)
+	env, err := spec.Open(t.Context(), EnvOptions{CachePath: "memory"})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer env.Close()
+	if env.LM.Model() != "gpt-4o-mini" || env.Cache == nil {
+		t.Errorf("env = %+v", env)
 	}
 }
 

@@ -81,7 +81,8 @@ func runDspex(t *testing.T, env []string, args ...string) (stdout, stderr string
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dspexBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// Keep the default response cache out of the user's cache directory.
+	cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir()), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -151,6 +152,39 @@ program:
 		if (i != 1) != (m["answer"] == "Paris") {
 			t.Errorf("line %d out of order: %v", i+1, m)
 		}
+	}
+}
+
+// Two runs share one cache file: the second is answered from disk without
+// reaching the LM, and a corrupt cache file is reported and bypassed.
+func TestRunCache(t *testing.T) {
+	url := startMockLM(t)
+	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"q -> a\"}\n")
+	cacheFile := filepath.Join(t.TempDir(), "cache.db")
+	data := writeFile(t, "in.jsonl", "{\"q\": 1}\n{\"q\": 2}\n{\"q\": 3}\n")
+	first, stderr, code := runDspex(t, nil, "run", "--program", prog, "--inputs", data, "--cache", cacheFile)
+	if code != 0 || !strings.Contains(stderr, "3 LM calls (0 from cache") {
+		t.Fatalf("first run: exit %d, stderr %s", code, stderr)
+	}
+	second, stderr, code := runDspex(t, nil, "run", "--program", prog, "--inputs", data, "--cache", cacheFile)
+	if code != 0 || !strings.Contains(stderr, "3 LM calls (3 from cache") || !strings.Contains(stderr, " 0 tokens") {
+		t.Fatalf("second run: exit %d, stderr %s", code, stderr)
+	}
+	if first != second {
+		t.Errorf("cached answers differ:\n%s\n%s", first, second)
+	}
+	out, _, code := runDspex(t, nil, "cache", "stats", "--path", cacheFile)
+	if code != 0 || !strings.Contains(out, "3 entries") {
+		t.Errorf("cache stats: exit %d: %s", code, out)
+	}
+
+	corrupt := writeFile(t, "corrupt.db", "this is not a database")
+	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--cache", corrupt)
+	if code != 0 || !strings.Contains(stderr, "warning: cache: disk tier unavailable") || !strings.Contains(stderr, "corrupt.db") {
+		t.Errorf("corrupt cache: exit %d, stderr %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(corrupt); string(b) != "this is not a database" {
+		t.Error("the corrupt file was overwritten")
 	}
 }
 

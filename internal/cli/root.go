@@ -50,6 +50,7 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newVersionCommand(s),
 		newRunCommand(s),
 		newMockLMCommand(s),
+		newCacheCommand(s),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/signature"
@@ -23,6 +24,7 @@ type runFlags struct {
 	input       string
 	inputs      string
 	concurrency int
+	env         envFlags
 }
 
 func newRunCommand(s *streams) *cobra.Command {
@@ -46,6 +48,7 @@ program's output fields, in input order. An input that fails prints
 	cmd.Flags().StringVar(&f.input, "input", "", "one input as a JSON object")
 	cmd.Flags().StringVar(&f.inputs, "inputs", "", "JSONL file with one input object per line (- for stdin)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 8, "inputs run at once")
+	f.env.register(cmd)
 	_ = cmd.MarkFlagRequired("program")
 	return cmd
 }
@@ -73,12 +76,16 @@ func runRun(ctx context.Context, s *streams, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	model, err := spec.NewLM()
+	env, err := f.env.open(ctx, s, spec)
 	if err != nil {
 		return err
 	}
+	defer env.Close()
 	sig, _ := spec.Signature()
-	ctx = module.WithAdapter(module.WithLM(ctx, model), spec.NewAdapter())
+	usage := lm.NewTracker()
+	ctx = lm.WithTracker(ctx, usage)
+	ctx = module.WithAdapter(module.WithLM(ctx, env.LM), spec.NewAdapter())
+	defer f.env.report(s, usage)
 
 	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
 		pred, err := prog.Forward(ctx, inputs[i].Map())

@@ -1,0 +1,163 @@
+package lm
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// ErrBreakerOpen is the Kind of the error returned while an endpoint's
+// circuit breaker is open: the call failed fast, without reaching the
+// endpoint. It is not retried.
+var ErrBreakerOpen = errors.New("lm: circuit breaker open")
+
+// BreakerConfig sets when an endpoint's circuit breaker opens.
+type BreakerConfig struct {
+	// Failures is how many consecutive failed calls open the breaker.
+	// Default 5; a negative value disables the breaker.
+	Failures int `yaml:"failures" json:"failures"`
+	// OpenTimeout is how long the breaker stays open before letting probe
+	// calls through (half-open). Default 30s.
+	OpenTimeout Duration `yaml:"open_timeout" json:"open_timeout"`
+	// HalfOpenRequests is how many probe calls run while half-open; that
+	// many successes close the breaker, one failure opens it again. Default 1.
+	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
+}
+
+func (c BreakerConfig) withDefaults() BreakerConfig {
+	if c.Failures == 0 {
+		c.Failures = 5
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = Duration(30 * time.Second)
+	}
+	if c.HalfOpenRequests <= 0 {
+		c.HalfOpenRequests = 1
+	}
+	return c
+}
+
+// Breaker is the execution layer that stops calling an endpoint that keeps
+// failing (github.com/sony/gobreaker/v2). Server errors, timeouts,
+// connection failures and malformed responses count as failures; a caller's
+// cancellation or deadline, and rate limiting (the endpoint is up and
+// answering), count as neither failure nor success; other errors (bad
+// request, auth) mean the endpoint works. Safe for concurrent use.
+type Breaker struct {
+	next LM
+	name string
+	cb   *gobreaker.CircuitBreaker[*Response]
+}
+
+var (
+	_ LM       = (*Breaker)(nil)
+	_ Streamer = (*Breaker)(nil)
+)
+
+// NewBreaker wraps next in a breaker named name (the endpoint and model).
+// State changes are reported to hooks.BreakerState.
+func NewBreaker(next LM, name string, cfg BreakerConfig, hooks *Hooks) *Breaker {
+	return &Breaker{next: next, name: name, cb: gobreaker.NewCircuitBreaker[*Response](breakerSettings(name, cfg, hooks))}
+}
+
+// breakerSettings builds gobreaker's settings for cfg.
+func breakerSettings(name string, cfg BreakerConfig, hooks *Hooks) gobreaker.Settings {
+	cfg = cfg.withDefaults()
+	failures := uint32(cfg.Failures)
+	return gobreaker.Settings{
+		Name:        name,
+		MaxRequests: uint32(cfg.HalfOpenRequests),
+		Timeout:     time.Duration(cfg.OpenTimeout),
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.ConsecutiveFailures >= failures
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			hooks.breakerState(name, from.String(), to.String())
+		},
+		IsSuccessful: func(err error) bool { return err == nil || !breakerFailure(err) },
+		IsExcluded:   breakerExcluded,
+	}
+}
+
+func breakerFailure(err error) bool {
+	return errors.Is(err, ErrServer) || errors.Is(err, ErrTimeout) ||
+		errors.Is(err, ErrConnection) || errors.Is(err, ErrBadResponse)
+}
+
+// errCallerEnded marks failures caused by the caller's own context, which
+// say nothing about the endpoint.
+var errCallerEnded = errors.New("lm: caller context ended")
+
+func breakerExcluded(err error) bool {
+	return errors.Is(err, errCallerEnded) || errors.Is(err, ErrCanceled) || errors.Is(err, ErrRateLimited)
+}
+
+// Model returns the wrapped LM's model.
+func (b *Breaker) Model() string { return b.next.Model() }
+
+// SupportsResponseSchema passes the wrapped LM's answer through.
+func (b *Breaker) SupportsResponseSchema() bool { return SupportsResponseSchema(b.next) }
+
+// State is the breaker's state: "closed", "open" or "half-open".
+func (b *Breaker) State() string { return b.cb.State().String() }
+
+// Complete calls the wrapped LM unless the breaker is open.
+func (b *Breaker) Complete(ctx context.Context, req *Request) (*Response, error) {
+	res, err := b.cb.Execute(func() (*Response, error) {
+		res, err := b.next.Complete(ctx, req)
+		if err != nil && ctx.Err() != nil {
+			return nil, &excludedErr{err}
+		}
+		return res, err
+	})
+	return res, b.translate(req, err)
+}
+
+// excludedErr carries an error the breaker should not count.
+type excludedErr struct{ err error }
+
+func (e *excludedErr) Error() string   { return e.err.Error() }
+func (e *excludedErr) Unwrap() []error { return []error{e.err, errCallerEnded} }
+
+func (b *Breaker) translate(req *Request, err error) error {
+	var ex *excludedErr
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ex):
+		return ex.err
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return &Error{Kind: ErrBreakerOpen, Model: requestModel(b.next, req),
+			Message: "breaker " + b.name + " is " + b.cb.State().String() + ": failing fast", Err: err}
+	}
+	return err
+}
+
+// Stream passes the stream through the breaker: a failure before or during
+// the stream counts once.
+func (b *Breaker) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
+	return func(yield func(Delta, error) bool) {
+		stopped := false
+		_, err := b.cb.Execute(func() (*Response, error) {
+			for d, err := range StreamOrComplete(ctx, b.next, req) {
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, &excludedErr{err}
+					}
+					return nil, err
+				}
+				if !yield(d, nil) {
+					stopped = true
+					return nil, nil
+				}
+			}
+			return nil, nil
+		})
+		if err != nil && !stopped {
+			yield(Delta{}, b.translate(req, err))
+		}
+	}
+}

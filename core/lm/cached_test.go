@@ -1,0 +1,183 @@
+package lm_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/dspex/dspex/core/cache"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/internal/mocklm"
+)
+
+// store adapts *cache.Cache to lm.ResponseStore, as core/program does.
+type store struct{ c *cache.Cache }
+
+func (s store) Get(ctx context.Context, k string) ([]byte, bool) {
+	v, _, ok := s.c.Get(ctx, k)
+	return v, ok
+}
+func (s store) Set(ctx context.Context, k string, v []byte) error { return s.c.Set(ctx, k, v) }
+
+func openCache(t *testing.T, path string) *cache.Cache {
+	t.Helper()
+	c, err := cache.Open(context.Background(), cache.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCachedLayer(t *testing.T) {
+	srv, client := sim(t, "")
+	path := filepath.Join(t.TempDir(), "lm-cache.db")
+	c := openCache(t, path)
+	m := lm.NewStack(client, lm.ExecConfig{Cache: store{c}})
+	ctx := context.Background()
+
+	first, err := m.Complete(ctx, ask("cache me"))
+	if err != nil || first.CacheHit {
+		t.Fatalf("first call: %v hit=%v", err, first.CacheHit)
+	}
+	t.Run("memory hit", func(t *testing.T) {
+		hit, err := m.Complete(ctx, ask("cache me"))
+		if err != nil || !hit.CacheHit || hit.Text() != first.Text() {
+			t.Fatalf("hit=%v err=%v", hit.CacheHit, err)
+		}
+		if hit.Usage != (lm.Usage{}) || hit.Attempts != 0 {
+			t.Errorf("a hit must cost no tokens: %+v", hit)
+		}
+		if srv.Stats().Requests != 1 {
+			t.Errorf("server saw %d requests", srv.Stats().Requests)
+		}
+	})
+	t.Run("copies are not shared", func(t *testing.T) {
+		a, _ := m.Complete(ctx, ask("cache me"))
+		a.Choices[0].Text = "changed by a caller"
+		b, _ := m.Complete(ctx, ask("cache me"))
+		if b.Text() != first.Text() {
+			t.Errorf("a caller's change leaked into the cache: %q", b.Text())
+		}
+	})
+	t.Run("bypass", func(t *testing.T) {
+		before := srv.Stats().Requests
+		res, err := m.Complete(lm.WithCacheMode(ctx, lm.CacheOff), ask("cache me"))
+		if err != nil || res.CacheHit || srv.Stats().Requests != before+1 {
+			t.Errorf("bypass: hit=%v err=%v requests=%d", res.CacheHit, err, srv.Stats().Requests-before)
+		}
+		res, err = m.Complete(lm.WithCacheMode(ctx, lm.CacheOff), ask("never stored"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, _ := m.Complete(ctx, ask("never stored")); res.CacheHit {
+			t.Error("CacheOff wrote the cache")
+		}
+	})
+	t.Run("rollout id gives a distinct entry", func(t *testing.T) {
+		before := srv.Stats().Requests
+		r := ask("cache me")
+		r.RolloutID = "rollout-1"
+		res, err := m.Complete(ctx, r)
+		if err != nil || res.CacheHit || srv.Stats().Requests != before+1 {
+			t.Fatalf("rollout: hit=%v err=%v", res.CacheHit, err)
+		}
+		if res, _ := m.Complete(ctx, r); !res.CacheHit {
+			t.Error("the same rollout id missed")
+		}
+	})
+	t.Run("disk hit after a restart", func(t *testing.T) {
+		c.Close()
+		c2 := openCache(t, path)
+		defer c2.Close()
+		_, client2 := sim(t, "") // a fresh process: new client, new server
+		m2 := lm.NewStack(client2, lm.ExecConfig{Cache: store{c2}})
+		res, err := m2.Complete(ctx, ask("cache me"))
+		if err != nil || !res.CacheHit || res.Text() != first.Text() {
+			t.Fatalf("after restart: hit=%v err=%v", res.CacheHit, err)
+		}
+		if st, _ := c2.Stats(ctx); st.DiskHits != 1 {
+			t.Errorf("disk hits = %d", st.DiskHits)
+		}
+	})
+}
+
+func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
+	srv, err := mocklm.Start(context.Background(), mocklm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := openCache(t, "")
+	defer c.Close()
+	a, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKey: "sk-one"})
+	// The same server under another spelling of its address, with another key.
+	b, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL() + "/", APIKey: "sk-two"})
+	if _, err := lm.NewStack(a, lm.ExecConfig{Cache: store{c}}).Complete(context.Background(), ask("q")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := lm.NewStack(b, lm.ExecConfig{Cache: store{c}}).Complete(context.Background(), ask("q"))
+	if err != nil || !res.CacheHit {
+		t.Fatalf("another API key missed the cache: hit=%v err=%v", res.CacheHit, err)
+	}
+	// The key changes with anything that changes the answer.
+	base := ask("q")
+	key := lm.RequestKey("m", base)
+	variants := []*lm.Request{ask("q2"), {Messages: base.Messages, Params: lm.Params{Temperature: lm.Float(1)}},
+		{Messages: base.Messages, ResponseFormat: &lm.ResponseFormat{Type: "json_object"}}, {Messages: base.Messages, RolloutID: "r"}}
+	for i, v := range variants {
+		if lm.RequestKey("m", v) == key {
+			t.Errorf("variant %d shares the key", i)
+		}
+	}
+	if lm.RequestKey("other-model", base) == key {
+		t.Error("model not in the key")
+	}
+}
+
+func TestEmbedStackCachesPerText(t *testing.T) {
+	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, FirstN: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c := openCache(t, "")
+	defer c.Close()
+	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lm.NewEmbedStack(emb, lm.EmbedExecConfig{Cache: store{c}, Retry: fastRetry(3)})
+	ctx := context.Background()
+	v1, u1, err := s.Embed(ctx, []string{"alpha", "beta", "alpha"})
+	if err != nil {
+		t.Fatalf("first embed (after a retried 500): %v", err)
+	}
+	if len(v1) != 3 || !equal(v1[0], v1[2]) || equal(v1[0], v1[1]) || u1.TotalTokens == 0 {
+		t.Fatalf("vectors %d, usage %+v", len(v1), u1)
+	}
+	before := srv.Stats().Embeddings
+	v2, u2, err := s.Embed(ctx, []string{"beta", "gamma", "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := srv.Requests()
+	last := reqs[len(reqs)-1]
+	if srv.Stats().Embeddings != before+1 || len(last.Input) != 1 || last.Input[0] != "gamma" {
+		t.Errorf("cached texts were sent again: %v", last.Input)
+	}
+	if !equal(v2[0], v1[1]) || !equal(v2[2], v1[0]) || u2.TotalTokens == 0 {
+		t.Error("cached vectors differ")
+	}
+}
+
+func equal(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,63 @@
+package lm
+
+import (
+	"context"
+	"time"
+)
+
+// Hooks let observers (logging, metrics, the event bus) watch the execution
+// layers. Nil fields, and a nil *Hooks, are skipped. Hooks are called
+// synchronously on the calling goroutine and must not block.
+type Hooks struct {
+	// QueueWait reports a call admitted by a pool after waiting.
+	QueueWait func(ctx context.Context, model string, wait time.Duration)
+	// RateLimitWait reports a call held back by the rate limiter.
+	RateLimitWait func(ctx context.Context, model string, wait time.Duration)
+	// Retry reports a failed attempt about to be retried after wait.
+	Retry func(ctx context.Context, model string, attempt int, err error, wait time.Duration)
+	// BreakerState reports a circuit breaker changing state ("closed",
+	// "open", "half-open"). name is the breaker's endpoint and model.
+	BreakerState func(name, from, to string)
+	// Call reports every finished call through a Metered layer, cache hits
+	// included.
+	Call func(ctx context.Context, info CallInfo)
+}
+
+// CallInfo describes one finished call.
+type CallInfo struct {
+	Model    string
+	Request  *Request
+	Response *Response // nil on error
+	Err      error
+	Duration time.Duration
+}
+
+func (h *Hooks) queueWait(ctx context.Context, model string, wait time.Duration) {
+	if h != nil && h.QueueWait != nil && wait > 0 {
+		h.QueueWait(ctx, model, wait)
+	}
+}
+
+func (h *Hooks) rateLimitWait(ctx context.Context, model string, wait time.Duration) {
+	if h != nil && h.RateLimitWait != nil && wait > 0 {
+		h.RateLimitWait(ctx, model, wait)
+	}
+}
+
+func (h *Hooks) retry(ctx context.Context, model string, attempt int, err error, wait time.Duration) {
+	if h != nil && h.Retry != nil {
+		h.Retry(ctx, model, attempt, err, wait)
+	}
+}
+
+func (h *Hooks) breakerState(name, from, to string) {
+	if h != nil && h.BreakerState != nil {
+		h.BreakerState(name, from, to)
+	}
+}
+
+func (h *Hooks) call(ctx context.Context, info CallInfo) {
+	if h != nil && h.Call != nil {
+		h.Call(ctx, info)
+	}
+}

@@ -1,0 +1,433 @@
+package lm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/internal/mocklm"
+)
+
+// sim starts the simulated LM with the given faults and latency, and
+// returns it with an OpenAI client pointed at it.
+func sim(t testing.TB, latency string, faults ...string) (*mocklm.Server, *lm.OpenAI) {
+	t.Helper()
+	cfg := mocklm.Config{Seed: 1}
+	for _, f := range faults {
+		fault, err := mocklm.ParseFault(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Faults = append(cfg.Faults, fault)
+	}
+	if latency != "" {
+		l, err := mocklm.ParseLatency(latency)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Latency = l
+	}
+	srv, err := mocklm.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, client
+}
+
+func ask(q string) *lm.Request {
+	return &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: q}}}
+}
+
+func fastRetry(attempts int) lm.RetryConfig {
+	return lm.RetryConfig{MaxAttempts: attempts, InitialBackoff: lm.Duration(time.Millisecond), MaxBackoff: lm.Duration(5 * time.Millisecond)}
+}
+
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	srv, client := sim(t, "", "429:first=1,retry_after=1s")
+	var waits []time.Duration
+	hooks := &lm.Hooks{Retry: func(_ context.Context, _ string, _ int, _ error, wait time.Duration) { waits = append(waits, wait) }}
+	r := lm.NewRetry(client, fastRetry(3), hooks)
+	res, err := r.Complete(context.Background(), ask("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2", res.Attempts)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("server saw %d requests, want 2", len(reqs))
+	}
+	if gap := reqs[1].Start.Sub(reqs[0].Start); gap < time.Second {
+		t.Errorf("retried after %v, before the server's Retry-After of 1s", gap)
+	}
+	if len(waits) != 1 || waits[0] < time.Second {
+		t.Errorf("retry hook waits = %v", waits)
+	}
+}
+
+func TestRetryIsBounded(t *testing.T) {
+	srv, client := sim(t, "", "500")
+	r := lm.NewRetry(client, fastRetry(3), nil)
+	_, err := r.Complete(context.Background(), ask("hi"))
+	if !errors.Is(err, lm.ErrServer) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := srv.Stats().Requests; n != 3 {
+		t.Errorf("server saw %d requests, want exactly MaxAttempts=3", n)
+	}
+}
+
+func TestRetryNeverRetries(t *testing.T) {
+	t.Run("non-retryable error", func(t *testing.T) {
+		srv, err := mocklm.Start(context.Background(), mocklm.Config{APIKey: "right"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: srv.URL(), APIKey: "wrong"})
+		_, err = lm.NewRetry(client, fastRetry(5), nil).Complete(context.Background(), ask("hi"))
+		if !errors.Is(err, lm.ErrAuth) {
+			t.Fatalf("err = %v", err)
+		}
+		if n := srv.Stats().Rejected; n != 1 {
+			t.Errorf("server saw %d requests, want 1", n)
+		}
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		srv, client := sim(t, "", "500")
+		ctx, cancel := context.WithCancel(context.Background())
+		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(time.Hour)}, &lm.Hooks{
+			Retry: func(context.Context, string, int, error, time.Duration) { cancel() },
+		})
+		start := time.Now()
+		_, err := r.Complete(ctx, ask("hi"))
+		if err == nil || time.Since(start) > 5*time.Second || srv.Stats().Requests != 1 {
+			t.Fatalf("err %v after %v and %d requests", err, time.Since(start), srv.Stats().Requests)
+		}
+	})
+	t.Run("deadline shorter than the backoff", func(t *testing.T) {
+		srv, client := sim(t, "", "503")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(10 * time.Second)}, nil)
+		start := time.Now()
+		_, err := r.Complete(ctx, ask("hi"))
+		if !errors.Is(err, lm.ErrServer) || time.Since(start) > 250*time.Millisecond || srv.Stats().Requests != 1 {
+			t.Fatalf("err %v after %v and %d requests", err, time.Since(start), srv.Stats().Requests)
+		}
+	})
+	t.Run("open breaker", func(t *testing.T) {
+		srv, client := sim(t, "", "500")
+		b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}, nil)
+		_, err := lm.NewRetry(b, fastRetry(5), nil).Complete(context.Background(), ask("hi"))
+		if !errors.Is(err, lm.ErrBreakerOpen) || srv.Stats().Requests != 1 {
+			t.Fatalf("err %v after %d requests", err, srv.Stats().Requests)
+		}
+	})
+}
+
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	// The first 3 requests fail; afterwards the endpoint is healthy again.
+	srv, client := sim(t, "", "500:first=3")
+	var mu sync.Mutex
+	var states []string
+	hooks := &lm.Hooks{BreakerState: func(_, from, to string) {
+		mu.Lock()
+		states = append(states, from+"->"+to)
+		mu.Unlock()
+	}}
+	b := lm.NewBreaker(client, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: lm.Duration(200 * time.Millisecond)}, hooks)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrServer) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if b.State() != "open" {
+		t.Fatalf("state after 3 failures = %s", b.State())
+	}
+	for range 10 {
+		start := time.Now()
+		_, err := b.Complete(ctx, ask("hi"))
+		if !errors.Is(err, lm.ErrBreakerOpen) || time.Since(start) > 50*time.Millisecond {
+			t.Fatalf("open breaker: err %v after %v", err, time.Since(start))
+		}
+	}
+	if n := srv.Stats().Requests; n != 3 {
+		t.Fatalf("%d requests reached the server while the breaker was open", n-3)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if _, err := b.Complete(ctx, ask("hi")); err != nil {
+		t.Fatalf("half-open probe: %v", err)
+	}
+	if b.State() != "closed" || srv.Stats().Requests != 4 {
+		t.Errorf("after the probe: state %s, %d requests", b.State(), srv.Stats().Requests)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(states) != "[closed->open open->half-open half-open->closed]" {
+		t.Errorf("state changes = %v", states)
+	}
+}
+
+func TestBreakerIgnoresCallerCancellation(t *testing.T) {
+	_, client := sim(t, "", "hang")
+	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1}, nil)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := b.Complete(ctx, ask("hi"))
+		cancel()
+		if !errors.Is(err, lm.ErrTimeout) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if b.State() != "closed" {
+		t.Errorf("caller deadlines opened the breaker: %s", b.State())
+	}
+}
+
+func TestCollapseIdenticalCalls(t *testing.T) {
+	srv, client := sim(t, "200ms")
+	c := lm.NewCollapse(client)
+	var wg sync.WaitGroup
+	var failures, tokens atomic.Int64
+	texts := make([]string, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := c.Complete(context.Background(), ask("the same question"))
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			tokens.Add(int64(res.Usage.TotalTokens))
+			res.Choices[0].Text += "mutated"
+			texts[i] = res.Choices[0].Text
+		}()
+	}
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d calls failed", failures.Load())
+	}
+	if n := srv.Stats().Requests; n != 1 {
+		t.Fatalf("100 identical concurrent calls reached the server %d times, want 1", n)
+	}
+	for _, tx := range texts {
+		if tx != texts[0] {
+			t.Fatal("collapsed callers share one response value")
+		}
+	}
+	if tokens.Load() == 0 {
+		t.Error("no caller was charged the tokens")
+	}
+	// Different requests are not merged.
+	if _, err := c.Complete(context.Background(), ask("another question")); err != nil || srv.Stats().Requests != 2 {
+		t.Errorf("err %v, %d requests", err, srv.Stats().Requests)
+	}
+}
+
+func TestCollapseLastWaiterCancels(t *testing.T) {
+	srv, client := sim(t, "", "hang")
+	c := lm.NewCollapse(client)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Complete(ctx, ask("q")); !errors.Is(err, lm.ErrCanceled) {
+				t.Errorf("err = %v", err)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	// The shared call was cancelled too: the server sees the client leave.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if reqs := srv.Requests(); len(reqs) == 1 && reqs[0].Duration > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("the shared request was not cancelled when every caller left")
+}
+
+func TestPoolQueueBound(t *testing.T) {
+	srv, client := sim(t, "300ms")
+	p := lm.NewPool(client, lm.PoolConfig{Size: 2, Queue: 3}, nil)
+	var wg sync.WaitGroup
+	var ok, full atomic.Int64
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.Complete(context.Background(), ask(fmt.Sprint("q", i)))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, lm.ErrQueueFull):
+				full.Add(1)
+			default:
+				t.Errorf("err = %v", err)
+			}
+		}()
+		time.Sleep(5 * time.Millisecond) // arrive in order
+	}
+	wg.Wait()
+	if ok.Load() != 5 || full.Load() != 5 {
+		t.Errorf("%d served, %d refused; want 5 and 5 (2 slots + 3 queued)", ok.Load(), full.Load())
+	}
+	st := p.Stats()
+	if st.MaxWait < 250*time.Millisecond || st.Refused != 5 || st.Waiting != 0 || st.InFlight != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+	if srv.Stats().Requests != 5 {
+		t.Errorf("server saw %d requests", srv.Stats().Requests)
+	}
+}
+
+func TestPoolCancellationReleasesWaiters(t *testing.T) {
+	_, client := sim(t, "", "hang")
+	p := lm.NewPool(client, lm.PoolConfig{Size: 1, Queue: 50}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.Complete(ctx, ask(fmt.Sprint(i)))
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Waiting != 19 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiters not released by cancellation")
+	}
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, lm.ErrCanceled) {
+			t.Errorf("err = %v", err)
+		}
+	}
+	if st := p.Stats(); st.Waiting != 0 || st.InFlight != 0 || st.Abandoned != 19 {
+		t.Errorf("stats after cancel = %+v", st)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	_, client := sim(t, "")
+	// 6000 requests per minute is one every 10ms; a 1-second burst allows 100
+	// at once, so 120 calls need at least ~200ms.
+	r := lm.NewRateLimit(client, lm.RateLimitConfig{RPM: 6000, BurstSeconds: 1}, nil)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 120 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Complete(context.Background(), ask(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("120 calls at 6000 rpm with a 100-call burst took only %v", d)
+	}
+
+	// Tokens: 60000 per minute is 1000/s; each call is estimated at about
+	// 400 tokens (max_tokens), so after a 1000-token burst the rest wait.
+	rt := lm.NewRateLimit(client, lm.RateLimitConfig{TPM: 60000, BurstSeconds: 1}, nil)
+	req := ask("tokens")
+	req.MaxTokens = lm.Int(400)
+	start = time.Now()
+	for range 5 {
+		if _, err := rt.Complete(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("5 calls of ~400 tokens at 1000 tokens/s took only %v", d)
+	}
+
+	// A wait that would pass the deadline fails at once.
+	slow := lm.NewRateLimit(client, lm.RateLimitConfig{RPM: 1}, nil)
+	_, _ = slow.Complete(context.Background(), ask("first"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := slow.Complete(ctx, ask("second")); !errors.Is(err, lm.ErrTimeout) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestStackUsageAndCost(t *testing.T) {
+	_, client := sim(t, "")
+	var calls atomic.Int64
+	s := lm.NewStack(client, lm.ExecConfig{
+		Prices: lm.Prices{"dspex-sim": {Input: 1, Output: 2}},
+		Hooks:  &lm.Hooks{Call: func(context.Context, lm.CallInfo) { calls.Add(1) }},
+	})
+	run := lm.NewTracker()
+	ctx := lm.WithTracker(context.Background(), run)
+	res, err := s.Complete(ctx, ask("price me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (float64(res.Usage.PromptTokens)*1 + float64(res.Usage.CompletionTokens)*2) / 1e6
+	if !res.Cost.Known() || res.Cost.USD != want {
+		t.Errorf("cost = %v, want $%v", res.Cost, want)
+	}
+	tot := run.Total()
+	if tot.Calls != 1 || tot.Usage != res.Usage || tot.Cost != res.Cost || calls.Load() != 1 {
+		t.Errorf("tracker = %+v, hook calls %d", tot, calls.Load())
+	}
+
+	unpriced := lm.NewStack(client, lm.ExecConfig{})
+	res, err = unpriced.Complete(ctx, ask("no price"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cost.Known() || res.Cost.String() != "unknown" {
+		t.Errorf("unknown price reported as %v", res.Cost)
+	}
+	if tot := run.Total(); tot.Cost.Known() || tot.Calls != 2 {
+		t.Errorf("run total = %+v", tot)
+	}
+}
+
+func TestPricesLookup(t *testing.T) {
+	p := lm.Prices{"gpt-4o": {Input: 2.5}, "gpt-4o-mini": {Input: 0.15}}
+	for model, want := range map[string]float64{
+		"gpt-4o": 2.5, "gpt-4o-mini": 0.15, "gpt-4o-mini-2024-07-18": 0.15, "openai/gpt-4o": 2.5, "gpt-4o-2024-08-06": 2.5,
+	} {
+		if pr, ok := p.Lookup(model); !ok || pr.Input != want {
+			t.Errorf("Lookup(%q) = %v %v, want %v", model, pr, ok, want)
+		}
+	}
+	if _, ok := p.Lookup("claude-3"); ok {
+		t.Error("unknown model priced")
+	}
+}

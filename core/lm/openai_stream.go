@@ -1,0 +1,343 @@
+package lm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"mime"
+	"net/http"
+)
+
+// Bounds on a streamed completion.
+const (
+	// maxStreamEvent bounds one server-sent event: each line, and the data
+	// lines of one event together.
+	maxStreamEvent = 1 << 20
+	// maxStreamChoices bounds a choice index in a stream, so that a broken
+	// server cannot make Collect allocate without limit.
+	maxStreamChoices = 1 << 10
+)
+
+var _ Streamer = (*OpenAI)(nil)
+
+// Stream sends req as a streaming chat completion ("stream": true, with
+// "stream_options": {"include_usage": true}) and yields the answer as the
+// server sends it: a Delta for each piece of a choice's text (Index is the
+// choice's index, so n > 1 choices may interleave), FinishReason on the
+// delta that ends a choice, and Usage on the usage chunk, the final delta.
+// The request body is the one Complete sends, plus those two fields;
+// Params.Extra may replace stream_options but never turns streaming off.
+//
+// Each iteration sends a new request. A failure is yielded once, as the
+// error of the last pair, and is an *Error: before the stream starts, the
+// same as Complete's; during it, ErrConnection for a broken connection or a
+// stream that ends without "data: [DONE]" and without every choice
+// finished ("stream ended early"), ErrBadResponse for an event that is not
+// a completion chunk or longer than 1 MiB, ErrServer for an error event
+// ({"error": ...}), ErrCanceled when ctx is cancelled and ErrTimeout when
+// its deadline or OpenAIConfig.Timeout (which bounds the whole stream)
+// passes. Stopping the iteration early cancels the request and closes the
+// connection; Stream starts no goroutine of its own.
+//
+// A server that ignores "stream" and answers with a JSON completion is
+// accepted: its choices are yielded as one delta each, usage on the last.
+// Stream is safe for concurrent use.
+func (o *OpenAI) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
+	return func(yield func(Delta, error) bool) {
+		if ctx == nil || req == nil {
+			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: o.model, URL: o.url, Message: "nil context or request"})
+			return
+		}
+		model := req.Model
+		if model == "" {
+			model = o.model
+		}
+		if ctx.Err() != nil {
+			yield(Delta{}, o.contextError(ctx, model))
+			return
+		}
+		body, err := o.body(model, req, true)
+		if err != nil {
+			yield(Delta{}, err)
+			return
+		}
+
+		// callCtx also ends the request when the consumer stops early.
+		callCtx, cancel := context.WithCancel(ctx)
+		if o.timeout > 0 {
+			callCtx, cancel = context.WithTimeoutCause(ctx, o.timeout, errConfiguredTimeout)
+		}
+		defer cancel()
+		httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.endpoint, bytes.NewReader(body))
+		if err != nil {
+			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err})
+			return
+		}
+		httpReq.Header = o.headers.Clone()
+		httpReq.Header.Set("Accept", "text/event-stream")
+		httpRes, err := o.client.Do(httpReq)
+		if err != nil {
+			yield(Delta{}, o.callError(ctx, callCtx, model, nil, err))
+			return
+		}
+		defer httpRes.Body.Close()
+		if httpRes.StatusCode >= 400 {
+			yield(Delta{}, o.statusError(model, httpRes))
+			return
+		}
+		s := &chatStream{
+			o: o, model: model, status: httpRes.StatusCode, ctx: callCtx,
+			fail: func(err error) *Error { return o.callError(ctx, callCtx, model, httpRes, err) },
+		}
+		if mt, _, _ := mime.ParseMediaType(httpRes.Header.Get("Content-Type")); mt == "application/json" {
+			s.whole(httpRes, yield)
+			return
+		}
+		s.run(httpRes.Body, yield)
+	}
+}
+
+// chatStream decodes one streamed chat completion.
+type chatStream struct {
+	o      *OpenAI
+	model  string
+	status int
+	// ctx is checked before each event, so that a cancelled stream stops
+	// even while events are still buffered; nil in fuzz tests.
+	ctx context.Context
+	// fail classifies an error reading the body.
+	fail func(error) *Error
+
+	finished  map[int]bool // choices seen; true once given a finish reason
+	usage     *Usage       // the latest usage, if any
+	usageSent bool         // usage was yielded after its last change
+	done      bool         // "data: [DONE]" arrived
+}
+
+// chatChunk is the part of a chat.completion.chunk that DSPEx reads.
+type chatChunk struct {
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content *string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *Usage          `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// errStreamEventTooLong reports an event over maxStreamEvent bytes.
+var errStreamEventTooLong = fmt.Errorf("lm: stream event longer than %d bytes", maxStreamEvent)
+
+// run reads server-sent events from body until [DONE], the end of the
+// body, an error, or the consumer stops.
+func (s *chatStream) run(body io.Reader, yield func(Delta, error) bool) {
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 4096), maxStreamEvent)
+	var (
+		event string // the event's name, "" for a plain message
+		data  []byte // the event's data lines, joined by '\n'
+		lines int    // data lines in data
+	)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			if lines == 0 && event == "" {
+				continue
+			}
+			if !s.dispatch(event, data, yield) {
+				return
+			}
+			event, data, lines = "", data[:0], 0
+			continue
+		}
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(name) {
+		case "": // a comment, such as a keep-alive
+		case "event":
+			event = string(value)
+		case "data", "error":
+			// llama.cpp writes "error: {...}" for an error event.
+			if string(name) == "error" {
+				event = "error"
+			}
+			if lines > 0 {
+				data = append(data, '\n')
+			}
+			if len(data)+len(value) > maxStreamEvent {
+				s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+					Message: errStreamEventTooLong.Error(), Err: errStreamEventTooLong})
+				return
+			}
+			data = append(data, value...)
+			lines++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+				Message: errStreamEventTooLong.Error(), Err: errStreamEventTooLong})
+			return
+		}
+		s.yieldErr(yield, s.fail(err))
+		return
+	}
+	// The body ended. An event without its closing blank line still counts.
+	if lines > 0 && !s.dispatch(event, data, yield) {
+		return
+	}
+	s.end(yield)
+}
+
+// dispatch handles one event and reports whether to read on.
+func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error) bool) bool {
+	if s.done {
+		return false
+	}
+	if s.ctx != nil && s.ctx.Err() != nil {
+		s.yieldErr(yield, s.fail(context.Cause(s.ctx)))
+		return false
+	}
+	data = bytes.TrimSpace(data)
+	if string(data) == "[DONE]" {
+		s.done = true
+		s.end(yield)
+		return false
+	}
+	if event == "error" {
+		s.yieldErr(yield, s.eventError(data))
+		return false
+	}
+	if len(data) == 0 {
+		return true
+	}
+	var c chatChunk
+	if err := json.Unmarshal(data, &c); err != nil {
+		s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+			Message: "decode stream event: " + err.Error() + ": " + s.o.clip(data), Err: err})
+		return false
+	}
+	if len(c.Error) > 0 && string(c.Error) != "null" {
+		s.yieldErr(yield, s.eventError(c.Error))
+		return false
+	}
+	if s.finished == nil {
+		s.finished = map[int]bool{}
+	}
+	for _, ch := range c.Choices {
+		if ch.Index < 0 || ch.Index >= maxStreamChoices {
+			s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+				Message: fmt.Sprintf("stream choice index %d out of range [0, %d)", ch.Index, maxStreamChoices)})
+			return false
+		}
+		d := Delta{Index: ch.Index}
+		if ch.Delta.Content != nil {
+			d.Text = *ch.Delta.Content
+		}
+		if ch.FinishReason != nil {
+			d.FinishReason = *ch.FinishReason
+		}
+		s.finished[ch.Index] = s.finished[ch.Index] || d.FinishReason != ""
+		if d.Text == "" && d.FinishReason == "" {
+			continue // the role chunk, or a refusal or tool-call piece
+		}
+		if !yield(d, nil) {
+			return false
+		}
+	}
+	if c.Usage != nil {
+		u := *c.Usage
+		s.usage, s.usageSent = &u, false
+		// OpenAI sends usage alone in the last chunk; servers that report
+		// usage on every chunk have theirs yielded once, at the end.
+		if len(c.Choices) == 0 {
+			s.usageSent = true
+			if !yield(Delta{Usage: &u}, nil) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// end finishes a stream whose body ended or said [DONE].
+func (s *chatStream) end(yield func(Delta, error) bool) {
+	if !s.done && !s.allFinished() {
+		s.yieldErr(yield, &Error{Kind: ErrConnection, Model: s.model, URL: s.o.url, StatusCode: s.status,
+			Message: "stream ended early", Err: io.ErrUnexpectedEOF})
+		return
+	}
+	if s.usage != nil && !s.usageSent {
+		s.usageSent = true
+		u := *s.usage
+		yield(Delta{Usage: &u}, nil)
+	}
+}
+
+// allFinished reports whether at least one choice arrived and every one
+// that did got a finish reason.
+func (s *chatStream) allFinished() bool {
+	for _, f := range s.finished {
+		if !f {
+			return false
+		}
+	}
+	return len(s.finished) > 0
+}
+
+// eventError is the error for an error event whose data is raw.
+func (s *chatStream) eventError(raw []byte) *Error {
+	msg := "error event in stream"
+	var wrapped struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Error) > 0 && string(wrapped.Error) != "null" {
+		raw = wrapped.Error
+	}
+	if text, ok := errorText(raw); ok {
+		msg += ": " + s.o.scrub(text)
+	}
+	return &Error{Kind: ErrServer, Model: s.model, URL: s.o.url, StatusCode: s.status, Message: msg}
+}
+
+// yieldErr yields err as the last pair, once.
+func (s *chatStream) yieldErr(yield func(Delta, error) bool, err *Error) {
+	s.done = true
+	yield(Delta{}, err)
+}
+
+// whole yields a completion that came back in one JSON body.
+func (s *chatStream) whole(httpRes *http.Response, yield func(Delta, error) bool) {
+	raw, err := io.ReadAll(io.LimitReader(httpRes.Body, maxResponseBody+1))
+	if err != nil {
+		yield(Delta{}, s.fail(err))
+		return
+	}
+	if len(raw) > maxResponseBody {
+		yield(Delta{}, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+			Message: fmt.Sprintf("response body larger than %d bytes", maxResponseBody)})
+		return
+	}
+	res, err := s.o.parse(s.model, raw, httpRes)
+	if err != nil {
+		yield(Delta{}, err)
+		return
+	}
+	for i, c := range res.Choices {
+		d := Delta{Index: i, Text: c.Text, FinishReason: c.FinishReason}
+		if i == len(res.Choices)-1 {
+			u := res.Usage
+			d.Usage = &u
+		}
+		if !yield(d, nil) {
+			return
+		}
+	}
+}

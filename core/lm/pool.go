@@ -1,0 +1,216 @@
+package lm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+)
+
+// ErrQueueFull is the Kind of the error a Pool returns when every slot is
+// busy and its wait queue is full. It is not retried: the caller is already
+// sending more than the endpoint is configured to take.
+var ErrQueueFull = errors.New("lm: pool queue full")
+
+// PoolConfig bounds the calls in flight to one endpoint and model.
+type PoolConfig struct {
+	// Size is how many calls may run at once. Default 16.
+	Size int `yaml:"size" json:"size"`
+	// Queue is how many further callers may wait for a slot; one more is
+	// refused with ErrQueueFull. Default 1024; a negative value means none
+	// may wait.
+	Queue int `yaml:"queue" json:"queue"`
+}
+
+func (c PoolConfig) withDefaults() PoolConfig {
+	if c.Size <= 0 {
+		c.Size = 16
+	}
+	if c.Queue == 0 {
+		c.Queue = 1024
+	}
+	if c.Queue < 0 {
+		c.Queue = 0
+	}
+	return c
+}
+
+// PoolStats are a pool's counters.
+type PoolStats struct {
+	Size, Queue       int
+	InFlight, Waiting int
+	// Admitted counts calls that got a slot; Refused those turned away
+	// with ErrQueueFull; Abandoned those whose context ended while waiting.
+	Admitted, Refused, Abandoned int64
+	// TotalWait and MaxWait sum and bound the time admitted calls waited.
+	TotalWait, MaxWait time.Duration
+}
+
+// Slots is a counting semaphore with a bounded wait queue, the core of Pool
+// (and of the embedding pool). Safe for concurrent use.
+type Slots struct {
+	sem   chan struct{}
+	mu    sync.Mutex
+	stats PoolStats
+}
+
+// NewSlots returns slots for cfg.
+func NewSlots(cfg PoolConfig) *Slots {
+	cfg = cfg.withDefaults()
+	return &Slots{sem: make(chan struct{}, cfg.Size), stats: PoolStats{Size: cfg.Size, Queue: cfg.Queue}}
+}
+
+// Acquire takes a slot, waiting in the queue if all are busy. It returns
+// the release function and how long it waited. A full queue fails at once
+// with ErrQueueFull; a context that ends while waiting fails with its error
+// and leaves the queue.
+func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	select {
+	case s.sem <- struct{}{}:
+		s.admitted(0)
+		return s.release, 0, nil
+	default:
+	}
+	s.mu.Lock()
+	if s.stats.Waiting >= s.stats.Queue {
+		s.stats.Refused++
+		waiting := s.stats.Waiting
+		s.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: %d calls in flight and %d waiting", ErrQueueFull, s.stats.Size, waiting)
+	}
+	s.stats.Waiting++
+	s.mu.Unlock()
+	start := time.Now()
+	select {
+	case s.sem <- struct{}{}:
+		wait = time.Since(start)
+		s.mu.Lock()
+		s.stats.Waiting--
+		s.mu.Unlock()
+		s.admitted(wait)
+		return s.release, wait, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.stats.Waiting--
+		s.stats.Abandoned++
+		s.mu.Unlock()
+		return nil, time.Since(start), ctx.Err()
+	}
+}
+
+func (s *Slots) admitted(wait time.Duration) {
+	s.mu.Lock()
+	s.stats.Admitted++
+	s.stats.InFlight++
+	s.stats.TotalWait += wait
+	s.stats.MaxWait = max(s.stats.MaxWait, wait)
+	s.mu.Unlock()
+}
+
+func (s *Slots) release() {
+	s.mu.Lock()
+	s.stats.InFlight--
+	s.mu.Unlock()
+	<-s.sem
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Slots) Stats() PoolStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Pool is the execution layer that bounds concurrent calls to one endpoint
+// and model. Each response records how long its call waited for a slot
+// (Response.QueueWait). Safe for concurrent use.
+type Pool struct {
+	next  LM
+	slots *Slots
+	hooks *Hooks
+}
+
+var (
+	_ LM       = (*Pool)(nil)
+	_ Streamer = (*Pool)(nil)
+)
+
+// NewPool wraps next in a pool.
+func NewPool(next LM, cfg PoolConfig, hooks *Hooks) *Pool {
+	return &Pool{next: next, slots: NewSlots(cfg), hooks: hooks}
+}
+
+// Model returns the wrapped LM's model.
+func (p *Pool) Model() string { return p.next.Model() }
+
+// SupportsResponseSchema passes the wrapped LM's answer through.
+func (p *Pool) SupportsResponseSchema() bool { return SupportsResponseSchema(p.next) }
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() PoolStats { return p.slots.Stats() }
+
+func (p *Pool) acquire(ctx context.Context, model string) (func(), time.Duration, error) {
+	release, wait, err := p.slots.Acquire(ctx)
+	if err != nil {
+		if errors.Is(err, ErrQueueFull) {
+			return nil, wait, &Error{Kind: ErrQueueFull, Model: model, Message: err.Error()}
+		}
+		return nil, wait, contextKindError(ctx, model)
+	}
+	p.hooks.queueWait(ctx, model, wait)
+	return release, wait, nil
+}
+
+// Complete waits for a slot, then calls the wrapped LM.
+func (p *Pool) Complete(ctx context.Context, req *Request) (*Response, error) {
+	model := requestModel(p.next, req)
+	release, wait, err := p.acquire(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := p.next.Complete(ctx, req)
+	if res != nil {
+		res.QueueWait += wait
+	}
+	return res, err
+}
+
+// Stream holds a slot for the whole stream.
+func (p *Pool) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
+	return func(yield func(Delta, error) bool) {
+		release, _, err := p.acquire(ctx, requestModel(p.next, req))
+		if err != nil {
+			yield(Delta{}, err)
+			return
+		}
+		defer release()
+		for d, err := range StreamOrComplete(ctx, p.next, req) {
+			if !yield(d, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// requestModel is the model a request goes to.
+func requestModel(m LM, req *Request) string {
+	if req != nil && req.Model != "" {
+		return req.Model
+	}
+	return m.Model()
+}
+
+// contextKindError turns an ended context into the matching *Error.
+func contextKindError(ctx context.Context, model string) *Error {
+	e := &Error{Kind: ErrCanceled, Model: model, Err: ctx.Err()}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e.Kind = ErrTimeout
+	}
+	return e
+}

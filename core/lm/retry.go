@@ -1,0 +1,177 @@
+package lm
+
+import (
+	"context"
+	"iter"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// RetryConfig sets how failed calls are retried.
+type RetryConfig struct {
+	// MaxAttempts bounds provider calls per request, the first included.
+	// Default 4 (three retries, as DSPy's num_retries=3); 1 disables retries.
+	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
+	// InitialBackoff is the base wait before the first retry; each later
+	// retry doubles it. Default 500ms.
+	InitialBackoff Duration `yaml:"initial_backoff" json:"initial_backoff"`
+	// MaxBackoff caps the base wait. Default 30s.
+	MaxBackoff Duration `yaml:"max_backoff" json:"max_backoff"`
+	// MaxRetryAfter caps how long a server's Retry-After is honoured; a
+	// server asking for longer gets its error returned instead. Default 2m.
+	MaxRetryAfter Duration `yaml:"max_retry_after" json:"max_retry_after"`
+}
+
+func (c RetryConfig) withDefaults() RetryConfig {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 4
+	}
+	if c.InitialBackoff <= 0 {
+		c.InitialBackoff = Duration(500 * time.Millisecond)
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = Duration(30 * time.Second)
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = Duration(2 * time.Minute)
+	}
+	return c
+}
+
+// Retry is the execution layer that repeats calls that failed with a
+// retryable error (rate limited, server error, timeout, connection failure:
+// see Retryable). Waits grow exponentially with jitter ("equal jitter": half
+// the base wait plus a random part of the other half), and never undercut a
+// server's Retry-After. A cancelled context, an open breaker or a full pool
+// is never retried, and no wait outlives the context's deadline. Safe for
+// concurrent use.
+type Retry struct {
+	next  LM
+	cfg   RetryConfig
+	hooks *Hooks
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+var (
+	_ LM       = (*Retry)(nil)
+	_ Streamer = (*Retry)(nil)
+)
+
+// NewRetry wraps next.
+func NewRetry(next LM, cfg RetryConfig, hooks *Hooks) *Retry {
+	return &Retry{next: next, cfg: cfg.withDefaults(), hooks: hooks, sleep: sleepCtx,
+		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15))}
+}
+
+// Model returns the wrapped LM's model.
+func (r *Retry) Model() string { return r.next.Model() }
+
+// SupportsResponseSchema passes the wrapped LM's answer through.
+func (r *Retry) SupportsResponseSchema() bool { return SupportsResponseSchema(r.next) }
+
+// Complete calls the wrapped LM, retrying retryable failures.
+func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {
+	model := requestModel(r.next, req)
+	for attempt := 1; ; attempt++ {
+		res, err := r.next.Complete(ctx, req)
+		if err == nil {
+			if res != nil {
+				res.Attempts = attempt
+			}
+			return res, nil
+		}
+		wait, ok := r.shouldRetry(ctx, attempt, err)
+		if !ok {
+			return nil, err
+		}
+		r.hooks.retry(ctx, model, attempt, err, wait)
+		if r.sleep(ctx, wait) != nil {
+			return nil, err
+		}
+	}
+}
+
+// Stream retries failures that happen before the first delta; once text
+// has been yielded, a failure ends the stream (the caller has seen part of
+// an answer that a new attempt would not continue).
+func (r *Retry) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
+	return func(yield func(Delta, error) bool) {
+		model := requestModel(r.next, req)
+		for attempt := 1; ; attempt++ {
+			started := false
+			var failed error
+			for d, err := range StreamOrComplete(ctx, r.next, req) {
+				if err != nil {
+					failed = err
+					break
+				}
+				started = true
+				if !yield(d, nil) {
+					return
+				}
+			}
+			if failed == nil {
+				return
+			}
+			wait, ok := r.shouldRetry(ctx, attempt, failed)
+			if started || !ok {
+				yield(Delta{}, failed)
+				return
+			}
+			r.hooks.retry(ctx, model, attempt, failed, wait)
+			if r.sleep(ctx, wait) != nil {
+				yield(Delta{}, failed)
+				return
+			}
+		}
+	}
+}
+
+// shouldRetry decides whether attempt's failure is retried, and after how
+// long.
+func (r *Retry) shouldRetry(ctx context.Context, attempt int, err error) (time.Duration, bool) {
+	if attempt >= r.cfg.MaxAttempts || ctx.Err() != nil || !Retryable(err) {
+		return 0, false
+	}
+	after := RetryAfter(err)
+	if after > time.Duration(r.cfg.MaxRetryAfter) {
+		return 0, false
+	}
+	wait := max(r.backoff(attempt), after)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		return 0, false
+	}
+	return wait, true
+}
+
+// backoff is the jittered wait before retry number attempt (1-based).
+func (r *Retry) backoff(attempt int) time.Duration {
+	base := time.Duration(r.cfg.InitialBackoff)
+	for i := 1; i < attempt && base < time.Duration(r.cfg.MaxBackoff); i++ {
+		base *= 2
+	}
+	base = min(base, time.Duration(r.cfg.MaxBackoff))
+	half := base / 2
+	r.mu.Lock()
+	j := time.Duration(r.rng.Int64N(int64(half) + 1))
+	r.mu.Unlock()
+	return half + j
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

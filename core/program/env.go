@@ -1,0 +1,222 @@
+package program
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/dspex/dspex/core/cache"
+	"github.com/dspex/dspex/core/lm"
+)
+
+// EnvOptions adjust how Open builds an Env.
+type EnvOptions struct {
+	// CachePath overrides the file's cache path ("memory" for memory only).
+	CachePath string
+	// NoCache turns the response cache off.
+	NoCache bool
+	// Hooks observe every endpoint's execution layers.
+	Hooks *lm.Hooks
+}
+
+// Env is a program file's runtime: its endpoints wrapped in the execution
+// layers, sharing one response cache. Close it when done.
+type Env struct {
+	// LM is the lm: endpoint.
+	LM *lm.Stack
+	// Models holds the models: endpoints by name.
+	Models map[string]*lm.Stack
+	// Embedder is the embeddings: endpoint, nil when the file has none.
+	Embedder lm.Embedder
+	// Cache is the shared response cache, nil when disabled.
+	Cache *cache.Cache
+	// Warnings are problems that did not stop the program, such as a cache
+	// file that could not be used (the cache then lives in memory only).
+	Warnings []error
+}
+
+// Open builds the file's endpoints and cache.
+func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
+	env := &Env{Models: map[string]*lm.Stack{}}
+	var store lm.ResponseStore
+	if !opts.NoCache && !s.Cache.Disabled {
+		c, warn, err := s.openCache(ctx, opts.CachePath)
+		if err != nil {
+			return nil, err
+		}
+		if warn != nil {
+			env.Warnings = append(env.Warnings, warn)
+		}
+		env.Cache = c
+		store = responseStore{c}
+	}
+	build := func(field string, l LMSpec) (*lm.Stack, error) {
+		provider, err := s.newProvider(field, l)
+		if err != nil {
+			return nil, err
+		}
+		return lm.NewStack(provider, lm.ExecConfig{
+			Name:      endpointName(l),
+			Pool:      l.Pool,
+			RateLimit: l.RateLimit,
+			Retry:     l.Retry,
+			Breaker:   l.Breaker,
+			Cache:     store,
+			Prices:    s.Prices,
+			Hooks:     opts.Hooks,
+		}), nil
+	}
+	var err error
+	if env.LM, err = build("lm", s.LM); err != nil {
+		env.Close()
+		return nil, err
+	}
+	for i, m := range s.Models {
+		if env.Models[m.Name], err = build(fmt.Sprintf("models.%d", i), m); err != nil {
+			env.Close()
+			return nil, err
+		}
+	}
+	if e := s.Embeddings; e != nil {
+		if env.Embedder, err = s.newEmbedder(e, store, opts.Hooks); err != nil {
+			env.Close()
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// Model returns the endpoint named name: "" or "lm" is the lm: endpoint.
+func (e *Env) Model(name string) (*lm.Stack, error) {
+	if name == "" || name == "lm" {
+		return e.LM, nil
+	}
+	if m, ok := e.Models[name]; ok {
+		return m, nil
+	}
+	return nil, fmt.Errorf("program: no model named %q in models:", name)
+}
+
+// Close releases the cache.
+func (e *Env) Close() error {
+	if e.Cache != nil {
+		return e.Cache.Close()
+	}
+	return nil
+}
+
+func (s *Spec) openCache(ctx context.Context, override string) (*cache.Cache, error, error) {
+	path := s.Cache.Path
+	if override != "" {
+		path = override
+	}
+	switch path {
+	case "memory":
+		path = ""
+	case "":
+		p, err := cache.DefaultPath()
+		if err != nil {
+			return nil, nil, s.errorf("cache.path", err, "no default cache directory (%v); set cache.path", err)
+		}
+		path = p
+	}
+	c, err := cache.Open(ctx, cache.Options{Path: path, MemoryEntries: s.Cache.MemoryEntries, MaxDiskBytes: s.Cache.MaxDiskBytes})
+	if err != nil {
+		if c != nil && errors.Is(err, cache.ErrDiskUnavailable) {
+			return c, err, nil
+		}
+		return nil, nil, fmt.Errorf("open cache: %w", err)
+	}
+	return c, nil, nil
+}
+
+// responseStore adapts the cache to the LM layer's store.
+type responseStore struct{ c *cache.Cache }
+
+func (r responseStore) Get(ctx context.Context, key string) ([]byte, bool) {
+	v, _, ok := r.c.Get(ctx, key)
+	return v, ok
+}
+
+func (r responseStore) Set(ctx context.Context, key string, value []byte) error {
+	return r.c.Set(ctx, key, value)
+}
+
+func endpointName(l LMSpec) string {
+	base := l.BaseURL
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		base = u.Host
+	}
+	if base == "" {
+		base = l.Provider
+		if base == "" {
+			base = ProviderOpenAI
+		}
+	}
+	return base + "/" + l.Model
+}
+
+func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
+	var timeout time.Duration
+	if l.Timeout != "" {
+		timeout, _ = time.ParseDuration(l.Timeout)
+	}
+	var (
+		m   lm.LM
+		err error
+	)
+	switch l.Provider {
+	case ProviderAnthropic:
+		m, err = lm.NewAnthropic(lm.AnthropicConfig{
+			Model:     l.Model,
+			BaseURL:   l.BaseURL,
+			APIKeyEnv: l.APIKeyEnv,
+			Headers:   l.Headers,
+			Timeout:   timeout,
+			Params:    l.Params(),
+		})
+	default:
+		m, err = lm.NewOpenAI(lm.OpenAIConfig{
+			Model:          l.Model,
+			BaseURL:        l.BaseURL,
+			APIKeyEnv:      l.APIKeyEnv,
+			Headers:        l.Headers,
+			Timeout:        timeout,
+			Params:         l.Params(),
+			ResponseSchema: l.ResponseSchema,
+		})
+	}
+	if err != nil {
+		return nil, s.errorf(field, err, "%v", err)
+	}
+	return m, nil
+}
+
+func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.Hooks) (lm.Embedder, error) {
+	var timeout time.Duration
+	if e.Timeout != "" {
+		timeout, _ = time.ParseDuration(e.Timeout)
+	}
+	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{
+		Model:      e.Model,
+		BaseURL:    e.BaseURL,
+		APIKeyEnv:  e.APIKeyEnv,
+		Headers:    e.Headers,
+		Timeout:    timeout,
+		Dimensions: e.Dimensions,
+		BatchSize:  e.BatchSize,
+	})
+	if err != nil {
+		return nil, s.errorf("embeddings", err, "%v", err)
+	}
+	return lm.NewEmbedStack(emb, lm.EmbedExecConfig{
+		Name:    endpointName(LMSpec{BaseURL: e.BaseURL, Model: e.Model}),
+		Pool:    e.Pool,
+		Retry:   e.Retry,
+		Breaker: e.Breaker,
+		Cache:   store,
+		Hooks:   hooks,
+	}), nil
+}
