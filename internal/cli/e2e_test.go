@@ -177,6 +177,13 @@ func TestRunCache(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 entries") {
 		t.Errorf("cache stats: exit %d: %s", code, out)
 	}
+	out, _, code = runDspex(t, nil, "cache", "clear", "--path", cacheFile)
+	if code != 0 || !strings.Contains(out, "cleared 3 entries") {
+		t.Errorf("cache clear: exit %d: %s", code, out)
+	}
+	if out, _, _ = runDspex(t, nil, "cache", "stats", "--path", cacheFile); !strings.Contains(out, "0 entries") {
+		t.Errorf("stats after clear: %s", out)
+	}
 
 	corrupt := writeFile(t, "corrupt.db", "this is not a database")
 	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--cache", corrupt)
