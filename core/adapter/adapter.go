@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
@@ -135,6 +137,7 @@ func Call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	if !ok || chat.NoFallback {
 		return res, err
 	}
+	publishParseFailure(ctx, event.AdapterFallback, err, "JSONAdapter")
 	res2, err2 := call(ctx, JSONAdapter{}, model, r)
 	if res2 != nil {
 		res2.FallbackErr = err
@@ -153,20 +156,112 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	}
 	req := &lm.Request{Messages: msgs, Params: r.Params, RolloutID: r.RolloutID}
 	a.Prepare(r.Signature, req, model)
-	resp, err := model.Complete(ctx, req)
+	resp, err := tracedComplete(ctx, a.Name(), model, req)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs, Usage: resp.Usage, Cost: resp.Cost}
 	if len(resp.Choices) == 0 {
-		return res, &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
+		err := &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
+		publishParseFailure(ctx, event.ParseFailure, err, "")
+		return res, err
 	}
 	for _, c := range resp.Choices {
 		out, err := a.Parse(r.Signature, c.Text)
 		if err != nil {
+			publishParseFailure(ctx, event.ParseFailure, err, "")
 			return res, err
 		}
 		res.Outputs = append(res.Outputs, out)
 	}
 	return res, nil
+}
+
+// tracedComplete makes the LM call inside an LM span, publishing LMStart and
+// LMEnd (model, messages, completions, tokens, cost, latency, cache hit,
+// attempts) when the context has an event bus.
+func tracedComplete(ctx context.Context, adapterName string, model lm.LM, req *lm.Request) (*lm.Response, error) {
+	if event.BusFrom(ctx) == nil {
+		return model.Complete(ctx, req)
+	}
+	ctx, span := event.StartSpan(ctx)
+	name := req.Model
+	if name == "" {
+		name = model.Model()
+	}
+	call := &event.LMCall{Model: name, Adapter: adapterName, Params: paramsMap(req)}
+	if event.Enabled(ctx, event.LMStart) || event.Enabled(ctx, event.LMEnd) {
+		call.Messages = make([]event.Message, len(req.Messages))
+		for i, m := range req.Messages {
+			call.Messages[i] = event.Message{Role: m.Role, Content: m.Content}
+		}
+	}
+	event.Publish(ctx, event.LMStart, span, call)
+	start := time.Now()
+	resp, err := model.Complete(ctx, req)
+	end := *call
+	if err != nil {
+		end.Error = err.Error()
+		end.ErrorKind = lm.ErrorKind(err)
+		end.Latency = time.Since(start)
+	} else {
+		end.Completions = make([]string, len(resp.Choices))
+		for i, c := range resp.Choices {
+			end.Completions[i] = c.Text
+		}
+		if resp.Model != "" {
+			end.Model = resp.Model
+		}
+		end.PromptTokens, end.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
+		end.CostUSD, end.CostKnown = resp.Cost.USD, resp.Cost.Known()
+		end.Latency, end.QueueWait = resp.Latency, resp.QueueWait
+		if end.Latency == 0 {
+			end.Latency = time.Since(start)
+		}
+		end.CacheHit, end.Attempts = resp.CacheHit, resp.Attempts
+	}
+	event.Publish(ctx, event.LMEnd, span, &end)
+	return resp, err
+}
+
+// paramsMap lists the sampling parameters that were set.
+func paramsMap(req *lm.Request) map[string]any {
+	p := map[string]any{}
+	if req.Temperature != nil {
+		p["temperature"] = *req.Temperature
+	}
+	if req.MaxTokens != nil {
+		p["max_tokens"] = *req.MaxTokens
+	}
+	if req.TopP != nil {
+		p["top_p"] = *req.TopP
+	}
+	if req.N != nil {
+		p["n"] = *req.N
+	}
+	if len(req.Stop) > 0 {
+		p["stop"] = req.Stop
+	}
+	if req.Seed != nil {
+		p["seed"] = *req.Seed
+	}
+	if req.ResponseFormat != nil {
+		p["response_format"] = req.ResponseFormat.Type
+	}
+	if req.RolloutID != "" {
+		p["rollout_id"] = req.RolloutID
+	}
+	return p
+}
+
+func publishParseFailure(ctx context.Context, kind event.Kind, err error, fallback string) {
+	if !event.Enabled(ctx, kind) {
+		return
+	}
+	info := &event.ParseFailureInfo{Fallback: fallback, Error: err.Error()}
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		info.Adapter, info.Field, info.Raw = pe.Adapter, pe.Field, pe.Raw
+	}
+	event.Publish(ctx, kind, event.SpanFrom(ctx), info)
 }

@@ -3,6 +3,8 @@ package lm
 import (
 	"context"
 	"time"
+
+	"github.com/dspex/dspex/core/event"
 )
 
 // Hooks let observers (logging, metrics, the event bus) watch the execution
@@ -59,5 +61,30 @@ func (h *Hooks) breakerState(name, from, to string) {
 func (h *Hooks) call(ctx context.Context, info CallInfo) {
 	if h != nil && h.Call != nil {
 		h.Call(ctx, info)
+	}
+}
+
+// EventHooks returns hooks that publish what the layers do as events: retries
+// and pool or rate-limit waits on the bus of the call's context (in the
+// span of the LM call), breaker changes — which belong to no call — on bus
+// (nil for none).
+func EventHooks(bus *event.Bus) *Hooks {
+	return &Hooks{
+		QueueWait: func(ctx context.Context, model string, wait time.Duration) {
+			event.Publish(ctx, event.LMQueueWait, event.SpanFrom(ctx), &event.LMWait{Model: model, Wait: wait})
+		},
+		RateLimitWait: func(ctx context.Context, model string, wait time.Duration) {
+			if wait >= time.Millisecond {
+				event.Publish(ctx, event.LMRateLimitWait, event.SpanFrom(ctx), &event.LMWait{Model: model, Wait: wait})
+			}
+		},
+		Retry: func(ctx context.Context, model string, attempt int, err error, wait time.Duration) {
+			event.Publish(ctx, event.LMRetry, event.SpanFrom(ctx), &event.LMRetryInfo{Model: model, Attempt: attempt, Error: err.Error(), Wait: wait})
+		},
+		BreakerState: func(name, from, to string) {
+			if bus != nil && bus.Wants(event.BreakerState) {
+				bus.Publish(event.Event{Kind: event.BreakerState, Time: time.Now(), Data: &event.BreakerChange{Name: name, From: from, To: to}})
+			}
+		},
 	}
 }

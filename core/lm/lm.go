@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -266,4 +267,17 @@ func RetryAfter(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// ErrorKind names an error's class for traces and logs: "rate limited",
+// "timeout", ... (the sentinel's text without the "lm: " prefix), or
+// "error" for anything else.
+func ErrorKind(err error) string {
+	for _, k := range []error{ErrAuth, ErrNotFound, ErrRateLimited, ErrContextWindow, ErrBadRequest, ErrServer,
+		ErrTimeout, ErrCanceled, ErrConnection, ErrBadResponse, ErrQueueFull, ErrBreakerOpen} {
+		if errors.Is(err, k) {
+			return strings.TrimPrefix(k.Error(), "lm: ")
+		}
+	}
+	return "error"
 }

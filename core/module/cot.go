@@ -40,7 +40,9 @@ func withReasoning(sig *signature.Signature) *signature.Signature {
 
 // Forward runs the predictor; the prediction includes "reasoning".
 func (c *ChainOfThought) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
-	return c.Predict.Forward(ctx, inputs)
+	return Traced(ctx, "ChainOfThought", c.Predict.Signature(), inputs, func(ctx context.Context) (*example.Prediction, error) {
+		return c.Predict.Forward(ctx, inputs)
+	})
 }
 
 // NamedPredictors returns the predictor as "predict".

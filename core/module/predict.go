@@ -151,7 +151,12 @@ func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Predicti
 	p.mu.RLock()
 	sig, demos, own, params := p.sig, p.demos, p.model, p.params
 	p.mu.RUnlock()
+	return Traced(ctx, "Predict", sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
+		return p.forward(ctx, sig, demos, own, params, inputs)
+	})
+}
 
+func (p *Predict) forward(ctx context.Context, sig *signature.Signature, demos []example.Example, own lm.LM, params lm.Params, inputs Inputs) (*example.Prediction, error) {
 	for i := range sig.NumInputs() {
 		f := sig.Input(i)
 		if _, ok := inputs[f.Name]; !ok && f.Type.Kind != signature.Optional {

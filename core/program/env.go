@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/cache"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 )
 
@@ -17,8 +18,11 @@ type EnvOptions struct {
 	CachePath string
 	// NoCache turns the response cache off.
 	NoCache bool
-	// Hooks observe every endpoint's execution layers.
+	// Hooks observe every endpoint's execution layers; nil means
+	// lm.EventHooks(Bus): events on the calls' buses, breaker changes on Bus.
 	Hooks *lm.Hooks
+	// Bus receives events that belong to no call (breaker changes).
+	Bus *event.Bus
 }
 
 // Env is a program file's runtime: its endpoints wrapped in the execution
@@ -40,6 +44,9 @@ type Env struct {
 // Open builds the file's endpoints and cache.
 func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
 	env := &Env{Models: map[string]*lm.Stack{}}
+	if opts.Hooks == nil {
+		opts.Hooks = lm.EventHooks(opts.Bus)
+	}
 	var store lm.ResponseStore
 	if !opts.NoCache && !s.Cache.Disabled {
 		c, warn, err := s.openCache(ctx, opts.CachePath)

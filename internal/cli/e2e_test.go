@@ -81,8 +81,9 @@ func runDspex(t *testing.T, env []string, args ...string) (stdout, stderr string
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, dspexBin, args...)
-	// Keep the default response cache out of the user's cache directory.
-	cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir()), env...)
+	// Keep the default response cache and trace database out of the user's
+	// directories.
+	cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "XDG_STATE_HOME="+t.TempDir(), "DSPEX_DB="), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/program"
 )
@@ -25,8 +26,8 @@ func (f *envFlags) register(cmd *cobra.Command) {
 
 // open builds the program's endpoints, printing warnings (such as an
 // unusable cache file) to standard error.
-func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec) (*program.Env, error) {
-	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache})
+func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus) (*program.Env, error) {
+	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus})
 	if err != nil {
 		return nil, err
 	}

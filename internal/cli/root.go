@@ -51,6 +51,8 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newRunCommand(s),
 		newMockLMCommand(s),
 		newCacheCommand(s),
+		newTracesCommand(s),
+		newHistoryCommand(s),
 	)
 	return root
 }

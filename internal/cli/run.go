@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
@@ -25,6 +26,7 @@ type runFlags struct {
 	inputs      string
 	concurrency int
 	env         envFlags
+	observe     observeFlags
 }
 
 func newRunCommand(s *streams) *cobra.Command {
@@ -49,6 +51,7 @@ program's output fields, in input order. An input that fails prints
 	cmd.Flags().StringVar(&f.inputs, "inputs", "", "JSONL file with one input object per line (- for stdin)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 8, "inputs run at once")
 	f.env.register(cmd)
+	f.observe.register(cmd)
 	_ = cmd.MarkFlagRequired("program")
 	return cmd
 }
@@ -57,7 +60,7 @@ func usageError(format string, args ...any) error {
 	return &ExitError{Code: 2, Err: fmt.Errorf(format, args...)}
 }
 
-func runRun(ctx context.Context, s *streams, f *runFlags) error {
+func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if (f.input == "") == (f.inputs == "") {
 		return usageError("give exactly one of --input and --inputs")
 	}
@@ -76,16 +79,29 @@ func runRun(ctx context.Context, s *streams, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	env, err := f.env.open(ctx, s, spec)
+	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{
+		Name: "run", Program: f.program, Meta: map[string]any{"inputs": len(inputs), "concurrency": f.concurrency},
+	})
+	if err != nil {
+		return err
+	}
+	usage := lm.NewTracker()
+	defer func() {
+		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
+			err = cerr
+		}
+		f.env.report(s, usage)
+	}()
+	env, err := f.env.open(ctx, s, spec, obs.bus)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 	sig, _ := spec.Signature()
-	usage := lm.NewTracker()
 	ctx = lm.WithTracker(ctx, usage)
 	ctx = module.WithAdapter(module.WithLM(ctx, env.LM), spec.NewAdapter())
-	defer f.env.report(s, usage)
+	done, errs := 0, 0
+	obs.progressf(ctx, "run", 0, len(inputs), 0)
 
 	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
 		pred, err := prog.Forward(ctx, inputs[i].Map())
@@ -94,11 +110,14 @@ func runRun(ctx context.Context, s *streams, f *runFlags) error {
 		}
 		return outputJSON(sig, pred), nil
 	}, func(i int, line []byte, err error) {
+		done++
 		if err != nil {
+			errs++
 			fmt.Fprintf(s.err, "dspex: input %d: %v\n", i+1, err)
 			line, _ = json.Marshal(map[string]string{"error": err.Error()})
 		}
 		s.out.Write(append(line, '\n'))
+		obs.progressf(ctx, "run", done, len(inputs), errs)
 	})
 	if err := ctx.Err(); err != nil {
 		return err

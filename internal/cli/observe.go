@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/logging"
+	"github.com/dspex/dspex/core/telemetry"
+	"github.com/dspex/dspex/core/trace"
+)
+
+// observeFlags are the flags of commands that run programs: where traces
+// go, how much is logged, whether progress is shown.
+type observeFlags struct {
+	db         string
+	noTraces   bool
+	logLevel   string
+	logJSON    bool
+	noProgress bool
+}
+
+func (f *observeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.db, "db", "", "trace database (default $DSPEX_DB, else $XDG_STATE_HOME/dspex/traces.db, else ~/.local/state/dspex/traces.db)")
+	cmd.Flags().BoolVar(&f.noTraces, "no-traces", false, "do not record traces")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log level on standard error: trace, debug, info, warn, error, off")
+	cmd.Flags().BoolVar(&f.logJSON, "log-json", false, "write logs as JSON lines")
+	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "do not show progress")
+}
+
+// observer owns a command's event bus and its subscribers: the trace
+// store, logging, OpenTelemetry export and progress.
+type observer struct {
+	bus      *event.Bus
+	store    *trace.Store
+	logger   *logging.Logger
+	otel     *telemetry.Exporter
+	progress *progress
+	run      event.Span
+	info     event.RunInfo
+	errOut   *streams
+}
+
+// startObserving creates the bus and its subscribers and publishes the
+// run's start. ctx comes back carrying the bus and the run's root span.
+func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo) (context.Context, *observer, error) {
+	o := &observer{bus: event.NewBus(), info: info, errOut: s}
+	fail := func(err error) (context.Context, *observer, error) {
+		o.close()
+		return ctx, nil, err
+	}
+	if !f.noTraces {
+		path := f.db
+		if path == "" {
+			p, err := trace.DefaultPath()
+			if err != nil {
+				return fail(fmt.Errorf("trace database: %w (pass --db or --no-traces)", err))
+			}
+			path = p
+		}
+		st, err := trace.Open(ctx, path, trace.Options{})
+		if err != nil {
+			return fail(err)
+		}
+		o.store = st
+		if err := st.Attach(o.bus); err != nil {
+			return fail(err)
+		}
+	}
+	if f.logLevel != "off" {
+		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON})
+		if err := o.logger.Attach(o.bus); err != nil {
+			return fail(err)
+		}
+	}
+	exp, on, err := telemetry.FromEnv(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("opentelemetry: %w", err))
+	}
+	if on {
+		o.otel = exp
+		if err := exp.Attach(o.bus); err != nil {
+			return fail(err)
+		}
+	}
+	if !f.noProgress {
+		tty := false
+		if file, ok := s.err.(*os.File); ok {
+			tty = isTerminal(file)
+		}
+		o.progress = newProgress(s.err, tty)
+		if err := o.progress.Attach(o.bus); err != nil {
+			return fail(err)
+		}
+	}
+	ctx = event.WithBus(ctx, o.bus)
+	ctx, o.run = event.StartRun(ctx)
+	event.Publish(ctx, event.RunStart, o.run, &o.info)
+	return ctx, o, nil
+}
+
+// progressf publishes progress of the run.
+func (o *observer) progressf(ctx context.Context, label string, done, total, errs int) {
+	event.Publish(ctx, event.Progress, o.run, &event.ProgressInfo{Label: label, Done: done, Total: total, Errors: errs})
+}
+
+// finish publishes the run's end with its totals and closes every
+// subscriber, so that everything is written before the command returns.
+func (o *observer) finish(ctx context.Context, runErr error, totals lm.Totals) error {
+	end := o.info
+	if runErr != nil {
+		end.Error = runErr.Error()
+	}
+	end.Calls, end.CacheHits = totals.Calls, totals.CacheHits
+	end.PromptTokens, end.CompletionTokens = totals.Usage.PromptTokens, totals.Usage.CompletionTokens
+	end.CostUSD, end.CostUnknownCalls = totals.Cost.USD, totals.Cost.Unknown
+	event.Publish(ctx, event.RunEnd, o.run, &end)
+	return o.close()
+}
+
+func (o *observer) close() error {
+	if o.progress != nil {
+		o.progress.Close()
+	}
+	o.bus.Close()
+	var errs []error
+	if o.store != nil {
+		if err := o.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("trace database: %w", err))
+		}
+	}
+	if o.logger != nil {
+		o.logger.Close()
+	}
+	if o.otel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := o.otel.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("opentelemetry: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RunID is the run's id, as traces list it.
+func (o *observer) RunID() string { return o.run.RunID }

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dspex/dspex/core/event"
+)
+
+const (
+	// progressBuffer is the progress subscription's buffer. Only the latest
+	// state matters, so a small one that drops the oldest is enough.
+	progressBuffer = 64
+	// progressBarWidth is the number of cells in the bar.
+	progressBarWidth = 20
+	// progressRedraw is the least time, by the events' clock, between two
+	// redraws of the terminal line; the first and the last state are always
+	// drawn.
+	progressRedraw = 100 * time.Millisecond
+)
+
+// progress shows event.Progress events: on a terminal as one line redrawn
+// in place with '\r', elsewhere as plain lines at 0%, every 10% and 100%.
+// It subscribes with DropOldest, so a slow terminal never slows the work.
+// Its methods are safe for concurrent use.
+type progress struct {
+	w   io.Writer
+	tty bool
+
+	mu       sync.Mutex
+	sub      *event.Subscription
+	closed   bool
+	bar      progressBar
+	last     *event.ProgressInfo // latest state of the current bar
+	lastTime time.Time           // its event's time
+	drawn    bool                // whether last is on screen
+	lineLen  int                 // terminal: length of the line on screen
+}
+
+// progressBar is what one label's progress started from, for the eta.
+type progressBar struct {
+	label     string
+	start     time.Time
+	startDone int
+	lastDraw  time.Time
+	lastStep  int // plain output: last step printed, -1 for none
+}
+
+// newProgress returns a progress display writing to w; isTTY selects the
+// redrawn line (see isTerminal). It shows nothing until attached.
+func newProgress(w io.Writer, isTTY bool) *progress {
+	return &progress{w: w, tty: isTTY}
+}
+
+// Attach subscribes p to bus's Progress events. A progress display shows
+// one bus; attaching twice is an error.
+func (p *progress) Attach(bus *event.Bus) error {
+	if bus == nil {
+		return errors.New("progress: attach to nil bus")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("progress: attach after close")
+	}
+	if p.sub != nil {
+		return errors.New("progress: already attached")
+	}
+	sub, err := bus.Subscribe(event.SubscribeOptions{
+		Name: "progress", Kinds: []event.Kind{event.Progress}, Buffer: progressBuffer, Policy: event.DropOldest,
+	}, p.handle)
+	if err != nil {
+		return fmt.Errorf("progress: subscribe: %w", err)
+	}
+	p.sub = sub
+	return nil
+}
+
+// Close unsubscribes, shows the last state if it was not shown, and ends
+// the terminal line. Later calls do nothing.
+func (p *progress) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	sub := p.sub
+	p.mu.Unlock()
+	// The handler takes p.mu: unsubscribe without it.
+	if sub != nil {
+		sub.Close()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endBar()
+}
+
+func (p *progress) handle(ev event.Event) {
+	info, ok := ev.Data.(*event.ProgressInfo)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil || info.Label != p.bar.label || info.Done < p.last.Done {
+		p.endBar()
+		p.bar = progressBar{label: info.Label, start: ev.Time, startDone: info.Done, lastStep: -1}
+	}
+	p.last, p.lastTime, p.drawn = info, ev.Time, false
+	if p.tty {
+		if p.bar.lastDraw.IsZero() || ev.Time.Sub(p.bar.lastDraw) >= progressRedraw || finished(info) {
+			p.draw()
+		}
+		return
+	}
+	if step := progressStep(info); step > p.bar.lastStep {
+		p.bar.lastStep = step
+		p.draw()
+	}
+}
+
+// endBar finishes the current bar: its last state shown, and on a terminal
+// the line ended.
+func (p *progress) endBar() {
+	if p.last == nil {
+		return
+	}
+	if !p.drawn {
+		p.draw()
+	}
+	if p.tty {
+		fmt.Fprint(p.w, "\n")
+	}
+	p.last, p.lineLen = nil, 0
+}
+
+// draw shows p.last. Write errors are ignored: progress is best effort.
+func (p *progress) draw() {
+	line := progressLine(p.last, p.eta())
+	p.drawn = true
+	p.bar.lastDraw = p.lastTime
+	if !p.tty {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	// Pad with spaces to wipe what is left of a longer previous line.
+	pad := max(p.lineLen-len(line), 0)
+	fmt.Fprint(p.w, "\r"+line+strings.Repeat(" ", pad))
+	p.lineLen = len(line)
+}
+
+// eta estimates the time left from the rate since the bar started; zero
+// when it cannot tell.
+func (p *progress) eta() time.Duration {
+	info := p.last
+	done := info.Done - p.bar.startDone
+	elapsed := p.lastTime.Sub(p.bar.start)
+	if info.Total <= 0 || info.Done >= info.Total || done <= 0 || elapsed <= 0 {
+		return 0
+	}
+	return time.Duration(float64(elapsed) / float64(done) * float64(info.Total-info.Done))
+}
+
+// finished reports whether info is a bar's final state.
+func finished(info *event.ProgressInfo) bool {
+	return info.Total > 0 && info.Done >= info.Total
+}
+
+// progressStep is the step of plain output info falls in: tenths of the
+// total, or hundreds of items when the total is unknown.
+func progressStep(info *event.ProgressInfo) int {
+	if info.Total <= 0 {
+		return info.Done / 100
+	}
+	return min(info.Done, info.Total) * 10 / info.Total
+}
+
+// progressLine renders one state:
+//
+//	label [#####...............] 42/100 (2 errors) score 0.61 eta 3s
+func progressLine(info *event.ProgressInfo, eta time.Duration) string {
+	var b strings.Builder
+	label := info.Label
+	if label == "" {
+		label = "progress"
+	}
+	b.WriteString(label)
+	if info.Total > 0 {
+		filled := min(max(info.Done, 0), info.Total) * progressBarWidth / info.Total
+		fmt.Fprintf(&b, " [%s%s] %d/%d", strings.Repeat("#", filled), strings.Repeat(".", progressBarWidth-filled), info.Done, info.Total)
+	} else {
+		fmt.Fprintf(&b, " %d done", info.Done)
+	}
+	switch info.Errors {
+	case 0:
+	case 1:
+		b.WriteString(" (1 error)")
+	default:
+		fmt.Fprintf(&b, " (%d errors)", info.Errors)
+	}
+	if info.Score != nil {
+		fmt.Fprintf(&b, " score %.2f", *info.Score)
+	}
+	if eta = eta.Round(time.Second); eta > 0 {
+		fmt.Fprintf(&b, " eta %s", eta)
+	}
+	return b.String()
+}
+
+// isTerminal reports whether f is a character device (a terminal, in
+// practice), where progress redraws its line in place.
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
