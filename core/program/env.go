@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/trace"
 )
 
 // EnvOptions adjust how Open builds an Env.
@@ -226,4 +227,9 @@ func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.
 		Cache:   store,
 		Hooks:   hooks,
 	}), nil
+}
+
+// Retention returns the trace database limits of the traces: section.
+func (s *Spec) Retention() trace.Retention {
+	return trace.Retention{MaxRuns: s.Traces.MaxRuns, MaxAge: time.Duration(s.Traces.MaxAge)}
 }

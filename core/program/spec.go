@@ -34,6 +34,8 @@ type Spec struct {
 	Cache CacheSpec `yaml:"cache"`
 	// Prices are US dollars per million tokens, by model name.
 	Prices lm.Prices `yaml:"prices"`
+	// Traces limits what the trace database keeps.
+	Traces TracesSpec `yaml:"traces"`
 	// Adapter is "chat" (the default, with JSON fallback) or "json".
 	Adapter string `yaml:"adapter"`
 	// Program describes the module.
@@ -106,6 +108,15 @@ type CacheSpec struct {
 	MemoryEntries int `yaml:"memory_entries"`
 	// MaxDiskBytes bounds the file; default 1 GiB.
 	MaxDiskBytes int64 `yaml:"max_disk_bytes"`
+}
+
+// TracesSpec is the traces: section: retention limits of the trace
+// database, applied when a run opens it.
+type TracesSpec struct {
+	// MaxRuns keeps only the newest runs; 0 keeps all.
+	MaxRuns int `yaml:"max_runs"`
+	// MaxAge deletes runs older than this (e.g. "720h"); empty keeps all.
+	MaxAge lm.Duration `yaml:"max_age"`
 }
 
 // ModuleSpec is the program: section.

@@ -49,7 +49,7 @@ type observer struct {
 
 // startObserving creates the bus and its subscribers and publishes the
 // run's start. ctx comes back carrying the bus and the run's root span.
-func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo) (context.Context, *observer, error) {
+func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention) (context.Context, *observer, error) {
 	o := &observer{bus: event.NewBus(), info: info, errOut: s}
 	fail := func(err error) (context.Context, *observer, error) {
 		o.close()
@@ -64,7 +64,7 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 			}
 			path = p
 		}
-		st, err := trace.Open(ctx, path, trace.Options{})
+		st, err := trace.Open(ctx, path, trace.Options{Retention: retention})
 		if err != nil {
 			return fail(err)
 		}

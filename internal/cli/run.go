@@ -81,7 +81,7 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	}
 	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{
 		Name: "run", Program: f.program, Meta: map[string]any{"inputs": len(inputs), "concurrency": f.concurrency},
-	})
+	}, spec.Retention())
 	if err != nil {
 		return err
 	}
