@@ -51,6 +51,6 @@ func (c *ChainOfThought) NamedPredictors() []NamedPredictor {
 }
 
 // Clone returns an independent copy.
-func (c *ChainOfThought) Clone() *ChainOfThought {
-	return &ChainOfThought{Predict: c.Predict.Clone()}
+func (c *ChainOfThought) Clone() Program {
+	return &ChainOfThought{Predict: c.Predict.Copy()}
 }

@@ -113,7 +113,7 @@ func TestChainOfThought(t *testing.T) {
 		t.Errorf("signature = %s", got)
 	}
 	// A clone is independent of the original.
-	c := cot.Clone()
+	c := CloneAs(cot)
 	c.Predict.SetDemos([]example.Example{example.New(map[string]any{"question": "x"})})
 	if len(cot.Predict.Demos()) != 0 {
 		t.Error("clone shares demos with the original")

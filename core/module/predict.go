@@ -26,11 +26,17 @@ type NamedPredictor struct {
 	Predictor *Predict
 }
 
-// Program is a module whose predictors optimizers can reach.
+// Program is a module whose predictors optimizers can reach, and which can
+// be copied so that a candidate can be changed without touching the
+// original. Programs are Go structs holding modules; they list their
+// predictors with stable dotted names ("generate.predict") — see Children —
+// without reflection.
 type Program interface {
 	Module
 	// NamedPredictors lists the program's predictors in a stable order.
 	NamedPredictors() []NamedPredictor
+	// Clone returns a deep copy: its predictors are independent copies.
+	Clone() Program
 }
 
 // ErrNoLM is returned when a predictor has no LM of its own and the context
@@ -130,8 +136,11 @@ func (p *Predict) SetParams(params lm.Params) {
 	p.params = params
 }
 
-// Clone returns an independent copy of the predictor's state.
-func (p *Predict) Clone() *Predict {
+// Clone returns an independent copy of the predictor (as a Program).
+func (p *Predict) Clone() Program { return p.Copy() }
+
+// Copy returns an independent copy of the predictor's state.
+func (p *Predict) Copy() *Predict {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return &Predict{sig: p.sig, demos: slices.Clone(p.demos), model: p.model, params: p.params.Merge(lm.Params{})}

@@ -1,0 +1,197 @@
+package program
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/signature"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const stateDir = "../../testdata/golden/state"
+
+// qaProgram mirrors the DSPy program in gen_dspy_state.py.
+type qaProgram struct {
+	Generate  *module.ChainOfThought
+	Summarize *module.Predict
+}
+
+func newQA() *qaProgram {
+	return &qaProgram{
+		Generate:  module.NewChainOfThought(signature.MustParse("question, context: list[str] -> answer")),
+		Summarize: module.NewPredict(signature.MustParse("answer -> summary, confidence: float")),
+	}
+}
+
+func (q *qaProgram) Forward(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
+	a, err := q.Generate.Forward(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return q.Summarize.Forward(ctx, module.Inputs{"answer": a.String("answer")})
+}
+
+func (q *qaProgram) NamedPredictors() []module.NamedPredictor {
+	return module.Children(module.Child{Name: "generate", Program: q.Generate}, module.Child{Name: "summarize", Program: q.Summarize})
+}
+
+func (q *qaProgram) Clone() module.Program {
+	return &qaProgram{Generate: module.CloneAs(q.Generate), Summarize: module.CloneAs(q.Summarize)}
+}
+
+var qaInputs = map[string]map[string]any{
+	"generate.predict": {"question": "What is the capital of France?", "context": []any{"Paris is the capital of France.", "France is in Europe."}},
+	"summarize":        {"answer": "Paris"},
+}
+
+func prompts(t *testing.T, p module.Program) map[string][]lm.Message {
+	t.Helper()
+	out := map[string][]lm.Message{}
+	for _, np := range p.NamedPredictors() {
+		msgs, err := (&adapter.ChatAdapter{}).Format(np.Predictor.Signature(), np.Predictor.Demos(), qaInputs[np.Name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[np.Name] = msgs
+	}
+	return out
+}
+
+func dspyPrompts(t *testing.T) map[string][]lm.Message {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stateDir, "dspy_prompts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][]lm.Message
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// A state file saved by DSPy 3.4.1 loads into the matching DSPEx program,
+// which then sends exactly the prompts DSPy sends.
+func TestLoadDSPyState(t *testing.T) {
+	qa := newQA()
+	if err := LoadStateFile(filepath.Join(stateDir, "dspy_saved.json"), qa); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(dspyPrompts(t), prompts(t, qa)); diff != "" {
+		t.Errorf("prompts after loading DSPy's state differ from DSPy's (-dspy +dspex):\n%s", diff)
+	}
+}
+
+// Save → load gives byte-identical prompts, and the saved file is stable.
+func TestSaveLoadRoundTrip(t *testing.T) {
+	qa := newQA()
+	if err := LoadStateFile(filepath.Join(stateDir, "dspy_saved.json"), qa); err != nil {
+		t.Fatal(err)
+	}
+	qa.Summarize.SetParams(lm.Params{Temperature: lm.Float(0.7), MaxTokens: lm.Int(64)})
+	var buf bytes.Buffer
+	if err := SaveState(&buf, qa); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join(stateDir, "dspex_saved.json")
+	if *update {
+		os.WriteFile(golden, buf.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), buf.String()); diff != "" {
+		t.Errorf("saved state differs from %s (-golden +got):\n%s", golden, diff)
+	}
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := SaveStateFile(path, qa); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newQA()
+	if err := LoadStateFile(path, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(prompts(t, qa), prompts(t, fresh)); diff != "" {
+		t.Errorf("prompts changed across save and load:\n%s", diff)
+	}
+	if p := fresh.Summarize.Params(); p.Temperature == nil || *p.Temperature != 0.7 || *p.MaxTokens != 64 {
+		t.Errorf("config not restored: %+v", p)
+	}
+}
+
+func TestSaveBarePredictIsFlat(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a"))
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(buf.String(), "{\n  \"traces\": []") {
+		t.Errorf("bare Predict not saved flat:\n%s", buf.String())
+	}
+	q := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("x.json", buf.Bytes(), q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadStateRejectsMismatchAllOrNothing(t *testing.T) {
+	saved, err := os.ReadFile(filepath.Join(stateDir, "dspy_saved.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		data string
+		want string
+	}{
+		{"truncated", string(saved[:len(saved)/2]), "not valid JSON"},
+		{"not an object", "[1, 2]", "expected a JSON object"},
+		{"missing predictor", strings.Replace(string(saved), `"summarize"`, `"summary_step"`, 1), `no state for predictor "summarize"`},
+		{"extra predictor", strings.Replace(string(saved), `"metadata"`, `"rogue": {}, "metadata"`, 1), `predictor "rogue", which the program does not have`},
+		{"field count", strings.Replace(string(saved), `,
+        {
+          "prefix": "Confidence:",
+          "description": "${confidence}"
+        }`, ``, 1), "has 2 fields"},
+		{"bad field", strings.Replace(string(saved), `"prefix": "Summary:"`, `"prefix": 7`, 1), `needs string "prefix"`},
+		{"bad demos", strings.Replace(string(saved), `"demos": [
+      {
+        "answer": "Rome"`, `"demos": [
+      "oops", {
+        "answer": "Rome"`, 1), "demo 1 is not an object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			qa := newQA()
+			before := prompts(t, qa)
+			err := LoadState("s.json", []byte(c.data), qa)
+			var se *StateError
+			if err == nil || !strings.Contains(err.Error(), c.want) || !asStateError(err, &se) {
+				t.Fatalf("err = %v, want StateError containing %q", err, c.want)
+			}
+			if diff := cmp.Diff(before, prompts(t, qa)); diff != "" {
+				t.Errorf("a failed load changed the program:\n%s", diff)
+			}
+		})
+	}
+}
+
+func asStateError(err error, target **StateError) bool {
+	se, ok := err.(*StateError)
+	*target = se
+	return ok
+}
