@@ -181,8 +181,16 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 // LMEnd (model, messages, completions, tokens, cost, latency, cache hit,
 // attempts) when the context has an event bus.
 func tracedComplete(ctx context.Context, adapterName string, model lm.LM, req *lm.Request) (*lm.Response, error) {
-	if event.BusFrom(ctx) == nil {
+	return tracedCall(ctx, adapterName, model, req, func(ctx context.Context) (*lm.Response, error) {
 		return model.Complete(ctx, req)
+	})
+}
+
+// tracedCall runs an LM call (run) inside an LM span, publishing LMStart
+// and LMEnd.
+func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Request, run func(context.Context) (*lm.Response, error)) (*lm.Response, error) {
+	if event.BusFrom(ctx) == nil {
+		return run(ctx)
 	}
 	ctx, span := event.StartSpan(ctx)
 	name := req.Model
@@ -198,7 +206,7 @@ func tracedComplete(ctx context.Context, adapterName string, model lm.LM, req *l
 	}
 	event.Publish(ctx, event.LMStart, span, call)
 	start := time.Now()
-	resp, err := model.Complete(ctx, req)
+	resp, err := run(ctx)
 	end := *call
 	if err != nil {
 		end.Error = err.Error()

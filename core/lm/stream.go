@@ -16,6 +16,9 @@ type Delta struct {
 	FinishReason string
 	// Usage is set on the final delta when the provider reports usage.
 	Usage *Usage
+	// Cached marks deltas replayed from the response cache: the whole
+	// answer at once, not streamed.
+	Cached bool
 }
 
 // Streamer is implemented by LMs that can stream completions. Stream yields

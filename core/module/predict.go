@@ -166,11 +166,8 @@ func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Predicti
 }
 
 func (p *Predict) forward(ctx context.Context, sig *signature.Signature, demos []example.Example, own lm.LM, params lm.Params, inputs Inputs) (*example.Prediction, error) {
-	for i := range sig.NumInputs() {
-		f := sig.Input(i)
-		if _, ok := inputs[f.Name]; !ok && f.Type.Kind != signature.Optional {
-			return nil, fmt.Errorf("predict %s: missing input field %q", sig, f.Name)
-		}
+	if err := checkInputs(sig, inputs); err != nil {
+		return nil, err
 	}
 	set := SettingsFrom(ctx)
 	model := own

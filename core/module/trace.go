@@ -19,21 +19,46 @@ func Traced(ctx context.Context, moduleName string, sig *signature.Signature, in
 	if event.BusFrom(ctx) == nil {
 		return fn(ctx)
 	}
+	ctx, span := startStreamSpan(ctx, moduleName, sig, inputs)
+	pred, err := fn(ctx)
+	span.end(pred, err)
+	return pred, err
+}
+
+// moduleSpan is an open module span.
+type moduleSpan struct {
+	ctx   context.Context
+	span  event.Span
+	call  *event.ModuleCall
+	start time.Time
+}
+
+// startStreamSpan opens a module span (publishing ModuleStart) and returns
+// the context inside it; end closes it. Without a bus it does nothing.
+func startStreamSpan(ctx context.Context, moduleName string, sig *signature.Signature, inputs Inputs) (context.Context, *moduleSpan) {
+	if event.BusFrom(ctx) == nil {
+		return ctx, nil
+	}
 	ctx, span := event.StartSpan(ctx)
 	call := &event.ModuleCall{Module: moduleName, Inputs: maps.Clone(inputs)}
 	if sig != nil {
 		call.Signature = sig.String()
 	}
 	event.Publish(ctx, event.ModuleStart, span, call)
-	start := time.Now()
-	pred, err := fn(ctx)
-	end := *call
-	end.Duration = time.Since(start)
+	return ctx, &moduleSpan{ctx: ctx, span: span, call: call, start: time.Now()}
+}
+
+// end publishes ModuleEnd with the outputs or the error.
+func (m *moduleSpan) end(pred *example.Prediction, err error) {
+	if m == nil {
+		return
+	}
+	end := *m.call
+	end.Duration = time.Since(m.start)
 	if err != nil {
 		end.Error = err.Error()
 	} else if pred != nil {
 		end.Outputs = pred.Map()
 	}
-	event.Publish(ctx, event.ModuleEnd, span, &end)
-	return pred, err
+	event.Publish(m.ctx, event.ModuleEnd, m.span, &end)
 }

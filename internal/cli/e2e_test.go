@@ -237,3 +237,25 @@ func TestVersionAndMockHelp(t *testing.T) {
 		t.Errorf("mock-lm help does not say it is a simulator:\n%s", out)
 	}
 }
+
+// dspex run --state loads a DSPy-format state file: the new instructions
+// reach the prompt; a state file for another program is refused.
+func TestRunWithState(t *testing.T) {
+	script := writeFile(t, "script.yaml", "rules:\n  - match: Answer in French\n    match_any_message: true\n    fields: {a: Bonjour}\n")
+	url := startMockLM(t, "--script", script)
+	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"q -> a\"}\n")
+	state := writeFile(t, "state.json", `{"traces": [], "train": [], "demos": [], "signature": {"instructions": "Answer in French.", "fields": [{"prefix": "Q:", "description": "${q}"}, {"prefix": "A:", "description": "${a}"}]}, "lm": null}`)
+	out, stderr, code := runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "hello"}`, "--state", state, "--no-cache")
+	if code != 0 || !strings.Contains(out, `"Bonjour"`) {
+		t.Errorf("with state: exit %d, out %s, stderr %s", code, out, stderr)
+	}
+	out, _, _ = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "hello"}`, "--no-cache")
+	if strings.Contains(out, "Bonjour") {
+		t.Error("the answer did not depend on the state's instructions")
+	}
+	bad := writeFile(t, "bad.json", `{"traces": [], "train": [], "demos": [], "signature": {"instructions": "x", "fields": [{"prefix": "Q:", "description": "${q}"}]}, "lm": null}`)
+	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "hello"}`, "--state", bad)
+	if code != 1 || !strings.Contains(stderr, "state file") || !strings.Contains(stderr, "has 1 fields") {
+		t.Errorf("mismatched state: exit %d, stderr %s", code, stderr)
+	}
+}

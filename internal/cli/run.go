@@ -22,6 +22,7 @@ import (
 
 type runFlags struct {
 	program     string
+	state       string
 	input       string
 	inputs      string
 	concurrency int
@@ -47,6 +48,7 @@ program's output fields, in input order. An input that fails prints
 		},
 	}
 	cmd.Flags().StringVar(&f.program, "program", "", "program file (YAML)")
+	cmd.Flags().StringVar(&f.state, "state", "", "program state to load (DSPy's JSON format, e.g. from dspex optimize)")
 	cmd.Flags().StringVar(&f.input, "input", "", "one input as a JSON object")
 	cmd.Flags().StringVar(&f.inputs, "inputs", "", "JSONL file with one input object per line (- for stdin)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 8, "inputs run at once")
@@ -79,8 +81,13 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if err != nil {
 		return err
 	}
+	if f.state != "" {
+		if err := program.LoadStateFile(f.state, prog); err != nil {
+			return err
+		}
+	}
 	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{
-		Name: "run", Program: f.program, Meta: map[string]any{"inputs": len(inputs), "concurrency": f.concurrency},
+		Name: "run", Program: f.program, Meta: map[string]any{"inputs": len(inputs), "concurrency": f.concurrency, "state": f.state},
 	}, spec.Retention())
 	if err != nil {
 		return err
