@@ -205,7 +205,7 @@ func (g *schemaGen) schema(t *Type, root bool) pyjson.Object {
 		}
 		return pyjson.Object{{Key: "type", Value: "array"}, {Key: "items", Value: items}}
 	case Dict:
-		if t.Elem == nil {
+		if t.Elem == nil || t.Elem.Kind == Any {
 			return pyjson.Object{{Key: "type", Value: "object"}, {Key: "additionalProperties", Value: true}}
 		}
 		return pyjson.Object{{Key: "type", Value: "object"}, {Key: "additionalProperties", Value: g.schema(t.Elem, false)}}
@@ -241,8 +241,8 @@ func (g *schemaGen) objectBody(t *Type) pyjson.Object {
 	var required []any
 	for _, f := range t.Fields {
 		p := g.schema(f.Type, false)
-		if f.Type != nil && f.Type.Kind == Object {
-			// pydantic writes a bare $ref for model-typed fields.
+		if isModel(f.Type) {
+			// pydantic gives model-typed fields (and optional ones) no title.
 			if f.Desc != "" {
 				p = append(p, pyjson.Member{Key: "description", Value: f.Desc})
 			}
@@ -264,6 +264,11 @@ func (g *schemaGen) objectBody(t *Type) pyjson.Object {
 		out = append(out, pyjson.Member{Key: "required", Value: required})
 	}
 	return append(out, pyjson.Member{Key: "title", Value: t.Name})
+}
+
+// isModel reports whether t is an object, or an optional object.
+func isModel(t *Type) bool {
+	return t != nil && (t.Kind == Object || (t.Kind == Optional && t.Elem != nil && t.Elem.Kind == Object))
 }
 
 func literalJSONType(values []any) string {
