@@ -13,11 +13,20 @@ import (
 )
 
 // RewardFunc scores a prediction made from inputs; higher is better. It is
-// DSPy's reward_fn(args, pred). It gets its own copy of the inputs. A
-// reward function that panics fails that attempt: the panic is recovered
-// and reported as an error wrapping both ErrRewardPanicked and a
-// *PanicError.
-type RewardFunc func(inputs Inputs, pred *example.Prediction) float64
+// DSPy's reward_fn(args, pred), with a context (a reward may call an LM, as
+// an LM judge does) and an error: an error fails that attempt. It gets its
+// own copy of the inputs. A reward function that panics fails that attempt
+// too: the panic is recovered and reported as an error wrapping both
+// ErrRewardPanicked and a *PanicError.
+type RewardFunc func(ctx context.Context, inputs Inputs, pred *example.Prediction) (float64, error)
+
+// Reward adapts a plain scoring function, as DSPy writes them, to a
+// RewardFunc.
+func Reward(score func(inputs Inputs, pred *example.Prediction) float64) RewardFunc {
+	return func(_ context.Context, inputs Inputs, pred *example.Prediction) (float64, error) {
+		return score(inputs, pred), nil
+	}
+}
 
 var (
 	// ErrRewardPanicked is wrapped by the error of an attempt whose reward
@@ -182,7 +191,7 @@ func (l rolloutLoop) run(ctx context.Context, inputs Inputs, attempt attemptFunc
 				return false, errors.New("the program returned no prediction")
 			}
 			usage, cost = usage.Add(pred.Usage), cost.Add(pred.Cost)
-			reward, err := safeReward(l.reward, inputs, pred)
+			reward, err := safeReward(ctx, l.reward, inputs, pred)
 			if err != nil {
 				return false, err
 			}
@@ -246,11 +255,11 @@ func rolloutID(base string, i int) string {
 
 // safeReward calls reward with a copy of the inputs, turning a panic into an
 // error.
-func safeReward(reward RewardFunc, inputs Inputs, pred *example.Prediction) (r float64, err error) {
+func safeReward(ctx context.Context, reward RewardFunc, inputs Inputs, pred *example.Prediction) (r float64, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("%w: %w", ErrRewardPanicked, newPanicError(v))
 		}
 	}()
-	return reward(maps.Clone(inputs), pred), nil
+	return reward(ctx, maps.Clone(inputs), pred)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,10 +128,10 @@ func (p *scriptedProgram) Forward(ctx context.Context, in module.Inputs) (*examp
 	return p.fn(ctx, int(p.calls.Add(1)-1), in)
 }
 func (p *scriptedProgram) NamedPredictors() []module.NamedPredictor { return nil }
-func (p *scriptedProgram) Clone() module.Program                   { return p }
+func (p *scriptedProgram) Clone() module.Program                    { return p }
 
 func rewardByAnswer(rewards map[string]float64) module.RewardFunc {
-	return func(_ module.Inputs, pred *example.Prediction) float64 { return rewards[pred.String("answer")] }
+	return module.Reward(func(_ module.Inputs, pred *example.Prediction) float64 { return rewards[pred.String("answer")] })
 }
 
 func TestBestOfNAgainstSimulator(t *testing.T) {
@@ -184,7 +185,7 @@ func TestBestOfNRolloutsBypassTheCache(t *testing.T) {
 	sim := startRolloutSim(t, mocklm.Config{Seed: 1}, &memStore{})
 	ctx := module.WithLM(context.Background(), sim.model)
 	qa := module.NewPredict(signature.MustParse("question -> answer"))
-	never := func(module.Inputs, *example.Prediction) float64 { return 0 }
+	never := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 })
 	in := module.Inputs{"question": "Same prompt every time."}
 
 	best := module.NewBestOfN(qa, 3, never, 1)
@@ -249,10 +250,10 @@ func TestBestOfNFailCount(t *testing.T) {
 				}
 				return example.NewPrediction(map[string]any{"answer": call}), nil
 			})
-			reward := func(_ module.Inputs, p *example.Prediction) float64 {
+			reward := module.Reward(func(_ module.Inputs, p *example.Prediction) float64 {
 				i, _ := p.Int("answer")
 				return c.rewards[int(i)]
-			}
+			})
 			b := module.NewBestOfN(prog, c.n, reward, 1, module.WithFailCount(c.failCount))
 			pred, err := b.Forward(context.Background(), module.Inputs{"q": "x"})
 			if got := int(prog.calls.Load()); got != c.wantCalls {
@@ -297,12 +298,12 @@ func TestBestOfNRewardPanic(t *testing.T) {
 	prog := newScriptedProgram(func(_ context.Context, call int, _ module.Inputs) (*example.Prediction, error) {
 		return example.NewPrediction(map[string]any{"answer": call}), nil
 	})
-	panicky := func(_ module.Inputs, p *example.Prediction) float64 {
+	panicky := module.Reward(func(_ module.Inputs, p *example.Prediction) float64 {
 		if i, _ := p.Int("answer"); i == 0 {
 			panic("reward exploded")
 		}
 		return 1
-	}
+	})
 	t.Run("a panic fails one attempt", func(t *testing.T) {
 		pred, err := module.NewBestOfN(prog, 2, panicky, 1).Forward(context.Background(), module.Inputs{})
 		if err != nil {
@@ -313,7 +314,7 @@ func TestBestOfNRewardPanic(t *testing.T) {
 		}
 	})
 	t.Run("panics in every attempt", func(t *testing.T) {
-		always := func(module.Inputs, *example.Prediction) float64 { panic(errors.New("always")) }
+		always := module.Reward(func(module.Inputs, *example.Prediction) float64 { panic(errors.New("always")) })
 		_, err := module.NewBestOfN(prog, 1, always, 1).Forward(context.Background(), module.Inputs{})
 		var pe *module.PanicError
 		if !errors.Is(err, module.ErrRewardPanicked) || !errors.As(err, &pe) || !errors.Is(err, module.ErrAttemptsFailed) {
@@ -332,7 +333,7 @@ func TestBestOfNCancellation(t *testing.T) {
 		cancel()
 		return nil, ctx.Err()
 	})
-	_, err := module.NewBestOfN(prog, 5, func(module.Inputs, *example.Prediction) float64 { return 0 }, 1).Forward(ctx, module.Inputs{})
+	_, err := module.NewBestOfN(prog, 5, module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 }), 1).Forward(ctx, module.Inputs{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -343,7 +344,7 @@ func TestBestOfNCancellation(t *testing.T) {
 
 func TestBestOfNMisuse(t *testing.T) {
 	qa := module.NewPredict(signature.MustParse("q -> a"))
-	reward := func(module.Inputs, *example.Prediction) float64 { return 1 }
+	reward := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 1 })
 	for name, b := range map[string]*module.BestOfN{
 		"zero N":    module.NewBestOfN(qa, 0, reward, 1),
 		"no reward": module.NewBestOfN(qa, 2, nil, 1),
@@ -358,7 +359,7 @@ func TestBestOfNMisuse(t *testing.T) {
 }
 
 func TestBestOfNProgram(t *testing.T) {
-	reward := func(module.Inputs, *example.Prediction) float64 { return 1 }
+	reward := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 1 })
 	cot := module.NewChainOfThought(signature.MustParse("question -> answer"))
 	cases := []struct {
 		name string
@@ -407,7 +408,7 @@ func TestBestOfNTraced(t *testing.T) {
 	sim := startRolloutSim(t, mocklm.Config{}, nil)
 	ctx := module.WithLM(event.WithBus(context.Background(), bus), sim.model)
 	b := module.NewBestOfN(module.NewChainOfThought(signature.MustParse("question -> answer")), 2,
-		func(module.Inputs, *example.Prediction) float64 { return 0 }, 1)
+		module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 }), 1)
 	if _, err := b.Forward(ctx, module.Inputs{"question": "q"}); err != nil {
 		t.Fatal(err)
 	}
@@ -416,4 +417,32 @@ func TestBestOfNTraced(t *testing.T) {
 	if !slices.Equal(mods, want) {
 		t.Errorf("module spans = %v, want %v", mods, want)
 	}
+}
+
+// BestOfN samples up to three answers at temperature 1.0 and keeps the
+// first one-word answer, as in DSPy's documentation.
+func ExampleNewBestOfN() {
+	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+		{Fields: map[string]any{"reasoning": "Belgium's capital.", "answer": "The city of Brussels"}, Times: 1},
+		{Fields: map[string]any{"reasoning": "Belgium's capital.", "answer": "Brussels"}},
+	}}})
+	defer srv.Close()
+	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	ctx := module.WithLM(context.Background(), model)
+
+	qa := module.NewChainOfThought(signature.MustParse("question -> answer"))
+	oneWord := module.Reward(func(_ module.Inputs, pred *example.Prediction) float64 {
+		if len(strings.Fields(pred.String("answer"))) == 1 {
+			return 1
+		}
+		return 0
+	})
+	best := module.NewBestOfN(qa, 3, oneWord, 1.0)
+	pred, err := best.Forward(ctx, module.Inputs{"question": "What is the capital of Belgium?"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(pred.String("answer"), len(srv.Requests()))
+	// Output: Brussels 2
 }

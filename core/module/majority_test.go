@@ -1,6 +1,7 @@
 package module_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -129,4 +130,20 @@ func TestMajorityInputs(t *testing.T) {
 			t.Error("nil prediction: no error")
 		}
 	})
+}
+
+func ExampleMajority() {
+	completions := []map[string]any{
+		{"answer": "Paris"},
+		{"answer": "Lyon"},
+		{"answer": "the city of Lyon"},
+		{"answer": "lyon."},
+	}
+	pred, err := module.Majority(completions, "answer", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(pred.String("answer"))
+	// Output: Lyon
 }

@@ -25,7 +25,7 @@ func feedbackRule(advice map[string]any) mocklm.Rule {
 
 func lastMessage(r mocklm.RecordedRequest) string { return r.Messages[len(r.Messages)-1].Content }
 
-func never(module.Inputs, *example.Prediction) float64 { return 0 }
+var never = module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 })
 
 func TestRefineHintsTheNextAttempt(t *testing.T) {
 	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
@@ -100,7 +100,7 @@ func TestRefineHintsTheNextAttempt(t *testing.T) {
 func TestRefineStopsAtThreshold(t *testing.T) {
 	sim := startRolloutSim(t, mocklm.Config{}, nil)
 	ctx := module.WithLM(context.Background(), sim.model)
-	always := func(module.Inputs, *example.Prediction) float64 { return 1 }
+	always := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 1 })
 	if _, err := module.NewRefine(module.NewPredict(signature.MustParse("q -> a")), 3, always, 1).Forward(ctx, module.Inputs{"q": "x"}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package program
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -16,10 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dspex/dspex/core/adapter"
-	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/core/signature"
 )
 
 // Spec is a parsed program file.
@@ -119,32 +115,8 @@ type TracesSpec struct {
 	MaxAge lm.Duration `yaml:"max_age"`
 }
 
-// ModuleSpec is the program: section.
-type ModuleSpec struct {
-	// Module is "predict" or "chain_of_thought".
-	Module string `yaml:"module"`
-	// Signature is the signature string, e.g. "question -> answer".
-	Signature string `yaml:"signature"`
-	// Instructions replace the signature's default instructions.
-	Instructions string `yaml:"instructions"`
-	// Fields add descriptions to fields by name.
-	Fields map[string]FieldSpec `yaml:"fields"`
-	// Demos are few-shot examples (field name -> value).
-	Demos []map[string]any `yaml:"demos"`
-	// Config holds the predictor's own sampling parameters.
-	Config *lm.Params `yaml:"config"`
-}
 
-// FieldSpec describes one field.
-type FieldSpec struct {
-	Desc string `yaml:"desc"`
-}
 
-// Modules a program file may name.
-const (
-	ModulePredict        = "predict"
-	ModuleChainOfThought = "chain_of_thought"
-)
 
 // FileError is a problem in a program file: which file, which field (a
 // dotted path such as "program.signature"), the line when known, and why.
@@ -324,26 +296,8 @@ func (s *Spec) validate() error {
 	default:
 		return s.errorf("adapter", nil, "%q is not an adapter; expected chat or json", s.Adapter)
 	}
-	switch s.Program.Module {
-	case ModulePredict, ModuleChainOfThought:
-	case "":
-		return s.errorf("program.module", nil, "required: one of %s, %s", ModulePredict, ModuleChainOfThought)
-	default:
-		return s.errorf("program.module", nil, "%q is not a module; expected %s or %s", s.Program.Module, ModulePredict, ModuleChainOfThought)
-	}
-	if strings.TrimSpace(s.Program.Signature) == "" {
-		return s.errorf("program.signature", nil, "required, e.g. \"question -> answer\"")
-	}
-	sig, err := s.Signature()
-	if err != nil {
+	if _, err := s.build(nil); err != nil {
 		return err
-	}
-	for i, d := range s.Program.Demos {
-		for k := range d {
-			if _, ok := sig.Field(k); !ok && !(k == module.ReasoningField && s.Program.Module == ModuleChainOfThought) {
-				return s.errorf(fmt.Sprintf("program.demos.%d", i), nil, "demo %d has field %q, which the signature %q does not have", i+1, k, sig.String())
-			}
-		}
 	}
 	return nil
 }
@@ -388,22 +342,6 @@ const (
 	ProviderAnthropic = "anthropic"
 )
 
-// Signature builds the program's signature with its instructions and field
-// descriptions.
-func (s *Spec) Signature() (*signature.Signature, error) {
-	sig, err := signature.Parse(s.Program.Signature)
-	if err != nil {
-		return nil, s.errorf("program.signature", err, "%v", err)
-	}
-	sig = sig.WithInstructions(s.Program.Instructions)
-	for name, f := range s.Program.Fields {
-		if sig, err = sig.WithDesc(name, f.Desc); err != nil {
-			return nil, s.errorf("program.fields."+name, err, "no field %q in signature %q", name, s.Program.Signature)
-		}
-	}
-	return sig, nil
-}
-
 // Params returns the LM's default sampling parameters.
 func (l LMSpec) Params() lm.Params {
 	return lm.Params{Temperature: l.Temperature, MaxTokens: l.MaxTokens, TopP: l.TopP, N: l.N, Stop: l.Stop, Seed: l.Seed, Extra: l.Extra}
@@ -417,28 +355,3 @@ func (s *Spec) NewAdapter() adapter.Adapter {
 	return &adapter.ChatAdapter{}
 }
 
-// NewProgram builds the module the program: section describes.
-func (s *Spec) NewProgram() (module.Program, error) {
-	sig, err := s.Signature()
-	if err != nil {
-		return nil, err
-	}
-	var opts []module.PredictOption
-	if len(s.Program.Demos) > 0 {
-		demos := make([]example.Example, len(s.Program.Demos))
-		for i, d := range s.Program.Demos {
-			demos[i] = example.New(d)
-		}
-		opts = append(opts, module.WithDemos(demos...))
-	}
-	if s.Program.Config != nil {
-		opts = append(opts, module.WithConfig(*s.Program.Config))
-	}
-	switch s.Program.Module {
-	case ModuleChainOfThought:
-		return module.NewChainOfThought(sig, opts...), nil
-	case ModulePredict:
-		return module.NewPredict(sig, opts...), nil
-	}
-	return nil, errors.New("program: unreachable module kind " + s.Program.Module)
-}

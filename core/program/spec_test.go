@@ -73,7 +73,7 @@ func TestParseErrors(t *testing.T) {
 		{"malformed", "lm: [", "p.yaml"},
 		{"no model", "lm:\n  base_url: x\nprogram:\n  module: predict\n  signature: a -> b\n", "p.yaml:1: lm.model: required"},
 		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: unknown field "modle"`},
-		{"bad module", "lm: {model: m}\nprogram:\n  module: react\n  signature: a -> b\n", `p.yaml:3: program.module: "react" is not a module`},
+		{"bad module", "lm: {model: m}\nprogram:\n  module: agent\n  signature: a -> b\n", `p.yaml:3: program.module: "agent" is not a module`},
 		{"bad signature", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"a -> b: lst\"\n", `p.yaml:4: program.signature: signature "a -> b: lst": column 9: unknown type "lst"`},
 		{"demo field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: 1, c: 2}\n", `program.demos.0: demo 1 has field "c"`},
 		{"desc field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  fields:\n    z: {desc: x}\n", `program.fields.z: no field "z"`},

@@ -104,7 +104,10 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 		return err
 	}
 	defer env.Close()
-	sig, _ := spec.Signature()
+	outputs, err := spec.Outputs()
+	if err != nil {
+		return err
+	}
 	ctx = lm.WithTracker(ctx, usage)
 	ctx = module.WithAdapter(module.WithLM(ctx, env.LM), spec.NewAdapter())
 	done, errs := 0, 0
@@ -115,7 +118,7 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 		if err != nil {
 			return nil, err
 		}
-		return outputJSON(sig, pred), nil
+		return outputJSON(outputs, pred), nil
 	}, func(i int, line []byte, err error) {
 		done++
 		if err != nil {
@@ -153,16 +156,12 @@ func readInputs(s *streams, f *runFlags) ([]example.Example, error) {
 	return example.ReadJSONL(bytes.NewReader(data), f.inputs)
 }
 
-// outputJSON writes a prediction's output fields in signature order; fields
-// a module adds (such as reasoning) come first, as the module produced them.
-func outputJSON(sig *signature.Signature, pred *example.Prediction) []byte {
+// outputJSON writes a prediction's output fields in the program's order,
+// then any other fields the prediction has.
+func outputJSON(outputs []signature.Field, pred *example.Prediction) []byte {
 	obj := pyjson.Object{}
 	seen := map[string]bool{}
-	if v, ok := pred.Get(module.ReasoningField); ok && !sig.IsOutput(module.ReasoningField) {
-		obj = append(obj, pyjson.Member{Key: module.ReasoningField, Value: v})
-		seen[module.ReasoningField] = true
-	}
-	for _, f := range sig.Outputs() {
+	for _, f := range outputs {
 		if v, ok := pred.Get(f.Name); ok {
 			obj = append(obj, pyjson.Member{Key: f.Name, Value: f.Type.Normalize(v)})
 			seen[f.Name] = true

@@ -1,0 +1,138 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/lm"
+)
+
+// Error types: the "type" of an error answer's body, one per cause.
+const (
+	// 400: the body is not a JSON object of the program's inputs.
+	ErrorTypeInvalidRequest = "invalid_request"
+	// 413: the body is larger than Config.MaxBodyBytes.
+	ErrorTypeTooLarge = "request_too_large"
+	// 404 and 405: no such endpoint, or the wrong method.
+	ErrorTypeNotFound         = "not_found"
+	ErrorTypeMethodNotAllowed = "method_not_allowed"
+	// 429: every slot is busy and the queue is full.
+	ErrorTypeOverloaded = "overloaded"
+	// 503: the LM endpoint refused the call (rate limited, circuit breaker
+	// open, its own queue full).
+	ErrorTypeLMUnavailable = "lm_unavailable"
+	// 503 from /healthz while Serve drains.
+	ErrorTypeShuttingDown = "shutting_down"
+	// 504: the request's deadline passed, or the LM call timed out.
+	ErrorTypeTimeout = "timeout"
+	// 502: the LM answered something the adapter could not parse.
+	ErrorTypeParse = "parse_error"
+	// 502: the LM endpoint failed (server error, connection failure,
+	// malformed response).
+	ErrorTypeLM = "lm_error"
+	// 500: anything else, a contained panic included.
+	ErrorTypeInternal = "internal_error"
+	// Recorded, never sent: the client went away before the answer.
+	ErrorTypeCanceled = "canceled"
+)
+
+// errRequestTimeout is the cause of a request context that reached
+// Config.RequestTimeout.
+var errRequestTimeout = errors.New("serve: request timeout")
+
+// Error is an error answer: its status, type and message, and for some the
+// fields at fault or the wait the client should make before retrying.
+type Error struct {
+	Status  int
+	Type    string
+	Message string
+	// Fields names the input fields at fault (unknown or missing ones).
+	Fields []string
+	// RetryAfter, when positive, is sent as the Retry-After header.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("serve: %d %s: %s", e.Status, e.Type, e.Message)
+}
+
+// body is the JSON answer: {"error": {"message", "type", "fields"}}.
+func (e *Error) body() []byte {
+	type detail struct {
+		Message string   `json:"message"`
+		Type    string   `json:"type"`
+		Fields  []string `json:"fields,omitempty"`
+	}
+	b, _ := json.Marshal(struct {
+		Error detail `json:"error"`
+	}{detail{e.Message, e.Type, e.Fields}})
+	return b
+}
+
+func invalid(msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: ErrorTypeInvalidRequest, Message: msg}
+}
+
+// retryAfterSeconds writes d as Retry-After's whole seconds, rounded up and
+// at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(d.Seconds()))), 10)
+}
+
+// contextError answers a request whose own context ended: its client went
+// away, or its deadline passed. ok is false when neither happened.
+func (s *Server) contextError(ctx, client context.Context) (*Error, bool) {
+	switch {
+	case client.Err() != nil:
+		return &Error{Status: statusClientClosed, Type: ErrorTypeCanceled, Message: "the client closed the request"}, true
+	case ctx.Err() != nil:
+		return &Error{Status: http.StatusGatewayTimeout, Type: ErrorTypeTimeout,
+			Message: fmt.Sprintf("the request did not finish within the server's %s request timeout", s.cfg.RequestTimeout)}, true
+	}
+	return nil, false
+}
+
+// admissionError answers a request that got no slot.
+func (s *Server) admissionError(ctx, client context.Context, err error) *Error {
+	if errors.Is(err, lm.ErrQueueFull) {
+		st := s.Stats()
+		return &Error{Status: http.StatusTooManyRequests, Type: ErrorTypeOverloaded, RetryAfter: s.cfg.RetryAfter,
+			Message: fmt.Sprintf("server overloaded: %d requests running and %d waiting; retry after %s", st.Running, st.Waiting, s.cfg.RetryAfter)}
+	}
+	if e, ok := s.contextError(ctx, client); ok {
+		if e.Type == ErrorTypeTimeout {
+			e.Message = fmt.Sprintf("the request waited for a free slot past the server's %s request timeout", s.cfg.RequestTimeout)
+		}
+		return e
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: ErrorTypeInternal, Message: fmt.Sprintf("wait for a slot: %v", err)}
+}
+
+// programError maps the program's error to an answer.
+func (s *Server) programError(ctx, client context.Context, err error) *Error {
+	if e, ok := s.contextError(ctx, client); ok {
+		return e
+	}
+	msg := err.Error()
+	var pe *adapter.ParseError
+	switch {
+	case errors.Is(err, lm.ErrRateLimited), errors.Is(err, lm.ErrBreakerOpen):
+		return &Error{Status: http.StatusServiceUnavailable, Type: ErrorTypeLMUnavailable, Message: msg, RetryAfter: lm.RetryAfter(err)}
+	case errors.Is(err, lm.ErrQueueFull):
+		return &Error{Status: http.StatusServiceUnavailable, Type: ErrorTypeLMUnavailable, Message: msg, RetryAfter: s.cfg.RetryAfter}
+	case errors.Is(err, lm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: http.StatusGatewayTimeout, Type: ErrorTypeTimeout, Message: msg}
+	case errors.As(err, &pe):
+		return &Error{Status: http.StatusBadGateway, Type: ErrorTypeParse, Message: msg}
+	case errors.Is(err, lm.ErrServer), errors.Is(err, lm.ErrConnection), errors.Is(err, lm.ErrBadResponse):
+		return &Error{Status: http.StatusBadGateway, Type: ErrorTypeLM, Message: msg}
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: ErrorTypeInternal, Message: msg}
+}
