@@ -160,7 +160,6 @@ func TestReActPromptsMatchDSPy(t *testing.T) {
 	}
 }
 
-
 func jsonRoundTrip(t *testing.T, v any) map[string]any {
 	t.Helper()
 	b, err := json.Marshal(v)

@@ -115,9 +115,6 @@ type TracesSpec struct {
 	MaxAge lm.Duration `yaml:"max_age"`
 }
 
-
-
-
 // FileError is a problem in a program file: which file, which field (a
 // dotted path such as "program.signature"), the line when known, and why.
 type FileError struct {
@@ -354,4 +351,3 @@ func (s *Spec) NewAdapter() adapter.Adapter {
 	}
 	return &adapter.ChatAdapter{}
 }
-
