@@ -193,5 +193,6 @@ func (p *Predict) forward(ctx context.Context, sig *signature.Signature, demos [
 	}
 	pred := example.NewPrediction(res.Outputs...)
 	pred.Usage, pred.Cost = res.Usage, res.Cost
+	record(ctx, p, inputs, res.Outputs[0])
 	return pred, nil
 }

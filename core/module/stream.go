@@ -76,6 +76,7 @@ func (p *Predict) stream(ctx context.Context, name string, inputs Inputs) iter.S
 			}
 			pred := example.NewPrediction(res.Outputs...)
 			pred.Usage, pred.Cost = res.Usage, res.Cost
+			record(ctx, p, inputs, res.Outputs[0])
 			return pred, nil
 		})
 		if stopped || errors.Is(err, adapter.ErrStopped) {

@@ -13,8 +13,9 @@ import (
 func newMockLMCommand(s *streams) *cobra.Command {
 	var (
 		addr, scriptPath, latency, apiKey string
+		datasetInput, datasetAnswer       string
 		seed                              int64
-		faults, models                    []string
+		faults, models, datasets          []string
 		verbose                           bool
 	)
 	cmd := &cobra.Command{
@@ -22,10 +23,11 @@ func newMockLMCommand(s *streams) *cobra.Command {
 		Short: "Serve a SIMULATED language model (OpenAI-compatible, deterministic; not a real model)",
 		Long: `mock-lm serves a SIMULATED language model: an OpenAI-compatible HTTP server
 for tests, examples, benchmarks and demos. It is NOT a real model. Its answers
-are deterministic placeholders (or scripted values) shaped to the fields a
-DSPy-style prompt asks for; they carry no model quality, and no score measured
-against the simulator says anything about a language model. Every response
-carries the header "X-DSPEx-Simulator: true".
+are deterministic placeholders (or scripted values, or dataset answers drawn
+by a documented skill model) shaped to the fields a DSPy-style prompt asks
+for; they carry no model quality, and no score measured against the
+simulator says anything about a language model. Every response carries the
+header "X-DSPEx-Simulator: true".
 
 Endpoints: POST /v1/chat/completions (n, streaming, JSON mode),
 POST /v1/embeddings, GET /v1/models, GET /healthz.
@@ -43,12 +45,24 @@ interrupted.
                  Without rate or first every request gets the fault.
                  Examples: 429:0.1  500:first=3  429:0.2,retry_after=2s
 --script FILE:   YAML rules: [{match, match_any_message, fields, raw, times}]
+--dataset FILE:  JSONL examples, {"question": ..., "answer": ..., "topic": ...}
+                 per line (repeatable: give the train and the dev split). A
+                 prompt asking one of its questions is answered correctly with
+                 a probability p set by a skill model: p rises with correct
+                 demos on the question's topic and with instruction cues
+                 (answer format, topic words, reasoning), falls with wrong
+                 demos, and is drawn per prompt, so the same prompt always
+                 gets the same answer; a wrong answer is another example's.
+                 See docs/simulated-lm.md. Script rules come first.
 
 Latency and faults are drawn from RNGs seeded by --seed and the request's
-sequence number, so the same run of requests sees the same delays and faults.`,
+sequence number, so the same run of requests sees the same delays and faults.
+Scores measured against --dataset answers measure the prompt and the
+optimizer against the skill model, never a language model.`,
 		Example: `  dspex mock-lm --addr 127.0.0.1:0
   dspex mock-lm --seed 7 --latency normal:100ms,20ms --fault 429:0.1 --fault 500:first=2
-  dspex mock-lm --script answers.yaml --model gpt-4o-mini --api-key sk-test`,
+  dspex mock-lm --script answers.yaml --model gpt-4o-mini --api-key sk-test
+  dspex mock-lm --dataset examples/capitals/train.jsonl --dataset examples/capitals/dev.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := mocklm.Config{Seed: seed, Models: models, APIKey: apiKey}
@@ -68,6 +82,12 @@ sequence number, so the same run of requests sees the same delays and faults.`,
 					return err
 				}
 			}
+			if len(datasets) > 0 {
+				opts := mocklm.DatasetOptions{InputKey: datasetInput, AnswerKey: datasetAnswer}
+				if cfg.Dataset, err = mocklm.LoadDatasetFiles(datasets, opts); err != nil {
+					return err
+				}
+			}
 			if verbose {
 				cfg.Logger = slog.New(slog.NewTextHandler(s.err, nil))
 			}
@@ -82,8 +102,8 @@ sequence number, so the same run of requests sees the same delays and faults.`,
 					return
 				}
 				flush(s.out)
-				fmt.Fprintf(s.err, "dspex mock-lm: this is a SIMULATOR, not a real model (seed %d, latency %s%s)\n",
-					seed, cfg.Latency, faultSummary(cfg.Faults))
+				fmt.Fprintf(s.err, "dspex mock-lm: this is a SIMULATOR, not a real model (seed %d, latency %s%s%s)\n",
+					seed, cfg.Latency, faultSummary(cfg.Faults), datasetSummary(cfg.Dataset))
 			})
 			if err != nil {
 				return err
@@ -97,6 +117,9 @@ sequence number, so the same run of requests sees the same delays and faults.`,
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "addr", "127.0.0.1:8089", "host:port to listen on (port 0 picks a free port)")
 	fl.StringVar(&scriptPath, "script", "", "YAML file of scripted answers")
+	fl.StringArrayVar(&datasets, "dataset", nil, "JSONL file of examples to answer with the skill model (repeatable)")
+	fl.StringVar(&datasetInput, "dataset-input", mocklm.DefaultDatasetInput, "input key of --dataset examples, matched against the prompt's input field")
+	fl.StringVar(&datasetAnswer, "dataset-answer", mocklm.DefaultDatasetAnswer, "answer key of --dataset examples, the output field answered")
 	fl.Int64Var(&seed, "seed", 0, "seed for placeholder answers, latency and faults")
 	fl.StringVar(&latency, "latency", "", "added latency: DURATION or DIST:ARGS (fixed, uniform, normal, lognormal)")
 	fl.StringArrayVar(&faults, "fault", nil, "inject a fault, KIND[:OPTION,...] (repeatable)")
@@ -122,4 +145,11 @@ func faultSummary(faults []mocklm.Fault) string {
 		parts[i] = f.String()
 	}
 	return ", faults " + strings.Join(parts, " ")
+}
+
+func datasetSummary(d *mocklm.Dataset) string {
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf(", dataset of %d examples", d.Len())
 }

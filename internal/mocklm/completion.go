@@ -220,7 +220,7 @@ type completion struct {
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	markModel(w)
-	rec := RecordedRequest{Path: r.URL.Path, Rule: -1, Start: time.Now()}
+	rec := RecordedRequest{Path: r.URL.Path, Rule: -1, Example: -1, Start: time.Now()}
 	defer func() { s.record(rec) }()
 	s.count(func(st *Stats) { st.Requests++ })
 	if !s.enter(w) {
@@ -275,8 +275,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		rec.Fault = spoil
 	}
 
-	choices, ruleIdx := s.answer(&req, msgs, n, spoil)
-	rec.Rule = ruleIdx
+	choices, src := s.answer(&req, msgs, n, spoil)
+	rec.Rule, rec.Example, rec.Correct = src.rule, src.example, src.correct
 	for _, c := range choices {
 		rec.Completions = append(rec.Completions, c.Text)
 	}
@@ -285,8 +285,17 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		st.Completions++
 		st.PromptTokens += int64(u.PromptTokens)
 		st.CompletionTokens += int64(u.CompletionTokens)
-		if ruleIdx >= 0 {
+		if src.rule >= 0 {
 			st.ScriptHits++
+		}
+		if src.example >= 0 {
+			st.DatasetHits++
+			st.DatasetAnswers += int64(len(src.correct))
+			for _, ok := range src.correct {
+				if ok {
+					st.DatasetCorrect++
+				}
+			}
 		}
 	})
 	rec.Status = http.StatusOK
@@ -308,9 +317,17 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// answerSource says where a request's answers came from.
+type answerSource struct {
+	rule    int    // script rule index, -1 for none
+	example int    // dataset example index, -1 for none
+	correct []bool // per choice, for dataset answers
+}
+
 // answer builds the n completions for a request. spoil is FaultTruncated,
-// FaultBadFields or "".
-func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind) ([]completion, int) {
+// FaultBadFields or "". A matching script rule answers first; else the
+// dataset, when it knows the question; else placeholders.
+func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind) ([]completion, answerSource) {
 	p, ok := parsePrompt(systemText(msgs))
 	if !ok {
 		p = nil
@@ -325,10 +342,19 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 			}
 		}
 	}
-	ruleIdx := s.pickRule(msgs)
+	src := answerSource{rule: s.pickRule(msgs), example: -1}
 	var rule *Rule
-	if ruleIdx >= 0 {
-		rule = &s.rules[ruleIdx] // rules are never modified after New
+	if src.rule >= 0 {
+		rule = &s.rules[src.rule] // rules are never modified after New
+	}
+	var assessed Assessment
+	var dataKey uint64
+	if rule == nil && s.cfg.Dataset != nil {
+		if a, ok := s.cfg.Dataset.assess(p, msgs); ok {
+			assessed, src.example = a, a.Example
+			src.correct = make([]bool, n)
+			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamDataset))
+		}
 	}
 	snip := snippet(firstInput(p, lastUserMessage(msgs)))
 	key := contentKey(req, msgs) ^ mix64(uint64(s.cfg.Seed))
@@ -345,7 +371,13 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 	out := make([]completion, n)
 	for i := range out {
 		g := &generator{r: rand.New(rand.NewPCG(key, reqSeed+uint64(i))), snippet: snip}
-		c := completion{Text: buildText(p, jsonMode, rule, g, respSchema, spoil == FaultBadFields), Finish: "stop"}
+		chosen := rule
+		if src.example >= 0 {
+			dc := s.cfg.Dataset.answer(assessed, p, rand.New(rand.NewPCG(dataKey, reqSeed+uint64(i))))
+			src.correct[i] = dc.correct
+			chosen = &Rule{Fields: dc.fields}
+		}
+		c := completion{Text: buildText(p, jsonMode, chosen, g, respSchema, spoil == FaultBadFields), Finish: "stop"}
 		c = limit(c, stops, req.maxTokens())
 		if spoil == FaultTruncated {
 			rs := []rune(c.Text)
@@ -353,7 +385,7 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 		}
 		out[i] = c
 	}
-	return out, ruleIdx
+	return out, src
 }
 
 // buildText writes one completion.

@@ -75,6 +75,74 @@
 // A Script replaces placeholders with given values (Rule.Fields) or the
 // whole completion with given text (Rule.Raw) for requests it matches.
 //
+// # Dataset mode and the skill model
+//
+// Config.Dataset (LoadDataset, `dspex mock-lm --dataset FILE`) holds
+// examples with a question, a gold answer and an optional topic. A request
+// is answered from it when no script rule matches, the system message asks
+// for the answer field, and the last user message's question section
+// (without the "Respond with ..." paragraph DSPy appends) equals an
+// example's question after trimming. Each choice is then correct with
+// probability p: the answer field gets the gold answer, or else a
+// plausible wrong one, another example's answer on the same topic (any
+// topic when the topic has none that differs), never one equal to the
+// gold answer. Other output fields that the answering example has in its
+// file line get their values from it, "reasoning" gets a sentence leading
+// to the answer given, and the rest get placeholders. Other requests are
+// answered as before.
+//
+// p comes from the skill model (see Skill and DefaultSkill for the
+// defaults in brackets):
+//
+//	logit = Base (-0.5)
+//	      + DemoWeight (0.3)         · r
+//	      + OtherDemoWeight (0.1)    · o
+//	      − WrongDemoWeight (0.4)    · w
+//	      + InstructionWeight (0.7)  · q
+//	      + ReasoningBonus (0.2)     if the prompt asks for a "reasoning" output
+//	p = min(MaxP (0.95), max(MinP (0.05), 1/(1+exp(−logit))))
+//
+// Demos are the user/assistant message pairs before the last user
+// message; a demo's question is its user message's question section and
+// its answer the assistant's answer (a [[ ## answer ## ]] section or a
+// JSON object's key; DSPy's "Not supplied" filler is no answer). A demo is
+// correct when its question is a dataset example and its answer equals
+// that example's gold answer, compared lower-cased and trimmed with inner
+// whitespace collapsed; wrong when the question is known but the answer
+// differs; and counts for nothing when its question is unknown or it has
+// no answer. r counts correct demos on the asked question's topic
+// (examples without a topic share the topic ""), o correct demos on other
+// topics; r + o together count at most MaxDemos (4), relevant ones first.
+// w counts every wrong demo. A demo of the asked question itself with the
+// gold answer sets p = MaxP: the answer is in the prompt.
+//
+// q, the instruction quality, reads the text after "your objective is:"
+// in the system message, lower-cased, with `backticked` spans removed
+// (DSPy's default "Given the fields `question`, produce the fields
+// `answer`." scores 0), matching whole words with plural endings ignored:
+//
+//	format cue    (FormatCueWeight 0.4):    one word, single word, few words, short, brief,
+//	                                        concise, exact, precise, only the answer, nothing else, ...
+//	task cue      (TaskCueWeight 0.4):      a word of the asked example's topic name (3+ letters),
+//	                                        or a DatasetOptions.TopicCues word for it or for ""
+//	reasoning cue (ReasoningCueWeight 0.2): step by step, think carefully, think through,
+//	                                        carefully, reason, double check, verify
+//
+// q is the sum of the categories matched (0..1); FormatCues and
+// ReasoningCues list the phrases. With the defaults a bare prompt answers
+// correctly with p ≈ 0.38 (0.43 with chain of thought), and four correct
+// demos on the topic plus an instruction with all three cues reach
+// p ≈ 0.80 (0.83). Dataset.Assess shows the terms for given messages.
+//
+// The draw is deterministic: choice i uses u, the first draw of an RNG
+// seeded by a hash of Config.Seed and every message's role and content,
+// and by the request's seed plus i, and is correct iff u < p; the wrong
+// answer and the reasoning sentence come from the same RNG. So the same
+// prompt always gets the same answer, a prompt with other demos or other
+// instructions draws anew, and choice i with seed s equals choice 0 with
+// seed s+i. Stats counts DatasetHits, DatasetAnswers and DatasetCorrect;
+// RecordedRequest.Example and Correct show each request's draw.
+//
 // # Token usage
 //
 // Usage is an estimate, not a tokenizer: a text of c characters (Unicode

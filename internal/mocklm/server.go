@@ -56,6 +56,11 @@ type Config struct {
 	// Script scripts answers; nil answers with placeholders only. The
 	// server does not modify it; the caller must not either, once passed.
 	Script *Script
+	// Dataset, when set, answers prompts that ask one of its questions,
+	// correctly or not as its skill model decides (see the package
+	// documentation). Script rules come first: a request a rule matches
+	// is answered by the rule alone.
+	Dataset *Dataset
 	// Latency is added before every model request is answered or failed.
 	Latency Latency
 	// Faults inject failures; see Fault for how requests are chosen.
@@ -105,6 +110,11 @@ type RecordedRequest struct {
 	Fault FaultKind
 	// Rule is the index of the script rule used, -1 for none.
 	Rule int
+	// Example is the index of the dataset example answered (see
+	// Dataset.Examples), -1 for none; Correct says, per choice, whether
+	// the answer drawn was the gold one.
+	Example int
+	Correct []bool
 	// Completions are the choices' texts, in order.
 	Completions []string
 	// Start is when the request arrived; Duration is how long it took to
@@ -130,6 +140,11 @@ type Stats struct {
 	Faults map[FaultKind]int64
 	// ScriptHits counts completions answered by a script rule.
 	ScriptHits int64
+	// DatasetHits counts completions answered from the dataset;
+	// DatasetAnswers counts their choices and DatasetCorrect the choices
+	// whose drawn answer was the gold one (a truncated or badfields fault
+	// may still spoil its text).
+	DatasetHits, DatasetAnswers, DatasetCorrect int64
 	// PromptTokens and CompletionTokens sum the usage reported.
 	PromptTokens, CompletionTokens int64
 }
@@ -534,9 +549,11 @@ func (s *Server) leave() { s.inFlight.Add(-1) }
 
 // Random streams: each use of randomness draws from its own stream so that
 // changing one setting (say, the latency) does not shift the others.
+// Fault i uses streamFault+i; the dataset's draws use streamDataset.
 const (
 	streamLatency uint64 = iota + 1
 	streamFault
+	streamDataset uint64 = 1 << 40
 )
 
 // rng returns the RNG for one use of randomness by request seq.

@@ -1,0 +1,400 @@
+package teleprompt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/internal/pyjson"
+)
+
+// newRNG returns the deterministic generator an optimizer draws from.
+func newRNG(seed int64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+}
+
+// sample draws k items without replacement, in the order drawn (like
+// Python's random.sample).
+func sample[T any](rng *rand.Rand, items []T, k int) []T {
+	pool := slices.Clone(items)
+	k = min(k, len(pool))
+	for i := 0; i < k; i++ {
+		j := i + rng.IntN(len(pool)-i)
+		pool[i], pool[j] = pool[j], pool[i]
+	}
+	return pool[:k]
+}
+
+// LabeledFewShot gives every predictor K labeled training examples as
+// demos, sampled with a fixed seed (DSPy's LabeledFewShot).
+type LabeledFewShot struct {
+	// K is how many demos each predictor gets; default 16.
+	K int
+	// NoSample takes the first K examples instead of a random sample.
+	NoSample bool
+	// Seed seeds the sampling; default 0.
+	Seed int64
+}
+
+var _ Optimizer = (*LabeledFewShot)(nil)
+
+// Name returns "LabeledFewShot".
+func (*LabeledFewShot) Name() string { return "LabeledFewShot" }
+
+// Compile returns a copy of student with labeled demos.
+func (o *LabeledFewShot) Compile(ctx context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
+	k := o.K
+	if k <= 0 {
+		k = 16
+	}
+	publishStart(ctx, o.Name(), map[string]any{"k": k, "sample": !o.NoSample, "seed": o.Seed})
+	out, err := o.compile(ctx, student, trainset)
+	publishEnd(ctx, o.Name(), nil, err)
+	return out, err
+}
+
+// BootstrapFewShot runs a teacher program over the training set and keeps
+// the traces of the runs the metric accepts as demos ("bootstrapped"
+// demos), topped up with labeled examples (DSPy's BootstrapFewShot).
+//
+// Examples are bootstrapped concurrently, yet the demos chosen are those a
+// sequential pass would choose: the first MaxBootstrappedDemos successes in
+// training-set order.
+type BootstrapFewShot struct {
+	// Metric scores the teacher's prediction for a training example.
+	Metric metric.Metric
+	// MetricThreshold, when set, is the score a run must reach to be kept;
+	// otherwise any score above 0 is kept.
+	MetricThreshold *float64
+	// MaxBootstrappedDemos bounds the bootstrapped demos per predictor;
+	// default 4.
+	MaxBootstrappedDemos int
+	// MaxLabeledDemos bounds all demos per predictor (labeled examples fill
+	// what bootstrapping left); default 16; negative means none.
+	MaxLabeledDemos int
+	// MaxRounds is how many attempts an example gets; rounds after the
+	// first use a fresh rollout id at temperature 1.0. Default 1.
+	MaxRounds int
+	// MaxErrors stops bootstrapping with an error after this many failed
+	// runs; default 10.
+	MaxErrors int
+	// Teacher runs the examples; default a LabeledFewShot copy of the
+	// student (when MaxLabeledDemos > 0), else a copy of the student.
+	Teacher module.Program
+	// TeacherLM, when set, is the LM the teacher's calls use.
+	TeacherLM lm.LM
+	// Concurrency bounds examples bootstrapped at once; default 8.
+	Concurrency int
+	// Seed seeds the labeled sampling; default 0.
+	Seed int64
+}
+
+var _ Optimizer = (*BootstrapFewShot)(nil)
+
+// Name returns "BootstrapFewShot".
+func (*BootstrapFewShot) Name() string { return "BootstrapFewShot" }
+
+// ErrTooManyErrors is returned when bootstrapping runs fail MaxErrors times.
+var ErrTooManyErrors = errors.New("teleprompt: too many errors while bootstrapping")
+
+func (o *BootstrapFewShot) defaults() BootstrapFewShot {
+	c := *o
+	if c.MaxBootstrappedDemos <= 0 {
+		c.MaxBootstrappedDemos = 4
+	}
+	if c.MaxLabeledDemos == 0 {
+		c.MaxLabeledDemos = 16
+	}
+	if c.MaxLabeledDemos < 0 {
+		c.MaxLabeledDemos = 0
+	}
+	if c.MaxRounds <= 0 {
+		c.MaxRounds = 1
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = 10
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	return c
+}
+
+func (o *BootstrapFewShot) config() map[string]any {
+	c := o.defaults()
+	cfg := map[string]any{
+		"max_bootstrapped_demos": c.MaxBootstrappedDemos, "max_labeled_demos": c.MaxLabeledDemos,
+		"max_rounds": c.MaxRounds, "max_errors": c.MaxErrors, "seed": c.Seed,
+	}
+	if c.MetricThreshold != nil {
+		cfg["metric_threshold"] = *c.MetricThreshold
+	}
+	if c.Metric != nil {
+		cfg["metric"] = c.Metric.Name()
+	}
+	return cfg
+}
+
+// Compile bootstraps demos for a copy of student.
+func (o *BootstrapFewShot) Compile(ctx context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
+	publishStart(ctx, o.Name(), o.config())
+	out, err := o.compile(ctx, student, trainset)
+	publishEnd(ctx, o.Name(), nil, err)
+	return out, err
+}
+
+func (o *BootstrapFewShot) compile(ctx context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
+	c := o.defaults()
+	if c.Metric == nil {
+		return nil, ErrNoMetric
+	}
+	out := resetCopy(student)
+	teacher := c.Teacher
+	if teacher == nil {
+		teacher = student
+	}
+	teacher = teacher.Clone()
+	if c.Teacher == nil && c.MaxLabeledDemos > 0 {
+		lf := &LabeledFewShot{K: c.MaxLabeledDemos, Seed: c.Seed}
+		var err error
+		if teacher, err = lf.compile(ctx, resetCopy(teacher), trainset); err != nil {
+			return nil, err
+		}
+	}
+	studentNames := namesOf(out)
+	teacherNames := namesOf(teacher)
+	if !slices.Equal(studentNames, teacherNames) {
+		return nil, fmt.Errorf("teleprompt: student and teacher must have the same structure: predictors %v and %v", studentNames, teacherNames)
+	}
+
+	traces, bootstrapped, err := c.bootstrap(ctx, teacher, trainset)
+	if err != nil {
+		return nil, err
+	}
+
+	// The examples not bootstrapped, shuffled, fill the rest as labeled demos.
+	rng := newRNG(c.Seed)
+	var raw []example.Example
+	for i, ex := range trainset {
+		if !bootstrapped[i] {
+			raw = append(raw, ex)
+		}
+	}
+	rng.Shuffle(len(raw), func(i, j int) { raw[i], raw[j] = raw[j], raw[i] })
+	for _, np := range out.NamedPredictors() {
+		augmented := traces[np.Name]
+		if len(augmented) > c.MaxBootstrappedDemos {
+			augmented = augmented[:c.MaxBootstrappedDemos]
+		}
+		size := max(0, min(c.MaxLabeledDemos-len(augmented), len(raw)))
+		raw = sample(rng, raw, size)
+		np.Predictor.SetDemos(append(slices.Clone(augmented), raw...))
+	}
+	return out, nil
+}
+
+// compile for LabeledFewShot without events (used inside other optimizers).
+func (o *LabeledFewShot) compile(_ context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
+	k := o.K
+	if k <= 0 {
+		k = 16
+	}
+	out := resetCopy(student)
+	rng := newRNG(o.Seed)
+	for _, np := range out.NamedPredictors() {
+		switch {
+		case len(trainset) == 0:
+		case o.NoSample:
+			np.Predictor.SetDemos(trainset[:min(k, len(trainset))])
+		default:
+			np.Predictor.SetDemos(sample(rng, trainset, k))
+		}
+	}
+	return out, nil
+}
+
+func namesOf(p module.Program) []string {
+	var names []string
+	for _, np := range p.NamedPredictors() {
+		names = append(names, np.Name)
+	}
+	return names
+}
+
+// outcome is one training example's bootstrapping result.
+type outcome struct {
+	ok     bool
+	traces map[string][]example.Example
+	errs   int
+	err    error
+}
+
+// bootstrap runs the teacher over the training set concurrently and returns
+// the demos of the first MaxBootstrappedDemos successes in training-set
+// order, by predictor name, and which examples they came from.
+func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Program, trainset []example.Example) (map[string][]example.Example, map[int]bool, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	results := make([]*outcome, len(trainset))
+	done := make(chan int, c.Concurrency)
+	launched, inflight, prefix, successes, errs := 0, 0, 0, 0, 0
+	enough := false
+	for {
+		for !enough && inflight < c.Concurrency && launched < len(trainset) {
+			i := launched
+			launched++
+			inflight++
+			go func() {
+				results[i] = c.bootstrapOne(ctx, teacher, trainset[i], i)
+				done <- i
+			}()
+		}
+		if inflight == 0 {
+			break
+		}
+		<-done
+		inflight--
+		// Walk the finished prefix in order, as a sequential pass would.
+		for !enough && prefix < launched && results[prefix] != nil {
+			r := results[prefix]
+			errs += r.errs
+			if r.ok {
+				successes++
+				enough = successes >= c.MaxBootstrappedDemos
+			}
+			prefix++
+		}
+		progress(parent, "bootstrap", prefix, len(trainset))
+		if errs >= c.MaxErrors && !enough {
+			cancel()
+			for ; inflight > 0; inflight-- {
+				<-done
+			}
+			var last error
+			for _, r := range results[:prefix] {
+				if r != nil && r.err != nil {
+					last = r.err
+				}
+			}
+			return nil, nil, fmt.Errorf("%w: %d failed runs (last: %v)", ErrTooManyErrors, errs, last)
+		}
+		if enough {
+			cancel() // the runs past the chosen prefix are not needed
+			for ; inflight > 0; inflight-- {
+				<-done
+			}
+			break
+		}
+	}
+	if err := parent.Err(); err != nil && !enough {
+		return nil, nil, err
+	}
+	traces := map[string][]example.Example{}
+	chosen := map[int]bool{}
+	for i := 0; i < prefix; i++ {
+		r := results[i]
+		if r == nil || !r.ok {
+			continue
+		}
+		chosen[i] = true
+		for name, ds := range r.traces {
+			traces[name] = append(traces[name], ds...)
+		}
+	}
+	return traces, chosen, nil
+}
+
+// bootstrapOne runs the teacher on one example, up to MaxRounds times.
+func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Program, ex example.Example, index int) *outcome {
+	out := &outcome{}
+	t := teacher.Clone()
+	names := map[*module.Predict]string{}
+	for _, np := range t.NamedPredictors() {
+		names[np.Predictor] = np.Name
+		// A teacher must not see the very example it answers.
+		np.Predictor.SetDemos(slices.DeleteFunc(np.Predictor.Demos(), func(d example.Example) bool { return sameExample(d, ex) }))
+	}
+	for round := 0; round < c.MaxRounds; round++ {
+		if ctx.Err() != nil {
+			return out
+		}
+		rec := &module.Recorder{}
+		rctx := module.WithRecorder(ctx, rec)
+		if c.TeacherLM != nil {
+			rctx = module.WithLM(rctx, c.TeacherLM)
+		}
+		if round > 0 {
+			rctx = module.WithParams(module.WithRolloutID(rctx, strconv.Itoa(round)), lm.Params{Temperature: lm.Float(1.0)})
+		}
+		pred, err := t.Forward(rctx, ex.Inputs())
+		if err != nil {
+			if ctx.Err() == nil {
+				out.errs++
+				out.err = err
+			}
+			continue
+		}
+		res, err := c.Metric.Score(ctx, ex, pred)
+		if err != nil {
+			out.errs++
+			out.err = err
+			continue
+		}
+		ok := res.Score > 0
+		if c.MetricThreshold != nil {
+			ok = res.Score >= *c.MetricThreshold
+		}
+		if !ok {
+			continue
+		}
+		out.ok = true
+		out.traces = demosFromTrace(rec.Steps(), names, index)
+		return out
+	}
+	return out
+}
+
+// demosFromTrace turns a successful run's predictor calls into demos, one
+// per predictor: when a predictor ran several times, DSPy keeps the last
+// call half the time and an earlier one otherwise (here drawn from a
+// generator seeded by the example's index).
+func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string, index int) map[string][]example.Example {
+	by := map[string][]example.Example{}
+	for _, s := range steps {
+		name, ok := names[s.Predictor]
+		if !ok {
+			continue
+		}
+		fields := map[string]any{"augmented": true}
+		for k, v := range s.Inputs {
+			fields[k] = v
+		}
+		for k, v := range s.Outputs {
+			fields[k] = v
+		}
+		by[name] = append(by[name], example.New(fields))
+	}
+	for name, ds := range by {
+		if len(ds) > 1 {
+			rng := newRNG(int64(index))
+			if rng.Float64() < 0.5 {
+				by[name] = []example.Example{ds[rng.IntN(len(ds)-1)]}
+			} else {
+				by[name] = ds[len(ds)-1:]
+			}
+		}
+	}
+	return by
+}
+
+// sameExample compares two examples' fields.
+func sameExample(a, b example.Example) bool {
+	return pyjson.Dumps(a.Map(), -1) == pyjson.Dumps(b.Map(), -1)
+}
