@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# make demo: start the simulated LM on a free loopback port, run the example
-# program over the bundled questions, print the predictions, stop the server.
+# make demo: start the simulated LM on a free loopback port, then
+#  1. run the example QA program over the bundled questions, and
+#  2. on the bundled capitals task: score the program, optimize it with
+#     BootstrapFewShotWithRandomSearch (progress shown), and score the
+#     optimized program.
+# The simulator is a simulator: its scores measure the optimizer, not a model.
 set -euo pipefail
 dspex=${1:-bin/dspex}
 cd "$(dirname "$0")/.."
-log=$(mktemp)
-"$dspex" mock-lm --addr 127.0.0.1:0 --script examples/qa/sim-script.yaml >"$log" 2>&1 &
+work=$(mktemp -d)
+log=$work/mock-lm.log
+"$dspex" mock-lm --addr 127.0.0.1:0 --script examples/qa/sim-script.yaml \
+  --dataset examples/capitals/train.jsonl --dataset examples/capitals/dev.jsonl >"$log" 2>&1 &
 sim=$!
-trap 'kill $sim 2>/dev/null || true; wait $sim 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $sim 2>/dev/null || true; wait $sim 2>/dev/null || true; rm -rf "$work"' EXIT
 url=""
 for _ in $(seq 1 100); do
   url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$log" | head -n1)
@@ -16,6 +22,25 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$url" ] || { echo "simulated LM did not start:"; cat "$log"; exit 1; }
+export DSPEX_LM_BASE_URL=$url
+# The demo keeps its cache and traces to itself.
+flags=(--cache "$work/cache.db" --db "$work/traces.db")
+
 echo "== simulated LM (a simulator, not a model) at $url"
-echo "== dspex run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl"
-DSPEX_LM_BASE_URL=$url "$dspex" run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl
+echo
+echo "== 1. dspex run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl"
+"$dspex" run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl --no-progress "${flags[@]}"
+echo
+echo "== 2. the capitals task: baseline score on the dev set"
+"$dspex" eval --program examples/capitals/program.yaml --data examples/capitals/dev.jsonl "${flags[@]}"
+echo
+echo "== optimize with random search (BootstrapFewShotWithRandomSearch, 6 candidates)"
+"$dspex" optimize --program examples/capitals/program.yaml --train examples/capitals/train.jsonl \
+  --optimizer random-search --candidates 6 --out "$work/capitals.state.json" "${flags[@]}"
+echo
+echo "== optimized score on the dev set (dspex eval --state)"
+"$dspex" eval --program examples/capitals/program.yaml --data examples/capitals/dev.jsonl \
+  --state "$work/capitals.state.json" "${flags[@]}"
+echo
+echo "== dspex traces list"
+"$dspex" traces list --db "$work/traces.db" -n 5

@@ -139,3 +139,10 @@ func Publish(ctx context.Context, kind Kind, span Span, data any) {
 	}
 	b.Publish(Event{Kind: kind, Time: time.Now(), RunID: span.RunID, SpanID: span.SpanID, ParentID: span.ParentID, Data: data})
 }
+
+// ContinueRun starts a new root span in an existing run (resuming an
+// interrupted optimization): later events belong to runID.
+func ContinueRun(ctx context.Context, runID string) (context.Context, Span) {
+	s := Span{RunID: runID, SpanID: NewID()}
+	return WithSpan(ctx, s), s
+}

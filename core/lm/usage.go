@@ -2,6 +2,7 @@ package lm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -83,9 +84,12 @@ func (c Cost) String() string {
 
 // Totals sum the calls a Tracker saw.
 type Totals struct {
-	Calls     int   `json:"calls"`
-	CacheHits int   `json:"cache_hits"`
+	Calls     int `json:"calls"`
+	CacheHits int `json:"cache_hits"`
+	// Errors counts failed calls; Canceled those the caller gave up on
+	// (counted apart: they say nothing about the LM).
 	Errors    int   `json:"errors"`
+	Canceled  int   `json:"canceled,omitempty"`
 	Usage     Usage `json:"usage"`
 	Cost      Cost  `json:"cost"`
 }
@@ -93,7 +97,11 @@ type Totals struct {
 func (t Totals) add(res *Response, err error) Totals {
 	t.Calls++
 	if err != nil {
-		t.Errors++
+		if errors.Is(err, ErrCanceled) {
+			t.Canceled++
+		} else {
+			t.Errors++
+		}
 		return t
 	}
 	if res.CacheHit {

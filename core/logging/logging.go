@@ -295,7 +295,9 @@ func (l *Logger) write(ev event.Event) {
 				args = append(args, "error_kind", d.ErrorKind)
 			}
 			if canceled(d.ErrorKind, d.Error) {
-				l.log.Warn("lm call canceled", args...)
+				// The caller gave up (a deadline, or speculative work no
+				// longer needed): not a failure of the LM.
+				l.log.Debug("lm call canceled", args...)
 				return
 			}
 			l.log.Error("lm call failed", args...)

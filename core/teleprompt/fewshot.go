@@ -243,6 +243,9 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	results := make([]*outcome, len(trainset))
+	// finished marks the results whose completion was received from done,
+	// so reading them is ordered after their worker's write.
+	finished := make([]bool, len(trainset))
 	done := make(chan int, c.Concurrency)
 	launched, inflight, prefix, successes, errs := 0, 0, 0, 0, 0
 	enough := false
@@ -259,10 +262,10 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 		if inflight == 0 {
 			break
 		}
-		<-done
+		finished[<-done] = true
 		inflight--
 		// Walk the finished prefix in order, as a sequential pass would.
-		for !enough && prefix < launched && results[prefix] != nil {
+		for !enough && prefix < launched && finished[prefix] {
 			r := results[prefix]
 			errs += r.errs
 			if r.ok {
@@ -279,7 +282,7 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 			}
 			var last error
 			for _, r := range results[:prefix] {
-				if r != nil && r.err != nil {
+				if r.err != nil {
 					last = r.err
 				}
 			}

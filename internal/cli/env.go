@@ -43,6 +43,10 @@ func (f *envFlags) report(s *streams, t *lm.Tracker) {
 	if f.quiet || tot.Calls == 0 {
 		return
 	}
-	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed), %d tokens (%d prompt, %d completion), cost %s\n",
-		tot.Calls, tot.CacheHits, tot.Errors, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, tot.Cost)
+	canceled := ""
+	if tot.Canceled > 0 {
+		canceled = fmt.Sprintf(", %d canceled", tot.Canceled)
+	}
+	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
+		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, tot.Cost)
 }

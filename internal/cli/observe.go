@@ -44,13 +44,21 @@ type observer struct {
 	progress *progress
 	run      event.Span
 	info     event.RunInfo
-	errOut   *streams
+	// runID, when set, continues an existing run instead of starting one.
+	runID  string
+	errOut *streams
 }
 
 // startObserving creates the bus and its subscribers and publishes the
 // run's start. ctx comes back carrying the bus and the run's root span.
 func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention) (context.Context, *observer, error) {
-	o := &observer{bus: event.NewBus(), info: info, errOut: s}
+	return startObservingRun(ctx, s, f, info, retention, "")
+}
+
+// startObservingRun is startObserving continuing the run runID when it is
+// not empty.
+func startObservingRun(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, runID string) (context.Context, *observer, error) {
+	o := &observer{bus: event.NewBus(), info: info, errOut: s, runID: runID}
 	fail := func(err error) (context.Context, *observer, error) {
 		o.close()
 		return ctx, nil, err
@@ -100,9 +108,22 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 		}
 	}
 	ctx = event.WithBus(ctx, o.bus)
-	ctx, o.run = event.StartRun(ctx)
+	if runID != "" {
+		ctx, o.run = event.ContinueRun(ctx, runID)
+	} else {
+		ctx, o.run = event.StartRun(ctx)
+	}
 	event.Publish(ctx, event.RunStart, o.run, &o.info)
 	return ctx, o, nil
+}
+
+// endProgress finishes the progress display, before a command prints its
+// results.
+func (o *observer) endProgress() {
+	if o.progress != nil {
+		o.progress.Close()
+		o.progress = nil
+	}
 }
 
 // progressf publishes progress of the run.

@@ -53,6 +53,9 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newCacheCommand(s),
 		newTracesCommand(s),
 		newHistoryCommand(s),
+		newEvalCommand(s),
+		newOptimizeCommand(s),
+		newServeCommand(s),
 	)
 	return root
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,10 +71,23 @@ func (e *Error) body() []byte {
 		Type    string   `json:"type"`
 		Fields  []string `json:"fields,omitempty"`
 	}
-	b, _ := json.Marshal(struct {
+	return marshal(struct {
 		Error detail `json:"error"`
 	}{detail{e.Message, e.Type, e.Fields}})
-	return b
+}
+
+// marshal encodes v as JSON without escaping <, > and & (signatures hold
+// "->"), and without a trailing newline.
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only the server's own types of strings and numbers are encoded,
+		// which cannot fail; answer something well-formed all the same.
+		return []byte(`{"error": {"message": "encode the answer", "type": "internal_error"}}`)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func invalid(msg string) *Error {

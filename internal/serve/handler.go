@@ -126,6 +126,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		x.info.Duration = time.Since(start)
 		// Health probes would flood the traces; only failed ones are kept.
 		if x.info.Path != PathHealth || x.status != http.StatusOK {
+			// The answer goes out first: a trace store that makes
+			// publishers wait must not delay it.
+			if f, ok := x.ResponseWriter.(http.Flusher); ok && x.status != 0 && x.status != statusClientClosed {
+				f.Flush()
+			}
 			info := x.info
 			event.Publish(ctx, event.HTTPRequest, span, &info)
 		}
@@ -362,8 +367,7 @@ func (s *Server) health(x *exchange) {
 		body.Status, status = "draining", http.StatusServiceUnavailable
 		x.info.Error, x.info.ErrorType = "the server is shutting down", ErrorTypeShuttingDown
 	}
-	b, _ := json.Marshal(body)
-	x.writeJSON(status, b)
+	x.writeJSON(status, marshal(body))
 }
 
 // FieldInfo describes a signature field in /v1/program.
@@ -425,10 +429,5 @@ func (s *Server) Program() ProgramInfo {
 
 // describe answers GET /v1/program.
 func (s *Server) describe(x *exchange) {
-	b, err := json.Marshal(s.Program())
-	if err != nil {
-		x.fail(&Error{Status: http.StatusInternalServerError, Type: ErrorTypeInternal, Message: fmt.Sprintf("describe the program: %v", err)})
-		return
-	}
-	x.writeJSON(http.StatusOK, b)
+	x.writeJSON(http.StatusOK, marshal(s.Program()))
 }

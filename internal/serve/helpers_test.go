@@ -41,19 +41,24 @@ type running struct {
 	srv  *serve.Server
 	url  string
 	addr string
+	// run is the trace run the requests belong to, when there is a bus.
+	run  event.Span
 	stop func() error // cancels Serve's context and returns what Serve returned
 }
 
 // startServer serves cfg on a free loopback port. When model is not nil the
-// base context carries it.
+// base context carries it; when bus is not nil, it carries the bus and a
+// run's root span, as dspex serve's does.
 func startServer(t testing.TB, cfg serve.Config, model lm.LM, bus *event.Bus) *running {
 	t.Helper()
 	base := context.Background()
 	if model != nil {
 		base = module.WithLM(base, model)
 	}
+	var run event.Span
 	if bus != nil {
-		base = event.WithBus(base, bus)
+		base, run = event.StartRun(event.WithBus(base, bus))
+		event.Publish(base, event.RunStart, run, &event.RunInfo{Name: "serve test"})
 	}
 	cfg.BaseContext = func() context.Context { return base }
 	srv, err := serve.New(cfg)
@@ -81,7 +86,7 @@ func startServer(t testing.TB, cfg serve.Config, model lm.LM, bus *event.Bus) *r
 		return serveErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &running{srv: srv, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), stop: stop}
+	return &running{srv: srv, url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), run: run, stop: stop}
 }
 
 // response is an answer as a test sees it.

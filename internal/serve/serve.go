@@ -116,8 +116,8 @@ type Config struct {
 	ErrorLog *log.Logger
 }
 
-// Server answers predictions of one program over HTTP. Its handler is safe
-// for concurrent use; Serve may be called once.
+// Server answers predictions of one program over HTTP. All its methods
+// are safe for concurrent use; Serve may be called once.
 type Server struct {
 	cfg      Config
 	slots    *lm.Slots

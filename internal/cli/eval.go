@@ -1,0 +1,234 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/signature"
+)
+
+// taskFlags are what eval and optimize share: the program, how it is
+// scored, and how evaluations run.
+type taskFlags struct {
+	program     string
+	state       string
+	metric      string
+	field       string
+	concurrency int
+	maxErrors   int
+	timeout     time.Duration
+	env         envFlags
+	observe     observeFlags
+}
+
+func (f *taskFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.program, "program", "", "program file (YAML)")
+	cmd.Flags().StringVar(&f.state, "state", "", "program state to load first (DSPy's JSON format)")
+	cmd.Flags().StringVar(&f.metric, "metric", "exact_match", "metric: "+strings.Join(metric.Names(), ", "))
+	cmd.Flags().StringVar(&f.field, "field", "", "output field the metric compares (default: answer, else the program's last output)")
+	cmd.Flags().IntVar(&f.concurrency, "concurrency", 16, "examples evaluated at once")
+	cmd.Flags().IntVar(&f.maxErrors, "max-errors", 10, "stop an evaluation after this many failed examples (-1: never)")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "per-example timeout (0: none)")
+	_ = cmd.MarkFlagRequired("program")
+	f.env.register(cmd)
+	f.observe.register(cmd)
+}
+
+// task is a loaded program with its metric.
+type task struct {
+	spec    *program.Spec
+	prog    module.Program
+	inputs  []string
+	metric  metric.Metric
+	field   string
+	outputs []signature.Field
+}
+
+func (f *taskFlags) load() (*task, error) {
+	if f.concurrency < 1 {
+		return nil, usageError("--concurrency must be at least 1, got %d", f.concurrency)
+	}
+	spec, err := program.LoadFile(f.program)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		return nil, err
+	}
+	if f.state != "" {
+		if err := program.LoadStateFile(f.state, prog); err != nil {
+			return nil, err
+		}
+	}
+	outputs, err := spec.Outputs()
+	if err != nil {
+		return nil, err
+	}
+	t := &task{spec: spec, prog: prog, outputs: outputs}
+	if n, ok := prog.(module.InputNamer); ok {
+		t.inputs = n.InputNames()
+	}
+	t.field = f.field
+	if t.field == "" {
+		t.field = defaultField(outputs)
+	}
+	if !slices.ContainsFunc(outputs, func(o signature.Field) bool { return o.Name == t.field }) {
+		return nil, usageError("--field %q is not an output of the program", t.field)
+	}
+	if t.metric, err = metric.ByName(f.metric, t.field); err != nil {
+		return nil, usageError("--metric: %v", err)
+	}
+	return t, nil
+}
+
+// defaultField is "answer" when the program has it, else its last output.
+func defaultField(outputs []signature.Field) string {
+	for _, o := range outputs {
+		if o.Name == "answer" {
+			return o.Name
+		}
+	}
+	if len(outputs) == 0 {
+		return ""
+	}
+	return outputs[len(outputs)-1].Name
+}
+
+// data reads a JSONL data file, marking the program's inputs.
+func (t *task) data(path string) ([]example.Example, error) {
+	exs, err := example.LoadJSONL(path, t.inputs...)
+	if err != nil {
+		return nil, err
+	}
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("%s: no examples", path)
+	}
+	for i, ex := range exs {
+		for _, in := range t.inputs {
+			if !ex.Has(in) {
+				return nil, &example.LineError{File: path, Line: i + 1, Err: fmt.Errorf("missing input field %q", in)}
+			}
+		}
+		if !ex.Has(t.field) {
+			return nil, &example.LineError{File: path, Line: i + 1, Err: fmt.Errorf("missing gold field %q the metric compares", t.field)}
+		}
+	}
+	return exs, nil
+}
+
+func (f *taskFlags) evalOptions(label string) evaluate.Options {
+	return evaluate.Options{Concurrency: f.concurrency, MaxErrors: f.maxErrors, Timeout: f.timeout, Label: label}
+}
+
+type evalFlags struct {
+	taskFlags
+	data   string
+	json   bool
+	csvOut string
+}
+
+func newEvalCommand(s *streams) *cobra.Command {
+	f := &evalFlags{}
+	cmd := &cobra.Command{
+		Use:   "eval --program FILE --data FILE.jsonl [--metric NAME] [--concurrency N] [--json]",
+		Short: "Score a program on a JSONL dataset",
+		Long: `Run the program on every example of a JSONL file and score its predictions
+with a metric (exact_match by default; see --metric). The examples' fields
+that are the program's inputs are its inputs; the metric compares the
+prediction's --field with the example's.
+
+Prints the score (the mean metric × 100, as DSPy reports it), counts, tokens,
+cost and wall time; --json prints the summary and the per-example table as
+JSON instead, --csv FILE writes the table as CSV. Every example's result is
+recorded in the trace database. The evaluation stops cleanly after
+--max-errors failed examples, reporting why.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runEval(cmd.Context(), s, f) },
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&f.data, "data", "", "JSONL file of examples")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the summary and per-example table as JSON")
+	cmd.Flags().StringVar(&f.csvOut, "csv", "", "write the per-example table as CSV to FILE")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func runEval(ctx context.Context, s *streams, f *evalFlags) (err error) {
+	t, err := f.load()
+	if err != nil {
+		return err
+	}
+	devset, err := t.data(f.data)
+	if err != nil {
+		return err
+	}
+	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{Name: "eval", Program: f.program,
+		Meta: map[string]any{"data": f.data, "metric": t.metric.Name(), "field": t.field, "state": f.state, "examples": len(devset)}}, t.spec.Retention())
+	if err != nil {
+		return err
+	}
+	usage := lm.NewTracker()
+	defer func() {
+		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
+			err = cerr
+		}
+		f.env.report(s, usage)
+	}()
+	env, err := f.env.open(ctx, s, t.spec, obs.bus)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, usage), env.LM), t.spec.NewAdapter())
+	res, evalErr := evaluate.Run(ctx, t.prog, devset, t.metric, f.evalOptions("eval"))
+	obs.endProgress()
+	if res == nil {
+		return evalErr
+	}
+	if f.csvOut != "" {
+		if err := writeFileWith(f.csvOut, res.WriteCSV); err != nil {
+			return err
+		}
+	}
+	if f.json {
+		if err := res.WriteJSON(s.out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(s.out, "score: %.2f (%s on %s)\n", res.Score, t.metric.Name(), t.field)
+		fmt.Fprintf(s.out, "examples: %d scored, %d errors, %d skipped, of %d\n", res.Scored, res.Errors, res.Skipped, res.Total)
+		fmt.Fprintf(s.out, "wall time: %s, tokens: %d, cost: %s\n", res.Wall.Round(time.Millisecond), res.Usage.TotalTokens, res.Cost)
+		fmt.Fprintf(s.out, "run: %s\n", obs.RunID())
+	}
+	return evalErr
+}
+
+// writeFileWith writes a file through write, atomically enough for
+// reports: a failed write removes the partial file.
+func writeFileWith(path string, write func(w io.Writer) error) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(fh); err != nil {
+		fh.Close()
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return fh.Close()
+}

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/teleprompt"
+	"github.com/dspex/dspex/core/trace"
+)
+
+type optimizeFlags struct {
+	taskFlags
+	train      string
+	val        string
+	optimizer  string
+	out        string
+	resume     string
+	candidates int
+	maxBoot    int
+	maxLabeled int
+	seed       int64
+	k          int
+	breadth    int
+	depth      int
+}
+
+// Optimizers the command offers.
+var optimizerNames = []string{"labeled", "bootstrap", "random-search", "knn", "copro"}
+
+func newOptimizeCommand(s *streams) *cobra.Command {
+	f := &optimizeFlags{}
+	cmd := &cobra.Command{
+		Use:   "optimize --program FILE --train FILE [--val FILE] --optimizer NAME --metric NAME --out STATE.json [--resume RUN]",
+		Short: "Optimize a program's demos or instructions and save its state",
+		Long: `Compile the program with an optimizer — labeled (LabeledFewShot), bootstrap
+(BootstrapFewShot), random-search (BootstrapFewShotWithRandomSearch), knn
+(KNNFewShot; needs an embeddings: section) or copro (COPRO) — score it before
+and after on the validation set (--val, else the training set), and save the
+optimized program's state to --out in DSPy's JSON format (load it with
+dspex run --state, or with DSPy).
+
+Every candidate evaluation is recorded in the trace database. An optimization
+that was interrupted (even killed) continues with --resume RUN: candidates
+it finished are restored from the database, not evaluated again. The command
+prints the run id at the start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runOptimize(cmd.Context(), s, f) },
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&f.train, "train", "", "JSONL training set")
+	cmd.Flags().StringVar(&f.val, "val", "", "JSONL validation set (default: the training set)")
+	cmd.Flags().StringVar(&f.optimizer, "optimizer", "bootstrap", "optimizer: "+strings.Join(optimizerNames, ", "))
+	cmd.Flags().StringVar(&f.out, "out", "", "file to save the optimized state to")
+	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted optimization RUN")
+	cmd.Flags().IntVar(&f.candidates, "candidates", 16, "random-search: candidate programs beyond the three baselines")
+	cmd.Flags().IntVar(&f.maxBoot, "max-bootstrapped-demos", 4, "bootstrapped demos per predictor")
+	cmd.Flags().IntVar(&f.maxLabeled, "max-labeled-demos", 16, "labeled demos per predictor")
+	cmd.Flags().Int64Var(&f.seed, "seed", 0, "seed of the optimizer's sampling")
+	cmd.Flags().IntVar(&f.k, "k", 3, "knn: neighbours per call")
+	cmd.Flags().IntVar(&f.breadth, "breadth", 10, "copro: instructions proposed per round")
+	cmd.Flags().IntVar(&f.depth, "depth", 3, "copro: rounds")
+	_ = cmd.MarkFlagRequired("train")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+// fingerprint identifies the optimization, so a resume can check it
+// continues the same one.
+func (f *optimizeFlags) fingerprint() (string, error) {
+	var parts [][]byte
+	for _, p := range []string{f.program, f.train, f.val, f.state} {
+		if p == "" {
+			parts = append(parts, nil)
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, b)
+	}
+	settings := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%d|%d|%d|%d", f.optimizer, f.metric, f.field, f.candidates, f.maxBoot, f.maxLabeled, f.seed, f.k, f.breadth, f.depth)
+	return teleprompt.Fingerprint(append(parts, []byte(settings))...), nil
+}
+
+func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) {
+	known := false
+	for _, n := range optimizerNames {
+		known = known || n == f.optimizer
+	}
+	if !known {
+		return usageError("--optimizer %q: expected one of %s", f.optimizer, strings.Join(optimizerNames, ", "))
+	}
+	t, err := f.load()
+	if err != nil {
+		return err
+	}
+	trainset, err := t.data(f.train)
+	if err != nil {
+		return err
+	}
+	valset := trainset
+	if f.val != "" {
+		if valset, err = t.data(f.val); err != nil {
+			return err
+		}
+	}
+	fp, err := f.fingerprint()
+	if err != nil {
+		return err
+	}
+	resume := map[string]teleprompt.Finished{}
+	if f.resume != "" {
+		if resume, err = f.loadResume(ctx, fp); err != nil {
+			return err
+		}
+	}
+	ctx, obs, err := startObservingRun(ctx, s, &f.observe, event.RunInfo{Name: "optimize", Program: f.program,
+		Meta: map[string]any{"fingerprint": fp, "optimizer": f.optimizer, "metric": t.metric.Name(), "field": t.field,
+			"train": f.train, "val": f.val, "out": f.out}}, t.spec.Retention(), f.resume)
+	if err != nil {
+		return err
+	}
+	usage := lm.NewTracker()
+	defer func() {
+		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
+			err = cerr
+		}
+		f.env.report(s, usage)
+	}()
+	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", obs.RunID(), obs.RunID())
+	env, err := f.env.open(ctx, s, t.spec, obs.bus)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, usage), env.LM), t.spec.NewAdapter())
+
+	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
+	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
+	if err != nil {
+		return err
+	}
+	var after *teleprompt.Candidate
+	switch f.optimizer {
+	case "random-search":
+		rs := &teleprompt.RandomSearch{Metric: t.metric, MaxBootstrappedDemos: f.maxBoot, MaxLabeledDemos: f.maxLabeled,
+			NumCandidates: f.candidates, MaxErrors: f.maxErrors, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
+		res, err := rs.Search(ctx, t.prog, trainset)
+		if err != nil {
+			return err
+		}
+		after = res.Best
+	default:
+		opt, err := f.newOptimizer(t, env, resume)
+		if err != nil {
+			return err
+		}
+		after, err = trials.Run(ctx, "compiled", t.prog, func(ctx context.Context) (module.Program, error) {
+			return opt.Compile(ctx, t.prog, trainset)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := program.SaveStateFile(f.out, after.Program); err != nil {
+		return err
+	}
+	obs.endProgress()
+	printComparison(s, t, before, after, len(valset), f.out)
+	return nil
+}
+
+func (f *optimizeFlags) newOptimizer(t *task, env *program.Env, resume map[string]teleprompt.Finished) (teleprompt.Optimizer, error) {
+	boot := teleprompt.BootstrapFewShot{Metric: t.metric, MaxBootstrappedDemos: f.maxBoot, MaxLabeledDemos: f.maxLabeled,
+		MaxErrors: f.maxErrors, Seed: f.seed}
+	switch f.optimizer {
+	case "labeled":
+		return &teleprompt.LabeledFewShot{K: f.maxLabeled, Seed: f.seed}, nil
+	case "bootstrap":
+		return &boot, nil
+	case "knn":
+		if env.Embedder == nil {
+			return nil, errors.New("optimizer knn needs an embeddings: section in the program file")
+		}
+		return &teleprompt.KNNFewShot{K: f.k, Embedder: env.Embedder, Metric: t.metric,
+			MaxBootstrappedDemos: f.maxBoot, MaxLabeledDemos: f.maxLabeled}, nil
+	case "copro":
+		return &teleprompt.COPRO{Metric: t.metric, Breadth: f.breadth, Depth: f.depth, Eval: f.evalOptions("eval"), Resume: resume}, nil
+	}
+	return nil, usageError("unknown optimizer %q", f.optimizer)
+}
+
+// loadResume reads the finished candidates of the run to resume, checking
+// that it is the same optimization.
+func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map[string]teleprompt.Finished, error) {
+	path := f.observe.db
+	if path == "" {
+		p, err := trace.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	r, err := trace.OpenReader(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("--resume %s: %w", f.resume, err)
+	}
+	defer r.Close()
+	run, err := r.Run(ctx, f.resume)
+	if err != nil {
+		return nil, fmt.Errorf("--resume %s: %w", f.resume, err)
+	}
+	var meta struct {
+		Fingerprint string `json:"fingerprint"`
+	}
+	_ = json.Unmarshal(run.Meta, &meta)
+	if run.Name != "optimize" || meta.Fingerprint == "" {
+		return nil, fmt.Errorf("--resume %s: run %s is a %q run, not an optimization", f.resume, run.ID, run.Name)
+	}
+	if meta.Fingerprint != fingerprint {
+		return nil, fmt.Errorf("--resume %s: run %s belongs to a different optimization (program, data or optimizer settings differ)", f.resume, run.ID)
+	}
+	f.resume = run.ID
+	trials, err := r.Trials(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]teleprompt.Finished{}
+	for _, tr := range trials {
+		if tr.Score == nil || tr.Kind != trace.TrialEvaluated {
+			continue
+		}
+		if id, fin, ok := teleprompt.FinishedFromRecord(tr.Candidate, *tr.Score); ok {
+			done[id] = fin
+		}
+	}
+	return done, nil
+}
+
+// printComparison ends an optimization with a before/after table.
+func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n int, out string) {
+	tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\t%s\t%s\n", "before", "after")
+	fmt.Fprintf(tw, "score (%s on %s, %d examples)\t%.2f\t%.2f\n", t.metric.Name(), t.field, n, before.Score, after.Score)
+	b, a := predictorSummary(before.Program), predictorSummary(after.Program)
+	names := make([]string, 0, len(a))
+	for name := range a {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(tw, "%s: demos\t%d\t%d\n", name, b[name].demos, a[name].demos)
+		if b[name].instructions != a[name].instructions {
+			fmt.Fprintf(tw, "%s: instructions\t%s\t%s\n", name, oneLineClip(b[name].instructions), oneLineClip(a[name].instructions))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(s.out, "saved %s\n", out)
+}
+
+type predSummary struct {
+	demos        int
+	instructions string
+}
+
+func predictorSummary(p module.Program) map[string]predSummary {
+	out := map[string]predSummary{}
+	for _, np := range p.NamedPredictors() {
+		out[np.Name] = predSummary{demos: len(np.Predictor.Demos()), instructions: np.Predictor.Signature().Instructions()}
+	}
+	return out
+}
+
+func oneLineClip(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 50 {
+		s = s[:47] + "..."
+	}
+	return s
+}
