@@ -88,10 +88,10 @@ type Totals struct {
 	CacheHits int `json:"cache_hits"`
 	// Errors counts failed calls; Canceled those the caller gave up on
 	// (counted apart: they say nothing about the LM).
-	Errors    int   `json:"errors"`
-	Canceled  int   `json:"canceled,omitempty"`
-	Usage     Usage `json:"usage"`
-	Cost      Cost  `json:"cost"`
+	Errors   int   `json:"errors"`
+	Canceled int   `json:"canceled,omitempty"`
+	Usage    Usage `json:"usage"`
+	Cost     Cost  `json:"cost"`
 }
 
 func (t Totals) add(res *Response, err error) Totals {
