@@ -8,25 +8,44 @@ GOFLAGS   ?=
 FUZZTIME  ?= 3s
 export CGO_ENABLED := 1
 
-.PHONY: all setup setup-go build test test-go fuzz-brief fuzz lint vet fmt-check demo bench clean
+# Python: the plugins' virtualenv. PYTHON only creates it; everything after runs in it.
+PYTHON    ?= python3
+VENV      := .venv
+VENV_PY   := $(VENV)/bin/python
+PY_EXTRAS := test,sampler,dev
+
+.PHONY: all setup setup-go setup-python build test test-go test-python fuzz-brief fuzz \
+	lint vet fmt-check lint-python proto proto-check demo bench clean
 
 all: build
 
 ## setup: install everything a fresh machine lacks (idempotent)
-setup: setup-go
+setup: setup-go setup-python
 
 setup-go:
 	$(GO) mod download
+
+# The stamp is newer than pyproject.toml once its dependencies are installed, so a
+# second run does nothing until pyproject.toml changes.
+setup-python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -e '.[$(PY_EXTRAS)]'
+	@touch $@
 
 ## build: build the dspex CLI into bin/
 build: setup-go
 	$(GO) build -o $(DSPEX) ./cmd/dspex
 
 ## test: lint, then every test (race detector on), then brief fuzzing
-test: setup lint test-go fuzz-brief
+test: setup lint proto-check test-go test-python fuzz-brief
 
 test-go:
 	$(GO) test -race -count=1 ./...
+
+test-python: setup-python
+	$(VENV_PY) -m pytest -q python/tests
 
 # Each fuzz target runs for FUZZTIME on top of its seed corpus.
 fuzz-brief:
@@ -36,8 +55,8 @@ fuzz-brief:
 fuzz:
 	@bash scripts/fuzz.sh $(if $(filter 3s,$(FUZZTIME)),60s,$(FUZZTIME))
 
-## lint: go vet and gofmt
-lint: vet fmt-check
+## lint: go vet and gofmt; ruff on the Python code
+lint: vet fmt-check lint-python
 
 vet:
 	$(GO) vet ./...
@@ -45,6 +64,18 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint-python: setup-python
+	$(VENV)/bin/ruff check python
+	$(VENV)/bin/ruff format --check python
+
+## proto: regenerate the Go and Python code of bridge/proto
+proto: setup-go setup-python
+	bash scripts/proto.sh
+
+# proto-check: fail when the committed generated code is stale
+proto-check: setup-go setup-python
+	@bash scripts/proto-check.sh
 
 ## demo: start the simulated LM, run the example program on bundled data, stop
 demo: build
