@@ -56,6 +56,7 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newEvalCommand(s),
 		newOptimizeCommand(s),
 		newServeCommand(s),
+		newPluginsCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,269 @@
+package bridge
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseConfigMergesOverDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+model: other sections of a program file are ignored
+plugins:
+  python: /opt/py/bin/python
+  plugins:
+    sampler:
+      args: ["-m", "dspex_plugins.sampler"]
+      capabilities: [sampler]
+      env: {OPTUNA_LOG: warn}
+    tuner:
+      command: /usr/local/bin/tuner
+      sandbox: true
+      capabilities: [finetune]
+  capabilities:
+    finetune: tuner
+  supervisor:
+    start_timeout: 45s
+    health_interval: 750ms
+    max_restarts: 2
+    restart_window: 10s
+    breaker:
+      failures: 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Python: "/opt/py/bin/python",
+		Plugins: map[string]PluginSpec{
+			"echo":    DefaultConfig().Plugins["echo"],
+			"sampler": {Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}, Env: map[string]string{"OPTUNA_LOG": "warn"}},
+			"tuner":   {Command: "/usr/local/bin/tuner", Sandbox: true, Capabilities: []string{"finetune"}},
+		},
+		Capabilities: map[string]string{"finetune": "tuner"},
+		Supervisor: SupervisorConfig{
+			StartTimeout: Duration(45 * time.Second), HealthInterval: Duration(750 * time.Millisecond),
+			MaxRestarts: 2, RestartWindow: Duration(10 * time.Second), Breaker: BreakerConfig{Failures: 3},
+		},
+	}
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseConfigWithoutSection(t *testing.T) {
+	cfg, err := ParseConfig([]byte("model: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), cfg); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "plugins:\n  plugins:\n    x:\n      comand: y\n", "comand"},
+		{"bad duration", "plugins:\n  supervisor:\n    start_timeout: soon\n", `"soon" is not a duration`},
+		{"unmapped capability", "plugins:\n  capabilities:\n    sampler: nope\n", `maps to plugin "nope"`},
+		{"not yaml", "plugins: [\n", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want ErrConfig mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	cfg := Config{
+		Plugins: map[string]PluginSpec{
+			"optuna": {Capabilities: []string{"sampler"}},
+			"random": {Capabilities: []string{"sampler"}},
+			"tuner":  {Capabilities: []string{"finetune"}},
+			"any":    {},
+		},
+		Capabilities: map[string]string{"interpreter": "any"},
+	}
+	for _, tc := range []struct {
+		capability, override, want string
+		err                        error
+	}{
+		{"finetune", "", "tuner", nil},
+		{"interpreter", "", "any", nil},
+		{"sampler", "random", "random", nil},
+		{"sampler", "any", "any", nil},
+		{"sampler", "", "", ErrNoCapability},
+		{"sampler", "tuner", "", ErrNoCapability},
+		{"sampler", "nope", "", ErrUnknownPlugin},
+		{"embedding", "", "", ErrNoCapability},
+	} {
+		got, err := cfg.Resolve(tc.capability, tc.override)
+		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+			t.Errorf("Resolve(%q, %q) = %q, %v; want %q, %v", tc.capability, tc.override, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// fakeRepo makes a directory tree with a repository root (go.mod) and
+// returns its root.
+func fakeRepo(t *testing.T, withVenv bool) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "repo")
+	if err := os.MkdirAll(filepath.Join(root, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if withVenv {
+		if err := os.MkdirAll(filepath.Join(root, ".venv", "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, venvPython), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+const missingVenvMessage = "python interpreter .venv/bin/python not found: run `make setup` to create the virtualenv, or set plugins.python (or DSPEX_PYTHON)"
+
+func TestPythonInterpreter(t *testing.T) {
+	t.Setenv(PythonEnv, "")
+
+	root := fakeRepo(t, true)
+	t.Chdir(filepath.Join(root, "a", "b"))
+	got, err := Config{}.PythonInterpreter()
+	if err != nil || got != filepath.Join(root, venvPython) {
+		t.Errorf("walking up: %q, %v; want the repository's venv", got, err)
+	}
+
+	// The walk stops at the repository root: a venv above it is not ours.
+	inner := filepath.Join(root, "a", "inner")
+	if err := os.MkdirAll(filepath.Join(inner, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inner, "pyproject.toml"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(inner, "x"))
+	_, err = Config{}.PythonInterpreter()
+	if !errors.Is(err, ErrPythonNotFound) || err.Error() != missingVenvMessage {
+		t.Errorf("no venv in the repository: %v; want %q", err, missingVenvMessage)
+	}
+
+	t.Setenv(PythonEnv, "/nowhere/python")
+	_, err = Config{}.PythonInterpreter()
+	if want := "python interpreter /nowhere/python not found: run `make setup` to create the virtualenv, or set plugins.python (or DSPEX_PYTHON)"; err == nil || err.Error() != want {
+		t.Errorf("missing $DSPEX_PYTHON: %v; want %q", err, want)
+	}
+
+	// plugins.python wins over the environment.
+	got, err = Config{Python: filepath.Join(root, venvPython)}.PythonInterpreter()
+	if err != nil || got != filepath.Join(root, venvPython) {
+		t.Errorf("configured python: %q, %v", got, err)
+	}
+}
+
+func TestSpecResolvesCommand(t *testing.T) {
+	root := fakeRepo(t, true)
+	cfg := DefaultConfig()
+	cfg.Python = filepath.Join(root, venvPython)
+	cfg.Plugins["tool"] = PluginSpec{Command: "sh", Args: []string{"-c", "exit 1"}}
+	cfg.Plugins["gone"] = PluginSpec{Command: "/nowhere/tool"}
+
+	spec, err := cfg.Spec("echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Command != cfg.Python || spec.Env["PYTHONUNBUFFERED"] != "1" || cfg.Plugins["echo"].Env != nil {
+		t.Errorf("echo spec %+v (configured spec changed: %+v)", spec, cfg.Plugins["echo"])
+	}
+	if spec, err := cfg.Spec("tool"); err != nil || !filepath.IsAbs(spec.Command) {
+		t.Errorf("tool spec %+v, %v; want sh found in $PATH", spec, err)
+	}
+	if _, err := cfg.Spec("gone"); err == nil || !strings.Contains(err.Error(), "/nowhere/tool") {
+		t.Errorf("missing command: %v", err)
+	}
+	if _, err := cfg.Spec("nope"); !errors.Is(err, ErrUnknownPlugin) {
+		t.Errorf("unknown plugin: %v", err)
+	}
+}
+
+func TestSupervisorDefaultsAndBackoff(t *testing.T) {
+	c := SupervisorConfig{}.WithDefaults()
+	if c.StartTimeout != Duration(DefaultStartTimeout) || c.MaxRestarts != DefaultMaxRestarts || c.Breaker.Failures != DefaultBreakerFailures {
+		t.Errorf("defaults %+v", c)
+	}
+	var got []time.Duration
+	for n := 1; n <= 8; n++ {
+		got = append(got, c.backoff(n))
+	}
+	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
+		3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backoff (-want +got):\n%s", diff)
+	}
+	if c := (SupervisorConfig{MaxRestarts: -1, HealthInterval: -1}).WithDefaults(); c.MaxRestarts != -1 || c.HealthInterval >= 0 {
+		t.Errorf("negative settings not kept: %+v", c)
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	spec := PluginSpec{Args: []string{"-m", "x.y", "a b", ""}}
+	if got, want := spec.CommandLine(), `python -m x.y "a b" ""`; got != want {
+		t.Errorf("command line %s, want %s", got, want)
+	}
+}
+
+func TestErrorMessages(t *testing.T) {
+	exit := &Error{Plugin: "echo", Op: "start", Kind: ErrPluginExited, Detail: "before the handshake",
+		Exit: &ExitStatus{Code: 1}, Stderr: "ModuleNotFoundError: No module named 'dspex_plugins'"}
+	gaveUp := &Error{Plugin: "echo", Kind: ErrGaveUp, Detail: "after 5 restarts within 1m0s; last failure", Err: exit}
+	const want = "plugin echo: plugin supervisor gave up after 5 restarts within 1m0s; last failure: " +
+		"start: plugin process exited before the handshake (exit code 1); stderr: ModuleNotFoundError: No module named 'dspex_plugins'"
+	if got := gaveUp.Error(); got != want {
+		t.Errorf("message\n got %s\nwant %s", got, want)
+	}
+	if !errors.Is(gaveUp, ErrGaveUp) || !errors.Is(gaveUp, ErrPluginExited) {
+		t.Error("the give-up error does not wrap both kinds")
+	}
+	if got := (ExitStatus{Code: -1, Signal: "SIGKILL"}).String(); got != "killed by SIGKILL" {
+		t.Errorf("exit status %q", got)
+	}
+}
+
+// FuzzParseConfig: any input either fails with ErrConfig or yields a
+// configuration that validates and resolves without panicking.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("plugins:\n  plugins:\n    s:\n      args: [-m, x]\n      capabilities: [sampler]\n  capabilities:\n    sampler: s\n"))
+	f.Add([]byte("plugins:\n  supervisor:\n    start_timeout: 1s\n    breaker: {failures: 2}\n"))
+	f.Add([]byte("model: x\n"))
+	f.Add([]byte("plugins: [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("error %v is not ErrConfig", err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("parsed config does not validate: %v", err)
+		}
+		for c := range cfg.Capabilities {
+			if _, err := cfg.Resolve(c, ""); err != nil {
+				t.Fatalf("mapped capability %s does not resolve: %v", c, err)
+			}
+		}
+		_ = cfg.Supervisor.WithDefaults().backoff(3)
+	})
+}
