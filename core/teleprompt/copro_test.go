@@ -84,7 +84,9 @@ func recordTrials(t testing.TB, ctx context.Context) (context.Context, *trialRec
 	rec := &trialRecorder{}
 	sub, err := bus.Subscribe(event.SubscribeOptions{Name: "test", Kinds: []event.Kind{event.OptimizerTrial}}, func(ev event.Event) {
 		rec.mu.Lock()
-		rec.trials = append(rec.trials, ev.Data.(*event.OptimizerTrialInfo))
+		if info := ev.Data.(*event.OptimizerTrialInfo); info.Score != nil { // not a proposal
+			rec.trials = append(rec.trials, info)
+		}
 		rec.mu.Unlock()
 	})
 	if err != nil {

@@ -97,12 +97,27 @@ func (t *Trials) Run(ctx context.Context, id string, base module.Program, build 
 	if err != nil {
 		return nil, err
 	}
+	t.propose(ctx, id, prog)
 	res, err := evaluate.Run(ctx, prog, t.Valset, t.Metric, t.Eval)
 	if err != nil {
 		return nil, fmt.Errorf("teleprompt: evaluate candidate %s: %w", id, err)
 	}
 	t.publish(ctx, id, prog, res.Score, false)
 	return &Candidate{ID: id, Program: prog, Score: res.Score}, nil
+}
+
+// propose publishes a candidate about to be evaluated: an OptimizerTrial
+// event without a score (the trace store keeps it as a proposal).
+func (t *Trials) propose(ctx context.Context, id string, prog module.Program) {
+	if !event.Enabled(ctx, event.OptimizerTrial) {
+		return
+	}
+	t.mu.Lock()
+	trial := t.n + 1
+	t.mu.Unlock()
+	rec := CandidateRecord(id, prog, false)
+	delete(rec, "state") // the evaluated record carries it
+	event.Publish(ctx, event.OptimizerTrial, event.SpanFrom(ctx), &event.OptimizerTrialInfo{Optimizer: t.Optimizer, Trial: trial, Candidate: rec})
 }
 
 // Reused counts candidates taken from Resume.

@@ -137,8 +137,13 @@ func TestOptimizeResumeAfterSIGKILL(t *testing.T) {
 	// Every candidate finished before the kill appears again only as resumed.
 	evaluated := map[string]int{}
 	resumed := 0
+	proposals := 0
 	for _, tr := range trials {
 		if tr.Kind != trace.TrialEvaluated {
+			continue
+		}
+		if tr.Score == nil {
+			proposals++ // a candidate proposed before its evaluation
 			continue
 		}
 		var c struct {
@@ -159,6 +164,9 @@ func TestOptimizeResumeAfterSIGKILL(t *testing.T) {
 	}
 	if resumed != finished {
 		t.Errorf("%d candidates restored on resume, %d were finished before the kill", resumed, finished)
+	}
+	if proposals < len(evaluated) {
+		t.Errorf("%d proposals recorded for %d evaluated candidates", proposals, len(evaluated))
 	}
 	if len(evaluated) != 9 { // baseline + 3 seeded baselines + 5 candidates
 		t.Errorf("%d distinct candidates evaluated, want 9: %v", len(evaluated), evaluated)
