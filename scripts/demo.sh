@@ -7,6 +7,10 @@
 # The simulator is a simulator: its scores measure the optimizer, not a model.
 set -euo pipefail
 dspex=${1:-bin/dspex}
+# A relative path given is the caller's; the default is the repository's.
+if [ $# -gt 0 ] && [[ $dspex == */* && $dspex != /* ]]; then
+  dspex=$PWD/$dspex
+fi
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 log=$work/mock-lm.log

@@ -133,33 +133,36 @@ func Call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	if err == nil || !IsParseError(err) {
 		return res, err
 	}
-	chat, ok := a.(*ChatAdapter)
-	if !ok || chat.NoFallback {
-		return res, err
-	}
-	publishParseFailure(ctx, event.AdapterFallback, err, "JSONAdapter")
-	res2, err2 := call(ctx, JSONAdapter{}, model, r)
-	if res2 != nil {
-		res2.FallbackErr = err
-		if res != nil {
-			res2.Usage = res2.Usage.Add(res.Usage)
-			res2.Cost = res2.Cost.Add(res.Cost)
-		}
-	}
-	return res2, err2
+	return fallback(ctx, a, model, r, res, err)
 }
 
 func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, error) {
+	req, err := lmRequest(a, model, r)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tracedComplete(ctx, a.Name(), model, req)
+	if err != nil {
+		return nil, err
+	}
+	return parseAll(ctx, a, r.Signature, req.Messages, resp)
+}
+
+// lmRequest formats r with a and prepares it for model.
+func lmRequest(a Adapter, model lm.LM, r Request) (*lm.Request, error) {
 	msgs, err := a.Format(r.Signature, r.Demos, r.Inputs)
 	if err != nil {
 		return nil, err
 	}
 	req := &lm.Request{Messages: msgs, Params: r.Params, RolloutID: r.RolloutID}
 	a.Prepare(r.Signature, req, model)
-	resp, err := tracedComplete(ctx, a.Name(), model, req)
-	if err != nil {
-		return nil, err
-	}
+	return req, nil
+}
+
+// parseAll reads every completion of resp into a Result. A failure (no
+// completions, or one that does not parse) is published as a parse
+// failure and returned with the Result so far.
+func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, msgs []lm.Message, resp *lm.Response) (*Result, error) {
 	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs, Usage: resp.Usage, Cost: resp.Cost}
 	if len(resp.Choices) == 0 {
 		err := &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
@@ -167,7 +170,7 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 		return res, err
 	}
 	for _, c := range resp.Choices {
-		out, err := a.Parse(r.Signature, c.Text)
+		out, err := a.Parse(sig, c.Text)
 		if err != nil {
 			publishParseFailure(ctx, event.ParseFailure, err, "")
 			return res, err
@@ -175,6 +178,27 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 		res.Outputs = append(res.Outputs, out)
 	}
 	return res, nil
+}
+
+// fallback repeats a call once with JSONAdapter after a, a ChatAdapter
+// with fallback enabled, failed to parse: perr is the parse error and res
+// the failed call's result, whose usage and cost the new result adds. For
+// any other adapter it returns res and perr as they are.
+func fallback(ctx context.Context, a Adapter, model lm.LM, r Request, res *Result, perr error) (*Result, error) {
+	chat, ok := a.(*ChatAdapter)
+	if !ok || chat.NoFallback {
+		return res, perr
+	}
+	publishParseFailure(ctx, event.AdapterFallback, perr, "JSONAdapter")
+	res2, err := call(ctx, JSONAdapter{}, model, r)
+	if res2 != nil {
+		res2.FallbackErr = perr
+		if res != nil {
+			res2.Usage = res2.Usage.Add(res.Usage)
+			res2.Cost = res2.Cost.Add(res.Cost)
+		}
+	}
+	return res2, err
 }
 
 // tracedComplete makes the LM call inside an LM span, publishing LMStart and

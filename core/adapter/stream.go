@@ -5,9 +5,9 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -29,12 +29,10 @@ type FieldChunk struct {
 // comes at once. emit returning false stops the stream: Stream then returns
 // ErrStopped.
 func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(FieldChunk) bool) (*Result, error) {
-	msgs, err := a.Format(r.Signature, r.Demos, r.Inputs)
+	req, err := lmRequest(a, model, r)
 	if err != nil {
 		return nil, err
 	}
-	req := &lm.Request{Messages: msgs, Params: r.Params, RolloutID: r.RolloutID}
-	a.Prepare(r.Signature, req, model)
 
 	var split splitter
 	switch a.(type) {
@@ -57,35 +55,11 @@ func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(Fi
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs, Usage: resp.Usage, Cost: resp.Cost}
-	var perr error
-	for _, c := range resp.Choices {
-		out, err := a.Parse(r.Signature, c.Text)
-		if err != nil {
-			perr = err
-			break
-		}
-		res.Outputs = append(res.Outputs, out)
-	}
-	if len(resp.Choices) == 0 {
-		perr = &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
-	}
-	if perr == nil {
+	res, err := parseAll(ctx, a, r.Signature, req.Messages, resp)
+	if err == nil {
 		return res, nil
 	}
-	publishParseFailure(ctx, event.ParseFailure, perr, "")
-	chat, ok := a.(*ChatAdapter)
-	if !ok || chat.NoFallback {
-		return res, perr
-	}
-	publishParseFailure(ctx, event.AdapterFallback, perr, "JSONAdapter")
-	res2, err2 := call(ctx, JSONAdapter{}, model, r)
-	if res2 != nil {
-		res2.FallbackErr = perr
-		res2.Usage = res2.Usage.Add(res.Usage)
-		res2.Cost = res2.Cost.Add(res.Cost)
-	}
-	return res2, err2
+	return fallback(ctx, a, model, r, res, err)
 }
 
 // ErrStopped is returned by Stream when emit asked it to stop.
@@ -410,7 +384,11 @@ func unescape(seq string) (string, bool) {
 			if err != nil {
 				return "\ufffd", true
 			}
-			r = (r-0xD800)<<10 + (rune(lo) - 0xDC00) + 0x10000
+			if r = utf16.DecodeRune(r, rune(lo)); r == utf8.RuneError {
+				// Not a low surrogate: the high one is lost, the second
+				// escape stands alone (U+FFFD if it is a surrogate too).
+				return "\ufffd" + string(rune(lo)), true
+			}
 		}
 		if !utf8.ValidRune(r) {
 			r = utf8.RuneError

@@ -91,3 +91,28 @@ func FuzzSplitters(f *testing.F) {
 		}
 	})
 }
+
+func TestUnescapeSurrogates(t *testing.T) {
+	cases := []struct{ seq, want string }{
+		{`\ud83d\ude00`, "😀"},
+		{`\ud83d\u0041`, "\ufffdA"}, // the second escape is no low surrogate
+		{`\ud83d\ud83d`, "\ufffd\ufffd"},
+		{`\ud83dx`, "\ufffdx"},
+		{`\u00e9`, "é"},
+	}
+	for _, c := range cases {
+		if got, ok := unescape(c.seq); !ok || got != c.want {
+			t.Errorf("unescape(%q) = %q, %v; want %q", c.seq, got, ok, c.want)
+		}
+	}
+	// The splitter's text for a string value adds up to what the parser reads.
+	completion := `{"reasoning": "r", "answer": "a\ud83d\u0041b", "score": 1, "tags": []}`
+	want, err := JSONAdapter{}.Parse(streamSig, completion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := feedInPieces(t, newJSONSplitter(streamSig), completion, rand.New(rand.NewPCG(1, 4)))
+	if got["answer"] != want["answer"] {
+		t.Errorf("chunks add up to %q, parser says %q", got["answer"], want["answer"])
+	}
+}

@@ -211,8 +211,9 @@ func (c *Cache) diskOn() bool { return c.disk != nil && !c.disk.failed.Load() }
 
 // Get returns a copy of the value stored under key and the tier it came
 // from; ok is false on a miss. A disk hit is copied into the memory tier.
-// Get never fails: a closed cache, a done ctx and a disk fault (which turns
-// the disk tier off) all read as a miss.
+// Get never fails: a closed cache reads as a miss, and so do a done ctx and
+// a disk fault (which turns the disk tier off) where the value would come
+// from disk; ctx is not consulted for a memory hit.
 func (c *Cache) Get(ctx context.Context, key string) (value []byte, tier Tier, ok bool) {
 	if c.closed.Load() {
 		return nil, Miss, false
@@ -278,7 +279,8 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte) error {
 }
 
 // Delete removes key from both tiers. Like Set, it returns nil after a disk
-// fault and an error after Close, when ctx is done or when the disk is busy.
+// fault, and an error after Close and, with a disk tier, when ctx is done or
+// the disk is busy (the key is then gone from memory only).
 func (c *Cache) Delete(ctx context.Context, key string) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -313,7 +315,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 
 // Stats returns the cache's figures. A disk fault turns the disk tier off and
 // shows in DiskError rather than as an error; Stats returns an error after
-// Close, when ctx is done, or when the disk is busy.
+// Close and, with a disk tier, when ctx is done or the disk is busy.
 func (c *Cache) Stats(ctx context.Context) (Stats, error) {
 	if c.closed.Load() {
 		return Stats{}, ErrClosed

@@ -139,7 +139,9 @@ func (e Example) String(key string) string {
 	return pyjson.Str(v)
 }
 
-// Int returns the value under key as an integer.
+// Int returns the value under key as an integer: an integer, a whole float
+// within int64's range, or a string holding an integer. Anything else, or
+// no value, is an error.
 func (e Example) Int(key string) (int64, error) {
 	v, ok := e.fields[key]
 	if !ok {
@@ -149,7 +151,8 @@ func (e Example) Int(key string) (int64, error) {
 	case int64:
 		return x, nil
 	case float64:
-		if x == math.Trunc(x) {
+		// Outside ±2^63 (or infinite) a float has no int64 value.
+		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
 			return int64(x), nil
 		}
 	case string:

@@ -24,6 +24,9 @@ func TestExampleInputsAndAccessors(t *testing.T) {
 	if _, err := e.Int("f"); err == nil {
 		t.Error("Int of 0.5 accepted")
 	}
+	if n, err := e.With("big", 1e300).Int("big"); err == nil {
+		t.Errorf("Int of 1e300 = %d, want an error", n)
+	}
 	if s := e.String("ok"); s != "True" {
 		t.Errorf("String(ok) = %q", s)
 	}

@@ -1,6 +1,7 @@
 package lm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,10 +9,7 @@ import (
 	"io"
 	"iter"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -45,9 +43,6 @@ const anthropicSamplingCutoff = "2026-10-21"
 // AnthropicConfig.Timeout is negative: the SDK otherwise picks its own and
 // refuses non-streaming requests with a large max_tokens.
 const unboundedAttempt = 100 * 365 * 24 * time.Hour
-
-// errAnthropicTimeout is the cancellation cause of the per-request timeout.
-var errAnthropicTimeout = errors.New("lm: anthropic request timeout")
 
 // AnthropicConfig configures a client of Anthropic's Messages API. Only
 // Model is required; every other zero value has the default documented on
@@ -98,11 +93,7 @@ type AnthropicConfig struct {
 // Every failure is an *Error whose Kind is one of the package's sentinels,
 // as for OpenAI.
 type Anthropic struct {
-	model     string
-	url       string // base URL without credentials, for errors
-	apiKey    string // only to scrub it from provider messages
-	timeout   time.Duration
-	params    Params
+	endpoint
 	maxTokens int
 	// sampling says whether temperature and top_p are sent: only when
 	// Headers pin an API version that still accepts them.
@@ -125,34 +116,15 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new anthropic client: model is empty")
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultAnthropicBaseURL
-	}
-	u, err := url.Parse(base)
+	base := cmp.Or(cfg.BaseURL, DefaultAnthropicBaseURL)
+	redacted, err := parseBaseURL("anthropic client", cfg.Model, base)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, which may carry credentials
-		}
-		return nil, fmt.Errorf("lm: new anthropic client %q: parse base url: %w", cfg.Model, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("lm: new anthropic client %q: base url %q is not an absolute http or https url", cfg.Model, redactURL(u))
+		return nil, err
 	}
 	if cfg.MaxTokens < 0 {
 		return nil, fmt.Errorf("lm: new anthropic client %q: max tokens %d is negative", cfg.Model, cfg.MaxTokens)
 	}
-
-	key := cfg.APIKey
-	if key == "" {
-		env := cfg.APIKeyEnv
-		if env == "" {
-			env = DefaultAnthropicAPIKeyEnv
-		}
-		key = os.Getenv(env)
-	}
-	key = strings.TrimSpace(key)
+	key := apiKeyFrom(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultAnthropicAPIKeyEnv))
 
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -196,11 +168,7 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 	}
 
 	return &Anthropic{
-		model:     cfg.Model,
-		url:       redactURL(u),
-		apiKey:    key,
-		timeout:   timeout,
-		params:    params,
+		endpoint:  endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
 		maxTokens: maxTokens,
 		sampling:  version != "" && version < anthropicSamplingCutoff,
 		svc:       anthropic.NewMessageService(opts...),
@@ -246,23 +214,17 @@ func (a *Anthropic) Model() string { return a.model }
 // read from the prompt cache, as OpenAI's prompt_tokens does.
 //
 // A failure is an *Error: HTTP statuses map to ErrAuth (401, 403),
-// ErrNotFound (404), ErrRateLimited (429), ErrContextWindow (400 or 413
-// whose body says the prompt is too long), ErrTimeout (408), ErrBadRequest
-// (other 4xx) and ErrServer (5xx, 529 overloaded included), with
+// ErrNotFound (404), ErrRateLimited (429), ErrContextWindow (400, 413 or
+// 422 whose body says the prompt is too long), ErrTimeout (408),
+// ErrBadRequest (other 4xx) and ErrServer (5xx, 529 overloaded included), with
 // RetryAfter taken from Retry-After or retry-after-ms on 429 and 5xx; a
 // cancelled ctx gives ErrCanceled, a passed deadline or
 // AnthropicConfig.Timeout ErrTimeout, a failed connection ErrConnection,
 // and a 2xx body that is not a message ErrBadResponse.
 func (a *Anthropic) Complete(ctx context.Context, req *Request) (*Response, error) {
-	if ctx == nil || req == nil {
-		return nil, &Error{Kind: ErrBadRequest, Model: a.model, URL: a.url, Message: "nil context or request"}
-	}
-	model := req.Model
-	if model == "" {
-		model = a.model
-	}
-	if ctx.Err() != nil {
-		return nil, a.contextError(ctx, model)
+	model, perr := a.start(ctx, req)
+	if perr != nil {
+		return nil, perr
 	}
 	params, perr := a.newParams(model, req)
 	if perr != nil {
@@ -310,16 +272,9 @@ func (a *Anthropic) Complete(ctx context.Context, req *Request) (*Response, erro
 // closes the connection; no goroutine is left behind.
 func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
 	return func(yield func(Delta, error) bool) {
-		if ctx == nil || req == nil {
-			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: a.model, URL: a.url, Message: "nil context or request"})
-			return
-		}
-		model := req.Model
-		if model == "" {
-			model = a.model
-		}
-		if ctx.Err() != nil {
-			yield(Delta{}, a.contextError(ctx, model))
+		model, perr := a.start(ctx, req)
+		if perr != nil {
+			yield(Delta{}, perr)
 			return
 		}
 		params, perr := a.newParams(model, req)
@@ -388,15 +343,6 @@ func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, e
 		yield(Delta{}, &Error{Kind: ErrConnection, Model: model, URL: a.url, StatusCode: status,
 			Message: "stream ended early"})
 	}
-}
-
-// callContext bounds a call by the configured timeout; cancelling it also
-// ends the request when a stream's consumer stops early.
-func (a *Anthropic) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if a.timeout > 0 {
-		return context.WithTimeoutCause(ctx, a.timeout, errAnthropicTimeout)
-	}
-	return context.WithCancel(ctx)
 }
 
 // newParams builds the SDK request for req.
@@ -499,7 +445,7 @@ func (a *Anthropic) response(model string, msg *anthropic.Message, httpRes *http
 			}
 			if json.Unmarshal([]byte(msg.RawJSON()), &eb) == nil {
 				if text, ok := errorText(eb.Error); ok {
-					m += ": " + scrubMessage(text, a.apiKey)
+					m += ": " + a.scrub(text)
 				}
 			}
 		}
@@ -572,28 +518,12 @@ func (u anthropicUsage) lm() Usage {
 	return Usage{PromptTokens: prompt, CompletionTokens: int(u.output), TotalTokens: prompt + int(u.output)}
 }
 
-// contextError is the error for a call whose own ctx ended.
-func (a *Anthropic) contextError(ctx context.Context, model string) *Error {
-	e := &Error{Kind: ErrCanceled, Model: model, URL: a.url, Err: ctx.Err()}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		e.Kind = ErrTimeout
-	}
-	if cause := context.Cause(ctx); cause != nil && cause != e.Err {
-		e.Message = cause.Error()
-	}
-	return e
-}
-
 // callError classifies a failed SDK call. ctx is the caller's context,
 // callCtx the one bounded by the configured timeout, httpRes the response
 // if one arrived and bodyErr the error reading its body, if any.
 func (a *Anthropic) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, bodyErr, err error) *Error {
-	if ctx.Err() != nil {
-		return a.contextError(ctx, model)
-	}
-	if callCtx.Err() != nil {
-		return &Error{Kind: ErrTimeout, Model: model, URL: a.url, Err: callCtx.Err(),
-			Message: fmt.Sprintf("no complete response within %s", a.timeout)}
+	if e := a.endedError(ctx, callCtx, model); e != nil {
+		return e
 	}
 	// The SDK's error values print the request URL and the raw body, so
 	// they are read here and never kept as Err.
@@ -608,30 +538,16 @@ func (a *Anthropic) callError(ctx, callCtx context.Context, model string, httpRe
 		// The error body could not be read.
 		return a.statusError(model, &anthropic.Error{StatusCode: httpRes.StatusCode, Response: httpRes})
 	}
-	e := &Error{Kind: ErrConnection, Model: model, URL: a.url, Err: err}
-	if httpRes != nil {
-		// The status was fine but reading or decoding the body failed. The
-		// SDK wraps both in errors alike (a truncated JSON body and a
-		// truncated read are both io.ErrUnexpectedEOF), so the body's own
-		// read error decides.
-		e.StatusCode = httpRes.StatusCode
-		if bodyErr == nil {
-			e.Kind = ErrBadResponse
-			e.Message = "decode response: " + scrubMessage(err.Error(), a.apiKey)
-		}
-		return e
+	if httpRes == nil {
+		return a.sendError(model, err)
 	}
-	var ue *url.Error
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		e.Kind = ErrTimeout
-	case errors.As(err, &ue) || connectionFailure(err):
-	default:
-		// Nothing was sent: the SDK could not build the request.
-		e.Kind = ErrBadRequest
-		e.Message = "build request: " + scrubMessage(err.Error(), a.apiKey)
-		e.Err = nil
+	// The status was fine but reading or decoding the body failed. The SDK
+	// wraps both in errors alike (a truncated JSON body and a truncated read
+	// are both io.ErrUnexpectedEOF), so the body's own read error decides.
+	e := &Error{Kind: ErrConnection, Model: model, URL: a.url, StatusCode: httpRes.StatusCode, Err: err}
+	if bodyErr == nil {
+		e.Kind = ErrBadResponse
+		e.Message = "decode response: " + a.scrub(err.Error())
 	}
 	return e
 }
@@ -664,31 +580,11 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 // statusError classifies an HTTP error response.
 func (a *Anthropic) statusError(model string, apiErr *anthropic.Error) *Error {
-	e := &Error{Model: model, URL: a.url, StatusCode: apiErr.StatusCode, Message: a.apiMessage(apiErr)}
 	var header http.Header
 	if apiErr.Response != nil {
 		header = apiErr.Response.Header
 	}
-	body := []byte(apiErr.RawJSON())
-	switch code := apiErr.StatusCode; {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		e.Kind = ErrAuth
-	case code == http.StatusNotFound:
-		e.Kind = ErrNotFound
-	case code == http.StatusTooManyRequests:
-		e.Kind = ErrRateLimited
-		e.RetryAfter = retryAfter(header, time.Now())
-	case code == http.StatusRequestTimeout:
-		e.Kind = ErrTimeout
-	case (code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge) && anthropicContextWindow(body):
-		e.Kind = ErrContextWindow
-	case code >= 500: // 529 is Anthropic's "overloaded"
-		e.Kind = ErrServer
-		e.RetryAfter = retryAfter(header, time.Now())
-	default:
-		e.Kind = ErrBadRequest
-	}
-	return e
+	return a.httpError(model, apiErr.StatusCode, header, a.apiMessage(apiErr), anthropicContextWindow([]byte(apiErr.RawJSON())))
 }
 
 // eventError classifies an error event in a stream, by its type.
@@ -723,7 +619,7 @@ func (a *Anthropic) apiMessage(apiErr *anthropic.Error) string {
 	} else if t := apiErr.Type(); t != "" {
 		msg += " (" + string(t) + ")"
 	}
-	return scrubMessage(msg, a.apiKey)
+	return a.scrub(msg)
 }
 
 // anthropicContextWindow reports whether an error body says the prompt

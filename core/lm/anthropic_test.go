@@ -418,6 +418,8 @@ func TestAnthropicHTTPErrors(t *testing.T) {
 		{name: "402 billing", status: 402, want: ErrBadRequest, body: anthropicErr("billing_error", "credit balance too low")},
 		{name: "408", status: 408, want: ErrTimeout},
 		{name: "413 request too large", status: 413, want: ErrBadRequest, body: anthropicErr("request_too_large", "Request exceeds the maximum allowed number of bytes.")},
+		{name: "422 prompt too long (gateway)", status: 422, want: ErrContextWindow,
+			body: anthropicErr("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")},
 		{name: "500", status: 500, want: ErrServer, body: anthropicErr("api_error", "Internal server error"), wantMsg: "Internal server error"},
 		{name: "529 overloaded", status: 529, want: ErrServer, header: map[string]string{"Retry-After": "3"},
 			body: anthropicErr("overloaded_error", "Overloaded"), wantMsg: "Overloaded (overloaded_error)", retryAfter: 3 * time.Second},

@@ -48,7 +48,6 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 // request, auth) mean the endpoint works. Safe for concurrent use.
 type Breaker struct {
 	next LM
-	name string
 	cb   *gobreaker.CircuitBreaker[*Response]
 }
 
@@ -60,7 +59,7 @@ var (
 // NewBreaker wraps next in a breaker named name (the endpoint and model).
 // State changes are reported to hooks.BreakerState.
 func NewBreaker(next LM, name string, cfg BreakerConfig, hooks *Hooks) *Breaker {
-	return &Breaker{next: next, name: name, cb: gobreaker.NewCircuitBreaker[*Response](breakerSettings(name, cfg, hooks))}
+	return &Breaker{next: next, cb: gobreaker.NewCircuitBreaker[*Response](breakerSettings(name, cfg, hooks))}
 }
 
 // breakerSettings builds gobreaker's settings for cfg.
@@ -113,7 +112,7 @@ func (b *Breaker) Complete(ctx context.Context, req *Request) (*Response, error)
 		}
 		return res, err
 	})
-	return res, b.translate(req, err)
+	return res, breakerError(b.cb, requestModel(b.next, req), err)
 }
 
 // excludedErr carries an error the breaker should not count.
@@ -122,7 +121,11 @@ type excludedErr struct{ err error }
 func (e *excludedErr) Error() string   { return e.err.Error() }
 func (e *excludedErr) Unwrap() []error { return []error{e.err, errCallerEnded} }
 
-func (b *Breaker) translate(req *Request, err error) error {
+// breakerError is the error a caller of cb sees for err, what cb.Execute
+// returned for a call to model: the call's own error (unwrapped when it
+// was excluded), or an ErrBreakerOpen naming the breaker when cb refused
+// the call.
+func breakerError[T any](cb *gobreaker.CircuitBreaker[T], model string, err error) error {
 	var ex *excludedErr
 	switch {
 	case err == nil:
@@ -130,8 +133,8 @@ func (b *Breaker) translate(req *Request, err error) error {
 	case errors.As(err, &ex):
 		return ex.err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		return &Error{Kind: ErrBreakerOpen, Model: requestModel(b.next, req),
-			Message: "breaker " + b.name + " is " + b.cb.State().String() + ": failing fast", Err: err}
+		return &Error{Kind: ErrBreakerOpen, Model: model,
+			Message: "breaker " + cb.Name() + " is " + cb.State().String() + ": failing fast", Err: err}
 	}
 	return err
 }
@@ -157,7 +160,7 @@ func (b *Breaker) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, err
 			return nil, nil
 		})
 		if err != nil && !stopped {
-			yield(Delta{}, b.translate(req, err))
+			yield(Delta{}, breakerError(b.cb, requestModel(b.next, req), err))
 		}
 	}
 }

@@ -132,15 +132,7 @@ func (c *Cached) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, erro
 		key := RequestKey(requestModel(c.next, req), req)
 		if mode == CacheReadWrite {
 			if res, ok := c.lookup(ctx, key); ok {
-				for i, ch := range res.Choices {
-					d := Delta{Index: i, Text: ch.Text, FinishReason: ch.FinishReason, Cached: true}
-					if i == len(res.Choices)-1 {
-						d.Usage = &Usage{}
-					}
-					if !yield(d, nil) {
-						return
-					}
-				}
+				yieldResponse(res, true, yield) // a hit's usage is zero
 				return
 			}
 		}

@@ -2,8 +2,11 @@ package lm_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
@@ -167,6 +170,31 @@ func TestEmbedStackCachesPerText(t *testing.T) {
 	}
 	if !equal(v2[0], v1[1]) || !equal(v2[2], v1[0]) || u2.TotalTokens == 0 {
 		t.Error("cached vectors differ")
+	}
+}
+
+func TestEmbedStackBreakerOpens(t *testing.T) {
+	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, Rate: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lm.NewEmbedStack(emb, lm.EmbedExecConfig{Name: "sim/embed", Retry: lm.RetryConfig{MaxAttempts: 1},
+		Breaker: lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}})
+	ctx := context.Background()
+	if _, _, err := s.Embed(ctx, []string{"a"}); !errors.Is(err, lm.ErrServer) {
+		t.Fatalf("first call: err = %v, want ErrServer", err)
+	}
+	_, _, err = s.Embed(ctx, []string{"b"})
+	if !errors.Is(err, lm.ErrBreakerOpen) || !strings.Contains(err.Error(), "breaker sim/embed is open") {
+		t.Fatalf("second call: err = %v, want ErrBreakerOpen naming the breaker", err)
+	}
+	if n := srv.Stats().Requests; n != 1 {
+		t.Errorf("%d requests reached the server; the open breaker should have stopped the second", n)
 	}
 }
 

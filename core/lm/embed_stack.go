@@ -3,7 +3,6 @@ package lm
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"math"
 
 	"github.com/sony/gobreaker/v2"
@@ -105,15 +104,11 @@ func (s *EmbedStack) Embed(ctx context.Context, texts []string) ([][]float32, Us
 // call sends texts through the pool, retries and breaker.
 func (s *EmbedStack) call(ctx context.Context, texts []string) ([][]float32, Usage, error) {
 	model := s.next.EmbeddingModel()
-	release, wait, err := s.slots.Acquire(ctx)
+	release, _, err := s.slots.acquireFor(ctx, model, s.hooks)
 	if err != nil {
-		if errors.Is(err, ErrQueueFull) {
-			return nil, Usage{}, &Error{Kind: ErrQueueFull, Model: model, Message: err.Error()}
-		}
-		return nil, Usage{}, contextKindError(ctx, model)
+		return nil, Usage{}, err
 	}
 	defer release()
-	s.hooks.queueWait(ctx, model, wait)
 	var total Usage
 	for attempt := 1; ; attempt++ {
 		vecs, usage, err := s.once(ctx, texts)
@@ -145,15 +140,7 @@ func (s *EmbedStack) once(ctx context.Context, texts []string) ([][]float32, Usa
 		}
 		return v, err
 	})
-	var ex *excludedErr
-	switch {
-	case err == nil:
-	case errors.As(err, &ex):
-		err = ex.err
-	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		err = &Error{Kind: ErrBreakerOpen, Model: s.next.EmbeddingModel(), Message: "embedding endpoint failing fast", Err: err}
-	}
-	return vecs, usage, err
+	return vecs, usage, breakerError(s.cb, s.next.EmbeddingModel(), err)
 }
 
 func (s *EmbedStack) lookup(ctx context.Context, model, text string) ([]float32, bool) {
@@ -164,11 +151,7 @@ func (s *EmbedStack) lookup(ctx context.Context, model, text string) ([]float32,
 	if !ok || len(b) == 0 || len(b)%4 != 0 {
 		return nil, false
 	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v, true
+	return float32sFromLE(b), true
 }
 
 func (s *EmbedStack) store(ctx context.Context, model, text string, v []float32) {

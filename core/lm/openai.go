@@ -9,15 +9,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -31,12 +27,6 @@ const (
 	DefaultOpenAIAPIKeyEnv = "OPENAI_API_KEY"
 	// DefaultOpenAITimeout bounds one request when OpenAIConfig.Timeout is 0.
 	DefaultOpenAITimeout = 10 * time.Minute
-)
-
-// Bounds on what an error keeps from a provider's answer.
-const (
-	maxErrorBody    = 64 << 10 // bytes of an error body read and searched
-	maxErrorMessage = 1024     // bytes of provider text kept in Error.Message
 )
 
 // defaultSchemaName names a json_schema response format whose Name is empty;
@@ -58,10 +48,6 @@ func putBuf(b *bytes.Buffer) {
 
 // userAgent identifies DSPEx to providers.
 const userAgent = "dspex/0.1 (+https://github.com/dspex/dspex)"
-
-// errConfiguredTimeout is the cancellation cause of the per-request timeout,
-// which tells it apart from the caller's own deadline.
-var errConfiguredTimeout = errors.New("lm: openai request timeout")
 
 // OpenAIConfig configures an OpenAI-compatible chat-completions client. Only
 // Model is required; every other zero value has the default documented on
@@ -123,17 +109,13 @@ type OpenAIConfig struct {
 // separate layer that sees every provider. Every failure is an *Error whose
 // Kind is one of the package's sentinels.
 type OpenAI struct {
-	model   string
-	url     string // base URL without credentials, for errors
-	apiKey  string // only to scrub it from provider messages
-	timeout time.Duration
-	params  Params
-	schema  bool
-	// endpoint is base URL + "/chat/completions"; headers are sent with
+	endpoint
+	schema bool
+	// chatURL is base URL + "/chat/completions"; headers are sent with
 	// every request (cloned per request, since a transport may keep them).
-	endpoint string
-	headers  http.Header
-	client   *http.Client
+	chatURL string
+	headers http.Header
+	client  *http.Client
 }
 
 var (
@@ -148,33 +130,12 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new openai client: model is empty")
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultOpenAIBaseURL
-	}
-	u, err := url.Parse(base)
+	base := cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL)
+	redacted, err := parseBaseURL("openai client", cfg.Model, base)
 	if err != nil {
-		// url.Error repeats the URL, which may carry credentials.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("lm: new openai client %q: parse base url: %w", cfg.Model, err)
+		return nil, err
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("lm: new openai client %q: base url %q is not an absolute http or https url", cfg.Model, redactURL(u))
-	}
-
-	key := cfg.APIKey
-	if key == "" {
-		env := cfg.APIKeyEnv
-		if env == "" {
-			env = DefaultOpenAIAPIKeyEnv
-		}
-		key = os.Getenv(env)
-	}
-	// A key pasted with a trailing newline would be an invalid header.
-	key = strings.TrimSpace(key)
+	key := apiKeyFrom(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultOpenAIAPIKeyEnv))
 
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -205,41 +166,12 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	params.Extra = maps.Clone(params.Extra)
 
 	return &OpenAI{
-		model:    cfg.Model,
-		url:      redactURL(u),
-		apiKey:   key,
-		timeout:  timeout,
-		params:   params,
+		endpoint: endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
 		schema:   schema,
-		endpoint: strings.TrimSuffix(base, "/") + "/chat/completions",
+		chatURL:  strings.TrimSuffix(base, "/") + "/chat/completions",
 		headers:  headers,
 		client:   hc,
 	}, nil
-}
-
-// newTransport clones http.DefaultTransport with a larger idle pool: the
-// default keeps two idle connections per host, so a few dozen concurrent
-// calls to one server would keep opening new ones.
-func newTransport() http.RoundTripper {
-	t, ok := http.DefaultTransport.(*http.Transport)
-	if !ok {
-		return http.DefaultTransport
-	}
-	t = t.Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 256
-	return t
-}
-
-// redactURL renders u without user info, query or fragment.
-func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.RawQuery = ""
-	c.ForceQuery = false
-	c.Fragment = ""
-	c.RawFragment = ""
-	return strings.TrimSuffix(c.String(), "/")
 }
 
 // Model returns the configured model name.
@@ -265,28 +197,18 @@ func (o *OpenAI) SupportsResponseSchema() bool { return o.schema }
 // ErrTimeout, a failed connection ErrConnection, and a 2xx body that is not a
 // completion with at least one choice ErrBadResponse.
 func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) {
-	if ctx == nil || req == nil {
-		return nil, &Error{Kind: ErrBadRequest, Model: o.model, URL: o.url, Message: "nil context or request"}
-	}
-	model := req.Model
-	if model == "" {
-		model = o.model
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, o.contextError(ctx, model)
+	model, serr := o.start(ctx, req)
+	if serr != nil {
+		return nil, serr
 	}
 	body, err := o.body(model, req, false)
 	if err != nil {
 		return nil, err
 	}
 
-	callCtx := ctx
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeoutCause(ctx, o.timeout, errConfiguredTimeout)
-		defer cancel()
-	}
-	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.endpoint, bytes.NewReader(body))
+	callCtx, cancel := o.callContext(ctx)
+	defer cancel()
+	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.chatURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err}
 	}
@@ -589,92 +511,31 @@ func (o *OpenAI) parse(model string, raw []byte, httpRes *http.Response) (*Respo
 	return res, nil
 }
 
-// contextError is the error for a call whose own ctx ended.
-func (o *OpenAI) contextError(ctx context.Context, model string) *Error {
-	e := &Error{Kind: ErrCanceled, Model: model, URL: o.url, Err: ctx.Err()}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		e.Kind = ErrTimeout
-	}
-	if cause := context.Cause(ctx); cause != nil && cause != e.Err {
-		e.Message = cause.Error()
-	}
-	return e
-}
-
 // callError classifies a failed HTTP call. ctx is the caller's context,
-// callCtx the one bounded by the configured timeout, httpRes the response if
-// one arrived.
+// callCtx the one bounded by the configured timeout, httpRes the response
+// if one arrived (with a status under 400: reading or decoding its body
+// failed).
 func (o *OpenAI) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, err error) *Error {
-	if ctx.Err() != nil {
-		return o.contextError(ctx, model)
-	}
-	if callCtx.Err() != nil {
-		return &Error{Kind: ErrTimeout, Model: model, URL: o.url, Err: callCtx.Err(),
-			Message: fmt.Sprintf("no complete response within %s", o.timeout)}
-	}
-	if httpRes != nil && httpRes.StatusCode >= 400 {
-		return o.statusError(model, httpRes)
-	}
-	e := &Error{Kind: ErrConnection, Model: model, URL: o.url, Err: err}
-	if httpRes != nil {
-		// The status was fine but reading or decoding the body failed.
-		e.StatusCode = httpRes.StatusCode
-		if !connectionFailure(err) {
-			e.Kind = ErrBadResponse
-		}
+	if e := o.endedError(ctx, callCtx, model); e != nil {
 		return e
 	}
-	var ue *url.Error
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		e.Kind = ErrTimeout
-	case errors.As(err, &ue) || connectionFailure(err):
-	default:
-		// Nothing was sent: the request could not be built (for
-		// example an Extra value that does not encode as JSON).
-		e.Kind = ErrBadRequest
-		e.Message = "build request: " + err.Error()
+	if httpRes == nil {
+		return o.sendError(model, err)
+	}
+	e := &Error{Kind: ErrConnection, Model: model, URL: o.url, StatusCode: httpRes.StatusCode, Err: err}
+	if !connectionFailure(err) {
+		e.Kind = ErrBadResponse
 	}
 	return e
-}
-
-// connectionFailure reports whether err comes from a broken connection.
-func connectionFailure(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // statusError classifies an HTTP error response.
 func (o *OpenAI) statusError(model string, httpRes *http.Response) *Error {
-	e := &Error{Model: model, URL: o.url, StatusCode: httpRes.StatusCode}
 	var body []byte
 	if httpRes.Body != nil {
 		body, _ = io.ReadAll(io.LimitReader(httpRes.Body, maxErrorBody))
 	}
-	e.Message = o.errorMessage(body)
-	switch code := httpRes.StatusCode; {
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		e.Kind = ErrAuth
-	case code == http.StatusNotFound:
-		e.Kind = ErrNotFound
-	case code == http.StatusTooManyRequests:
-		e.Kind = ErrRateLimited
-		e.RetryAfter = retryAfter(httpRes.Header, time.Now())
-	case code == http.StatusRequestTimeout:
-		e.Kind = ErrTimeout
-	case (code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge ||
-		code == http.StatusUnprocessableEntity) && mentionsContextWindow(body):
-		e.Kind = ErrContextWindow
-	case code >= 500:
-		e.Kind = ErrServer
-		e.RetryAfter = retryAfter(httpRes.Header, time.Now())
-	default:
-		e.Kind = ErrBadRequest
-	}
-	return e
+	return o.httpError(model, httpRes.StatusCode, httpRes.Header, o.errorMessage(body), mentionsContextWindow(body))
 }
 
 // mentionsContextWindow reports whether an error body says the prompt does
@@ -747,26 +608,6 @@ func errorText(raw json.RawMessage) (string, bool) {
 // clip renders a body as a bounded, scrubbed message.
 func (o *OpenAI) clip(body []byte) string {
 	return o.scrub(string(bytes.TrimSpace(body)))
-}
-
-// scrub bounds a provider message and removes the API key should the
-// provider echo it.
-func (o *OpenAI) scrub(msg string) string { return scrubMessage(msg, o.apiKey) }
-
-// scrubMessage bounds a provider message to maxErrorMessage bytes and
-// replaces apiKey, when set, should the provider echo it.
-func scrubMessage(msg, apiKey string) string {
-	if apiKey != "" {
-		msg = strings.ReplaceAll(msg, apiKey, "[redacted]")
-	}
-	if len(msg) > maxErrorMessage {
-		cut := maxErrorMessage
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + "…"
-	}
-	return msg
 }
 
 // retryAfter reads the wait a server asked for: retry-after-ms (OpenAI's

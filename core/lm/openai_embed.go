@@ -2,6 +2,7 @@ package lm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -126,14 +127,10 @@ func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lm: new openai embedder: %w", err)
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultOpenAIBaseURL
-	}
 	e := &OpenAIEmbedder{
 		conn:       conn,
 		model:      cfg.Model,
-		endpoint:   strings.TrimSuffix(base, "/") + "/embeddings",
+		endpoint:   strings.TrimSuffix(cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL), "/") + "/embeddings",
 		dimensions: cfg.Dimensions,
 		batchSize:  cfg.BatchSize,
 		workers:    cfg.MaxConcurrentBatches,
@@ -278,12 +275,8 @@ func (e *OpenAIEmbedder) embedBatch(ctx context.Context, texts []string, dst [][
 	if err != nil {
 		return Usage{}, &Error{Kind: ErrBadRequest, Model: e.model, URL: e.conn.url, Message: "encode request: " + err.Error(), Err: err}
 	}
-	callCtx := ctx
-	if e.conn.timeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeoutCause(ctx, e.conn.timeout, errConfiguredTimeout)
-		defer cancel()
-	}
+	callCtx, cancel := e.conn.callContext(ctx)
+	defer cancel()
 	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return Usage{}, &Error{Kind: ErrBadRequest, Model: e.model, URL: e.conn.url, Message: "build request: " + err.Error(), Err: err}
@@ -373,10 +366,7 @@ func decodeVector(raw json.RawMessage) ([]float32, error) {
 		if len(b)%4 != 0 {
 			return nil, fmt.Errorf("base64 vector of %d bytes is not a whole number of float32s", len(b))
 		}
-		v := make([]float32, len(b)/4)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-		}
+		v := float32sFromLE(b)
 		return v, checkFinite(v)
 	}
 	var v []float32
@@ -384,6 +374,16 @@ func decodeVector(raw json.RawMessage) ([]float32, error) {
 		return nil, fmt.Errorf("decode vector: %w", err)
 	}
 	return v, nil
+}
+
+// float32sFromLE reads little-endian float32s (len(b) a multiple of 4), the
+// form of base64 vectors and of vectors in the embedding cache.
+func float32sFromLE(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
 }
 
 // checkFinite rejects NaN and infinite components, which JSON numbers cannot

@@ -13,15 +13,9 @@ import (
 	"net/http"
 )
 
-// Bounds on a streamed completion.
-const (
-	// maxStreamEvent bounds one server-sent event: each line, and the data
-	// lines of one event together.
-	maxStreamEvent = 1 << 20
-	// maxStreamChoices bounds a choice index in a stream, so that a broken
-	// server cannot make Collect allocate without limit.
-	maxStreamChoices = 1 << 10
-)
+// maxStreamEvent bounds one server-sent event: each line, and the data lines
+// of one event together.
+const maxStreamEvent = 1 << 20
 
 var _ Streamer = (*OpenAI)(nil)
 
@@ -49,16 +43,9 @@ var _ Streamer = (*OpenAI)(nil)
 // Stream is safe for concurrent use.
 func (o *OpenAI) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
 	return func(yield func(Delta, error) bool) {
-		if ctx == nil || req == nil {
-			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: o.model, URL: o.url, Message: "nil context or request"})
-			return
-		}
-		model := req.Model
-		if model == "" {
-			model = o.model
-		}
-		if ctx.Err() != nil {
-			yield(Delta{}, o.contextError(ctx, model))
+		model, serr := o.start(ctx, req)
+		if serr != nil {
+			yield(Delta{}, serr)
 			return
 		}
 		body, err := o.body(model, req, true)
@@ -68,12 +55,9 @@ func (o *OpenAI) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, erro
 		}
 
 		// callCtx also ends the request when the consumer stops early.
-		callCtx, cancel := context.WithCancel(ctx)
-		if o.timeout > 0 {
-			callCtx, cancel = context.WithTimeoutCause(ctx, o.timeout, errConfiguredTimeout)
-		}
+		callCtx, cancel := o.callContext(ctx)
 		defer cancel()
-		httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.endpoint, bytes.NewReader(body))
+		httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.chatURL, bytes.NewReader(body))
 		if err != nil {
 			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err})
 			return
@@ -330,14 +314,5 @@ func (s *chatStream) whole(httpRes *http.Response, yield func(Delta, error) bool
 		yield(Delta{}, err)
 		return
 	}
-	for i, c := range res.Choices {
-		d := Delta{Index: i, Text: c.Text, FinishReason: c.FinishReason}
-		if i == len(res.Choices)-1 {
-			u := res.Usage
-			d.Usage = &u
-		}
-		if !yield(d, nil) {
-			return
-		}
-	}
+	yieldResponse(res, false, yield)
 }

@@ -103,6 +103,20 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 	}
 }
 
+// acquireFor is Acquire for a call to model: a wait is reported to hooks,
+// and a failure is an *Error (ErrQueueFull, or the ended context's kind).
+func (s *Slots) acquireFor(ctx context.Context, model string, hooks *Hooks) (func(), time.Duration, error) {
+	release, wait, err := s.Acquire(ctx)
+	if err != nil {
+		if errors.Is(err, ErrQueueFull) {
+			return nil, wait, &Error{Kind: ErrQueueFull, Model: model, Message: err.Error()}
+		}
+		return nil, wait, contextKindError(ctx, model)
+	}
+	hooks.queueWait(ctx, model, wait)
+	return release, wait, nil
+}
+
 func (s *Slots) admitted(wait time.Duration) {
 	s.mu.Lock()
 	s.stats.Admitted++
@@ -154,22 +168,10 @@ func (p *Pool) SupportsResponseSchema() bool { return SupportsResponseSchema(p.n
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats { return p.slots.Stats() }
 
-func (p *Pool) acquire(ctx context.Context, model string) (func(), time.Duration, error) {
-	release, wait, err := p.slots.Acquire(ctx)
-	if err != nil {
-		if errors.Is(err, ErrQueueFull) {
-			return nil, wait, &Error{Kind: ErrQueueFull, Model: model, Message: err.Error()}
-		}
-		return nil, wait, contextKindError(ctx, model)
-	}
-	p.hooks.queueWait(ctx, model, wait)
-	return release, wait, nil
-}
-
 // Complete waits for a slot, then calls the wrapped LM.
 func (p *Pool) Complete(ctx context.Context, req *Request) (*Response, error) {
 	model := requestModel(p.next, req)
-	release, wait, err := p.acquire(ctx, model)
+	release, wait, err := p.slots.acquireFor(ctx, model, p.hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +186,7 @@ func (p *Pool) Complete(ctx context.Context, req *Request) (*Response, error) {
 // Stream holds a slot for the whole stream.
 func (p *Pool) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
 	return func(yield func(Delta, error) bool) {
-		release, _, err := p.acquire(ctx, requestModel(p.next, req))
+		release, _, err := p.slots.acquireFor(ctx, requestModel(p.next, req), p.hooks)
 		if err != nil {
 			yield(Delta{}, err)
 			return

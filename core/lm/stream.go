@@ -2,6 +2,7 @@ package lm
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"strings"
 )
@@ -29,8 +30,9 @@ type Streamer interface {
 	Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error]
 }
 
-// maxChoices bounds the choice index a stream may use.
-const maxChoices = 1023
+// maxStreamChoices bounds a choice index in a stream, so that a broken
+// server cannot make Collect allocate without limit.
+const maxStreamChoices = 1 << 10
 
 // Collect drains a stream into a Response, for callers (and layers) that
 // need the whole completion.
@@ -42,8 +44,9 @@ func Collect(seq iter.Seq2[Delta, error]) (*Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.Index < 0 || d.Index > maxChoices {
-			return nil, &Error{Kind: ErrBadResponse, Message: "stream delta for choice out of range"}
+		if d.Index < 0 || d.Index >= maxStreamChoices {
+			return nil, &Error{Kind: ErrBadResponse,
+				Message: fmt.Sprintf("stream delta for choice %d, outside [0, %d)", d.Index, maxStreamChoices)}
 		}
 		for len(texts) <= d.Index {
 			texts = append(texts, new(strings.Builder))
@@ -76,15 +79,21 @@ func StreamOrComplete(ctx context.Context, m LM, req *Request) iter.Seq2[Delta, 
 			yield(Delta{}, err)
 			return
 		}
-		for i, c := range res.Choices {
-			d := Delta{Index: i, Text: c.Text, FinishReason: c.FinishReason}
-			if i == len(res.Choices)-1 {
-				u := res.Usage
-				d.Usage = &u
-			}
-			if !yield(d, nil) {
-				return
-			}
+		yieldResponse(res, false, yield)
+	}
+}
+
+// yieldResponse yields a whole response as a stream: one delta per choice,
+// marked Cached when cached is set, with the usage on the last.
+func yieldResponse(res *Response, cached bool, yield func(Delta, error) bool) {
+	for i, c := range res.Choices {
+		d := Delta{Index: i, Text: c.Text, FinishReason: c.FinishReason, Cached: cached}
+		if i == len(res.Choices)-1 {
+			u := res.Usage
+			d.Usage = &u
+		}
+		if !yield(d, nil) {
+			return
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/signature"
 )
 
 // CloneAs clones p and keeps its type: cot2 := module.CloneAs(cot).
@@ -160,8 +161,10 @@ func (p *Pipeline) Clone() Program {
 }
 
 // InputNames are the predictor's input fields.
-func (p *Predict) InputNames() []string {
-	sig := p.Signature()
+func (p *Predict) InputNames() []string { return inputNames(p.Signature()) }
+
+// inputNames lists sig's input fields in order.
+func inputNames(sig *signature.Signature) []string {
 	names := make([]string, sig.NumInputs())
 	for i := range names {
 		names[i] = sig.Input(i).Name

@@ -94,10 +94,10 @@ func mccAttemptField(i int) string { return fmt.Sprintf("reasoning_attempt_%d", 
 
 // Forward compares the attempts given under "completions" and passes the
 // other inputs on to the predictor. The attempts may be a
-// []map[string]any, a []*example.Prediction (each one's fields), a
-// *example.Prediction (its Completions) or a []any of maps; there must be
-// exactly M of them, each with a rationale (or reasoning) and the answer
-// field. Inputs named reasoning_attempt_i override the formatted attempts,
+// []map[string]any, a []*example.Prediction or a []example.Example (each
+// one's fields), a *example.Prediction (its Completions), or a []any of
+// maps, predictions and examples; there must be exactly M of them, each
+// with a rationale (or reasoning) and the answer field. Inputs named reasoning_attempt_i override the formatted attempts,
 // as DSPy's keyword arguments do.
 func (c *MultiChainComparison) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
 	return Traced(ctx, "MultiChainComparison", c.Predict.Signature(), inputs, func(ctx context.Context) (*example.Prediction, error) {

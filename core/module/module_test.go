@@ -120,6 +120,16 @@ func TestChainOfThought(t *testing.T) {
 	}
 }
 
+func TestPredictCopyDoesNotShareParams(t *testing.T) {
+	p := NewPredict(signature.MustParse("q -> a"), WithConfig(lm.Params{Stop: []string{"x"}, Extra: map[string]any{"k": 1}}))
+	c := p.Copy()
+	c.Params().Stop[0] = "changed"
+	c.Params().Extra["k"] = 2
+	if got := p.Params(); got.Stop[0] != "x" || got.Extra["k"] != 1 {
+		t.Errorf("changing the copy's params changed the original's: %+v", got)
+	}
+}
+
 type qIn struct {
 	Question string `json:"question"`
 }

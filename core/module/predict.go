@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -139,11 +140,15 @@ func (p *Predict) SetParams(params lm.Params) {
 // Clone returns an independent copy of the predictor (as a Program).
 func (p *Predict) Clone() Program { return p.Copy() }
 
-// Copy returns an independent copy of the predictor's state.
+// Copy returns an independent copy of the predictor's state. The
+// signature and the LM, which are immutable, are shared; the demos and the
+// parameters' Stop and Extra are copied.
 func (p *Predict) Copy() *Predict {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return &Predict{sig: p.sig, demos: slices.Clone(p.demos), model: p.model, params: p.params.Merge(lm.Params{})}
+	s := p.snapshot()
+	params := s.params
+	params.Stop = slices.Clone(params.Stop)
+	params.Extra = maps.Clone(params.Extra)
+	return &Predict{sig: s.sig, demos: slices.Clone(s.demos), model: s.own, params: params}
 }
 
 // NamedPredictors returns the predictor itself, named "self" as DSPy names a
@@ -157,37 +162,65 @@ func (p *Predict) NamedPredictors() []NamedPredictor {
 // matching lm's sentinels with errors.Is; unparsable answers are
 // *adapter.ParseError.
 func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
-	p.mu.RLock()
-	sig, demos, own, params := p.sig, p.demos, p.model, p.params
-	p.mu.RUnlock()
-	return Traced(ctx, "Predict", sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
-		return p.forward(ctx, sig, demos, own, params, inputs)
+	s := p.snapshot()
+	return Traced(ctx, "Predict", s.sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
+		model, a, req, err := s.prepare(ctx, inputs)
+		if err != nil {
+			return nil, err
+		}
+		res, err := adapter.Call(ctx, a, model, req)
+		return p.prediction(ctx, s.sig, inputs, res, err)
 	})
 }
 
-func (p *Predict) forward(ctx context.Context, sig *signature.Signature, demos []example.Example, own lm.LM, params lm.Params, inputs Inputs) (*example.Prediction, error) {
-	if err := checkInputs(sig, inputs); err != nil {
-		return nil, err
+// predictState is a snapshot of a predictor's state: a call works on one,
+// so that setters running meanwhile do not change it halfway. The setters
+// replace the demos slice rather than change it, so sharing it is safe.
+type predictState struct {
+	sig    *signature.Signature
+	demos  []example.Example
+	own    lm.LM
+	params lm.Params
+}
+
+func (p *Predict) snapshot() predictState {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return predictState{sig: p.sig, demos: p.demos, own: p.model, params: p.params}
+}
+
+// prepare checks the inputs and resolves what a call under ctx uses: the
+// predictor's own LM or else the context's, the context's adapter (a
+// ChatAdapter by default), and the request, whose parameters are the
+// predictor's with the context's merged over them.
+func (s predictState) prepare(ctx context.Context, inputs Inputs) (lm.LM, adapter.Adapter, adapter.Request, error) {
+	if err := checkInputs(s.sig, inputs); err != nil {
+		return nil, nil, adapter.Request{}, err
 	}
 	set := SettingsFrom(ctx)
-	model := own
+	model := s.own
 	if model == nil {
 		model = set.LM
 	}
 	if model == nil {
-		return nil, ErrNoLM
+		return nil, nil, adapter.Request{}, ErrNoLM
 	}
 	a := set.Adapter
 	if a == nil {
 		a = &adapter.ChatAdapter{}
 	}
-	res, err := adapter.Call(ctx, a, model, adapter.Request{
-		Signature: sig,
-		Demos:     demos,
+	return model, a, adapter.Request{
+		Signature: s.sig,
+		Demos:     s.demos,
 		Inputs:    inputs,
-		Params:    params.Merge(set.Params),
+		Params:    s.params.Merge(set.Params),
 		RolloutID: set.RolloutID,
-	})
+	}, nil
+}
+
+// prediction turns an adapter call's outcome into the predictor's result,
+// recording the call (its first completion) for a Recorder in ctx.
+func (p *Predict) prediction(ctx context.Context, sig *signature.Signature, inputs Inputs, res *adapter.Result, err error) (*example.Prediction, error) {
 	if err != nil {
 		return nil, fmt.Errorf("predict %s: %w", sig, err)
 	}

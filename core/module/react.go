@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/example"
@@ -171,13 +170,7 @@ func (r *ReAct) Tools() []*Tool { return slices.Clone(r.tools) }
 func (r *ReAct) Signature() *signature.Signature { return r.sig }
 
 // InputNames are the signature's input fields.
-func (r *ReAct) InputNames() []string {
-	names := make([]string, r.sig.NumInputs())
-	for i := range names {
-		names[i] = r.sig.Input(i).Name
-	}
-	return names
-}
+func (r *ReAct) InputNames() []string { return inputNames(r.sig) }
 
 // NamedPredictors returns "react" and "extract.predict", as DSPy names them.
 func (r *ReAct) NamedPredictors() []NamedPredictor {
@@ -220,9 +213,7 @@ func formatTrajectory(steps []step) string {
 			parts = append(parts, "[[ ## "+keys[i]+" ## ]]\n"+adapter.FormatValue(signature.StringType, values[i]))
 		}
 	}
-	return strings.TrimFunc(strings.Join(parts, "\n\n"), func(r rune) bool {
-		return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
-	})
+	return strings.TrimFunc(strings.Join(parts, "\n\n"), isPySpace)
 }
 
 func trajectoryMap(steps []step) map[string]any {

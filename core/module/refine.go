@@ -168,9 +168,6 @@ func funcName(f any) string {
 // chosen prediction.
 func (r *Refine) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
 	return Traced(ctx, "Refine", nil, inputs, func(ctx context.Context) (*example.Prediction, error) {
-		if r.Module == nil {
-			return nil, fmt.Errorf("module: Refine has no module to run")
-		}
 		base := SettingsFrom(ctx).Adapter
 		if base == nil {
 			base = &adapter.ChatAdapter{}
@@ -449,10 +446,9 @@ func (r *Refine) NamedPredictors() []NamedPredictor {
 
 // Clone copies the refined program; the reward function is shared.
 func (r *Refine) Clone() Program {
-	c := &Refine{Module: r.Module, N: r.N, Reward: r.Reward, Threshold: r.Threshold, FailCount: r.FailCount,
-		ProgramCode: r.ProgramCode, RewardCode: r.RewardCode, feedback: r.feedback}
+	c := *r
 	if r.Module != nil {
 		c.Module = r.Module.Clone()
 	}
-	return c
+	return &c
 }

@@ -433,3 +433,11 @@ const dspyHintedUser = "[[ ## question ## ]]\n" +
 	"Answer with one word.\n" +
 	"\n" +
 	"Respond with the corresponding output fields, starting with the field `[[ ## reasoning ## ]]`, then `[[ ## answer ## ]]` (must be formatted as a valid Python int), and then ending with the marker for `[[ ## completed ## ]]`."
+
+func TestRefineWithoutModule(t *testing.T) {
+	reward := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 1 })
+	_, err := module.NewRefine(nil, 2, reward, 1).Forward(context.Background(), module.Inputs{"q": "x"})
+	if err == nil || !strings.Contains(err.Error(), "Refine has no module to run") {
+		t.Errorf("err = %v, want one saying Refine has no module", err)
+	}
+}

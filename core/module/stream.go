@@ -37,47 +37,22 @@ var (
 // once. Retries apply before the first token; a failure is yielded as the
 // last pair's error. Stopping the iteration early cancels the LM call.
 func (p *Predict) Stream(ctx context.Context, inputs Inputs) iter.Seq2[Chunk, error] {
-	return p.stream(ctx, "Predict", inputs)
-}
-
-func (p *Predict) stream(ctx context.Context, name string, inputs Inputs) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
-		p.mu.RLock()
-		sig, demos, own, params := p.sig, p.demos, p.model, p.params
-		p.mu.RUnlock()
+		s := p.snapshot()
 		stopped := false
-		pred, err := Traced(ctx, name, sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
-			if err := checkInputs(sig, inputs); err != nil {
+		pred, err := Traced(ctx, "Predict", s.sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
+			model, a, req, err := s.prepare(ctx, inputs)
+			if err != nil {
 				return nil, err
 			}
-			set := SettingsFrom(ctx)
-			model := own
-			if model == nil {
-				model = set.LM
-			}
-			if model == nil {
-				return nil, ErrNoLM
-			}
-			a := set.Adapter
-			if a == nil {
-				a = &adapter.ChatAdapter{}
-			}
-			res, err := adapter.Stream(ctx, a, model, adapter.Request{
-				Signature: sig, Demos: demos, Inputs: inputs, Params: params.Merge(set.Params), RolloutID: set.RolloutID,
-			}, func(c adapter.FieldChunk) bool {
+			res, err := adapter.Stream(ctx, a, model, req, func(c adapter.FieldChunk) bool {
 				if !yield(Chunk{Field: c.Field, Text: c.Text}, nil) {
 					stopped = true
 					return false
 				}
 				return true
 			})
-			if err != nil {
-				return nil, fmt.Errorf("predict %s: %w", sig, err)
-			}
-			pred := example.NewPrediction(res.Outputs...)
-			pred.Usage, pred.Cost = res.Usage, res.Cost
-			record(ctx, p, inputs, res.Outputs[0])
-			return pred, nil
+			return p.prediction(ctx, s.sig, inputs, res, err)
 		})
 		if stopped || errors.Is(err, adapter.ErrStopped) {
 			return
@@ -93,7 +68,7 @@ func (p *Predict) stream(ctx context.Context, name string, inputs Inputs) iter.S
 // Stream streams the reasoning and then the outputs; see Predict.Stream.
 func (c *ChainOfThought) Stream(ctx context.Context, inputs Inputs) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
-		ctx, span := startStreamSpan(ctx, "ChainOfThought", c.Predict.Signature(), inputs)
+		ctx, span := startSpan(ctx, "ChainOfThought", c.Predict.Signature(), inputs)
 		var final *example.Prediction
 		var failed error
 		for ch, err := range c.Predict.Stream(ctx, inputs) {

@@ -16,10 +16,7 @@ import (
 // outside this package use it in their Forward to appear in traces.
 func Traced(ctx context.Context, moduleName string, sig *signature.Signature, inputs Inputs,
 	fn func(ctx context.Context) (*example.Prediction, error)) (*example.Prediction, error) {
-	if event.BusFrom(ctx) == nil {
-		return fn(ctx)
-	}
-	ctx, span := startStreamSpan(ctx, moduleName, sig, inputs)
+	ctx, span := startSpan(ctx, moduleName, sig, inputs)
 	pred, err := fn(ctx)
 	span.end(pred, err)
 	return pred, err
@@ -33,9 +30,10 @@ type moduleSpan struct {
 	start time.Time
 }
 
-// startStreamSpan opens a module span (publishing ModuleStart) and returns
-// the context inside it; end closes it. Without a bus it does nothing.
-func startStreamSpan(ctx context.Context, moduleName string, sig *signature.Signature, inputs Inputs) (context.Context, *moduleSpan) {
+// startSpan opens a module span (publishing ModuleStart) and returns the
+// context inside it; end closes it. Without a bus it does nothing and
+// returns a nil span, whose end does nothing either.
+func startSpan(ctx context.Context, moduleName string, sig *signature.Signature, inputs Inputs) (context.Context, *moduleSpan) {
 	if event.BusFrom(ctx) == nil {
 		return ctx, nil
 	}

@@ -166,11 +166,14 @@ func endpointName(l LMSpec) string {
 	return base + "/" + l.Model
 }
 
+// timeoutOf reads a timeout field, already checked by validate; "" is 0.
+func timeoutOf(v string) time.Duration {
+	d, _ := time.ParseDuration(v)
+	return d
+}
+
 func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
-	var timeout time.Duration
-	if l.Timeout != "" {
-		timeout, _ = time.ParseDuration(l.Timeout)
-	}
+	timeout := timeoutOf(l.Timeout)
 	var (
 		m   lm.LM
 		err error
@@ -203,16 +206,12 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 }
 
 func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.Hooks) (lm.Embedder, error) {
-	var timeout time.Duration
-	if e.Timeout != "" {
-		timeout, _ = time.ParseDuration(e.Timeout)
-	}
 	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{
 		Model:      e.Model,
 		BaseURL:    e.BaseURL,
 		APIKeyEnv:  e.APIKeyEnv,
 		Headers:    e.Headers,
-		Timeout:    timeout,
+		Timeout:    timeoutOf(e.Timeout),
 		Dimensions: e.Dimensions,
 		BatchSize:  e.BatchSize,
 	})

@@ -81,15 +81,18 @@ var builtinTools = map[string]func() *module.Tool{
 	"calculator": module.Calculator,
 }
 
-// built is a built program and the output fields it produces, in order.
+// built is a built program, the output fields it produces, in order, and
+// the signature whose inputs it reads (see inputSignature; nil for a
+// pipeline).
 type built struct {
 	program module.Program
 	outputs []signature.Field
+	inputs  *signature.Signature
 }
 
 // NewProgram builds the module(s) the program: section describes.
 func (s *Spec) NewProgram() (module.Program, error) {
-	b, err := s.build(nil)
+	b, err := s.build()
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +102,7 @@ func (s *Spec) NewProgram() (module.Program, error) {
 // Outputs lists the output fields the program produces, in the order
 // commands print them (a pipeline's steps in order; reasoning first).
 func (s *Spec) Outputs() ([]signature.Field, error) {
-	b, err := s.build(nil)
+	b, err := s.build()
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +118,8 @@ func (s *Spec) Signature() (*signature.Signature, error) {
 	return s.inputSignature("program", &s.Program)
 }
 
-// build builds (or, with a nil env, checks) the program: section.
-func (s *Spec) build(_ *Env) (*built, error) {
+// build builds the program: section; Parse calls it to check the file.
+func (s *Spec) build() (*built, error) {
 	p := &s.Program
 	if len(p.Steps) == 0 {
 		return s.buildModule("program", p)
@@ -139,10 +142,7 @@ func (s *Spec) build(_ *Env) (*built, error) {
 		}
 		// Later steps' inputs must come from the program's inputs or
 		// earlier steps; only the first step's inputs are the program's.
-		sig, err := s.inputSignature(field, &st.ModuleSpec)
-		if err != nil {
-			return nil, err
-		}
+		sig := b.inputs
 		for k := range st.Inputs {
 			if !sig.IsInput(k) {
 				return nil, s.errorf(field+".inputs", nil, "%q is not an input of step %q (%s)", k, st.Name, sig.String())
@@ -155,7 +155,7 @@ func (s *Spec) build(_ *Env) (*built, error) {
 				if m, ok := st.Inputs[in]; ok {
 					src = m
 				}
-				if !available[src] && !s.programInput(src) {
+				if !available[src] {
 					return nil, s.errorf(field, nil, "step %q needs %q, which no earlier step produces and the first step does not take", st.Name, src)
 				}
 			}
@@ -177,15 +177,6 @@ func (s *Spec) build(_ *Env) (*built, error) {
 		return nil, s.errorf("program.steps", err, "%v", err)
 	}
 	return &built{program: pl, outputs: outputs}, nil
-}
-
-// programInput reports whether name is an input of the first step.
-func (s *Spec) programInput(name string) bool {
-	if len(s.Program.Steps) == 0 {
-		return false
-	}
-	sig, err := s.inputSignature("program.steps.0", &s.Program.Steps[0].ModuleSpec)
-	return err == nil && sig.IsInput(name)
 }
 
 // inputSignature is the signature whose inputs a module reads: its own,
@@ -254,25 +245,20 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &built{module.NewPredict(sig, opts...), sig.Outputs()}, nil
+		return &built{module.NewPredict(sig, opts...), sig.Outputs(), sig}, nil
 	case ModuleChainOfThought:
 		opts, err := s.predictOptions(field, m, sig, module.ReasoningField)
 		if err != nil {
 			return nil, err
 		}
 		cot := module.NewChainOfThought(sig, opts...)
-		return &built{cot, cot.Predict.Signature().Outputs()}, nil
+		return &built{cot, cot.Predict.Signature().Outputs(), sig}, nil
 	case ModuleMCC:
-		n := m.N
-		if n == 0 {
-			n = 3
-		}
-		mcc, err := module.NewMultiChainComparison(sig, n)
+		mcc, err := module.NewMultiChainComparison(sig, m.N) // N <= 0: DSPy's default, 3
 		if err != nil {
 			return nil, s.errorf(field, err, "%v", err)
 		}
-		outs := mcc.NamedPredictors()[0].Predictor.Signature().Outputs()
-		return &built{mcc, outs}, nil
+		return &built{mcc, mcc.Predict.Signature().Outputs(), sig}, nil
 	case ModuleReAct:
 		if len(m.Tools) == 0 {
 			return nil, s.errorf(field+".tools", nil, "react needs tools; built-in tools: %s", strings.Join(toolNames(), ", "))
@@ -293,7 +279,7 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 		if err != nil {
 			return nil, s.errorf(field, err, "%v", err)
 		}
-		return &built{r, append([]signature.Field{{Name: module.TrajectoryField}}, sig.Outputs()...)}, nil
+		return &built{r, append([]signature.Field{{Name: module.TrajectoryField}}, sig.Outputs()...), sig}, nil
 	}
 	return nil, s.errorf(field+".module", nil, "unsupported module %q", m.Module)
 }
@@ -337,10 +323,9 @@ func (s *Spec) buildSampler(field string, m *ModuleSpec) (*built, error) {
 		return nil, s.errorf(field+".reward.judge", err, "%v", err)
 	}
 	judgeSig = judgeSig.WithInstructions(m.Reward.Instructions)
-	innerSig, _ := s.signatureOf(field+".of", m.Of)
 	for i := range judgeSig.NumInputs() {
 		name := judgeSig.Input(i).Name
-		if !innerSig.IsInput(name) && !slices.ContainsFunc(inner.outputs, func(f signature.Field) bool { return f.Name == name }) {
+		if !inner.inputs.IsInput(name) && !slices.ContainsFunc(inner.outputs, func(f signature.Field) bool { return f.Name == name }) {
 			return nil, s.errorf(field+".reward.judge", nil, "the judge reads %q, which is neither an input nor an output of the sampled module", name)
 		}
 	}
@@ -364,7 +349,7 @@ func (s *Spec) buildSampler(field string, m *ModuleSpec) (*built, error) {
 	} else {
 		prog = module.NewBestOfN(inner.program, n, reward, threshold)
 	}
-	return &built{prog, inner.outputs}, nil
+	return &built{prog, inner.outputs, inner.inputs}, nil
 }
 
 // judgeReward asks judge to score a rollout.

@@ -184,9 +184,8 @@ func Parse(name string, data []byte) (*Spec, error) {
 		spec.Models[i].expandEnv()
 	}
 	if e := spec.Embeddings; e != nil {
-		tmp := LMSpec{Model: e.Model, BaseURL: e.BaseURL, Headers: e.Headers}
-		tmp.expandEnv()
-		e.Model, e.BaseURL = tmp.Model, tmp.BaseURL
+		e.Model, e.BaseURL = expandEnv(e.Model), expandEnv(e.BaseURL)
+		expandHeaders(e.Headers)
 	}
 	if err := spec.validate(); err != nil {
 		return nil, err
@@ -196,24 +195,32 @@ func Parse(name string, data []byte) (*Spec, error) {
 
 var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
 
-// expandEnv replaces ${VAR} and ${VAR:-default} in the lm: section's model,
-// base URL and header values, so one program file can point at different
-// endpoints (the demo's simulated LM listens on a random port).
+// expandEnv expands the endpoint's model, base URL, provider and header
+// values (see the package function expandEnv).
 func (l *LMSpec) expandEnv() {
-	expand := func(s string) string {
-		return envRefRE.ReplaceAllStringFunc(s, func(ref string) string {
-			m := envRefRE.FindStringSubmatch(ref)
-			if v, ok := os.LookupEnv(m[1]); ok && v != "" {
-				return v
-			}
-			return m[2]
-		})
-	}
-	l.Model = expand(l.Model)
-	l.BaseURL = expand(l.BaseURL)
-	l.Provider = expand(l.Provider)
-	for k, v := range l.Headers {
-		l.Headers[k] = expand(v)
+	l.Model = expandEnv(l.Model)
+	l.BaseURL = expandEnv(l.BaseURL)
+	l.Provider = expandEnv(l.Provider)
+	expandHeaders(l.Headers)
+}
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in s (an unset or empty VAR
+// gives the default, or ""), so one program file can point at different
+// endpoints (the demo's simulated LM listens on a random port).
+func expandEnv(s string) string {
+	return envRefRE.ReplaceAllStringFunc(s, func(ref string) string {
+		m := envRefRE.FindStringSubmatch(ref)
+		if v, ok := os.LookupEnv(m[1]); ok && v != "" {
+			return v
+		}
+		return m[2]
+	})
+}
+
+// expandHeaders applies expandEnv to every header value, in place.
+func expandHeaders(h map[string]string) {
+	for k, v := range h {
+		h[k] = expandEnv(v)
 	}
 }
 
@@ -293,7 +300,7 @@ func (s *Spec) validate() error {
 	default:
 		return s.errorf("adapter", nil, "%q is not an adapter; expected chat or json", s.Adapter)
 	}
-	if _, err := s.build(nil); err != nil {
+	if _, err := s.build(); err != nil {
 		return err
 	}
 	return nil

@@ -25,6 +25,24 @@ program:
   config: {temperature: 0.7}
 `
 
+func TestParseExpandsEmbeddingsEnv(t *testing.T) {
+	t.Setenv("DSPEX_TEST_EMBED_MODEL", "embed-small")
+	spec, err := Parse("p.yaml", []byte(`lm: {model: m}
+embeddings:
+  model: ${DSPEX_TEST_EMBED_MODEL}
+  base_url: ${DSPEX_TEST_UNSET_BASE:-http://127.0.0.1:9/v1}
+  headers: {X-Key: "${DSPEX_TEST_EMBED_MODEL}-h"}
+program: {module: predict, signature: "q -> a"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := spec.Embeddings
+	if e.Model != "embed-small" || e.BaseURL != "http://127.0.0.1:9/v1" || e.Headers["X-Key"] != "embed-small-h" {
+		t.Errorf("embeddings not expanded: %+v", e)
+	}
+}
+
 func TestParseValid(t *testing.T) {
 	t.Setenv("DSPEX_TEST_BASE", "http://127.0.0.1:1234/v1")
 	spec, err := Parse("p.yaml", []byte(validSpec))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -162,6 +163,13 @@ func paramsObject(p lm.Params) pyjson.Object {
 	}
 	if p.Seed != nil {
 		add("seed", *p.Seed)
+	}
+	// Provider-specific fields follow, sorted; LoadState reads unknown
+	// keys back into Extra.
+	for _, k := range slices.Sorted(maps.Keys(p.Extra)) {
+		if _, dup := o.Get(k); !dup {
+			add(k, pyjson.Normalize(p.Extra[k]))
+		}
 	}
 	return o
 }

@@ -133,6 +133,23 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestSaveStateKeepsExtraParams(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a"),
+		module.WithConfig(lm.Params{Temperature: lm.Float(0.5), Extra: map[string]any{"reasoning_effort": "low", "top_k": 40}}))
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	q := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("x.json", buf.Bytes(), q); err != nil {
+		t.Fatal(err)
+	}
+	got := q.Params()
+	if got.Temperature == nil || *got.Temperature != 0.5 || got.Extra["reasoning_effort"] != "low" || got.Extra["top_k"] != int64(40) {
+		t.Errorf("params after save and load = %+v, want temperature 0.5 and both extra fields:\n%s", got, buf.String())
+	}
+}
+
 func TestSaveBarePredictIsFlat(t *testing.T) {
 	p := module.NewPredict(signature.MustParse("q -> a"))
 	var buf bytes.Buffer

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dspex/dspex/internal/jsonrepair"
 	"github.com/dspex/dspex/internal/pyjson"
@@ -108,7 +109,11 @@ func mismatch(path string, t *Type, v any) error {
 func describe(v any) string {
 	s := pyjson.Dumps(v, -1)
 	if len(s) > 60 {
-		s = s[:57] + "..."
+		cut := 57
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	switch v.(type) {
 	case nil:

@@ -147,6 +147,10 @@ type parser struct {
 	lex   lexer
 	tok   token
 	types Types
+	// names maps each field name to where it first appears; dup reports
+	// the first name seen twice, after any syntax error.
+	names map[string]int
+	dup   *ParseError
 }
 
 func (p *parser) advance() error {
@@ -193,7 +197,7 @@ func MustParse(s string) *Signature {
 
 // ParseWith is Parse with named object types available to the string.
 func ParseWith(s string, types Types) (*Signature, error) {
-	p := &parser{lex: lexer{src: s}, types: types}
+	p := &parser{lex: lexer{src: s}, types: types, names: map[string]int{}}
 	if err := p.advance(); err != nil {
 		return nil, err
 	}
@@ -224,12 +228,8 @@ func ParseWith(s string, types Types) (*Signature, error) {
 	if len(outputs) == 0 {
 		return nil, &ParseError{Input: s, Pos: outPos, Msg: "expected at least one output field after \"->\""}
 	}
-	seen := map[string]bool{}
-	for _, f := range append(append([]Field{}, inputs...), outputs...) {
-		if seen[f.Name] {
-			return nil, &ParseError{Input: s, Pos: strings.Index(s, f.Name), Msg: fmt.Sprintf("duplicate field name %q", f.Name)}
-		}
-		seen[f.Name] = true
+	if p.dup != nil {
+		return nil, p.dup
 	}
 	return New(inputs, outputs, "")
 }
@@ -259,6 +259,11 @@ func (p *parser) field(input bool) (Field, error) {
 		return Field{}, p.errorf("expected a field name, found %s", p.tok.describe())
 	}
 	name := p.tok.text
+	if first, dup := p.names[name]; !dup {
+		p.names[name] = p.tok.pos
+	} else if p.dup == nil {
+		p.dup = p.lex.errorf(first, "duplicate field name %q", name)
+	}
 	if err := p.advance(); err != nil {
 		return Field{}, err
 	}
@@ -267,7 +272,7 @@ func (p *parser) field(input bool) (Field, error) {
 		if err := p.advance(); err != nil {
 			return Field{}, err
 		}
-		t, err := p.typeExpr()
+		t, err := p.typeExpr(false)
 		if err != nil {
 			return Field{}, err
 		}
@@ -277,7 +282,9 @@ func (p *parser) field(input bool) (Field, error) {
 	return f, nil
 }
 
-func (p *parser) typeExpr() (*Type, error) {
+// typeExpr parses a type, unions "T | U" included. A lone None is refused
+// unless noneOK (a member of Union[...]), where it is returned as nil.
+func (p *parser) typeExpr(noneOK bool) (*Type, error) {
 	start := p.tok.pos
 	first, err := p.primary()
 	if err != nil {
@@ -293,6 +300,9 @@ func (p *parser) typeExpr() (*Type, error) {
 			return nil, err
 		}
 		types = append(types, t)
+	}
+	if noneOK && len(types) == 1 {
+		return first, nil
 	}
 	return p.union(types, start)
 }
@@ -419,7 +429,7 @@ func (p *parser) primary() (*Type, error) {
 		}
 		var types []*Type
 		for {
-			t, err := p.primaryOrUnion()
+			t, err := p.typeExpr(true)
 			if err != nil {
 				return nil, err
 			}
@@ -450,36 +460,13 @@ func (p *parser) primary() (*Type, error) {
 	return nil, p.lex.errorf(namePos, "unknown type %q; expected str, int, float, bool, list[T], dict[str, T], Literal[...], Any, T | None, or an object type passed to ParseWith", name)
 }
 
-func (p *parser) primaryOrUnion() (*Type, error) {
-	start := p.tok.pos
-	first, err := p.primary()
-	if err != nil {
-		return nil, err
-	}
-	types := []*Type{first}
-	for p.isPunct("|") {
-		if err := p.advance(); err != nil {
-			return nil, err
-		}
-		t, err := p.primary()
-		if err != nil {
-			return nil, err
-		}
-		types = append(types, t)
-	}
-	if len(types) == 1 {
-		return first, nil
-	}
-	return p.union(types, start)
-}
-
 func (p *parser) typeArgs(name string) ([]*Type, error) {
 	if err := p.advance(); err != nil { // consume [
 		return nil, err
 	}
 	var args []*Type
 	for {
-		t, err := p.typeExpr()
+		t, err := p.typeExpr(false)
 		if err != nil {
 			return nil, err
 		}

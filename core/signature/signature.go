@@ -72,19 +72,13 @@ func New(inputs, outputs []Field, instructions string) (*Signature, error) {
 	in := make([]Field, len(inputs))
 	out := make([]Field, len(outputs))
 	for i, f := range append(append([]Field{}, inputs...), outputs...) {
-		if !identRE.MatchString(f.Name) {
-			return nil, fmt.Errorf("signature: field name %q is not an identifier", f.Name)
+		if err := completeField(&f); err != nil {
+			return nil, err
 		}
 		if seen[f.Name] {
 			return nil, fmt.Errorf("signature: duplicate field name %q", f.Name)
 		}
 		seen[f.Name] = true
-		if f.Type == nil {
-			f.Type = StringType
-		}
-		if f.Prefix == "" {
-			f.Prefix = InferPrefix(f.Name) + ":"
-		}
 		if i < len(inputs) {
 			in[i] = f
 		} else {
@@ -245,12 +239,22 @@ func (s *Signature) insertOutput(i int, f Field) (*Signature, error) {
 	return c, nil
 }
 
+// checkNew checks and completes f, a field to add to s.
 func (s *Signature) checkNew(f *Field) error {
-	if !identRE.MatchString(f.Name) {
-		return fmt.Errorf("signature: field name %q is not an identifier", f.Name)
+	if err := completeField(f); err != nil {
+		return err
 	}
 	if _, dup := s.Field(f.Name); dup {
 		return fmt.Errorf("signature: duplicate field name %q", f.Name)
+	}
+	return nil
+}
+
+// completeField checks that f's name is an identifier and fills in its
+// defaults: type str, and the prefix inferred from the name.
+func completeField(f *Field) error {
+	if !identRE.MatchString(f.Name) {
+		return fmt.Errorf("signature: field name %q is not an identifier", f.Name)
 	}
 	if f.Type == nil {
 		f.Type = StringType

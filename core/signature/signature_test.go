@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/dspex/dspex/internal/pyjson"
 )
@@ -57,6 +58,7 @@ func TestParseErrors(t *testing.T) {
 		{"q -> a: dict[int, str]", 9, "dict keys must be str"},
 		{"q -> a: Literal[foo]", 17, "expected a quoted string"},
 		{"q -> q", 1, `duplicate field name "q"`},
+		{"xq, q -> q", 5, `duplicate field name "q"`}, // not the "q" inside "xq"
 		{"q -> a: int | str", 9, "unions of several types"},
 		{"q, -> a", 4, "expected a field name"},
 		{"q -> a: 'x", 9, "unterminated string"},
@@ -108,6 +110,37 @@ func TestObjectSchema(t *testing.T) {
 	}
 	if _, err := DictOf(IntType).StrictSchema(); err == nil {
 		t.Error("dict accepted by strict schema")
+	}
+}
+
+// treeNode and its two mutually recursive types are types whose schemas
+// refer back to themselves.
+type treeNode struct {
+	Label    string     `json:"label"`
+	Children []treeNode `json:"children"`
+}
+
+type ping struct {
+	Pong *pong `json:"pong"`
+}
+
+type pong struct {
+	Ping *ping             `json:"ping"`
+	Meta map[string]string `json:"meta"`
+}
+
+func TestRecursiveObjectSchema(t *testing.T) {
+	tree := MustObjectOf[treeNode]()
+	got := pyjson.Dumps(tree.JSONSchema(), -1)
+	if !strings.Contains(got, `"children": {"type": "array", "items": {"$ref": "#/$defs/treeNode"}`) {
+		t.Errorf("recursive field is not a $ref: %s", got)
+	}
+	if _, err := tree.StrictSchema(); err != nil {
+		t.Errorf("strict schema of a recursive type: %v", err)
+	}
+	// The open mapping two levels down is found, and the cycle ends.
+	if _, err := MustObjectOf[ping]().StrictSchema(); err == nil || !strings.Contains(err.Error(), "dict[str, str]") {
+		t.Errorf("strict schema of ping: err = %v, want the open mapping named", err)
 	}
 }
 
@@ -199,6 +232,14 @@ func TestParseText(t *testing.T) {
 				t.Errorf("got %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+func TestCoerceErrorIsValidUTF8(t *testing.T) {
+	// A long value is shortened in the message at a character boundary.
+	_, err := IntType.Coerce("x" + strings.Repeat("é", 40))
+	if err == nil || !utf8.ValidString(err.Error()) || !strings.Contains(err.Error(), "...") {
+		t.Errorf("err = %q, want a shortened, valid UTF-8 message", err)
 	}
 }
 

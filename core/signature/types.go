@@ -223,13 +223,12 @@ func (g *schemaGen) schema(t *Type, root bool) pyjson.Object {
 		}
 		return out
 	case Object:
-		body := g.objectBody(t)
 		if root {
-			return body
+			return g.objectBody(t)
 		}
 		if _, seen := g.defs[t.Name]; !seen {
 			g.defs[t.Name] = nil // reserve first, so recursive types terminate
-			g.defs[t.Name] = body
+			g.defs[t.Name] = g.objectBody(t)
 		}
 		return pyjson.Object{{Key: "$ref", Value: "#/$defs/" + t.Name}}
 	}
@@ -351,7 +350,7 @@ func pythonTitle(name string) string {
 // It reports an error for open-ended mappings (dict), which strict mode
 // cannot express.
 func (t *Type) StrictSchema() (map[string]any, error) {
-	if err := t.checkStrict(); err != nil {
+	if err := t.checkStrict(map[*Type]bool{}); err != nil {
 		return nil, err
 	}
 	plain := pyjson.Plain(t.JSONSchema()).(map[string]any)
@@ -359,7 +358,10 @@ func (t *Type) StrictSchema() (map[string]any, error) {
 	return plain, nil
 }
 
-func (t *Type) checkStrict() error {
+// checkStrict reports the first part of t that strict schemas cannot
+// express; seen holds the objects already checked, so that recursive types
+// terminate.
+func (t *Type) checkStrict(seen map[*Type]bool) error {
 	if t == nil {
 		return nil
 	}
@@ -368,14 +370,15 @@ func (t *Type) checkStrict() error {
 		return fmt.Errorf("signature: open-ended mapping %s is not supported by structured outputs", t.PythonName())
 	case List, Optional:
 		if t.Elem != nil {
-			return t.Elem.checkStrict()
+			return t.Elem.checkStrict(seen)
 		}
 	case Object:
+		if seen[t] {
+			return nil
+		}
+		seen[t] = true
 		for _, f := range t.Fields {
-			if f.Type == t {
-				continue
-			}
-			if err := f.Type.checkStrict(); err != nil {
+			if err := f.Type.checkStrict(seen); err != nil {
 				return err
 			}
 		}

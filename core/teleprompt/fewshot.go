@@ -48,13 +48,17 @@ var _ Optimizer = (*LabeledFewShot)(nil)
 // Name returns "LabeledFewShot".
 func (*LabeledFewShot) Name() string { return "LabeledFewShot" }
 
+// k is K with its default.
+func (o *LabeledFewShot) k() int {
+	if o.K <= 0 {
+		return 16
+	}
+	return o.K
+}
+
 // Compile returns a copy of student with labeled demos.
 func (o *LabeledFewShot) Compile(ctx context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
-	k := o.K
-	if k <= 0 {
-		k = 16
-	}
-	publishStart(ctx, o.Name(), map[string]any{"k": k, "sample": !o.NoSample, "seed": o.Seed})
+	publishStart(ctx, o.Name(), map[string]any{"k": o.k(), "sample": !o.NoSample, "seed": o.Seed})
 	out, err := o.compile(ctx, student, trainset)
 	publishEnd(ctx, o.Name(), nil, err)
 	return out, err
@@ -202,10 +206,7 @@ func (o *BootstrapFewShot) compile(ctx context.Context, student module.Program, 
 
 // compile for LabeledFewShot without events (used inside other optimizers).
 func (o *LabeledFewShot) compile(_ context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
-	k := o.K
-	if k <= 0 {
-		k = 16
-	}
+	k := o.k()
 	out := resetCopy(student)
 	rng := newRNG(o.Seed)
 	for _, np := range out.NamedPredictors() {
@@ -250,7 +251,7 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 	launched, inflight, prefix, successes, errs := 0, 0, 0, 0, 0
 	enough := false
 	for {
-		for !enough && inflight < c.Concurrency && launched < len(trainset) {
+		for !enough && ctx.Err() == nil && inflight < c.Concurrency && launched < len(trainset) {
 			i := launched
 			launched++
 			inflight++
@@ -346,8 +347,10 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 		}
 		res, err := c.Metric.Score(ctx, ex, pred)
 		if err != nil {
-			out.errs++
-			out.err = err
+			if ctx.Err() == nil {
+				out.errs++
+				out.err = err
+			}
 			continue
 		}
 		ok := res.Score > 0

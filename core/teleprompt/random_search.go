@@ -102,7 +102,7 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 	publishStart(ctx, o.Name(), cfg)
 	trials := &Trials{Optimizer: o.Name(), Metric: o.Metric, Valset: valset, Eval: eval, Resume: o.Resume}
 	res := &SearchResult{}
-	bootstrap := func(maxDemos int, train []example.Example) *BootstrapFewShot {
+	bootstrap := func(maxDemos int) *BootstrapFewShot {
 		return &BootstrapFewShot{Metric: o.Metric, MetricThreshold: o.MetricThreshold, MaxBootstrappedDemos: maxDemos,
 			MaxLabeledDemos: o.MaxLabeledDemos, MaxRounds: o.MaxRounds, MaxErrors: o.MaxErrors, Teacher: o.Teacher,
 			TeacherLM: o.TeacherLM, Concurrency: o.Concurrency}
@@ -117,13 +117,13 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 			case -2:
 				return (&LabeledFewShot{K: o.MaxLabeledDemos}).compile(ctx, student, trainset)
 			case -1:
-				return bootstrap(maxBoot, trainset).compile(ctx, student, trainset)
+				return bootstrap(maxBoot).compile(ctx, student, trainset)
 			}
 			train := slices.Clone(trainset)
 			shuffle := newRNG(int64(seed))
 			shuffle.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
 			size := 1 + newRNG(int64(seed)).IntN(maxBoot)
-			return bootstrap(size, train).compile(ctx, student, train)
+			return bootstrap(size).compile(ctx, student, train)
 		}
 		var c *Candidate
 		c, err = trials.Run(ctx, CandidateID(seed), student, build)

@@ -115,8 +115,7 @@ func (t *Trials) propose(ctx context.Context, id string, prog module.Program) {
 	t.mu.Lock()
 	trial := t.n + 1
 	t.mu.Unlock()
-	rec := CandidateRecord(id, prog, false)
-	delete(rec, "state") // the evaluated record carries it
+	rec := candidateSummary(id, prog) // the evaluated record carries the state
 	event.Publish(ctx, event.OptimizerTrial, event.SpanFrom(ctx), &event.OptimizerTrialInfo{Optimizer: t.Optimizer, Trial: trial, Candidate: rec})
 }
 
@@ -158,14 +157,7 @@ func (t *Trials) publish(ctx context.Context, id string, prog module.Program, sc
 // per predictor (instructions, number of demos) and its full state, from
 // which a resumed run rebuilds it.
 func CandidateRecord(id string, prog module.Program, resumed bool) map[string]any {
-	summary := map[string]any{}
-	for _, np := range prog.NamedPredictors() {
-		summary[np.Name] = map[string]any{
-			"instructions": np.Predictor.Signature().Instructions(),
-			"demos":        len(np.Predictor.Demos()),
-		}
-	}
-	rec := map[string]any{"id": id, "predictors": summary}
+	rec := candidateSummary(id, prog)
 	var buf bytes.Buffer
 	if program.SaveState(&buf, prog) == nil {
 		if st, err := pyjson.Decode(buf.Bytes()); err == nil {
@@ -176,6 +168,19 @@ func CandidateRecord(id string, prog module.Program, resumed bool) map[string]an
 		rec["resumed"] = true
 	}
 	return rec
+}
+
+// candidateSummary is CandidateRecord without the state: the id and each
+// predictor's instructions and number of demos.
+func candidateSummary(id string, prog module.Program) map[string]any {
+	summary := map[string]any{}
+	for _, np := range prog.NamedPredictors() {
+		summary[np.Name] = map[string]any{
+			"instructions": np.Predictor.Signature().Instructions(),
+			"demos":        len(np.Predictor.Demos()),
+		}
+	}
+	return map[string]any{"id": id, "predictors": summary}
 }
 
 // FinishedFromRecord reads a candidate record (as CandidateRecord wrote it

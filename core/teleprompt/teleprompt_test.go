@@ -2,6 +2,7 @@ package teleprompt_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -148,6 +149,24 @@ func TestBootstrapConcurrentEqualsSequential(t *testing.T) {
 		if got[0][i] != got[1][i] {
 			t.Fatalf("concurrent bootstrap differs from sequential at %d:\n%v\n%v", i, got[0], got[1])
 		}
+	}
+}
+
+// A run cut short by a cancelled context reports the cancellation, not the
+// failures of the runs the cancellation broke.
+func TestBootstrapCancelledIsNotTooManyErrors(t *testing.T) {
+	ctx, train, _, _ := capitals(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cancels := metric.FromFunc("cancels", func(ctx context.Context, _ example.Example, _ *example.Prediction) (metric.Result, error) {
+		cancel()
+		return metric.Result{}, ctx.Err()
+	})
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	opt := &teleprompt.BootstrapFewShot{Metric: cancels, MaxErrors: 1, Concurrency: 1}
+	_, err := opt.Compile(ctx, student, train)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, teleprompt.ErrTooManyErrors) {
+		t.Errorf("err = %v, want the context's cancellation", err)
 	}
 }
 

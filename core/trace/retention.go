@@ -83,7 +83,12 @@ func retentionRound(ctx context.Context, db *sql.DB, cutoff int64, keep int, act
 		}
 		ids = append(ids, id)
 	}
-	if err := rows.Close(); err != nil {
+	// Next stops at an error too: Err tells it from the end of the rows.
+	err = rows.Err()
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, err
 	}
 	if len(ids) == 0 {

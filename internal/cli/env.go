@@ -8,6 +8,7 @@ import (
 
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 )
 
@@ -49,4 +50,68 @@ func (f *envFlags) report(s *streams, t *lm.Tracker) {
 	}
 	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
 		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, tot.Cost)
+}
+
+// loadProgram loads the program file at path and builds its program, with
+// the state file at state loaded into it when state is not empty.
+func loadProgram(path, state string) (*program.Spec, module.Program, error) {
+	spec, err := program.LoadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		return nil, nil, err
+	}
+	if state != "" {
+		if err := program.LoadStateFile(state, prog); err != nil {
+			return nil, nil, err
+		}
+	}
+	return spec, prog, nil
+}
+
+// session is what a command running a program holds while it runs: the
+// observer of its run, the program's LM endpoints, and the usage they
+// spent.
+type session struct {
+	obs   *observer
+	env   *program.Env
+	usage *lm.Tracker
+	s     *streams
+	flags *envFlags
+}
+
+// startSession starts observing the run described by info (continuing the
+// run runID when it is not empty) and opens spec's LM endpoints. The
+// context it returns carries the bus, the run's span, the usage tracker,
+// the LM and the program's adapter. Unless it fails, the caller must call
+// end.
+func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *program.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
+	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), runID)
+	if err != nil {
+		return ctx, nil, err
+	}
+	ss := &session{obs: obs, usage: lm.NewTracker(), s: s, flags: ef}
+	if ss.env, err = ef.open(ctx, s, spec, obs.bus); err != nil {
+		return ctx, nil, ss.end(ctx, err)
+	}
+	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, ss.usage), ss.env.LM), spec.NewAdapter())
+	return ctx, ss, nil
+}
+
+// end closes the endpoints, publishes the run's end with the command's
+// error and usage, closes the observer so that every trace is written, and
+// prints the usage line. It returns runErr, else the observer's error.
+func (ss *session) end(ctx context.Context, runErr error) error {
+	if ss.env != nil {
+		if err := ss.env.Close(); err != nil {
+			fmt.Fprintf(ss.s.err, "dspex: warning: close the response cache: %v\n", err)
+		}
+	}
+	if err := ss.obs.finish(ctx, runErr, ss.usage.Total()); err != nil && runErr == nil {
+		runErr = err
+	}
+	ss.flags.report(ss.s, ss.usage)
+	return runErr
 }

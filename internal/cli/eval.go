@@ -14,7 +14,6 @@ import (
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
@@ -62,18 +61,9 @@ func (f *taskFlags) load() (*task, error) {
 	if f.concurrency < 1 {
 		return nil, usageError("--concurrency must be at least 1, got %d", f.concurrency)
 	}
-	spec, err := program.LoadFile(f.program)
+	spec, prog, err := loadProgram(f.program, f.state)
 	if err != nil {
 		return nil, err
-	}
-	prog, err := spec.NewProgram()
-	if err != nil {
-		return nil, err
-	}
-	if f.state != "" {
-		if err := program.LoadStateFile(f.state, prog); err != nil {
-			return nil, err
-		}
 	}
 	outputs, err := spec.Outputs()
 	if err != nil {
@@ -177,26 +167,14 @@ func runEval(ctx context.Context, s *streams, f *evalFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{Name: "eval", Program: f.program,
-		Meta: map[string]any{"data": f.data, "metric": t.metric.Name(), "field": t.field, "state": f.state, "examples": len(devset)}}, t.spec.Retention())
+	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, t.spec, event.RunInfo{Name: "eval", Program: f.program,
+		Meta: map[string]any{"data": f.data, "metric": t.metric.Name(), "field": t.field, "state": f.state, "examples": len(devset)}}, "")
 	if err != nil {
 		return err
 	}
-	usage := lm.NewTracker()
-	defer func() {
-		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
-			err = cerr
-		}
-		f.env.report(s, usage)
-	}()
-	env, err := f.env.open(ctx, s, t.spec, obs.bus)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, usage), env.LM), t.spec.NewAdapter())
+	defer func() { err = ss.end(ctx, err) }()
 	res, evalErr := evaluate.Run(ctx, t.prog, devset, t.metric, f.evalOptions("eval"))
-	obs.endProgress()
+	ss.obs.endProgress()
 	if res == nil {
 		return evalErr
 	}
@@ -213,7 +191,7 @@ func runEval(ctx context.Context, s *streams, f *evalFlags) (err error) {
 		fmt.Fprintf(s.out, "score: %.2f (%s on %s)\n", res.Score, t.metric.Name(), t.field)
 		fmt.Fprintf(s.out, "examples: %d scored, %d errors, %d skipped, of %d\n", res.Scored, res.Errors, res.Skipped, res.Total)
 		fmt.Fprintf(s.out, "wall time: %s, tokens: %d, cost: %s\n", res.Wall.Round(time.Millisecond), res.Usage.TotalTokens, res.Cost)
-		fmt.Fprintf(s.out, "run: %s\n", obs.RunID())
+		fmt.Fprintf(s.out, "run: %s\n", ss.obs.RunID())
 	}
 	return evalErr
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,11 +28,25 @@ type observeFlags struct {
 }
 
 func (f *observeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.db, "db", "", "trace database (default $DSPEX_DB, else $XDG_STATE_HOME/dspex/traces.db, else ~/.local/state/dspex/traces.db)")
+	cmd.Flags().StringVar(&f.db, "db", "", dbFlagUsage)
 	cmd.Flags().BoolVar(&f.noTraces, "no-traces", false, "do not record traces")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log level on standard error: trace, debug, info, warn, error, off")
 	cmd.Flags().BoolVar(&f.logJSON, "log-json", false, "write logs as JSON lines")
 	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "do not show progress")
+}
+
+// checkLevel refuses a --log-level that is not one of those listed, and
+// spells a valid one the way hclog and package logging both read it.
+func (f *observeFlags) checkLevel() error {
+	switch l := strings.ToLower(strings.TrimSpace(f.logLevel)); l {
+	case "trace", "debug", "info", "warn", "error", "off":
+		f.logLevel = l
+	case "warning":
+		f.logLevel = "warn"
+	default:
+		return usageError("--log-level %q: want trace, debug, info, warn, error or off", f.logLevel)
+	}
+	return nil
 }
 
 // observer owns a command's event bus and its subscribers: the trace
@@ -44,21 +59,16 @@ type observer struct {
 	progress *progress
 	run      event.Span
 	info     event.RunInfo
-	// runID, when set, continues an existing run instead of starting one.
-	runID  string
-	errOut *streams
 }
 
 // startObserving creates the bus and its subscribers and publishes the
-// run's start. ctx comes back carrying the bus and the run's root span.
-func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention) (context.Context, *observer, error) {
-	return startObservingRun(ctx, s, f, info, retention, "")
-}
-
-// startObservingRun is startObserving continuing the run runID when it is
-// not empty.
-func startObservingRun(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, runID string) (context.Context, *observer, error) {
-	o := &observer{bus: event.NewBus(), info: info, errOut: s, runID: runID}
+// run's start; a runID that is not empty continues that run instead of
+// starting one. ctx comes back carrying the bus and the run's root span.
+func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, runID string) (context.Context, *observer, error) {
+	if err := f.checkLevel(); err != nil {
+		return ctx, nil, err
+	}
+	o := &observer{bus: event.NewBus(), info: info}
 	fail := func(err error) (context.Context, *observer, error) {
 		o.close()
 		return ctx, nil, err
@@ -98,11 +108,8 @@ func startObservingRun(ctx context.Context, s *streams, f *observeFlags, info ev
 		}
 	}
 	if !f.noProgress {
-		tty := false
-		if file, ok := s.err.(*os.File); ok {
-			tty = isTerminal(file)
-		}
-		o.progress = newProgress(s.err, tty)
+		file, _ := s.err.(*os.File)
+		o.progress = newProgress(s.err, isTerminal(file))
 		if err := o.progress.Attach(o.bus); err != nil {
 			return fail(err)
 		}

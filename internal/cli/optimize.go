@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -13,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dspex/dspex/core/event"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/teleprompt"
@@ -96,11 +96,7 @@ func (f *optimizeFlags) fingerprint() (string, error) {
 }
 
 func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) {
-	known := false
-	for _, n := range optimizerNames {
-		known = known || n == f.optimizer
-	}
-	if !known {
+	if !slices.Contains(optimizerNames, f.optimizer) {
 		return usageError("--optimizer %q: expected one of %s", f.optimizer, strings.Join(optimizerNames, ", "))
 	}
 	t, err := f.load()
@@ -127,26 +123,14 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
-	ctx, obs, err := startObservingRun(ctx, s, &f.observe, event.RunInfo{Name: "optimize", Program: f.program,
+	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, t.spec, event.RunInfo{Name: "optimize", Program: f.program,
 		Meta: map[string]any{"fingerprint": fp, "optimizer": f.optimizer, "metric": t.metric.Name(), "field": t.field,
-			"train": f.train, "val": f.val, "out": f.out}}, t.spec.Retention(), f.resume)
+			"train": f.train, "val": f.val, "out": f.out}}, f.resume)
 	if err != nil {
 		return err
 	}
-	usage := lm.NewTracker()
-	defer func() {
-		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
-			err = cerr
-		}
-		f.env.report(s, usage)
-	}()
-	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", obs.RunID(), obs.RunID())
-	env, err := f.env.open(ctx, s, t.spec, obs.bus)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, usage), env.LM), t.spec.NewAdapter())
+	defer func() { err = ss.end(ctx, err) }()
+	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", ss.obs.RunID(), ss.obs.RunID())
 
 	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
 	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
@@ -164,7 +148,7 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		}
 		after = res.Best
 	default:
-		opt, err := f.newOptimizer(t, env, resume)
+		opt, err := f.newOptimizer(t, ss.env, resume)
 		if err != nil {
 			return err
 		}
@@ -178,7 +162,7 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	if err := program.SaveStateFile(f.out, after.Program); err != nil {
 		return err
 	}
-	obs.endProgress()
+	ss.obs.endProgress()
 	printComparison(s, t, before, after, len(valset), f.out)
 	return nil
 }
@@ -206,15 +190,7 @@ func (f *optimizeFlags) newOptimizer(t *task, env *program.Env, resume map[strin
 // loadResume reads the finished candidates of the run to resume, checking
 // that it is the same optimization.
 func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map[string]teleprompt.Finished, error) {
-	path := f.observe.db
-	if path == "" {
-		p, err := trace.DefaultPath()
-		if err != nil {
-			return nil, err
-		}
-		path = p
-	}
-	r, err := trace.OpenReader(ctx, path)
+	r, err := openTraces(ctx, f.observe.db)
 	if err != nil {
 		return nil, fmt.Errorf("--resume %s: %w", f.resume, err)
 	}
@@ -264,7 +240,7 @@ func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n
 	for _, name := range names {
 		fmt.Fprintf(tw, "%s: demos\t%d\t%d\n", name, b[name].demos, a[name].demos)
 		if b[name].instructions != a[name].instructions {
-			fmt.Fprintf(tw, "%s: instructions\t%s\t%s\n", name, oneLineClip(b[name].instructions), oneLineClip(a[name].instructions))
+			fmt.Fprintf(tw, "%s: instructions\t%s\t%s\n", name, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
 		}
 	}
 	tw.Flush()
@@ -282,12 +258,4 @@ func predictorSummary(p module.Program) map[string]predSummary {
 		out[np.Name] = predSummary{demos: len(np.Predictor.Demos()), instructions: np.Predictor.Signature().Instructions()}
 	}
 	return out
-}
-
-func oneLineClip(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 50 {
-		s = s[:47] + "..."
-	}
-	return s
 }

@@ -13,9 +13,6 @@ import (
 
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/pyjson"
 )
@@ -69,7 +66,7 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if f.concurrency < 1 {
 		return usageError("--concurrency must be at least 1, got %d", f.concurrency)
 	}
-	spec, err := program.LoadFile(f.program)
+	spec, prog, err := loadProgram(f.program, f.state)
 	if err != nil {
 		return err
 	}
@@ -77,41 +74,19 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	prog, err := spec.NewProgram()
-	if err != nil {
-		return err
-	}
-	if f.state != "" {
-		if err := program.LoadStateFile(f.state, prog); err != nil {
-			return err
-		}
-	}
-	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{
+	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, spec, event.RunInfo{
 		Name: "run", Program: f.program, Meta: map[string]any{"inputs": len(inputs), "concurrency": f.concurrency, "state": f.state},
-	}, spec.Retention())
+	}, "")
 	if err != nil {
 		return err
 	}
-	usage := lm.NewTracker()
-	defer func() {
-		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
-			err = cerr
-		}
-		f.env.report(s, usage)
-	}()
-	env, err := f.env.open(ctx, s, spec, obs.bus)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
+	defer func() { err = ss.end(ctx, err) }()
 	outputs, err := spec.Outputs()
 	if err != nil {
 		return err
 	}
-	ctx = lm.WithTracker(ctx, usage)
-	ctx = module.WithAdapter(module.WithLM(ctx, env.LM), spec.NewAdapter())
 	done, errs := 0, 0
-	obs.progressf(ctx, "run", 0, len(inputs), 0)
+	ss.obs.progressf(ctx, "run", 0, len(inputs), 0)
 
 	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
 		pred, err := prog.Forward(ctx, inputs[i].Map())
@@ -127,7 +102,7 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 			line, _ = json.Marshal(map[string]string{"error": err.Error()})
 		}
 		s.out.Write(append(line, '\n'))
-		obs.progressf(ctx, "run", done, len(inputs), errs)
+		ss.obs.progressf(ctx, "run", done, len(inputs), errs)
 	})
 	if err := ctx.Err(); err != nil {
 		return err

@@ -6,14 +6,12 @@ import (
 	"io"
 	"log"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/dspex/dspex/core/event"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/signature"
@@ -91,11 +89,7 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 	case f.drainTimeout < 0:
 		return usageError("--drain-timeout must not be negative, got %s", f.drainTimeout)
 	}
-	spec, err := program.LoadFile(f.program)
-	if err != nil {
-		return err
-	}
-	prog, err := spec.NewProgram()
+	spec, prog, err := loadProgram(f.program, f.state)
 	if err != nil {
 		return err
 	}
@@ -104,9 +98,6 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 		return err
 	}
 	if f.state != "" {
-		if err := program.LoadStateFile(f.state, prog); err != nil {
-			return err
-		}
 		sig = stateSignature(sig, prog)
 	}
 	maxQueue := 0 // serve's default: as many as --max-concurrent
@@ -138,30 +129,19 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 	if f.state != "" {
 		meta["state"] = f.state
 	}
-	ctx, obs, err := startObserving(ctx, s, &f.observe, event.RunInfo{Name: "serve", Program: f.program, Meta: meta}, spec.Retention())
+	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, spec, event.RunInfo{Name: "serve", Program: f.program, Meta: meta}, "")
 	if err != nil {
 		return err
 	}
-	usage := lm.NewTracker()
-	defer func() {
-		if cerr := obs.finish(ctx, err, usage.Total()); cerr != nil && err == nil {
-			err = cerr
-		}
-		f.env.report(s, usage)
-	}()
-	if err := attachAccessLog(obs.bus, s.err, &f.observe); err != nil {
+	defer func() { err = ss.end(ctx, err) }()
+	if err := attachAccessLog(ss.obs.bus, s.err, &f.observe); err != nil {
 		return err
 	}
-	env, err := f.env.open(ctx, s, spec, obs.bus)
-	if err != nil {
-		return err
-	}
-	defer env.Close()
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", f.addr, err)
 	}
-	base = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, usage), env.LM), spec.NewAdapter())
+	base = ctx
 	if _, err := fmt.Fprintf(s.out, "dspex serve listening on %s\n", serveURL(ln.Addr())); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("serve: write listening line: %w", err)
@@ -252,21 +232,15 @@ func serveURL(a net.Addr) string {
 }
 
 // attachAccessLog logs each answered request on standard error, at the
-// observe flags' level: server failures at error, LM refusals (503) at
-// warn, everything else at info. Like the other logs it drops its oldest
-// lines rather than slow the server down.
+// observe flags' level (checked by startObserving): server failures at
+// error, LM refusals (503) at warn, everything else at info. Like the
+// other logs it drops its oldest lines rather than slow the server down.
 func attachAccessLog(bus *event.Bus, w io.Writer, f *observeFlags) error {
-	if strings.EqualFold(f.logLevel, "off") {
-		return nil
-	}
 	level := hclog.LevelFromString(f.logLevel)
-	if level == hclog.NoLevel {
-		level = hclog.Info
+	if level == hclog.Off {
+		return nil
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "dspex", Level: level, Output: w, JSONFormat: f.logJSON, Color: hclog.ColorOff})
-	if level > hclog.Error {
-		return nil
-	}
 	_, err := bus.Subscribe(event.SubscribeOptions{
 		Name: "access log", Kinds: []event.Kind{event.HTTPRequest}, Policy: event.DropOldest, Buffer: 4096,
 	}, func(ev event.Event) {

@@ -378,6 +378,7 @@ func TestServeBadFlags(t *testing.T) {
 		{[]string{"serve", "--program", prog, "--max-queue", "-1"}, 2, "--max-queue must not be negative"},
 		{[]string{"serve", "--program", prog, "--timeout", "0s"}, 2, "--timeout must be positive"},
 		{[]string{"serve", "--program", prog, "--addr", "256.0.0.1:80", "--no-traces"}, 1, "serve: listen on 256.0.0.1:80"},
+		{[]string{"serve", "--program", prog, "--log-level", "loud", "--no-traces"}, 2, `--log-level "loud": want trace, debug, info, warn, error or off`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args[1:], " "), func(t *testing.T) {

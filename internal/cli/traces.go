@@ -73,7 +73,7 @@ With --json it prints one JSON array of runs instead.`,
 		},
 	}
 	cmd.Flags().IntVarP(&n, "limit", "n", 20, "runs to list")
-	cmd.Flags().StringVar(&name, "name", "", `only runs of this command ("run", "eval", "optimize")`)
+	cmd.Flags().StringVar(&name, "name", "", `only runs of this command ("run", "eval", "optimize", "serve")`)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
 }
@@ -686,12 +686,8 @@ func useColor(out io.Writer) bool {
 	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	f, ok := out.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	f, _ := out.(*os.File)
+	return isTerminal(f)
 }
 
 // capitalize is Python's str.capitalize: the first letter upper case, the

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/dspex/dspex/internal/pyjson"
@@ -24,7 +25,7 @@ const maxDepth = 512
 // reports false when s is not JSON-like at all (plain prose, or a value
 // followed by more text).
 func Parse(s string) (any, bool) {
-	s = StripFences(s)
+	s = stripFences(s)
 	p := &parser{s: s}
 	p.skip()
 	if p.eof() {
@@ -41,9 +42,9 @@ func Parse(s string) (any, bool) {
 	return v, true
 }
 
-// StripFences returns the body of the first markdown code fence in s, or s
+// stripFences returns the body of the first markdown code fence in s, or s
 // unchanged when there is none.
-func StripFences(s string) string {
+func stripFences(s string) string {
 	t := strings.TrimSpace(s)
 	if !strings.HasPrefix(t, "```") {
 		return s
@@ -237,25 +238,15 @@ func (p *parser) object(depth int) (any, bool) {
 		p.pos++
 		p.skip()
 		if p.eof() || p.peek() == '}' || p.peek() == ',' {
-			obj = set(obj, key, nil)
+			obj = obj.Set(key, nil)
 			continue
 		}
 		v, ok := p.value(depth + 1)
 		if !ok {
 			return nil, false
 		}
-		obj = set(obj, key, v)
+		obj = obj.Set(key, v)
 	}
-}
-
-func set(o pyjson.Object, key string, v any) pyjson.Object {
-	for i := range o {
-		if o[i].Key == key {
-			o[i].Value = v
-			return o
-		}
-	}
-	return append(o, pyjson.Member{Key: key, Value: v})
 }
 
 func (p *parser) array(depth int) (any, bool) {
@@ -312,10 +303,15 @@ func (p *parser) str() (any, bool) {
 					if n, err := strconv.ParseUint(p.s[p.pos:p.pos+4], 16, 32); err == nil {
 						p.pos += 4
 						r := rune(n)
-						if utf16Surrogate(r) && strings.HasPrefix(p.s[p.pos:], `\u`) && p.pos+6 <= len(p.s) {
+						// A surrogate pair makes one rune; any other
+						// surrogate is written as U+FFFD, and the escape
+						// after it read on its own.
+						if utf16.IsSurrogate(r) && strings.HasPrefix(p.s[p.pos:], `\u`) && p.pos+6 <= len(p.s) {
 							if lo, err := strconv.ParseUint(p.s[p.pos+2:p.pos+6], 16, 32); err == nil {
-								r = (r-0xD800)<<10 + (rune(lo) - 0xDC00) + 0x10000
-								p.pos += 6
+								if pair := utf16.DecodeRune(r, rune(lo)); pair != utf8.RuneError {
+									r = pair
+									p.pos += 6
+								}
 							}
 						}
 						b.WriteRune(r)
@@ -333,8 +329,6 @@ func (p *parser) str() (any, bool) {
 	}
 	return b.String(), true // unterminated at end of input: close it
 }
-
-func utf16Surrogate(r rune) bool { return 0xD800 <= r && r < 0xDC00 }
 
 func (p *parser) smartStr() (any, bool) {
 	p.pos += len("“")

@@ -20,6 +20,8 @@ func TestParse(t *testing.T) {
 		{`{"a": 1 /* note */, // more` + "\n" + `"b": 2}`, `{"a": 1, "b": 2}`},
 		{`{"a": 1, "a": 2}`, `{"a": 2}`},
 		{`"\u00e9\ud83d\ude00"`, `"é😀"`},
+		{`"\ud83d\u0041"`, "\"\ufffdA\""}, // a high surrogate without its pair
+		{`"\ude00x"`, "\"\ufffdx\""},      // a lone low surrogate
 		{`-1.5e3`, `-1500.0`},
 		{`+7`, `7`},
 		{`“smart quotes”`, `"smart quotes"`},

@@ -251,28 +251,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.N = n
 
-	seq := s.seq.Add(1)
-	rec.Seq = seq
-	fault, faulted := s.pickFault(seq, true)
-	if !s.delay(w, r, seq, fault, faulted, &rec) {
+	spoil, ok := s.injectFault(w, r, &rec, true, req.Stream)
+	if !ok {
 		return
-	}
-	if faulted {
-		if s.failWith(w, fault, &rec) {
-			return
-		}
-		if fault.Kind == FaultMalformed {
-			s.countFault(fault.Kind)
-			rec.Fault, rec.Status = fault.Kind, http.StatusOK
-			writeMalformed(w, req.Stream)
-			return
-		}
-	}
-	spoil := FaultKind("")
-	if faulted {
-		spoil = fault.Kind // truncated or badfields
-		s.countFault(spoil)
-		rec.Fault = spoil
 	}
 
 	choices, src := s.answer(&req, msgs, n, spoil)

@@ -87,22 +87,9 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		rec.Status = http.StatusBadRequest
 		return
 	}
-	seq := s.seq.Add(1)
-	rec.Seq = seq
-	fault, faulted := s.pickFault(seq, false)
-	if !s.delay(w, r, seq, fault, faulted, &rec) {
+	// Embeddings draw no fault that spoils a response.
+	if _, ok := s.injectFault(w, r, &rec, false, false); !ok {
 		return
-	}
-	if faulted {
-		if s.failWith(w, fault, &rec) {
-			return
-		}
-		if fault.Kind == FaultMalformed {
-			s.countFault(fault.Kind)
-			rec.Fault, rec.Status = fault.Kind, http.StatusOK
-			writeMalformed(w, false)
-			return
-		}
 	}
 	type item struct {
 		Object    string `json:"object"`

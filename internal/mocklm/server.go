@@ -646,6 +646,36 @@ func (s *Server) delay(w http.ResponseWriter, r *http.Request, seq uint64, fault
 	return false
 }
 
+// injectFault numbers model request rec, draws its fault (chat: from
+// every kind; else not those that spoil a completion) and waits out its
+// latency, then answers the faults that replace a response: error
+// statuses, a reset and malformed output (as a stream when stream). It
+// reports false when the request is over: answered, or its client gone.
+// Else it returns the fault, counted and recorded, that spoils the
+// response (FaultTruncated or FaultBadFields), or "" for none.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, chat, stream bool) (spoil FaultKind, ok bool) {
+	seq := s.seq.Add(1)
+	rec.Seq = seq
+	fault, faulted := s.pickFault(seq, chat)
+	if !s.delay(w, r, seq, fault, faulted, rec) {
+		return "", false
+	}
+	if !faulted {
+		return "", true
+	}
+	if s.failWith(w, fault, rec) {
+		return "", false
+	}
+	s.countFault(fault.Kind)
+	rec.Fault = fault.Kind
+	if fault.Kind == FaultMalformed {
+		rec.Status = http.StatusOK
+		writeMalformed(w, stream)
+		return "", false
+	}
+	return fault.Kind, true
+}
+
 func (s *Server) countFault(k FaultKind) {
 	s.count(func(st *Stats) { st.Faults[k]++ })
 }

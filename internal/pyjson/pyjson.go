@@ -9,6 +9,7 @@
 package pyjson
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,19 @@ func (o Object) Get(key string) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Set returns o with key set to v, as assigning to a Python dict does: an
+// existing key keeps its position and takes the new value (in o's own
+// backing array); a new key is appended.
+func (o Object) Set(key string, v any) Object {
+	for i := range o {
+		if o[i].Key == key {
+			o[i].Value = v
+			return o
+		}
+	}
+	return append(o, Member{key, v})
 }
 
 // Map converts the object (recursively) to plain Go maps and slices.
@@ -260,13 +274,13 @@ func numberValue(n json.Number) any {
 // Decode parses JSON text into the JSON model, keeping object key order and
 // telling integers (int64) from floats (float64) as Python's json.loads does.
 func Decode(b []byte) (any, error) {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	v, err := decodeValue(dec)
 	if err != nil {
 		return nil, err
 	}
-	if rest := strings.TrimSpace(string(b[dec.InputOffset():])); rest != "" {
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("pyjson: trailing data after JSON value at offset %d", dec.InputOffset())
 	}
 	return v, nil
@@ -292,7 +306,7 @@ func decodeValue(dec *json.Decoder) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				obj = setKey(obj, key, val)
+				obj = obj.Set(key, val)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, err
@@ -318,18 +332,6 @@ func decodeValue(dec *json.Decoder) (any, error) {
 	default:
 		return t, nil
 	}
-}
-
-// setKey replaces the value of an existing key (Python keeps the first
-// position and the last value) or appends a new member.
-func setKey(o Object, key string, val any) Object {
-	for i := range o {
-		if o[i].Key == key {
-			o[i].Value = val
-			return o
-		}
-	}
-	return append(o, Member{key, val})
 }
 
 // Dumps writes v as Python's json.dumps(v, ensure_ascii=False) would, or

@@ -86,3 +86,13 @@ func TestDecodeKeepsOrderAndInts(t *testing.T) {
 		t.Fatal("trailing data accepted")
 	}
 }
+
+func TestRepeatedKeyKeepsFirstPositionAndLastValue(t *testing.T) {
+	v, err := Decode([]byte(`{"a": 1, "b": 2, "a": 3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Dumps(v, -1); got != `{"a": 3, "b": 2}` {
+		t.Fatalf("Decode = %s, want Python's {\"a\": 3, \"b\": 2}", got)
+	}
+}

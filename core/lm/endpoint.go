@@ -1,0 +1,216 @@
+package lm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds on what an error keeps from a provider's answer.
+const (
+	maxErrorBody    = 64 << 10 // bytes of an error body read and searched
+	maxErrorMessage = 1024     // bytes of provider text kept in Error.Message
+)
+
+// errRequestTimeout is the cancellation cause of the configured per-request
+// timeout, which tells it apart from the caller's own deadline.
+var errRequestTimeout = errors.New("lm: request timeout")
+
+// endpoint is what the HTTP providers (OpenAI, Anthropic) share: where
+// calls go, the defaults and bound of each call, and how a failed call
+// becomes an *Error. A provider's constructor sets it; it is only read
+// afterwards, so it is safe for concurrent use.
+type endpoint struct {
+	model   string        // the configured model
+	url     string        // base URL without credentials, for errors
+	apiKey  string        // only to scrub it from provider messages
+	timeout time.Duration // bounds each request; <= 0: only the caller's ctx does
+	params  Params        // default sampling settings, merged under each request's
+}
+
+// parseBaseURL checks that base is an absolute http or https URL and
+// returns it without credentials, for errors. client and model name the
+// client being built in the error ("openai client", "gpt-4o-mini").
+func parseBaseURL(client, model, base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		// url.Error repeats the URL, which may carry credentials.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("lm: new %s %q: parse base url: %w", client, model, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("lm: new %s %q: base url %q is not an absolute http or https url", client, model, redactURL(u))
+	}
+	return redactURL(u), nil
+}
+
+// redactURL renders u without user info, query or fragment.
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	c.ForceQuery = false
+	c.Fragment = ""
+	c.RawFragment = ""
+	return strings.TrimSuffix(c.String(), "/")
+}
+
+// apiKeyFrom returns key, else the value of the environment variable env,
+// without surrounding space: a key pasted with a trailing newline would be
+// an invalid header.
+func apiKeyFrom(key, env string) string {
+	if key == "" {
+		key = os.Getenv(env)
+	}
+	return strings.TrimSpace(key)
+}
+
+// newTransport clones http.DefaultTransport with a larger idle pool: the
+// default keeps two idle connections per host, so a few dozen concurrent
+// calls to one server would keep opening new ones.
+func newTransport() http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
+
+// start checks a call's arguments and returns the model it goes to:
+// req.Model, else the configured one. A nil ctx or req is an ErrBadRequest;
+// a ctx that has already ended gives its contextError.
+func (e *endpoint) start(ctx context.Context, req *Request) (string, *Error) {
+	if ctx == nil || req == nil {
+		return "", &Error{Kind: ErrBadRequest, Model: e.model, URL: e.url, Message: "nil context or request"}
+	}
+	model := req.Model
+	if model == "" {
+		model = e.model
+	}
+	if ctx.Err() != nil {
+		return "", e.contextError(ctx, model)
+	}
+	return model, nil
+}
+
+// callContext bounds one request by the configured timeout. Cancelling it
+// also ends the request, as when a stream's consumer stops early.
+func (e *endpoint) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.timeout > 0 {
+		return context.WithTimeoutCause(ctx, e.timeout, errRequestTimeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// contextError is the error for a call whose own ctx ended: its kind, the
+// URL, and the context's cause when it has one of its own.
+func (e *endpoint) contextError(ctx context.Context, model string) *Error {
+	err := contextKindError(ctx, model)
+	err.URL = e.url
+	if cause := context.Cause(ctx); cause != nil && cause != err.Err {
+		err.Message = cause.Error()
+	}
+	return err
+}
+
+// endedError is the error for a failed request when the caller's ctx or
+// callCtx (its callContext) has ended, and nil when neither has.
+func (e *endpoint) endedError(ctx, callCtx context.Context, model string) *Error {
+	if ctx.Err() != nil {
+		return e.contextError(ctx, model)
+	}
+	if callCtx.Err() != nil {
+		return &Error{Kind: ErrTimeout, Model: model, URL: e.url, Err: callCtx.Err(),
+			Message: fmt.Sprintf("no complete response within %s", e.timeout)}
+	}
+	return nil
+}
+
+// sendError classifies err, the failure of a request that got no response:
+// a network timeout is ErrTimeout, a failed connection ErrConnection, and
+// anything else means the request could not be built (ErrBadRequest).
+func (e *endpoint) sendError(model string, err error) *Error {
+	out := &Error{Kind: ErrConnection, Model: model, URL: e.url, Err: err}
+	var ue *url.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		out.Kind = ErrTimeout
+	case errors.As(err, &ue) || connectionFailure(err):
+	default:
+		// Nothing was sent. An SDK's error may print the request URL and
+		// body, so only its scrubbed text is kept.
+		out.Kind = ErrBadRequest
+		out.Message = "build request: " + e.scrub(err.Error())
+		out.Err = nil
+	}
+	return out
+}
+
+// connectionFailure reports whether err comes from a broken connection.
+func connectionFailure(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// httpError is the error for an HTTP error status, with msg the provider's
+// (scrubbed) message: ErrAuth (401, 403), ErrNotFound (404), ErrRateLimited
+// (429), ErrTimeout (408), ErrContextWindow (400, 413 or 422 when tooLong:
+// the body says the prompt does not fit the model), ErrServer (5xx) and
+// ErrBadRequest otherwise. On 429 and 5xx, RetryAfter comes from header.
+func (e *endpoint) httpError(model string, status int, header http.Header, msg string, tooLong bool) *Error {
+	out := &Error{Model: model, URL: e.url, StatusCode: status, Message: msg}
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		out.Kind = ErrAuth
+	case status == http.StatusNotFound:
+		out.Kind = ErrNotFound
+	case status == http.StatusTooManyRequests:
+		out.Kind = ErrRateLimited
+		out.RetryAfter = retryAfter(header, time.Now())
+	case status == http.StatusRequestTimeout:
+		out.Kind = ErrTimeout
+	case (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge ||
+		status == http.StatusUnprocessableEntity) && tooLong:
+		out.Kind = ErrContextWindow
+	case status >= 500: // Anthropic's 529 "overloaded" included
+		out.Kind = ErrServer
+		out.RetryAfter = retryAfter(header, time.Now())
+	default:
+		out.Kind = ErrBadRequest
+	}
+	return out
+}
+
+// scrub bounds a provider message to maxErrorMessage bytes and removes the
+// API key, should the provider echo it.
+func (e *endpoint) scrub(msg string) string {
+	if e.apiKey != "" {
+		msg = strings.ReplaceAll(msg, e.apiKey, "[redacted]")
+	}
+	if len(msg) > maxErrorMessage {
+		cut := maxErrorMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return msg
+}
