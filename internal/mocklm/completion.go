@@ -251,12 +251,15 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.N = n
 
-	spoil, ok := s.injectFault(w, r, &rec, true, req.Stream)
-	if !ok {
+	var (
+		choices []completion
+		src     answerSource
+	)
+	if _, ok := s.injectFault(w, r, &rec, true, req.Stream, func(spoil FaultKind) {
+		choices, src = s.answer(&req, msgs, n, spoil)
+	}); !ok {
 		return
 	}
-
-	choices, src := s.answer(&req, msgs, n, spoil)
 	rec.Rule, rec.Example, rec.Correct = src.rule, src.example, src.correct
 	for _, c := range choices {
 		rec.Completions = append(rec.Completions, c.Text)

@@ -88,7 +88,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Embeddings draw no fault that spoils a response.
-	if _, ok := s.injectFault(w, r, &rec, false, false); !ok {
+	if _, ok := s.injectFault(w, r, &rec, false, false, nil); !ok {
 		return
 	}
 	type item struct {

@@ -628,7 +628,10 @@ func (s *Server) hang(ctx context.Context) error {
 // false when the request is over: the client left (nothing to write), or
 // the server closed (503 written).
 func (s *Server) delay(w http.ResponseWriter, r *http.Request, seq uint64, fault Fault, faulted bool, rec *RecordedRequest) bool {
-	err := s.wait(r.Context(), s.cfg.Latency.sample(s.rng(seq, streamLatency)))
+	// Latency counts from the request's arrival: the simulator's own work
+	// (reading and parsing the request) is part of it, as it would be for a
+	// real server, not added to it.
+	err := s.wait(r.Context(), s.cfg.Latency.sample(s.rng(seq, streamLatency))-time.Since(rec.Start))
 	if err == nil && faulted && fault.Kind == FaultHang {
 		s.countFault(fault.Kind)
 		rec.Fault = fault.Kind
@@ -653,10 +656,21 @@ func (s *Server) delay(w http.ResponseWriter, r *http.Request, seq uint64, fault
 // reports false when the request is over: answered, or its client gone.
 // Else it returns the fault, counted and recorded, that spoils the
 // response (FaultTruncated or FaultBadFields), or "" for none.
-func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, chat, stream bool) (spoil FaultKind, ok bool) {
+//
+// When the request will be answered, prepare (if not nil) runs before the
+// latency wait with that spoiling fault, so the answer is ready when the
+// wait ends: the simulated latency then covers the simulator's own work,
+// and a burst of requests does not all compute at the same instant.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, rec *RecordedRequest, chat, stream bool, prepare func(spoil FaultKind)) (spoil FaultKind, ok bool) {
 	seq := s.seq.Add(1)
 	rec.Seq = seq
 	fault, faulted := s.pickFault(seq, chat)
+	if faulted && (fault.Kind == FaultTruncated || fault.Kind == FaultBadFields) {
+		spoil = fault.Kind
+	}
+	if prepare != nil && (!faulted || spoil != "") {
+		prepare(spoil)
+	}
 	if !s.delay(w, r, seq, fault, faulted, rec) {
 		return "", false
 	}
