@@ -67,9 +67,13 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 		*c = ""
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		// encoding/json has already checked b; decode it directly rather
+		// than scanning it a second time (contents are most of a request).
+		s, ok := unquoteJSON(b)
+		if !ok {
+			if err := json.Unmarshal(b, &s); err != nil {
+				return err
+			}
 		}
 		*c = wireContent(s)
 		return nil
@@ -145,16 +149,68 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) int {
 		s.reject(w, http.StatusBadRequest, "read request body: "+err.Error())
 		return http.StatusBadRequest
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	// json.Unmarshal refuses data after the value too.
+	if err := json.Unmarshal(body, v); err != nil {
 		s.reject(w, http.StatusBadRequest, "request body is not valid JSON: "+err.Error())
 		return http.StatusBadRequest
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		s.reject(w, http.StatusBadRequest, "request body has data after the JSON object")
-		return http.StatusBadRequest
-	}
 	return 0
+}
+
+// unquoteJSON decodes a valid JSON string literal of valid UTF-8 whose
+// escapes are the common ones (\" \\ \/ \n \r \t \b \f and \u escapes of
+// the Basic Multilingual Plane outside surrogates); it reports false for
+// anything else, which the caller leaves to encoding/json.
+func unquoteJSON(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	if !utf8.Valid(b) {
+		return "", false // encoding/json turns bad bytes into U+FFFD
+	}
+	if bytes.IndexByte(b, '\\') < 0 {
+		return string(b), true
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		if i >= len(b) {
+			return "", false
+		}
+		switch b[i] {
+		case '"', '\\', '/':
+			out = append(out, b[i])
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'u':
+			if i+4 >= len(b) {
+				return "", false
+			}
+			n, err := strconv.ParseUint(string(b[i+1:i+5]), 16, 32)
+			if err != nil || (n >= 0xD800 && n < 0xE000) {
+				return "", false
+			}
+			out = utf8.AppendRune(out, rune(n))
+			i += 4
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
 }
 
 func (s *Server) reject(w http.ResponseWriter, status int, msg string) {
@@ -251,12 +307,31 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.N = n
 
+	// The answer, and for a plain response its encoded body, are made
+	// while the simulated latency runs (see injectFault).
 	var (
 		choices []completion
 		src     answerSource
+		u       usage
+		id      string
+		body    []byte
 	)
 	if _, ok := s.injectFault(w, r, &rec, true, req.Stream, func(spoil FaultKind) {
 		choices, src = s.answer(&req, msgs, n, spoil)
+		u = usageFor(msgs, choices)
+		id = responseID(&req, msgs, n)
+		if !req.Stream {
+			resp := chatResponse{
+				ID: id, Object: "chat.completion", Created: simulatedCreated, Model: req.Model,
+				SystemFingerprint: Owner, Usage: u,
+			}
+			for i, c := range choices {
+				resp.Choices = append(resp.Choices, chatChoice{
+					Index: i, Message: chatMessage{Role: "assistant", Content: c.Text}, FinishReason: c.Finish,
+				})
+			}
+			body = encodeJSON(resp)
+		}
 	}); !ok {
 		return
 	}
@@ -264,7 +339,6 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	for _, c := range choices {
 		rec.Completions = append(rec.Completions, c.Text)
 	}
-	u := usageFor(msgs, choices)
 	s.count(func(st *Stats) {
 		st.Completions++
 		st.PromptTokens += int64(u.PromptTokens)
@@ -283,22 +357,12 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	rec.Status = http.StatusOK
-	id := responseID(&req, msgs, n)
 	if req.Stream {
 		includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 		s.writeStream(w, r, id, req.Model, choices, u, includeUsage)
 		return
 	}
-	resp := chatResponse{
-		ID: id, Object: "chat.completion", Created: simulatedCreated, Model: req.Model,
-		SystemFingerprint: Owner, Usage: u,
-	}
-	for i, c := range choices {
-		resp.Choices = append(resp.Choices, chatChoice{
-			Index: i, Message: chatMessage{Role: "assistant", Content: c.Text}, FinishReason: c.Finish,
-		})
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writeBody(w, http.StatusOK, body)
 }
 
 // answerSource says where a request's answers came from.
@@ -680,16 +744,25 @@ func writeError(w http.ResponseWriter, status int, typ string, code any, msg str
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeBody(w, status, encodeJSON(v))
+}
+
+// encodeJSON encodes one of the simulator's own response types (which
+// always encode) as a JSON line, without HTML escaping.
+func encodeJSON(v any) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		// Only our own response types are encoded; they always encode.
-		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
-		return
+		panic("mocklm: encode response: " + err.Error()) // a bug in the simulator's types
 	}
+	return b.Bytes()
+}
+
+// writeBody writes an encoded JSON body.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(body)
 }

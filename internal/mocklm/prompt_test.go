@@ -1,6 +1,7 @@
 package mocklm
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -223,5 +224,27 @@ func FuzzParsePrompt(f *testing.F) {
 		}
 		_ = chatText(names, values)
 		_ = jsonText(names, values)
+	})
+}
+
+func FuzzUnquoteJSON(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\nb\t\"c\"\\d\/"`, `"\u00e9\u4e2d"`, `"\ud83d\ude00"`, `"x\q"`, `"`, `"\u12"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := unquoteJSON([]byte(s))
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			if json.Valid([]byte(s)) {
+				t.Fatalf("%q: encoding/json fails (%v) on valid JSON", s, err)
+			}
+			return // callers only pass strings encoding/json has validated
+		}
+		if got != want {
+			t.Fatalf("unquoteJSON(%q) = %q, encoding/json gives %q", s, got, want)
+		}
 	})
 }
