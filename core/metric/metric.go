@@ -152,15 +152,6 @@ func ByName(name, field string) (Metric, error) {
 	return mk(field), nil
 }
 
-// text returns a value as DSPy's metrics read it: strings as they are,
-// other values as Python's str() writes them.
-func text(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return pyjson.Str(v)
-}
-
 // predText returns the prediction's field as text.
 func predText(name string, pred *example.Prediction, field string) (string, error) {
 	if pred == nil {
@@ -170,7 +161,7 @@ func predText(name string, pred *example.Prediction, field string) (string, erro
 	if !ok {
 		return "", &FieldError{Metric: name, Field: field, InPrediction: true}
 	}
-	return text(v), nil
+	return pyjson.Str(v), nil
 }
 
 // goldAnswers returns the example's gold answers: a string is one answer,
@@ -203,7 +194,7 @@ func textList(name, field string, inPred bool, v any) ([]string, error) {
 		for i, item := range x {
 			switch item.(type) {
 			case string, int64, float64, bool:
-				out[i] = text(item)
+				out[i] = pyjson.Str(item)
 			default:
 				return nil, bad(fmt.Sprintf("holds a %s at position %d, not a string", typeName(item), i))
 			}

@@ -79,7 +79,7 @@ func Majority[T MajorityInput](in T, field string, normalize func(string) string
 		if !ok {
 			return nil, fmt.Errorf("module: majority: completion %d has no field %q", i, field)
 		}
-		values[i] = normalize(valueText(v))
+		values[i] = normalize(pyjson.Str(v))
 		if values[i] != "" {
 			counted++
 		}
@@ -109,14 +109,6 @@ func Majority[T MajorityInput](in T, field string, normalize func(string) string
 		}
 	}
 	return nil, fmt.Errorf("module: majority: internal error: no completion has the winning value %q", winner)
-}
-
-// valueText is a field value as Python's str() writes it.
-func valueText(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return pyjson.Str(v)
 }
 
 // pyPunctuation is Python's string.punctuation.

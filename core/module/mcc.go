@@ -8,6 +8,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // MultiChainComparison defaults and names, DSPy's.
@@ -139,7 +140,7 @@ func (c *MultiChainComparison) Attempts(completions []map[string]any) ([]string,
 			return nil, fmt.Errorf("module: multi-chain comparison: completion %d has no field %q", i+1, c.answerField)
 		}
 		attempts = append(attempts, fmt.Sprintf("«I'm trying to %s I'm not sure but my prediction is %s»",
-			firstLine(valueText(r)), firstLine(valueText(a))))
+			firstLine(pyjson.Str(r)), firstLine(pyjson.Str(a))))
 	}
 	if len(attempts) != c.M {
 		return nil, fmt.Errorf("module: multi-chain comparison: the number of attempts (%d) doesn't match the expected number M (%d); set the correct M when building MultiChainComparison", len(attempts), c.M)

@@ -269,7 +269,7 @@ func adviceMap(fb *example.Prediction) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(m))
 	for k, a := range m {
-		out[k] = valueText(a)
+		out[k] = pyjson.Str(a)
 	}
 	return out, nil
 }

@@ -175,12 +175,7 @@ func (o *KNNFewShot) compile(ctx context.Context, student module.Program, trains
 func knnText(order []string, fields map[string]any) string {
 	var parts []string
 	add := func(key string) {
-		v := fields[key]
-		s, ok := v.(string)
-		if !ok {
-			s = pyjson.Str(v)
-		}
-		parts = append(parts, key+": "+s)
+		parts = append(parts, key+": "+pyjson.Str(fields[key]))
 	}
 	for _, key := range order {
 		if _, ok := fields[key]; ok {

@@ -346,6 +346,9 @@ func Dumps(v any, indent int) string {
 // True/False/None, Python's float repr; lists and objects as json.dumps.
 // DSPy uses this for field values that are not lists or dicts.
 func Str(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
 	switch x := Normalize(v).(type) {
 	case nil:
 		return "None"
