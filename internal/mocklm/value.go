@@ -249,10 +249,14 @@ func snippet(s string) string {
 // chatValue formats a field value as DSPy's ChatAdapter does: strings
 // raw, lists and objects as JSON, other scalars as Python's str().
 func chatValue(v any) string {
-	if s, ok := v.(string); ok {
-		return s
+	switch x := pyjson.Normalize(v).(type) {
+	case string:
+		return x
+	case []any, pyjson.Object:
+		return pyjson.Dumps(x, -1)
+	default:
+		return pyjson.Str(x)
 	}
-	return pyjson.Str(v)
 }
 
 // chatText writes output fields in ChatAdapter form, ending with the
