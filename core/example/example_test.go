@@ -73,3 +73,57 @@ func TestDecode(t *testing.T) {
 		t.Errorf("Decode = %+v, %v", out, err)
 	}
 }
+
+// TestKeyOrder checks that examples read from JSON keep their keys, and the
+// keys of nested objects, in the file's order, and integers of any size,
+// as DSPy's Examples (Python dicts and ints) do.
+func TestKeyOrder(t *testing.T) {
+	line := `{"zeta": {"b": 1, "a": [{"y": 2, "x": 3}]}, "alpha": 12345678901234567890, "mid": "m"}`
+	ex, err := ReadJSONL(strings.NewReader(line+"\n"), "data.jsonl", "zeta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ex[0]
+	if got := strings.Join(e.Keys(), ","); got != "zeta,alpha,mid" {
+		t.Errorf("Keys = %s, want zeta,alpha,mid", got)
+	}
+	b, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"zeta":{"b":1,"a":[{"y":2,"x":3}]},"alpha":12345678901234567890,"mid":"m"}`; string(b) != want {
+		t.Errorf("MarshalJSON = %s\nwant %s", b, want)
+	}
+	if got := e.String("zeta"); got != `{'b': 1, 'a': [{'y': 2, 'x': 3}]}` {
+		t.Errorf("String(zeta) = %s", got)
+	}
+	if got := e.String("alpha"); got != "12345678901234567890" {
+		t.Errorf("String(alpha) = %s", got)
+	}
+	if f, err := e.Float("alpha"); err != nil || f != 1.2345678901234567e19 {
+		t.Errorf("Float(alpha) = %v, %v", f, err)
+	}
+	if _, err := e.Int("alpha"); err == nil || !strings.Contains(err.Error(), "outside the int64 range") {
+		t.Errorf("Int(alpha) error = %v", err)
+	}
+	if got := strings.Join(e.InputKeys(), ","); got != "zeta" {
+		t.Errorf("InputKeys = %s", got)
+	}
+	// With appends a new key and keeps an old key's place; Without drops.
+	e2 := e.With("beta", 1).With("zeta", 2).Without("alpha")
+	if got := strings.Join(e2.Keys(), ","); got != "zeta,mid,beta" {
+		t.Errorf("Keys after With/Without = %s", got)
+	}
+	if got := strings.Join(e.Keys(), ","); got != "zeta,alpha,mid" {
+		t.Errorf("With changed the original: %s", got)
+	}
+	// A Go map has no order: New sorts.
+	if got := strings.Join(New(map[string]any{"b": 1, "a": 2, "c": 3}).Keys(), ","); got != "a,b,c" {
+		t.Errorf("New keys = %s", got)
+	}
+	// A repeated key keeps its first place and its last value.
+	d := FromObject(Object{{Key: "q", Value: 1}, {Key: "a", Value: 2}, {Key: "q", Value: 3}})
+	if v, _ := d.Get("q"); strings.Join(d.Keys(), ",") != "q,a" || v != 3 {
+		t.Errorf("FromObject with a repeated key: %v %v", d.Keys(), v)
+	}
+}
