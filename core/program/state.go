@@ -108,16 +108,13 @@ func predictorState(p *module.Predict) pyjson.Object {
 	}
 	demos := make([]any, 0)
 	for _, d := range p.Demos() {
-		obj := pyjson.Object{}
-		// Signature fields first, in signature order, then any others.
-		for _, f := range sig.Fields() {
-			if v, ok := d.Get(f.Name); ok {
-				obj = append(obj, pyjson.Member{Key: f.Name, Value: f.Type.Normalize(v)})
-			}
-		}
+		// In the demo's own key order, as DSPy writes a demo (a dict).
+		obj := make(pyjson.Object, 0, d.Len())
 		for _, k := range d.Keys() {
-			if _, ok := sig.Field(k); !ok {
-				v, _ := d.Get(k)
+			v, _ := d.Get(k)
+			if f, ok := sig.Field(k); ok {
+				obj = append(obj, pyjson.Member{Key: k, Value: f.Type.Normalize(v)})
+			} else {
 				obj = append(obj, pyjson.Member{Key: k, Value: pyjson.Normalize(v)})
 			}
 		}
@@ -313,7 +310,7 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 			if !ok {
 				return u, fmt.Errorf("demo %d is not an object", i+1)
 			}
-			u.demos = append(u.demos, example.New(obj.Map()))
+			u.demos = append(u.demos, example.FromObject(obj))
 		}
 	}
 	if cv, ok := st.Get("config"); ok && cv != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dspex/dspex/core/evaluate"
@@ -121,6 +122,11 @@ func TestBootstrapOneOne(t *testing.T) {
 	}
 	if aug, _ := d.Bool("augmented"); !aug {
 		t.Error("bootstrapped demo not marked augmented")
+	}
+	// DSPy builds the demo as Example(augmented=True, **inputs, **outputs),
+	// and a saved program keeps that key order.
+	if got := strings.Join(d.Keys(), ","); got != "augmented,question,answer" {
+		t.Errorf("demo keys %s, want augmented,question,answer", got)
 	}
 	_ = srv
 }
