@@ -98,6 +98,17 @@ type ParseFailureInfo struct {
 	Raw      string `json:"raw"`
 }
 
+// DemoKeysInfo is a demo holding keys its predictor's signature lacks:
+// the demo is used, the keys are left out of the prompt (as DSPy does).
+type DemoKeysInfo struct {
+	// Signature is the predictor's signature, e.g. "question -> answer".
+	Signature string `json:"signature"`
+	// Demo is the demo's position among the predictor's demos, from 1.
+	Demo int `json:"demo"`
+	// Keys are the demo's keys the signature lacks, in the demo's order.
+	Keys []string `json:"keys"`
+}
+
 // ProgressInfo reports how far a long command has got.
 type ProgressInfo struct {
 	Label string `json:"label"`

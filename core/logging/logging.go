@@ -146,6 +146,7 @@ func maxLevels() map[event.Kind]hclog.Level {
 		event.BreakerState:     hclog.Warn,
 		event.ParseFailure:     hclog.Warn,
 		event.AdapterFallback:  hclog.Warn,
+		event.DemoExtraKeys:    hclog.Warn,
 		event.EvalExample:      hclog.Warn,
 		event.OptimizerStart:   hclog.Info,
 		event.OptimizerTrial:   hclog.Debug,
@@ -342,6 +343,10 @@ func (l *Logger) write(ev event.Event) {
 			args = append(args, "raw", truncate(d.Raw))
 		}
 		l.log.Warn(msg, args...)
+
+	case *event.DemoKeysInfo:
+		l.log.Warn("demo has keys the signature lacks; they are left out of the prompt",
+			append(ids, "signature", d.Signature, "demo", d.Demo, "keys", strings.Join(d.Keys, ", "))...)
 
 	case *event.EvalExampleInfo:
 		args := append(ids, "index", d.Index, "score", d.Score, "duration", duration(d.Duration))

@@ -268,3 +268,22 @@ func TestAttachAfterClose(t *testing.T) {
 		t.Errorf("Attach after Close: %v, want ErrClosed", err)
 	}
 }
+
+func TestDemoKeysWarning(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	bus.Publish(event.Event{Kind: event.DemoExtraKeys, Time: time.Now(), RunID: "0123456789abcdef",
+		Data: &event.DemoKeysInfo{Signature: "question -> answer", Demo: 2, Keys: []string{"source", "id"}}})
+	bus.Close()
+	l.Close()
+	out := buf.String()
+	for _, want := range []string{"[WARN]  dspex: demo has keys the signature lacks", `keys="source, id"`, "demo=2", `signature="question -> answer"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
@@ -177,4 +178,52 @@ func TestPredictConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Demos with keys the signature lacks are used as DSPy uses them (the keys
+// left out of the prompt), and reported once per set of demos with a
+// DemoExtraKeys event naming the keys; "augmented" is DSPy's own mark.
+func TestPredictDemoExtraKeys(t *testing.T) {
+	bus := event.NewBus()
+	var mu sync.Mutex
+	var got []*event.DemoKeysInfo
+	if _, err := bus.Subscribe(event.SubscribeOptions{Kinds: []event.Kind{event.DemoExtraKeys}, Policy: event.Block}, func(ev event.Event) {
+		mu.Lock()
+		got = append(got, ev.Data.(*event.DemoKeysInfo))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	model := &echoLM{name: "m", answer: "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"}
+	ctx := WithLM(event.WithBus(context.Background(), bus), model)
+	demos := []example.Example{
+		example.FromObject(example.Object{{Key: "question", Value: "1+1?"}, {Key: "answer", Value: "2"}, {Key: "augmented", Value: true}}),
+		example.FromObject(example.Object{{Key: "question", Value: "2+3?"}, {Key: "source", Value: "wiki"}, {Key: "answer", Value: "5"}, {Key: "id", Value: 7}}),
+	}
+	p := NewPredict(signature.MustParse("question -> answer"), WithDemos(demos...))
+	for range 2 {
+		if _, err := p.Forward(ctx, Inputs{"question": "2+2?"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs := model.last().Messages; len(msgs) != 6 || strings.Contains(msgs[3].Content, "wiki") {
+		t.Errorf("the demo with extra keys is not used as DSPy uses it: %d messages, %q", len(msgs), msgs[3].Content)
+	}
+	p.SetDemos(demos[1:])
+	if _, err := p.Forward(ctx, Inputs{"question": "2+2?"}); err != nil {
+		t.Fatal(err)
+	}
+	bus.Close()
+	want := []event.DemoKeysInfo{
+		{Signature: "question -> answer", Demo: 2, Keys: []string{"source", "id"}},
+		{Signature: "question -> answer", Demo: 1, Keys: []string{"source", "id"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d (once per set of demos): %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if g := got[i]; g.Signature != want[i].Signature || g.Demo != want[i].Demo || strings.Join(g.Keys, ",") != strings.Join(want[i].Keys, ",") {
+			t.Errorf("event %d = %+v, want %+v", i, *g, want[i])
+		}
+	}
 }

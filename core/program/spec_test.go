@@ -83,6 +83,38 @@ func TestParseValid(t *testing.T) {
 	}
 }
 
+// Demos keep the file's key order (top level and nested), integers of any
+// size, and keys the signature lacks (DSPy ignores those in prompts).
+func TestDemosKeepOrder(t *testing.T) {
+	spec, err := Parse("p.yaml", []byte(`lm: {model: m}
+program:
+  module: predict
+  signature: "q: dict, n: int -> a"
+  demos:
+    - {a: "x", q: {zeta: 1, alpha: [2, {y: 1.5, x: null}]}, n: 12345678901234567890, source: wiki, m: 0x10}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := prog.(*module.Predict).Demos()[0]
+	if got := strings.Join(d.Keys(), ","); got != "a,q,n,source,m" {
+		t.Errorf("demo keys %s, want the file's order a,q,n,source,m", got)
+	}
+	for key, want := range map[string]string{
+		"q": `{'zeta': 1, 'alpha': [2, {'y': 1.5, 'x': None}]}`,
+		"n": "12345678901234567890",
+		"m": "16",
+	} {
+		if got := d.String(key); got != want {
+			t.Errorf("demo %s = %s, want %s", key, got, want)
+		}
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
@@ -93,7 +125,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: unknown field "modle"`},
 		{"bad module", "lm: {model: m}\nprogram:\n  module: agent\n  signature: a -> b\n", `p.yaml:3: program.module: "agent" is not a module`},
 		{"bad signature", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"a -> b: lst\"\n", `p.yaml:4: program.signature: signature "a -> b: lst": column 9: unknown type "lst"`},
-		{"demo field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: 1, c: 2}\n", `program.demos.0: demo 1 has field "c"`},
+		{"demo not a mapping", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - [a, b]\n", `p.yaml:6: a demo must be a mapping`},
+		{"demo too large", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]}\n", `demo is larger than`},
 		{"desc field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  fields:\n    z: {desc: x}\n", `program.fields.z: no field "z"`},
 		{"timeout", "lm: {model: m, timeout: soon}\nprogram: {module: predict, signature: a -> b}\n", `lm.timeout: "soon" is not a positive duration`},
 		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
