@@ -316,9 +316,19 @@ func Decode(b []byte) (any, error) {
 		return nil, err
 	}
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
-		return nil, fmt.Errorf("pyjson: trailing data after JSON value at offset %d", dec.InputOffset())
+		return nil, &TrailingDataError{Offset: dec.InputOffset()}
 	}
 	return v, nil
+}
+
+// TrailingDataError is JSON text with more than whitespace after its value.
+type TrailingDataError struct {
+	// Offset is where the value ends.
+	Offset int64
+}
+
+func (e *TrailingDataError) Error() string {
+	return fmt.Sprintf("pyjson: unexpected data after the JSON value at offset %d", e.Offset)
 }
 
 func decodeValue(dec *json.Decoder) (any, error) {

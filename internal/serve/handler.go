@@ -3,10 +3,10 @@ package serve
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -212,18 +212,21 @@ func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid(fmt.Sprintf("empty request body; expected a JSON object of the input fields (%s)", fieldList(sig.Inputs())))
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	// Decoded as Python's json.loads would: nested objects keep their key
+	// order and integers every digit, so prompts print them as DSPy does.
+	v, err := pyjson.Decode(body)
+	if te := (*pyjson.TrailingDataError)(nil); errors.As(err, &te) {
+		return nil, invalid(fmt.Sprintf("malformed JSON: unexpected data after the object at offset %d", te.Offset))
+	} else if err != nil {
 		return nil, invalid(fmt.Sprintf("malformed JSON: %v", err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid(fmt.Sprintf("malformed JSON: unexpected data after the object at offset %d", dec.InputOffset()))
-	}
-	obj, ok := v.(map[string]any)
+	members, ok := v.(pyjson.Object)
 	if !ok {
 		return nil, invalid(fmt.Sprintf("expected a JSON object of the input fields (%s), got %s", fieldList(sig.Inputs()), jsonKind(v)))
+	}
+	obj := make(map[string]any, len(members))
+	for _, m := range members {
+		obj[m.Key] = m.Value
 	}
 	var unknown []string
 	for k := range obj {
@@ -249,37 +252,7 @@ func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error
 		e.Fields = missing
 		return nil, e
 	}
-	for k, v := range obj {
-		obj[k] = plainNumbers(v)
-	}
 	return obj, nil
-}
-
-// plainNumbers turns json.Numbers into int64 or float64, telling integers
-// from floats as Python's json.loads (and dspex run) does.
-func plainNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		s := string(x)
-		if !strings.ContainsAny(s, ".eE") {
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i
-			}
-		}
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return f
-		}
-		return s
-	case map[string]any:
-		for k, e := range x {
-			x[k] = plainNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = plainNumbers(e)
-		}
-	}
-	return v
 }
 
 func jsonKind(v any) string {
@@ -290,7 +263,7 @@ func jsonKind(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case json.Number:
+	case int64, float64, *big.Int:
 		return "a number"
 	case bool:
 		return "a boolean"

@@ -407,3 +407,39 @@ func TestNewConfig(t *testing.T) {
 		t.Errorf("defaults = %+v", got)
 	}
 }
+
+// A request body is read as Python's json.loads reads it: the prompt shows
+// nested objects in the body's key order and integers with every digit,
+// as DSPy's prompt for the same input does.
+func TestPredictKeepsKeyOrderAndBigIntegers(t *testing.T) {
+	model, _ := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+		{Match: "zeta", Fields: map[string]any{"answer": "ok"}},
+	}}})
+	sig := signature.MustParse("data: dict, n: int -> answer")
+	bus := event.NewBus()
+	events := collect(t, bus)
+	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, model, bus)
+	body := `{"n": 12345678901234567890, "data": {"zeta": 1, "alpha": {"y": [1.0, -98765432109876543210], "x": null}}}`
+	res := do(newClient(1), http.MethodPost, rs.url+"/v1/predict", []byte(body))
+	if res.err != nil || res.status != http.StatusOK {
+		t.Fatalf("status %d, err %v, body %s", res.status, res.err, res.body)
+	}
+	if err := rs.stop(); err != nil {
+		t.Fatal(err)
+	}
+	bus.Close()
+	var prompt string
+	for _, ev := range events.all() {
+		if c, ok := ev.Data.(*event.LMCall); ok && ev.Kind == event.LMStart {
+			prompt = c.Messages[len(c.Messages)-1].Content
+		}
+	}
+	for _, want := range []string{
+		"[[ ## data ## ]]\n{\"zeta\": 1, \"alpha\": {\"y\": [1.0, -98765432109876543210], \"x\": null}}",
+		"[[ ## n ## ]]\n12345678901234567890",
+	} {
+		if !strings.Contains(prompt, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, prompt)
+		}
+	}
+}
