@@ -169,3 +169,65 @@ func normalizeRequired(v any) {
 		}
 	}
 }
+
+// TestGoldenJSONParse parses LM answers with JSONAdapter and compares the
+// fields with what DSPy 3.4.1's JSONAdapter.parse returned for the same
+// answers (testdata/golden/adapter/gen_dspy_parse.py): a str field given a
+// JSON value holds Python's str() of it, dicts keep the LM's key order and
+// integers every digit.
+func TestGoldenJSONParse(t *testing.T) {
+	var cases []struct {
+		Name       string `json:"name"`
+		Signature  string `json:"signature"`
+		Completion string `json:"completion"`
+	}
+	b, err := os.ReadFile(filepath.Join(goldenDir, "parse_cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	b, err = os.ReadFile(filepath.Join(goldenDir, "parse.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := pyjson.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := golden.([]any)
+	if len(results) != len(cases) {
+		t.Fatalf("%d results for %d cases; regenerate parse.json", len(results), len(cases))
+	}
+	for i, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			want := results[i].(pyjson.Object)
+			if name, _ := want.Get("name"); name != c.Name {
+				t.Fatalf("result %d is for %v; regenerate parse.json", i, name)
+			}
+			sig := signature.MustParse(c.Signature)
+			got, err := JSONAdapter{}.Parse(sig, c.Completion)
+			if _, dspyFailed := want.Get("error"); dspyFailed {
+				if err == nil {
+					t.Errorf("DSPy refuses this answer, dspex parsed %v", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fv, _ := want.Get("fields")
+			fields := fv.(pyjson.Object)
+			if len(got) != len(fields) {
+				t.Errorf("fields %v, DSPy's %s", got, pyjson.Dumps(fields, -1))
+			}
+			for _, m := range fields {
+				f, _ := sig.Field(m.Key)
+				if g, w := pyjson.Dumps(f.Type.Normalize(got[m.Key]), -1), pyjson.Dumps(m.Value, -1); g != w {
+					t.Errorf("field %s = %s\nDSPy's     %s", m.Key, g, w)
+				}
+			}
+		})
+	}
+}

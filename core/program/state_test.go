@@ -17,6 +17,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pyjson"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -211,4 +212,56 @@ func asStateError(err error, target **StateError) bool {
 	se, ok := err.(*StateError)
 	*target = se
 	return ok
+}
+
+// A DSPy state file whose demos have keys out of signature order, dicts in
+// unsorted key order, integers beyond int64 and keys the signature lacks
+// (gen_dspy_ordered_state.py) loads here, gives DSPy's prompts with both
+// adapters, and saves back with every demo as DSPy wrote it.
+func TestLoadOrderedDSPyState(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("query: dict, n: int -> result: dict, total: int"))
+	file := filepath.Join(stateDir, "ordered_saved.json")
+	if err := LoadStateFile(file, p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, "ordered_prompts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][]lm.Message
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	var inputs example.Example
+	if err := inputs.UnmarshalJSON([]byte(`{"query": {"k2": 1, "k1": [{"b": 1, "a": 2}]}, "n": 18446744073709551616}`)); err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]adapter.Adapter{"chat": &adapter.ChatAdapter{}, "json": adapter.JSONAdapter{}} {
+		got, err := a.Format(p.Signature(), p.Demos(), inputs.Map())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want[name], got); diff != "" {
+			t.Errorf("%s prompts differ from DSPy's (-dspy +dspex):\n%s", name, diff)
+		}
+	}
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	demos := func(data []byte) string {
+		v, err := pyjson.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := v.(pyjson.Object).Get("demos")
+		return pyjson.Dumps(d, 2)
+	}
+	dspy, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(demos(dspy), demos(buf.Bytes())); diff != "" {
+		t.Errorf("saved demos differ from DSPy's (-dspy +dspex):\n%s", diff)
+	}
 }
