@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -262,5 +264,16 @@ func TestRandomSearchStopAtScoreAndResume(t *testing.T) {
 		if !c.Resumed {
 			t.Errorf("candidate %s was not resumed", c.ID)
 		}
+	}
+	// The record keeps each demo's key order, so a resumed candidate sends
+	// the same prompts.
+	demoKeys := func(p module.Program) (keys []string) {
+		for _, d := range p.NamedPredictors()[0].Predictor.Demos() {
+			keys = append(keys, strings.Join(d.Keys(), ","))
+		}
+		return keys
+	}
+	if diff := cmp.Diff(demoKeys(first.Best.Program), demoKeys(again.Best.Program)); diff != "" {
+		t.Errorf("demo keys changed across resume (-first +resumed):\n%s", diff)
 	}
 }
