@@ -3,6 +3,7 @@ package program
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 
 	"go.yaml.in/yaml/v3"
 
@@ -14,6 +15,9 @@ import (
 // order, nested mappings as ordered objects and integers of any size, so
 // that prompts print them as DSPy prints the same demo.
 type Demo example.Object
+
+// intLiteralRE matches YAML's decimal integer spelling.
+var intLiteralRE = regexp.MustCompile(`^[-+]?[0-9][0-9_]*$`)
 
 // maxDemoNodes bounds the YAML nodes one demo may expand to, counting
 // aliases each time they are used (a "billion laughs" file stops here).
@@ -71,21 +75,17 @@ func yamlValue(n *yaml.Node, budget *int) (any, error) {
 		}
 		return arr, nil
 	}
-	switch n.ShortTag() {
-	case "!!str":
+	switch tag := n.ShortTag(); {
+	case tag == "!!str":
 		return n.Value, nil
-	case "!!int":
-		var i int64
-		if err := n.Decode(&i); err == nil {
-			return i, nil
+	case tag == "!!int" || (tag == "!!float" && n.Style == 0 && intLiteralRE.MatchString(n.Value)):
+		// Read here rather than by yaml.v3, which resolves a plain integer
+		// beyond uint64 as a float and clamps one below int64's minimum.
+		// big.Int's base 0 reads the same forms as yaml.v3 (sign, 0x, 0o,
+		// 0b and leading-0 octal, underscores).
+		if b, ok := new(big.Int).SetString(n.Value, 0); ok {
+			return pyjson.Normalize(b), nil
 		}
-		// Beyond int64: YAML 1.1/1.2 integer forms (sign, 0x/0o/0b
-		// prefixes, underscores), as big.Int's base 0 reads them.
-		b, ok := new(big.Int).SetString(n.Value, 0)
-		if !ok {
-			return nil, fmt.Errorf("line %d: %q is not an integer", n.Line, n.Value)
-		}
-		return pyjson.Normalize(b), nil
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {

@@ -91,7 +91,7 @@ program:
   module: predict
   signature: "q: dict, n: int -> a"
   demos:
-    - {a: "x", q: {zeta: 1, alpha: [2, {y: 1.5, x: null}]}, n: 12345678901234567890, source: wiki, m: 0x10}
+    - {a: "x", q: {zeta: 1, alpha: [2, {y: 1.5, x: null}]}, n: 12345678901234567890, source: wiki, m: 0x10, big: -98765432109876543210}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -101,13 +101,14 @@ program:
 		t.Fatal(err)
 	}
 	d := prog.(*module.Predict).Demos()[0]
-	if got := strings.Join(d.Keys(), ","); got != "a,q,n,source,m" {
-		t.Errorf("demo keys %s, want the file's order a,q,n,source,m", got)
+	if got := strings.Join(d.Keys(), ","); got != "a,q,n,source,m,big" {
+		t.Errorf("demo keys %s, want the file's order a,q,n,source,m,big", got)
 	}
 	for key, want := range map[string]string{
-		"q": `{'zeta': 1, 'alpha': [2, {'y': 1.5, 'x': None}]}`,
-		"n": "12345678901234567890",
-		"m": "16",
+		"q":   `{'zeta': 1, 'alpha': [2, {'y': 1.5, 'x': None}]}`,
+		"n":   "12345678901234567890",
+		"m":   "16",
+		"big": "-98765432109876543210",
 	} {
 		if got := d.String(key); got != want {
 			t.Errorf("demo %s = %s, want %s", key, got, want)
