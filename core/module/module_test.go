@@ -158,6 +158,30 @@ func TestTyped(t *testing.T) {
 	}
 }
 
+// A typed input's nested values keep their order: an example.Object in an
+// `any` field prints in its own key order, as a Python dict would.
+func TestTypedKeepsNestedOrder(t *testing.T) {
+	type in struct {
+		Query any `json:"query"`
+	}
+	type out struct {
+		Answer string `json:"answer"`
+	}
+	model := &echoLM{answer: "[[ ## answer ## ]]\nok"}
+	p, err := NewTyped[in, out](func(sig *signature.Signature, _ ...PredictOption) *Predict { return NewPredict(sig) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := example.Object{{Key: "zeta", Value: 1}, {Key: "alpha", Value: example.Object{{Key: "y", Value: 2}, {Key: "x", Value: 3}}}}
+	if _, err := p.Call(WithLM(context.Background(), model), in{Query: q}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := model.last().Messages
+	if want := `{"zeta": 1, "alpha": {"y": 2, "x": 3}}`; !strings.Contains(msgs[len(msgs)-1].Content, want) {
+		t.Errorf("prompt lacks %s:\n%s", want, msgs[len(msgs)-1].Content)
+	}
+}
+
 func TestPredictConcurrentUse(t *testing.T) {
 	model := &echoLM{answer: "[[ ## a ## ]]\nok"}
 	p := NewPredict(signature.MustParse("q -> a"))
