@@ -81,6 +81,33 @@ type Logger struct {
 	mu     sync.Mutex
 	subs   []*subscription
 	closed bool
+
+	// warnedDemos holds the demo-key warnings written (signature and
+	// keys), so that an optimizer's many copies of one predictor, each
+	// with demos from the same data, warn once.
+	warnedMu    sync.Mutex
+	warnedDemos map[string]bool
+}
+
+// maxWarnedDemos bounds warnedDemos; past it, warnings are not deduplicated.
+const maxWarnedDemos = 1024
+
+// firstDemoWarning reports whether d's signature and keys were not warned
+// about yet, and remembers them.
+func (l *Logger) firstDemoWarning(d *event.DemoKeysInfo) bool {
+	key := d.Signature + "\x00" + strings.Join(d.Keys, "\x00")
+	l.warnedMu.Lock()
+	defer l.warnedMu.Unlock()
+	if l.warnedDemos[key] {
+		return false
+	}
+	if l.warnedDemos == nil {
+		l.warnedDemos = map[string]bool{}
+	}
+	if len(l.warnedDemos) < maxWarnedDemos {
+		l.warnedDemos[key] = true
+	}
+	return true
 }
 
 // subscription is one Attach: its bus subscription and the dropped count
@@ -345,6 +372,9 @@ func (l *Logger) write(ev event.Event) {
 		l.log.Warn(msg, args...)
 
 	case *event.DemoKeysInfo:
+		if !l.firstDemoWarning(d) {
+			return
+		}
 		l.log.Warn("demo has keys the signature lacks; they are left out of the prompt",
 			append(ids, "signature", d.Signature, "demo", d.Demo, "keys", strings.Join(d.Keys, ", "))...)
 

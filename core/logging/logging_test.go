@@ -276,14 +276,21 @@ func TestDemoKeysWarning(t *testing.T) {
 	if err := l.Attach(bus); err != nil {
 		t.Fatal(err)
 	}
-	bus.Publish(event.Event{Kind: event.DemoExtraKeys, Time: time.Now(), RunID: "0123456789abcdef",
-		Data: &event.DemoKeysInfo{Signature: "question -> answer", Demo: 2, Keys: []string{"source", "id"}}})
+	// The same keys in the same signature (an optimizer's copies of one
+	// predictor) are written once; other keys are written too.
+	for _, keys := range [][]string{{"source", "id"}, {"source", "id"}, {"topic"}} {
+		bus.Publish(event.Event{Kind: event.DemoExtraKeys, Time: time.Now(), RunID: "0123456789abcdef",
+			Data: &event.DemoKeysInfo{Signature: "question -> answer", Demo: 2, Keys: keys}})
+	}
 	bus.Close()
 	l.Close()
 	out := buf.String()
-	for _, want := range []string{"[WARN]  dspex: demo has keys the signature lacks", `keys="source, id"`, "demo=2", `signature="question -> answer"`} {
+	for _, want := range []string{"[WARN]  dspex: demo has keys the signature lacks", `keys="source, id"`, "demo=2", `signature="question -> answer"`, "keys=topic"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	if n := strings.Count(out, "demo has keys"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per signature and keys):\n%s", n, out)
 	}
 }
