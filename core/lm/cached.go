@@ -70,8 +70,8 @@ func NewCached(next LM, store ResponseStore) *Cached {
 // Model returns the wrapped LM's model.
 func (c *Cached) Model() string { return c.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (c *Cached) SupportsResponseSchema() bool { return SupportsResponseSchema(c.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (c *Cached) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(c.next) }
 
 func (c *Cached) lookup(ctx context.Context, key string) (*Response, bool) {
 	b, ok := c.store.Get(ctx, key)

@@ -296,6 +296,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Model, rec.Messages, rec.Stream, rec.Seed = req.Model, msgs, req.Stream, req.Seed
 	rec.ResponseFormat = req.formatType()
+	rec.ResponseSchema = string(req.ResponseFormat.schema())
 	if err := req.validate(); err != nil {
 		s.reject(w, http.StatusBadRequest, err.Error())
 		rec.Status = http.StatusBadRequest
