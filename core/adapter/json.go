@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/jsonrepair"
 	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/internal/pystr"
 )
 
 // JSONAdapter asks for the outputs as one JSON object. The request's
@@ -102,7 +103,7 @@ func (jsonFormat) fieldStructure(sig *signature.Signature) string {
 		"Outputs will be a JSON object with the following fields.",
 		pyjson.Dumps(obj, 2),
 	}
-	return pyStrip(strings.Join(parts, "\n\n"))
+	return pystr.Strip(strings.Join(parts, "\n\n"))
 }
 
 func (jsonFormat) outputRequirements(sig *signature.Signature) string {
