@@ -119,6 +119,24 @@ type Choice struct {
 	FinishReason string // "stop", "length", ...
 }
 
+// FinishLength is the finish reason of a completion cut off by the token
+// limit (max_tokens), as OpenAI-compatible servers report it; the
+// Anthropic client maps stop_reason "max_tokens" to it.
+const FinishLength = "length"
+
+// Truncated reports whether any choice stopped at the token limit.
+func (r *Response) Truncated() bool {
+	if r == nil {
+		return false
+	}
+	for _, c := range r.Choices {
+		if c.FinishReason == FinishLength {
+			return true
+		}
+	}
+	return false
+}
+
 // Usage counts tokens.
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
