@@ -56,7 +56,7 @@ func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(Fi
 	if err != nil {
 		return nil, err
 	}
-	res, err := parseAll(ctx, a, r.Signature, req.Messages, resp)
+	res, err := parseAll(ctx, a, r.Signature, req, resp)
 	if err == nil {
 		return res, nil
 	}
