@@ -281,7 +281,6 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 	if len(fields) != len(all) {
 		return u, fmt.Errorf("the file's signature has %d fields, the program's %q has %d", len(fields), sig.String(), len(all))
 	}
-	sig = sig.WithInstructions(instructions)
 	for i, f := range fields {
 		obj, ok := f.(pyjson.Object)
 		if !ok {
@@ -301,7 +300,9 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 			return u, err
 		}
 	}
-	u.sig = sig
+	// Last, since a change of fields re-derives instructions; and as DSPy
+	// loads them, so that saved empty instructions stay empty.
+	u.sig = sig.WithLoadedInstructions(instructions)
 	dv, _ := st.Get("demos")
 	if dv != nil {
 		demos, ok := dv.([]any)

@@ -133,6 +133,27 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
+// Whitespace-only instructions clean to none; saved and loaded they stay
+// none, as DSPy's dump_state and load_state keep them (load_state sets
+// them through the instructions setter, which never puts the default in).
+func TestEmptyInstructionsSurviveSaveAndLoad(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a").WithInstructions(" \u3000 "))
+	if got := p.Signature().Instructions(); got != "" {
+		t.Fatalf("instructions = %q, want none", got)
+	}
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	fresh := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("state.json", buf.Bytes(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := fresh.Signature().Instructions(); got != "" {
+		t.Errorf("instructions after load = %q, want none", got)
+	}
+}
+
 func TestSaveStateKeepsExtraParams(t *testing.T) {
 	p := module.NewPredict(signature.MustParse("q -> a"),
 		module.WithConfig(lm.Params{Temperature: lm.Float(0.5), Extra: map[string]any{"reasoning_effort": "low", "top_k": 40}}))

@@ -174,6 +174,16 @@ func (s *Signature) WithInstructions(instructions string) *Signature {
 	return c
 }
 
+// WithLoadedInstructions returns a copy whose instructions are set as
+// DSPy's load_state sets them (through Signature.instructions' setter):
+// cleaned with inspect.cleandoc, and never replaced by the default, so
+// that saved empty instructions load as empty.
+func (s *Signature) WithLoadedInstructions(instructions string) *Signature {
+	c := s.clone()
+	c.instructions = pystr.Cleandoc(instructions)
+	return c
+}
+
 // setInstructions stores instructions as DSPy's make_signature and
 // Signature.instructions do: "" (DSPy's None, or an empty docstring) gives
 // the default for the signature's fields; anything else is cleaned with
