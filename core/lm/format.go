@@ -7,6 +7,9 @@ import (
 
 // ResponseFormatMode says which response_format an endpoint is sent when an
 // adapter wants JSON (the JSON adapter, and ChatAdapter's fallback to it).
+// The choice is made before the call; as in DSPy, a server that rejects
+// the format it is sent gets no second request with another one (its 400
+// is returned), so set the mode for such a server explicitly.
 type ResponseFormatMode string
 
 // Response format modes. The zero value means ResponseFormatAuto.
