@@ -560,7 +560,12 @@ func contentKey(req *chatRequest, msgs []Message) uint64 {
 	return binary.LittleEndian.Uint64(h.Sum(nil))
 }
 
-// responseID is "chatcmpl-sim-" and a hash of the request, so identical
+// ResponseIDPrefix starts the id of every chat completion the simulator
+// writes, so that a client can tell, from a response alone (a cached one
+// too), that a simulator answered.
+const ResponseIDPrefix = "chatcmpl-sim-"
+
+// responseID is ResponseIDPrefix and a hash of the request, so identical
 // requests get identical ids.
 func responseID(req *chatRequest, msgs []Message, n int) string {
 	var b [24]byte
@@ -570,7 +575,7 @@ func responseID(req *chatRequest, msgs []Message, n int) string {
 	}
 	binary.LittleEndian.PutUint64(b[16:], uint64(n))
 	sum := sha256.Sum256(b[:])
-	return "chatcmpl-sim-" + hex.EncodeToString(sum[:12])
+	return ResponseIDPrefix + hex.EncodeToString(sum[:12])
 }
 
 // tokens estimates the tokens of a text of n characters: n/4 rounded up,
