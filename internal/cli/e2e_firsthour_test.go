@@ -1,10 +1,18 @@
 package cli_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/dspex/dspex/core/trace"
 )
 
 // A response cached from an earlier server answers after the server
@@ -119,4 +127,109 @@ func repoRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
+}
+
+// dspex optimize --optimizer knn saves a state file that dspex eval
+// --state loads: flat, as DSPy saves the Predict KNNFewShot compiles.
+func TestOptimizeKNNStateLoads(t *testing.T) {
+	url, _ := capitalsSim(t)
+	prog := writeFile(t, "knn.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\n"+
+		"embeddings: {model: sim-embed, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\n"+
+		"program: {module: predict, signature: \"question -> answer\"}\n")
+	train := filepath.Join(capitals, "train.jsonl")
+	dev := filepath.Join(capitals, "dev.jsonl")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "knn.json")
+	out, stderr, code := runDspex(t, nil, "optimize", "--program", prog, "--train", train, "--optimizer", "knn",
+		"--out", state, "--db", db, "--no-cache", "--no-progress")
+	if code != 0 || !strings.Contains(out, "saved "+state) {
+		t.Fatalf("optimize knn: exit %d\n%s\n%s", code, out, stderr)
+	}
+	raw, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, nested := top["self"]; nested || top["signature"] == nil {
+		t.Errorf("knn state is not flat (DSPy's Predict.load cannot read it):\n%.400s", raw)
+	}
+	out, stderr, code = runDspex(t, nil, "eval", "--program", prog, "--data", dev, "--state", state, "--db", db, "--no-cache")
+	if code != 0 || !strings.Contains(out, "score: ") {
+		t.Errorf("eval --state %s: exit %d\n%s\n%s", state, code, out, stderr)
+	}
+}
+
+// Mistakes that need no LM to find fail before the first LM call: knn
+// without an embeddings: section, an --out that cannot be written.
+func TestOptimizeChecksBeforeLMCalls(t *testing.T) {
+	_, prog := capitalsSim(t)
+	train := filepath.Join(capitals, "train.jsonl")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"knn without embeddings", []string{"--optimizer", "knn", "--out", filepath.Join(dir, "s.json")}, 2, "--optimizer knn needs an embeddings: section in the program file " + prog},
+		{"out in a missing directory", []string{"--optimizer", "bootstrap", "--out", filepath.Join(dir, "nowhere", "s.json")}, 1, "--out " + filepath.Join(dir, "nowhere", "s.json") + ": its directory"},
+		{"out is a directory", []string{"--optimizer", "bootstrap", "--out", dir}, 2, "--out " + dir + " is a directory"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "traces.db")
+			args := append([]string{"optimize", "--program", prog, "--train", train, "--db", db, "--no-cache"}, c.args...)
+			_, stderr, code := runDspex(t, nil, args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant %q", code, c.code, stderr, c.want)
+			}
+			if strings.Contains(stderr, "LM calls") || strings.Contains(stderr, "optimize run") {
+				t.Errorf("the command called the LM before failing:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// An optimization that fails after paid work says how to keep that work:
+// --resume RUN.
+func TestOptimizeInterruptedNamesResume(t *testing.T) {
+	_, prog := capitalsSim(t, "--latency", "5ms")
+	train := filepath.Join(capitals, "train.jsonl")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	cmd := exec.Command(dspexBin, "optimize", "--program", prog, "--train", train, "--optimizer", "random-search",
+		"--candidates", "5", "--out", filepath.Join(t.TempDir(), "s.json"), "--db", db, "--no-cache", "--no-progress", "--concurrency", "2")
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runID := ""
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && runID == "" {
+		time.Sleep(20 * time.Millisecond)
+		r, err := trace.OpenReader(context.Background(), db)
+		if err != nil {
+			continue
+		}
+		if runs, err := r.Runs(context.Background(), trace.ListOptions{}); err == nil && len(runs) == 1 {
+			if trials, _ := r.Trials(context.Background(), runs[0].ID); countEvaluated(trials) >= 1 {
+				runID = runs[0].ID
+			}
+		}
+		r.Close()
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if runID == "" {
+		t.Fatalf("no candidate finished in time; stderr:\n%s", stderr.String())
+	}
+	if err == nil {
+		t.Fatalf("the optimization finished before SIGTERM; the test needs it mid-run")
+	}
+	if want := "rerun the same command with --resume " + runID; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr does not say how to resume (%q):\n%s", want, stderr.String())
+	}
 }

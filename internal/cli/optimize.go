@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -113,6 +114,14 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
+	// Everything that can be checked without the LM is checked before the
+	// first call, so that a mistake costs nothing.
+	if f.optimizer == "knn" && t.spec.Embeddings == nil {
+		return usageError("--optimizer knn needs an embeddings: section in the program file %s (an OpenAI-compatible embeddings endpoint; see docs/program-file.md)", f.program)
+	}
+	if err := checkOutPath(f.out); err != nil {
+		return err
+	}
 	fp, err := f.fingerprint()
 	if err != nil {
 		return err
@@ -131,6 +140,13 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}
 	defer func() { err = ss.end(ctx, err) }()
 	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", ss.obs.RunID(), ss.obs.RunID())
+	// An error after paid work says how to keep it: the finished
+	// evaluations are in the trace database, and --resume restores them.
+	defer func() {
+		if err != nil && ss.obs.store != nil && ss.usage.Total().Calls > 0 {
+			err = fmt.Errorf("%w (the evaluations finished so far are recorded: fix the cause and rerun the same command with --resume %s to continue without paying for them again)", err, ss.obs.RunID())
+		}
+	}()
 
 	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
 	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
@@ -165,6 +181,29 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	ss.obs.endProgress()
 	printComparison(s, t, before, after, len(valset), f.out)
 	return nil
+}
+
+// checkOutPath makes sure the optimized state can be saved to path, before
+// any LM call: not a directory, and its directory exists and takes a new
+// file (the state is written to a temporary file there, then renamed).
+func checkOutPath(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usageError("--out %s is a directory; give the state file's name", path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--out %s: its directory %s: %w", path, dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--out %s: %s is not a directory", path, dir)
+	}
+	fh, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check*")
+	if err != nil {
+		return fmt.Errorf("--out %s: cannot write in %s: %w", path, dir, err)
+	}
+	fh.Close()
+	return os.Remove(fh.Name())
 }
 
 func (f *optimizeFlags) newOptimizer(t *task, env *program.Env, resume map[string]teleprompt.Finished) (teleprompt.Optimizer, error) {
