@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,5 +232,52 @@ func TestOptimizeInterruptedNamesResume(t *testing.T) {
 	}
 	if want := "rerun the same command with --resume " + runID; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr does not say how to resume (%q):\n%s", want, stderr.String())
+	}
+}
+
+// make demo's script, read as a newcomer reads it: the dev-set result is
+// the headline, every candidate of "9 candidates" is a line saying what it
+// is, and no progress bar stops short of its total unexplained.
+func TestDemoScript(t *testing.T) {
+	root := repoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "demo.sh"), dspexBin)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "XDG_STATE_HOME="+t.TempDir())
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"score the program on the dev set",
+		"random search: the program as given, then 9 candidates, each scored on the training set (66 examples): 3 baselines",
+		"candidate 1/10: the program as given (0 demos): score ",
+		"candidate 2/10: baseline without demos",
+		"candidate 5/10: demos bootstrapped from the training set shuffled with seed 0",
+		"candidate 10/10: ",
+		"score on the training set (exact_match on answer, 66 examples)",
+		"which flatters \"after\"",
+		"canceled calls are not failures",
+		"answers came from the simulated LM",
+		"== result on the dev set (held out, the honest figure): ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	for _, bar := range []string{"bootstrap [", "eval [", "random search ["} {
+		if strings.Contains(out, bar) {
+			t.Errorf("demo output shows %q progress lines, which stop short or repeat without saying why", bar)
+		}
+	}
+	var before, after float64
+	if i := strings.Index(out, "the honest figure): "); i >= 0 {
+		if _, err := fmt.Sscanf(out[i:], "the honest figure): %f before, %f after", &before, &after); err != nil || after <= before {
+			t.Errorf("dev-set result: %.2f before, %.2f after (%v); want an improvement", before, after, err)
+		}
+	}
+	if t.Failed() {
+		t.Logf("demo output:\n%s", out)
 	}
 }

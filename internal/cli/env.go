@@ -129,8 +129,12 @@ func (f *envFlags) report(s *streams, t *lm.Tracker, spec *program.Spec, seen *a
 	if tot.Canceled > 0 {
 		canceled = fmt.Sprintf(", %d canceled", tot.Canceled)
 	}
+	cost := tot.Cost.String()
+	if tot.Cost.Unknown > 0 {
+		cost += " (no price for the model in the program file's prices:)"
+	}
 	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
-		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, tot.Cost)
+		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, cost)
 	if tot.Canceled > 0 {
 		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (a bootstrap that had found its demos, an evaluation that stopped early, an interrupt)\n")
 	}

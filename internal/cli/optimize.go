@@ -132,6 +132,11 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
+	scoredOn := "the training set"
+	if f.val != "" {
+		scoredOn = "the validation set"
+	}
+	f.observe.describeCandidate, f.observe.candidates = describeCandidate, f.expectedCandidates()
 	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, t.spec, event.RunInfo{Name: "optimize", Program: f.program,
 		Meta: map[string]any{"fingerprint": fp, "optimizer": f.optimizer, "metric": t.metric.Name(), "field": t.field,
 			"train": f.train, "val": f.val, "out": f.out}}, f.resume)
@@ -148,6 +153,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		}
 	}()
 
+	if !f.env.quiet {
+		fmt.Fprintf(s.err, "dspex: %s\n", f.plan(scoredOn, len(valset)))
+	}
 	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
 	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
 	if err != nil {
@@ -179,8 +187,71 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		return err
 	}
 	ss.obs.endProgress()
-	printComparison(s, t, before, after, len(valset), f.out)
+	printComparison(s, t, before, after, scoredOn, len(valset), f.out)
 	return nil
+}
+
+// candidatesFor is how many candidates random search scores for
+// --candidates n: n random ones and its three baselines.
+func candidatesFor(n int) int {
+	if n <= 0 {
+		n = 16 // RandomSearch's default
+	}
+	return n + 3
+}
+
+// expectedCandidates is how many candidate lines the optimization prints,
+// the command's own baseline included; 0 when it depends on the search.
+func (f *optimizeFlags) expectedCandidates() int {
+	switch f.optimizer {
+	case "random-search":
+		return 1 + candidatesFor(f.candidates)
+	case "copro":
+		return 0
+	}
+	return 2
+}
+
+// plan says, before the first LM call, what the optimization will score,
+// so that every candidate line that follows can be read.
+func (f *optimizeFlags) plan(scoredOn string, n int) string {
+	on := fmt.Sprintf("scored on %s (%d examples)", scoredOn, n)
+	switch f.optimizer {
+	case "random-search":
+		k := candidatesFor(f.candidates)
+		return fmt.Sprintf("random search: the program as given, then %d candidates, each %s: 3 baselines (no demos; labeled demos only; "+
+			"demos bootstrapped in training-set order) and %d (--candidates) with 1 to %d demos bootstrapped from a shuffled training set, "+
+			"topped up with labeled ones to %d. A bootstrap runs training examples only until it has the demos it needs. The best is saved.",
+			k, on, k-3, f.maxBoot, f.maxLabeled)
+	case "copro":
+		return fmt.Sprintf("copro: the program as given, then instructions proposed by the LM (%d per round, %d rounds), each %s. The best is saved.",
+			f.breadth, f.depth, on)
+	}
+	return fmt.Sprintf("%s: the program as given, then the optimized program, each %s.", f.optimizer, on)
+}
+
+// describeCandidate says what an optimizer's candidate id stands for.
+func describeCandidate(id string) string {
+	switch id {
+	case "baseline":
+		return "the program as given"
+	case "compiled":
+		return "the optimized program"
+	case teleprompt.CandidateID(-3):
+		return "baseline without demos"
+	case teleprompt.CandidateID(-2):
+		return "baseline with labeled demos only"
+	case teleprompt.CandidateID(-1):
+		return "baseline with demos bootstrapped in training-set order"
+	}
+	var seed int
+	if _, err := fmt.Sscanf(id, "seed=%d", &seed); err == nil {
+		return fmt.Sprintf("demos bootstrapped from the training set shuffled with seed %d", seed)
+	}
+	if strings.HasPrefix(id, "copro-") {
+		return "proposed instructions " + strings.TrimPrefix(id, "copro-")
+	}
+	return id
 }
 
 // checkOutPath makes sure the optimized state can be saved to path, before
@@ -265,11 +336,12 @@ func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map
 	return done, nil
 }
 
-// printComparison ends an optimization with a before/after table.
-func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n int, out string) {
+// printComparison ends an optimization with a before/after table, scored
+// on scoredOn (n examples).
+func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, scoredOn string, n int, out string) {
 	tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\t%s\t%s\n", "before", "after")
-	fmt.Fprintf(tw, "score (%s on %s, %d examples)\t%.2f\t%.2f\n", t.metric.Name(), t.field, n, before.Score, after.Score)
+	fmt.Fprintf(tw, "score on %s (%s on %s, %d examples)\t%.2f\t%.2f\n", scoredOn, t.metric.Name(), t.field, n, before.Score, after.Score)
 	b, a := predictorSummary(before.Program), predictorSummary(after.Program)
 	names := make([]string, 0, len(a))
 	for name := range a {
@@ -277,12 +349,20 @@ func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(tw, "%s: demos\t%d\t%d\n", name, b[name].demos, a[name].demos)
+		// A bare predictor is the program: its rows need no name.
+		label := name + ": "
+		if name == "self" {
+			label = ""
+		}
+		fmt.Fprintf(tw, "%sdemos\t%d\t%d\n", label, b[name].demos, a[name].demos)
 		if b[name].instructions != a[name].instructions {
-			fmt.Fprintf(tw, "%s: instructions\t%s\t%s\n", name, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
+			fmt.Fprintf(tw, "%sinstructions\t%s\t%s\n", label, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
 		}
 	}
 	tw.Flush()
+	if scoredOn == "the training set" {
+		fmt.Fprintf(s.out, "(without --val, candidates are scored and chosen on the training set, which flatters \"after\": score held-out data with dspex eval --state %s)\n", out)
+	}
 	fmt.Fprintf(s.out, "saved %s\n", out)
 }
 

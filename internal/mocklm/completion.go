@@ -531,13 +531,24 @@ func firstInput(p *prompt, user string) string {
 	secs := userSections(user)
 	for _, sec := range secs {
 		if p == nil || len(p.Inputs) == 0 || slices.ContainsFunc(p.Inputs, func(f promptField) bool { return f.Name == sec.Name }) {
-			return sec.Value
+			return withoutOutputRequest(sec.Value)
 		}
 	}
 	if len(secs) > 0 {
-		return secs[0].Value
+		return withoutOutputRequest(secs[0].Value)
 	}
 	return user
+}
+
+// withoutOutputRequest cuts the paragraph DSPy's adapters append to the
+// last input ("Respond with ..."), so that a placeholder quotes the input.
+func withoutOutputRequest(v string) string {
+	for _, tail := range outputRequestTails {
+		if i := strings.LastIndex(v, tail); i >= 0 {
+			v = v[:i]
+		}
+	}
+	return v
 }
 
 // contentKey hashes what determines an answer: the model, the messages and
