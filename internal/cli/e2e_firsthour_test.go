@@ -178,6 +178,7 @@ func TestOptimizeChecksBeforeLMCalls(t *testing.T) {
 		{"knn without embeddings", []string{"--optimizer", "knn", "--out", filepath.Join(dir, "s.json")}, 2, "--optimizer knn needs an embeddings: section in the program file " + prog},
 		{"out in a missing directory", []string{"--optimizer", "bootstrap", "--out", filepath.Join(dir, "nowhere", "s.json")}, 1, "--out " + filepath.Join(dir, "nowhere", "s.json") + ": its directory"},
 		{"out is a directory", []string{"--optimizer", "bootstrap", "--out", dir}, 2, "--out " + dir + " is a directory"},
+		{"copro breadth 1", []string{"--optimizer", "copro", "--breadth", "1", "--out", filepath.Join(dir, "s.json")}, 2, "--breadth 1: copro needs at least 2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "traces.db")

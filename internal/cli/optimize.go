@@ -119,6 +119,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	if f.optimizer == "knn" && t.spec.Embeddings == nil {
 		return usageError("--optimizer knn needs an embeddings: section in the program file %s (an OpenAI-compatible embeddings endpoint; see docs/program-file.md)", f.program)
 	}
+	if f.optimizer == "copro" && f.breadth < 2 {
+		return usageError("--breadth %d: copro needs at least 2 (each round keeps the current instructions and proposes breadth-1 new ones)", f.breadth)
+	}
 	if err := checkOutPath(f.out); err != nil {
 		return err
 	}
