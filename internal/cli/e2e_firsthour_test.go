@@ -252,7 +252,8 @@ func TestDemoScript(t *testing.T) {
 	}
 	for _, want := range []string{
 		"score the program on the dev set",
-		"random search: the program as given, then 9 candidates, each scored on the training set (66 examples): 3 baselines",
+		"random search: the program as given, then 9 candidates, each scored on the training set (66 examples):\n  3 baselines: no demos;",
+		"  6 (--candidates): 1 to 4 demos bootstrapped from a shuffled training set",
 		"candidate 1/10: the program as given (0 demos): score ",
 		"candidate 2/10: baseline without demos",
 		"candidate 5/10: demos bootstrapped from the training set shuffled with seed 0",

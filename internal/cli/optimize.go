@@ -216,21 +216,23 @@ func (f *optimizeFlags) expectedCandidates() int {
 }
 
 // plan says, before the first LM call, what the optimization will score,
-// so that every candidate line that follows can be read.
+// so that every candidate line that follows can be read. Each line but the
+// first is indented.
 func (f *optimizeFlags) plan(scoredOn string, n int) string {
-	on := fmt.Sprintf("scored on %s (%d examples)", scoredOn, n)
+	on := fmt.Sprintf("each scored on %s (%d examples)", scoredOn, n)
 	switch f.optimizer {
 	case "random-search":
 		k := candidatesFor(f.candidates)
-		return fmt.Sprintf("random search: the program as given, then %d candidates, each %s: 3 baselines (no demos; labeled demos only; "+
-			"demos bootstrapped in training-set order) and %d (--candidates) with 1 to %d demos bootstrapped from a shuffled training set, "+
-			"topped up with labeled ones to %d. A bootstrap runs training examples only until it has the demos it needs. The best is saved.",
+		return fmt.Sprintf("random search: the program as given, then %d candidates, %s:\n"+
+			"  3 baselines: no demos; labeled demos only; demos bootstrapped in training-set order\n"+
+			"  %d (--candidates): 1 to %d demos bootstrapped from a shuffled training set, topped up with labeled ones to %d\n"+
+			"  (a bootstrap runs training examples only until it has the demos it needs); the best is saved",
 			k, on, k-3, f.maxBoot, f.maxLabeled)
 	case "copro":
-		return fmt.Sprintf("copro: the program as given, then instructions proposed by the LM (%d per round, %d rounds), each %s. The best is saved.",
+		return fmt.Sprintf("copro: the program as given, then instructions proposed by the LM (%d per round, %d rounds), %s; the best is saved",
 			f.breadth, f.depth, on)
 	}
-	return fmt.Sprintf("%s: the program as given, then the optimized program, each %s.", f.optimizer, on)
+	return fmt.Sprintf("%s: the program as given, then the optimized program, %s", f.optimizer, on)
 }
 
 // describeCandidate says what an optimizer's candidate id stands for.
