@@ -186,6 +186,47 @@ func TestSaveBarePredictIsFlat(t *testing.T) {
 	}
 }
 
+// selfWrapper runs a Predict and names it "self", as the program
+// KNNFewShot compiles does.
+type selfWrapper struct{ *module.Predict }
+
+func (w selfWrapper) Clone() module.Program { return selfWrapper{w.Predict.Copy()} }
+
+// A program whose one predictor is "self" is, in DSPy, a Predict: its
+// state is saved flat, so that a plain Predict (dspex eval --state, DSPy's
+// Predict.load) loads it; the nested form dspex wrote before still loads.
+func TestSaveSelfWrapperIsFlat(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a"))
+	p.SetDemos([]example.Example{example.New(map[string]any{"q": "1+1", "a": "2"})})
+	var buf bytes.Buffer
+	if err := SaveState(&buf, selfWrapper{p}); err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(buf.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, nested := top["self"]; nested || top["signature"] == nil || top["demos"] == nil {
+		t.Fatalf("self wrapper not saved flat:\n%s", buf.String())
+	}
+	q := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("flat.json", buf.Bytes(), q); err != nil {
+		t.Fatalf("a Predict does not load the wrapper's state: %v", err)
+	}
+	if len(q.Demos()) != 1 {
+		t.Errorf("loaded %d demos, want 1", len(q.Demos()))
+	}
+
+	nested := []byte(`{"self": ` + strings.TrimSuffix(buf.String(), "\n") + `, "metadata": {}}`)
+	for _, target := range []module.Program{module.NewPredict(signature.MustParse("q -> a")), selfWrapper{module.NewPredict(signature.MustParse("q -> a"))}} {
+		if err := LoadState("nested.json", nested, target); err != nil {
+			t.Errorf("%T: nested state: %v", target, err)
+		} else if n := len(target.NamedPredictors()[0].Predictor.Demos()); n != 1 {
+			t.Errorf("%T: nested state loaded %d demos, want 1", target, n)
+		}
+	}
+}
+
 func TestLoadStateRejectsMismatchAllOrNothing(t *testing.T) {
 	saved, err := os.ReadFile(filepath.Join(stateDir, "dspy_saved.json"))
 	if err != nil {
