@@ -204,6 +204,24 @@ func (p *Predict) checkDemos(ctx context.Context, s predictState) {
 	}
 }
 
+// outputsInOrder is a completion's fields in the signature's output order,
+// the order DSPy's adapters return them in (a Prediction is a dict), then
+// any others sorted.
+func outputsInOrder(sig *signature.Signature, fields map[string]any) example.Example {
+	obj := make(example.Object, 0, len(fields))
+	for _, f := range sig.Outputs() {
+		if v, ok := fields[f.Name]; ok {
+			obj = append(obj, example.Member{Key: f.Name, Value: v})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if !sig.IsOutput(k) {
+			obj = append(obj, example.Member{Key: k, Value: fields[k]})
+		}
+	}
+	return example.FromObject(obj)
+}
+
 // predictState is a snapshot of a predictor's state: a call works on one,
 // so that setters running meanwhile do not change it halfway. The setters
 // replace the demos slice rather than change it, so sharing it is safe.
@@ -256,6 +274,7 @@ func (p *Predict) prediction(ctx context.Context, sig *signature.Signature, inpu
 		return nil, fmt.Errorf("predict %s: %w", sig, err)
 	}
 	pred := example.NewPrediction(res.Outputs...)
+	pred.Example = outputsInOrder(sig, res.Outputs[0])
 	pred.Usage, pred.Cost = res.Usage, res.Cost
 	record(ctx, p, inputs, res.Outputs[0])
 	return pred, nil
