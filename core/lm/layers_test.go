@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,6 +86,35 @@ func TestRetryIsBounded(t *testing.T) {
 	}
 	if n := srv.Stats().Requests; n != 3 {
 		t.Errorf("server saw %d requests, want exactly MaxAttempts=3", n)
+	}
+}
+
+func TestRetryErrorCountsAttempts(t *testing.T) {
+	_, client := sim(t, "", "500")
+	_, err := lm.NewRetry(client, fastRetry(3), nil).Complete(context.Background(), ask("hi"))
+	if !errors.Is(err, lm.ErrServer) {
+		t.Fatalf("err = %v, want a server error", err)
+	}
+	if n := lm.Attempts(err); n != 3 {
+		t.Errorf("Attempts(err) = %d, want 3", n)
+	}
+	if !strings.HasSuffix(err.Error(), "(after 3 attempts)") {
+		t.Errorf("err = %q, want it to end with the attempts made", err)
+	}
+	var le *lm.Error
+	if !errors.As(err, &le) || le.StatusCode != 500 {
+		t.Errorf("errors.As(*lm.Error) = %v", le)
+	}
+
+	_, client = sim(t, "", "500")
+	_, err = lm.NewRetry(client, fastRetry(1), nil).Complete(context.Background(), ask("hi"))
+	if n := lm.Attempts(err); n != 1 || strings.Contains(err.Error(), "attempts") {
+		t.Errorf("one attempt: Attempts = %d, err = %q", n, err)
+	}
+	for _, err := range lm.NewRetry(client, fastRetry(2), nil).Stream(context.Background(), ask("hi")) {
+		if err != nil && lm.Attempts(err) != 2 {
+			t.Errorf("stream: Attempts(%v) = %d, want 2", err, lm.Attempts(err))
+		}
 	}
 }
 
