@@ -211,6 +211,20 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	}
 }
 
+func TestBreakerOpenErrorSaysWhenToRetry(t *testing.T) {
+	_, client := sim(t, "", "500")
+	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Minute)}, nil)
+	_, _ = b.Complete(context.Background(), ask("hi"))
+	time.Sleep(20 * time.Millisecond)
+	_, err := b.Complete(context.Background(), ask("hi"))
+	if !errors.Is(err, lm.ErrBreakerOpen) {
+		t.Fatalf("err = %v, want the breaker open", err)
+	}
+	if after := lm.RetryAfter(err); after <= 50*time.Second || after >= time.Minute {
+		t.Errorf("RetryAfter = %v, want what is left of the minute the breaker stays open", after)
+	}
+}
+
 func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	_, client := sim(t, "", "hang")
 	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1}, nil)
