@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -89,4 +90,32 @@ func TestClientsKeepTheBaseQuery(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("requests went to %q, want %q", got, want)
 	}
+}
+
+// FuzzCheckBaseURL: an accepted base URL joins with a path into a URL
+// with that path appended and the base's query kept; a refused one's
+// error never repeats a password.
+func FuzzCheckBaseURL(f *testing.F) {
+	for _, s := range []string{"http://h/v1", "h:1/v1", "https://u:pw@h/v1?key=X#f", "http://h/%2F/", "ftp://h", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, base string) {
+		err := CheckBaseURL(base)
+		if err != nil {
+			if u, perr := url.Parse(base); perr == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && len(pw) > 3 && strings.Contains(err.Error(), pw) {
+					t.Fatalf("CheckBaseURL(%q) = %v repeats the password", base, err)
+				}
+			}
+			return
+		}
+		joined, perr := url.Parse(joinURL(base, "/chat/completions"))
+		if perr != nil {
+			t.Fatalf("joinURL(%q) = %q does not parse: %v", base, joinURL(base, "/chat/completions"), perr)
+		}
+		b, _ := url.Parse(base)
+		if !strings.HasSuffix(joined.Path, "/chat/completions") || joined.RawQuery != b.RawQuery || joined.Host != b.Host {
+			t.Fatalf("joinURL(%q) = %q", base, joined)
+		}
+	})
 }
