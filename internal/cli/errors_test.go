@@ -7,12 +7,14 @@ import (
 )
 
 // failingProgram is a chain-of-thought program against a simulated LM
-// that answers every request with HTTP 500, retrying three times in all.
+// that answers every request with HTTP 500, making three attempts in all
+// (and no circuit breaker, which would fail later inputs differently).
 func failingProgram(t *testing.T) string {
 	t.Helper()
 	url := startMockLM(t, "--fault", "500")
 	return writeFile(t, "p.yaml", "lm:\n  model: dspex-sim\n  base_url: \""+url+"\"\n  api_key_env: DSPEX_TEST_UNSET\n"+
 		"  retry: {max_attempts: 3, initial_backoff: 1ms, max_backoff: 2ms}\n"+
+		"  breaker: {failures: -1}\n"+
 		"program: {module: chain_of_thought, signature: \"question -> answer\"}\n")
 }
 
