@@ -72,12 +72,13 @@ type openClock struct {
 	openedAt atomic.Int64 // UnixNano; 0 before the first opening
 }
 
-// retryAfter is the open time left at now, or the whole open timeout when
-// that is unknown or past (a half-open breaker busy with its probes).
+// retryAfter is the open time left at now, rounded up to whole seconds
+// (as Retry-After counts), or the whole open timeout when that is unknown
+// or past (a half-open breaker busy with its probes).
 func (c *openClock) retryAfter(now time.Time) time.Duration {
 	if at := c.openedAt.Load(); at != 0 {
 		if left := time.Unix(0, at).Add(c.timeout).Sub(now); left > 0 {
-			return left
+			return (left + time.Second - 1).Truncate(time.Second)
 		}
 	}
 	return c.timeout
