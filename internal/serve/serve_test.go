@@ -244,6 +244,30 @@ func TestSimulatorFaults(t *testing.T) {
 	}
 }
 
+// Once the endpoint's breaker opens, requests get 503 with Retry-After:
+// how long the breaker stays open.
+func TestBreakerOpenRetryAfter(t *testing.T) {
+	sig := signature.MustParse("question -> answer")
+	f, err := mocklm.ParseFault("500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _ := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+	guarded := lm.NewBreaker(model, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(42 * time.Second)}, nil)
+	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, guarded, nil)
+	client := newClient(1)
+	if res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`)); res.status != 502 {
+		t.Fatalf("first request: status %d, want 502; body %s", res.status, res.body)
+	}
+	res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`))
+	if res.status != 503 {
+		t.Fatalf("second request: status %d, want 503; body %s", res.status, res.body)
+	}
+	if got := res.header.Get("Retry-After"); got != "42" && got != "41" {
+		t.Errorf("Retry-After = %q, want the breaker's 42s open time", got)
+	}
+}
+
 // A program that panics fails only its own request: the server answers 500
 // and goes on serving, with every slot released.
 func TestPanicContained(t *testing.T) {
