@@ -27,6 +27,7 @@ func usageCases(t *testing.T) map[string]usageCase {
 		"unknown command":               {[]string{"bogus"}, 2, `unknown command "bogus" for "dspex"`},
 		"misspelt command":              {[]string{"serv"}, 2, `did you mean "serve"?`},
 		"unknown subcommand":            {[]string{"traces", "bogus"}, 2, `unknown command "bogus" for "dspex traces"`},
+		"misspelt subcommand":           {[]string{"traces", "lst"}, 2, `unknown command "lst" for "dspex traces"; did you mean "list"?`},
 		"unknown cache subcommand":      {[]string{"cache", "stat"}, 2, `did you mean "stats"?`},
 		"missing run id":                {[]string{"traces", "show"}, 2, "accepts 1 arg(s), received 0"},
 		"run with both inputs":          {[]string{"run", "--program", "p.yaml", "--input", "{}", "--inputs", "x"}, 2, "give exactly one"},
