@@ -256,6 +256,7 @@ func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Re
 	if err != nil {
 		end.Error = err.Error()
 		end.ErrorKind = lm.ErrorKind(err)
+		end.Attempts = lm.Attempts(err)
 		end.Latency = time.Since(start)
 	} else {
 		end.Completions = make([]string, len(resp.Choices))

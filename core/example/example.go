@@ -17,8 +17,8 @@ package example
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -335,44 +335,139 @@ type LineError struct {
 func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
 func (e *LineError) Unwrap() error { return e.Err }
 
-// ReadJSONL reads one example per line from r; name is used in errors. Each
-// line must be a JSON object; empty lines and malformed JSON are errors
-// naming the line. inputKeys, when given, are marked as inputs.
+// ReadJSONL reads one example per line from r; name is used in errors.
+// Each line must be a JSON object; blank lines are skipped, and the first
+// line that is not an object is an error naming it. inputKeys, when given,
+// are marked as inputs.
 func ReadJSONL(r io.Reader, name string, inputKeys ...string) ([]Example, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
-	var out []Example
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			return nil, &LineError{name, line, errors.New("empty line; expected a JSON object")}
-		}
-		var e Example
-		if err := e.UnmarshalJSON([]byte(text)); err != nil {
-			return nil, &LineError{name, line, err}
-		}
-		if len(inputKeys) > 0 {
-			e = e.WithInputs(inputKeys...)
-		}
-		out = append(out, e)
+	d, err := ReadJSONLWith(r, name, JSONLOptions{InputKeys: inputKeys})
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &LineError{name, line + 1, fmt.Errorf("line longer than %d bytes", maxLineBytes)}
+	return d.Examples, nil
+}
+
+// JSONLOptions configure ReadJSONLWith. The zero value reads every line
+// and fails at the first invalid one.
+type JSONLOptions struct {
+	// InputKeys, when given, are marked as the inputs of every example.
+	InputKeys []string
+	// SkipInvalid passes over lines that are not a JSON object (or are
+	// longer than 16 MiB), listing them in JSONL.Skipped, instead of
+	// failing at the first.
+	SkipInvalid bool
+}
+
+// JSONL is what ReadJSONLWith read from a JSONL file.
+type JSONL struct {
+	Examples []Example
+	// Lines holds the line (from 1) each example was read from.
+	Lines []int
+	// Skipped lists the invalid lines passed over (with SkipInvalid), in
+	// file order.
+	Skipped []*LineError
+}
+
+// Where names the line example i was read from, "file:line".
+func (d *JSONL) Where(name string, i int) string {
+	return fmt.Sprintf("%s:%d", name, d.Lines[i])
+}
+
+// ReadJSONLWith reads one example per line from r, as ReadJSONL, and
+// reports the line each came from; name is used in errors. With
+// opts.SkipInvalid, invalid lines are listed rather than fatal. Errors
+// reading r are always fatal.
+func ReadJSONLWith(r io.Reader, name string, opts JSONLOptions) (*JSONL, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	d := &JSONL{}
+	var buf []byte
+	for line := 1; ; line++ {
+		text, long, err := nextLine(br, buf[:0], maxLineBytes)
+		if err == io.EOF {
+			return d, nil
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		buf = text
+		var bad error
+		if long {
+			bad = fmt.Errorf("line longer than %d bytes", maxLineBytes)
+		} else {
+			if line == 1 {
+				text = bytes.TrimPrefix(text, []byte("\ufeff"))
+			}
+			text = bytes.TrimSpace(text)
+			if len(text) == 0 {
+				continue
+			}
+			var e Example
+			if bad = e.UnmarshalJSON(text); bad == nil {
+				if len(opts.InputKeys) > 0 {
+					e = e.WithInputs(opts.InputKeys...)
+				}
+				d.Examples = append(d.Examples, e)
+				d.Lines = append(d.Lines, line)
+				continue
+			}
+		}
+		le := &LineError{name, line, bad}
+		if !opts.SkipInvalid {
+			return nil, le
+		}
+		d.Skipped = append(d.Skipped, le)
 	}
-	return out, nil
+}
+
+// nextLine reads the next line of br into buf, without its line ending.
+// A line of more than limit bytes is read to its end but not kept: long
+// reports it. At the end of the input it returns io.EOF.
+func nextLine(br *bufio.Reader, buf []byte, limit int) (line []byte, long bool, err error) {
+	n := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += len(chunk)
+		if !long {
+			if len(buf)+len(chunk) > limit+1 {
+				long, buf = true, buf[:0]
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			if n == 0 {
+				return nil, false, io.EOF
+			}
+		case err != nil:
+			return nil, false, err
+		}
+		buf = bytes.TrimSuffix(buf, []byte("\n"))
+		buf = bytes.TrimSuffix(buf, []byte("\r"))
+		if long || len(buf) > limit {
+			return buf[:0], true, nil
+		}
+		return buf, false, nil
+	}
 }
 
 // LoadJSONL reads a JSONL file of examples (see ReadJSONL).
 func LoadJSONL(path string, inputKeys ...string) ([]Example, error) {
+	d, err := LoadJSONLWith(path, JSONLOptions{InputKeys: inputKeys})
+	if err != nil {
+		return nil, err
+	}
+	return d.Examples, nil
+}
+
+// LoadJSONLWith reads a JSONL file of examples (see ReadJSONLWith).
+func LoadJSONLWith(path string, opts JSONLOptions) (*JSONL, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
 	}
 	defer f.Close()
-	return ReadJSONL(f, path, inputKeys...)
+	return ReadJSONLWith(f, path, opts)
 }

@@ -171,7 +171,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	return &OpenAI{
 		endpoint: endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
 		format:   format.resolve(cfg.Model),
-		chatURL:  strings.TrimSuffix(base, "/") + "/chat/completions",
+		chatURL:  joinURL(base, "/chat/completions"),
 		headers:  headers,
 		client:   hc,
 	}, nil

@@ -71,6 +71,12 @@ type Options struct {
 	// Buffer is how many events may wait for the writer; past that the
 	// oldest are dropped and counted. Default 4096.
 	Buffer int
+	// ErrorsReported says that whoever runs the program reports the errors
+	// that end runs and LM calls itself (the dspex commands print each
+	// failed input or request once): failed runs and LM calls are then
+	// logged at info rather than error, so that one failure is not shown
+	// several times.
+	ErrorsReported bool
 }
 
 // Logger logs the events of the buses it is attached to. Safe for
@@ -79,6 +85,8 @@ type Logger struct {
 	log    hclog.Logger
 	level  hclog.Level
 	buffer int
+	// failed is the level of failed runs and LM calls.
+	failed hclog.Level
 
 	mu     sync.Mutex
 	subs   []*subscription
@@ -131,16 +139,24 @@ func New(w io.Writer, opts Options) *Logger {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
 	}
+	failed := hclog.Error
+	if opts.ErrorsReported {
+		failed = hclog.Info
+	}
 	return &Logger{
 		log: hclog.New(&hclog.LoggerOptions{
 			Name:       opts.Name,
 			Level:      level,
 			Output:     w,
 			JSONFormat: opts.JSON,
-			Color:      hclog.ColorOff,
+			// Signatures ("question -> answer") and prompts are read by
+			// people and jq, not embedded in HTML.
+			JSONEscapeDisabled: true,
+			Color:              hclog.ColorOff,
 		}),
 		level:  level,
 		buffer: opts.Buffer,
+		failed: failed,
 	}
 }
 
@@ -161,14 +177,14 @@ func parseLevel(s string) hclog.Level {
 // maxLevels is the most severe level each kind is logged at; a logger
 // subscribes only to kinds it may write, so that publishers skip building
 // payloads nobody reads.
-func maxLevels() map[event.Kind]hclog.Level {
+func maxLevels(failed hclog.Level) map[event.Kind]hclog.Level {
 	return map[event.Kind]hclog.Level{
 		event.RunStart:         hclog.Info,
-		event.RunEnd:           hclog.Error,
+		event.RunEnd:           max(failed, hclog.Info),
 		event.ModuleStart:      hclog.Debug,
 		event.ModuleEnd:        hclog.Debug,
 		event.LMStart:          hclog.Debug,
-		event.LMEnd:            hclog.Error,
+		event.LMEnd:            max(failed, hclog.Debug),
 		event.LMRetry:          hclog.Warn,
 		event.LMQueueWait:      hclog.Warn,
 		event.LMRateLimitWait:  hclog.Warn,
@@ -192,7 +208,7 @@ func (l *Logger) Attach(bus *event.Bus) error {
 		return errors.New("logging: attach to nil bus")
 	}
 	var kinds []event.Kind
-	for k, most := range maxLevels() {
+	for k, most := range maxLevels(l.failed) {
 		if most >= l.level {
 			kinds = append(kinds, k)
 		}
@@ -270,7 +286,7 @@ func (l *Logger) write(ev event.Event) {
 			args = append(args, "cost_unknown_calls", d.CostUnknownCalls)
 		}
 		if d.Error != "" {
-			l.log.Error("run failed", append(args, "error", d.Error)...)
+			l.log.Log(l.failed, "run failed", append(args, "error", d.Error)...)
 			return
 		}
 		l.log.Info("run finished", args...)
@@ -330,7 +346,7 @@ func (l *Logger) write(ev event.Event) {
 				l.log.Debug("lm call canceled", args...)
 				return
 			}
-			l.log.Error("lm call failed", args...)
+			l.log.Log(l.failed, "lm call failed", args...)
 			return
 		}
 		if slices.Contains(d.FinishReasons, "length") {
@@ -490,11 +506,13 @@ func messages(ms []event.Message) string {
 }
 
 func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return truncate(fmt.Sprintf("%v", v))
 	}
-	return truncate(string(b))
+	return truncate(strings.TrimSuffix(b.String(), "\n"))
 }
 
 // truncate cuts s to at most maxText bytes on a rune boundary, marking the

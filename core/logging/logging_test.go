@@ -14,7 +14,7 @@ import (
 // sample publishes one event of each severity class on bus: a run start
 // (info), a module start and an LM start and end (debug), a retry (warn),
 // a failed LM call (error) and a run end (info).
-func sample(bus *event.Bus) {
+func sample(bus *event.Bus, runErr string) {
 	run := event.Span{RunID: "0123456789abcdef", SpanID: "fedcba9876543210"}
 	mod := event.Span{RunID: run.RunID, SpanID: "1111111122222222", ParentID: run.SpanID}
 	lm := event.Span{RunID: run.RunID, SpanID: "3333333344444444", ParentID: mod.SpanID}
@@ -33,12 +33,18 @@ func sample(bus *event.Bus) {
 	failed := call
 	failed.Error, failed.ErrorKind = "server error", "server"
 	pub(event.LMEnd, lm, &failed)
-	pub(event.RunEnd, run, &event.RunInfo{Name: "run", Calls: 2, PromptTokens: 12})
+	pub(event.RunEnd, run, &event.RunInfo{Name: "run", Calls: 2, PromptTokens: 12, Error: runErr})
 }
 
 // logLines runs sample through a logger with opts and returns the
 // decoded JSON lines.
 func logLines(t *testing.T, opts Options) []map[string]any {
+	t.Helper()
+	return logLinesEnd(t, opts, "")
+}
+
+// logLinesEnd is logLines with the sample run ending in runErr.
+func logLinesEnd(t *testing.T, opts Options, runErr string) []map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	opts.JSON = true
@@ -47,7 +53,7 @@ func logLines(t *testing.T, opts Options) []map[string]any {
 	if err := l.Attach(bus); err != nil {
 		t.Fatal(err)
 	}
-	sample(bus)
+	sample(bus, runErr)
 	bus.Close()
 	l.Close()
 	var lines []map[string]any
@@ -87,6 +93,49 @@ func TestLevels(t *testing.T) {
 				t.Errorf("messages %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestErrorsReportedLogsFailuresAtInfo(t *testing.T) {
+	for _, tt := range []struct {
+		level string
+		want  []string
+	}{
+		{"warn", []string{"lm retry"}},
+		{"info", []string{"run started", "lm retry", "lm call failed", "run failed"}},
+	} {
+		var got []string
+		for _, l := range logLinesEnd(t, Options{Level: tt.level, ErrorsReported: true}, "1 of 1 inputs failed") {
+			got = append(got, l["@message"].(string))
+			if l["@message"] == "lm call failed" && l["@level"] != "info" {
+				t.Errorf("lm call failed at %v, want info", l["@level"])
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("level %s: messages %q, want %q", tt.level, got, tt.want)
+		}
+	}
+	var got []string
+	for _, l := range logLinesEnd(t, Options{Level: "warn"}, "1 of 1 inputs failed") {
+		got = append(got, l["@message"].(string))
+	}
+	if want := "lm retry|lm call failed|run failed"; strings.Join(got, "|") != want {
+		t.Errorf("without ErrorsReported: messages %q, want %s", got, want)
+	}
+}
+
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{Level: "warn", JSON: true})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	bus.Publish(event.Event{Kind: event.LMRetry, Time: time.Now(), Data: &event.LMRetryInfo{Model: "m", Attempt: 1, Error: "predict q -> a: <b>&"}})
+	bus.Close()
+	l.Close()
+	if !strings.Contains(buf.String(), `predict q -> a: <b>&`) {
+		t.Errorf("log line %s escapes the error text", buf.String())
 	}
 }
 
@@ -152,7 +201,7 @@ func TestTextFormat(t *testing.T) {
 	if err := l.Attach(bus); err != nil {
 		t.Fatal(err)
 	}
-	sample(bus)
+	sample(bus, "")
 	bus.Close()
 	l.Close()
 	out := buf.String()

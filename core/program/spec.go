@@ -247,6 +247,14 @@ func (s *Spec) line(path string) int {
 	n := s.root.Content[0]
 	line := n.Line
 	for _, key := range strings.Split(path, ".") {
+		if i, err := strconv.Atoi(key); err == nil && n.Kind == yaml.SequenceNode {
+			if i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			return line
 		}
@@ -292,6 +300,9 @@ func (s *Spec) validate() error {
 		if strings.TrimSpace(e.Model) == "" {
 			return s.errorf("embeddings.model", nil, "required: the embedding model name")
 		}
+		if err := s.checkBaseURL("embeddings.base_url", e.BaseURL); err != nil {
+			return err
+		}
 		if err := s.checkTimeout("embeddings.timeout", e.Timeout); err != nil {
 			return err
 		}
@@ -316,6 +327,9 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	default:
 		return s.errorf(field+".provider", nil, "%q is not a provider; expected %s or %s", l.Provider, ProviderOpenAI, ProviderAnthropic)
 	}
+	if err := s.checkBaseURL(field+".base_url", l.BaseURL); err != nil {
+		return err
+	}
 	if err := s.checkTimeout(field+".timeout", l.Timeout); err != nil {
 		return err
 	}
@@ -330,6 +344,18 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	}
 	if l.Retry.MaxAttempts < 0 {
 		return s.errorf(field+".retry.max_attempts", nil, "must not be negative, got %d", l.Retry.MaxAttempts)
+	}
+	return nil
+}
+
+// checkBaseURL refuses a base URL the LM clients could not call, at the
+// line of field (after ${VAR} expansion; empty means the default).
+func (s *Spec) checkBaseURL(field, v string) error {
+	if v == "" {
+		return nil
+	}
+	if err := lm.CheckBaseURL(v); err != nil {
+		return s.errorf(field, err, "%v", err)
 	}
 	return nil
 }

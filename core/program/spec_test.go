@@ -154,6 +154,14 @@ func TestParseErrors(t *testing.T) {
 		{"response format", "lm: {model: m, response_format: xml}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:1: lm.response_format: "xml" is not a response format; expected auto, json_schema, json_object or none`},
 		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
 		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", "p.yaml:1: cannot unmarshal"},
+		{"base url without scheme", "# qa\nlm:\n  model: m\n  base_url: 127.0.0.1:8089/v1\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:4: lm.base_url: base url "127.0.0.1:8089/v1" is not an absolute http or https url: it has no scheme; did you mean "http://127.0.0.1:8089/v1"?`},
+		{"base url from env", "lm:\n  model: m\n  base_url: ${DSPEX_TEST_UNSET_BASE:-localhost:1/v1}\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:3: lm.base_url: base url "localhost:1/v1"`},
+		{"models base url", "lm: {model: m}\nmodels:\n  - name: t\n    model: m\n    base_url: \"ftp://h/v1\"\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:5: models.0.base_url: base url "ftp://h/v1" is not an absolute http or https url`},
+		{"embeddings base url", "lm: {model: m}\nembeddings:\n  model: e\n  base_url: \"http://bad host/v1\"\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:4: embeddings.base_url: parse base url: invalid character " " in host name`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -71,7 +71,7 @@ func TestCacheRepeatsWithinRun(t *testing.T) {
 	url := startMockLM(t)
 	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"q -> a\"}\n")
 	cacheFile := filepath.Join(t.TempDir(), "cache.db")
-	data := writeFile(t, "in.jsonl", "{\"q\": 1}\n{\"q\": 1}\n{\"q\": 1}\n")
+	data := writeFile(t, "in.jsonl", "{\"q\": \"1\"}\n{\"q\": \"1\"}\n{\"q\": \"1\"}\n")
 	_, stderr, code := runDspex(t, nil, "run", "--program", prog, "--inputs", data, "--cache", cacheFile, "--concurrency", "1")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

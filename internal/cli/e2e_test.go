@@ -163,7 +163,7 @@ func TestRunCache(t *testing.T) {
 	url := startMockLM(t)
 	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"q -> a\"}\n")
 	cacheFile := filepath.Join(t.TempDir(), "cache.db")
-	data := writeFile(t, "in.jsonl", "{\"q\": 1}\n{\"q\": 2}\n{\"q\": 3}\n")
+	data := writeFile(t, "in.jsonl", "{\"q\": \"1\"}\n{\"q\": \"2\"}\n{\"q\": \"3\"}\n")
 	first, stderr, code := runDspex(t, nil, "run", "--program", prog, "--inputs", data, "--cache", cacheFile)
 	if code != 0 || !strings.Contains(stderr, "3 LM calls (0 from cache") {
 		t.Fatalf("first run: exit %d, stderr %s", code, stderr)
@@ -188,7 +188,7 @@ func TestRunCache(t *testing.T) {
 	}
 
 	corrupt := writeFile(t, "corrupt.db", "this is not a database")
-	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--cache", corrupt)
+	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "1"}`, "--cache", corrupt)
 	if code != 0 || !strings.Contains(stderr, "warning: cache: disk tier unavailable") || !strings.Contains(stderr, "corrupt.db") {
 		t.Errorf("corrupt cache: exit %d, stderr %s", code, stderr)
 	}
@@ -206,13 +206,13 @@ func TestRunBadInput(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"bad signature", []string{"--program", writeFile(t, "b.yaml", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"q -> n: integer\"\n"), "--input", `{"q": 1}`},
+		{"bad signature", []string{"--program", writeFile(t, "b.yaml", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"q -> n: integer\"\n"), "--input", `{"q": "1"}`},
 			1, `b.yaml:4: program.signature: signature "q -> n: integer": column 9: unknown type "integer"`},
 		{"no input", []string{"--program", good}, 2, "give exactly one of --input and --inputs"},
 		{"bad input json", []string{"--program", good, "--input", "{q: "}, 2, "--input"},
-		{"bad jsonl", []string{"--program", good, "--inputs", writeFile(t, "d.jsonl", "{\"q\": 1}\n\n")}, 1, "d.jsonl:2: empty line"},
-		{"broken LM output", []string{"--program", good, "--input", `{"q": 1}`}, 1, "could not parse the LM response"},
-		{"LM down", []string{"--program", writeFile(t, "down.yaml", "lm: {model: m, base_url: \"http://127.0.0.1:1/v1\"}\nprogram: {module: predict, signature: \"q -> a\"}\n"), "--input", `{"q": 1}`},
+		{"bad jsonl", []string{"--program", good, "--inputs", writeFile(t, "d.jsonl", "{\"q\": \"1\"}\n\n{\"q\": \n")}, 1, "d.jsonl:3: "},
+		{"broken LM output", []string{"--program", good, "--input", `{"q": "1"}`}, 1, "could not parse the LM response"},
+		{"LM down", []string{"--program", writeFile(t, "down.yaml", "lm: {model: m, base_url: \"http://127.0.0.1:1/v1\"}\nprogram: {module: predict, signature: \"q -> a\"}\n"), "--input", `{"q": "1"}`},
 			1, "lm: connection failed"},
 	}
 	for _, c := range cases {

@@ -98,7 +98,9 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 		}
 	}
 	if f.logLevel != "off" {
-		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON})
+		// Commands print the errors that end inputs, requests and runs
+		// themselves; the log does not repeat them at the default level.
+		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON, ErrorsReported: true})
 		if err := o.logger.Attach(o.bus); err != nil {
 			return fail(err)
 		}

@@ -191,6 +191,7 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}
 	ss.obs.endProgress()
 	printComparison(s, t, before, after, scoredOn, len(valset), f.out)
+	reportSkipped(s, t.skipped)
 	return nil
 }
 

@@ -197,8 +197,9 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 }
 
 // readInputs reads the request body as one JSON object of the program's
-// input fields: every key must be an input field, and every input field
-// that is not optional must be given.
+// input fields, checked as dspex run checks its inputs
+// (signature.CheckInputs: no unknown fields, no missing ones, values of the
+// fields' types).
 func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(x.ResponseWriter, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
@@ -228,28 +229,11 @@ func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error
 	for _, m := range members {
 		obj[m.Key] = m.Value
 	}
-	var unknown []string
-	for k := range obj {
-		if !sig.IsInput(k) {
-			unknown = append(unknown, k)
+	if err := sig.CheckInputs(obj); err != nil {
+		e := invalid(err.Error())
+		if ie := (*signature.InputError)(nil); errors.As(err, &ie) {
+			e.Fields = ie.Fields
 		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		e := invalid(fmt.Sprintf("unknown input %s %s; the inputs are: %s", plural(len(unknown), "field"), quoted(unknown), fieldList(sig.Inputs())))
-		e.Fields = unknown
-		return nil, e
-	}
-	var missing []string
-	for i := range sig.NumInputs() {
-		f := sig.Input(i)
-		if _, ok := obj[f.Name]; !ok && (f.Type == nil || f.Type.Kind != signature.Optional) {
-			missing = append(missing, f.Name)
-		}
-	}
-	if len(missing) > 0 {
-		e := invalid(fmt.Sprintf("missing input %s %s", plural(len(missing), "field"), quoted(missing)))
-		e.Fields = missing
 		return nil, e
 	}
 	return obj, nil
@@ -277,21 +261,6 @@ func fieldList(fs []signature.Field) string {
 		names[i] = f.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-func quoted(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }
 
 func truncate(s string, n int) string {
