@@ -137,6 +137,9 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 		}
 		return nil, err
 	}
+	if err := privateFile(path); err != nil {
+		return nil, err
+	}
 	db := sql.OpenDB(connector{dsn: dsn(path, opts.BusyTimeout), drv: &sqlite3.SQLiteDriver{
 		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 			// Per connection: whichever one checkpoints truncates the log.
@@ -687,4 +690,30 @@ func (d *diskTier) close() error {
 		s.Close()
 	}
 	return d.db.Close()
+}
+
+// privateFile makes the cache file at path readable by its owner only, as
+// it holds prompts and answers: a missing file is created empty with mode
+// 0600 (SQLite gives the -wal and -shm files it creates the same mode),
+// and an existing one, with its -wal and -shm files, loses any group and
+// other permission. A file this process may not chmod (another user's)
+// is left as it is.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("create file: %w", pe.Err)
+		}
+		return fmt.Errorf("create file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()&0o700)
+		}
+	}
+	return nil
 }
