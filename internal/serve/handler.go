@@ -107,6 +107,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	ctx, span := event.StartSpan(ctx)
 
+	// A client that does not read its answer must not hold the handler
+	// (and a prediction slot) past its deadline, nor the drain. Handlers
+	// mounted on another http.Server leave deadlines to that server.
+	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(s.cfg.RequestTimeout + writeGrace))
 	x := &exchange{ResponseWriter: w, client: r.Context()}
 	x.info = event.HTTPRequestInfo{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
 	x.Header().Set(RequestIDHeader, span.SpanID)
@@ -184,8 +188,7 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 		x.fail(s.admissionError(ctx, x.client, err))
 		return
 	}
-	defer release()
-	pred, err := s.cfg.Program.Forward(ctx, inputs)
+	pred, err := s.forward(ctx, inputs, release)
 	if err == nil && pred == nil {
 		err = errors.New("the program returned no prediction")
 	}
@@ -194,6 +197,13 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 		return
 	}
 	x.writeJSON(http.StatusOK, outputJSON(s.cfg.Signature, pred))
+}
+
+// forward runs the program and then releases the prediction slot, so that
+// writing the answer holds none.
+func (s *Server) forward(ctx context.Context, inputs module.Inputs, release func()) (*example.Prediction, error) {
+	defer release()
+	return s.cfg.Program.Forward(ctx, inputs)
 }
 
 // readInputs reads the request body as one JSON object of the program's
