@@ -78,6 +78,11 @@ type Options struct {
 	// Clock gives the time for retention and for events published without
 	// one. Default time.Now.
 	Clock func() time.Time
+	// Redact removes secrets (API keys, LM header values, base URL query
+	// parameters) from the text of stored errors and of events stored as
+	// JSON in the events table. Prompts and answers are stored as they
+	// are. Nil stores everything as it is.
+	Redact func(string) string
 }
 
 func (o Options) withDefaults() Options {
@@ -185,6 +190,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		done: make(chan struct{}),
 	}
 	w.skipErr = s.noteErr
+	w.redact = opts.Redact
 	s.retain(ctx)
 	go s.run()
 	return s, nil

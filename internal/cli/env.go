@@ -88,7 +88,7 @@ type session struct {
 // the LM and the program's adapter. Unless it fails, the caller must call
 // end.
 func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *program.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
-	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), runID)
+	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), spec.Redactor(), runID)
 	if err != nil {
 		return ctx, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/dspex/dspex/core/logging"
 	"github.com/dspex/dspex/core/telemetry"
 	"github.com/dspex/dspex/core/trace"
+	"github.com/dspex/dspex/internal/redact"
 )
 
 // observeFlags are the flags of commands that run programs: where traces
@@ -64,7 +65,8 @@ type observer struct {
 // startObserving creates the bus and its subscribers and publishes the
 // run's start; a runID that is not empty continues that run instead of
 // starting one. ctx comes back carrying the bus and the run's root span.
-func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, runID string) (context.Context, *observer, error) {
+// red removes the program's secrets from the logs and the traces.
+func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, red *redact.Redactor, runID string) (context.Context, *observer, error) {
 	if err := f.checkLevel(); err != nil {
 		return ctx, nil, err
 	}
@@ -82,7 +84,7 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 			}
 			path = p
 		}
-		st, err := trace.Open(ctx, path, trace.Options{Retention: retention})
+		st, err := trace.Open(ctx, path, trace.Options{Retention: retention, Redact: red.Func()})
 		if err != nil {
 			return fail(err)
 		}
@@ -92,7 +94,7 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 		}
 	}
 	if f.logLevel != "off" {
-		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON})
+		o.logger = logging.New(red.Writer(s.err), logging.Options{Level: f.logLevel, JSON: f.logJSON})
 		if err := o.logger.Attach(o.bus); err != nil {
 			return fail(err)
 		}

@@ -79,6 +79,9 @@ func (x *exchange) writeJSON(status int, body []byte) {
 // fail answers e as a JSON error and records it for the request event.
 func (x *exchange) fail(e *Error) {
 	x.info.Error, x.info.ErrorType = e.Message, e.Type
+	if e.detail != "" {
+		x.info.Error = e.detail
+	}
 	if e.Status == statusClientClosed {
 		// Nobody is listening; record the outcome only.
 		x.status = statusClientClosed
@@ -121,7 +124,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if x.status == 0 {
 				x.fail(e)
 			}
-			x.info.Error, x.info.ErrorType = fmt.Sprintf("panic: %v", p), ErrorTypeInternal
+			x.info.Error, x.info.ErrorType = s.redact(fmt.Sprintf("panic: %v", p)), ErrorTypeInternal
 		}
 		if x.status == 0 && r.Context().Err() != nil {
 			x.status = statusClientClosed
@@ -193,7 +196,7 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 		err = errors.New("the program returned no prediction")
 	}
 	if err != nil {
-		x.fail(s.programError(ctx, x.client, err))
+		x.fail(s.sanitise(s.programError(ctx, x.client, err), err, x.Header().Get(RequestIDHeader)))
 		return
 	}
 	x.writeJSON(http.StatusOK, outputJSON(s.cfg.Signature, pred))

@@ -118,6 +118,12 @@ type Config struct {
 	// request; its cancellation is ignored, so that requests a draining
 	// server still holds can finish. Nil means context.Background.
 	BaseContext func() context.Context
+	// Redact removes secrets (API keys, LM header values, base URL query
+	// parameters; see redact.Redactor) from the errors recorded in request
+	// events, which reach logs and traces. Clients never see an LM
+	// error's own text: they get its kind and the request id. Nil records
+	// errors as they are.
+	Redact func(string) string
 	// ErrorLog receives net/http's own errors (failed accepts, malformed
 	// requests) in Serve. Nil discards them.
 	ErrorLog *log.Logger
