@@ -190,13 +190,14 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 		})
 	default:
 		m, err = lm.NewOpenAI(lm.OpenAIConfig{
-			Model:          l.Model,
-			BaseURL:        l.BaseURL,
-			APIKeyEnv:      l.APIKeyEnv,
-			Headers:        l.Headers,
-			Timeout:        timeout,
-			Params:         l.Params(),
-			ResponseSchema: l.ResponseSchema,
+			Model:            l.Model,
+			BaseURL:          l.BaseURL,
+			APIKeyEnv:        l.APIKeyEnv,
+			Headers:          l.Headers,
+			Timeout:          timeout,
+			Params:           l.Params(),
+			ResponseSchema:   l.ResponseSchema,
+			MaxResponseBytes: l.MaxResponseBytes,
 		})
 	}
 	if err != nil {
