@@ -148,8 +148,13 @@ type tx struct {
 	redact                                                       func(string) string
 }
 
-// clean is the text of an error or event as stored: redacted.
+// clean is an error as stored: redacted and clipped to MaxErrorBytes.
 func (t *tx) clean(s string) string {
+	return clipText(t.redacted(s), MaxErrorBytes)
+}
+
+// redacted is s without the configured secrets.
+func (t *tx) redacted(s string) string {
 	if t.redact == nil || s == "" {
 		return s
 	}
@@ -320,7 +325,7 @@ func (t *tx) apply(ev *event.Event) error {
 	}
 	var data any
 	if ev.Data != nil {
-		data = t.clean(toJSON(ev.Data))
+		data = t.redacted(toJSON(ev.Data))
 	}
 	_, err := t.event.ExecContext(t.ctx, ev.RunID, ev.SpanID, ev.ParentID, string(ev.Kind), at, data)
 	return err
@@ -484,13 +489,13 @@ func jsonMap(m map[string]any) any {
 // maxFallbackText bounds the Go formatting of a value JSON cannot hold.
 const maxFallbackText = 4096
 
-// toJSON encodes v. Values JSON cannot hold (NaN, channels, functions) are
-// written as their Go formatting, so that one odd value never costs the
-// rest of an event.
+// toJSON encodes v, each string clipped to MaxTextBytes. Values JSON
+// cannot hold (NaN, channels, functions) are written as their Go
+// formatting, so that one odd value never costs the rest of an event.
 func toJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err == nil {
-		return string(b)
+		return string(clipJSON(b))
 	}
 	if m, ok := v.(map[string]any); ok {
 		fixed := make(map[string]any, len(m))

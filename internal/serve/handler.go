@@ -35,6 +35,11 @@ const RequestIDHeader = "X-Request-Id"
 // maxStack bounds the stack of a contained panic kept in the request event.
 const maxStack = 8 << 10
 
+// maxRecordedPath bounds the method and path kept in the request event
+// (and echoed in a 404 or 405): a flood of requests with huge paths must
+// not fill the logs and the trace database.
+const maxRecordedPath = 1 << 10
+
 // statusClientClosed is recorded (never sent) for requests whose client
 // went away before the answer, as nginx logs them.
 const statusClientClosed = 499
@@ -115,7 +120,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// mounted on another http.Server leave deadlines to that server.
 	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(s.cfg.RequestTimeout + writeGrace))
 	x := &exchange{ResponseWriter: w, client: r.Context()}
-	x.info = event.HTTPRequestInfo{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
+	x.info = event.HTTPRequestInfo{Method: truncate(r.Method, maxRecordedPath), Path: truncate(r.URL.Path, maxRecordedPath), Remote: r.RemoteAddr}
 	x.Header().Set(RequestIDHeader, span.SpanID)
 	defer func() {
 		if p := recover(); p != nil {
@@ -161,7 +166,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.health(x)
 	default:
 		x.fail(&Error{Status: http.StatusNotFound, Type: ErrorTypeNotFound,
-			Message: fmt.Sprintf("no endpoint %s; the endpoints are POST %s, GET %s and GET %s", r.URL.Path, PathPredict, PathProgram, PathHealth)})
+			Message: fmt.Sprintf("no endpoint %s; the endpoints are POST %s, GET %s and GET %s", x.info.Path, PathPredict, PathProgram, PathHealth)})
 	}
 }
 
@@ -172,7 +177,7 @@ func allow(x *exchange, r *http.Request, methods ...string) bool {
 	}
 	x.Header().Set("Allow", strings.Join(methods, ", "))
 	x.fail(&Error{Status: http.StatusMethodNotAllowed, Type: ErrorTypeMethodNotAllowed,
-		Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
+		Message: fmt.Sprintf("%s %s is not allowed; use %s", x.info.Method, x.info.Path, strings.Join(methods, " or "))})
 	return false
 }
 
