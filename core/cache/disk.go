@@ -112,9 +112,10 @@ type diskTier struct {
 	stop context.CancelFunc
 	done chan struct{}
 
-	failed atomic.Bool
-	errMu  sync.Mutex
-	err    string
+	failed    atomic.Bool
+	errMu     sync.Mutex
+	err       string
+	onFailure func(error) // Options.OnDiskFailure
 }
 
 // openDisk opens or creates the cache file at path (absolute) and starts the
@@ -154,6 +155,7 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 		path:        path,
 		db:          db,
 		busyTimeout: opts.BusyTimeout,
+		onFailure:   opts.OnDiskFailure,
 		writeSem:    make(chan struct{}, 1),
 		touches:     make(map[string]int64),
 		wake:        make(chan struct{}, 1),
@@ -376,14 +378,20 @@ func transient(err error) bool {
 	return false
 }
 
+// fail turns the tier off, recording why, and tells Options.OnDiskFailure
+// the first time.
 func (d *diskTier) fail(err error) {
 	d.errMu.Lock()
-	defer d.errMu.Unlock()
 	if d.failed.Load() {
+		d.errMu.Unlock()
 		return
 	}
 	d.err = fmt.Sprintf("%s: %v", d.path, err)
 	d.failed.Store(true)
+	d.errMu.Unlock()
+	if d.onFailure != nil {
+		d.onFailure(fmt.Errorf("%w: %s: %w; going on from memory", ErrDiskUnavailable, d.path, err))
+	}
 }
 
 // problem is why the tier is off, or "".

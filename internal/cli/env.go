@@ -28,7 +28,8 @@ func (f *envFlags) register(cmd *cobra.Command) {
 // open builds the program's endpoints, printing warnings (such as an
 // unusable cache file) to standard error.
 func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus) (*program.Env, error) {
-	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus})
+	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus,
+		OnCacheFailure: func(err error) { fmt.Fprintf(s.err, "dspex: warning: %v\n", err) }})
 	if err != nil {
 		return nil, err
 	}
