@@ -21,16 +21,19 @@ import (
 // observeFlags are the flags of commands that run programs: where traces
 // go, how much is logged, whether progress is shown.
 type observeFlags struct {
-	db         string
-	noTraces   bool
-	logLevel   string
-	logJSON    bool
-	noProgress bool
+	db             string
+	noTraces       bool
+	tracesOptional bool
+	logLevel       string
+	logJSON        bool
+	noProgress     bool
 }
 
 func (f *observeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.db, "db", "", dbFlagUsage)
 	cmd.Flags().BoolVar(&f.noTraces, "no-traces", false, "do not record traces")
+	cmd.Flags().BoolVar(&f.tracesOptional, "traces-optional", false,
+		"when the trace database cannot be opened (damaged, not a trace database, unwritable), warn and go on without traces instead of refusing to start")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log level on standard error: trace, debug, info, warn, error, off")
 	cmd.Flags().BoolVar(&f.logJSON, "log-json", false, "write logs as JSON lines")
 	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "do not show progress")
@@ -85,12 +88,16 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 			path = p
 		}
 		st, err := trace.Open(ctx, path, trace.Options{Retention: retention, Redact: red.Func()})
-		if err != nil {
-			return fail(err)
-		}
-		o.store = st
-		if err := st.Attach(o.bus); err != nil {
-			return fail(err)
+		switch {
+		case err != nil && f.tracesOptional:
+			fmt.Fprintf(s.err, "dspex: warning: %v; going on without traces (--traces-optional)\n", err)
+		case err != nil:
+			return fail(fmt.Errorf("%w (pass --traces-optional to go on without traces, --no-traces to record none, or --db for another file)", err))
+		default:
+			o.store = st
+			if err := st.Attach(o.bus); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if f.logLevel != "off" {
