@@ -39,8 +39,11 @@ func clipText(s string, n int) string {
 // clipJSON bounds every string in the JSON text to MaxTextBytes, keeping
 // the text's shape (so that readers decode it as before). Text of at most
 // MaxTextBytes holds no longer string and is returned as it is.
-func clipJSON(text []byte) []byte {
-	if len(text) <= MaxTextBytes {
+func clipJSON(text []byte) []byte { return clipJSONTo(text, MaxTextBytes) }
+
+// clipJSONTo is clipJSON with the bound n.
+func clipJSONTo(text []byte, n int) []byte {
+	if len(text) <= n {
 		return text
 	}
 	dec := json.NewDecoder(bytes.NewReader(text))
@@ -49,25 +52,26 @@ func clipJSON(text []byte) []byte {
 	if err := dec.Decode(&v); err != nil {
 		return text
 	}
-	out, err := json.Marshal(clipValue(v))
+	out, err := json.Marshal(clipValue(v, n))
 	if err != nil {
 		return text
 	}
 	return out
 }
 
-// clipValue clips the strings of a decoded JSON value in place.
-func clipValue(v any) any {
+// clipValue clips the strings of a decoded JSON value to n bytes, in
+// place.
+func clipValue(v any, n int) any {
 	switch x := v.(type) {
 	case string:
-		return clipText(x, MaxTextBytes)
+		return clipText(x, n)
 	case map[string]any:
 		for k, e := range x {
-			x[k] = clipValue(e)
+			x[k] = clipValue(e, n)
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = clipValue(e)
+			x[i] = clipValue(e, n)
 		}
 	}
 	return v
