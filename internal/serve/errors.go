@@ -173,6 +173,9 @@ func (s *Server) sanitise(e *Error, err error, requestID string) *Error {
 		return e
 	}
 	what := "internal error"
+	if e.Type == ErrorTypeTimeout {
+		what = "the program timed out"
+	}
 	var pe *adapter.ParseError
 	switch {
 	case errors.As(err, &pe):
