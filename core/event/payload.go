@@ -52,7 +52,10 @@ type LMCall struct {
 	Messages []Message      `json:"messages,omitempty"`
 	Params   map[string]any `json:"params,omitempty"`
 	// Completions are the response's choices.
-	Completions      []string      `json:"completions,omitempty"`
+	Completions []string `json:"completions,omitempty"`
+	// FinishReasons are the choices' finish reasons, in the same order
+	// ("stop"; "length" for one cut off by max_tokens).
+	FinishReasons    []string      `json:"finish_reasons,omitempty"`
 	PromptTokens     int           `json:"prompt_tokens,omitempty"`
 	CompletionTokens int           `json:"completion_tokens,omitempty"`
 	CostUSD          float64       `json:"cost_usd,omitempty"`

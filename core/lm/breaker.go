@@ -97,8 +97,8 @@ func breakerExcluded(err error) bool {
 // Model returns the wrapped LM's model.
 func (b *Breaker) Model() string { return b.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (b *Breaker) SupportsResponseSchema() bool { return SupportsResponseSchema(b.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (b *Breaker) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(b.next) }
 
 // State is the breaker's state: "closed", "open" or "half-open".
 func (b *Breaker) State() string { return b.cb.State().String() }

@@ -70,8 +70,8 @@ func NewRetry(next LM, cfg RetryConfig, hooks *Hooks) *Retry {
 // Model returns the wrapped LM's model.
 func (r *Retry) Model() string { return r.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (r *Retry) SupportsResponseSchema() bool { return SupportsResponseSchema(r.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (r *Retry) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(r.next) }
 
 // Complete calls the wrapped LM, retrying retryable failures.
 func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {

@@ -6,8 +6,9 @@
 //
 //   - error: failed runs and LM calls, problems with bus subscribers;
 //   - warn: retries, queue and rate-limit waits over a second, circuit
-//     breaker changes, parse failures, adapter fallbacks, failed evaluation
-//     examples, and events this logger had to drop;
+//     breaker changes, LM answers cut off at max_tokens (with DSPy's
+//     truncation warning), parse failures, adapter fallbacks, failed
+//     evaluation examples, and events this logger had to drop;
 //   - info: run and optimization start and end, new best candidates;
 //   - debug: every module call and LM call, with tokens, latency, cache hits
 //     and cost, evaluation examples and optimizer trials;
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,6 +305,10 @@ func (l *Logger) write(ev event.Event) {
 			l.log.Error("lm call failed", args...)
 			return
 		}
+		if slices.Contains(d.FinishReasons, "length") {
+			l.log.Warn(truncationWarning(d.Params), append(args, "finish_reasons", strings.Join(d.FinishReasons, ","))...)
+			return
+		}
 		if trace {
 			l.log.Trace("lm done", append(args, "completions", truncate(strings.Join(d.Completions, "\n---\n")))...)
 			return
@@ -396,6 +402,24 @@ func (l *Logger) write(ev event.Event) {
 func canceled(kind, msg string) bool {
 	k := strings.ToLower(kind)
 	return k == "canceled" || k == "cancelled" || strings.Contains(msg, "context canceled")
+}
+
+// truncationWarning is DSPy's warning for an answer cut off at the token
+// limit (dspy.LM._check_truncation), with DSPEx's ways to inspect the call
+// and raise the limit. params are the call's parameters, in which
+// max_tokens and temperature are present only when the call set them.
+func truncationWarning(params map[string]any) string {
+	setting := func(name string) string {
+		if v, ok := params[name]; ok {
+			return fmt.Sprint(v)
+		}
+		return "unset"
+	}
+	return fmt.Sprintf("LM response was truncated due to exceeding max_tokens=%s. "+
+		"You can inspect the latest LM interactions with `dspex traces show`. "+
+		"To avoid truncation, consider passing a larger max_tokens (lm.max_tokens in the program file). "+
+		"You may also consider increasing the temperature (currently %s) if the reason for truncation is repetition.",
+		setting("max_tokens"), setting("temperature"))
 }
 
 func short(id string) string {

@@ -268,3 +268,30 @@ func TestAttachAfterClose(t *testing.T) {
 		t.Errorf("Attach after Close: %v, want ErrClosed", err)
 	}
 }
+
+// An answer cut off at max_tokens is a warning, worded as DSPy words it.
+func TestTruncationWarning(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{Level: "warn"})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	full := &event.LMCall{Model: "m", Completions: []string{"all of it"}, FinishReasons: []string{"stop"}}
+	cut := &event.LMCall{Model: "m", Params: map[string]any{"max_tokens": 64, "temperature": 0.0},
+		Completions: []string{"all of it", "half of"}, FinishReasons: []string{"stop", "length"}}
+	bus.Publish(event.Event{Kind: event.LMEnd, Time: time.Now(), Data: full})
+	bus.Publish(event.Event{Kind: event.LMEnd, Time: time.Now(), Data: cut})
+	bus.Close()
+	l.Close()
+	out := buf.String()
+	if got := strings.Count(out, "LM response was truncated"); got != 1 {
+		t.Fatalf("%d truncation warnings, want 1:\n%s", got, out)
+	}
+	for _, want := range []string{"[WARN]", "exceeding max_tokens=64.", "consider passing a larger max_tokens",
+		"increasing the temperature (currently 0)", `finish_reasons="stop,length"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("warning lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -63,9 +63,10 @@ type LMSpec struct {
 	// a larger one fails the call. Default lm.DefaultMaxResponseBytes
 	// (16 MiB).
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
-	// ResponseSchema says whether the endpoint accepts JSON-schema
-	// response formats; default: true.
-	ResponseSchema *bool `yaml:"response_schema"`
+	// ResponseFormat is the response_format the JSON adapter sends: auto
+	// (the default: decided from the model name as DSPy decides, see
+	// lm.AutoResponseFormat), json_schema, json_object or none.
+	ResponseFormat string `yaml:"response_format"`
 	// Execution layers (see docs/program-file.md for the defaults).
 	Pool      lm.PoolConfig      `yaml:"pool"`
 	RateLimit lm.RateLimitConfig `yaml:"rate_limit"`
@@ -321,6 +322,9 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	}
 	if err := s.checkTimeout(field+".timeout", l.Timeout); err != nil {
 		return err
+	}
+	if _, err := lm.ParseResponseFormatMode(l.ResponseFormat); err != nil {
+		return s.errorf(field+".response_format", nil, "%q is not a response format; expected auto, json_schema, json_object or none", l.ResponseFormat)
 	}
 	switch {
 	case l.MaxResponseBytes < 0:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 )
 
@@ -81,6 +82,26 @@ func TestParseValid(t *testing.T) {
 	if env.LM.Model() != "gpt-4o-mini" || env.Cache == nil {
 		t.Errorf("env = %+v", env)
 	}
+	if got := lm.ResponseFormatFor(env.LM); got != lm.ResponseFormatJSONSchema {
+		t.Errorf("auto response format for gpt-4o-mini = %q, want json_schema", got)
+	}
+}
+
+func TestResponseFormatSetting(t *testing.T) {
+	for _, mode := range []string{"json_schema", "json_object", "none"} {
+		spec, err := Parse("p.yaml", []byte("lm: {model: llama3, base_url: http://127.0.0.1:9/v1, response_format: "+mode+"}\nprogram: {module: predict, signature: a -> b}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := spec.Open(t.Context(), EnvOptions{CachePath: "memory"})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if got := lm.ResponseFormatFor(env.LM); string(got) != mode {
+			t.Errorf("response_format: %s gives %q", mode, got)
+		}
+		env.Close()
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -96,6 +117,7 @@ func TestParseErrors(t *testing.T) {
 		{"demo field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: 1, c: 2}\n", `program.demos.0: demo 1 has field "c"`},
 		{"desc field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  fields:\n    z: {desc: x}\n", `program.fields.z: no field "z"`},
 		{"timeout", "lm: {model: m, timeout: soon}\nprogram: {module: predict, signature: a -> b}\n", `lm.timeout: "soon" is not a positive duration`},
+		{"response format", "lm: {model: m, response_format: xml}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:1: lm.response_format: "xml" is not a response format; expected auto, json_schema, json_object or none`},
 		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
 		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", "p.yaml:1: cannot unmarshal"},
 	}

@@ -191,7 +191,15 @@ func runEval(ctx context.Context, s *streams, f *evalFlags) (err error) {
 		fmt.Fprintf(s.out, "score: %.2f (%s on %s)\n", res.Score, t.metric.Name(), t.field)
 		fmt.Fprintf(s.out, "examples: %d scored, %d errors, %d skipped, of %d\n", res.Scored, res.Errors, res.Skipped, res.Total)
 		fmt.Fprintf(s.out, "wall time: %s, tokens: %d, cost: %s\n", res.Wall.Round(time.Millisecond), res.Usage.TotalTokens, res.Cost)
-		fmt.Fprintf(s.out, "run: %s\n", ss.obs.RunID())
+		if ss.obs.store != nil {
+			show := "dspex traces show " + ss.obs.RunID()
+			if f.observe.db != "" {
+				show += " --db " + f.observe.db
+			}
+			fmt.Fprintf(s.out, "run: %s (to see its calls: %s)\n", ss.obs.RunID(), show)
+		} else {
+			fmt.Fprintf(s.out, "run: %s\n", ss.obs.RunID())
+		}
 	}
 	return evalErr
 }

@@ -21,12 +21,20 @@ import (
 // observeFlags are the flags of commands that run programs: where traces
 // go, how much is logged, whether progress is shown.
 type observeFlags struct {
-	db             string
-	noTraces       bool
+	db       string
+	noTraces bool
+	// tracesOptional: a trace database that cannot be opened is warned
+	// about, and the command goes on without traces.
 	tracesOptional bool
 	logLevel       string
 	logJSON        bool
 	noProgress     bool
+
+	// describeCandidate, set by optimize, makes progress show one line per
+	// evaluated candidate (see progress.showCandidates); candidates is how
+	// many are expected, 0 when unknown.
+	describeCandidate func(id string) string
+	candidates        int
 }
 
 func (f *observeFlags) register(cmd *cobra.Command) {
@@ -119,6 +127,9 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 	if !f.noProgress {
 		file, _ := s.err.(*os.File)
 		o.progress = newProgress(s.err, isTerminal(file))
+		if f.describeCandidate != nil {
+			o.progress.showCandidates(f.describeCandidate, f.candidates)
+		}
 		if err := o.progress.Attach(o.bus); err != nil {
 			return fail(err)
 		}
