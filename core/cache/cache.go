@@ -77,6 +77,12 @@ type Options struct {
 	// Clock gives the time recorded as entries' creation and access times.
 	// Default time.Now.
 	Clock func() time.Time
+	// OnDiskFailure, when set, is called once if the disk tier turns off
+	// after Open (an I/O error, a file damaged or replaced, a full disk),
+	// with the error recorded in Stats.DiskError; the cache goes on from
+	// memory. It runs on the goroutine whose operation failed and must not
+	// call the cache.
+	OnDiskFailure func(error)
 }
 
 const (

@@ -112,9 +112,10 @@ type diskTier struct {
 	stop context.CancelFunc
 	done chan struct{}
 
-	failed atomic.Bool
-	errMu  sync.Mutex
-	err    string
+	failed    atomic.Bool
+	errMu     sync.Mutex
+	err       string
+	onFailure func(error) // Options.OnDiskFailure
 }
 
 // openDisk opens or creates the cache file at path (absolute) and starts the
@@ -137,6 +138,9 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 		}
 		return nil, err
 	}
+	if err := privateFile(path); err != nil {
+		return nil, err
+	}
 	db := sql.OpenDB(connector{dsn: dsn(path, opts.BusyTimeout), drv: &sqlite3.SQLiteDriver{
 		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 			// Per connection: whichever one checkpoints truncates the log.
@@ -151,6 +155,7 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 		path:        path,
 		db:          db,
 		busyTimeout: opts.BusyTimeout,
+		onFailure:   opts.OnDiskFailure,
 		writeSem:    make(chan struct{}, 1),
 		touches:     make(map[string]int64),
 		wake:        make(chan struct{}, 1),
@@ -373,14 +378,20 @@ func transient(err error) bool {
 	return false
 }
 
+// fail turns the tier off, recording why, and tells Options.OnDiskFailure
+// the first time.
 func (d *diskTier) fail(err error) {
 	d.errMu.Lock()
-	defer d.errMu.Unlock()
 	if d.failed.Load() {
+		d.errMu.Unlock()
 		return
 	}
 	d.err = fmt.Sprintf("%s: %v", d.path, err)
 	d.failed.Store(true)
+	d.errMu.Unlock()
+	if d.onFailure != nil {
+		d.onFailure(fmt.Errorf("%w: %s: %w; going on from memory", ErrDiskUnavailable, d.path, err))
+	}
 }
 
 // problem is why the tier is off, or "".
@@ -687,4 +698,30 @@ func (d *diskTier) close() error {
 		s.Close()
 	}
 	return d.db.Close()
+}
+
+// privateFile makes the cache file at path readable by its owner only, as
+// it holds prompts and answers: a missing file is created empty with mode
+// 0600 (SQLite gives the -wal and -shm files it creates the same mode),
+// and an existing one, with its -wal and -shm files, loses any group and
+// other permission. A file this process may not chmod (another user's)
+// is left as it is.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("create file: %w", pe.Err)
+		}
+		return fmt.Errorf("create file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()&0o700)
+		}
+	}
+	return nil
 }

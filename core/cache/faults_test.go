@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -208,5 +209,32 @@ func TestDiskFileCorruptedMidRun(t *testing.T) {
 	t.Logf("disk error: %q", s.DiskError)
 	if s.DiskError == "" {
 		t.Fatal("no DiskError after the file was overwritten")
+	}
+}
+
+// Losing the disk tier mid-run is reported once through OnDiskFailure,
+// however many operations fail after it.
+func TestDiskFailureIsReportedOnce(t *testing.T) {
+	path := tempPath(t)
+	var mu sync.Mutex
+	var got []error
+	c := open(t, Options{Path: path, MemoryEntries: -1, OnDiskFailure: func(err error) {
+		mu.Lock()
+		got = append(got, err)
+		mu.Unlock()
+	}})
+	mustSet(t, c, "k", []byte("v"))
+	c.disk.db.Close()
+	for range 5 {
+		_ = c.Set(context.Background(), "k2", []byte("v2"))
+		wantGet(t, c, "k", nil, Miss)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("OnDiskFailure called %d times, want once: %v", len(got), got)
+	}
+	if !errors.Is(got[0], ErrDiskUnavailable) || !strings.Contains(got[0].Error(), path) || !strings.Contains(got[0].Error(), "going on from memory") {
+		t.Errorf("OnDiskFailure(%v): want ErrDiskUnavailable naming the path and saying the cache goes on", got[0])
 	}
 }

@@ -33,8 +33,14 @@ const (
 // OpenAI requires a name.
 const defaultSchemaName = "response"
 
-// maxResponseBody bounds a completion body read into memory.
+// maxResponseBody bounds an embeddings body read into memory.
 const maxResponseBody = 64 << 20
+
+// DefaultMaxResponseBytes bounds a chat completion body read into memory
+// when OpenAIConfig.MaxResponseBytes is 0. A completion of this size is
+// millions of tokens; reading and decoding one takes about three times its
+// size in memory while it is parsed.
+const DefaultMaxResponseBytes = 16 << 20
 
 // bufPool recycles response buffers; parse copies what it keeps.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -91,6 +97,11 @@ type OpenAIConfig struct {
 	// Set json_schema for a local server that enforces schemas (vLLM,
 	// Ollama, llama.cpp and LM Studio do).
 	ResponseFormat ResponseFormatMode
+	// MaxResponseBytes bounds the body of one completion: a larger one
+	// fails with ErrBadResponse naming the bound, before more than the
+	// bound is read (at once when its Content-Length says so). 0 means
+	// DefaultMaxResponseBytes (16 MiB).
+	MaxResponseBytes int64
 	// HTTPClient sends the requests. nil means a client of its own whose
 	// transport is a clone of http.DefaultTransport keeping up to 256 idle
 	// connections per host, so that many concurrent calls reuse connections.
@@ -118,6 +129,7 @@ type OpenAI struct {
 	chatURL string
 	headers http.Header
 	client  *http.Client
+	maxBody int64 // bounds a completion body
 }
 
 var (
@@ -132,6 +144,9 @@ var (
 func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new openai client: model is empty")
+	}
+	if cfg.MaxResponseBytes < 0 {
+		return nil, fmt.Errorf("lm: new openai client %q: max response bytes must not be negative, got %d", cfg.Model, cfg.MaxResponseBytes)
 	}
 	base := cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL)
 	redacted, err := parseBaseURL("openai client", cfg.Model, base)
@@ -174,6 +189,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		chatURL:  joinURL(base, "/chat/completions"),
 		headers:  headers,
 		client:   hc,
+		maxBody:  cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
 	}, nil
 }
 
@@ -228,15 +244,13 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
-	_, err = buf.ReadFrom(io.LimitReader(httpRes.Body, maxResponseBody+1))
-	raw := buf.Bytes()
+	raw, tooLarge, err := readBody(httpRes, o.maxBody, buf)
 	latency := time.Since(start)
+	if tooLarge {
+		return nil, o.tooLarge(model, httpRes.StatusCode)
+	}
 	if err != nil {
 		return nil, o.callError(ctx, callCtx, model, httpRes, err)
-	}
-	if len(raw) > maxResponseBody {
-		return nil, &Error{Kind: ErrBadResponse, Model: model, URL: o.url, StatusCode: httpRes.StatusCode,
-			Message: fmt.Sprintf("response body larger than %d bytes", maxResponseBody)}
 	}
 	res, err := o.parse(model, raw, httpRes)
 	if err != nil {
@@ -512,6 +526,46 @@ func (o *OpenAI) parse(model string, raw []byte, httpRes *http.Response) (*Respo
 		res.Choices[i].FinishReason = c.FinishReason
 	}
 	return res, nil
+}
+
+// pooledBody is the largest body read into a pooled buffer; a larger one
+// gets a slice of its own of exactly its Content-Length, so that neither a
+// doubling buffer nor the pool holds far more than the body.
+const pooledBody = 1 << 20
+
+// readBody reads httpRes's body, at most limit bytes: tooLarge reports a
+// body over limit, found from its Content-Length before reading, or after
+// reading limit+1 bytes. Small bodies and bodies of unknown length are read
+// into buf; the returned bytes are valid until buf is reused.
+func readBody(httpRes *http.Response, limit int64, buf *bytes.Buffer) (raw []byte, tooLarge bool, err error) {
+	n := httpRes.ContentLength
+	if n > limit {
+		return nil, true, nil
+	}
+	if n > pooledBody {
+		raw = make([]byte, n)
+		if _, err := io.ReadFull(httpRes.Body, raw); err != nil {
+			return nil, false, err
+		}
+		// net/http ends the body at its Content-Length.
+		return raw, false, nil
+	}
+	if n > 0 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(httpRes.Body, limit+1)); err != nil {
+		return nil, false, err
+	}
+	if int64(buf.Len()) > limit {
+		return nil, true, nil
+	}
+	return buf.Bytes(), false, nil
+}
+
+// tooLarge is the error for a completion body over the configured bound.
+func (o *OpenAI) tooLarge(model string, status int) *Error {
+	return &Error{Kind: ErrBadResponse, Model: model, URL: o.url, StatusCode: status,
+		Message: fmt.Sprintf("response body is larger than the %d-byte limit (lm.max_response_bytes)", o.maxBody)}
 }
 
 // callError classifies a failed HTTP call. ctx is the caller's context,

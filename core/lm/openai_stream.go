@@ -299,14 +299,13 @@ func (s *chatStream) yieldErr(yield func(Delta, error) bool, err *Error) {
 
 // whole yields a completion that came back in one JSON body.
 func (s *chatStream) whole(httpRes *http.Response, yield func(Delta, error) bool) {
-	raw, err := io.ReadAll(io.LimitReader(httpRes.Body, maxResponseBody+1))
-	if err != nil {
-		yield(Delta{}, s.fail(err))
+	raw, tooLarge, err := readBody(httpRes, s.o.maxBody, new(bytes.Buffer))
+	if tooLarge {
+		yield(Delta{}, s.o.tooLarge(s.model, s.status))
 		return
 	}
-	if len(raw) > maxResponseBody {
-		yield(Delta{}, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
-			Message: fmt.Sprintf("response body larger than %d bytes", maxResponseBody)})
+	if err != nil {
+		yield(Delta{}, s.fail(err))
 		return
 	}
 	res, err := s.o.parse(s.model, raw, httpRes)

@@ -24,6 +24,10 @@ type EnvOptions struct {
 	Hooks *lm.Hooks
 	// Bus receives events that belong to no call (breaker changes).
 	Bus *event.Bus
+	// OnCacheFailure is called once if the cache's disk tier fails after
+	// opening (see cache.Options.OnDiskFailure); the cache goes on from
+	// memory.
+	OnCacheFailure func(error)
 }
 
 // Env is a program file's runtime: its endpoints wrapped in the execution
@@ -50,7 +54,7 @@ func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
 	}
 	var store lm.ResponseStore
 	if !opts.NoCache && !s.Cache.Disabled {
-		c, warn, err := s.openCache(ctx, opts.CachePath)
+		c, warn, err := s.openCache(ctx, opts.CachePath, opts.OnCacheFailure)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +119,7 @@ func (e *Env) Close() error {
 	return nil
 }
 
-func (s *Spec) openCache(ctx context.Context, override string) (*cache.Cache, error, error) {
+func (s *Spec) openCache(ctx context.Context, override string, onFailure func(error)) (*cache.Cache, error, error) {
 	path := s.Cache.Path
 	if override != "" {
 		path = override
@@ -130,7 +134,8 @@ func (s *Spec) openCache(ctx context.Context, override string) (*cache.Cache, er
 		}
 		path = p
 	}
-	c, err := cache.Open(ctx, cache.Options{Path: path, MemoryEntries: s.Cache.MemoryEntries, MaxDiskBytes: s.Cache.MaxDiskBytes})
+	c, err := cache.Open(ctx, cache.Options{Path: path, MemoryEntries: s.Cache.MemoryEntries, MaxDiskBytes: s.Cache.MaxDiskBytes,
+		OnDiskFailure: onFailure})
 	if err != nil {
 		if c != nil && errors.Is(err, cache.ErrDiskUnavailable) {
 			return c, err, nil
@@ -190,13 +195,14 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 		})
 	default:
 		m, err = lm.NewOpenAI(lm.OpenAIConfig{
-			Model:          l.Model,
-			BaseURL:        l.BaseURL,
-			APIKeyEnv:      l.APIKeyEnv,
-			Headers:        l.Headers,
-			Timeout:        timeout,
-			Params:         l.Params(),
-			ResponseFormat: lm.ResponseFormatMode(l.ResponseFormat),
+			Model:            l.Model,
+			BaseURL:          l.BaseURL,
+			APIKeyEnv:        l.APIKeyEnv,
+			Headers:          l.Headers,
+			Timeout:          timeout,
+			Params:           l.Params(),
+			ResponseFormat:   lm.ResponseFormatMode(l.ResponseFormat),
+			MaxResponseBytes: l.MaxResponseBytes,
 		})
 	}
 	if err != nil {

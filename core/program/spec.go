@@ -59,6 +59,10 @@ type LMSpec struct {
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds each request (Go duration, e.g. "60s"); default 10m.
 	Timeout string `yaml:"timeout"`
+	// MaxResponseBytes bounds the body of one completion (provider openai);
+	// a larger one fails the call. Default lm.DefaultMaxResponseBytes
+	// (16 MiB).
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// ResponseFormat is the response_format the JSON adapter sends: auto
 	// (the default: decided from the model name as DSPy decides, see
 	// lm.AutoResponseFormat), json_schema, json_object or none.
@@ -335,6 +339,12 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	}
 	if _, err := lm.ParseResponseFormatMode(l.ResponseFormat); err != nil {
 		return s.errorf(field+".response_format", nil, "%q is not a response format; expected auto, json_schema, json_object or none", l.ResponseFormat)
+	}
+	switch {
+	case l.MaxResponseBytes < 0:
+		return s.errorf(field+".max_response_bytes", nil, "must not be negative, got %d", l.MaxResponseBytes)
+	case l.MaxResponseBytes > 0 && l.Provider == ProviderAnthropic:
+		return s.errorf(field+".max_response_bytes", nil, "is supported by the %s provider only", ProviderOpenAI)
 	}
 	if l.Pool.Size < 0 {
 		return s.errorf(field+".pool.size", nil, "must be positive, got %d", l.Pool.Size)

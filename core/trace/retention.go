@@ -47,6 +47,9 @@ func applyRetention(ctx context.Context, db *sql.DB, r Retention, now time.Time)
 			if err == nil && r.MaxAge > 0 {
 				err = deleteOrphans(ctx, db, cutoff)
 			}
+			if err == nil && r.MaxAge > 0 {
+				err = trimRunning(ctx, db, cutoff)
+			}
 			if err == nil && deleted > 0 {
 				// Hand freed pages back (on files created with auto_vacuum;
 				// elsewhere later writes reuse them). Best effort.
@@ -115,6 +118,24 @@ func deleteOrphans(ctx context.Context, db *sql.DB, cutoff int64) error {
 	defer tx.Rollback()
 	for _, t := range runTables {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.name+` WHERE run_id = '' AND `+t.timeColumn+` < ?`, cutoff); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// trimRunning deletes the rows written before cutoff of runs still
+// running: a server that runs for weeks is one run, which MaxAge would
+// otherwise never reach.
+func trimRunning(ctx context.Context, db *sql.DB, cutoff int64) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, t := range runTables {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.name+` WHERE `+t.timeColumn+` < ?
+			AND run_id IN (SELECT id FROM runs WHERE status = 'running')`, cutoff); err != nil {
 			return err
 		}
 	}

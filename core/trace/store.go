@@ -21,7 +21,18 @@ const (
 	DefaultFlushInterval = 100 * time.Millisecond
 	DefaultBuffer        = 4096
 	DefaultBusyTimeout   = 5 * time.Second
+	// DefaultRefusalInterval is how often counts of refused HTTP requests
+	// are written.
+	DefaultRefusalInterval = time.Minute
+	// DefaultRetentionInterval is how often retention runs in a store
+	// that stays open (a long dspex serve).
+	DefaultRetentionInterval = 10 * time.Minute
 )
+
+// EventHTTPRefused is the kind of the events-table row counting HTTP
+// requests refused without running the program (see
+// Options.RefusalInterval); its data is a RefusalCount.
+const EventHTTPRefused = "http.refused"
 
 const (
 	// retentionEvery is how many runs the writer sees start between two
@@ -46,14 +57,16 @@ var (
 
 // Retention bounds what the file keeps. Whole runs are deleted, with all
 // their rows. It is applied at Open, after every 16 runs the store sees
-// start, and at Close.
+// start, every Options.RetentionInterval while the store is open, and at
+// Close.
 type Retention struct {
 	// MaxRuns keeps the newest MaxRuns runs (by start time). 0: unlimited.
 	// A run still running that wrote within the last 10 minutes is never
 	// deleted for this.
 	MaxRuns int
-	// MaxAge deletes runs whose last write is older than MaxAge, and rows
-	// outside any run older than that. 0: unlimited.
+	// MaxAge deletes runs whose last write is older than MaxAge, rows
+	// outside any run older than that, and the rows older than that of
+	// runs still running (a long dspex serve). 0: unlimited.
 	MaxAge time.Duration
 }
 
@@ -78,6 +91,21 @@ type Options struct {
 	// Clock gives the time for retention and for events published without
 	// one. Default time.Now.
 	Clock func() time.Time
+	// RefusalInterval: HTTP requests refused without running the program
+	// (event.HTTPRequest with a 4xx status other than 499: invalid, not
+	// found, too large, overloaded) are not stored one by one. The store
+	// counts them by run, status and error type, and writes one
+	// EventHTTPRefused row per count every RefusalInterval and at Close.
+	// Default 1m.
+	RefusalInterval time.Duration
+	// RetentionInterval is how often Retention is applied while the store
+	// is open. Default 10m.
+	RetentionInterval time.Duration
+	// Redact removes secrets (API keys, LM header values, base URL query
+	// parameters) from the text of stored errors and of events stored as
+	// JSON in the events table. Prompts and answers are stored as they
+	// are. Nil stores everything as it is.
+	Redact func(string) string
 }
 
 func (o Options) withDefaults() Options {
@@ -99,6 +127,12 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.RefusalInterval <= 0 {
+		o.RefusalInterval = DefaultRefusalInterval
+	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = DefaultRetentionInterval
+	}
 	return o
 }
 
@@ -113,6 +147,9 @@ type Stats struct {
 	Dropped int64 `json:"dropped"`
 	// RunsDeleted counts runs deleted by retention.
 	RunsDeleted int64 `json:"runs_deleted"`
+	// Refused counts refused HTTP requests counted rather than stored
+	// (see Options.RefusalInterval).
+	Refused int64 `json:"refused"`
 	// Err is the first write error, else the last retention error; ""
 	// when there was none.
 	Err string `json:"error,omitempty"`
@@ -133,10 +170,10 @@ type Store struct {
 	sub    *event.Subscription
 	closed bool
 
-	events, batches, dropped, deleted atomic.Int64
-	errMu                             sync.Mutex
-	firstErr                          error // the first write error
-	retainErr                         error // the last retention error
+	events, batches, dropped, deleted, refused atomic.Int64
+	errMu                                      sync.Mutex
+	firstErr                                   error // the first write error
+	retainErr                                  error // the last retention error
 }
 
 // Open opens the trace database at path, creating it and its parent
@@ -162,6 +199,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, describe(path, err)
 	}
+	if err := privateFile(path); err != nil {
+		return nil, describe(path, err)
+	}
 	db := openDB(path, opts.BusyTimeout, false)
 	// One connection: the writer is the only user, and a single connection
 	// keeps prepared statements on it.
@@ -182,6 +222,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		done: make(chan struct{}),
 	}
 	w.skipErr = s.noteErr
+	w.redact = opts.Redact
 	s.retain(ctx)
 	go s.run()
 	return s, nil
@@ -275,7 +316,8 @@ func eventCount(n int64) string {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	st := Stats{Events: s.events.Load(), Batches: s.batches.Load(), Dropped: s.dropped.Load(), RunsDeleted: s.deleted.Load()}
+	st := Stats{Events: s.events.Load(), Batches: s.batches.Load(), Dropped: s.dropped.Load(), RunsDeleted: s.deleted.Load(),
+		Refused: s.refused.Load()}
 	s.mu.Lock()
 	if s.sub != nil && !s.closed {
 		st.Dropped += s.sub.Stats().Dropped
@@ -305,14 +347,26 @@ func (s *Store) writeErr() error {
 
 // run is the writer goroutine: it collects events into a batch and commits
 // it when it is full or FlushInterval after its first event, and once more
-// when the input closes.
+// when the input closes. It counts refused HTTP requests instead of
+// storing them, and applies retention every RetentionInterval.
 func (s *Store) run() {
 	defer close(s.done)
 	batch := make([]event.Event, 0, s.opts.BatchSize)
 	timer := time.NewTimer(s.opts.FlushInterval)
 	timer.Stop()
 	var tick <-chan time.Time // non-nil while the batch waits for the timer
+	housekeeping := time.NewTicker(min(s.opts.RefusalInterval, s.opts.RetentionInterval))
+	defer housekeeping.Stop()
+	refusals := newRefusals()
 	sinceRetention := 0
+	lastRetention := time.Now()
+	retain := func() {
+		sinceRetention = 0
+		lastRetention = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.BusyTimeout)
+		s.retain(ctx)
+		cancel()
+	}
 	flush := func() {
 		if len(batch) > 0 {
 			sinceRetention += s.commit(batch)
@@ -322,18 +376,20 @@ func (s *Store) run() {
 		timer.Stop()
 		tick = nil
 		if sinceRetention >= retentionEvery {
-			sinceRetention = 0
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.BusyTimeout)
-			s.retain(ctx)
-			cancel()
+			retain()
 		}
 	}
 	for {
 		select {
 		case ev, ok := <-s.in:
 			if !ok {
+				batch = refusals.appendTo(batch)
 				flush()
 				return
+			}
+			if refusals.count(ev) {
+				s.refused.Add(1)
+				continue
 			}
 			batch = append(batch, ev)
 			if len(batch) >= s.opts.BatchSize {
@@ -344,6 +400,14 @@ func (s *Store) run() {
 			}
 		case <-tick:
 			flush()
+		case <-housekeeping.C:
+			if time.Since(refusals.since) >= s.opts.RefusalInterval && refusals.pending() {
+				batch = refusals.appendTo(batch)
+				flush()
+			}
+			if time.Since(lastRetention) >= s.opts.RetentionInterval {
+				retain()
+			}
 		}
 	}
 }
@@ -388,4 +452,26 @@ func (s *Store) retain(ctx context.Context) {
 		s.retainErr = fmt.Errorf("apply retention: %w", err)
 		s.errMu.Unlock()
 	}
+}
+
+// privateFile makes the database at path readable by its owner only, as it
+// holds prompts and answers: a missing file is created empty with mode 0600
+// (SQLite gives the -wal and -shm files it creates the same mode), and an
+// existing one, with its -wal and -shm files, loses any group and other
+// permission. A file this process may not chmod (another user's) is left
+// as it is.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			_ = os.Chmod(p, fi.Mode().Perm()&0o700)
+		}
+	}
+	return nil
 }

@@ -98,6 +98,7 @@ type writer struct {
 	db                                                           *sql.DB
 	touchRun, runStart, runEnd, span, lmCall, event, eval, trial *sql.Stmt
 	skipErr                                                      func(error)
+	redact                                                       func(string) string
 
 	// Per batch, reused: run → its earliest and latest event; the spans
 	// whose end is in the batch; and their starts, once seen.
@@ -145,6 +146,20 @@ type tx struct {
 	touchRun, runStart, runEnd, span, lmCall, event, eval, trial *sql.Stmt
 	ends                                                         map[spanKey]bool
 	starts                                                       map[spanKey]*event.Event
+	redact                                                       func(string) string
+}
+
+// clean is an error as stored: redacted and clipped to MaxErrorBytes.
+func (t *tx) clean(s string) string {
+	return clipText(t.redacted(s), MaxErrorBytes)
+}
+
+// redacted is s without the configured secrets.
+func (t *tx) redacted(s string) string {
+	if t.redact == nil || s == "" {
+		return s
+	}
+	return t.redact(s)
 }
 
 // write stores batch in one transaction. It returns how many runs started
@@ -181,7 +196,7 @@ func (w *writer) write(batch []event.Event, clock func() time.Time) (runStarts, 
 		return 0, 0, err
 	}
 	defer sqlTx.Rollback()
-	t := &tx{Tx: sqlTx, ctx: ctx, ends: w.ends, starts: w.starts}
+	t := &tx{Tx: sqlTx, ctx: ctx, ends: w.ends, starts: w.starts, redact: w.redact}
 	for _, p := range []struct{ dst, src **sql.Stmt }{
 		{&t.touchRun, &w.touchRun}, {&t.runStart, &w.runStart}, {&t.runEnd, &w.runEnd}, {&t.span, &w.span},
 		{&t.lmCall, &w.lmCall}, {&t.event, &w.event}, {&t.eval, &w.eval}, {&t.trial, &w.trial},
@@ -295,7 +310,7 @@ func (t *tx) apply(ev *event.Event) error {
 	case event.EvalExample:
 		if p, ok := payload[event.EvalExampleInfo](ev.Data); ok {
 			_, err := t.eval.ExecContext(t.ctx, ev.RunID, ev.SpanID, ev.ParentID, p.Index,
-				jsonMap(p.Example), jsonMap(p.Prediction), p.Score, p.Feedback, p.Error, nullDuration(p.Duration), at)
+				jsonMap(p.Example), jsonMap(p.Prediction), p.Score, p.Feedback, t.clean(p.Error), nullDuration(p.Duration), at)
 			return err
 		}
 	case event.OptimizerTrial, event.OptimizerNewBest:
@@ -311,7 +326,7 @@ func (t *tx) apply(ev *event.Event) error {
 	}
 	var data any
 	if ev.Data != nil {
-		data = toJSON(ev.Data)
+		data = t.redacted(toJSON(ev.Data))
 	}
 	_, err := t.event.ExecContext(t.ctx, ev.RunID, ev.SpanID, ev.ParentID, string(ev.Kind), at, data)
 	return err
@@ -326,7 +341,7 @@ func (t *tx) run(ev *event.Event, p *event.RunInfo, at int64) error {
 	if p.Error != "" {
 		status = "error"
 	}
-	_, err := t.runEnd.ExecContext(t.ctx, ev.RunID, p.Name, p.Program, jsonMap(p.Meta), at, status, p.Error,
+	_, err := t.runEnd.ExecContext(t.ctx, ev.RunID, p.Name, p.Program, jsonMap(p.Meta), at, status, t.clean(p.Error),
 		p.Calls, p.CacheHits, p.PromptTokens, p.CompletionTokens, p.CostUSD, p.CostUnknownCalls)
 	return err
 }
@@ -353,7 +368,7 @@ func (t *tx) module(ev *event.Event, p *event.ModuleCall, at int64) error {
 			return nil
 		}
 		_, err := t.span.ExecContext(t.ctx, id, ev.RunID, ev.ParentID, SpanModule, p.Module, p.Signature,
-			jsonMap(p.Inputs), nil, p.Error, at, nil, nil, true)
+			jsonMap(p.Inputs), nil, t.clean(p.Error), at, nil, nil, true)
 		return err
 	}
 	if id == "" {
@@ -374,7 +389,7 @@ func (t *tx) module(ev *event.Event, p *event.ModuleCall, at int64) error {
 		}
 	}
 	_, err := t.span.ExecContext(t.ctx, id, ev.RunID, ev.ParentID, SpanModule, c.Module, c.Signature,
-		jsonMap(c.Inputs), jsonMap(c.Outputs), c.Error, start, at, nullDuration(c.Duration), exact)
+		jsonMap(c.Inputs), jsonMap(c.Outputs), t.clean(c.Error), start, at, nullDuration(c.Duration), exact)
 	return err
 }
 
@@ -387,7 +402,7 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 			return nil
 		}
 		if _, err := t.span.ExecContext(t.ctx, id, ev.RunID, ev.ParentID, SpanLM, p.Model, "",
-			nil, nil, p.Error, at, nil, nil, true); err != nil {
+			nil, nil, t.clean(p.Error), at, nil, nil, true); err != nil {
 			return err
 		}
 		_, err := t.lmCall.ExecContext(t.ctx, id, ev.RunID, p.Model, p.Adapter, messagesJSON(p.Messages), jsonMap(p.Params),
@@ -415,7 +430,7 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 	}
 	p = &c
 	if _, err := t.span.ExecContext(t.ctx, id, ev.RunID, ev.ParentID, SpanLM, p.Model, "",
-		nil, nil, p.Error, start, at, nil, exact); err != nil {
+		nil, nil, t.clean(p.Error), start, at, nil, exact); err != nil {
 		return err
 	}
 	var completions, finishes any
@@ -431,7 +446,7 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 	}
 	_, err := t.lmCall.ExecContext(t.ctx, id, ev.RunID, p.Model, p.Adapter, messagesJSON(p.Messages), jsonMap(p.Params), completions,
 		p.PromptTokens, p.CompletionTokens, p.PromptTokens+p.CompletionTokens, p.CostUSD, p.CostKnown,
-		ms(p.Latency), ms(p.QueueWait), p.CacheHit, p.Attempts, p.Error, p.ErrorKind, created, at, exact, finishes)
+		ms(p.Latency), ms(p.QueueWait), p.CacheHit, p.Attempts, t.clean(p.Error), p.ErrorKind, created, at, exact, finishes)
 	return err
 }
 
@@ -478,13 +493,13 @@ func jsonMap(m map[string]any) any {
 // maxFallbackText bounds the Go formatting of a value JSON cannot hold.
 const maxFallbackText = 4096
 
-// toJSON encodes v. Values JSON cannot hold (NaN, channels, functions) are
-// written as their Go formatting, so that one odd value never costs the
-// rest of an event.
+// toJSON encodes v, each string clipped to MaxTextBytes. Values JSON
+// cannot hold (NaN, channels, functions) are written as their Go
+// formatting, so that one odd value never costs the rest of an event.
 func toJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err == nil {
-		return string(b)
+		return string(clipJSON(b))
 	}
 	if m, ok := v.(map[string]any); ok {
 		fixed := make(map[string]any, len(m))

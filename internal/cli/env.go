@@ -36,7 +36,8 @@ func (f *envFlags) register(cmd *cobra.Command) {
 func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus, seen *answerSources) (*program.Env, error) {
 	hooks := lm.EventHooks(bus)
 	hooks.Call = seen.note
-	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus, Hooks: hooks})
+	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus, Hooks: hooks,
+		OnCacheFailure: func(err error) { fmt.Fprintf(s.err, "dspex: warning: %v\n", err) }})
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ type session struct {
 // the LM and the program's adapter. Unless it fails, the caller must call
 // end.
 func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *program.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
-	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), runID)
+	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), spec.Redactor(), runID)
 	if err != nil {
 		return ctx, nil, err
 	}

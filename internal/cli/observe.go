@@ -15,16 +15,20 @@ import (
 	"github.com/dspex/dspex/core/logging"
 	"github.com/dspex/dspex/core/telemetry"
 	"github.com/dspex/dspex/core/trace"
+	"github.com/dspex/dspex/internal/redact"
 )
 
 // observeFlags are the flags of commands that run programs: where traces
 // go, how much is logged, whether progress is shown.
 type observeFlags struct {
-	db         string
-	noTraces   bool
-	logLevel   string
-	logJSON    bool
-	noProgress bool
+	db       string
+	noTraces bool
+	// tracesOptional: a trace database that cannot be opened is warned
+	// about, and the command goes on without traces.
+	tracesOptional bool
+	logLevel       string
+	logJSON        bool
+	noProgress     bool
 
 	// describeCandidate, set by optimize, makes progress show one line per
 	// evaluated candidate (see progress.showCandidates); candidates is how
@@ -36,6 +40,8 @@ type observeFlags struct {
 func (f *observeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.db, "db", "", dbFlagUsage)
 	cmd.Flags().BoolVar(&f.noTraces, "no-traces", false, "do not record traces")
+	cmd.Flags().BoolVar(&f.tracesOptional, "traces-optional", false,
+		"when the trace database cannot be opened (damaged, not a trace database, unwritable), warn and go on without traces instead of refusing to start")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "warn", "log level on standard error: trace, debug, info, warn, error, off")
 	cmd.Flags().BoolVar(&f.logJSON, "log-json", false, "write logs as JSON lines")
 	cmd.Flags().BoolVar(&f.noProgress, "no-progress", false, "do not show progress")
@@ -70,7 +76,8 @@ type observer struct {
 // startObserving creates the bus and its subscribers and publishes the
 // run's start; a runID that is not empty continues that run instead of
 // starting one. ctx comes back carrying the bus and the run's root span.
-func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, runID string) (context.Context, *observer, error) {
+// red removes the program's secrets from the logs and the traces.
+func startObserving(ctx context.Context, s *streams, f *observeFlags, info event.RunInfo, retention trace.Retention, red *redact.Redactor, runID string) (context.Context, *observer, error) {
 	if err := f.checkLevel(); err != nil {
 		return ctx, nil, err
 	}
@@ -88,19 +95,23 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 			}
 			path = p
 		}
-		st, err := trace.Open(ctx, path, trace.Options{Retention: retention})
-		if err != nil {
-			return fail(err)
-		}
-		o.store = st
-		if err := st.Attach(o.bus); err != nil {
-			return fail(err)
+		st, err := trace.Open(ctx, path, trace.Options{Retention: retention, Redact: red.Func()})
+		switch {
+		case err != nil && f.tracesOptional:
+			fmt.Fprintf(s.err, "dspex: warning: %v; going on without traces (--traces-optional)\n", err)
+		case err != nil:
+			return fail(fmt.Errorf("%w (pass --traces-optional to go on without traces, --no-traces to record none, or --db for another file)", err))
+		default:
+			o.store = st
+			if err := st.Attach(o.bus); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if f.logLevel != "off" {
 		// Commands print the errors that end inputs, requests and runs
 		// themselves; the log does not repeat them at the default level.
-		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON, ErrorsReported: true})
+		o.logger = logging.New(red.Writer(s.err), logging.Options{Level: f.logLevel, JSON: f.logJSON, ErrorsReported: true})
 		if err := o.logger.Attach(o.bus); err != nil {
 			return fail(err)
 		}

@@ -109,6 +109,7 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 	}
 	// base is set before Serve starts, and only read by requests.
 	var base context.Context
+	red := spec.Redactor()
 	srv, err := serve.New(serve.Config{
 		Program:        prog,
 		Signature:      sig,
@@ -118,7 +119,8 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 		RequestTimeout: f.timeout,
 		DrainTimeout:   f.drainTimeout,
 		BaseContext:    func() context.Context { return base },
-		ErrorLog:       log.New(s.err, "dspex serve: ", 0),
+		Redact:         red.Func(),
+		ErrorLog:       log.New(red.Writer(s.err), "dspex serve: ", 0),
 	})
 	if err != nil {
 		return err
@@ -134,7 +136,7 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 		return err
 	}
 	defer func() { err = ss.end(ctx, err) }()
-	if err := attachAccessLog(ss.obs.bus, s.err, &f.observe); err != nil {
+	if err := attachAccessLog(ss.obs.bus, red.Writer(s.err), &f.observe); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", f.addr)

@@ -195,8 +195,13 @@ func TestServeEndToEnd(t *testing.T) {
 	for _, ev := range evs {
 		reqSpans[ev.SpanID] = true
 	}
-	if len(evs) != 3 { // predict, bad predict, program; healthy probes are not traced
-		t.Errorf("%d request events, want 3", len(evs))
+	if len(evs) != 2 { // predict, program; healthy probes are not traced
+		t.Errorf("%d request events, want 2", len(evs))
+	}
+	// The bad predict was refused before the program ran: it is counted.
+	if refused, err := r.Events(context.Background(), runs[0].ID, trace.EventHTTPRefused); err != nil || len(refused) != 1 ||
+		!strings.Contains(string(refused[0].Data), `"count":1`) {
+		t.Errorf("refusal counts %+v, %v; want one counting the bad request", refused, err)
 	}
 	spans, err := r.Spans(context.Background(), runs[0].ID)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dspex/dspex/core/adapter"
@@ -59,6 +60,9 @@ type Error struct {
 	Fields []string
 	// RetryAfter, when positive, is sent as the Retry-After header.
 	RetryAfter time.Duration
+	// detail is what is logged and traced instead of Message, when the
+	// client gets a sanitised message: the full error, redacted.
+	detail string
 }
 
 func (e *Error) Error() string {
@@ -155,4 +159,56 @@ func (s *Server) programError(ctx, client context.Context, err error) *Error {
 		return &Error{Status: http.StatusBadGateway, Type: ErrorTypeLM, Message: msg}
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: ErrorTypeInternal, Message: msg}
+}
+
+// lmKinds are the LM failures a client is told of by name: their texts are
+// the lm package's own, holding nothing of the endpoint's configuration.
+var lmKinds = []error{
+	lm.ErrBreakerOpen, lm.ErrQueueFull, lm.ErrRateLimited, lm.ErrTimeout, lm.ErrServer, lm.ErrConnection,
+	lm.ErrBadResponse, lm.ErrAuth, lm.ErrNotFound, lm.ErrContextWindow, lm.ErrBadRequest,
+}
+
+// sanitise keeps err's own text, which may hold the LM endpoint's URL and
+// query, header values a provider echoed or its raw answer, from the
+// client: e, made from err by programError, gets a message naming only the
+// kind of failure and the request id, under which the full error,
+// redacted, is logged and traced. Answers of the server's own making
+// (timeouts, a closed client) are left as they are.
+func (s *Server) sanitise(e *Error, err error, requestID string) *Error {
+	if e.Message != err.Error() {
+		return e
+	}
+	what := "internal error"
+	if e.Type == ErrorTypeTimeout {
+		what = "the program timed out"
+	}
+	var pe *adapter.ParseError
+	switch {
+	case errors.As(err, &pe):
+		what = "the LM's answer could not be parsed into the output fields"
+	default:
+		for _, k := range lmKinds {
+			if errors.Is(err, k) {
+				what = strings.TrimPrefix(k.Error(), "lm: ")
+				if le := (*lm.Error)(nil); errors.As(err, &le) && le.StatusCode != 0 {
+					what += fmt.Sprintf(" (HTTP %d)", le.StatusCode)
+				}
+				what = "LM call failed: " + what
+				break
+			}
+		}
+	}
+	out := *e
+	out.detail = s.redact(err.Error())
+	out.Message = fmt.Sprintf("%s; the details are in the server's log and traces under request id %s", what, requestID)
+	return &out
+}
+
+// redact removes the configured secrets from text that is logged or
+// traced.
+func (s *Server) redact(text string) string {
+	if s.cfg.Redact == nil {
+		return text
+	}
+	return s.cfg.Redact(text)
 }

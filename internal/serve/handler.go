@@ -35,6 +35,11 @@ const RequestIDHeader = "X-Request-Id"
 // maxStack bounds the stack of a contained panic kept in the request event.
 const maxStack = 8 << 10
 
+// maxRecordedPath bounds the method and path kept in the request event
+// (and echoed in a 404 or 405): a flood of requests with huge paths must
+// not fill the logs and the trace database.
+const maxRecordedPath = 1 << 10
+
 // statusClientClosed is recorded (never sent) for requests whose client
 // went away before the answer, as nginx logs them.
 const statusClientClosed = 499
@@ -79,6 +84,9 @@ func (x *exchange) writeJSON(status int, body []byte) {
 // fail answers e as a JSON error and records it for the request event.
 func (x *exchange) fail(e *Error) {
 	x.info.Error, x.info.ErrorType = e.Message, e.Type
+	if e.detail != "" {
+		x.info.Error = e.detail
+	}
 	if e.Status == statusClientClosed {
 		// Nobody is listening; record the outcome only.
 		x.status = statusClientClosed
@@ -107,8 +115,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	ctx, span := event.StartSpan(ctx)
 
+	// A client that does not read its answer must not hold the handler
+	// (and a prediction slot) past its deadline, nor the drain. Handlers
+	// mounted on another http.Server leave deadlines to that server.
+	_ = http.NewResponseController(w).SetWriteDeadline(start.Add(s.cfg.RequestTimeout + writeGrace))
 	x := &exchange{ResponseWriter: w, client: r.Context()}
-	x.info = event.HTTPRequestInfo{Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
+	x.info = event.HTTPRequestInfo{Method: truncate(r.Method, maxRecordedPath), Path: truncate(r.URL.Path, maxRecordedPath), Remote: r.RemoteAddr}
 	x.Header().Set(RequestIDHeader, span.SpanID)
 	defer func() {
 		if p := recover(); p != nil {
@@ -117,7 +129,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if x.status == 0 {
 				x.fail(e)
 			}
-			x.info.Error, x.info.ErrorType = fmt.Sprintf("panic: %v", p), ErrorTypeInternal
+			x.info.Error, x.info.ErrorType = s.redact(fmt.Sprintf("panic: %v", p)), ErrorTypeInternal
 		}
 		if x.status == 0 && r.Context().Err() != nil {
 			x.status = statusClientClosed
@@ -154,7 +166,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.health(x)
 	default:
 		x.fail(&Error{Status: http.StatusNotFound, Type: ErrorTypeNotFound,
-			Message: fmt.Sprintf("no endpoint %s; the endpoints are POST %s, GET %s and GET %s", r.URL.Path, PathPredict, PathProgram, PathHealth)})
+			Message: fmt.Sprintf("no endpoint %s; the endpoints are POST %s, GET %s and GET %s", x.info.Path, PathPredict, PathProgram, PathHealth)})
 	}
 }
 
@@ -165,7 +177,7 @@ func allow(x *exchange, r *http.Request, methods ...string) bool {
 	}
 	x.Header().Set("Allow", strings.Join(methods, ", "))
 	x.fail(&Error{Status: http.StatusMethodNotAllowed, Type: ErrorTypeMethodNotAllowed,
-		Message: fmt.Sprintf("%s %s is not allowed; use %s", r.Method, r.URL.Path, strings.Join(methods, " or "))})
+		Message: fmt.Sprintf("%s %s is not allowed; use %s", x.info.Method, x.info.Path, strings.Join(methods, " or "))})
 	return false
 }
 
@@ -184,16 +196,22 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 		x.fail(s.admissionError(ctx, x.client, err))
 		return
 	}
-	defer release()
-	pred, err := s.cfg.Program.Forward(ctx, inputs)
+	pred, err := s.forward(ctx, inputs, release)
 	if err == nil && pred == nil {
 		err = errors.New("the program returned no prediction")
 	}
 	if err != nil {
-		x.fail(s.programError(ctx, x.client, err))
+		x.fail(s.sanitise(s.programError(ctx, x.client, err), err, x.Header().Get(RequestIDHeader)))
 		return
 	}
 	x.writeJSON(http.StatusOK, outputJSON(s.cfg.Signature, pred))
+}
+
+// forward runs the program and then releases the prediction slot, so that
+// writing the answer holds none.
+func (s *Server) forward(ctx context.Context, inputs module.Inputs, release func()) (*example.Prediction, error) {
+	defer release()
+	return s.cfg.Program.Forward(ctx, inputs)
 }
 
 // readInputs reads the request body as one JSON object of the program's

@@ -18,8 +18,10 @@
 // 429 and a Retry-After header, so that a client never hangs on an
 // overloaded server. Each request runs with its own deadline
 // (Config.RequestTimeout, counted from its arrival, queue wait included)
-// and stops when its client goes away. A panic in the program fails only
-// its own request (500).
+// and stops when its client goes away. Its answer must be written within
+// RequestTimeout + 2s of its arrival, so a client that does not read its
+// answer is cut off then. A panic in the program fails only its own
+// request (500).
 //
 // Each request runs inside a trace span of its own (the module and LM spans
 // it causes are its children) and publishes one event.HTTPRequest event on
@@ -68,6 +70,11 @@ const (
 	readTimeout       = 30 * time.Second
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
+	// writeGrace is how long past its RequestTimeout a request may take
+	// to write its answer: a client that does not read it is cut off
+	// then, so that it holds neither a slot nor the drain. It is shorter
+	// than DefaultDrainGrace, so that a default drain outlasts it.
+	writeGrace = 2 * time.Second
 	// cutOffWait bounds how long Serve waits, after a drain timed out and
 	// the remaining connections were closed, for their handlers to return.
 	cutOffWait = 5 * time.Second
@@ -111,6 +118,12 @@ type Config struct {
 	// request; its cancellation is ignored, so that requests a draining
 	// server still holds can finish. Nil means context.Background.
 	BaseContext func() context.Context
+	// Redact removes secrets (API keys, LM header values, base URL query
+	// parameters; see redact.Redactor) from the errors recorded in request
+	// events, which reach logs and traces. Clients never see an LM
+	// error's own text: they get its kind and the request id. Nil records
+	// errors as they are.
+	Redact func(string) string
 	// ErrorLog receives net/http's own errors (failed accepts, malformed
 	// requests) in Serve. Nil discards them.
 	ErrorLog *log.Logger
