@@ -15,11 +15,11 @@ func TestCorruptTraceDatabase(t *testing.T) {
 	const junk = "this is not a database, just text that is long enough to be read as a header.\n"
 	corrupt := writeFile(t, "traces.db", strings.Repeat(junk, 100))
 
-	_, stderr, code := runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--db", corrupt)
+	_, stderr, code := runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "1"}`, "--db", corrupt)
 	if code != 1 || !strings.Contains(stderr, "file is not a database") || !strings.Contains(stderr, "--traces-optional") {
 		t.Errorf("run with a corrupt trace database: exit %d, stderr %s", code, stderr)
 	}
-	out, stderr, code := runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--db", corrupt, "--traces-optional")
+	out, stderr, code := runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "1"}`, "--db", corrupt, "--traces-optional")
 	if code != 0 || out == "" || !strings.Contains(stderr, "warning: trace: open database "+corrupt) || !strings.Contains(stderr, "going on without traces") {
 		t.Errorf("run --traces-optional with a corrupt trace database: exit %d, stdout %q, stderr %s", code, out, stderr)
 	}
