@@ -23,20 +23,23 @@ all: build
 setup: setup-go setup-python
 
 setup-go:
-	$(GO) mod download
+	@echo "== setup: Go modules (go mod download; the first time downloads them, a minute or so)"
+	@$(GO) mod download
 
 # The stamp is newer than pyproject.toml once its dependencies are installed, so a
 # second run does nothing until pyproject.toml changes.
 setup-python: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "== setup: Python plugins into $(VENV) (pip install -e '.[$(PY_EXTRAS)]'; the first time takes a few minutes)"
 	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV)
 	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -e '.[$(PY_EXTRAS)]'
 	@touch $@
 
 ## build: build the dspex CLI into bin/
 build: setup-go
-	$(GO) build -o $(DSPEX) ./cmd/dspex
+	@echo "== build: $(DSPEX) (the first build compiles SQLite from C: a few minutes; later ones take seconds)"
+	@$(GO) build -o $(DSPEX) ./cmd/dspex
 
 ## test: lint, then every test (race detector on), then brief fuzzing
 test: setup lint proto-check test-go test-python fuzz-brief
@@ -77,8 +80,8 @@ proto: setup-go setup-python
 proto-check: setup-go setup-python
 	@bash scripts/proto-check.sh
 
-## demo: start the simulated LM, run the example program on bundled data, stop
-demo: build
+## demo: set up, start the simulated LM, run the example program on bundled data, stop
+demo: setup build
 	@bash scripts/demo.sh $(DSPEX)
 
 ## bench: run the Go benchmarks and print their figures

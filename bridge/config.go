@@ -37,15 +37,21 @@ const PythonEnv = "DSPEX_PYTHON"
 // relative to the repository root.
 const venvPython = ".venv/bin/python"
 
+// installedVenvPython is where the default interpreter is looked for,
+// relative to the directory of the running executable: a dspex built into
+// a checkout's bin/ (make build) finds the checkout's .venv beside it.
+const installedVenvPython = "../" + venvPython
+
 // Config is the plugin registry: which interpreter runs Python plugins,
 // how to start each plugin, which plugin serves each capability, and how
 // plugins are supervised. It decodes from YAML (see LoadConfig); the zero
 // value plus DefaultConfig's registry is what a fresh checkout uses.
 type Config struct {
 	// Python is the interpreter that runs Python plugins. Default:
-	// $DSPEX_PYTHON, else .venv/bin/python in the nearest directory, from
-	// the working directory up to the repository root (the first directory
-	// holding pyproject.toml, go.mod or .git), that has one.
+	// $DSPEX_PYTHON, else ../.venv/bin/python relative to the directory of
+	// the running executable (see PythonInterpreter); never anything found
+	// from the working directory. LoadConfig resolves a relative path
+	// against the configuration file's directory.
 	Python string `yaml:"python,omitempty" json:"python,omitempty"`
 	// Plugins maps a plugin's name to how it is started.
 	Plugins map[string]PluginSpec `yaml:"plugins,omitempty" json:"plugins,omitempty"`
@@ -241,6 +247,15 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
+	// A relative interpreter path means the one beside the file, wherever
+	// dspex runs from.
+	if cfg.Python != "" && strings.ContainsRune(cfg.Python, filepath.Separator) && !filepath.IsAbs(cfg.Python) {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s: resolve plugins.python %s: %w", path, cfg.Python, err)
+		}
+		cfg.Python = filepath.Join(filepath.Dir(abs), cfg.Python)
+	}
 	return cfg, nil
 }
 
@@ -348,13 +363,14 @@ func (c Config) Resolve(capability, override string) (string, error) {
 var ErrPythonNotFound = errors.New("bridge: python interpreter not found")
 
 // pythonHint is what to do about a missing interpreter.
-const pythonHint = "run `make setup` to create the virtualenv, or set plugins.python (or " + PythonEnv + ")"
+const pythonHint = "set " + PythonEnv + " (or plugins.python) to a Python that has dspex_plugins installed (pip install it from the repository), or run `make setup` in a checkout and use its bin/dspex"
 
 // PythonInterpreter returns the interpreter for Python plugins: c.Python,
-// else $DSPEX_PYTHON, else .venv/bin/python found by walking up from the
-// working directory to the repository root. A configured name without a
-// slash is looked up in $PATH. The error says what to run when none is
-// found.
+// else $DSPEX_PYTHON, else the virtualenv tied to the installation,
+// InstalledPython. A configured name without a slash is looked up in
+// $PATH. Nothing is ever looked for from the working directory: a
+// .venv/bin/python planted in a directory someone runs dspex from must
+// never run. The error says what to do when none is found.
 func (c Config) PythonInterpreter() (string, error) {
 	configured := c.Python
 	if configured == "" {
@@ -367,12 +383,36 @@ func (c Config) PythonInterpreter() (string, error) {
 		}
 		return path, nil
 	}
-	if wd, err := os.Getwd(); err == nil {
-		if path, ok := findVenvPython(wd); ok {
-			return path, nil
-		}
+	path, err := InstalledPython()
+	if err != nil {
+		return "", err
 	}
-	return "", pythonNotFound(venvPython)
+	return path, nil
+}
+
+// InstalledPython returns the virtualenv interpreter that belongs to the
+// running executable: ../.venv/bin/python from the directory the
+// executable (symlinks resolved) is in. That is where `make setup` and
+// `make build` put them in a checkout (.venv and bin/dspex). The error,
+// ErrPythonNotFound, names the path looked at and what to do.
+func InstalledPython() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", &kindError{kind: ErrPythonNotFound, msg: "python interpreter not found: cannot locate the running executable (" + err.Error() + "): " + pythonHint}
+	}
+	return pythonBeside(exe)
+}
+
+// pythonBeside is InstalledPython for the executable exe.
+func pythonBeside(exe string) (string, error) {
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	candidate := filepath.Join(filepath.Dir(exe), installedVenvPython)
+	if !isExecutable(candidate) {
+		return "", &kindError{kind: ErrPythonNotFound, msg: "python interpreter not found: no " + candidate + " beside " + exe + ", and " + PythonEnv + " and plugins.python are not set: " + pythonHint}
+	}
+	return candidate, nil
 }
 
 // pythonNotFound says which interpreter is missing and what to do.
@@ -388,25 +428,6 @@ type kindError struct {
 
 func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.kind }
-
-// findVenvPython walks up from dir to the repository root looking for
-// .venv/bin/python.
-func findVenvPython(dir string) (string, bool) {
-	for {
-		candidate := filepath.Join(dir, venvPython)
-		if isExecutable(candidate) {
-			return candidate, true
-		}
-		if isRepoRoot(dir) {
-			return "", false
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
 
 // RepoRoot returns the nearest directory, from dir upwards, holding
 // pyproject.toml, go.mod or .git.

@@ -134,42 +134,88 @@ func fakeRepo(t *testing.T, withVenv bool) string {
 	return root
 }
 
-const missingVenvMessage = "python interpreter .venv/bin/python not found: run `make setup` to create the virtualenv, or set plugins.python (or DSPEX_PYTHON)"
-
 func TestPythonInterpreter(t *testing.T) {
 	t.Setenv(PythonEnv, "")
 
+	// A .venv/bin/python in (or above) the working directory is never
+	// used: the directory may be an untrusted checkout.
 	root := fakeRepo(t, true)
 	t.Chdir(filepath.Join(root, "a", "b"))
 	got, err := Config{}.PythonInterpreter()
-	if err != nil || got != filepath.Join(root, venvPython) {
-		t.Errorf("walking up: %q, %v; want the repository's venv", got, err)
+	if err == nil || strings.HasPrefix(got, root) {
+		t.Errorf("with a venv in the working directory's repository: %q, %v; want no interpreter", got, err)
 	}
-
-	// The walk stops at the repository root: a venv above it is not ours.
-	inner := filepath.Join(root, "a", "inner")
-	if err := os.MkdirAll(filepath.Join(inner, "x"), 0o755); err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, ErrPythonNotFound) || !strings.Contains(err.Error(), "set DSPEX_PYTHON (or plugins.python)") {
+		t.Errorf("missing interpreter: %v; want ErrPythonNotFound saying what to set", err)
 	}
-	if err := os.WriteFile(filepath.Join(inner, "pyproject.toml"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(filepath.Join(inner, "x"))
-	_, err = Config{}.PythonInterpreter()
-	if !errors.Is(err, ErrPythonNotFound) || err.Error() != missingVenvMessage {
-		t.Errorf("no venv in the repository: %v; want %q", err, missingVenvMessage)
+	if _, err := DefaultConfig().Spec(EchoPlugin); !errors.Is(err, ErrPythonNotFound) {
+		t.Errorf("echo spec with a planted venv: %v; want ErrPythonNotFound", err)
 	}
 
 	t.Setenv(PythonEnv, "/nowhere/python")
 	_, err = Config{}.PythonInterpreter()
-	if want := "python interpreter /nowhere/python not found: run `make setup` to create the virtualenv, or set plugins.python (or DSPEX_PYTHON)"; err == nil || err.Error() != want {
+	if want := "python interpreter /nowhere/python not found: " + pythonHint; err == nil || err.Error() != want {
 		t.Errorf("missing $DSPEX_PYTHON: %v; want %q", err, want)
 	}
 
+	t.Setenv(PythonEnv, filepath.Join(root, venvPython))
+	got, err = Config{}.PythonInterpreter()
+	if err != nil || got != filepath.Join(root, venvPython) {
+		t.Errorf("$DSPEX_PYTHON: %q, %v", got, err)
+	}
+
 	// plugins.python wins over the environment.
+	t.Setenv(PythonEnv, "/nowhere/python")
 	got, err = Config{Python: filepath.Join(root, venvPython)}.PythonInterpreter()
 	if err != nil || got != filepath.Join(root, venvPython) {
 		t.Errorf("configured python: %q, %v", got, err)
+	}
+}
+
+// The default interpreter is the .venv beside the executable's bin/
+// directory, found through symlinks to the executable.
+func TestPythonBesideExecutable(t *testing.T) {
+	root := fakeRepo(t, true)
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(root, "bin", "dspex")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(root, "bin", installedVenvPython)
+	if got, err := pythonBeside(exe); err != nil || got != want {
+		t.Errorf("pythonBeside(%s) = %q, %v; want %q", exe, got, err, want)
+	}
+	link := filepath.Join(t.TempDir(), "dspex")
+	if err := os.Symlink(exe, link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pythonBeside(link); err != nil || got != want {
+		t.Errorf("pythonBeside(symlink %s) = %q, %v; want %q", link, got, err, want)
+	}
+	lone := filepath.Join(t.TempDir(), "bin", "dspex")
+	_, err := pythonBeside(lone)
+	if !errors.Is(err, ErrPythonNotFound) || !strings.Contains(err.Error(), filepath.Join(filepath.Dir(lone), installedVenvPython)) {
+		t.Errorf("pythonBeside(%s) without a venv: %v; want ErrPythonNotFound naming the path looked at", lone, err)
+	}
+}
+
+// A relative plugins.python in a configuration file is relative to the
+// file, not to the working directory.
+func TestLoadConfigRelativePython(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "program.yaml")
+	if err := os.WriteFile(path, []byte("plugins:\n  python: .venv/bin/python\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, venvPython); cfg.Python != want {
+		t.Errorf("plugins.python = %q; want %q", cfg.Python, want)
 	}
 }
 

@@ -28,7 +28,7 @@ func ExampleHost() {
 
 	p, err := host.ForCapability("echo", "") // an optimizer's override goes in the second argument
 	if err != nil {
-		log.Fatal(err) // e.g. no interpreter: "run `make setup` ..."
+		log.Fatal(err) // e.g. no interpreter: "set DSPEX_PYTHON ..."
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

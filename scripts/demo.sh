@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: start the simulated LM on a free loopback port, then
 #  1. run the example QA program over the bundled questions, and
-#  2. on the bundled capitals task: score the program, optimize it with
-#     BootstrapFewShotWithRandomSearch (progress shown), and score the
-#     optimized program.
+#  2. on the bundled capitals task: score the program on the dev set,
+#     optimize it on the training set with BootstrapFewShotWithRandomSearch
+#     (one line per candidate), score the optimized program on the dev set,
+#     and print the dev-set result (the held-out, honest figure).
 # The simulator is a simulator: its scores measure the optimizer, not a model.
 set -euo pipefail
 dspex=${1:-bin/dspex}
@@ -31,20 +32,27 @@ export DSPEX_LM_BASE_URL=$url
 flags=(--cache "$work/cache.db" --db "$work/traces.db")
 
 echo "== simulated LM (a simulator, not a model) at $url"
+echo "   It answers the example questions from examples/qa/sim-script.yaml, and the"
+echo "   capitals questions from examples/capitals/*.jsonl with a documented skill"
+echo "   model that does better with good demos (docs/simulated-lm.md)."
 echo
 echo "== 1. dspex run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl"
 "$dspex" run --program examples/qa/program.yaml --inputs examples/qa/questions.jsonl --no-progress "${flags[@]}"
 echo
-echo "== 2. the capitals task: baseline score on the dev set"
-"$dspex" eval --program examples/capitals/program.yaml --data examples/capitals/dev.jsonl "${flags[@]}"
+echo "== 2. the capitals task: score the program on the dev set (97 examples it is never optimized on)"
+"$dspex" eval --program examples/capitals/program.yaml --data examples/capitals/dev.jsonl --no-progress "${flags[@]}" | tee "$work/before.txt"
 echo
-echo "== optimize with random search (BootstrapFewShotWithRandomSearch, 6 candidates)"
+echo "== 3. optimize it with random search (BootstrapFewShotWithRandomSearch, --candidates 6) on the training set"
 "$dspex" optimize --program examples/capitals/program.yaml --train examples/capitals/train.jsonl \
   --optimizer random-search --candidates 6 --out "$work/capitals.state.json" "${flags[@]}"
 echo
-echo "== optimized score on the dev set (dspex eval --state)"
+echo "== 4. score the optimized program on the dev set (dspex eval --state)"
 "$dspex" eval --program examples/capitals/program.yaml --data examples/capitals/dev.jsonl \
-  --state "$work/capitals.state.json" "${flags[@]}"
+  --state "$work/capitals.state.json" --no-progress "${flags[@]}" | tee "$work/after.txt"
 echo
-echo "== dspex traces list"
+score() { sed -n 's/^score: \([0-9.]*\).*/\1/p' "$1"; }
+echo "== result on the dev set (held out, the honest figure): $(score "$work/before.txt") before, $(score "$work/after.txt") after"
+echo "   (exact match × 100 against the simulator: it measures the optimizer, not a model)"
+echo
+echo "== dspex traces list (every run above is recorded)"
 "$dspex" traces list --db "$work/traces.db" -n 5

@@ -54,6 +54,11 @@ type ParseError struct {
 	Raw string
 	// Err is the cause, if any.
 	Err error
+	// Truncated reports that the LM stopped at its token limit
+	// (finish_reason "length"), which is then the likely cause; MaxTokens
+	// is the request's max_tokens, 0 when the request did not set it.
+	Truncated bool
+	MaxTokens int
 }
 
 func (e *ParseError) Error() string {
@@ -69,6 +74,13 @@ func (e *ParseError) Error() string {
 		fmt.Fprintf(&b, ": missing output fields %s", strings.Join(quoteAll(e.Missing), ", "))
 	case e.Err != nil:
 		b.WriteString(": " + e.Err.Error())
+	}
+	if e.Truncated {
+		b.WriteString(`: the answer was cut off at the token limit (finish_reason "length")`)
+		if e.MaxTokens > 0 {
+			fmt.Fprintf(&b, " of max_tokens=%d", e.MaxTokens)
+		}
+		b.WriteString("; consider a larger max_tokens")
 	}
 	raw := e.Raw
 	if len(raw) > 200 {
@@ -145,7 +157,7 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	return parseAll(ctx, a, r.Signature, req.Messages, resp)
+	return parseAll(ctx, a, r.Signature, req, resp)
 }
 
 // lmRequest formats r with a and prepares it for model.
@@ -159,11 +171,13 @@ func lmRequest(a Adapter, model lm.LM, r Request) (*lm.Request, error) {
 	return req, nil
 }
 
-// parseAll reads every completion of resp into a Result. A failure (no
-// completions, or one that does not parse) is published as a parse
-// failure and returned with the Result so far.
-func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, msgs []lm.Message, resp *lm.Response) (*Result, error) {
-	res := &Result{Response: resp, Adapter: a.Name(), Messages: msgs, Usage: resp.Usage, Cost: resp.Cost}
+// parseAll reads every completion of resp, the answer to req, into a
+// Result. A failure (no completions, or one that does not parse) is
+// published as a parse failure and returned with the Result so far; when
+// the completion that failed was cut off by the token limit, the
+// *ParseError says so.
+func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, req *lm.Request, resp *lm.Response) (*Result, error) {
+	res := &Result{Response: resp, Adapter: a.Name(), Messages: req.Messages, Usage: resp.Usage, Cost: resp.Cost}
 	if len(resp.Choices) == 0 {
 		err := &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
 		publishParseFailure(ctx, event.ParseFailure, err, "")
@@ -172,6 +186,13 @@ func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, msgs []l
 	for _, c := range resp.Choices {
 		out, err := a.Parse(sig, c.Text)
 		if err != nil {
+			var pe *ParseError
+			if c.FinishReason == lm.FinishLength && errors.As(err, &pe) {
+				pe.Truncated = true
+				if req.MaxTokens != nil {
+					pe.MaxTokens = *req.MaxTokens
+				}
+			}
 			publishParseFailure(ctx, event.ParseFailure, err, "")
 			return res, err
 		}
@@ -235,11 +256,13 @@ func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Re
 	if err != nil {
 		end.Error = err.Error()
 		end.ErrorKind = lm.ErrorKind(err)
+		end.Attempts = lm.Attempts(err)
 		end.Latency = time.Since(start)
 	} else {
 		end.Completions = make([]string, len(resp.Choices))
+		end.FinishReasons = make([]string, len(resp.Choices))
 		for i, c := range resp.Choices {
-			end.Completions[i] = c.Text
+			end.Completions[i], end.FinishReasons[i] = c.Text, c.FinishReason
 		}
 		if resp.Model != "" {
 			end.Model = resp.Model

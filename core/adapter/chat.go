@@ -6,6 +6,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pystr"
 )
 
 // ChatAdapter is DSPy's default format: each field in its own section headed
@@ -47,7 +48,7 @@ func (chatFormat) fieldStructure(sig *signature.Signature) string {
 		sectionsWithValues(sig.Outputs(), func(f signature.Field) string { return fieldPlaceholder(f, true) }),
 		completedMarker + "\n",
 	}
-	return pyStrip(strings.Join(parts, "\n\n"))
+	return pystr.Strip(strings.Join(parts, "\n\n"))
 }
 
 func (chatFormat) outputRequirements(sig *signature.Signature) string {
@@ -109,10 +110,10 @@ func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[st
 		lines []string
 	}
 	sections := []section{{}}
-	for _, line := range splitLines(completion) {
-		if name, rest, ok := fieldHeader(pyStrip(line)); ok {
+	for _, line := range pystr.SplitLines(completion) {
+		if name, rest, ok := fieldHeader(pystr.Strip(line)); ok {
 			s := section{name: name}
-			if rest = pyStrip(rest); rest != "" {
+			if rest = pystr.Strip(rest); rest != "" {
 				s.lines = append(s.lines, rest)
 			}
 			sections = append(sections, s)
@@ -133,7 +134,7 @@ func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[st
 		if !ok || !sig.IsOutput(s.name) {
 			continue
 		}
-		v, err := f.Type.ParseText(pyStrip(strings.Join(s.lines, "\n")))
+		v, err := f.Type.ParseText(pystr.Strip(strings.Join(s.lines, "\n")))
 		if err != nil {
 			return nil, &ParseError{Adapter: a.Name(), Field: s.name, Raw: completion, Err: err}
 		}

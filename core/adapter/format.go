@@ -3,13 +3,12 @@ package adapter
 import (
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/internal/pystr"
 )
 
 // The wording below is DSPy's (dspy/adapters/chat_adapter.py, base.py,
@@ -111,14 +110,17 @@ func describeFields(fields []signature.Field) string {
 		b.WriteString("): ")
 		b.WriteString(f.Desc)
 	}
-	return pyStrip(b.String())
+	return pystr.Strip(b.String())
 }
 
-// taskDescription states the instructions, each line indented by 8 spaces.
+// taskDescription states the instructions, each line indented by 8 spaces,
+// as DSPy's format_task_description does: textwrap.dedent, then Python's
+// splitlines (which also breaks at \v, \f, U+001C-U+001E, U+0085, U+2028
+// and U+2029).
 func taskDescription(sig *signature.Signature) string {
 	var b strings.Builder
 	b.WriteString("In adhering to this structure, your objective is: ")
-	for _, line := range splitLines(sig.Instructions()) {
+	for _, line := range pystr.SplitLines(pystr.Dedent(sig.Instructions())) {
 		b.WriteString("\n        ")
 		b.WriteString(line)
 	}
@@ -170,7 +172,7 @@ func sectionsWithValues(fields []signature.Field, value func(signature.Field) st
 	for i, f := range fields {
 		parts[i] = "[[ ## " + f.Name + " ## ]]\n" + value(f)
 	}
-	return pyStrip(strings.Join(parts, "\n\n"))
+	return pystr.Strip(strings.Join(parts, "\n\n"))
 }
 
 // userContent is DSPy's format_user_message_content.
@@ -185,7 +187,7 @@ func userContent(sig *signature.Signature, get func(string) (any, bool), prefix,
 		parts = append(parts, suffix)
 	}
 	parts = append(parts, "")
-	return pyStrip(strings.Join(parts, "\n\n"))
+	return pystr.Strip(strings.Join(parts, "\n\n"))
 }
 
 // FormatValue renders a field value as DSPy's format_field_value does: a
@@ -222,42 +224,4 @@ func formatBlob(s string) string {
 		return "«" + s + "»"
 	}
 	return "«««\n    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n»»»"
-}
-
-// pyStrip is Python's str.strip(): it also removes the ASCII separators
-// \x1c-\x1f, which strings.TrimSpace keeps.
-func pyStrip(s string) string {
-	return strings.TrimFunc(s, isPySpace)
-}
-
-func isPySpace(r rune) bool {
-	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
-}
-
-// splitLines is Python's str.splitlines().
-func splitLines(s string) []string {
-	var lines []string
-	start := 0
-	for i := 0; i < len(s); {
-		r, n := rune(s[i]), 1
-		if r >= 0x80 {
-			r, n = utf8.DecodeRuneInString(s[i:])
-		}
-		switch r {
-		case '\n', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
-			lines = append(lines, s[start:i])
-			start = i + n
-		case '\r':
-			lines = append(lines, s[start:i])
-			if i+1 < len(s) && s[i+1] == '\n' {
-				n = 2
-			}
-			start = i + n
-		}
-		i += n
-	}
-	if start < len(s) {
-		lines = append(lines, s[start:])
-	}
-	return lines
 }

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -9,11 +10,13 @@ import (
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/jsonrepair"
 	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/internal/pystr"
 )
 
-// JSONAdapter asks for the outputs as one JSON object. With models that
-// support it, the request carries a strict JSON schema (OpenAI structured
-// outputs); otherwise response_format json_object. The zero value is ready
+// JSONAdapter asks for the outputs as one JSON object. The request's
+// response_format follows the model's lm.ResponseFormatFor: a strict JSON
+// schema of the outputs (OpenAI structured outputs), json_object, or none,
+// as DSPy chooses from what it knows of the model. The zero value is ready
 // to use.
 type JSONAdapter struct{}
 
@@ -30,23 +33,47 @@ func (JSONAdapter) Format(sig *signature.Signature, demos []example.Example, inp
 	return format(jsonFormat{}, sig, demos, inputs), nil
 }
 
-// Prepare sets response_format: a strict schema of the outputs when the model
-// supports it and every output type can be expressed strictly (no open
-// dicts), json_object otherwise.
+// Prepare sets response_format as lm.ResponseFormatFor(model) says: for
+// json_schema, the outputs' strict schema (json_object when the outputs
+// cannot be expressed strictly: an open-ended dict); for json_object,
+// json_object; for none (and a nil model), nothing.
 func (JSONAdapter) Prepare(sig *signature.Signature, req *lm.Request, model lm.LM) {
-	req.ResponseFormat = &lm.ResponseFormat{Type: "json_object"}
-	if model == nil || !lm.SupportsResponseSchema(model) {
+	if model == nil {
 		return
 	}
-	if schema, err := ResponseSchema(sig); err == nil {
-		req.ResponseFormat = &lm.ResponseFormat{Type: "json_schema", Name: StructuredOutputName, Schema: schema, Strict: true}
+	switch lm.ResponseFormatFor(model) {
+	case lm.ResponseFormatJSONSchema:
+		if schema := encodedSchema(sig); schema != nil {
+			req.ResponseFormat = &lm.ResponseFormat{Type: "json_schema", Name: StructuredOutputName, Schema: schema, Strict: true}
+		} else {
+			req.ResponseFormat = &lm.ResponseFormat{Type: "json_object"}
+		}
+	case lm.ResponseFormatJSONObject:
+		req.ResponseFormat = &lm.ResponseFormat{Type: "json_object"}
 	}
 }
 
+type schemaKey struct{}
+
+// encodedSchema is ResponseSchema(sig) encoded, nil when there is none;
+// computed once per signature.
+func encodedSchema(sig *signature.Signature) json.RawMessage {
+	v := sig.Derived(schemaKey{}, func() any {
+		schema, err := ResponseSchema(sig)
+		if err != nil {
+			return json.RawMessage(nil)
+		}
+		return json.RawMessage(pyjson.Dumps(schema, -1))
+	})
+	return v.(json.RawMessage)
+}
+
 // ResponseSchema is the strict JSON schema of the signature's outputs, as
-// DSPy's _get_structured_outputs_response_format builds it. It fails for
+// DSPy's _get_structured_outputs_response_format builds it: properties and
+// "required" in the signature's order, so that a model generating in schema
+// order writes ChainOfThought's reasoning before its answer. It fails for
 // open-ended mappings, which strict schemas cannot express.
-func ResponseSchema(sig *signature.Signature) (map[string]any, error) {
+func ResponseSchema(sig *signature.Signature) (pyjson.Object, error) {
 	obj := &signature.Type{Kind: signature.Object, Name: StructuredOutputName}
 	for _, f := range sig.Outputs() {
 		obj.Fields = append(obj.Fields, signature.ObjectField{Name: f.Name, Type: f.Type, Required: true})
@@ -76,7 +103,7 @@ func (jsonFormat) fieldStructure(sig *signature.Signature) string {
 		"Outputs will be a JSON object with the following fields.",
 		pyjson.Dumps(obj, 2),
 	}
-	return pyStrip(strings.Join(parts, "\n\n"))
+	return pystr.Strip(strings.Join(parts, "\n\n"))
 }
 
 func (jsonFormat) outputRequirements(sig *signature.Signature) string {

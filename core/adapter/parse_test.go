@@ -122,12 +122,12 @@ func TestJSONParse(t *testing.T) {
 type scriptedLM struct {
 	answers []string
 	err     error
-	schema  bool
+	format  lm.ResponseFormatMode
 	reqs    []*lm.Request
 }
 
-func (s *scriptedLM) Model() string                { return "scripted" }
-func (s *scriptedLM) SupportsResponseSchema() bool { return s.schema }
+func (s *scriptedLM) Model() string                         { return "scripted" }
+func (s *scriptedLM) ResponseFormat() lm.ResponseFormatMode { return s.format }
 func (s *scriptedLM) Complete(_ context.Context, r *lm.Request) (*lm.Response, error) {
 	s.reqs = append(s.reqs, r)
 	if s.err != nil {
@@ -143,7 +143,7 @@ func TestCallFallsBackOnParseErrorOnly(t *testing.T) {
 	req := Request{Signature: sig, Inputs: map[string]any{"question": "2+2?"}}
 
 	t.Run("parse error falls back to JSON", func(t *testing.T) {
-		m := &scriptedLM{answers: []string{"four", `{"answer": 4}`}, schema: true}
+		m := &scriptedLM{answers: []string{"four", `{"answer": 4}`}, format: lm.ResponseFormatJSONSchema}
 		res, err := Call(context.Background(), &ChatAdapter{}, m, req)
 		if err != nil {
 			t.Fatal(err)
@@ -170,7 +170,7 @@ func TestCallFallsBackOnParseErrorOnly(t *testing.T) {
 		}
 	})
 	t.Run("both fail: JSON error returned", func(t *testing.T) {
-		m := &scriptedLM{answers: []string{"four", "still four"}}
+		m := &scriptedLM{answers: []string{"four", "still four"}, format: lm.ResponseFormatJSONObject}
 		res, err := Call(context.Background(), &ChatAdapter{}, m, req)
 		var pe *ParseError
 		if !errors.As(err, &pe) || pe.Adapter != "JSONAdapter" || pe.Raw != "still four" {
@@ -180,7 +180,7 @@ func TestCallFallsBackOnParseErrorOnly(t *testing.T) {
 			t.Fatal("fallback error not kept")
 		}
 		if m.reqs[1].ResponseFormat.Type != "json_object" {
-			t.Errorf("model without schema support got %q", m.reqs[1].ResponseFormat.Type)
+			t.Errorf("model with JSON mode only got %q", m.reqs[1].ResponseFormat.Type)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pystr"
 )
 
 // FieldChunk is new text of one output field, as the LM streams it.
@@ -55,7 +56,7 @@ func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(Fi
 	if err != nil {
 		return nil, err
 	}
-	res, err := parseAll(ctx, a, r.Signature, req.Messages, resp)
+	res, err := parseAll(ctx, a, r.Signature, req, resp)
 	if err == nil {
 		return res, nil
 	}
@@ -139,7 +140,7 @@ func (c *chatSplitter) feed(text string) []FieldChunk {
 		line := c.partial[:i]
 		c.partial = c.partial[i+1:]
 		if !c.emittedLine {
-			if name, rest, ok := fieldHeader(pyStrip(line)); ok {
+			if name, rest, ok := fieldHeader(pystr.Strip(line)); ok {
 				c.enter(name)
 				out = c.content(out, rest)
 				continue
@@ -155,7 +156,7 @@ func (c *chatSplitter) feed(text string) []FieldChunk {
 		}
 		return out
 	}
-	if s := pyStrip(c.partial); s == "" || strings.HasPrefix(s, "[") {
+	if s := pystr.Strip(c.partial); s == "" || strings.HasPrefix(s, "[") {
 		return out // might still be a marker: wait for the rest of the line
 	}
 	out = c.content(out, c.partial)
@@ -175,13 +176,13 @@ func (c *chatSplitter) content(out []FieldChunk, s string) []FieldChunk {
 		return out
 	}
 	if !c.started {
-		s = strings.TrimLeftFunc(s, isPySpace)
+		s = strings.TrimLeftFunc(s, pystr.IsSpace)
 		if s == "" {
 			return out
 		}
 		c.started = true
 	}
-	body := strings.TrimRightFunc(s, isPySpace)
+	body := strings.TrimRightFunc(s, pystr.IsSpace)
 	if body == "" {
 		c.pendingWS += s
 		return out

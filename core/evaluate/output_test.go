@@ -20,7 +20,7 @@ func outputsResult(t *testing.T) *Result {
 	t.Helper()
 	prog := fakeProg(func(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
 		if index(in) == 1 {
-			return nil, errors.New("no, \"quoted\"\nnewline")
+			return nil, errors.New("no, \"quoted\"\nnewline <q -> a>")
 		}
 		return example.NewPrediction(map[string]any{"answer": fmt.Sprintf("a%d", index(in)), "n": []int{1, 2}}), nil
 	})
@@ -55,6 +55,9 @@ func TestWriteJSON(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
+	if !bytes.Contains(buf.Bytes(), []byte("<q -> a>")) {
+		t.Errorf("the JSON escapes <, > or &:\n%s", buf.String())
+	}
 	if doc.Metric != "exact_match" || doc.Score != 66.67 || doc.Total != 3 || doc.Errors != 1 || len(doc.Results) != 3 {
 		t.Fatalf("summary: %+v", doc)
 	}
@@ -68,7 +71,7 @@ func TestWriteJSON(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"answer": "a0"}, r0.Labels); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
-	if r1.Index != 1 || r1.Score != 0 || r1.Error != "program: no, \"quoted\"\nnewline" || len(r1.Outputs) != 0 {
+	if r1.Index != 1 || r1.Score != 0 || r1.Error != "program: no, \"quoted\"\nnewline <q -> a>" || len(r1.Outputs) != 0 {
 		t.Errorf("failed example: %+v", r1)
 	}
 }
@@ -86,7 +89,7 @@ func TestWriteCSV(t *testing.T) {
 	want := [][]string{
 		{"index", "inputs", "outputs", "labels", "score", "feedback", "error"},
 		{"0", `{"q": 0}`, `{"answer": "a0", "n": [1, 2]}`, `{"answer": "a0"}`, "1", "", ""},
-		{"1", `{"q": 1}`, `{}`, `{"answer": "a1"}`, "0", "", "program: no, \"quoted\"\nnewline"},
+		{"1", `{"q": 1}`, `{}`, `{"answer": "a1"}`, "0", "", "program: no, \"quoted\"\nnewline <q -> a>"},
 		{"2", `{"q": 2}`, `{"answer": "a2", "n": [1, 2]}`, `{"answer": "a2"}`, "1", "", ""},
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {

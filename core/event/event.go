@@ -41,6 +41,7 @@ const (
 	BreakerState     Kind = "lm.breaker"          // *BreakerChange
 	ParseFailure     Kind = "adapter.parse_error" // *ParseFailureInfo
 	AdapterFallback  Kind = "adapter.fallback"    // *ParseFailureInfo
+	DemoExtraKeys    Kind = "module.demo_keys"    // *DemoKeysInfo
 	Progress         Kind = "progress"            // *ProgressInfo
 	EvalExample      Kind = "eval.example"        // *EvalExampleInfo
 	OptimizerStart   Kind = "optimizer.start"     // *OptimizerInfo

@@ -52,7 +52,10 @@ type LMCall struct {
 	Messages []Message      `json:"messages,omitempty"`
 	Params   map[string]any `json:"params,omitempty"`
 	// Completions are the response's choices.
-	Completions      []string      `json:"completions,omitempty"`
+	Completions []string `json:"completions,omitempty"`
+	// FinishReasons are the choices' finish reasons, in the same order
+	// ("stop"; "length" for one cut off by max_tokens).
+	FinishReasons    []string      `json:"finish_reasons,omitempty"`
 	PromptTokens     int           `json:"prompt_tokens,omitempty"`
 	CompletionTokens int           `json:"completion_tokens,omitempty"`
 	CostUSD          float64       `json:"cost_usd,omitempty"`
@@ -96,6 +99,17 @@ type ParseFailureInfo struct {
 	Field    string `json:"field,omitempty"`
 	Error    string `json:"error"`
 	Raw      string `json:"raw"`
+}
+
+// DemoKeysInfo is a demo holding keys its predictor's signature lacks:
+// the demo is used, the keys are left out of the prompt (as DSPy does).
+type DemoKeysInfo struct {
+	// Signature is the predictor's signature, e.g. "question -> answer".
+	Signature string `json:"signature"`
+	// Demo is the demo's position among the predictor's demos, from 1.
+	Demo int `json:"demo"`
+	// Keys are the demo's keys the signature lacks, in the demo's order.
+	Keys []string `json:"keys"`
 }
 
 // ProgressInfo reports how far a long command has got.

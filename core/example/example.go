@@ -6,19 +6,26 @@
 // CLI work without Go types; typed accessors read them conveniently, and
 // module.Typed layers Go structs on top. Values are treated as immutable:
 // methods that change an Example return a copy.
+//
+// Values keep Python's semantics where DSPy shows them. An Example keeps its
+// keys in insertion order, as a DSPy Example (a Python dict) does, and JSON
+// objects inside values are Objects, which keep their key order too; JSON
+// integers beyond int64 are *big.Int. Prompts and saved state print both as
+// DSPy would. A Go map has no order: an Example built from one (New), and a
+// map[string]any given as a value, come out with sorted keys.
 package example
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math"
+	"math/big"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -30,12 +37,37 @@ import (
 // The zero value is an empty example. Safe for concurrent reads.
 type Example struct {
 	fields    map[string]any
+	keys      []string // the keys of fields, in insertion order
 	inputKeys []string
 }
 
+// Object is a JSON object that keeps its key order, as a Python dict does.
+// Values read from JSON (JSONL data, state files, request bodies, parsed
+// dict outputs) hold their objects as Objects.
+type Object = pyjson.Object
+
+// Member is one key/value pair of an Object.
+type Member = pyjson.Member
+
 // New returns an example holding a copy of fields, with no inputs marked.
+// Its keys are in sorted order, the only order a Go map gives; use
+// FromObject to keep an order.
 func New(fields map[string]any) Example {
-	return Example{fields: maps.Clone(fields)}
+	return Example{fields: maps.Clone(fields), keys: slices.Sorted(maps.Keys(fields))}
+}
+
+// FromObject returns an example holding obj's members in obj's order, with
+// no inputs marked. A repeated key keeps its first position and its last
+// value, as a Python dict built from the pairs would.
+func FromObject(obj Object) Example {
+	e := Example{fields: make(map[string]any, len(obj)), keys: make([]string, 0, len(obj))}
+	for _, m := range obj {
+		if _, dup := e.fields[m.Key]; !dup {
+			e.keys = append(e.keys, m.Key)
+		}
+		e.fields[m.Key] = m.Value
+	}
+	return e
 }
 
 // WithInputs returns a copy in which exactly keys are the inputs, as DSPy's
@@ -53,7 +85,7 @@ func (e Example) InputKeys() []string { return slices.Clone(e.inputKeys) }
 func (e Example) HasInputs() bool { return len(e.inputKeys) > 0 }
 
 func (e Example) clone() Example {
-	return Example{fields: maps.Clone(e.fields), inputKeys: slices.Clone(e.inputKeys)}
+	return Example{fields: maps.Clone(e.fields), keys: slices.Clone(e.keys), inputKeys: slices.Clone(e.inputKeys)}
 }
 
 // Get returns the value under key and whether it is present.
@@ -68,11 +100,14 @@ func (e Example) Has(key string) bool {
 	return ok
 }
 
-// With returns a copy with key set to v.
+// With returns a copy with key set to v; a new key comes last.
 func (e Example) With(key string, v any) Example {
 	c := e.clone()
 	if c.fields == nil {
 		c.fields = map[string]any{}
+	}
+	if _, ok := c.fields[key]; !ok {
+		c.keys = append(c.keys, key)
 	}
 	c.fields[key] = v
 	return c
@@ -84,15 +119,21 @@ func (e Example) Without(keys ...string) Example {
 	for _, k := range keys {
 		delete(c.fields, k)
 	}
+	c.keys = slices.DeleteFunc(c.keys, func(k string) bool { return slices.Contains(keys, k) })
 	c.inputKeys = slices.DeleteFunc(c.inputKeys, func(k string) bool { return slices.Contains(keys, k) })
 	return c
 }
 
-// Keys returns the keys in sorted order.
-func (e Example) Keys() []string {
-	keys := slices.Collect(maps.Keys(e.fields))
-	sort.Strings(keys)
-	return keys
+// Keys returns the keys in the example's order (see New and FromObject).
+func (e Example) Keys() []string { return slices.Clone(e.keys) }
+
+// Object returns the fields as an Object, in the example's order.
+func (e Example) Object() Object {
+	out := make(Object, len(e.keys))
+	for i, k := range e.keys {
+		out[i] = Member{Key: k, Value: e.fields[k]}
+	}
+	return out
 }
 
 // Len is the number of fields.
@@ -150,6 +191,8 @@ func (e Example) Int(key string) (int64, error) {
 	switch x := pyjson.Normalize(v).(type) {
 	case int64:
 		return x, nil
+	case *big.Int:
+		return 0, fmt.Errorf("example: field %q is %s, outside the int64 range", key, x)
 	case float64:
 		// Outside ±2^63 (or infinite) a float has no int64 value.
 		if x == math.Trunc(x) && math.Abs(x) < 1<<63 {
@@ -172,6 +215,9 @@ func (e Example) Float(key string) (float64, error) {
 	switch x := pyjson.Normalize(v).(type) {
 	case int64:
 		return float64(x), nil
+	case *big.Int:
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return f, nil
 	case float64:
 		return x, nil
 	case string:
@@ -228,16 +274,17 @@ func (e Example) Decode(dst any) error {
 	return nil
 }
 
-// MarshalJSON writes the fields as one JSON object.
+// MarshalJSON writes the fields as one JSON object, in the example's order.
 func (e Example) MarshalJSON() ([]byte, error) {
-	if e.fields == nil {
+	if len(e.keys) == 0 {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(e.fields)
+	return json.Marshal(e.Object())
 }
 
-// UnmarshalJSON reads one JSON object, telling integers from floats as
-// Python would.
+// UnmarshalJSON reads one JSON object as Python's json.loads would: keys
+// and the keys of nested objects keep their order, integers stay integers
+// of any size.
 func (e *Example) UnmarshalJSON(b []byte) error {
 	v, err := pyjson.Decode(b)
 	if err != nil {
@@ -247,7 +294,9 @@ func (e *Example) UnmarshalJSON(b []byte) error {
 	if !ok {
 		return fmt.Errorf("example: expected a JSON object, got %s", strings.TrimSpace(string(b[:min(len(b), 20)])))
 	}
-	e.fields = obj.Map()
+	inputs := e.inputKeys
+	*e = FromObject(obj)
+	e.inputKeys = inputs
 	return nil
 }
 
@@ -286,44 +335,139 @@ type LineError struct {
 func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err) }
 func (e *LineError) Unwrap() error { return e.Err }
 
-// ReadJSONL reads one example per line from r; name is used in errors. Each
-// line must be a JSON object; empty lines and malformed JSON are errors
-// naming the line. inputKeys, when given, are marked as inputs.
+// ReadJSONL reads one example per line from r; name is used in errors.
+// Each line must be a JSON object; blank lines are skipped, and the first
+// line that is not an object is an error naming it. inputKeys, when given,
+// are marked as inputs.
 func ReadJSONL(r io.Reader, name string, inputKeys ...string) ([]Example, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
-	var out []Example
-	line := 0
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			return nil, &LineError{name, line, errors.New("empty line; expected a JSON object")}
-		}
-		var e Example
-		if err := e.UnmarshalJSON([]byte(text)); err != nil {
-			return nil, &LineError{name, line, err}
-		}
-		if len(inputKeys) > 0 {
-			e = e.WithInputs(inputKeys...)
-		}
-		out = append(out, e)
+	d, err := ReadJSONLWith(r, name, JSONLOptions{InputKeys: inputKeys})
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, &LineError{name, line + 1, fmt.Errorf("line longer than %d bytes", maxLineBytes)}
+	return d.Examples, nil
+}
+
+// JSONLOptions configure ReadJSONLWith. The zero value reads every line
+// and fails at the first invalid one.
+type JSONLOptions struct {
+	// InputKeys, when given, are marked as the inputs of every example.
+	InputKeys []string
+	// SkipInvalid passes over lines that are not a JSON object (or are
+	// longer than 16 MiB), listing them in JSONL.Skipped, instead of
+	// failing at the first.
+	SkipInvalid bool
+}
+
+// JSONL is what ReadJSONLWith read from a JSONL file.
+type JSONL struct {
+	Examples []Example
+	// Lines holds the line (from 1) each example was read from.
+	Lines []int
+	// Skipped lists the invalid lines passed over (with SkipInvalid), in
+	// file order.
+	Skipped []*LineError
+}
+
+// Where names the line example i was read from, "file:line".
+func (d *JSONL) Where(name string, i int) string {
+	return fmt.Sprintf("%s:%d", name, d.Lines[i])
+}
+
+// ReadJSONLWith reads one example per line from r, as ReadJSONL, and
+// reports the line each came from; name is used in errors. With
+// opts.SkipInvalid, invalid lines are listed rather than fatal. Errors
+// reading r are always fatal.
+func ReadJSONLWith(r io.Reader, name string, opts JSONLOptions) (*JSONL, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	d := &JSONL{}
+	var buf []byte
+	for line := 1; ; line++ {
+		text, long, err := nextLine(br, buf[:0], maxLineBytes)
+		if err == io.EOF {
+			return d, nil
 		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		buf = text
+		var bad error
+		if long {
+			bad = fmt.Errorf("line longer than %d bytes", maxLineBytes)
+		} else {
+			if line == 1 {
+				text = bytes.TrimPrefix(text, []byte("\ufeff"))
+			}
+			text = bytes.TrimSpace(text)
+			if len(text) == 0 {
+				continue
+			}
+			var e Example
+			if bad = e.UnmarshalJSON(text); bad == nil {
+				if len(opts.InputKeys) > 0 {
+					e = e.WithInputs(opts.InputKeys...)
+				}
+				d.Examples = append(d.Examples, e)
+				d.Lines = append(d.Lines, line)
+				continue
+			}
+		}
+		le := &LineError{name, line, bad}
+		if !opts.SkipInvalid {
+			return nil, le
+		}
+		d.Skipped = append(d.Skipped, le)
 	}
-	return out, nil
+}
+
+// nextLine reads the next line of br into buf, without its line ending.
+// A line of more than limit bytes is read to its end but not kept: long
+// reports it. At the end of the input it returns io.EOF.
+func nextLine(br *bufio.Reader, buf []byte, limit int) (line []byte, long bool, err error) {
+	n := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += len(chunk)
+		if !long {
+			if len(buf)+len(chunk) > limit+1 {
+				long, buf = true, buf[:0]
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			if n == 0 {
+				return nil, false, io.EOF
+			}
+		case err != nil:
+			return nil, false, err
+		}
+		buf = bytes.TrimSuffix(buf, []byte("\n"))
+		buf = bytes.TrimSuffix(buf, []byte("\r"))
+		if long || len(buf) > limit {
+			return buf[:0], true, nil
+		}
+		return buf, false, nil
+	}
 }
 
 // LoadJSONL reads a JSONL file of examples (see ReadJSONL).
 func LoadJSONL(path string, inputKeys ...string) ([]Example, error) {
+	d, err := LoadJSONLWith(path, JSONLOptions{InputKeys: inputKeys})
+	if err != nil {
+		return nil, err
+	}
+	return d.Examples, nil
+}
+
+// LoadJSONLWith reads a JSONL file of examples (see ReadJSONLWith).
+func LoadJSONLWith(path string, opts JSONLOptions) (*JSONL, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
 	}
 	defer f.Close()
-	return ReadJSONL(f, path, inputKeys...)
+	return ReadJSONLWith(f, path, opts)
 }

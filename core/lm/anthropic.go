@@ -10,6 +10,7 @@ import (
 	"iter"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -154,6 +155,11 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 		option.WithHeader("User-Agent", userAgent),
 		option.WithMiddleware(dropSDKTelemetry),
 	}
+	if u, err := url.Parse(base); err == nil && u.RawQuery != "" {
+		// The SDK resolves "v1/messages" against the base URL, which
+		// drops the base's query (a gateway's key, say).
+		opts = append(opts, option.WithMiddleware(withQuery(u.Query())))
+	}
 	if key != "" {
 		// x-api-key rather than the SDK's bearer form: every API version
 		// and the gateways in front of it accept it.
@@ -173,6 +179,21 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 		sampling:  version != "" && version < anthropicSamplingCutoff,
 		svc:       anthropic.NewMessageService(opts...),
 	}, nil
+}
+
+// withQuery adds the base URL's query parameters to every request that
+// does not set them itself.
+func withQuery(q url.Values) option.Middleware {
+	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		rq := req.URL.Query()
+		for k, vs := range q {
+			if !rq.Has(k) {
+				rq[k] = vs
+			}
+		}
+		req.URL.RawQuery = rq.Encode()
+		return next(req)
+	}
 }
 
 // dropSDKTelemetry removes the SDK's X-Stainless-* headers (OS, runtime,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -47,8 +48,9 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 // answering), count as neither failure nor success; other errors (bad
 // request, auth) mean the endpoint works. Safe for concurrent use.
 type Breaker struct {
-	next LM
-	cb   *gobreaker.CircuitBreaker[*Response]
+	next  LM
+	cb    *gobreaker.CircuitBreaker[*Response]
+	clock *openClock
 }
 
 var (
@@ -59,13 +61,35 @@ var (
 // NewBreaker wraps next in a breaker named name (the endpoint and model).
 // State changes are reported to hooks.BreakerState.
 func NewBreaker(next LM, name string, cfg BreakerConfig, hooks *Hooks) *Breaker {
-	return &Breaker{next: next, cb: gobreaker.NewCircuitBreaker[*Response](breakerSettings(name, cfg, hooks))}
+	st, clock := breakerSettings(name, cfg, hooks)
+	return &Breaker{next: next, cb: gobreaker.NewCircuitBreaker[*Response](st), clock: clock}
 }
 
-// breakerSettings builds gobreaker's settings for cfg.
-func breakerSettings(name string, cfg BreakerConfig, hooks *Hooks) gobreaker.Settings {
+// openClock remembers when a breaker last opened, so that a refused call
+// can say how long the breaker stays open. Safe for concurrent use.
+type openClock struct {
+	timeout  time.Duration
+	openedAt atomic.Int64 // UnixNano; 0 before the first opening
+}
+
+// retryAfter is the open time left at now, rounded up to whole seconds
+// (as Retry-After counts), or the whole open timeout when that is unknown
+// or past (a half-open breaker busy with its probes).
+func (c *openClock) retryAfter(now time.Time) time.Duration {
+	if at := c.openedAt.Load(); at != 0 {
+		if left := time.Unix(0, at).Add(c.timeout).Sub(now); left > 0 {
+			return (left + time.Second - 1).Truncate(time.Second)
+		}
+	}
+	return c.timeout
+}
+
+// breakerSettings builds gobreaker's settings for cfg, with the clock its
+// state changes keep.
+func breakerSettings(name string, cfg BreakerConfig, hooks *Hooks) (gobreaker.Settings, *openClock) {
 	cfg = cfg.withDefaults()
 	failures := uint32(cfg.Failures)
+	clock := &openClock{timeout: time.Duration(cfg.OpenTimeout)}
 	return gobreaker.Settings{
 		Name:        name,
 		MaxRequests: uint32(cfg.HalfOpenRequests),
@@ -74,11 +98,14 @@ func breakerSettings(name string, cfg BreakerConfig, hooks *Hooks) gobreaker.Set
 			return c.ConsecutiveFailures >= failures
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				clock.openedAt.Store(time.Now().UnixNano())
+			}
 			hooks.breakerState(name, from.String(), to.String())
 		},
 		IsSuccessful: func(err error) bool { return err == nil || !breakerFailure(err) },
 		IsExcluded:   breakerExcluded,
-	}
+	}, clock
 }
 
 func breakerFailure(err error) bool {
@@ -97,8 +124,8 @@ func breakerExcluded(err error) bool {
 // Model returns the wrapped LM's model.
 func (b *Breaker) Model() string { return b.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (b *Breaker) SupportsResponseSchema() bool { return SupportsResponseSchema(b.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (b *Breaker) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(b.next) }
 
 // State is the breaker's state: "closed", "open" or "half-open".
 func (b *Breaker) State() string { return b.cb.State().String() }
@@ -112,7 +139,7 @@ func (b *Breaker) Complete(ctx context.Context, req *Request) (*Response, error)
 		}
 		return res, err
 	})
-	return res, breakerError(b.cb, requestModel(b.next, req), err)
+	return res, breakerError(b.cb, b.clock, requestModel(b.next, req), err)
 }
 
 // excludedErr carries an error the breaker should not count.
@@ -124,8 +151,8 @@ func (e *excludedErr) Unwrap() []error { return []error{e.err, errCallerEnded} }
 // breakerError is the error a caller of cb sees for err, what cb.Execute
 // returned for a call to model: the call's own error (unwrapped when it
 // was excluded), or an ErrBreakerOpen naming the breaker when cb refused
-// the call.
-func breakerError[T any](cb *gobreaker.CircuitBreaker[T], model string, err error) error {
+// the call, whose RetryAfter is how long the breaker stays open (clock).
+func breakerError[T any](cb *gobreaker.CircuitBreaker[T], clock *openClock, model string, err error) error {
 	var ex *excludedErr
 	switch {
 	case err == nil:
@@ -133,7 +160,7 @@ func breakerError[T any](cb *gobreaker.CircuitBreaker[T], model string, err erro
 	case errors.As(err, &ex):
 		return ex.err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		return &Error{Kind: ErrBreakerOpen, Model: model,
+		return &Error{Kind: ErrBreakerOpen, Model: model, RetryAfter: clock.retryAfter(time.Now()),
 			Message: "breaker " + cb.Name() + " is " + cb.State().String() + ": failing fast", Err: err}
 	}
 	return err
@@ -160,7 +187,7 @@ func (b *Breaker) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, err
 			return nil, nil
 		})
 		if err != nil && !stopped {
-			yield(Delta{}, breakerError(b.cb, requestModel(b.next, req), err))
+			yield(Delta{}, breakerError(b.cb, b.clock, requestModel(b.next, req), err))
 		}
 	}
 }

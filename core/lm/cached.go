@@ -49,7 +49,9 @@ type cachedResponse struct {
 // Cached is the outermost execution layer below Metered: identical requests
 // (RequestKey: same model, messages, sampling parameters, response format
 // and rollout id) are answered from the store. A hit is a fresh copy marked
-// CacheHit, with zero usage and zero attempts: it cost no tokens. Store
+// CacheHit, with zero usage and zero attempts: it cost no tokens. Responses
+// with a choice cut off by the token limit (Response.Truncated) are never
+// stored, nor served if found. Store
 // failures never fail a call; the call just goes to the provider. Safe for
 // concurrent use.
 type Cached struct {
@@ -70,8 +72,8 @@ func NewCached(next LM, store ResponseStore) *Cached {
 // Model returns the wrapped LM's model.
 func (c *Cached) Model() string { return c.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (c *Cached) SupportsResponseSchema() bool { return SupportsResponseSchema(c.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (c *Cached) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(c.next) }
 
 func (c *Cached) lookup(ctx context.Context, key string) (*Response, bool) {
 	b, ok := c.store.Get(ctx, key)
@@ -82,11 +84,18 @@ func (c *Cached) lookup(ctx context.Context, key string) (*Response, bool) {
 	if json.Unmarshal(b, &cr) != nil || len(cr.Choices) == 0 {
 		return nil, false // a damaged entry is a miss; the fresh answer replaces it
 	}
-	return &Response{ID: cr.ID, Model: cr.Model, Choices: cr.Choices, CacheHit: true}, true
+	res := &Response{ID: cr.ID, Model: cr.Model, Choices: cr.Choices, CacheHit: true}
+	if res.Truncated() {
+		return nil, false // stored by an older dspex; never served again
+	}
+	return res, true
 }
 
+// save stores res under key, unless it has no choices or a choice was cut
+// off by the token limit: a truncated answer is a failure to retry, not an
+// answer to serve again once the cause is fixed.
 func (c *Cached) save(ctx context.Context, key string, res *Response) {
-	if res == nil || len(res.Choices) == 0 {
+	if res == nil || len(res.Choices) == 0 || res.Truncated() {
 		return
 	}
 	b, err := json.Marshal(cachedResponse{ID: res.ID, Model: res.Model, Choices: res.Choices, Usage: res.Usage})

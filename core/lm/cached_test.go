@@ -209,3 +209,50 @@ func equal(a, b []float32) bool {
 	}
 	return true
 }
+
+// A truncated answer (finish_reason "length") is never stored, so that once
+// the LM answers in full the full answer is what callers get.
+func TestCachedNeverStoresTruncated(t *testing.T) {
+	srv, client := sim(t, "", "truncated:first=1")
+	m := lm.NewStack(client, lm.ExecConfig{Cache: store{openCache(t, "")}})
+	ctx := context.Background()
+
+	cut, err := m.Complete(ctx, ask("tell me everything"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cut.Truncated() || cut.Choices[0].FinishReason != lm.FinishLength {
+		t.Fatalf("first answer not truncated: %+v", cut.Choices)
+	}
+	full, err := m.Complete(ctx, ask("tell me everything"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.CacheHit || full.Truncated() || srv.Stats().Requests != 2 {
+		t.Fatalf("second call: hit=%v truncated=%v requests=%d; want a fresh full answer", full.CacheHit, full.Truncated(), srv.Stats().Requests)
+	}
+	again, err := m.Complete(ctx, ask("tell me everything"))
+	if err != nil || !again.CacheHit || again.Text() != full.Text() {
+		t.Fatalf("the full answer was not cached: hit=%v err=%v", again.CacheHit, err)
+	}
+}
+
+// An entry an older dspex stored for a truncated answer is a miss.
+func TestCachedSkipsStoredTruncated(t *testing.T) {
+	srv, client := sim(t, "")
+	c := openCache(t, "")
+	for q, finish := range map[string]string{"old entry": "length", "control": "stop"} {
+		entry := `{"choices":[{"Text":"half an ans","FinishReason":"` + finish + `"}]}`
+		if err := c.Set(context.Background(), lm.RequestKey(client.Model(), ask(q)), []byte(entry)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := lm.NewStack(client, lm.ExecConfig{Cache: store{c}})
+	if res, err := m.Complete(context.Background(), ask("control")); err != nil || !res.CacheHit {
+		t.Fatalf("the control entry is not a hit (err %v): the test stores under the wrong key", err)
+	}
+	res, err := m.Complete(context.Background(), ask("old entry"))
+	if err != nil || res.CacheHit || srv.Stats().Requests != 1 {
+		t.Fatalf("hit=%v err=%v requests=%d; want the stored truncated answer skipped", res.CacheHit, err, srv.Stats().Requests)
+	}
+}

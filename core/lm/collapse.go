@@ -71,8 +71,8 @@ func NewCollapse(next LM) *Collapse {
 // Model returns the wrapped LM's model.
 func (c *Collapse) Model() string { return c.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (c *Collapse) SupportsResponseSchema() bool { return SupportsResponseSchema(c.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (c *Collapse) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(c.next) }
 
 // Complete joins an identical call in flight, or starts one.
 func (c *Collapse) Complete(ctx context.Context, req *Request) (*Response, error) {

@@ -31,6 +31,7 @@ type EmbedStack struct {
 	slots *Slots
 	retry *Retry
 	cb    *gobreaker.CircuitBreaker[[][]float32]
+	clock *openClock
 	cache ResponseStore
 	hooks *Hooks
 }
@@ -56,7 +57,8 @@ func NewEmbedStack(e Embedder, cfg EmbedExecConfig) *EmbedStack {
 		hooks: cfg.Hooks,
 	}
 	if cfg.Breaker.Failures >= 0 {
-		s.cb = gobreaker.NewCircuitBreaker[[][]float32](breakerSettings(name, cfg.Breaker, cfg.Hooks))
+		st, clock := breakerSettings(name, cfg.Breaker, cfg.Hooks)
+		s.cb, s.clock = gobreaker.NewCircuitBreaker[[][]float32](st), clock
 	}
 	return s
 }
@@ -140,7 +142,7 @@ func (s *EmbedStack) once(ctx context.Context, texts []string) ([][]float32, Usa
 		}
 		return v, err
 	})
-	return vecs, usage, breakerError(s.cb, s.next.EmbeddingModel(), err)
+	return vecs, usage, breakerError(s.cb, s.clock, s.next.EmbeddingModel(), err)
 }
 
 func (s *EmbedStack) lookup(ctx context.Context, model, text string) ([]float32, bool) {

@@ -41,6 +41,24 @@ type endpoint struct {
 // returns it without credentials, for errors. client and model name the
 // client being built in the error ("openai client", "gpt-4o-mini").
 func parseBaseURL(client, model, base string) (string, error) {
+	if err := CheckBaseURL(base); err != nil {
+		return "", fmt.Errorf("lm: new %s %q: %w", client, model, err)
+	}
+	u, _ := url.Parse(base)
+	return redactURL(u), nil
+}
+
+// CheckBaseURL reports whether base can be an endpoint's base URL: an
+// absolute http or https URL with a host (a query, such as a gateway's
+// key, is kept on every request). The error says what is wrong without
+// repeating credentials the URL may hold, and suggests "http://" when the
+// scheme was left out.
+func CheckBaseURL(base string) error {
+	if !strings.Contains(base, "://") {
+		if u, err := url.Parse("http://" + base); err == nil && u.Hostname() != "" && !strings.ContainsAny(base, " \t") {
+			return fmt.Errorf("base url %q is not an absolute http or https url: it has no scheme; did you mean %q?", redactURL(u)[len("http://"):], redactURL(u))
+		}
+	}
 	u, err := url.Parse(base)
 	if err != nil {
 		// url.Error repeats the URL, which may carry credentials.
@@ -48,12 +66,28 @@ func parseBaseURL(client, model, base string) (string, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return "", fmt.Errorf("lm: new %s %q: parse base url: %w", client, model, err)
+		return fmt.Errorf("parse base url: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("lm: new %s %q: base url %q is not an absolute http or https url", client, model, redactURL(u))
+		return fmt.Errorf("base url %q is not an absolute http or https url", redactURL(u))
 	}
-	return redactURL(u), nil
+	return nil
+}
+
+// joinURL appends path to base's path, keeping base's query: a base of
+// "https://h/v1?key=k" and "/chat/completions" give
+// "https://h/v1/chat/completions?key=k". base must pass CheckBaseURL.
+func joinURL(base, path string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return strings.TrimSuffix(base, "/") + path
+	}
+	u.Fragment, u.RawFragment = "", ""
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/") + path
+	}
+	return u.String()
 }
 
 // redactURL renders u without user info, query or fragment.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,6 +86,35 @@ func TestRetryIsBounded(t *testing.T) {
 	}
 	if n := srv.Stats().Requests; n != 3 {
 		t.Errorf("server saw %d requests, want exactly MaxAttempts=3", n)
+	}
+}
+
+func TestRetryErrorCountsAttempts(t *testing.T) {
+	_, client := sim(t, "", "500")
+	_, err := lm.NewRetry(client, fastRetry(3), nil).Complete(context.Background(), ask("hi"))
+	if !errors.Is(err, lm.ErrServer) {
+		t.Fatalf("err = %v, want a server error", err)
+	}
+	if n := lm.Attempts(err); n != 3 {
+		t.Errorf("Attempts(err) = %d, want 3", n)
+	}
+	if !strings.HasSuffix(err.Error(), "(after 3 attempts)") {
+		t.Errorf("err = %q, want it to end with the attempts made", err)
+	}
+	var le *lm.Error
+	if !errors.As(err, &le) || le.StatusCode != 500 {
+		t.Errorf("errors.As(*lm.Error) = %v", le)
+	}
+
+	_, client = sim(t, "", "500")
+	_, err = lm.NewRetry(client, fastRetry(1), nil).Complete(context.Background(), ask("hi"))
+	if n := lm.Attempts(err); n != 1 || strings.Contains(err.Error(), "attempts") {
+		t.Errorf("one attempt: Attempts = %d, err = %q", n, err)
+	}
+	for _, err := range lm.NewRetry(client, fastRetry(2), nil).Stream(context.Background(), ask("hi")) {
+		if err != nil && lm.Attempts(err) != 2 {
+			t.Errorf("stream: Attempts(%v) = %d, want 2", err, lm.Attempts(err))
+		}
 	}
 }
 
@@ -178,6 +208,23 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	defer mu.Unlock()
 	if fmt.Sprint(states) != "[closed->open open->half-open half-open->closed]" {
 		t.Errorf("state changes = %v", states)
+	}
+}
+
+func TestBreakerOpenErrorSaysWhenToRetry(t *testing.T) {
+	_, client := sim(t, "", "500")
+	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Minute)}, nil)
+	_, _ = b.Complete(context.Background(), ask("hi"))
+	time.Sleep(20 * time.Millisecond)
+	_, err := b.Complete(context.Background(), ask("hi"))
+	if !errors.Is(err, lm.ErrBreakerOpen) {
+		t.Fatalf("err = %v, want the breaker open", err)
+	}
+	if after := lm.RetryAfter(err); after != time.Minute && after != 59*time.Second {
+		t.Errorf("RetryAfter = %v, want what is left of the minute the breaker stays open, in whole seconds", after)
+	}
+	if !strings.Contains(err.Error(), "retry after 1m0s") && !strings.Contains(err.Error(), "retry after 59s") {
+		t.Errorf("err = %q, want it to say when to retry", err)
 	}
 }
 

@@ -15,6 +15,7 @@ package lm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -42,8 +43,10 @@ type ResponseFormat struct {
 	Type string `json:"type"`
 	// Name names the schema (json_schema only).
 	Name string `json:"name,omitempty"`
-	// Schema is the JSON schema the output must satisfy (json_schema only).
-	Schema map[string]any `json:"schema,omitempty"`
+	// Schema is the JSON schema the output must satisfy (json_schema
+	// only), already encoded: it is sent with its keys in the order they
+	// have here, since models tend to generate properties in schema order.
+	Schema json.RawMessage `json:"schema,omitempty"`
 	// Strict asks the provider to enforce the schema exactly.
 	Strict bool `json:"strict,omitempty"`
 }
@@ -116,6 +119,24 @@ type Choice struct {
 	FinishReason string // "stop", "length", ...
 }
 
+// FinishLength is the finish reason of a completion cut off by the token
+// limit (max_tokens), as OpenAI-compatible servers report it; the
+// Anthropic client maps stop_reason "max_tokens" to it.
+const FinishLength = "length"
+
+// Truncated reports whether any choice stopped at the token limit.
+func (r *Response) Truncated() bool {
+	if r == nil {
+		return false
+	}
+	for _, c := range r.Choices {
+		if c.FinishReason == FinishLength {
+			return true
+		}
+	}
+	return false
+}
+
 // Usage counts tokens.
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
@@ -175,19 +196,6 @@ type LM interface {
 	Model() string
 	// Complete sends one chat completion request.
 	Complete(ctx context.Context, req *Request) (*Response, error)
-}
-
-// SchemaSupporter is implemented by LMs that can report whether they accept
-// response_format with a JSON schema (OpenAI structured outputs). LMs that do
-// not implement it are asked for json_object only.
-type SchemaSupporter interface {
-	SupportsResponseSchema() bool
-}
-
-// SupportsResponseSchema reports whether m accepts JSON-schema response formats.
-func SupportsResponseSchema(m LM) bool {
-	s, ok := m.(SchemaSupporter)
-	return ok && s.SupportsResponseSchema()
 }
 
 // Kinds of LM errors. Every error a provider returns matches exactly one of

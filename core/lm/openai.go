@@ -83,12 +83,14 @@ type OpenAIConfig struct {
 	// Params are the default sampling settings of every request; the
 	// request's own Params are merged over them (the request wins).
 	Params Params
-	// ResponseSchema says whether the server accepts response_format
-	// {"type":"json_schema"} (OpenAI structured outputs). nil means true:
-	// OpenAI, vLLM, Ollama, llama.cpp, LM Studio and OpenRouter all accept
-	// it. Set it to false for a server that rejects it, so that adapters ask
-	// for json_object instead.
-	ResponseSchema *bool
+	// ResponseFormat chooses the response_format adapters send when they
+	// want JSON: json_schema (OpenAI structured outputs), json_object, or
+	// none. The zero value is ResponseFormatAuto, which decides from the
+	// model name as DSPy does (see AutoResponseFormat): known OpenAI
+	// models get json_schema (or json_object), any other model nothing.
+	// Set json_schema for a local server that enforces schemas (vLLM,
+	// Ollama, llama.cpp and LM Studio do).
+	ResponseFormat ResponseFormatMode
 	// HTTPClient sends the requests. nil means a client of its own whose
 	// transport is a clone of http.DefaultTransport keeping up to 256 idle
 	// connections per host, so that many concurrent calls reuse connections.
@@ -110,7 +112,7 @@ type OpenAIConfig struct {
 // Kind is one of the package's sentinels.
 type OpenAI struct {
 	endpoint
-	schema bool
+	format ResponseFormatMode
 	// chatURL is base URL + "/chat/completions"; headers are sent with
 	// every request (cloned per request, since a transport may keep them).
 	chatURL string
@@ -119,13 +121,14 @@ type OpenAI struct {
 }
 
 var (
-	_ LM              = (*OpenAI)(nil)
-	_ SchemaSupporter = (*OpenAI)(nil)
+	_ LM                = (*OpenAI)(nil)
+	_ ResponseFormatter = (*OpenAI)(nil)
 )
 
-// NewOpenAI returns a client for cfg. It fails when cfg.Model is empty or
-// cfg.BaseURL is not an absolute http(s) URL. It reads the API key from the
-// environment here, once, and never again.
+// NewOpenAI returns a client for cfg. It fails when cfg.Model is empty,
+// cfg.BaseURL is not an absolute http(s) URL or cfg.ResponseFormat is not a
+// known mode. It reads the API key from the environment here, once, and
+// never again.
 func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new openai client: model is empty")
@@ -157,9 +160,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if timeout == 0 {
 		timeout = DefaultOpenAITimeout
 	}
-	schema := true
-	if cfg.ResponseSchema != nil {
-		schema = *cfg.ResponseSchema
+	format, err := parseResponseFormatMode(string(cfg.ResponseFormat))
+	if err != nil {
+		return nil, fmt.Errorf("lm: new openai client %q: %w", cfg.Model, err)
 	}
 	params := cfg.Params
 	params.Stop = slices.Clone(params.Stop)
@@ -167,8 +170,8 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 
 	return &OpenAI{
 		endpoint: endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
-		schema:   schema,
-		chatURL:  strings.TrimSuffix(base, "/") + "/chat/completions",
+		format:   format.resolve(cfg.Model),
+		chatURL:  joinURL(base, "/chat/completions"),
 		headers:  headers,
 		client:   hc,
 	}, nil
@@ -177,9 +180,9 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 // Model returns the configured model name.
 func (o *OpenAI) Model() string { return o.model }
 
-// SupportsResponseSchema reports whether the server accepts json_schema
-// response formats (OpenAIConfig.ResponseSchema).
-func (o *OpenAI) SupportsResponseSchema() bool { return o.schema }
+// ResponseFormat returns the response format mode adapters use with this
+// endpoint (OpenAIConfig.ResponseFormat, auto resolved for the model).
+func (o *OpenAI) ResponseFormat() ResponseFormatMode { return o.format }
 
 // Complete sends req as one chat completion: messages, the model
 // (req.Model, else the configured one), the configured Params merged under
@@ -269,9 +272,9 @@ type chatResponseFormat struct {
 }
 
 type chatJSONSchema struct {
-	Name   string         `json:"name"`
-	Strict bool           `json:"strict,omitempty"`
-	Schema map[string]any `json:"schema,omitempty"`
+	Name   string          `json:"name"`
+	Strict bool            `json:"strict,omitempty"`
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // body encodes the JSON request body; stream asks for server-sent events

@@ -130,7 +130,7 @@ func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
 	e := &OpenAIEmbedder{
 		conn:       conn,
 		model:      cfg.Model,
-		endpoint:   strings.TrimSuffix(cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL), "/") + "/embeddings",
+		endpoint:   joinURL(cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL), "/embeddings"),
 		dimensions: cfg.Dimensions,
 		batchSize:  cfg.BatchSize,
 		workers:    cfg.MaxConcurrentBatches,

@@ -87,15 +87,18 @@ func TestNewOpenAI(t *testing.T) {
 		cfg        OpenAIConfig
 		wantErr    string
 		wantModel  string
-		wantSchema bool
+		wantFormat ResponseFormatMode
 		wantURL    string
 	}{
-		{name: "defaults", cfg: OpenAIConfig{Model: "gpt-4o-mini"}, wantModel: "gpt-4o-mini", wantSchema: true,
+		{name: "defaults", cfg: OpenAIConfig{Model: "gpt-4o-mini"}, wantModel: "gpt-4o-mini", wantFormat: ResponseFormatJSONSchema,
 			wantURL: "https://api.openai.com/v1"},
 		{name: "url without credentials", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:8000/v1/?key=hunter2#x"},
-			wantModel: "m", wantSchema: true, wantURL: "http://127.0.0.1:8000/v1"},
-		{name: "schema off", cfg: OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", ResponseSchema: new(false)}, wantModel: "m"},
-		{name: "schema on", cfg: OpenAIConfig{Model: "m", ResponseSchema: new(true)}, wantModel: "m", wantSchema: true},
+			wantModel: "m", wantFormat: ResponseFormatNone, wantURL: "http://127.0.0.1:8000/v1"},
+		{name: "auto, json mode only", cfg: OpenAIConfig{Model: "gpt-3.5-turbo", ResponseFormat: ResponseFormatAuto}, wantModel: "gpt-3.5-turbo", wantFormat: ResponseFormatJSONObject},
+		{name: "json_schema for an unknown model", cfg: OpenAIConfig{Model: "m", ResponseFormat: ResponseFormatJSONSchema}, wantModel: "m", wantFormat: ResponseFormatJSONSchema},
+		{name: "json_object", cfg: OpenAIConfig{Model: "gpt-4o", ResponseFormat: ResponseFormatJSONObject}, wantModel: "gpt-4o", wantFormat: ResponseFormatJSONObject},
+		{name: "none for a known model", cfg: OpenAIConfig{Model: "gpt-4o", ResponseFormat: ResponseFormatNone}, wantModel: "gpt-4o", wantFormat: ResponseFormatNone},
+		{name: "unknown mode", cfg: OpenAIConfig{Model: "m", ResponseFormat: "xml"}, wantErr: `unknown response format mode "xml"`},
 		{name: "empty model", cfg: OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1"}, wantErr: "model is empty"},
 		{name: "blank model", cfg: OpenAIConfig{Model: "  "}, wantErr: "model is empty"},
 		{name: "unparsable url", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@[::1/v1"}, wantErr: "parse base url"},
@@ -123,11 +126,8 @@ func TestNewOpenAI(t *testing.T) {
 			if got := o.Model(); got != tt.wantModel {
 				t.Errorf("Model() = %q, want %q", got, tt.wantModel)
 			}
-			if got := o.SupportsResponseSchema(); got != tt.wantSchema {
-				t.Errorf("SupportsResponseSchema() = %v, want %v", got, tt.wantSchema)
-			}
-			if got := SupportsResponseSchema(o); got != tt.wantSchema {
-				t.Errorf("lm.SupportsResponseSchema = %v, want %v", got, tt.wantSchema)
+			if got := ResponseFormatFor(o); got != tt.wantFormat {
+				t.Errorf("ResponseFormatFor = %q, want %q", got, tt.wantFormat)
 			}
 			if tt.wantURL != "" && o.url != tt.wantURL {
 				t.Errorf("url = %q, want %q", o.url, tt.wantURL)
@@ -138,12 +138,7 @@ func TestNewOpenAI(t *testing.T) {
 
 func TestOpenAIRequestBody(t *testing.T) {
 	t.Parallel()
-	schema := map[string]any{
-		"type":                 "object",
-		"properties":           map[string]any{"answer": map[string]any{"type": "string"}},
-		"required":             []any{"answer"},
-		"additionalProperties": false,
-	}
+	schema := json.RawMessage(`{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"], "additionalProperties": false}`)
 	tests := []struct {
 		name     string
 		defaults Params
@@ -222,7 +217,7 @@ func TestOpenAIRequestBody(t *testing.T) {
 		{
 			name: "json schema without name",
 			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
-				ResponseFormat: &ResponseFormat{Type: "json_schema", Schema: map[string]any{"type": "object"}}},
+				ResponseFormat: &ResponseFormat{Type: "json_schema", Schema: json.RawMessage(`{"type":"object"}`)}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema",
 				"json_schema":{"name":"response","schema":{"type":"object"}}}}`,
 		},
@@ -258,6 +253,17 @@ func TestOpenAIRequestBody(t *testing.T) {
 			}
 			if diff := cmp.Diff(wantBody, gotBody); diff != "" {
 				t.Errorf("request body mismatch (-want +got):\n%s", diff)
+			}
+			// The schema goes out with its key order: the comparison above
+			// cannot see order.
+			if rf := tt.req.ResponseFormat; rf != nil && len(rf.Schema) > 0 {
+				var compact bytes.Buffer
+				if err := json.Compact(&compact, rf.Schema); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(c.body, compact.Bytes()) {
+					t.Errorf("request body %s does not carry the schema %s in its order", c.body, compact.Bytes())
+				}
 			}
 			if tt.req.RolloutID != "" && bytes.Contains(c.body, []byte(tt.req.RolloutID)) {
 				t.Errorf("request body %s carries the rollout id", c.body)

@@ -162,8 +162,8 @@ func NewPool(next LM, cfg PoolConfig, hooks *Hooks) *Pool {
 // Model returns the wrapped LM's model.
 func (p *Pool) Model() string { return p.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (p *Pool) SupportsResponseSchema() bool { return SupportsResponseSchema(p.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (p *Pool) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(p.next) }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats { return p.slots.Stats() }

@@ -57,8 +57,8 @@ func NewRateLimit(next LM, cfg RateLimitConfig, hooks *Hooks) *RateLimit {
 // Model returns the wrapped LM's model.
 func (r *RateLimit) Model() string { return r.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (r *RateLimit) SupportsResponseSchema() bool { return SupportsResponseSchema(r.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (r *RateLimit) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(r.next) }
 
 // EstimateTokens guesses a request's tokens before it is sent: a quarter of
 // the prompt's characters plus max_tokens when set.

@@ -2,6 +2,8 @@ package lm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"iter"
 	"math/rand/v2"
 	"sync"
@@ -70,8 +72,8 @@ func NewRetry(next LM, cfg RetryConfig, hooks *Hooks) *Retry {
 // Model returns the wrapped LM's model.
 func (r *Retry) Model() string { return r.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (r *Retry) SupportsResponseSchema() bool { return SupportsResponseSchema(r.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (r *Retry) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(r.next) }
 
 // Complete calls the wrapped LM, retrying retryable failures.
 func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {
@@ -86,11 +88,11 @@ func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {
 		}
 		wait, ok := r.shouldRetry(ctx, attempt, err)
 		if !ok {
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 		r.hooks.retry(ctx, model, attempt, err, wait)
 		if r.sleep(ctx, wait) != nil {
-			return nil, err
+			return nil, withAttempts(err, attempt)
 		}
 	}
 }
@@ -119,16 +121,49 @@ func (r *Retry) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error
 			}
 			wait, ok := r.shouldRetry(ctx, attempt, failed)
 			if started || !ok {
-				yield(Delta{}, failed)
+				yield(Delta{}, withAttempts(failed, attempt))
 				return
 			}
 			r.hooks.retry(ctx, model, attempt, failed, wait)
 			if r.sleep(ctx, wait) != nil {
-				yield(Delta{}, failed)
+				yield(Delta{}, withAttempts(failed, attempt))
 				return
 			}
 		}
 	}
+}
+
+// AttemptsError is the error of a call the retry layer gave up on: the
+// last attempt's error and how many provider calls were made. It unwraps
+// to the last error, so errors.Is and errors.As see through it.
+type AttemptsError struct {
+	Attempts int
+	Err      error
+}
+
+// Error is the last error, with the number of attempts when there were
+// several.
+func (e *AttemptsError) Error() string {
+	if e.Attempts <= 1 {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%v (after %d attempts)", e.Err, e.Attempts)
+}
+
+func (e *AttemptsError) Unwrap() error { return e.Err }
+
+// Attempts returns how many provider calls a failed call made, as the retry
+// layer counted them; 0 when err did not pass through one.
+func Attempts(err error) int {
+	var ae *AttemptsError
+	if errors.As(err, &ae) {
+		return ae.Attempts
+	}
+	return 0
+}
+
+func withAttempts(err error, attempts int) error {
+	return &AttemptsError{Attempts: attempts, Err: err}
 }
 
 // shouldRetry decides whether attempt's failure is retried, and after how

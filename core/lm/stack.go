@@ -75,8 +75,8 @@ func NewStack(provider LM, cfg ExecConfig) *Stack {
 // Model returns the provider's model.
 func (s *Stack) Model() string { return s.top.Model() }
 
-// SupportsResponseSchema passes the provider's answer through.
-func (s *Stack) SupportsResponseSchema() bool { return SupportsResponseSchema(s.top) }
+// ResponseFormat passes the provider's answer through.
+func (s *Stack) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(s.top) }
 
 // Complete sends req through every layer.
 func (s *Stack) Complete(ctx context.Context, req *Request) (*Response, error) {

@@ -186,8 +186,8 @@ func NewMetered(next LM, prices Prices, hooks *Hooks) *Metered {
 // Model returns the wrapped LM's model.
 func (m *Metered) Model() string { return m.next.Model() }
 
-// SupportsResponseSchema passes the wrapped LM's answer through.
-func (m *Metered) SupportsResponseSchema() bool { return SupportsResponseSchema(m.next) }
+// ResponseFormat passes the wrapped LM's answer through.
+func (m *Metered) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(m.next) }
 
 // Complete calls the wrapped LM and records the call.
 func (m *Metered) Complete(ctx context.Context, req *Request) (*Response, error) {

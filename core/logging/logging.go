@@ -6,8 +6,9 @@
 //
 //   - error: failed runs and LM calls, problems with bus subscribers;
 //   - warn: retries, queue and rate-limit waits over a second, circuit
-//     breaker changes, parse failures, adapter fallbacks, failed evaluation
-//     examples, and events this logger had to drop;
+//     breaker changes, LM answers cut off at max_tokens (with DSPy's
+//     truncation warning), parse failures, adapter fallbacks, failed
+//     evaluation examples, and events this logger had to drop;
 //   - info: run and optimization start and end, new best candidates;
 //   - debug: every module call and LM call, with tokens, latency, cache hits
 //     and cost, evaluation examples and optimizer trials;
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +71,12 @@ type Options struct {
 	// Buffer is how many events may wait for the writer; past that the
 	// oldest are dropped and counted. Default 4096.
 	Buffer int
+	// ErrorsReported says that whoever runs the program reports the errors
+	// that end runs and LM calls itself (the dspex commands print each
+	// failed input or request once): failed runs and LM calls are then
+	// logged at info rather than error, so that one failure is not shown
+	// several times.
+	ErrorsReported bool
 }
 
 // Logger logs the events of the buses it is attached to. Safe for
@@ -77,10 +85,39 @@ type Logger struct {
 	log    hclog.Logger
 	level  hclog.Level
 	buffer int
+	// failed is the level of failed runs and LM calls.
+	failed hclog.Level
 
 	mu     sync.Mutex
 	subs   []*subscription
 	closed bool
+
+	// warnedDemos holds the demo-key warnings written (signature and
+	// keys), so that an optimizer's many copies of one predictor, each
+	// with demos from the same data, warn once.
+	warnedMu    sync.Mutex
+	warnedDemos map[string]bool
+}
+
+// maxWarnedDemos bounds warnedDemos; past it, warnings are not deduplicated.
+const maxWarnedDemos = 1024
+
+// firstDemoWarning reports whether d's signature and keys were not warned
+// about yet, and remembers them.
+func (l *Logger) firstDemoWarning(d *event.DemoKeysInfo) bool {
+	key := d.Signature + "\x00" + strings.Join(d.Keys, "\x00")
+	l.warnedMu.Lock()
+	defer l.warnedMu.Unlock()
+	if l.warnedDemos[key] {
+		return false
+	}
+	if l.warnedDemos == nil {
+		l.warnedDemos = map[string]bool{}
+	}
+	if len(l.warnedDemos) < maxWarnedDemos {
+		l.warnedDemos[key] = true
+	}
+	return true
 }
 
 // subscription is one Attach: its bus subscription and the dropped count
@@ -102,16 +139,24 @@ func New(w io.Writer, opts Options) *Logger {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
 	}
+	failed := hclog.Error
+	if opts.ErrorsReported {
+		failed = hclog.Info
+	}
 	return &Logger{
 		log: hclog.New(&hclog.LoggerOptions{
 			Name:       opts.Name,
 			Level:      level,
 			Output:     w,
 			JSONFormat: opts.JSON,
-			Color:      hclog.ColorOff,
+			// Signatures ("question -> answer") and prompts are read by
+			// people and jq, not embedded in HTML.
+			JSONEscapeDisabled: true,
+			Color:              hclog.ColorOff,
 		}),
 		level:  level,
 		buffer: opts.Buffer,
+		failed: failed,
 	}
 }
 
@@ -132,20 +177,21 @@ func parseLevel(s string) hclog.Level {
 // maxLevels is the most severe level each kind is logged at; a logger
 // subscribes only to kinds it may write, so that publishers skip building
 // payloads nobody reads.
-func maxLevels() map[event.Kind]hclog.Level {
+func maxLevels(failed hclog.Level) map[event.Kind]hclog.Level {
 	return map[event.Kind]hclog.Level{
 		event.RunStart:         hclog.Info,
-		event.RunEnd:           hclog.Error,
+		event.RunEnd:           max(failed, hclog.Info),
 		event.ModuleStart:      hclog.Debug,
 		event.ModuleEnd:        hclog.Debug,
 		event.LMStart:          hclog.Debug,
-		event.LMEnd:            hclog.Error,
+		event.LMEnd:            max(failed, hclog.Debug),
 		event.LMRetry:          hclog.Warn,
 		event.LMQueueWait:      hclog.Warn,
 		event.LMRateLimitWait:  hclog.Warn,
 		event.BreakerState:     hclog.Warn,
 		event.ParseFailure:     hclog.Warn,
 		event.AdapterFallback:  hclog.Warn,
+		event.DemoExtraKeys:    hclog.Warn,
 		event.EvalExample:      hclog.Warn,
 		event.OptimizerStart:   hclog.Info,
 		event.OptimizerTrial:   hclog.Debug,
@@ -162,7 +208,7 @@ func (l *Logger) Attach(bus *event.Bus) error {
 		return errors.New("logging: attach to nil bus")
 	}
 	var kinds []event.Kind
-	for k, most := range maxLevels() {
+	for k, most := range maxLevels(l.failed) {
 		if most >= l.level {
 			kinds = append(kinds, k)
 		}
@@ -240,7 +286,7 @@ func (l *Logger) write(ev event.Event) {
 			args = append(args, "cost_unknown_calls", d.CostUnknownCalls)
 		}
 		if d.Error != "" {
-			l.log.Error("run failed", append(args, "error", d.Error)...)
+			l.log.Log(l.failed, "run failed", append(args, "error", d.Error)...)
 			return
 		}
 		l.log.Info("run finished", args...)
@@ -300,7 +346,11 @@ func (l *Logger) write(ev event.Event) {
 				l.log.Debug("lm call canceled", args...)
 				return
 			}
-			l.log.Error("lm call failed", args...)
+			l.log.Log(l.failed, "lm call failed", args...)
+			return
+		}
+		if slices.Contains(d.FinishReasons, "length") {
+			l.log.Warn(truncationWarning(d.Params), append(args, "finish_reasons", strings.Join(d.FinishReasons, ","))...)
 			return
 		}
 		if trace {
@@ -342,6 +392,13 @@ func (l *Logger) write(ev event.Event) {
 			args = append(args, "raw", truncate(d.Raw))
 		}
 		l.log.Warn(msg, args...)
+
+	case *event.DemoKeysInfo:
+		if !l.firstDemoWarning(d) {
+			return
+		}
+		l.log.Warn("demo has keys the signature lacks; they are left out of the prompt",
+			append(ids, "signature", d.Signature, "demo", d.Demo, "keys", strings.Join(d.Keys, ", "))...)
 
 	case *event.EvalExampleInfo:
 		args := append(ids, "index", d.Index, "score", d.Score, "duration", duration(d.Duration))
@@ -398,6 +455,24 @@ func canceled(kind, msg string) bool {
 	return k == "canceled" || k == "cancelled" || strings.Contains(msg, "context canceled")
 }
 
+// truncationWarning is DSPy's warning for an answer cut off at the token
+// limit (dspy.LM._check_truncation), with DSPEx's ways to inspect the call
+// and raise the limit. params are the call's parameters, in which
+// max_tokens and temperature are present only when the call set them.
+func truncationWarning(params map[string]any) string {
+	setting := func(name string) string {
+		if v, ok := params[name]; ok {
+			return fmt.Sprint(v)
+		}
+		return "unset"
+	}
+	return fmt.Sprintf("LM response was truncated due to exceeding max_tokens=%s. "+
+		"You can inspect the latest LM interactions with `dspex traces show`. "+
+		"To avoid truncation, consider passing a larger max_tokens (lm.max_tokens in the program file). "+
+		"You may also consider increasing the temperature (currently %s) if the reason for truncation is repetition.",
+		setting("max_tokens"), setting("temperature"))
+}
+
 func short(id string) string {
 	if len(id) > shortID {
 		return id[:shortID]
@@ -431,11 +506,13 @@ func messages(ms []event.Message) string {
 }
 
 func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return truncate(fmt.Sprintf("%v", v))
 	}
-	return truncate(string(b))
+	return truncate(strings.TrimSuffix(b.String(), "\n"))
 }
 
 // truncate cuts s to at most maxText bytes on a rune boundary, marking the

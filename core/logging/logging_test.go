@@ -14,7 +14,7 @@ import (
 // sample publishes one event of each severity class on bus: a run start
 // (info), a module start and an LM start and end (debug), a retry (warn),
 // a failed LM call (error) and a run end (info).
-func sample(bus *event.Bus) {
+func sample(bus *event.Bus, runErr string) {
 	run := event.Span{RunID: "0123456789abcdef", SpanID: "fedcba9876543210"}
 	mod := event.Span{RunID: run.RunID, SpanID: "1111111122222222", ParentID: run.SpanID}
 	lm := event.Span{RunID: run.RunID, SpanID: "3333333344444444", ParentID: mod.SpanID}
@@ -33,12 +33,18 @@ func sample(bus *event.Bus) {
 	failed := call
 	failed.Error, failed.ErrorKind = "server error", "server"
 	pub(event.LMEnd, lm, &failed)
-	pub(event.RunEnd, run, &event.RunInfo{Name: "run", Calls: 2, PromptTokens: 12})
+	pub(event.RunEnd, run, &event.RunInfo{Name: "run", Calls: 2, PromptTokens: 12, Error: runErr})
 }
 
 // logLines runs sample through a logger with opts and returns the
 // decoded JSON lines.
 func logLines(t *testing.T, opts Options) []map[string]any {
+	t.Helper()
+	return logLinesEnd(t, opts, "")
+}
+
+// logLinesEnd is logLines with the sample run ending in runErr.
+func logLinesEnd(t *testing.T, opts Options, runErr string) []map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	opts.JSON = true
@@ -47,7 +53,7 @@ func logLines(t *testing.T, opts Options) []map[string]any {
 	if err := l.Attach(bus); err != nil {
 		t.Fatal(err)
 	}
-	sample(bus)
+	sample(bus, runErr)
 	bus.Close()
 	l.Close()
 	var lines []map[string]any
@@ -87,6 +93,49 @@ func TestLevels(t *testing.T) {
 				t.Errorf("messages %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestErrorsReportedLogsFailuresAtInfo(t *testing.T) {
+	for _, tt := range []struct {
+		level string
+		want  []string
+	}{
+		{"warn", []string{"lm retry"}},
+		{"info", []string{"run started", "lm retry", "lm call failed", "run failed"}},
+	} {
+		var got []string
+		for _, l := range logLinesEnd(t, Options{Level: tt.level, ErrorsReported: true}, "1 of 1 inputs failed") {
+			got = append(got, l["@message"].(string))
+			if l["@message"] == "lm call failed" && l["@level"] != "info" {
+				t.Errorf("lm call failed at %v, want info", l["@level"])
+			}
+		}
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("level %s: messages %q, want %q", tt.level, got, tt.want)
+		}
+	}
+	var got []string
+	for _, l := range logLinesEnd(t, Options{Level: "warn"}, "1 of 1 inputs failed") {
+		got = append(got, l["@message"].(string))
+	}
+	if want := "lm retry|lm call failed|run failed"; strings.Join(got, "|") != want {
+		t.Errorf("without ErrorsReported: messages %q, want %s", got, want)
+	}
+}
+
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{Level: "warn", JSON: true})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	bus.Publish(event.Event{Kind: event.LMRetry, Time: time.Now(), Data: &event.LMRetryInfo{Model: "m", Attempt: 1, Error: "predict q -> a: <b>&"}})
+	bus.Close()
+	l.Close()
+	if !strings.Contains(buf.String(), `predict q -> a: <b>&`) {
+		t.Errorf("log line %s escapes the error text", buf.String())
 	}
 }
 
@@ -152,7 +201,7 @@ func TestTextFormat(t *testing.T) {
 	if err := l.Attach(bus); err != nil {
 		t.Fatal(err)
 	}
-	sample(bus)
+	sample(bus, "")
 	bus.Close()
 	l.Close()
 	out := buf.String()
@@ -266,5 +315,58 @@ func TestAttachAfterClose(t *testing.T) {
 	l.Close()
 	if err := l.Attach(event.NewBus()); err != ErrClosed {
 		t.Errorf("Attach after Close: %v, want ErrClosed", err)
+	}
+}
+
+// An answer cut off at max_tokens is a warning, worded as DSPy words it.
+func TestTruncationWarning(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{Level: "warn"})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	full := &event.LMCall{Model: "m", Completions: []string{"all of it"}, FinishReasons: []string{"stop"}}
+	cut := &event.LMCall{Model: "m", Params: map[string]any{"max_tokens": 64, "temperature": 0.0},
+		Completions: []string{"all of it", "half of"}, FinishReasons: []string{"stop", "length"}}
+	bus.Publish(event.Event{Kind: event.LMEnd, Time: time.Now(), Data: full})
+	bus.Publish(event.Event{Kind: event.LMEnd, Time: time.Now(), Data: cut})
+	bus.Close()
+	l.Close()
+	out := buf.String()
+	if got := strings.Count(out, "LM response was truncated"); got != 1 {
+		t.Fatalf("%d truncation warnings, want 1:\n%s", got, out)
+	}
+	for _, want := range []string{"[WARN]", "exceeding max_tokens=64.", "consider passing a larger max_tokens",
+		"increasing the temperature (currently 0)", `finish_reasons="stop,length"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("warning lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDemoKeysWarning(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, Options{})
+	bus := event.NewBus()
+	if err := l.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	// The same keys in the same signature (an optimizer's copies of one
+	// predictor) are written once; other keys are written too.
+	for _, keys := range [][]string{{"source", "id"}, {"source", "id"}, {"topic"}} {
+		bus.Publish(event.Event{Kind: event.DemoExtraKeys, Time: time.Now(), RunID: "0123456789abcdef",
+			Data: &event.DemoKeysInfo{Signature: "question -> answer", Demo: 2, Keys: keys}})
+	}
+	bus.Close()
+	l.Close()
+	out := buf.String()
+	for _, want := range []string{"[WARN]  dspex: demo has keys the signature lacks", `keys="source, id"`, "demo=2", `signature="question -> answer"`, "keys=topic"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "demo has keys"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per signature and keys):\n%s", n, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
@@ -157,6 +158,30 @@ func TestTyped(t *testing.T) {
 	}
 }
 
+// A typed input's nested values keep their order: an example.Object in an
+// `any` field prints in its own key order, as a Python dict would.
+func TestTypedKeepsNestedOrder(t *testing.T) {
+	type in struct {
+		Query any `json:"query"`
+	}
+	type out struct {
+		Answer string `json:"answer"`
+	}
+	model := &echoLM{answer: "[[ ## answer ## ]]\nok"}
+	p, err := NewTyped[in, out](func(sig *signature.Signature, _ ...PredictOption) *Predict { return NewPredict(sig) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := example.Object{{Key: "zeta", Value: 1}, {Key: "alpha", Value: example.Object{{Key: "y", Value: 2}, {Key: "x", Value: 3}}}}
+	if _, err := p.Call(WithLM(context.Background(), model), in{Query: q}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := model.last().Messages
+	if want := `{"zeta": 1, "alpha": {"y": 2, "x": 3}}`; !strings.Contains(msgs[len(msgs)-1].Content, want) {
+		t.Errorf("prompt lacks %s:\n%s", want, msgs[len(msgs)-1].Content)
+	}
+}
+
 func TestPredictConcurrentUse(t *testing.T) {
 	model := &echoLM{answer: "[[ ## a ## ]]\nok"}
 	p := NewPredict(signature.MustParse("q -> a"))
@@ -177,4 +202,52 @@ func TestPredictConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Demos with keys the signature lacks are used as DSPy uses them (the keys
+// left out of the prompt), and reported once per set of demos with a
+// DemoExtraKeys event naming the keys; "augmented" is DSPy's own mark.
+func TestPredictDemoExtraKeys(t *testing.T) {
+	bus := event.NewBus()
+	var mu sync.Mutex
+	var got []*event.DemoKeysInfo
+	if _, err := bus.Subscribe(event.SubscribeOptions{Kinds: []event.Kind{event.DemoExtraKeys}, Policy: event.Block}, func(ev event.Event) {
+		mu.Lock()
+		got = append(got, ev.Data.(*event.DemoKeysInfo))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	model := &echoLM{name: "m", answer: "[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"}
+	ctx := WithLM(event.WithBus(context.Background(), bus), model)
+	demos := []example.Example{
+		example.FromObject(example.Object{{Key: "question", Value: "1+1?"}, {Key: "answer", Value: "2"}, {Key: "augmented", Value: true}}),
+		example.FromObject(example.Object{{Key: "question", Value: "2+3?"}, {Key: "source", Value: "wiki"}, {Key: "answer", Value: "5"}, {Key: "id", Value: 7}}),
+	}
+	p := NewPredict(signature.MustParse("question -> answer"), WithDemos(demos...))
+	for range 2 {
+		if _, err := p.Forward(ctx, Inputs{"question": "2+2?"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msgs := model.last().Messages; len(msgs) != 6 || strings.Contains(msgs[3].Content, "wiki") {
+		t.Errorf("the demo with extra keys is not used as DSPy uses it: %d messages, %q", len(msgs), msgs[3].Content)
+	}
+	p.SetDemos(demos[1:])
+	if _, err := p.Forward(ctx, Inputs{"question": "2+2?"}); err != nil {
+		t.Fatal(err)
+	}
+	bus.Close()
+	want := []event.DemoKeysInfo{
+		{Signature: "question -> answer", Demo: 2, Keys: []string{"source", "id"}},
+		{Signature: "question -> answer", Demo: 1, Keys: []string{"source", "id"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d (once per set of demos): %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if g := got[i]; g.Signature != want[i].Signature || g.Demo != want[i].Demo || strings.Join(g.Keys, ",") != strings.Join(want[i].Keys, ",") {
+			t.Errorf("event %d = %+v, want %+v", i, *g, want[i])
+		}
+	}
 }

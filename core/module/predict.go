@@ -7,8 +7,10 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
@@ -54,6 +56,9 @@ type Predict struct {
 	demos  []example.Example
 	model  lm.LM
 	params lm.Params
+	// demosChecked is set once the demos were checked for keys the
+	// signature lacks (see checkDemos); SetDemos and SetSignature clear it.
+	demosChecked atomic.Bool
 }
 
 var _ Program = (*Predict)(nil)
@@ -93,6 +98,7 @@ func (p *Predict) SetSignature(sig *signature.Signature) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sig = sig
+	p.demosChecked.Store(false)
 }
 
 // Demos returns a copy of the demos.
@@ -107,6 +113,7 @@ func (p *Predict) SetDemos(demos []example.Example) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.demos = slices.Clone(demos)
+	p.demosChecked.Store(false)
 }
 
 // LM returns the predictor's own LM, nil when it uses the context's.
@@ -164,6 +171,7 @@ func (p *Predict) NamedPredictors() []NamedPredictor {
 func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Prediction, error) {
 	s := p.snapshot()
 	return Traced(ctx, "Predict", s.sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
+		p.checkDemos(ctx, s)
 		model, a, req, err := s.prepare(ctx, inputs)
 		if err != nil {
 			return nil, err
@@ -171,6 +179,47 @@ func (p *Predict) Forward(ctx context.Context, inputs Inputs) (*example.Predicti
 		res, err := adapter.Call(ctx, a, model, req)
 		return p.prediction(ctx, s.sig, inputs, res, err)
 	})
+}
+
+// checkDemos publishes a DemoExtraKeys event for each demo holding keys
+// the signature lacks, once per set of demos and signature. DSPy accepts
+// such demos and leaves the keys out of the prompt, and so does Predict;
+// the event tells the user, since a misspelt field name looks the same.
+// "augmented", DSPy's mark on bootstrapped demos, is expected and skipped.
+func (p *Predict) checkDemos(ctx context.Context, s predictState) {
+	if len(s.demos) == 0 || !event.Enabled(ctx, event.DemoExtraKeys) || p.demosChecked.Swap(true) {
+		return
+	}
+	for i, d := range s.demos {
+		var extra []string
+		for _, k := range d.Keys() {
+			if _, ok := s.sig.Field(k); !ok && k != "augmented" {
+				extra = append(extra, k)
+			}
+		}
+		if len(extra) > 0 {
+			event.Publish(ctx, event.DemoExtraKeys, event.SpanFrom(ctx),
+				&event.DemoKeysInfo{Signature: s.sig.String(), Demo: i + 1, Keys: extra})
+		}
+	}
+}
+
+// outputsInOrder is a completion's fields in the signature's output order,
+// the order DSPy's adapters return them in (a Prediction is a dict), then
+// any others sorted.
+func outputsInOrder(sig *signature.Signature, fields map[string]any) example.Example {
+	obj := make(example.Object, 0, len(fields))
+	for _, f := range sig.Outputs() {
+		if v, ok := fields[f.Name]; ok {
+			obj = append(obj, example.Member{Key: f.Name, Value: v})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if !sig.IsOutput(k) {
+			obj = append(obj, example.Member{Key: k, Value: fields[k]})
+		}
+	}
+	return example.FromObject(obj)
 }
 
 // predictState is a snapshot of a predictor's state: a call works on one,
@@ -225,6 +274,7 @@ func (p *Predict) prediction(ctx context.Context, sig *signature.Signature, inpu
 		return nil, fmt.Errorf("predict %s: %w", sig, err)
 	}
 	pred := example.NewPrediction(res.Outputs...)
+	pred.Example = outputsInOrder(sig, res.Outputs[0])
 	pred.Usage, pred.Cost = res.Usage, res.Cost
 	record(ctx, p, inputs, res.Outputs[0])
 	return pred, nil

@@ -192,7 +192,7 @@ type step struct {
 	idx         int
 	thought     string
 	tool        string
-	args        any // map[string]any, or the LM's text when it was no JSON object
+	args        any // a JSON object (pyjson.Object, in the LM's order), or the LM's text when it was none
 	observation any
 }
 
@@ -398,8 +398,16 @@ func (r *ReAct) act(ctx context.Context, st step) (any, error) {
 		names = append(names, FinishTool)
 		return executionError(st.tool, fmt.Sprintf("there is no tool named %q; the tool must be one of: %s", st.tool, strings.Join(names, ", "))), nil
 	}
-	args, ok := st.args.(map[string]any)
-	if !ok {
+	var args map[string]any
+	switch a := st.args.(type) {
+	case pyjson.Object:
+		args = make(map[string]any, len(a))
+		for _, m := range a {
+			args[m.Key] = m.Value
+		}
+	case map[string]any:
+		args = a
+	default:
 		return executionError(st.tool, "the arguments are not a JSON object: "+pyjson.Str(st.args)), nil
 	}
 	v, err := tool.invoke(ctx, args)

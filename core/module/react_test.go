@@ -18,6 +18,7 @@ import (
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // scriptLM answers each request with respond, recording the messages. It is
@@ -280,7 +281,7 @@ func TestReActUnknownToolAgainstSimulator(t *testing.T) {
 	if !strings.HasPrefix(obs, `Execution error in web_search: there is no tool named "web_search"; the tool must be one of: get_weather, to_fahrenheit, finish`) {
 		t.Errorf("observation_0 = %q", obs)
 	}
-	if traj["tool_name_0"] != "web_search" || fmt.Sprint(traj["tool_args_0"]) != "map[q:Oslo weather]" {
+	if traj["tool_name_0"] != "web_search" || pyjson.Dumps(traj["tool_args_0"], -1) != `{"q": "Oslo weather"}` {
 		t.Errorf("step 0 = %v / %v", traj["tool_name_0"], traj["tool_args_0"])
 	}
 	if diff := cmp.Diff([]string{"get_weather(Oslo)"}, rec.list()); diff != "" || pred.String("answer") != "sunny" {

@@ -191,7 +191,7 @@ func (r *Refine) Forward(ctx context.Context, inputs Inputs) (*example.Predictio
 			case wrapped:
 				trajectory = rec.trajectory()
 			case len(nps) == 1:
-				trajectory = []any{trajectoryStep(nps[0].Name, inputs, pred.Map())}
+				trajectory = []any{trajectoryStep(nps[0].Name, inputs, pred.Object())}
 			default:
 				trajectory = []any{}
 			}
@@ -230,7 +230,7 @@ func (r *Refine) offerFeedback(ctx context.Context, inputs Inputs, trajectory []
 		"modules_defn":       inspectModules(nps),
 		"program_inputs":     pyjson.Dumps(inputs, 2),
 		"program_trajectory": pyjson.Dumps(trajectory, 2),
-		"program_outputs":    pyjson.Dumps(pred.Map(), 2),
+		"program_outputs":    pyjson.Dumps(pred.Object(), 2),
 		"reward_code":        r.RewardCode,
 		"target_threshold":   pyjson.Dumps(r.Threshold, 2),
 		"reward_value":       pyjson.Dumps(reward, 2),
@@ -274,7 +274,9 @@ func adviceMap(fb *example.Prediction) (map[string]string, error) {
 	return out, nil
 }
 
-func trajectoryStep(name string, inputs, outputs map[string]any) pyjson.Object {
+// trajectoryStep is one entry of DSPy's trajectory; outputs is the
+// prediction's fields in its order (DSPy's dict(outputs)).
+func trajectoryStep(name string, inputs map[string]any, outputs pyjson.Object) pyjson.Object {
 	return pyjson.Object{{Key: "module_name", Value: name}, {Key: "inputs", Value: inputs}, {Key: "outputs", Value: outputs}}
 }
 
@@ -387,7 +389,7 @@ func (a *refineAdapter) trajectory() []any {
 	out := []any{}
 	for _, c := range a.calls {
 		if c.outputs != nil {
-			out = append(out, trajectoryStep(c.name, c.inputs, c.outputs))
+			out = append(out, trajectoryStep(c.name, c.inputs, outputsInOrder(c.sig, c.outputs).Object()))
 		}
 	}
 	return out

@@ -65,8 +65,10 @@ func TestRefineHintsTheNextAttempt(t *testing.T) {
 		"[[ ## program_code ## ]]\nclass CoT: ...\n\n",
 		"[[ ## modules_defn ## ]]\n" + dspyModulesDefn + "\n\n",
 		"[[ ## program_inputs ## ]]\n{\n  \"context\": [\n    \"c1\"\n  ],\n  \"question\": \"q\"\n}\n\n",
-		"[[ ## program_trajectory ## ]]\n[\n  {\n    \"module_name\": \"predict\",\n    \"inputs\": {\n      \"context\": [\n        \"c1\"\n      ],\n      \"question\": \"q\"\n    },\n    \"outputs\": {\n      \"answer\": 4,\n      \"reasoning\": \"Because.\"\n    }\n  }\n]\n\n",
-		"[[ ## program_outputs ## ]]\n{\n  \"answer\": 4,\n  \"reasoning\": \"Because.\"\n}\n\n",
+		"[[ ## program_trajectory ## ]]\n[\n  {\n    \"module_name\": \"predict\",\n    \"inputs\": {\n      \"context\": [\n        \"c1\"\n      ],\n      \"question\": \"q\"\n    },\n    \"outputs\": {\n      \"reasoning\": \"Because.\",\n      \"answer\": 4\n    }\n  }\n]\n\n",
+		// DSPy's dict(prediction) is in the order the adapter parsed
+		// the fields: the signature's, reasoning first.
+		"[[ ## program_outputs ## ]]\n{\n  \"reasoning\": \"Because.\",\n  \"answer\": 4\n}\n\n",
 		"[[ ## reward_code ## ]]\ndef never(args, pred): return 0\n\n",
 		"[[ ## target_threshold ## ]]\n1.0\n\n",
 		"[[ ## reward_value ## ]]\n0.0\n\n",

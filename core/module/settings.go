@@ -21,7 +21,11 @@ import (
 	"github.com/dspex/dspex/core/lm"
 )
 
-// Inputs are a module call's input fields by name.
+// Inputs are a module call's input fields by name. The fields print in the
+// signature's order; a value's own objects print in their order when they
+// are example.Object values (as read from JSON), and with sorted keys when
+// they are Go maps, which have no order to keep. Integers beyond int64 may
+// be given as *big.Int.
 type Inputs = map[string]any
 
 // Settings are the per-call settings carried in a context.

@@ -41,6 +41,7 @@ func (p *Predict) Stream(ctx context.Context, inputs Inputs) iter.Seq2[Chunk, er
 		s := p.snapshot()
 		stopped := false
 		pred, err := Traced(ctx, "Predict", s.sig, inputs, func(ctx context.Context) (*example.Prediction, error) {
+			p.checkDemos(ctx, s)
 			model, a, req, err := s.prepare(ctx, inputs)
 			if err != nil {
 				return nil, err

@@ -43,9 +43,15 @@ func (t *Typed[In, Out]) Signature() *signature.Signature { return t.sig }
 // dropped unless Out has a field for them.
 func (t *Typed[In, Out]) Call(ctx context.Context, in In) (Out, error) {
 	var out Out
-	inputs, ok := pyjson.Plain(pyjson.Normalize(in)).(map[string]any)
+	obj, ok := pyjson.Normalize(in).(pyjson.Object)
 	if !ok {
 		return out, fmt.Errorf("module: typed input %T is not a struct", in)
+	}
+	// Only the top level becomes a map: nested values stay ordered objects
+	// (an example.Object field keeps its order in the prompt).
+	inputs := make(Inputs, len(obj))
+	for _, m := range obj {
+		inputs[m.Key] = m.Value
 	}
 	pred, err := t.module.Forward(ctx, inputs)
 	if err != nil {

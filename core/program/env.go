@@ -196,7 +196,7 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 			Headers:        l.Headers,
 			Timeout:        timeout,
 			Params:         l.Params(),
-			ResponseSchema: l.ResponseSchema,
+			ResponseFormat: lm.ResponseFormatMode(l.ResponseFormat),
 		})
 	}
 	if err != nil {

@@ -24,8 +24,10 @@ type ModuleSpec struct {
 	Instructions string `yaml:"instructions"`
 	// Fields add descriptions to fields by name.
 	Fields map[string]FieldSpec `yaml:"fields"`
-	// Demos are few-shot examples (field name -> value).
-	Demos []map[string]any `yaml:"demos"`
+	// Demos are few-shot examples (field name -> value), keys in the
+	// file's order. Keys the signature lacks are kept but left out of
+	// prompts, as DSPy does (Predict warns about them once).
+	Demos []Demo `yaml:"demos"`
 	// Config holds the predictor's own sampling parameters.
 	Config *lm.Params `yaml:"config"`
 
@@ -205,24 +207,19 @@ func (s *Spec) signatureOf(field string, m *ModuleSpec) (*signature.Signature, e
 	return sig, nil
 }
 
-func (s *Spec) predictOptions(field string, m *ModuleSpec, sig *signature.Signature, extra ...string) ([]module.PredictOption, error) {
+func predictOptions(m *ModuleSpec) []module.PredictOption {
 	var opts []module.PredictOption
 	if len(m.Demos) > 0 {
 		demos := make([]example.Example, len(m.Demos))
 		for i, d := range m.Demos {
-			for k := range d {
-				if _, ok := sig.Field(k); !ok && !slices.Contains(extra, k) {
-					return nil, s.errorf(fmt.Sprintf("%s.demos.%d", field, i), nil, "demo %d has field %q, which the signature %q does not have", i+1, k, sig.String())
-				}
-			}
-			demos[i] = example.New(d)
+			demos[i] = example.FromObject(example.Object(d))
 		}
 		opts = append(opts, module.WithDemos(demos...))
 	}
 	if m.Config != nil {
 		opts = append(opts, module.WithConfig(*m.Config))
 	}
-	return opts, nil
+	return opts
 }
 
 func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
@@ -241,17 +238,9 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 	}
 	switch m.Module {
 	case ModulePredict:
-		opts, err := s.predictOptions(field, m, sig)
-		if err != nil {
-			return nil, err
-		}
-		return &built{module.NewPredict(sig, opts...), sig.Outputs(), sig}, nil
+		return &built{module.NewPredict(sig, predictOptions(m)...), sig.Outputs(), sig}, nil
 	case ModuleChainOfThought:
-		opts, err := s.predictOptions(field, m, sig, module.ReasoningField)
-		if err != nil {
-			return nil, err
-		}
-		cot := module.NewChainOfThought(sig, opts...)
+		cot := module.NewChainOfThought(sig, predictOptions(m)...)
 		return &built{cot, cot.Predict.Signature().Outputs(), sig}, nil
 	case ModuleMCC:
 		mcc, err := module.NewMultiChainComparison(sig, m.N) // N <= 0: DSPy's default, 3

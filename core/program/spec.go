@@ -59,9 +59,10 @@ type LMSpec struct {
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds each request (Go duration, e.g. "60s"); default 10m.
 	Timeout string `yaml:"timeout"`
-	// ResponseSchema says whether the endpoint accepts JSON-schema
-	// response formats; default: true.
-	ResponseSchema *bool `yaml:"response_schema"`
+	// ResponseFormat is the response_format the JSON adapter sends: auto
+	// (the default: decided from the model name as DSPy decides, see
+	// lm.AutoResponseFormat), json_schema, json_object or none.
+	ResponseFormat string `yaml:"response_format"`
 	// Execution layers (see docs/program-file.md for the defaults).
 	Pool      lm.PoolConfig      `yaml:"pool"`
 	RateLimit lm.RateLimitConfig `yaml:"rate_limit"`
@@ -246,6 +247,14 @@ func (s *Spec) line(path string) int {
 	n := s.root.Content[0]
 	line := n.Line
 	for _, key := range strings.Split(path, ".") {
+		if i, err := strconv.Atoi(key); err == nil && n.Kind == yaml.SequenceNode {
+			if i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			return line
 		}
@@ -291,6 +300,9 @@ func (s *Spec) validate() error {
 		if strings.TrimSpace(e.Model) == "" {
 			return s.errorf("embeddings.model", nil, "required: the embedding model name")
 		}
+		if err := s.checkBaseURL("embeddings.base_url", e.BaseURL); err != nil {
+			return err
+		}
 		if err := s.checkTimeout("embeddings.timeout", e.Timeout); err != nil {
 			return err
 		}
@@ -315,8 +327,14 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	default:
 		return s.errorf(field+".provider", nil, "%q is not a provider; expected %s or %s", l.Provider, ProviderOpenAI, ProviderAnthropic)
 	}
+	if err := s.checkBaseURL(field+".base_url", l.BaseURL); err != nil {
+		return err
+	}
 	if err := s.checkTimeout(field+".timeout", l.Timeout); err != nil {
 		return err
+	}
+	if _, err := lm.ParseResponseFormatMode(l.ResponseFormat); err != nil {
+		return s.errorf(field+".response_format", nil, "%q is not a response format; expected auto, json_schema, json_object or none", l.ResponseFormat)
 	}
 	if l.Pool.Size < 0 {
 		return s.errorf(field+".pool.size", nil, "must be positive, got %d", l.Pool.Size)
@@ -326,6 +344,18 @@ func (s *Spec) validateLM(field string, l LMSpec) error {
 	}
 	if l.Retry.MaxAttempts < 0 {
 		return s.errorf(field+".retry.max_attempts", nil, "must not be negative, got %d", l.Retry.MaxAttempts)
+	}
+	return nil
+}
+
+// checkBaseURL refuses a base URL the LM clients could not call, at the
+// line of field (after ${VAR} expansion; empty means the default).
+func (s *Spec) checkBaseURL(field, v string) error {
+	if v == "" {
+		return nil
+	}
+	if err := lm.CheckBaseURL(v); err != nil {
+		return s.errorf(field, err, "%v", err)
 	}
 	return nil
 }

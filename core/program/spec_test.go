@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 )
 
@@ -81,6 +82,59 @@ func TestParseValid(t *testing.T) {
 	if env.LM.Model() != "gpt-4o-mini" || env.Cache == nil {
 		t.Errorf("env = %+v", env)
 	}
+	if got := lm.ResponseFormatFor(env.LM); got != lm.ResponseFormatJSONSchema {
+		t.Errorf("auto response format for gpt-4o-mini = %q, want json_schema", got)
+	}
+}
+
+func TestResponseFormatSetting(t *testing.T) {
+	for _, mode := range []string{"json_schema", "json_object", "none"} {
+		spec, err := Parse("p.yaml", []byte("lm: {model: llama3, base_url: http://127.0.0.1:9/v1, response_format: "+mode+"}\nprogram: {module: predict, signature: a -> b}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := spec.Open(t.Context(), EnvOptions{CachePath: "memory"})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if got := lm.ResponseFormatFor(env.LM); string(got) != mode {
+			t.Errorf("response_format: %s gives %q", mode, got)
+		}
+		env.Close()
+	}
+}
+
+// Demos keep the file's key order (top level and nested), integers of any
+// size, and keys the signature lacks (DSPy ignores those in prompts).
+func TestDemosKeepOrder(t *testing.T) {
+	spec, err := Parse("p.yaml", []byte(`lm: {model: m}
+program:
+  module: predict
+  signature: "q: dict, n: int -> a"
+  demos:
+    - {a: "x", q: {zeta: 1, alpha: [2, {y: 1.5, x: null}]}, n: 12345678901234567890, source: wiki, m: 0x10, big: -98765432109876543210}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := spec.NewProgram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := prog.(*module.Predict).Demos()[0]
+	if got := strings.Join(d.Keys(), ","); got != "a,q,n,source,m,big" {
+		t.Errorf("demo keys %s, want the file's order a,q,n,source,m,big", got)
+	}
+	for key, want := range map[string]string{
+		"q":   `{'zeta': 1, 'alpha': [2, {'y': 1.5, 'x': None}]}`,
+		"n":   "12345678901234567890",
+		"m":   "16",
+		"big": "-98765432109876543210",
+	} {
+		if got := d.String(key); got != want {
+			t.Errorf("demo %s = %s, want %s", key, got, want)
+		}
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -93,11 +147,21 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: unknown field "modle"`},
 		{"bad module", "lm: {model: m}\nprogram:\n  module: agent\n  signature: a -> b\n", `p.yaml:3: program.module: "agent" is not a module`},
 		{"bad signature", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"a -> b: lst\"\n", `p.yaml:4: program.signature: signature "a -> b: lst": column 9: unknown type "lst"`},
-		{"demo field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: 1, c: 2}\n", `program.demos.0: demo 1 has field "c"`},
+		{"demo not a mapping", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - [a, b]\n", `p.yaml:6: a demo must be a mapping`},
+		{"demo too large", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - {a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1], b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d], f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]}\n", `demo is larger than`},
 		{"desc field", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  fields:\n    z: {desc: x}\n", `program.fields.z: no field "z"`},
 		{"timeout", "lm: {model: m, timeout: soon}\nprogram: {module: predict, signature: a -> b}\n", `lm.timeout: "soon" is not a positive duration`},
+		{"response format", "lm: {model: m, response_format: xml}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:1: lm.response_format: "xml" is not a response format; expected auto, json_schema, json_object or none`},
 		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
 		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", "p.yaml:1: cannot unmarshal"},
+		{"base url without scheme", "# qa\nlm:\n  model: m\n  base_url: 127.0.0.1:8089/v1\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:4: lm.base_url: base url "127.0.0.1:8089/v1" is not an absolute http or https url: it has no scheme; did you mean "http://127.0.0.1:8089/v1"?`},
+		{"base url from env", "lm:\n  model: m\n  base_url: ${DSPEX_TEST_UNSET_BASE:-localhost:1/v1}\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:3: lm.base_url: base url "localhost:1/v1"`},
+		{"models base url", "lm: {model: m}\nmodels:\n  - name: t\n    model: m\n    base_url: \"ftp://h/v1\"\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:5: models.0.base_url: base url "ftp://h/v1" is not an absolute http or https url`},
+		{"embeddings base url", "lm: {model: m}\nembeddings:\n  model: e\n  base_url: \"http://bad host/v1\"\nprogram: {module: predict, signature: a -> b}\n",
+			`p.yaml:4: embeddings.base_url: parse base url: invalid character " " in host name`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

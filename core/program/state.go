@@ -30,7 +30,11 @@ import (
 //	 "metadata": {"dependency_versions": {...}}}
 //
 // A program that is a bare Predict is saved flat (its state at the top
-// level), as DSPy saves a bare dspy.Predict. API keys and base URLs are
+// level), as DSPy saves a bare dspy.Predict; so is a program whose one
+// predictor is named "self" — a wrapper that runs a Predict, such as the
+// program KNNFewShot compiles from one, which in DSPy is that Predict with
+// another forward. Loading into such a program also accepts the state
+// nested under "self", as dspex wrote it before. API keys and base URLs are
 // never written. A predictor's own sampling parameters are saved under
 // "config", which DSPy also reads back into Predict.config.
 
@@ -53,7 +57,7 @@ var Version = "0.1.0"
 // SaveState writes p's state in DSPy's format.
 func SaveState(w io.Writer, p module.Program) error {
 	var root pyjson.Object
-	if pr, ok := p.(*module.Predict); ok {
+	if pr, ok := barePredict(p); ok {
 		root = predictorState(pr)
 	} else {
 		for _, np := range p.NamedPredictors() {
@@ -108,16 +112,13 @@ func predictorState(p *module.Predict) pyjson.Object {
 	}
 	demos := make([]any, 0)
 	for _, d := range p.Demos() {
-		obj := pyjson.Object{}
-		// Signature fields first, in signature order, then any others.
-		for _, f := range sig.Fields() {
-			if v, ok := d.Get(f.Name); ok {
-				obj = append(obj, pyjson.Member{Key: f.Name, Value: f.Type.Normalize(v)})
-			}
-		}
+		// In the demo's own key order, as DSPy writes a demo (a dict).
+		obj := make(pyjson.Object, 0, d.Len())
 		for _, k := range d.Keys() {
-			if _, ok := sig.Field(k); !ok {
-				v, _ := d.Get(k)
+			v, _ := d.Get(k)
+			if f, ok := sig.Field(k); ok {
+				obj = append(obj, pyjson.Member{Key: k, Value: f.Type.Normalize(v)})
+			} else {
 				obj = append(obj, pyjson.Member{Key: k, Value: pyjson.Normalize(v)})
 			}
 		}
@@ -215,7 +216,13 @@ func LoadState(name string, data []byte, p module.Program) error {
 		return fail("expected a JSON object at the top level")
 	}
 	var updates []predictorUpdate
-	if pr, ok := p.(*module.Predict); ok {
+	if pr, ok := barePredict(p); ok {
+		_, flat := root.Get("signature")
+		if nested, ok := root.Get("self"); ok && !flat {
+			if obj, ok := nested.(pyjson.Object); ok {
+				root = obj
+			}
+		}
 		u, err := decodePredictor(root, pr)
 		if err != nil {
 			return fail("%v", err)
@@ -256,6 +263,20 @@ func LoadState(name string, data []byte, p module.Program) error {
 	return nil
 }
 
+// barePredict returns the Predict a program's state is that of, saved flat:
+// p itself when it is a Predict, else its one predictor when that is named
+// "self" (p runs a Predict and names it as DSPy names a Predict's own
+// parameter).
+func barePredict(p module.Program) (*module.Predict, bool) {
+	if pr, ok := p.(*module.Predict); ok {
+		return pr, true
+	}
+	if named := p.NamedPredictors(); len(named) == 1 && named[0].Name == "self" && named[0].Predictor != nil {
+		return named[0].Predictor, true
+	}
+	return nil, false
+}
+
 func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, error) {
 	u := predictorUpdate{target: p}
 	sigV, ok := st.Get("signature")
@@ -281,7 +302,6 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 	if len(fields) != len(all) {
 		return u, fmt.Errorf("the file's signature has %d fields, the program's %q has %d", len(fields), sig.String(), len(all))
 	}
-	sig = sig.WithInstructions(instructions)
 	for i, f := range fields {
 		obj, ok := f.(pyjson.Object)
 		if !ok {
@@ -301,7 +321,9 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 			return u, err
 		}
 	}
-	u.sig = sig
+	// Last, since a change of fields re-derives instructions; and as DSPy
+	// loads them, so that saved empty instructions stay empty.
+	u.sig = sig.WithLoadedInstructions(instructions)
 	dv, _ := st.Get("demos")
 	if dv != nil {
 		demos, ok := dv.([]any)
@@ -313,7 +335,7 @@ func decodePredictor(st pyjson.Object, p *module.Predict) (predictorUpdate, erro
 			if !ok {
 				return u, fmt.Errorf("demo %d is not an object", i+1)
 			}
-			u.demos = append(u.demos, example.New(obj.Map()))
+			u.demos = append(u.demos, example.FromObject(obj))
 		}
 	}
 	if cv, ok := st.Get("config"); ok && cv != nil {

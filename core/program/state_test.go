@@ -17,6 +17,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/internal/pyjson"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -133,6 +134,27 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
+// Whitespace-only instructions clean to none; saved and loaded they stay
+// none, as DSPy's dump_state and load_state keep them (load_state sets
+// them through the instructions setter, which never puts the default in).
+func TestEmptyInstructionsSurviveSaveAndLoad(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a").WithInstructions(" \u3000 "))
+	if got := p.Signature().Instructions(); got != "" {
+		t.Fatalf("instructions = %q, want none", got)
+	}
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	fresh := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("state.json", buf.Bytes(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := fresh.Signature().Instructions(); got != "" {
+		t.Errorf("instructions after load = %q, want none", got)
+	}
+}
+
 func TestSaveStateKeepsExtraParams(t *testing.T) {
 	p := module.NewPredict(signature.MustParse("q -> a"),
 		module.WithConfig(lm.Params{Temperature: lm.Float(0.5), Extra: map[string]any{"reasoning_effort": "low", "top_k": 40}}))
@@ -162,6 +184,47 @@ func TestSaveBarePredictIsFlat(t *testing.T) {
 	q := module.NewPredict(signature.MustParse("q -> a"))
 	if err := LoadState("x.json", buf.Bytes(), q); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// selfWrapper runs a Predict and names it "self", as the program
+// KNNFewShot compiles does.
+type selfWrapper struct{ *module.Predict }
+
+func (w selfWrapper) Clone() module.Program { return selfWrapper{w.Predict.Copy()} }
+
+// A program whose one predictor is "self" is, in DSPy, a Predict: its
+// state is saved flat, so that a plain Predict (dspex eval --state, DSPy's
+// Predict.load) loads it; the nested form dspex wrote before still loads.
+func TestSaveSelfWrapperIsFlat(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("q -> a"))
+	p.SetDemos([]example.Example{example.New(map[string]any{"q": "1+1", "a": "2"})})
+	var buf bytes.Buffer
+	if err := SaveState(&buf, selfWrapper{p}); err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(buf.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	if _, nested := top["self"]; nested || top["signature"] == nil || top["demos"] == nil {
+		t.Fatalf("self wrapper not saved flat:\n%s", buf.String())
+	}
+	q := module.NewPredict(signature.MustParse("q -> a"))
+	if err := LoadState("flat.json", buf.Bytes(), q); err != nil {
+		t.Fatalf("a Predict does not load the wrapper's state: %v", err)
+	}
+	if len(q.Demos()) != 1 {
+		t.Errorf("loaded %d demos, want 1", len(q.Demos()))
+	}
+
+	nested := []byte(`{"self": ` + strings.TrimSuffix(buf.String(), "\n") + `, "metadata": {}}`)
+	for _, target := range []module.Program{module.NewPredict(signature.MustParse("q -> a")), selfWrapper{module.NewPredict(signature.MustParse("q -> a"))}} {
+		if err := LoadState("nested.json", nested, target); err != nil {
+			t.Errorf("%T: nested state: %v", target, err)
+		} else if n := len(target.NamedPredictors()[0].Predictor.Demos()); n != 1 {
+			t.Errorf("%T: nested state loaded %d demos, want 1", target, n)
+		}
 	}
 }
 
@@ -211,4 +274,56 @@ func asStateError(err error, target **StateError) bool {
 	se, ok := err.(*StateError)
 	*target = se
 	return ok
+}
+
+// A DSPy state file whose demos have keys out of signature order, dicts in
+// unsorted key order, integers beyond int64 and keys the signature lacks
+// (gen_dspy_ordered_state.py) loads here, gives DSPy's prompts with both
+// adapters, and saves back with every demo as DSPy wrote it.
+func TestLoadOrderedDSPyState(t *testing.T) {
+	p := module.NewPredict(signature.MustParse("query: dict, n: int -> result: dict, total: int"))
+	file := filepath.Join(stateDir, "ordered_saved.json")
+	if err := LoadStateFile(file, p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, "ordered_prompts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][]lm.Message
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	var inputs example.Example
+	if err := inputs.UnmarshalJSON([]byte(`{"query": {"k2": 1, "k1": [{"b": 1, "a": 2}]}, "n": 18446744073709551616}`)); err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]adapter.Adapter{"chat": &adapter.ChatAdapter{}, "json": adapter.JSONAdapter{}} {
+		got, err := a.Format(p.Signature(), p.Demos(), inputs.Map())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want[name], got); diff != "" {
+			t.Errorf("%s prompts differ from DSPy's (-dspy +dspex):\n%s", name, diff)
+		}
+	}
+	var buf bytes.Buffer
+	if err := SaveState(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	demos := func(data []byte) string {
+		v, err := pyjson.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := v.(pyjson.Object).Get("demos")
+		return pyjson.Dumps(d, 2)
+	}
+	dspy, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(demos(dspy), demos(buf.Bytes())); diff != "" {
+		t.Errorf("saved demos differ from DSPy's (-dspy +dspex):\n%s", diff)
+	}
 }

@@ -3,6 +3,7 @@ package signature
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -11,9 +12,13 @@ import (
 	"github.com/dspex/dspex/internal/pyjson"
 )
 
-// Go values of parsed fields, by kind: str -> string, int -> int64,
-// float -> float64, bool -> bool, list -> []any, dict and objects ->
-// map[string]any, Literal -> the matching choice, None -> nil.
+// Go values of parsed fields, by kind: str -> string, int -> int64 (or
+// *big.Int beyond int64's range, as Python ints have no bound), float ->
+// float64, bool -> bool, list -> []any, dict and untyped values ->
+// pyjson.Object (example.Object outside the module), which keeps the keys in
+// the order the LM wrote them as a Python dict does, objects (pydantic
+// models) -> map[string]any (printed in the model's field order), Literal ->
+// the matching choice, None -> nil.
 
 // ParseText converts the text an LM wrote for a field into the field's Go
 // value, as DSPy's parse_value does: str fields take the text as it is;
@@ -137,22 +142,25 @@ func (t *Type) coerce(v any, path string) (any, error) {
 	}
 	switch t.Kind {
 	case Any:
-		return pyjson.Plain(v), nil
+		return v, nil
 	case String:
 		if s, ok := v.(string); ok {
 			return s, nil
 		}
 	case Int:
 		switch x := v.(type) {
-		case int64:
+		case int64, *big.Int:
 			return x, nil
 		case float64:
+			// pydantic takes whole floats within int64's range only.
 			if x == math.Trunc(x) && !math.IsInf(x, 0) && math.Abs(x) < 1<<63 {
 				return int64(x), nil
 			}
 		case string:
+			// pydantic reads digits of any length, with zeros after a
+			// decimal point ("7.00") allowed.
 			s := strings.TrimSpace(x)
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			if i, ok := pyjson.ParseInt(trimZeroFraction(s)); ok {
 				return i, nil
 			}
 			if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
@@ -163,6 +171,9 @@ func (t *Type) coerce(v any, path string) (any, error) {
 		switch x := v.(type) {
 		case int64:
 			return float64(x), nil
+		case *big.Int:
+			f, _ := new(big.Float).SetInt(x).Float64()
+			return f, nil
 		case float64:
 			return x, nil
 		case string:
@@ -215,7 +226,7 @@ func (t *Type) coerce(v any, path string) (any, error) {
 		out := make([]any, len(arr))
 		for i, e := range arr {
 			if t.Elem == nil {
-				out[i] = pyjson.Plain(e)
+				out[i] = e
 				continue
 			}
 			c, err := t.Elem.coerce(e, fmt.Sprintf("%s[%d]", path, i))
@@ -230,17 +241,17 @@ func (t *Type) coerce(v any, path string) (any, error) {
 		if !ok {
 			break
 		}
-		out := make(map[string]any, len(obj))
-		for _, m := range obj {
+		out := make(pyjson.Object, len(obj))
+		for i, m := range obj {
+			out[i] = m
 			if t.Elem == nil {
-				out[m.Key] = pyjson.Plain(m.Value)
 				continue
 			}
 			c, err := t.Elem.coerce(m.Value, joinPath(path, m.Key))
 			if err != nil {
 				return nil, err
 			}
-			out[m.Key] = c
+			out[i].Value = c
 		}
 		return out, nil
 	case Object:
@@ -267,6 +278,15 @@ func (t *Type) coerce(v any, path string) (any, error) {
 		return out, nil
 	}
 	return nil, mismatch(path, t, v)
+}
+
+// trimZeroFraction drops a fraction of zeros: "12.00" -> "12".
+func trimZeroFraction(s string) string {
+	whole, frac, ok := strings.Cut(s, ".")
+	if !ok || frac == "" || strings.Trim(frac, "0") != "" {
+		return s
+	}
+	return whole
 }
 
 func joinPath(path, key string) string {

@@ -3,6 +3,8 @@ package signature
 import (
 	"errors"
 	"testing"
+
+	"github.com/dspex/dspex/internal/pyjson"
 )
 
 func FuzzParse(f *testing.F) {
@@ -57,6 +59,45 @@ func FuzzParseText(f *testing.F) {
 			if _, err := typ.Coerce(v); err != nil {
 				t.Fatalf("%s: parsed value %#v does not validate again: %v", typ.PythonName(), v, err)
 			}
+		}
+	})
+}
+
+// FuzzCheckInputs: any JSON object is either accepted, with every key an
+// input field and every required field given, or refused with an
+// *InputError naming at least one field.
+func FuzzCheckInputs(f *testing.F) {
+	sig := MustParse(`question, context: list[str], k: int | None, mode: Literal["a", "b"], tags: dict[str, float] -> answer`)
+	for _, s := range []string{`{"question": "q", "context": ["c"], "mode": "a", "tags": {}}`, `{"questoin": 1}`, `{"question": null, "context": "x", "mode": "b", "tags": {"a": 1}}`, `{}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		v, err := pyjson.Decode([]byte(data))
+		if err != nil {
+			return
+		}
+		obj, ok := v.(pyjson.Object)
+		if !ok {
+			return
+		}
+		in := obj.Map()
+		err = sig.CheckInputs(in)
+		if err == nil {
+			for k := range in {
+				if !sig.IsInput(k) {
+					t.Fatalf("accepted unknown field %q", k)
+				}
+			}
+			for _, name := range []string{"question", "context", "mode", "tags"} {
+				if _, ok := in[name]; !ok {
+					t.Fatalf("accepted inputs without %q", name)
+				}
+			}
+			return
+		}
+		var ie *InputError
+		if !errors.As(err, &ie) || len(ie.Fields) == 0 || err.Error() == "" {
+			t.Fatalf("CheckInputs = %#v", err)
 		}
 	})
 }

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/dspex/dspex/internal/pystr"
 )
 
 // Field is one named input or output of a signature.
@@ -60,8 +62,10 @@ func (s *Signature) Derived(key any, compute func() any) any {
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// New builds a signature from fields. Empty instructions take DSPy's default
-// ("Given the fields `a`, produce the fields `b`."). Field names must be
+// New builds a signature from fields. Instructions are cleaned as DSPy
+// cleans them (Python's inspect.cleandoc); empty ones take DSPy's default
+// ("Given the fields `a`, produce the fields `b`."), while whitespace-only
+// ones clean to none at all, as in DSPy. Field names must be
 // identifiers, unique across inputs and outputs; at least one output is
 // required.
 func New(inputs, outputs []Field, instructions string) (*Signature, error) {
@@ -86,11 +90,7 @@ func New(inputs, outputs []Field, instructions string) (*Signature, error) {
 		}
 	}
 	s := &Signature{name: "StringSignature", inputs: in, outputs: out, derived: new(sync.Map)}
-	if strings.TrimSpace(instructions) == "" {
-		s.instructions = s.DefaultInstructions()
-	} else {
-		s.instructions = cleandoc(instructions)
-	}
+	s.setInstructions(instructions)
 	return s, nil
 }
 
@@ -166,16 +166,43 @@ func (s *Signature) clone() *Signature {
 	return &c
 }
 
-// WithInstructions returns a copy with new instructions (empty restores the
-// default).
+// WithInstructions returns a copy with new instructions, cleaned as New
+// cleans them (empty restores the default).
 func (s *Signature) WithInstructions(instructions string) *Signature {
 	c := s.clone()
-	if strings.TrimSpace(instructions) == "" {
-		c.instructions = c.DefaultInstructions()
-	} else {
-		c.instructions = cleandoc(instructions)
-	}
+	c.setInstructions(instructions)
 	return c
+}
+
+// WithLoadedInstructions returns a copy whose instructions are set as
+// DSPy's load_state sets them (through Signature.instructions' setter):
+// cleaned with inspect.cleandoc, and never replaced by the default, so
+// that saved empty instructions load as empty.
+func (s *Signature) WithLoadedInstructions(instructions string) *Signature {
+	c := s.clone()
+	c.instructions = pystr.Cleandoc(instructions)
+	return c
+}
+
+// setInstructions stores instructions as DSPy's make_signature and
+// Signature.instructions do: "" (DSPy's None, or an empty docstring) gives
+// the default for the signature's fields; anything else is cleaned with
+// inspect.cleandoc, which may leave nothing.
+func (s *Signature) setInstructions(instructions string) {
+	if instructions == "" {
+		s.instructions = s.DefaultInstructions()
+	} else {
+		s.instructions = pystr.Cleandoc(instructions)
+	}
+}
+
+// refields re-derives the instructions of s, a copy whose fields changed:
+// DSPy builds such a copy as Signature(new_fields, old.instructions), so
+// the old (cleaned) instructions are cleaned again, and empty ones become
+// the default for the new fields.
+func (s *Signature) refields() *Signature {
+	s.setInstructions(s.instructions)
+	return s
 }
 
 // WithName returns a copy with another class name.
@@ -202,7 +229,7 @@ func (s *Signature) WithField(name string, edit func(*Field)) (*Signature, error
 				if list[i].Type == nil {
 					list[i].Type = StringType
 				}
-				return c, nil
+				return c.refields(), nil
 			}
 		}
 	}
@@ -210,7 +237,9 @@ func (s *Signature) WithField(name string, edit func(*Field)) (*Signature, error
 }
 
 // PrependOutput returns a copy with f inserted as the first output field, as
-// ChainOfThought does with "reasoning". Instructions are kept as they are.
+// ChainOfThought does with "reasoning". Instructions are kept, cleaned
+// again as DSPy does when it rebuilds a signature (so whitespace-only
+// instructions, cleaned to none, become the default for the new fields).
 func (s *Signature) PrependOutput(f Field) (*Signature, error) {
 	return s.insertOutput(0, f)
 }
@@ -227,7 +256,7 @@ func (s *Signature) AppendInput(f Field) (*Signature, error) {
 	}
 	c := s.clone()
 	c.inputs = append(c.inputs, f)
-	return c, nil
+	return c.refields(), nil
 }
 
 func (s *Signature) insertOutput(i int, f Field) (*Signature, error) {
@@ -236,7 +265,7 @@ func (s *Signature) insertOutput(i int, f Field) (*Signature, error) {
 	}
 	c := s.clone()
 	c.outputs = slices.Insert(c.outputs, i, f)
-	return c, nil
+	return c.refields(), nil
 }
 
 // checkNew checks and completes f, a field to add to s.
@@ -278,7 +307,7 @@ func (s *Signature) Without(name string) (*Signature, error) {
 	if len(c.outputs) == 0 {
 		return nil, fmt.Errorf("signature: removing %q leaves no output field", name)
 	}
-	return c, nil
+	return c.refields(), nil
 }
 
 // String writes the signature in string form: "question -> answer: int".
@@ -361,61 +390,4 @@ func capitalize(s string) string {
 	r := []rune(strings.ToLower(s))
 	r[0] = unicode.ToUpper(r[0])
 	return string(r)
-}
-
-// cleandoc is Python's inspect.cleandoc, which DSPy applies to instructions:
-// tabs expanded, leading whitespace of the first line and the common
-// indentation of the rest removed, blank lines at both ends dropped.
-func cleandoc(doc string) string {
-	lines := strings.Split(strings.ReplaceAll(expandTabs(doc), "\r\n", "\n"), "\n")
-	margin := -1
-	for _, l := range lines[1:] {
-		content := strings.TrimLeft(l, " ")
-		if content == "" {
-			continue
-		}
-		if ind := len(l) - len(content); margin < 0 || ind < margin {
-			margin = ind
-		}
-	}
-	lines[0] = strings.TrimLeft(lines[0], " ")
-	if margin > 0 {
-		for i := 1; i < len(lines); i++ {
-			if len(lines[i]) >= margin {
-				lines[i] = lines[i][margin:]
-			} else {
-				lines[i] = strings.TrimLeft(lines[i], " ")
-			}
-		}
-	}
-	for len(lines) > 0 && strings.TrimSpace(lines[0]) == "" {
-		lines = lines[1:]
-	}
-	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
-		lines = lines[:len(lines)-1]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func expandTabs(s string) string {
-	if !strings.Contains(s, "\t") {
-		return s
-	}
-	var b strings.Builder
-	col := 0
-	for _, r := range s {
-		switch r {
-		case '\t':
-			n := 8 - col%8
-			b.WriteString(strings.Repeat(" ", n))
-			col += n
-		case '\n', '\r':
-			b.WriteRune(r)
-			col = 0
-		default:
-			b.WriteRune(r)
-			col++
-		}
-	}
-	return b.String()
 }

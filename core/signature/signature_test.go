@@ -105,8 +105,10 @@ func TestObjectSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strict["additionalProperties"] != false || len(strict["required"].([]any)) != 4 {
-		t.Errorf("strict schema not enforced: %v", strict)
+	// pydantic's order: keys sorted, properties and required in field order.
+	wantStrict := `{"$defs": {"address": {"properties": {"city": {"title": "City", "type": "string"}, "country": {"title": "Country", "type": "string"}}, "required": ["city", "country"], "title": "address", "type": "object", "additionalProperties": false}}, "additionalProperties": false, "properties": {"title": {"title": "Title", "type": "string"}, "address": {"$ref": "#/$defs/address"}, "scores": {"items": {"type": "number"}, "title": "Scores", "type": "array"}, "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null, "description": "optional remark", "title": "Note"}}, "required": ["title", "address", "scores", "note"], "title": "summary", "type": "object"}`
+	if got := pyjson.Dumps(strict, -1); got != wantStrict {
+		t.Errorf("strict schema\n got %s\nwant %s", got, wantStrict)
 	}
 	if _, err := DictOf(IntType).StrictSchema(); err == nil {
 		t.Error("dict accepted by strict schema")
@@ -201,8 +203,8 @@ func TestParseText(t *testing.T) {
 		{FloatType, "0.5", "0.5", ""},
 		{BoolType, "True", "True", ""},
 		{BoolType, "no", "False", ""},
-		{ListOf(StringType), `["a", 'b',]`, `["a", "b"]`, ""},
-		{ListOf(StringType), "```json\n[\"a\"]\n```", `["a"]`, ""},
+		{ListOf(StringType), `["a", 'b',]`, `['a', 'b']`, ""},
+		{ListOf(StringType), "```json\n[\"a\"]\n```", `['a']`, ""},
 		{ListOf(IntType), `[1, "x"]`, "", "[1]: expected int"},
 		{LiteralOf("yes", "no"), "'yes'", "yes", ""},
 		{LiteralOf("yes", "no"), "Literal[no]", "no", ""},
@@ -210,8 +212,19 @@ func TestParseText(t *testing.T) {
 		{LiteralOf(int64(1), "b"), "1", "1", ""},
 		{OptionalOf(IntType), "None", "None", ""},
 		{OptionalOf(StringType), "None", "None", ""},
-		{DictOf(IntType), `{"a": 1, "b": 2}`, `{"a": 1, "b": 2}`, ""},
-		{person, `{"country": "UK", "city": "London", "extra": 1}`, `{"city": "London", "country": "UK"}`, ""},
+		{DictOf(IntType), `{"a": 1, "b": 2}`, `{'a': 1, 'b': 2}`, ""},
+		// A dict keeps the LM's key order, as a Python dict does.
+		{DictOf(IntType), `{"b": 1, "a": "2"}`, `{'b': 1, 'a': 2}`, ""},
+		{DictOf(nil), `{"z": {"y": 1, "x": [{"b": 1, "a": 2}]}, "a": null}`, `{'z': {'y': 1, 'x': [{'b': 1, 'a': 2}]}, 'a': None}`, ""},
+		{ListOf(nil), `[{"b": 1, "a": 2}]`, `[{'b': 1, 'a': 2}]`, ""},
+		{AnyType, `{"b": 1, "a": 2}`, `{'b': 1, 'a': 2}`, ""},
+		// Integers of any size stay exact.
+		{IntType, "12345678901234567890", "12345678901234567890", ""},
+		// DSPy reads the text as JSON first: a float beyond int64 is refused.
+		{IntType, "-98765432109876543210.0", "", "expected int"},
+		{ListOf(IntType), "[12345678901234567890, 1]", "[12345678901234567890, 1]", ""},
+		{FloatType, "12345678901234567890", "1.2345678901234567e+19", ""},
+		{person, `{"country": "UK", "city": "London", "extra": 1}`, `{'city': 'London', 'country': 'UK'}`, ""},
 		{person, `{"city": "London"}`, "", "country: missing required field"},
 		{ListOf(person), `[{"city": "A", "country": 3}]`, "", "[0].country: expected str"},
 		{StringType, "  keep as is ", "  keep as is ", ""},
@@ -232,6 +245,31 @@ func TestParseText(t *testing.T) {
 				t.Errorf("got %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+func TestCoerceBigIntegers(t *testing.T) {
+	// Expected values are pydantic's TypeAdapter(int).validate_python.
+	for in, want := range map[any]string{
+		"-98765432109876543210.0": "-98765432109876543210",
+		" 12345678901234567890 ":  "12345678901234567890",
+		"7.00":                    "7",
+		int64(5):                  "5",
+		1e18:                      "1000000000000000000",
+	} {
+		v, err := IntType.Coerce(in)
+		if err != nil {
+			t.Errorf("Coerce(%v): %v", in, err)
+			continue
+		}
+		if got := pyjson.Str(v); got != want {
+			t.Errorf("Coerce(%v) = %s, want %s", in, got, want)
+		}
+	}
+	for _, in := range []any{9.3e18, "1.5", "12345678901234567890.5"} {
+		if v, err := IntType.Coerce(in); err == nil {
+			t.Errorf("Coerce(%v) = %v, want an error", in, v)
+		}
 	}
 }
 
@@ -258,8 +296,10 @@ func TestImmutability(t *testing.T) {
 	if _, err := c.PrependOutput(Field{Name: "q"}); err == nil {
 		t.Error("duplicate field accepted")
 	}
+	// inspect.cleandoc keeps a last line of spaces when no other line sets
+	// a margin: "blank" is not "empty" to it.
 	w := s.WithInstructions("  Be brief.\n  ")
-	if w.Instructions() != "Be brief." || s.Instructions() == w.Instructions() {
+	if w.Instructions() != "Be brief.\n  " || s.Instructions() == w.Instructions() {
 		t.Errorf("WithInstructions: %q / %q", s.Instructions(), w.Instructions())
 	}
 }

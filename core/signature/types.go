@@ -345,17 +345,57 @@ func pythonTitle(name string) string {
 	return strings.ReplaceAll(b.String(), "_", " ")
 }
 
-// StrictSchema returns the schema for OpenAI structured outputs: every object
-// lists all its properties as required and forbids additional properties.
-// It reports an error for open-ended mappings (dict), which strict mode
-// cannot express.
-func (t *Type) StrictSchema() (map[string]any, error) {
+// StrictSchema returns the schema for OpenAI structured outputs as DSPy's
+// _get_structured_outputs_response_format builds it: pydantic's key order
+// (keys sorted, except that "properties" keeps the fields' order, which
+// models follow when they generate), every object listing all its
+// properties as required, in field order, and forbidding additional
+// properties. The root object is treated as a pydantic model with
+// extra="forbid", as DSPy declares its output model. It reports an error for
+// open-ended mappings (dict), which strict mode cannot express.
+func (t *Type) StrictSchema() (pyjson.Object, error) {
 	if err := t.checkStrict(map[*Type]bool{}); err != nil {
 		return nil, err
 	}
-	plain := pyjson.Plain(t.JSONSchema()).(map[string]any)
-	enforceRequired(plain)
-	return plain, nil
+	g := &schemaGen{defs: map[string]pyjson.Object{}}
+	root := g.schema(t, true)
+	if t != nil && t.Kind == Object {
+		root = root.Set("additionalProperties", false)
+	}
+	if len(g.defs) > 0 {
+		defs := make(pyjson.Object, 0, len(g.defs))
+		for name, d := range g.defs {
+			defs = append(defs, pyjson.Member{Key: name, Value: d})
+		}
+		root = append(root, pyjson.Member{Key: "$defs", Value: defs})
+	}
+	return enforceRequired(pydanticSort(root, "").(pyjson.Object)), nil
+}
+
+// pydanticSort orders keys as pydantic's GenerateJsonSchema.sort does:
+// alphabetically, recursively, except the members of "properties" and
+// "default", which keep their order. parent is the key v sits under (lists
+// pass their own key down).
+func pydanticSort(v any, parent string) any {
+	switch x := v.(type) {
+	case pyjson.Object:
+		out := make(pyjson.Object, len(x))
+		for i, m := range x {
+			out[i] = pyjson.Member{Key: m.Key, Value: pydanticSort(m.Value, m.Key)}
+		}
+		if parent != "properties" && parent != "default" {
+			sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = pydanticSort(e, parent)
+		}
+		return out
+	default:
+		return v
+	}
 }
 
 // checkStrict reports the first part of t that strict schemas cannot
@@ -386,43 +426,47 @@ func (t *Type) checkStrict(seen map[*Type]bool) error {
 	return nil
 }
 
-func enforceRequired(s map[string]any) {
-	if s["type"] == "object" {
-		props, _ := s["properties"].(map[string]any)
-		if props == nil {
-			props = map[string]any{}
-			s["properties"] = props
+// enforceRequired is DSPy's enforce_required: every object schema lists all
+// its properties as required (replacing pydantic's list where it has one,
+// appending otherwise) and gets additionalProperties false; array items and
+// $defs are treated the same way.
+func enforceRequired(s pyjson.Object) pyjson.Object {
+	typ, _ := s.Get("type")
+	if typ == "object" {
+		pv, _ := s.Get("properties")
+		if props, ok := pv.(pyjson.Object); ok {
+			names := make([]any, len(props))
+			for i, m := range props {
+				names[i] = m.Key
+			}
+			s = s.Set("required", names).Set("additionalProperties", false)
+			for i, m := range props {
+				if sub, ok := m.Value.(pyjson.Object); ok {
+					props[i].Value = enforceRequired(sub)
+				}
+			}
+		} else {
+			s = s.Set("properties", pyjson.Object{}).Set("required", []any{}).Set("additionalProperties", false)
 		}
-		names := make([]string, 0, len(props))
-		for k, p := range props {
-			names = append(names, k)
-			if sub, ok := p.(map[string]any); ok {
-				enforceRequired(sub)
+	}
+	if typ == "array" {
+		if items, ok := member(s, "items").(pyjson.Object); ok {
+			s = s.Set("items", enforceRequired(items))
+		}
+	}
+	for _, key := range []string{"$defs", "definitions"} {
+		if defs, ok := member(s, key).(pyjson.Object); ok {
+			for i, m := range defs {
+				if sub, ok := m.Value.(pyjson.Object); ok {
+					defs[i].Value = enforceRequired(sub)
+				}
 			}
 		}
-		sort.Strings(names)
-		req := make([]any, len(names))
-		for i, n := range names {
-			req[i] = n
-		}
-		s["required"] = req
-		s["additionalProperties"] = false
 	}
-	if items, ok := s["items"].(map[string]any); ok {
-		enforceRequired(items)
-	}
-	if anyOf, ok := s["anyOf"].([]any); ok {
-		for _, a := range anyOf {
-			if sub, ok := a.(map[string]any); ok {
-				enforceRequired(sub)
-			}
-		}
-	}
-	if defs, ok := s["$defs"].(map[string]any); ok {
-		for _, d := range defs {
-			if sub, ok := d.(map[string]any); ok {
-				enforceRequired(sub)
-			}
-		}
-	}
+	return s
+}
+
+func member(o pyjson.Object, key string) any {
+	v, _ := o.Get(key)
+	return v
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/pyjson"
 )
 
@@ -378,14 +380,7 @@ func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string, 
 		if !ok {
 			continue
 		}
-		fields := map[string]any{"augmented": true}
-		for k, v := range s.Inputs {
-			fields[k] = v
-		}
-		for k, v := range s.Outputs {
-			fields[k] = v
-		}
-		by[name] = append(by[name], example.New(fields))
+		by[name] = append(by[name], traceDemo(s))
 	}
 	for name, ds := range by {
 		if len(ds) > 1 {
@@ -398,6 +393,35 @@ func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string, 
 		}
 	}
 	return by
+}
+
+// traceDemo is DSPy's dspy.Example(augmented=True, **inputs, **outputs):
+// the flag, the inputs, then the outputs. The inputs and outputs are Go
+// maps, so each part follows the predictor's signature order (the order
+// DSPy's modules pass and parse them in), then any other keys sorted.
+func traceDemo(s module.TraceStep) example.Example {
+	obj := example.Object{{Key: "augmented", Value: true}}
+	var sigFields []signature.Field
+	if s.Predictor != nil {
+		sigFields = s.Predictor.Signature().Fields()
+	}
+	add := func(m map[string]any) {
+		done := map[string]bool{}
+		for _, f := range sigFields {
+			if v, ok := m[f.Name]; ok && !done[f.Name] {
+				obj = obj.Set(f.Name, v)
+				done[f.Name] = true
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !done[k] {
+				obj = obj.Set(k, m[k])
+			}
+		}
+	}
+	add(s.Inputs)
+	add(s.Outputs)
+	return example.FromObject(obj)
 }
 
 // sameExample compares two examples' fields.

@@ -161,7 +161,7 @@ func CandidateRecord(id string, prog module.Program, resumed bool) map[string]an
 	var buf bytes.Buffer
 	if program.SaveState(&buf, prog) == nil {
 		if st, err := pyjson.Decode(buf.Bytes()); err == nil {
-			rec["state"] = pyjson.Plain(st)
+			rec["state"] = st // ordered: a resumed candidate's demos keep their key order
 		}
 	}
 	if resumed {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
@@ -121,6 +124,11 @@ func TestBootstrapOneOne(t *testing.T) {
 	}
 	if aug, _ := d.Bool("augmented"); !aug {
 		t.Error("bootstrapped demo not marked augmented")
+	}
+	// DSPy builds the demo as Example(augmented=True, **inputs, **outputs),
+	// and a saved program keeps that key order.
+	if got := strings.Join(d.Keys(), ","); got != "augmented,question,answer" {
+		t.Errorf("demo keys %s, want augmented,question,answer", got)
 	}
 	_ = srv
 }
@@ -256,5 +264,16 @@ func TestRandomSearchStopAtScoreAndResume(t *testing.T) {
 		if !c.Resumed {
 			t.Errorf("candidate %s was not resumed", c.ID)
 		}
+	}
+	// The record keeps each demo's key order, so a resumed candidate sends
+	// the same prompts.
+	demoKeys := func(p module.Program) (keys []string) {
+		for _, d := range p.NamedPredictors()[0].Predictor.Demos() {
+			keys = append(keys, strings.Join(d.Keys(), ","))
+		}
+		return keys
+	}
+	if diff := cmp.Diff(demoKeys(first.Best.Program), demoKeys(again.Best.Program)); diff != "" {
+		t.Errorf("demo keys changed across resume (-first +resumed):\n%s", diff)
 	}
 }

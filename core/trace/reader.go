@@ -354,6 +354,9 @@ type LMCall struct {
 	Messages    []event.Message `json:"messages,omitempty"`
 	Params      json.RawMessage `json:"params,omitempty"`
 	Completions []string        `json:"completions,omitempty"`
+	// FinishReasons are the choices' finish reasons ("length": cut off at
+	// max_tokens); empty in files written before schema version 3.
+	FinishReasons []string `json:"finish_reasons,omitempty"`
 
 	PromptTokens     int     `json:"prompt_tokens"`
 	CompletionTokens int     `json:"completion_tokens"`
@@ -392,8 +395,12 @@ func (r *Reader) LMCalls(ctx context.Context, q LMCallQuery) ([]LMCall, error) {
 	if q.RunID != "" {
 		where, args = "WHERE c.run_id = ?2", append(args, q.RunID)
 	}
+	finishes := "c.finish_reasons"
+	if r.version < 3 {
+		finishes = "NULL"
+	}
 	rows, err := r.db.QueryContext(ctx, `SELECT c.span_id, c.run_id, coalesce(s.parent_id, ''), c.model, c.adapter,
-		c.messages, c.params, c.completions, coalesce(c.prompt_tokens, 0), coalesce(c.completion_tokens, 0),
+		c.messages, c.params, c.completions, `+finishes+`, coalesce(c.prompt_tokens, 0), coalesce(c.completion_tokens, 0),
 		coalesce(c.total_tokens, 0), coalesce(c.cost_usd, 0), coalesce(c.cost_known, 0), coalesce(c.latency_ms, 0),
 		coalesce(c.queue_wait_ms, 0), coalesce(c.cache_hit, 0), coalesce(c.attempts, 0), coalesce(c.error, ''),
 		coalesce(c.error_kind, ''), c.created_at, c.ended_at
@@ -406,12 +413,12 @@ func (r *Reader) LMCalls(ctx context.Context, q LMCallQuery) ([]LMCall, error) {
 	var calls []LMCall
 	for rows.Next() {
 		var (
-			c                          LMCall
-			messages, params, complets sql.NullString
-			created                    int64
-			ended                      sql.NullInt64
+			c                                    LMCall
+			messages, params, complets, finished sql.NullString
+			created                              int64
+			ended                                sql.NullInt64
 		)
-		if err := rows.Scan(&c.SpanID, &c.RunID, &c.ParentID, &c.Model, &c.Adapter, &messages, &params, &complets,
+		if err := rows.Scan(&c.SpanID, &c.RunID, &c.ParentID, &c.Model, &c.Adapter, &messages, &params, &complets, &finished,
 			&c.PromptTokens, &c.CompletionTokens, &c.TotalTokens, &c.CostUSD, &c.CostKnown, &c.LatencyMS,
 			&c.QueueWaitMS, &c.CacheHit, &c.Attempts, &c.Error, &c.ErrorKind, &created, &ended); err != nil {
 			return nil, r.fail("read LM calls in", err)
@@ -424,6 +431,11 @@ func (r *Reader) LMCalls(ctx context.Context, q LMCallQuery) ([]LMCall, error) {
 		if complets.Valid {
 			if err := json.Unmarshal([]byte(complets.String), &c.Completions); err != nil {
 				return nil, r.fail("read LM calls in", fmt.Errorf("call %s: completions: %w", c.SpanID, err))
+			}
+		}
+		if finished.Valid {
+			if err := json.Unmarshal([]byte(finished.String), &c.FinishReasons); err != nil {
+				return nil, r.fail("read LM calls in", fmt.Errorf("call %s: finish reasons: %w", c.SpanID, err))
 			}
 		}
 		c.Params = rawJSON(params)

@@ -18,7 +18,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes. Open
 // migrates older files to it and refuses newer ones.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // walSizeLimit is the size the write-ahead log is truncated to after a
 // checkpoint.
@@ -134,6 +134,11 @@ var migrations = [][]string{
 			created_at INTEGER NOT NULL
 		)`,
 		`CREATE INDEX optimizer_trials_run ON optimizer_trials (run_id, created_at)`,
+	},
+	// 3: each LM call's finish reasons (a JSON array, one per choice), so
+	// that answers cut off by max_tokens show in traces.
+	{
+		`ALTER TABLE lm_calls ADD COLUMN finish_reasons TEXT`,
 	},
 }
 

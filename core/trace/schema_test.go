@@ -73,6 +73,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if spans, err := r.Spans(ctx, "old"); err != nil || len(spans) != 2 {
 		t.Fatalf("Spans on a version 1 file = %v, %v", spans, err)
 	}
+	if calls, err := r.LMCalls(ctx, LMCallQuery{RunID: "old"}); err != nil || len(calls) != 1 || calls[0].FinishReasons != nil {
+		t.Fatalf("LMCalls on a version 1 file = %+v, %v", calls, err)
+	}
 	r.Close()
 
 	s, bus := openStore(t, path, Options{})
@@ -115,7 +118,7 @@ func TestOpenRefusesFiles(t *testing.T) {
 			s, _ := openStore(t, path, Options{})
 			closeStore(t, s)
 			rawExec(t, path, `UPDATE trace_meta SET value = 7 WHERE name = 'schema_version'`)
-		}, ErrNewerSchema, "trace: database PATH has schema version 7, newer than this dspex (2); upgrade dspex"},
+		}, ErrNewerSchema, "trace: database PATH has schema version 7, newer than this dspex (3); upgrade dspex"},
 		{"another database", func(t *testing.T, path string) {
 			rawExec(t, path, `CREATE TABLE customers (id INTEGER PRIMARY KEY)`, `CREATE TABLE orders (id INTEGER PRIMARY KEY)`)
 		}, ErrNotTraceDB, "trace: not a dspex trace database: PATH holds other tables (customers, orders)"},

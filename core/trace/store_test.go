@@ -107,7 +107,7 @@ func TestStoreRecordsARun(t *testing.T) {
 	e.emit(event.LMRetry, "lm1", "cot", &event.LMRetryInfo{Model: "gpt-test", Attempt: 1, Error: "429", Wait: time.Second})
 	e.emit(event.LMEnd, "lm1", "cot", &event.LMCall{Model: "gpt-test", Adapter: "chat",
 		Messages: []event.Message{{Role: "user", Content: "2+2?"}}, Params: map[string]any{"temperature": 0.0},
-		Completions: []string{"4", "four"}, PromptTokens: 7, CompletionTokens: 3, CostUSD: 0.25, CostKnown: true,
+		Completions: []string{"4", "four"}, FinishReasons: []string{"stop", "length"}, PromptTokens: 7, CompletionTokens: 3, CostUSD: 0.25, CostKnown: true,
 		Latency: 1500 * time.Millisecond, QueueWait: 250 * time.Millisecond, Attempts: 2})
 	e.emit(event.ParseFailure, "cot", "root", &event.ParseFailureInfo{Adapter: "chat", Error: "no answer", Raw: "??"})
 	e.emit(event.ModuleEnd, "cot", "root", &event.ModuleCall{Module: "ChainOfThought", Signature: "question -> answer",
@@ -170,7 +170,7 @@ func TestStoreRecordsARun(t *testing.T) {
 	wantCalls := []LMCall{{
 		SpanID: "lm1", RunID: "run1", ParentID: "cot", Model: "gpt-test", Adapter: "chat",
 		Messages: []event.Message{{Role: "user", Content: "2+2?"}}, Params: json.RawMessage(`{"temperature":0}`),
-		Completions: []string{"4", "four"}, PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, CostUSD: 0.25,
+		Completions: []string{"4", "four"}, FinishReasons: []string{"stop", "length"}, PromptTokens: 7, CompletionTokens: 3, TotalTokens: 10, CostUSD: 0.25,
 		CostKnown: true, LatencyMS: 1500, QueueWaitMS: 250, Attempts: 2, CreatedAt: at(3), EndedAt: at(5),
 	}}
 	if diff := cmp.Diff(wantCalls, calls); diff != "" {

@@ -54,14 +54,15 @@ const (
 		WHERE spans.kind = excluded.kind`
 	lmCallSQL = `INSERT INTO lm_calls (span_id, run_id, model, adapter, messages, params, completions,
 			prompt_tokens, completion_tokens, total_tokens, cost_usd, cost_known, latency_ms, queue_wait_ms,
-			cache_hit, attempts, error, error_kind, created_at, ended_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+			cache_hit, attempts, error, error_kind, created_at, ended_at, finish_reasons)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?22)
 		ON CONFLICT (span_id) DO UPDATE SET
 			model = CASE WHEN excluded.model != '' THEN excluded.model ELSE lm_calls.model END,
 			adapter = CASE WHEN excluded.adapter != '' THEN excluded.adapter ELSE lm_calls.adapter END,
 			messages = coalesce(excluded.messages, lm_calls.messages),
 			params = coalesce(excluded.params, lm_calls.params),
 			completions = coalesce(excluded.completions, lm_calls.completions),
+			finish_reasons = coalesce(excluded.finish_reasons, lm_calls.finish_reasons),
 			prompt_tokens = coalesce(excluded.prompt_tokens, lm_calls.prompt_tokens),
 			completion_tokens = coalesce(excluded.completion_tokens, lm_calls.completion_tokens),
 			total_tokens = coalesce(excluded.total_tokens, lm_calls.total_tokens),
@@ -390,7 +391,7 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 			return err
 		}
 		_, err := t.lmCall.ExecContext(t.ctx, id, ev.RunID, p.Model, p.Adapter, messagesJSON(p.Messages), jsonMap(p.Params),
-			nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, at, nil, true)
+			nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, at, nil, true, nil)
 		return err
 	}
 	if id == "" {
@@ -417,9 +418,12 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 		nil, nil, p.Error, start, at, nil, exact); err != nil {
 		return err
 	}
-	var completions any
+	var completions, finishes any
 	if len(p.Completions) > 0 {
 		completions = toJSON(p.Completions)
+	}
+	if len(p.FinishReasons) > 0 {
+		finishes = toJSON(p.FinishReasons)
 	}
 	created := start
 	if created == nil {
@@ -427,7 +431,7 @@ func (t *tx) lm(ev *event.Event, p *event.LMCall, at int64) error {
 	}
 	_, err := t.lmCall.ExecContext(t.ctx, id, ev.RunID, p.Model, p.Adapter, messagesJSON(p.Messages), jsonMap(p.Params), completions,
 		p.PromptTokens, p.CompletionTokens, p.PromptTokens+p.CompletionTokens, p.CostUSD, p.CostKnown,
-		ms(p.Latency), ms(p.QueueWait), p.CacheHit, p.Attempts, p.Error, p.ErrorKind, created, at, exact)
+		ms(p.Latency), ms(p.QueueWait), p.CacheHit, p.Attempts, p.Error, p.ErrorKind, created, at, exact, finishes)
 	return err
 }
 

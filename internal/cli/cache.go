@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -193,12 +194,16 @@ func runCacheClear(ctx context.Context, s *streams, path string) error {
 	return err
 }
 
+// writeJSON writes v as one line of JSON, without escaping <, > and &
+// (signatures hold "->").
 func writeJSON(s *streams, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err = s.out.Write(append(b, '\n'))
+	_, err := s.out.Write(b.Bytes())
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -162,7 +163,7 @@ func TestRunCache(t *testing.T) {
 	url := startMockLM(t)
 	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"q -> a\"}\n")
 	cacheFile := filepath.Join(t.TempDir(), "cache.db")
-	data := writeFile(t, "in.jsonl", "{\"q\": 1}\n{\"q\": 2}\n{\"q\": 3}\n")
+	data := writeFile(t, "in.jsonl", "{\"q\": \"1\"}\n{\"q\": \"2\"}\n{\"q\": \"3\"}\n")
 	first, stderr, code := runDspex(t, nil, "run", "--program", prog, "--inputs", data, "--cache", cacheFile)
 	if code != 0 || !strings.Contains(stderr, "3 LM calls (0 from cache") {
 		t.Fatalf("first run: exit %d, stderr %s", code, stderr)
@@ -187,7 +188,7 @@ func TestRunCache(t *testing.T) {
 	}
 
 	corrupt := writeFile(t, "corrupt.db", "this is not a database")
-	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": 1}`, "--cache", corrupt)
+	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "1"}`, "--cache", corrupt)
 	if code != 0 || !strings.Contains(stderr, "warning: cache: disk tier unavailable") || !strings.Contains(stderr, "corrupt.db") {
 		t.Errorf("corrupt cache: exit %d, stderr %s", code, stderr)
 	}
@@ -205,13 +206,13 @@ func TestRunBadInput(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"bad signature", []string{"--program", writeFile(t, "b.yaml", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"q -> n: integer\"\n"), "--input", `{"q": 1}`},
+		{"bad signature", []string{"--program", writeFile(t, "b.yaml", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"q -> n: integer\"\n"), "--input", `{"q": "1"}`},
 			1, `b.yaml:4: program.signature: signature "q -> n: integer": column 9: unknown type "integer"`},
 		{"no input", []string{"--program", good}, 2, "give exactly one of --input and --inputs"},
 		{"bad input json", []string{"--program", good, "--input", "{q: "}, 2, "--input"},
-		{"bad jsonl", []string{"--program", good, "--inputs", writeFile(t, "d.jsonl", "{\"q\": 1}\n\n")}, 1, "d.jsonl:2: empty line"},
-		{"broken LM output", []string{"--program", good, "--input", `{"q": 1}`}, 1, "could not parse the LM response"},
-		{"LM down", []string{"--program", writeFile(t, "down.yaml", "lm: {model: m, base_url: \"http://127.0.0.1:1/v1\"}\nprogram: {module: predict, signature: \"q -> a\"}\n"), "--input", `{"q": 1}`},
+		{"bad jsonl", []string{"--program", good, "--inputs", writeFile(t, "d.jsonl", "{\"q\": \"1\"}\n\n{\"q\": \n")}, 1, "d.jsonl:3: "},
+		{"broken LM output", []string{"--program", good, "--input", `{"q": "1"}`}, 1, "could not parse the LM response"},
+		{"LM down", []string{"--program", writeFile(t, "down.yaml", "lm: {model: m, base_url: \"http://127.0.0.1:1/v1\"}\nprogram: {module: predict, signature: \"q -> a\"}\n"), "--input", `{"q": "1"}`},
 			1, "lm: connection failed"},
 	}
 	for _, c := range cases {
@@ -257,5 +258,62 @@ func TestRunWithState(t *testing.T) {
 	_, stderr, code = runDspex(t, nil, "run", "--program", prog, "--input", `{"q": "hello"}`, "--state", bad)
 	if code != 1 || !strings.Contains(stderr, "state file") || !strings.Contains(stderr, "has 1 fields") {
 		t.Errorf("mismatched state: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// Values keep Python's semantics end to end: an --input dict keeps its key
+// order and an integer every digit in the prompt, as do a program file's
+// demos; a dict output keeps the LM's order; a demo key the signature
+// lacks is accepted and named in a warning.
+func TestRunKeepsKeyOrderAndBigIntegers(t *testing.T) {
+	script := writeFile(t, "script.yaml", `rules:
+  - match: zeta
+    raw: "[[ ## result ## ]]\n{\"z\": 1, \"a\": 12345678901234567890}\n\n[[ ## completed ## ]]"
+`)
+	url := startMockLM(t, "--script", script)
+	prog := writeFile(t, "program.yaml", `lm:
+  model: dspex-sim
+  base_url: ${TEST_LM_URL}
+program:
+  module: predict
+  signature: "data: dict, n: int -> result: dict"
+  demos:
+    - {data: {b: 1, a: 2}, source: wiki, n: 98765432109876543210, result: {y: 1, x: 2}}
+`)
+	out, stderr, code := runDspex(t, []string{"TEST_LM_URL=" + url}, "run", "--program", prog, "--no-progress",
+		"--log-level", "trace", "--log-json", "--input", `{"n": 12345678901234567890, "data": {"zeta": 1, "alpha": [{"y": 2, "x": 3}]}}`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if want := `{"result": {"z": 1, "a": 12345678901234567890}}` + "\n"; out != want {
+		t.Errorf("stdout = %q, want %q", out, want)
+	}
+	var logText strings.Builder
+	var warned bool
+	for line := range strings.SplitSeq(strings.TrimSpace(stderr), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		for _, v := range m {
+			if s, ok := v.(string); ok {
+				logText.WriteString(s + "\n")
+			}
+		}
+		if strings.Contains(fmt.Sprint(m["@message"]), "demo has keys the signature lacks") && m["keys"] == "source" {
+			warned = true
+		}
+	}
+	for _, want := range []string{
+		"[[ ## data ## ]]\n{\"b\": 1, \"a\": 2}\n\n[[ ## n ## ]]\n98765432109876543210",
+		"[[ ## result ## ]]\n{\"y\": 1, \"x\": 2}",
+		"[[ ## data ## ]]\n{\"zeta\": 1, \"alpha\": [{\"y\": 2, \"x\": 3}]}\n\n[[ ## n ## ]]\n12345678901234567890",
+	} {
+		if !strings.Contains(logText.String(), want) {
+			t.Errorf("the logged prompt lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !warned {
+		t.Errorf("no warning naming the demo key \"source\":\n%s", stderr)
 	}
 }

@@ -3,13 +3,18 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // envFlags are the flags every command that calls an LM shares.
@@ -21,14 +26,17 @@ type envFlags struct {
 
 func (f *envFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cachePath, "cache", "", `response cache file (default: the program file's cache.path, else the user cache directory; "memory" keeps it in memory)`)
-	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "do not read or write the response cache")
+	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "do not read or write the response cache: every call goes to the LM")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "do not print the usage summary")
 }
 
 // open builds the program's endpoints, printing warnings (such as an
-// unusable cache file) to standard error.
-func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus) (*program.Env, error) {
-	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus})
+// unusable cache file) to standard error. Every call's response is shown
+// to seen, which notes answers from the simulated LM.
+func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus, seen *answerSources) (*program.Env, error) {
+	hooks := lm.EventHooks(bus)
+	hooks.Call = seen.note
+	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus, Hooks: hooks})
 	if err != nil {
 		return nil, err
 	}
@@ -38,8 +46,81 @@ func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus
 	return env, nil
 }
 
-// report prints the calls, tokens and cost a command spent, unless --quiet.
-func (f *envFlags) report(s *streams, t *lm.Tracker) {
+// cacheFile is the response cache file of spec, as Spec.Open chooses it:
+// --cache, else the file's cache.path, else the default file; "" when the
+// cache lives in memory.
+func (f *envFlags) cacheFile(spec *program.Spec) string {
+	path := spec.Cache.Path
+	if f.cachePath != "" {
+		path = f.cachePath
+	}
+	switch path {
+	case "memory":
+		return ""
+	case "":
+		p, err := cache.DefaultPath()
+		if err != nil {
+			return ""
+		}
+		path = p
+	}
+	return path
+}
+
+// maxFreshIDs bounds the response ids answerSources remembers; a
+// long-running serve stops remembering after that many, and counts later
+// cache hits as saved by earlier runs.
+const maxFreshIDs = 1 << 16
+
+// answerSources notes, for the usage summary, where answers came from:
+// whether any came from the simulated LM (its response ids start with
+// mocklm.ResponseIDPrefix, cached ones included), and how many cache hits
+// were saved by earlier runs rather than by this one (a hit whose response
+// id this command saw come from the LM is this run's own repeat). Safe for
+// concurrent use.
+type answerSources struct {
+	simulated atomic.Bool
+
+	mu      sync.Mutex
+	fresh   map[string]struct{}
+	earlier int
+}
+
+func (a *answerSources) note(_ context.Context, info lm.CallInfo) {
+	res := info.Response
+	if res == nil {
+		return
+	}
+	if strings.HasPrefix(res.ID, mocklm.ResponseIDPrefix) {
+		a.simulated.Store(true)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, seen := a.fresh[res.ID]
+	switch {
+	case res.CacheHit && (res.ID == "" || !seen):
+		a.earlier++
+	case !res.CacheHit && res.ID != "" && len(a.fresh) < maxFreshIDs:
+		if a.fresh == nil {
+			a.fresh = map[string]struct{}{}
+		}
+		a.fresh[res.ID] = struct{}{}
+	}
+}
+
+// earlierHits is how many answers came from cache entries saved before
+// this command started.
+func (a *answerSources) earlierHits() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.earlier
+}
+
+// report prints the calls, tokens and cost a command spent, unless --quiet;
+// then, when answers came from the simulated LM or from the cache, says so:
+// a cached answer was saved from an earlier call, maybe to a server that
+// has changed since.
+func (f *envFlags) report(s *streams, t *lm.Tracker, spec *program.Spec, seen *answerSources) {
 	tot := t.Total()
 	if f.quiet || tot.Calls == 0 {
 		return
@@ -48,8 +129,33 @@ func (f *envFlags) report(s *streams, t *lm.Tracker) {
 	if tot.Canceled > 0 {
 		canceled = fmt.Sprintf(", %d canceled", tot.Canceled)
 	}
+	cost := tot.Cost.String()
+	if tot.Cost.Unknown > 0 {
+		cost += " (no price for the model in the program file's prices:)"
+	}
 	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
-		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, tot.Cost)
+		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, cost)
+	if tot.Canceled > 0 {
+		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (a bootstrap that had found its demos, an evaluation that stopped early, an interrupt)\n")
+	}
+	if seen.simulated.Load() {
+		fmt.Fprintf(s.err, "dspex: answers came from the simulated LM (dspex mock-lm): scripted or simulated, not a model's\n")
+	}
+	if tot.CacheHits == 0 {
+		return
+	}
+	where, clear := "in memory", ""
+	if path := f.cacheFile(spec); path != "" {
+		where, clear = "at "+path, ", dspex cache clear --path "+path+" empties it"
+	}
+	if earlier := seen.earlierHits(); earlier > 0 {
+		fmt.Fprintf(s.err, "dspex: %s from the response cache %s, saved by earlier runs: the LM was not asked again, even if its server or model has changed since; --no-cache skips the cache%s\n",
+			countNoun(int64(earlier), "answer came", "answers came"), where, clear)
+	}
+	if repeats := tot.CacheHits - seen.earlierHits(); repeats > 0 {
+		fmt.Fprintf(s.err, "dspex: %s answered from this run's own entries in the response cache %s (--no-cache skips the cache)\n",
+			countNoun(int64(repeats), "repeated request was", "repeated requests were"), where)
+	}
 }
 
 // loadProgram loads the program file at path and builds its program, with
@@ -77,7 +183,9 @@ func loadProgram(path, state string) (*program.Spec, module.Program, error) {
 type session struct {
 	obs   *observer
 	env   *program.Env
+	spec  *program.Spec
 	usage *lm.Tracker
+	seen  answerSources
 	s     *streams
 	flags *envFlags
 }
@@ -92,8 +200,8 @@ func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlag
 	if err != nil {
 		return ctx, nil, err
 	}
-	ss := &session{obs: obs, usage: lm.NewTracker(), s: s, flags: ef}
-	if ss.env, err = ef.open(ctx, s, spec, obs.bus); err != nil {
+	ss := &session{obs: obs, spec: spec, usage: lm.NewTracker(), s: s, flags: ef}
+	if ss.env, err = ef.open(ctx, s, spec, obs.bus, &ss.seen); err != nil {
 		return ctx, nil, ss.end(ctx, err)
 	}
 	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, ss.usage), ss.env.LM), spec.NewAdapter())
@@ -112,6 +220,6 @@ func (ss *session) end(ctx context.Context, runErr error) error {
 	if err := ss.obs.finish(ctx, runErr, ss.usage.Total()); err != nil && runErr == nil {
 		runErr = err
 	}
-	ss.flags.report(ss.s, ss.usage)
+	ss.flags.report(ss.s, ss.usage, ss.spec, &ss.seen)
 	return runErr
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ type taskFlags struct {
 	concurrency int
 	maxErrors   int
 	timeout     time.Duration
+	skipInvalid bool
 	env         envFlags
 	observe     observeFlags
 }
@@ -42,6 +44,7 @@ func (f *taskFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 16, "examples evaluated at once")
 	cmd.Flags().IntVar(&f.maxErrors, "max-errors", 10, "stop an evaluation after this many failed examples (-1: never)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "per-example timeout (0: none)")
+	cmd.Flags().BoolVar(&f.skipInvalid, "skip-invalid", false, "pass over data lines that are not JSON objects or lack a field, reporting them at the end")
 	_ = cmd.MarkFlagRequired("program")
 	f.env.register(cmd)
 	f.observe.register(cmd)
@@ -55,6 +58,9 @@ type task struct {
 	metric  metric.Metric
 	field   string
 	outputs []signature.Field
+	// skipInvalid passes over bad data lines, collected in skipped.
+	skipInvalid bool
+	skipped     []*example.LineError
 }
 
 func (f *taskFlags) load() (*task, error) {
@@ -69,7 +75,7 @@ func (f *taskFlags) load() (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &task{spec: spec, prog: prog, outputs: outputs}
+	t := &task{spec: spec, prog: prog, outputs: outputs, skipInvalid: f.skipInvalid}
 	if n, ok := prog.(module.InputNamer); ok {
 		t.inputs = n.InputNames()
 	}
@@ -99,24 +105,43 @@ func defaultField(outputs []signature.Field) string {
 	return outputs[len(outputs)-1].Name
 }
 
-// data reads a JSONL data file, marking the program's inputs.
+// data reads a JSONL data file, marking the program's inputs. Every
+// example must have the program's inputs and the field the metric
+// compares; with --skip-invalid, lines that are not such examples are
+// passed over and collected in t.skipped.
 func (t *task) data(path string) ([]example.Example, error) {
-	exs, err := example.LoadJSONL(path, t.inputs...)
+	d, err := example.LoadJSONLWith(path, example.JSONLOptions{InputKeys: t.inputs, SkipInvalid: t.skipInvalid})
 	if err != nil {
 		return nil, err
 	}
-	if len(exs) == 0 {
-		return nil, fmt.Errorf("%s: no examples", path)
-	}
-	for i, ex := range exs {
+	t.skipped = append(t.skipped, d.Skipped...)
+	var exs []example.Example
+	for i, ex := range d.Examples {
+		var bad error
 		for _, in := range t.inputs {
 			if !ex.Has(in) {
-				return nil, &example.LineError{File: path, Line: i + 1, Err: fmt.Errorf("missing input field %q", in)}
+				bad = fmt.Errorf("missing input field %q", in)
+				break
 			}
 		}
-		if !ex.Has(t.field) {
-			return nil, &example.LineError{File: path, Line: i + 1, Err: fmt.Errorf("missing gold field %q the metric compares", t.field)}
+		if bad == nil && !ex.Has(t.field) {
+			bad = fmt.Errorf("missing gold field %q the metric compares", t.field)
 		}
+		if bad != nil {
+			le := &example.LineError{File: path, Line: d.Lines[i], Err: bad}
+			if !t.skipInvalid {
+				return nil, le
+			}
+			t.skipped = append(t.skipped, le)
+			continue
+		}
+		exs = append(exs, ex)
+	}
+	slices.SortStableFunc(t.skipped, func(a, b *example.LineError) int {
+		return cmp.Or(strings.Compare(a.File, b.File), a.Line-b.Line)
+	})
+	if len(exs) == 0 {
+		return nil, fmt.Errorf("%s: no examples", path)
 	}
 	return exs, nil
 }
@@ -191,8 +216,17 @@ func runEval(ctx context.Context, s *streams, f *evalFlags) (err error) {
 		fmt.Fprintf(s.out, "score: %.2f (%s on %s)\n", res.Score, t.metric.Name(), t.field)
 		fmt.Fprintf(s.out, "examples: %d scored, %d errors, %d skipped, of %d\n", res.Scored, res.Errors, res.Skipped, res.Total)
 		fmt.Fprintf(s.out, "wall time: %s, tokens: %d, cost: %s\n", res.Wall.Round(time.Millisecond), res.Usage.TotalTokens, res.Cost)
-		fmt.Fprintf(s.out, "run: %s\n", ss.obs.RunID())
+		if ss.obs.store != nil {
+			show := "dspex traces show " + ss.obs.RunID()
+			if f.observe.db != "" {
+				show += " --db " + f.observe.db
+			}
+			fmt.Fprintf(s.out, "run: %s (to see its calls: %s)\n", ss.obs.RunID(), show)
+		} else {
+			fmt.Fprintf(s.out, "run: %s\n", ss.obs.RunID())
+		}
 	}
+	reportSkipped(s, t.skipped)
 	return evalErr
 }
 

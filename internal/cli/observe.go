@@ -25,6 +25,12 @@ type observeFlags struct {
 	logLevel   string
 	logJSON    bool
 	noProgress bool
+
+	// describeCandidate, set by optimize, makes progress show one line per
+	// evaluated candidate (see progress.showCandidates); candidates is how
+	// many are expected, 0 when unknown.
+	describeCandidate func(id string) string
+	candidates        int
 }
 
 func (f *observeFlags) register(cmd *cobra.Command) {
@@ -92,7 +98,9 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 		}
 	}
 	if f.logLevel != "off" {
-		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON})
+		// Commands print the errors that end inputs, requests and runs
+		// themselves; the log does not repeat them at the default level.
+		o.logger = logging.New(s.err, logging.Options{Level: f.logLevel, JSON: f.logJSON, ErrorsReported: true})
 		if err := o.logger.Attach(o.bus); err != nil {
 			return fail(err)
 		}
@@ -110,6 +118,9 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 	if !f.noProgress {
 		file, _ := s.err.(*os.File)
 		o.progress = newProgress(s.err, isTerminal(file))
+		if f.describeCandidate != nil {
+			o.progress.showCandidates(f.describeCandidate, f.candidates)
+		}
 		if err := o.progress.Attach(o.bus); err != nil {
 			return fail(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -113,6 +114,17 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
+	// Everything that can be checked without the LM is checked before the
+	// first call, so that a mistake costs nothing.
+	if f.optimizer == "knn" && t.spec.Embeddings == nil {
+		return usageError("--optimizer knn needs an embeddings: section in the program file %s (an OpenAI-compatible embeddings endpoint; see docs/program-file.md)", f.program)
+	}
+	if f.optimizer == "copro" && f.breadth < 2 {
+		return usageError("--breadth %d: copro needs at least 2 (each round keeps the current instructions and proposes breadth-1 new ones)", f.breadth)
+	}
+	if err := checkOutPath(f.out); err != nil {
+		return err
+	}
 	fp, err := f.fingerprint()
 	if err != nil {
 		return err
@@ -123,6 +135,11 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
+	scoredOn := "the training set"
+	if f.val != "" {
+		scoredOn = "the validation set"
+	}
+	f.observe.describeCandidate, f.observe.candidates = describeCandidate, f.expectedCandidates()
 	ctx, ss, err := startSession(ctx, s, &f.env, &f.observe, t.spec, event.RunInfo{Name: "optimize", Program: f.program,
 		Meta: map[string]any{"fingerprint": fp, "optimizer": f.optimizer, "metric": t.metric.Name(), "field": t.field,
 			"train": f.train, "val": f.val, "out": f.out}}, f.resume)
@@ -131,7 +148,17 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}
 	defer func() { err = ss.end(ctx, err) }()
 	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", ss.obs.RunID(), ss.obs.RunID())
+	// An error after paid work says how to keep it: the finished
+	// evaluations are in the trace database, and --resume restores them.
+	defer func() {
+		if err != nil && ss.obs.store != nil && ss.usage.Total().Calls > 0 {
+			err = fmt.Errorf("%w (the evaluations finished so far are recorded: fix the cause and rerun the same command with --resume %s to continue without paying for them again)", err, ss.obs.RunID())
+		}
+	}()
 
+	if !f.env.quiet {
+		fmt.Fprintf(s.err, "dspex: %s\n", f.plan(scoredOn, len(valset)))
+	}
 	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
 	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
 	if err != nil {
@@ -163,8 +190,97 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		return err
 	}
 	ss.obs.endProgress()
-	printComparison(s, t, before, after, len(valset), f.out)
+	printComparison(s, t, before, after, scoredOn, len(valset), f.out)
+	reportSkipped(s, t.skipped)
 	return nil
+}
+
+// candidatesFor is how many candidates random search scores for
+// --candidates n: n random ones and its three baselines.
+func candidatesFor(n int) int {
+	if n <= 0 {
+		n = 16 // RandomSearch's default
+	}
+	return n + 3
+}
+
+// expectedCandidates is how many candidate lines the optimization prints,
+// the command's own baseline included; 0 when it depends on the search.
+func (f *optimizeFlags) expectedCandidates() int {
+	switch f.optimizer {
+	case "random-search":
+		return 1 + candidatesFor(f.candidates)
+	case "copro":
+		return 0
+	}
+	return 2
+}
+
+// plan says, before the first LM call, what the optimization will score,
+// so that every candidate line that follows can be read. Each line but the
+// first is indented.
+func (f *optimizeFlags) plan(scoredOn string, n int) string {
+	on := fmt.Sprintf("each scored on %s (%d examples)", scoredOn, n)
+	switch f.optimizer {
+	case "random-search":
+		k := candidatesFor(f.candidates)
+		return fmt.Sprintf("random search: the program as given, then %d candidates, %s:\n"+
+			"  3 baselines: no demos; labeled demos only; demos bootstrapped in training-set order\n"+
+			"  %d (--candidates): 1 to %d demos bootstrapped from a shuffled training set, topped up with labeled ones to %d\n"+
+			"  (a bootstrap runs training examples only until it has the demos it needs); the best is saved",
+			k, on, k-3, f.maxBoot, f.maxLabeled)
+	case "copro":
+		return fmt.Sprintf("copro: the program as given, then instructions proposed by the LM (%d per round, %d rounds), %s; the best is saved",
+			f.breadth, f.depth, on)
+	}
+	return fmt.Sprintf("%s: the program as given, then the optimized program, %s", f.optimizer, on)
+}
+
+// describeCandidate says what an optimizer's candidate id stands for.
+func describeCandidate(id string) string {
+	switch id {
+	case "baseline":
+		return "the program as given"
+	case "compiled":
+		return "the optimized program"
+	case teleprompt.CandidateID(-3):
+		return "baseline without demos"
+	case teleprompt.CandidateID(-2):
+		return "baseline with labeled demos only"
+	case teleprompt.CandidateID(-1):
+		return "baseline with demos bootstrapped in training-set order"
+	}
+	var seed int
+	if _, err := fmt.Sscanf(id, "seed=%d", &seed); err == nil {
+		return fmt.Sprintf("demos bootstrapped from the training set shuffled with seed %d", seed)
+	}
+	if strings.HasPrefix(id, "copro-") {
+		return "proposed instructions " + strings.TrimPrefix(id, "copro-")
+	}
+	return id
+}
+
+// checkOutPath makes sure the optimized state can be saved to path, before
+// any LM call: not a directory, and its directory exists and takes a new
+// file (the state is written to a temporary file there, then renamed).
+func checkOutPath(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usageError("--out %s is a directory; give the state file's name", path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--out %s: its directory %s: %w", path, dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--out %s: %s is not a directory", path, dir)
+	}
+	fh, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check*")
+	if err != nil {
+		return fmt.Errorf("--out %s: cannot write in %s: %w", path, dir, err)
+	}
+	fh.Close()
+	return os.Remove(fh.Name())
 }
 
 func (f *optimizeFlags) newOptimizer(t *task, env *program.Env, resume map[string]teleprompt.Finished) (teleprompt.Optimizer, error) {
@@ -226,11 +342,12 @@ func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map
 	return done, nil
 }
 
-// printComparison ends an optimization with a before/after table.
-func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n int, out string) {
+// printComparison ends an optimization with a before/after table, scored
+// on scoredOn (n examples).
+func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, scoredOn string, n int, out string) {
 	tw := tabwriter.NewWriter(s.out, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\t%s\t%s\n", "before", "after")
-	fmt.Fprintf(tw, "score (%s on %s, %d examples)\t%.2f\t%.2f\n", t.metric.Name(), t.field, n, before.Score, after.Score)
+	fmt.Fprintf(tw, "score on %s (%s on %s, %d examples)\t%.2f\t%.2f\n", scoredOn, t.metric.Name(), t.field, n, before.Score, after.Score)
 	b, a := predictorSummary(before.Program), predictorSummary(after.Program)
 	names := make([]string, 0, len(a))
 	for name := range a {
@@ -238,12 +355,20 @@ func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, n
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(tw, "%s: demos\t%d\t%d\n", name, b[name].demos, a[name].demos)
+		// A bare predictor is the program: its rows need no name.
+		label := name + ": "
+		if name == "self" {
+			label = ""
+		}
+		fmt.Fprintf(tw, "%sdemos\t%d\t%d\n", label, b[name].demos, a[name].demos)
 		if b[name].instructions != a[name].instructions {
-			fmt.Fprintf(tw, "%s: instructions\t%s\t%s\n", name, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
+			fmt.Fprintf(tw, "%sinstructions\t%s\t%s\n", label, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
 		}
 	}
 	tw.Flush()
+	if scoredOn == "the training set" {
+		fmt.Fprintf(s.out, "(without --val, candidates are scored and chosen on the training set, which flatters \"after\": score held-out data with dspex eval --state %s)\n", out)
+	}
 	fmt.Fprintf(s.out, "saved %s\n", out)
 }
 

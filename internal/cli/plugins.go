@@ -32,9 +32,13 @@ starts them on demand over gRPC and restarts them when they fail (see
 docs/plugins.md).
 
 Without --config the built-in registry is used: the echo plugin, run as
-"<python> -m dspex_plugins.echo", where <python> is $DSPEX_PYTHON or the
-repository's .venv/bin/python (created by make setup). --config reads the
-plugins: section of a YAML file over the built-in registry.`,
+"<python> -m dspex_plugins.echo". <python> is the --config file's
+plugins.python, else $DSPEX_PYTHON, else ../.venv/bin/python beside the
+dspex executable (a checkout's bin/dspex and the .venv make setup creates);
+never one found from the working directory. After go install, pip install
+the repository's Python package into a virtualenv and set DSPEX_PYTHON to
+its interpreter (docs/plugins.md). --config reads the plugins: section of a
+YAML file over the built-in registry.`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newPluginsListCommand(s), newPluginsCheckCommand(s))

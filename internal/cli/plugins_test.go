@@ -104,7 +104,7 @@ func TestPluginsListBuiltIn(t *testing.T) {
 	}
 	for _, want := range []string{
 		"NAME", "echo", "python -m dspex_plugins.echo", "configured",
-		"python: python interpreter /nowhere/python not found: run `make setup`",
+		"python: python interpreter /nowhere/python not found: set DSPEX_PYTHON (or plugins.python)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list output lacks %q:\n%s", want, out)
@@ -188,16 +188,38 @@ func TestPluginsCheckFailures(t *testing.T) {
 	}
 }
 
-func TestPluginsCheckMissingPython(t *testing.T) {
-	t.Chdir(t.TempDir()) // no .venv above
-	t.Setenv(bridge.PythonEnv, "")
-	out, err := runPluginsCLI(t, "check", "echo")
-	if code := exitCode(err); code != 1 {
-		t.Fatalf("exit %d (%v), want 1", code, err)
+// A .venv/bin/python in the working directory, as an untrusted checkout
+// could plant it, is never run: without DSPEX_PYTHON or plugins.python the
+// check fails, saying what to set.
+func TestPluginsCheckIgnoresPlantedPython(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "planted-python-ran")
+	if err := os.MkdirAll(filepath.Join(dir, ".venv", "bin"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	const want = "python interpreter .venv/bin/python not found: run `make setup` to create the virtualenv, or set plugins.python (or DSPEX_PYTHON)"
-	if !strings.Contains(out, "echo  start   FAIL  "+want) || !strings.Contains(err.Error(), want) {
-		t.Errorf("output %q, error %q: want the check to say %q", out, err, want)
+	planted := "#!/bin/sh\ntouch " + ran + "\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, ".venv", "bin", "python"), []byte(planted), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module planted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	t.Setenv(bridge.PythonEnv, "")
+	for _, args := range [][]string{{"check", "echo"}, {"list"}} {
+		out, err := runPluginsCLI(t, args...)
+		if _, serr := os.Stat(ran); serr == nil {
+			t.Fatalf("plugins %s ran the planted .venv/bin/python", strings.Join(args, " "))
+		}
+		if strings.Contains(out, filepath.Join(dir, ".venv")) {
+			t.Errorf("plugins %s names the planted interpreter:\n%s", strings.Join(args, " "), out)
+		}
+		if args[0] == "check" {
+			const want = "set DSPEX_PYTHON (or plugins.python) to a Python that has dspex_plugins installed"
+			if code := exitCode(err); code != 1 || !strings.Contains(out, "echo  start   FAIL  python interpreter not found") || !strings.Contains(err.Error(), want) {
+				t.Errorf("check echo: exit %d, output %q, error %v; want a start failure saying %q", code, out, err, want)
+			}
+		}
 	}
 }
 
@@ -208,10 +230,11 @@ func TestPluginsCheckUnknown(t *testing.T) {
 	}
 }
 
-// The built-in registry against the real Python echo plugin, when `make
-// setup` has made the virtualenv.
-func TestPluginsCheckPythonEcho(t *testing.T) {
-	t.Setenv(bridge.PythonEnv, "")
+// repoPython returns the repository's virtualenv interpreter with
+// dspex_plugins.echo installed, or skips the test when `make setup` has
+// not made it.
+func repoPython(t *testing.T) string {
+	t.Helper()
 	wd, _ := os.Getwd()
 	root, _ := bridge.RepoRoot(wd)
 	python := filepath.Join(root, ".venv", "bin", "python")
@@ -227,9 +250,45 @@ sys.exit(0 if importlib.util.find_spec("dspex_plugins") and importlib.util.find_
 		}
 		t.Fatalf("probe %s: %v: %s", python, err, out)
 	}
+	return python
+}
+
+// The built-in registry against the real Python echo plugin, when `make
+// setup` has made the virtualenv: the interpreter comes from DSPEX_PYTHON,
+// so the check works from any directory.
+func TestPluginsCheckPythonEcho(t *testing.T) {
+	t.Setenv(bridge.PythonEnv, repoPython(t))
+	t.Chdir(t.TempDir())
 	out, err := runPluginsCLI(t, "check", "echo")
 	if err != nil {
 		t.Fatalf("check echo: %v\n%s", err, out)
+	}
+	if n := strings.Count(out, " ok "); n != 5 {
+		t.Errorf("%d checks ok, want 5:\n%s", n, out)
+	}
+}
+
+// plugins.python in a --config file, relative to that file, works from
+// another directory.
+func TestPluginsCheckConfiguredPython(t *testing.T) {
+	python := repoPython(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "py"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/sh\nexec '" + python + "' \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "py", "python"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(config, []byte("plugins:\n  python: py/python\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(bridge.PythonEnv, "")
+	t.Chdir(t.TempDir())
+	out, err := runPluginsCLI(t, "check", "echo", "--config", config)
+	if err != nil {
+		t.Fatalf("check echo --config %s: %v\n%s", config, err, out)
 	}
 	if n := strings.Count(out, " ok "); n != 5 {
 		t.Errorf("%d checks ok, want 5:\n%s", n, out)

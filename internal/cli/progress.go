@@ -22,15 +22,31 @@ const (
 	// redraws of the terminal line; the first and the last state are always
 	// drawn.
 	progressRedraw = 100 * time.Millisecond
+	// candidateBuffer is the buffer of the candidate-line subscription,
+	// which blocks rather than drop a line: candidates are few.
+	candidateBuffer = 16
 )
 
 // progress shows event.Progress events: on a terminal as one line redrawn
 // in place with '\r', elsewhere as plain lines at 0%, every 10% and 100%.
 // It subscribes with DropOldest, so a slow terminal never slows the work.
+//
+// With showCandidates (dspex optimize), each evaluated candidate is one
+// permanent line instead: the bars of the evaluations and bootstraps
+// inside it are transient on a terminal (erased when done, as a bootstrap
+// that found its demos ends short of its total) and not shown elsewhere.
 // Its methods are safe for concurrent use.
 type progress struct {
 	w   io.Writer
 	tty bool
+
+	// describe, when set, turns on candidate lines; it says what a
+	// candidate id is. candTotal is how many candidates are expected (0:
+	// unknown).
+	describe  func(id string) string
+	candTotal int
+	candSub   *event.Subscription
+	candN     int
 
 	mu       sync.Mutex
 	sub      *event.Subscription
@@ -78,7 +94,81 @@ func (p *progress) Attach(bus *event.Bus) error {
 		return fmt.Errorf("progress: subscribe: %w", err)
 	}
 	p.sub = sub
+	if p.describe != nil {
+		cs, err := bus.Subscribe(event.SubscribeOptions{
+			Name: "progress-candidates", Kinds: []event.Kind{event.OptimizerTrial}, Buffer: candidateBuffer, Policy: event.Block,
+		}, p.handleCandidate)
+		if err != nil {
+			sub.Close()
+			p.sub = nil
+			return fmt.Errorf("progress: subscribe: %w", err)
+		}
+		p.candSub = cs
+	}
 	return nil
+}
+
+// showCandidates turns on candidate lines (see progress); call it before
+// Attach. describe says what a candidate id is; total is how many are
+// expected, 0 when unknown.
+func (p *progress) showCandidates(describe func(id string) string, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.describe, p.candTotal = describe, total
+}
+
+// handleCandidate prints a line for each evaluated candidate:
+//
+//	candidate 3/10: demos bootstrapped in training-set order (4 demos): score 74.24, best so far 74.24
+func (p *progress) handleCandidate(ev event.Event) {
+	info, ok := ev.Data.(*event.OptimizerTrialInfo)
+	if !ok || info.Score == nil {
+		return // a proposal, scored later
+	}
+	id, _ := info.Candidate["id"].(string)
+	demos := 0
+	if preds, ok := info.Candidate["predictors"].(map[string]any); ok {
+		for _, v := range preds {
+			if m, ok := v.(map[string]any); ok {
+				if n, ok := m["demos"].(int); ok {
+					demos += n
+				}
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.candN++
+	var b strings.Builder
+	fmt.Fprintf(&b, "candidate %d", p.candN)
+	if p.candTotal > 0 {
+		fmt.Fprintf(&b, "/%d", p.candTotal)
+	}
+	fmt.Fprintf(&b, ": %s (%s): score %.2f", p.describe(id), countNoun(int64(demos), "demo", "demos"), *info.Score)
+	if info.BestScore != nil {
+		fmt.Fprintf(&b, ", best so far %.2f", *info.BestScore)
+	}
+	if resumed, _ := info.Candidate["resumed"].(bool); resumed {
+		b.WriteString(" (restored from the run resumed)")
+	}
+	if p.tty && p.drawnLine() {
+		p.clearLine()
+	}
+	fmt.Fprintln(p.w, b.String())
+	// The candidate's own bars are done; a bar already under way (events
+	// of two subscriptions may arrive in either order) is drawn again.
+	if p.tty && p.last != nil && !finished(p.last) {
+		p.draw()
+	}
+}
+
+// drawnLine reports whether a bar's line is on the terminal.
+func (p *progress) drawnLine() bool { return p.lineLen > 0 }
+
+// clearLine wipes the terminal line and returns to its start.
+func (p *progress) clearLine() {
+	fmt.Fprint(p.w, "\r"+strings.Repeat(" ", p.lineLen)+"\r")
+	p.lineLen = 0
 }
 
 // Close unsubscribes, shows the last state if it was not shown, and ends
@@ -90,11 +180,14 @@ func (p *progress) Close() {
 		return
 	}
 	p.closed = true
-	sub := p.sub
+	sub, candSub := p.sub, p.candSub
 	p.mu.Unlock()
-	// The handler takes p.mu: unsubscribe without it.
+	// The handlers take p.mu: unsubscribe without it.
 	if sub != nil {
 		sub.Close()
+	}
+	if candSub != nil {
+		candSub.Close()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -113,6 +206,9 @@ func (p *progress) handle(ev event.Event) {
 		p.bar = progressBar{label: info.Label, start: ev.Time, startDone: info.Done, lastStep: -1}
 	}
 	p.last, p.lastTime, p.drawn = info, ev.Time, false
+	if p.describe != nil && !p.tty {
+		return // the candidate lines say it
+	}
 	if p.tty {
 		if p.bar.lastDraw.IsZero() || ev.Time.Sub(p.bar.lastDraw) >= progressRedraw || finished(info) {
 			p.draw()
@@ -129,6 +225,14 @@ func (p *progress) handle(ev event.Event) {
 // the line ended.
 func (p *progress) endBar() {
 	if p.last == nil {
+		return
+	}
+	if p.describe != nil {
+		// Transient: the candidate lines are what stays.
+		if p.tty && p.drawnLine() {
+			p.clearLine()
+		}
+		p.last = nil
 		return
 	}
 	if !p.drawn {

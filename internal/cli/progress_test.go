@@ -207,3 +207,66 @@ func TestProgressIsTerminal(t *testing.T) {
 		t.Error("nil is a terminal")
 	}
 }
+
+// candidateEvent is an evaluated candidate, as Trials publishes it.
+func candidateEvent(id string, demos int, score, best float64) event.Event {
+	return event.Event{Kind: event.OptimizerTrial, Time: time.Now(), Data: &event.OptimizerTrialInfo{
+		Optimizer: "x", Candidate: map[string]any{"id": id, "predictors": map[string]any{"self": map[string]any{"demos": demos, "instructions": "i"}}},
+		Score: &score, BestScore: &best,
+	}}
+}
+
+// With candidate lines (dspex optimize), each evaluated candidate is one
+// permanent line; the bars inside it, a bootstrap that stops short of its
+// total among them, are not shown in plain output and are erased on a
+// terminal.
+func TestProgressCandidateLines(t *testing.T) {
+	// Fed to the handlers directly, in the order the work publishes them
+	// (through the bus, two subscriptions may deliver in either order).
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	bar := func(p *progress, label string, dones []int, total int) {
+		for i, done := range dones {
+			p.handle(event.Event{Kind: event.Progress, Time: t0.Add(time.Duration(i) * time.Second), Data: &event.ProgressInfo{Label: label, Done: done, Total: total}})
+		}
+	}
+	run := func(tty bool) string {
+		var buf bytes.Buffer
+		p := newProgress(&buf, tty)
+		p.showCandidates(func(id string) string { return "candidate " + id }, 2)
+		p.handleCandidate(event.Event{Kind: event.OptimizerTrial, Data: &event.OptimizerTrialInfo{Candidate: map[string]any{"id": "proposal"}}})
+		bar(p, "eval", []int{0, 2, 5}, 5)
+		p.handleCandidate(candidateEvent("a", 0, 34.85, 34.85))
+		bar(p, "bootstrap", []int{0, 2}, 66)
+		bar(p, "eval", []int{0, 3}, 5)
+		bar(p, "eval", []int{5}, 5)
+		p.handleCandidate(candidateEvent("b", 16, 77.27, 77.27))
+		p.Close()
+		return buf.String()
+	}
+	want := []string{
+		"candidate 1/2: candidate a (0 demos): score 34.85, best so far 34.85",
+		"candidate 2/2: candidate b (16 demos): score 77.27, best so far 77.27",
+	}
+	if out := run(false); out != strings.Join(want, "\n")+"\n" {
+		t.Errorf("plain output:\n%s\nwant only the candidate lines:\n%s", out, strings.Join(want, "\n"))
+	}
+	out := run(true)
+	// What stays on a terminal: on each line, only the text after its last
+	// \r (each redraw replaces the one before); Close leaves the cursor on
+	// an empty line.
+	var screen []string
+	for _, line := range strings.Split(out, "\n") {
+		if s := strings.TrimRight(line[strings.LastIndex(line, "\r")+1:], " "); s != "" {
+			screen = append(screen, s)
+		}
+	}
+	if strings.Join(screen, "\n") != strings.Join(want, "\n") {
+		t.Errorf("terminal shows:\n%s\nwant:\n%s\n(raw %q)", strings.Join(screen, "\n"), strings.Join(want, "\n"), out)
+	}
+	if !strings.Contains(out, "eval [") || !strings.Contains(out, "bootstrap [") {
+		t.Errorf("terminal output never showed the bars: %q", out)
+	}
+	if strings.Count(out, "\n") != 2 {
+		t.Errorf("terminal output has %d line ends, want one per candidate: %q", strings.Count(out, "\n"), out)
+	}
+}

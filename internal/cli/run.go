@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ type runFlags struct {
 	input       string
 	inputs      string
 	concurrency int
+	skipInvalid bool
 	env         envFlags
 	observe     observeFlags
 }
@@ -38,7 +38,10 @@ object (--input '{"question": "..."}') or on every line of a JSONL file
 
 Each prediction is printed to standard output as one JSON object holding the
 program's output fields, in input order. An input that fails prints
-{"error": "..."} on its line instead, and the command exits with status 1.`,
+{"error": "..."} on its line instead (and the reason, once, on standard
+error), and the command exits with status 1. Blank lines of the JSONL file
+are skipped; a line that is not a JSON object stops the command before any
+LM call, unless --skip-invalid passes over it (it is reported at the end).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd.Context(), s, f)
@@ -49,6 +52,7 @@ program's output fields, in input order. An input that fails prints
 	cmd.Flags().StringVar(&f.input, "input", "", "one input as a JSON object")
 	cmd.Flags().StringVar(&f.inputs, "inputs", "", "JSONL file with one input object per line (- for stdin)")
 	cmd.Flags().IntVar(&f.concurrency, "concurrency", 8, "inputs run at once")
+	cmd.Flags().BoolVar(&f.skipInvalid, "skip-invalid", false, "pass over --inputs lines that are not JSON objects, reporting them at the end")
 	f.env.register(cmd)
 	f.observe.register(cmd)
 	_ = cmd.MarkFlagRequired("program")
@@ -70,7 +74,12 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if err != nil {
 		return err
 	}
-	inputs, err := readInputs(s, f)
+	set, err := readInputs(s, f)
+	if err != nil {
+		return err
+	}
+	inputs := set.Examples
+	sig, err := servedSignature(spec)
 	if err != nil {
 		return err
 	}
@@ -88,8 +97,13 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	done, errs := 0, 0
 	ss.obs.progressf(ctx, "run", 0, len(inputs), 0)
 
+	var lastErr error
 	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
-		pred, err := prog.Forward(ctx, inputs[i].Map())
+		in := inputs[i].Map()
+		if err := sig.CheckInputs(in); err != nil {
+			return nil, err
+		}
+		pred, err := prog.Forward(ctx, in)
 		if err != nil {
 			return nil, err
 		}
@@ -98,8 +112,15 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 		done++
 		if err != nil {
 			errs++
-			fmt.Fprintf(s.err, "dspex: input %d: %v\n", i+1, err)
-			line, _ = json.Marshal(map[string]string{"error": err.Error()})
+			lastErr = err
+			// One line on standard error, naming the input when there
+			// are several; the JSON line keeps stdout in input order.
+			if f.inputs != "" {
+				fmt.Fprintf(s.err, "dspex: %s: %v\n", set.Where(inputsName(f), i), err)
+			} else {
+				fmt.Fprintf(s.err, "dspex: %v\n", err)
+			}
+			line = errorJSON(err)
 		}
 		s.out.Write(append(line, '\n'))
 		ss.obs.progressf(ctx, "run", done, len(inputs), errs)
@@ -107,28 +128,61 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if failed > 0 {
+	reportSkipped(s, set.Skipped)
+	switch {
+	case failed > 0 && len(inputs) == 1:
+		return &ExitError{Code: 1, Err: lastErr, Reported: true}
+	case failed > 0:
 		return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d inputs failed", failed, len(inputs))}
 	}
 	return nil
 }
 
-func readInputs(s *streams, f *runFlags) ([]example.Example, error) {
+// errorJSON is the JSON line of a failed input, {"error": "..."}, written
+// as the predictions are (pyjson: no HTML escaping).
+func errorJSON(err error) []byte {
+	b, _ := pyjson.Object{{Key: "error", Value: err.Error()}}.MarshalJSON()
+	return b
+}
+
+// reportSkipped lists on standard error the lines --skip-invalid passed
+// over.
+func reportSkipped(s *streams, skipped []*example.LineError) {
+	if len(skipped) == 0 {
+		return
+	}
+	fmt.Fprintf(s.err, "dspex: skipped %s:\n", countNoun(int64(len(skipped)), "invalid line", "invalid lines"))
+	for _, le := range skipped {
+		fmt.Fprintf(s.err, "dspex:   %v\n", le)
+	}
+}
+
+// inputsName is how errors name the --inputs file.
+func inputsName(f *runFlags) string {
+	if f.inputs == "-" {
+		return "stdin"
+	}
+	return f.inputs
+}
+
+// readInputs reads --input, or the lines of --inputs.
+func readInputs(s *streams, f *runFlags) (*example.JSONL, error) {
 	if f.input != "" {
 		var e example.Example
 		if err := e.UnmarshalJSON([]byte(f.input)); err != nil {
 			return nil, usageError("--input: %v", err)
 		}
-		return []example.Example{e}, nil
+		return &example.JSONL{Examples: []example.Example{e}, Lines: []int{1}}, nil
 	}
+	opts := example.JSONLOptions{SkipInvalid: f.skipInvalid}
 	if f.inputs == "-" {
-		return example.ReadJSONL(s.in, "stdin")
+		return example.ReadJSONLWith(s.in, inputsName(f), opts)
 	}
 	data, err := os.ReadFile(f.inputs)
 	if err != nil {
 		return nil, fmt.Errorf("read inputs: %w", err)
 	}
-	return example.ReadJSONL(bytes.NewReader(data), f.inputs)
+	return example.ReadJSONLWith(bytes.NewReader(data), f.inputs, opts)
 }
 
 // outputJSON writes a prediction's output fields in the program's order,

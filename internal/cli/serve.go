@@ -240,7 +240,7 @@ func attachAccessLog(bus *event.Bus, w io.Writer, f *observeFlags) error {
 	if level == hclog.Off {
 		return nil
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "dspex", Level: level, Output: w, JSONFormat: f.logJSON, Color: hclog.ColorOff})
+	logger := hclog.New(&hclog.LoggerOptions{Name: "dspex", Level: level, Output: w, JSONFormat: f.logJSON, JSONEscapeDisabled: true, Color: hclog.ColorOff})
 	_, err := bus.Subscribe(event.SubscribeOptions{
 		Name: "access log", Kinds: []event.Kind{event.HTTPRequest}, Policy: event.DropOldest, Buffer: 4096,
 	}, func(ev event.Event) {

@@ -373,7 +373,7 @@ func TestServeBadFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"serve"}, 1, `required flag(s) "program" not set`},
+		{[]string{"serve"}, 2, `required flag(s) "program" not set`},
 		{[]string{"serve", "--program", prog, "--max-concurrent", "0"}, 2, "--max-concurrent must be at least 1"},
 		{[]string{"serve", "--program", prog, "--max-queue", "-1"}, 2, "--max-queue must not be negative"},
 		{[]string{"serve", "--program", prog, "--timeout", "0s"}, 2, "--timeout must be positive"},

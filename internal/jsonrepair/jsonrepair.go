@@ -4,7 +4,8 @@
 // left open at the end of a truncated answer.
 //
 // Values come back in pyjson's model (Object keeps key order; integers are
-// int64 and other numbers float64), so they render as Python would.
+// int64, or *big.Int beyond int64's range, and other numbers float64), so
+// they render as Python would.
 package jsonrepair
 
 import (
@@ -369,7 +370,7 @@ func (p *parser) number() (any, bool) {
 		return nil, false
 	}
 	if !strings.ContainsAny(text, ".eE") {
-		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
+		if i, ok := pyjson.ParseInt(text); ok {
 			return i, true
 		}
 	}

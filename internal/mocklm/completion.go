@@ -296,6 +296,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Model, rec.Messages, rec.Stream, rec.Seed = req.Model, msgs, req.Stream, req.Seed
 	rec.ResponseFormat = req.formatType()
+	rec.ResponseSchema = string(req.ResponseFormat.schema())
 	if err := req.validate(); err != nil {
 		s.reject(w, http.StatusBadRequest, err.Error())
 		rec.Status = http.StatusBadRequest
@@ -531,13 +532,24 @@ func firstInput(p *prompt, user string) string {
 	secs := userSections(user)
 	for _, sec := range secs {
 		if p == nil || len(p.Inputs) == 0 || slices.ContainsFunc(p.Inputs, func(f promptField) bool { return f.Name == sec.Name }) {
-			return sec.Value
+			return withoutOutputRequest(sec.Value)
 		}
 	}
 	if len(secs) > 0 {
-		return secs[0].Value
+		return withoutOutputRequest(secs[0].Value)
 	}
 	return user
+}
+
+// withoutOutputRequest cuts the paragraph DSPy's adapters append to the
+// last input ("Respond with ..."), so that a placeholder quotes the input.
+func withoutOutputRequest(v string) string {
+	for _, tail := range outputRequestTails {
+		if i := strings.LastIndex(v, tail); i >= 0 {
+			v = v[:i]
+		}
+	}
+	return v
 }
 
 // contentKey hashes what determines an answer: the model, the messages and
@@ -560,7 +572,12 @@ func contentKey(req *chatRequest, msgs []Message) uint64 {
 	return binary.LittleEndian.Uint64(h.Sum(nil))
 }
 
-// responseID is "chatcmpl-sim-" and a hash of the request, so identical
+// ResponseIDPrefix starts the id of every chat completion the simulator
+// writes, so that a client can tell, from a response alone (a cached one
+// too), that a simulator answered.
+const ResponseIDPrefix = "chatcmpl-sim-"
+
+// responseID is ResponseIDPrefix and a hash of the request, so identical
 // requests get identical ids.
 func responseID(req *chatRequest, msgs []Message, n int) string {
 	var b [24]byte
@@ -570,7 +587,7 @@ func responseID(req *chatRequest, msgs []Message, n int) string {
 	}
 	binary.LittleEndian.PutUint64(b[16:], uint64(n))
 	sum := sha256.Sum256(b[:])
-	return "chatcmpl-sim-" + hex.EncodeToString(sum[:12])
+	return ResponseIDPrefix + hex.EncodeToString(sum[:12])
 }
 
 // tokens estimates the tokens of a text of n characters: n/4 rounded up,

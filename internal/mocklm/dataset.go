@@ -667,13 +667,7 @@ func sectionValue(msg, key string) (string, bool) {
 		if sec.Name != key {
 			continue
 		}
-		v := sec.Value
-		for _, tail := range outputRequestTails {
-			if i := strings.LastIndex(v, tail); i >= 0 {
-				v = v[:i]
-			}
-		}
-		return strings.TrimSpace(v), true
+		return strings.TrimSpace(withoutOutputRequest(sec.Value)), true
 	}
 	return "", false
 }

@@ -103,6 +103,9 @@ type RecordedRequest struct {
 	Seed   *int64
 	// ResponseFormat is the response_format type ("" when absent).
 	ResponseFormat string
+	// ResponseSchema is the response_format's JSON schema as sent, key
+	// order kept ("" when there is none).
+	ResponseSchema string
 	// Status is the HTTP status answered; 0 when the connection was
 	// dropped or the client left before an answer.
 	Status int

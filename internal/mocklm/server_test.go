@@ -35,6 +35,26 @@ func TestChatPlaceholders(t *testing.T) {
 	if !strings.Contains(vals["answer"], "answer") || !strings.Contains(vals["answer"], "capital of France") {
 		t.Errorf("answer placeholder should name the field and quote the input: %q", vals["answer"])
 	}
+	// Whichever wording the seed picks, a placeholder says it is simulated,
+	// and every wording turns up.
+	wordings := map[string]bool{}
+	for seed := range int64(24) {
+		_, vals := sections(complete(t, s, qaBody(map[string]any{"seed": seed})).Choices[0].Message.Content)
+		answer := vals["answer"]
+		if !strings.Contains(strings.ToLower(answer), "simulated") {
+			t.Errorf("seed %d: placeholder %q does not say it is simulated", seed, answer)
+		}
+
+		wordings[strings.Fields(answer)[0]] = true
+	}
+	if len(wordings) != 3 {
+		t.Errorf("placeholder wordings seen: %v; want all three", wordings)
+	}
+	// A short question is quoted without the output request DSPy appends.
+	short := chatBody(chatSystem(qaInputs, qaOutputs), userMessage("Who wrote Hamlet?"), nil)
+	if _, vals := sections(complete(t, s, short).Choices[0].Message.Content); !strings.Contains(vals["answer"], "'Who wrote Hamlet?'") {
+		t.Errorf("placeholder %q does not quote the short question alone", vals["answer"])
+	}
 	if f, err := strconv.ParseFloat(vals["confidence"], 64); err != nil || f < 0 || f > 1 {
 		t.Errorf("confidence = %q (%v)", vals["confidence"], err)
 	}

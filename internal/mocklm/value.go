@@ -196,6 +196,8 @@ func minimalValue(t *ftype) any {
 
 // sentence is a placeholder string: it names the field and quotes a bit of
 // the input, and carries a tag from the RNG so different seeds differ.
+// Every variant says it was simulated, so that a placeholder copied out of
+// a command's output is never taken for a model's answer.
 func (g *generator) sentence(name string) string {
 	label := strings.TrimSpace(strings.ReplaceAll(name, "_", " "))
 	if label == "" {
@@ -212,7 +214,7 @@ func (g *generator) sentence(name string) string {
 	case 1:
 		return fmt.Sprintf("A simulated %s about %s, variant %s.", label, topic, tag)
 	default:
-		return fmt.Sprintf("Placeholder %s %s: a short reply to %s.", label, tag, topic)
+		return fmt.Sprintf("Placeholder %s %s from the simulated LM, replying to %s.", label, tag, topic)
 	}
 }
 
@@ -249,10 +251,14 @@ func snippet(s string) string {
 // chatValue formats a field value as DSPy's ChatAdapter does: strings
 // raw, lists and objects as JSON, other scalars as Python's str().
 func chatValue(v any) string {
-	if s, ok := v.(string); ok {
-		return s
+	switch x := pyjson.Normalize(v).(type) {
+	case string:
+		return x
+	case []any, pyjson.Object:
+		return pyjson.Dumps(x, -1)
+	default:
+		return pyjson.Str(x)
 	}
-	return pyjson.Str(v)
 }
 
 // chatText writes output fields in ChatAdapter form, ending with the

@@ -4,8 +4,9 @@
 // DSPy formats field values with Python's json.dumps(ensure_ascii=False) and
 // str(); both differ from encoding/json (float spelling, HTML escaping,
 // separators, key order). Values are first normalized to a small JSON model
-// (nil, bool, int64, float64, string, []any, Object) in which objects keep
-// their key order, then written.
+// (nil, bool, int64, *big.Int, float64, string, []any, Object) in which
+// objects keep their key order and integers keep every digit (as Python's
+// dicts and ints do), then written.
 package pyjson
 
 import (
@@ -14,10 +15,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Member is one key/value pair of an Object.
@@ -83,8 +86,10 @@ func Plain(v any) any {
 }
 
 // Normalize converts an arbitrary Go value into the JSON model: nil, bool,
-// int64, float64, string, []any or Object. Structs become objects in field
-// order (honouring json tags), maps become objects with sorted keys, and
+// int64, *big.Int (only for integers outside int64's range), float64,
+// string, []any or Object. Objects keep their order, structs become objects
+// in field order (honouring json tags), maps become objects with sorted keys
+// (a Go map has no order to keep), and
 // types implementing json.Marshaler are marshalled and decoded. Values that
 // cannot be represented become their fmt.Sprint string, as DSPy falls back to
 // str(value).
@@ -115,6 +120,13 @@ func normalize(rv reflect.Value, depth int) any {
 		return out
 	case json.Number:
 		return numberValue(x)
+	case *big.Int:
+		if x == nil {
+			return nil
+		}
+		return intValue(x)
+	case big.Int:
+		return intValue(&x)
 	}
 	if rv.Kind() != reflect.Pointer && rv.Kind() != reflect.Interface && rv.Type().Implements(jsonMarshalerType) {
 		b, err := rv.Interface().(json.Marshaler).MarshalJSON()
@@ -140,7 +152,7 @@ func normalize(rv reflect.Value, depth int) any {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		u := rv.Uint()
 		if u > math.MaxInt64 {
-			return float64(u)
+			return new(big.Int).SetUint64(u)
 		}
 		return int64(u)
 	case reflect.Float32:
@@ -257,10 +269,32 @@ func JSONFieldName(sf reflect.StructField) (name string, omitEmpty, skip bool) {
 	return parts[0], omitEmpty, false
 }
 
+// intValue puts an integer in the model: int64 when it fits, else a copy
+// of the *big.Int (so the model never shares a caller's mutable value).
+func intValue(x *big.Int) any {
+	if x.IsInt64() {
+		return x.Int64()
+	}
+	return new(big.Int).Set(x)
+}
+
+// ParseInt reads a decimal integer literal of any size, as Python's int()
+// reads one from JSON: int64 when it fits, *big.Int otherwise.
+func ParseInt(s string) (any, bool) {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i, true
+	}
+	b, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return nil, false
+	}
+	return b, true
+}
+
 func numberValue(n json.Number) any {
 	s := string(n)
 	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if i, ok := ParseInt(s); ok {
 			return i
 		}
 	}
@@ -272,7 +306,8 @@ func numberValue(n json.Number) any {
 }
 
 // Decode parses JSON text into the JSON model, keeping object key order and
-// telling integers (int64) from floats (float64) as Python's json.loads does.
+// telling integers (int64, or *big.Int beyond int64) from floats (float64)
+// as Python's json.loads does.
 func Decode(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -281,9 +316,19 @@ func Decode(b []byte) (any, error) {
 		return nil, err
 	}
 	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
-		return nil, fmt.Errorf("pyjson: trailing data after JSON value at offset %d", dec.InputOffset())
+		return nil, &TrailingDataError{Offset: dec.InputOffset()}
 	}
 	return v, nil
+}
+
+// TrailingDataError is JSON text with more than whitespace after its value.
+type TrailingDataError struct {
+	// Offset is where the value ends.
+	Offset int64
+}
+
+func (e *TrailingDataError) Error() string {
+	return fmt.Sprintf("pyjson: unexpected data after the JSON value at offset %d", e.Offset)
 }
 
 func decodeValue(dec *json.Decoder) (any, error) {
@@ -342,9 +387,9 @@ func Dumps(v any, indent int) string {
 	return b.String()
 }
 
-// Str returns Python's str() of a normalized scalar: strings as they are,
-// True/False/None, Python's float repr; lists and objects as json.dumps.
-// DSPy uses this for field values that are not lists or dicts.
+// Str returns Python's str() of a value: strings as they are,
+// True/False/None, integers in full, Python's float repr; lists and objects
+// as Python's repr of a list or dict ("{'a': 1, 'b': [True, None]}").
 func Str(v any) string {
 	if s, ok := v.(string); ok {
 		return s
@@ -359,13 +404,89 @@ func Str(v any) string {
 		return "False"
 	case int64:
 		return strconv.FormatInt(x, 10)
+	case *big.Int:
+		return x.String()
 	case float64:
 		return FormatFloat(x)
 	case string:
 		return x
 	default:
-		return Dumps(x, -1)
+		return Repr(x)
 	}
+}
+
+// Repr returns Python's repr() of a value: strings quoted as Python quotes
+// them, True/False/None, lists and dicts (objects, in their order) with
+// Python's ", " and ": " separators. v is normalized first.
+func Repr(v any) string {
+	var b strings.Builder
+	writeRepr(&b, Normalize(v))
+	return b.String()
+}
+
+func writeRepr(b *strings.Builder, v any) {
+	switch x := v.(type) {
+	case string:
+		writeStrRepr(b, x)
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeRepr(b, e)
+		}
+		b.WriteByte(']')
+	case Object:
+		b.WriteByte('{')
+		for i, m := range x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeStrRepr(b, m.Key)
+			b.WriteString(": ")
+			writeRepr(b, m.Value)
+		}
+		b.WriteByte('}')
+	default:
+		b.WriteString(Str(x))
+	}
+}
+
+// writeStrRepr quotes s as CPython's unicode_repr does: single quotes
+// unless s holds a single quote and no double quote; \t, \n, \r and the
+// quote escaped; other unprintable characters as \xhh, \uhhhh or
+// \Uhhhhhhhh.
+func writeStrRepr(b *strings.Builder, s string) {
+	quote := '\''
+	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
+		quote = '"'
+	}
+	b.WriteRune(quote)
+	for _, r := range s {
+		switch {
+		case r == quote || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(b, `\x%02x`, r)
+		case r < 0x7f || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r <= 0xff:
+			fmt.Fprintf(b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(b, `\U%08x`, r)
+		}
+	}
+	b.WriteRune(quote)
 }
 
 func writeValue(b *strings.Builder, v any, indent, level int) {
@@ -380,6 +501,8 @@ func writeValue(b *strings.Builder, v any, indent, level int) {
 		}
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
+	case *big.Int:
+		b.WriteString(x.String())
 	case float64:
 		switch {
 		case math.IsNaN(x):

@@ -1,7 +1,10 @@
 package pyjson
 
 import (
+	"encoding/json"
 	"math"
+	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -95,4 +98,105 @@ func TestRepeatedKeyKeepsFirstPositionAndLastValue(t *testing.T) {
 	if got := Dumps(v, -1); got != `{"a": 3, "b": 2}` {
 		t.Fatalf("Decode = %s, want Python's {\"a\": 3, \"b\": 2}", got)
 	}
+}
+
+// TestPythonValues checks that JSON decoded here keeps its key order and
+// every digit of its integers, and that json.dumps, repr and str of it are
+// spelled as Python 3.11 spells them (expected strings printed by CPython).
+func TestPythonValues(t *testing.T) {
+	cases := []struct{ in, dumps, repr, str string }{
+		{`{"b": 1, "a": {"y": [1, 2.5, true, null], "x": "it's"}}`,
+			`{"b": 1, "a": {"y": [1, 2.5, true, null], "x": "it's"}}`,
+			`{'b': 1, 'a': {'y': [1, 2.5, True, None], 'x': "it's"}}`,
+			`{'b': 1, 'a': {'y': [1, 2.5, True, None], 'x': "it's"}}`},
+		{`["a\"b", "q'\"", "tab\tnl\n\u0001\u007f\u00a0\u200b\ud83d\ude00\u00e9\\"]`,
+			"[\"a\\\"b\", \"q'\\\"\", \"tab\\tnl\\n\\u0001\u007f\u00a0\u200b\U0001F600\u00e9\\\\\"]",
+			`['a"b', 'q\'"', 'tab\tnl\n\x01\x7f\xa0\u200b` + "\U0001F600\u00e9" + `\\']`,
+			`['a"b', 'q\'"', 'tab\tnl\n\x01\x7f\xa0\u200b` + "\U0001F600\u00e9" + `\\']`},
+		{`{"big": 12345678901234567890, "neg": -98765432109876543210, "f": 1e-05, "g": 1e16, "i": 9223372036854775807, "j": 9223372036854775808}`,
+			`{"big": 12345678901234567890, "neg": -98765432109876543210, "f": 1e-05, "g": 1e+16, "i": 9223372036854775807, "j": 9223372036854775808}`,
+			`{'big': 12345678901234567890, 'neg': -98765432109876543210, 'f': 1e-05, 'g': 1e+16, 'i': 9223372036854775807, 'j': 9223372036854775808}`,
+			`{'big': 12345678901234567890, 'neg': -98765432109876543210, 'f': 1e-05, 'g': 1e+16, 'i': 9223372036854775807, 'j': 9223372036854775808}`},
+		{`12345678901234567890`, `12345678901234567890`, `12345678901234567890`, `12345678901234567890`},
+		{`"x"`, `"x"`, `'x'`, `x`},
+		{`[]`, `[]`, `[]`, `[]`},
+		{`{}`, `{}`, `{}`, `{}`},
+	}
+	for _, c := range cases {
+		v, err := Decode([]byte(c.in))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", c.in, err)
+		}
+		if got := Dumps(v, -1); got != c.dumps {
+			t.Errorf("Dumps(%s) = %s\nwant %s", c.in, got, c.dumps)
+		}
+		if got := Repr(v); got != c.repr {
+			t.Errorf("Repr(%s) = %s\nwant %s", c.in, got, c.repr)
+		}
+		if got := Str(v); got != c.str {
+			t.Errorf("Str(%s) = %s\nwant %s", c.in, got, c.str)
+		}
+	}
+}
+
+func TestBigIntegers(t *testing.T) {
+	huge, _ := new(big.Int).SetString("-98765432109876543210", 10)
+	cases := []struct {
+		in   any
+		want string
+	}{
+		{uint64(math.MaxUint64), "18446744073709551615"},
+		{huge, "-98765432109876543210"},
+		{big.NewInt(42), "42"},
+		{map[string]any{"n": huge}, `{"n": -98765432109876543210}`},
+		{json.Number("12345678901234567890"), "12345678901234567890"},
+	}
+	for _, c := range cases {
+		if got := Dumps(c.in, -1); got != c.want {
+			t.Errorf("Dumps(%v) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	if v := Normalize(big.NewInt(42)); v != int64(42) {
+		t.Errorf("Normalize(big 42) = %T %v, want int64 42", v, v)
+	}
+	// The model holds a copy: changing the caller's value changes nothing.
+	n := new(big.Int).Set(huge)
+	v := Normalize(n)
+	n.SetInt64(0)
+	if got := Str(v); got != "-98765432109876543210" {
+		t.Errorf("normalized big int changed with its source: %s", got)
+	}
+	for _, bad := range []string{"", "+", "-", "1_000", "0x10", "1.5", "++1"} {
+		if v, ok := ParseInt(bad); ok {
+			t.Errorf("ParseInt(%q) = %v, want failure", bad, v)
+		}
+	}
+}
+
+// FuzzDecode checks that whatever Decode accepts, written back with Dumps,
+// decodes to the same value (order, integers and all).
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{"b": 1, "a": [1.5, "x", null]}`, `123456789012345678901234567890`, `-1e400`, `{"a": {"a": {}}}`, `[true, false]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := Decode([]byte(s))
+		if err != nil {
+			return
+		}
+		once := Dumps(v, -1)
+		w, err := Decode([]byte(once))
+		if err != nil {
+			// Python writes floats outside JSON (inf, nan) as Infinity and
+			// NaN, which JSON readers refuse; nothing else may fail.
+			if strings.Contains(once, "Infinity") || strings.Contains(once, "NaN") {
+				return
+			}
+			t.Fatalf("Dumps(Decode(%q)) = %q, which does not decode: %v", s, once, err)
+		}
+		if twice := Dumps(w, -1); twice != once {
+			t.Fatalf("round trip changed %q: %q then %q", s, once, twice)
+		}
+		_ = Repr(v)
+	})
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -137,7 +138,12 @@ func (s *Server) programError(ctx, client context.Context, err error) *Error {
 	msg := err.Error()
 	var pe *adapter.ParseError
 	switch {
-	case errors.Is(err, lm.ErrRateLimited), errors.Is(err, lm.ErrBreakerOpen):
+	case errors.Is(err, lm.ErrBreakerOpen):
+		// The breaker says how long it stays open; the server's own
+		// Retry-After stands in should it not.
+		return &Error{Status: http.StatusServiceUnavailable, Type: ErrorTypeLMUnavailable, Message: msg,
+			RetryAfter: cmp.Or(lm.RetryAfter(err), s.cfg.RetryAfter)}
+	case errors.Is(err, lm.ErrRateLimited):
 		return &Error{Status: http.StatusServiceUnavailable, Type: ErrorTypeLMUnavailable, Message: msg, RetryAfter: lm.RetryAfter(err)}
 	case errors.Is(err, lm.ErrQueueFull):
 		return &Error{Status: http.StatusServiceUnavailable, Type: ErrorTypeLMUnavailable, Message: msg, RetryAfter: s.cfg.RetryAfter}

@@ -3,10 +3,10 @@ package serve
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -197,8 +197,9 @@ func (s *Server) predict(x *exchange, r *http.Request) {
 }
 
 // readInputs reads the request body as one JSON object of the program's
-// input fields: every key must be an input field, and every input field
-// that is not optional must be given.
+// input fields, checked as dspex run checks its inputs
+// (signature.CheckInputs: no unknown fields, no missing ones, values of the
+// fields' types).
 func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error) {
 	body, err := io.ReadAll(http.MaxBytesReader(x.ResponseWriter, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
@@ -212,74 +213,30 @@ func (s *Server) readInputs(x *exchange, r *http.Request) (module.Inputs, *Error
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid(fmt.Sprintf("empty request body; expected a JSON object of the input fields (%s)", fieldList(sig.Inputs())))
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	// Decoded as Python's json.loads would: nested objects keep their key
+	// order and integers every digit, so prompts print them as DSPy does.
+	v, err := pyjson.Decode(body)
+	if te := (*pyjson.TrailingDataError)(nil); errors.As(err, &te) {
+		return nil, invalid(fmt.Sprintf("malformed JSON: unexpected data after the object at offset %d", te.Offset))
+	} else if err != nil {
 		return nil, invalid(fmt.Sprintf("malformed JSON: %v", err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid(fmt.Sprintf("malformed JSON: unexpected data after the object at offset %d", dec.InputOffset()))
-	}
-	obj, ok := v.(map[string]any)
+	members, ok := v.(pyjson.Object)
 	if !ok {
 		return nil, invalid(fmt.Sprintf("expected a JSON object of the input fields (%s), got %s", fieldList(sig.Inputs()), jsonKind(v)))
 	}
-	var unknown []string
-	for k := range obj {
-		if !sig.IsInput(k) {
-			unknown = append(unknown, k)
+	obj := make(map[string]any, len(members))
+	for _, m := range members {
+		obj[m.Key] = m.Value
+	}
+	if err := sig.CheckInputs(obj); err != nil {
+		e := invalid(err.Error())
+		if ie := (*signature.InputError)(nil); errors.As(err, &ie) {
+			e.Fields = ie.Fields
 		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		e := invalid(fmt.Sprintf("unknown input %s %s; the inputs are: %s", plural(len(unknown), "field"), quoted(unknown), fieldList(sig.Inputs())))
-		e.Fields = unknown
 		return nil, e
-	}
-	var missing []string
-	for i := range sig.NumInputs() {
-		f := sig.Input(i)
-		if _, ok := obj[f.Name]; !ok && (f.Type == nil || f.Type.Kind != signature.Optional) {
-			missing = append(missing, f.Name)
-		}
-	}
-	if len(missing) > 0 {
-		e := invalid(fmt.Sprintf("missing input %s %s", plural(len(missing), "field"), quoted(missing)))
-		e.Fields = missing
-		return nil, e
-	}
-	for k, v := range obj {
-		obj[k] = plainNumbers(v)
 	}
 	return obj, nil
-}
-
-// plainNumbers turns json.Numbers into int64 or float64, telling integers
-// from floats as Python's json.loads (and dspex run) does.
-func plainNumbers(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		s := string(x)
-		if !strings.ContainsAny(s, ".eE") {
-			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return i
-			}
-		}
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return f
-		}
-		return s
-	case map[string]any:
-		for k, e := range x {
-			x[k] = plainNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = plainNumbers(e)
-		}
-	}
-	return v
 }
 
 func jsonKind(v any) string {
@@ -290,7 +247,7 @@ func jsonKind(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case json.Number:
+	case int64, float64, *big.Int:
 		return "a number"
 	case bool:
 		return "a boolean"
@@ -304,21 +261,6 @@ func fieldList(fs []signature.Field) string {
 		names[i] = f.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-func quoted(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	return strings.Join(q, ", ")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
 }
 
 func truncate(s string, n int) string {

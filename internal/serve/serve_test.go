@@ -110,6 +110,12 @@ func TestBadRequests(t *testing.T) {
 		{name: "unknown fields", body: `{"question": "a", "foo": 1, "bar": 2}`, status: 400, errType: serve.ErrorTypeInvalidRequest,
 			msg: `unknown input fields "bar", "foo"; the inputs are: question, hint`, fields: []string{"bar", "foo"}},
 		{name: "output field as input", body: `{"question": "a", "answer": "b"}`, status: 400, errType: serve.ErrorTypeInvalidRequest, msg: `unknown input field "answer"`, fields: []string{"answer"}},
+		{name: "misspelt field", body: `{"questoin": "a"}`, status: 400, errType: serve.ErrorTypeInvalidRequest,
+			msg: `unknown input field "questoin"; did you mean "question"?`, fields: []string{"questoin"}},
+		{name: "number for a str field", body: `{"question": 123}`, status: 400, errType: serve.ErrorTypeInvalidRequest,
+			msg: `input field "question": expected str, got number 123`, fields: []string{"question"}},
+		{name: "object for an optional str field", body: `{"question": "a", "hint": {"x": 1}}`, status: 400, errType: serve.ErrorTypeInvalidRequest,
+			msg: `input field "hint": expected str, got object {"x": 1}`, fields: []string{"hint"}},
 		{name: "optional left out", body: `{"question": "a"}`, status: 200, reachesLM: true},
 		{name: "get predict", method: "GET", path: "/v1/predict", status: 405, errType: serve.ErrorTypeMethodNotAllowed, msg: "GET /v1/predict is not allowed; use POST", allow: "POST"},
 		{name: "post program", method: "POST", path: "/v1/program", body: `{}`, status: 405, errType: serve.ErrorTypeMethodNotAllowed, allow: "GET, HEAD"},
@@ -168,7 +174,8 @@ func TestProgramErrors(t *testing.T) {
 	}{
 		{"rate limited", &lm.Error{Kind: lm.ErrRateLimited, StatusCode: 429, RetryAfter: 3 * time.Second}, 503, serve.ErrorTypeLMUnavailable, "3"},
 		{"rate limited without wait", &lm.Error{Kind: lm.ErrRateLimited, StatusCode: 429}, 503, serve.ErrorTypeLMUnavailable, ""},
-		{"breaker open", fmt.Errorf("predict: %w", &lm.Error{Kind: lm.ErrBreakerOpen}), 503, serve.ErrorTypeLMUnavailable, ""},
+		{"breaker open", fmt.Errorf("predict: %w", &lm.Error{Kind: lm.ErrBreakerOpen, RetryAfter: 29500 * time.Millisecond}), 503, serve.ErrorTypeLMUnavailable, "30"},
+		{"breaker open without wait", fmt.Errorf("predict: %w", &lm.Error{Kind: lm.ErrBreakerOpen}), 503, serve.ErrorTypeLMUnavailable, "1"},
 		{"LM queue full", fmt.Errorf("predict: %w", &lm.Error{Kind: lm.ErrQueueFull}), 503, serve.ErrorTypeLMUnavailable, "1"},
 		{"LM timeout", &lm.Error{Kind: lm.ErrTimeout}, 504, serve.ErrorTypeTimeout, ""},
 		{"parse error", fmt.Errorf("predict: %w", &adapter.ParseError{Adapter: "ChatAdapter", Raw: "gibberish"}), 502, serve.ErrorTypeParse, ""},
@@ -234,6 +241,30 @@ func TestSimulatorFaults(t *testing.T) {
 				t.Errorf("a %s request timeout answered after %s", c.timeout, res.took)
 			}
 		})
+	}
+}
+
+// Once the endpoint's breaker opens, requests get 503 with Retry-After:
+// how long the breaker stays open.
+func TestBreakerOpenRetryAfter(t *testing.T) {
+	sig := signature.MustParse("question -> answer")
+	f, err := mocklm.ParseFault("500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _ := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+	guarded := lm.NewBreaker(model, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(42 * time.Second)}, nil)
+	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, guarded, nil)
+	client := newClient(1)
+	if res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`)); res.status != 502 {
+		t.Fatalf("first request: status %d, want 502; body %s", res.status, res.body)
+	}
+	res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`))
+	if res.status != 503 {
+		t.Fatalf("second request: status %d, want 503; body %s", res.status, res.body)
+	}
+	if got := res.header.Get("Retry-After"); got != "42" && got != "41" {
+		t.Errorf("Retry-After = %q, want the breaker's 42s open time", got)
 	}
 }
 
@@ -354,7 +385,7 @@ func TestClientCancellation(t *testing.T) {
 	events := collect(t, bus)
 	rs := startServer(t, serve.Config{Program: prog, Signature: sig}, nil, bus)
 	client := &http.Client{Timeout: 100 * time.Millisecond}
-	if res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"q": 1}`)); res.err == nil {
+	if res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"q": "x"}`)); res.err == nil {
 		t.Fatalf("the request should have timed out on the client, got %d", res.status)
 	}
 	select {
@@ -405,5 +436,41 @@ func TestNewConfig(t *testing.T) {
 	if got.MaxQueue != 8 || got.RequestTimeout != serve.DefaultRequestTimeout || got.MaxBodyBytes != serve.DefaultMaxBodyBytes ||
 		got.RetryAfter != serve.DefaultRetryAfter || got.DrainTimeout != serve.DefaultRequestTimeout+serve.DefaultDrainGrace || got.Module != "predict" {
 		t.Errorf("defaults = %+v", got)
+	}
+}
+
+// A request body is read as Python's json.loads reads it: the prompt shows
+// nested objects in the body's key order and integers with every digit,
+// as DSPy's prompt for the same input does.
+func TestPredictKeepsKeyOrderAndBigIntegers(t *testing.T) {
+	model, _ := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+		{Match: "zeta", Fields: map[string]any{"answer": "ok"}},
+	}}})
+	sig := signature.MustParse("data: dict, n: int -> answer")
+	bus := event.NewBus()
+	events := collect(t, bus)
+	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, model, bus)
+	body := `{"n": 12345678901234567890, "data": {"zeta": 1, "alpha": {"y": [1.0, -98765432109876543210], "x": null}}}`
+	res := do(newClient(1), http.MethodPost, rs.url+"/v1/predict", []byte(body))
+	if res.err != nil || res.status != http.StatusOK {
+		t.Fatalf("status %d, err %v, body %s", res.status, res.err, res.body)
+	}
+	if err := rs.stop(); err != nil {
+		t.Fatal(err)
+	}
+	bus.Close()
+	var prompt string
+	for _, ev := range events.all() {
+		if c, ok := ev.Data.(*event.LMCall); ok && ev.Kind == event.LMStart {
+			prompt = c.Messages[len(c.Messages)-1].Content
+		}
+	}
+	for _, want := range []string{
+		"[[ ## data ## ]]\n{\"zeta\": 1, \"alpha\": {\"y\": [1.0, -98765432109876543210], \"x\": null}}",
+		"[[ ## n ## ]]\n12345678901234567890",
+	} {
+		if !strings.Contains(prompt, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, prompt)
+		}
 	}
 }
