@@ -29,21 +29,22 @@ import (
 //     run (after optional VAR=value prefixes); others (make, pip, go) are
 //     run by CI itself or need the network, and are not run here.
 //   - A usage synopsis ("dspex run --program FILE [--state FILE]") goes in an
-//     unmarked block. Any other block line that starts with dspex must look
-//     like a synopsis (brackets, a | or an upper-case placeholder), so a
-//     runnable-looking command cannot hide from this test.
+//     unmarked block, output in a text block. A line of an unmarked block
+//     that starts with dspex must look like a synopsis (brackets, a | or an
+//     upper-case placeholder), so a runnable-looking command cannot hide
+//     from this test.
 //   - mock-lm, serve and dashboard are servers: each is started and awaited
 //     until it prints "listening on". One that ends in & stays up until the
 //     document ends (later commands use it); one shown in the foreground is
 //     stopped at once, as a reader would with Ctrl-C.
 //   - A trailing "# exits N" comment states an expected non-zero exit code.
 //
-// Each document runs in its own scratch directory (holding the repository's
-// examples/ and testdata/ and bin/dspex), with its own cache and trace
-// database, and with a simulated LM started for it. The addresses
-// 127.0.0.1:8089 (the simulator) and 127.0.0.1:8080 (serve) in the documents
-// are replaced by free loopback ports, and DSPEX_LM_BASE_URL points at the
-// document's simulator.
+// Each document (README.md, docs/*.md, examples/*/README.md) runs in its own
+// scratch directory (holding the repository's examples/ and testdata/ and
+// bin/dspex), with its own cache and trace database, and with a simulated LM
+// started for it. The addresses 127.0.0.1:8089 (the simulator) and
+// 127.0.0.1:8080 (serve) in the documents are replaced by free loopback
+// ports, and DSPEX_LM_BASE_URL points at the document's simulator.
 
 // docCommand is one runnable command of a document.
 type docCommand struct {
@@ -65,15 +66,19 @@ var (
 
 var serverCommands = map[string]bool{"mock-lm": true, "serve": true, "dashboard": true}
 
-// docFiles lists README.md and every Markdown file under docs/.
+// docFiles lists README.md, every Markdown file under docs/ and the
+// examples' READMEs.
 func docFiles(t *testing.T, root string) []string {
 	t.Helper()
 	files := []string{filepath.Join(root, "README.md")}
-	more, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
+	for _, pattern := range []string{"docs/*.md", "examples/*/README.md"} {
+		more, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, more...)
 	}
-	return append(files, more...)
+	return files
 }
 
 // parseDocCommands extracts the commands of one Markdown document. It returns
@@ -106,7 +111,7 @@ func parseDocCommands(name string, r io.Reader) ([]docCommand, error) {
 		runnable := lang == "sh" || lang == "bash" || lang == "shell" || lang == "console"
 		if !runnable {
 			trimmed := strings.TrimPrefix(strings.TrimSpace(line), "$ ")
-			if isDspexLine(trimmed) && !synopsisRE.MatchString(trimmed) {
+			if lang == "" && isDspexLine(trimmed) && !synopsisRE.MatchString(trimmed) {
 				return nil, fmt.Errorf("%s:%d: a runnable-looking dspex command in a %q block; put commands in a sh block and usage in a plain one: %s", name, n, lang, trimmed)
 			}
 			continue
@@ -247,22 +252,14 @@ func runDocCommands(t *testing.T, root string, cmds []docCommand) {
 	if err := os.Symlink(dspexBin, filepath.Join(binDir, "dspex")); err != nil {
 		t.Fatal(err)
 	}
-	// The document's own simulator (127.0.0.1:8089 in its text) and the one
-	// this test starts when the document starts none in the background get
-	// different ports, so a document may also show mock-lm in the foreground.
+	// The test's simulator answers until the document starts its own on
+	// 127.0.0.1:8089 in the background; from then on DSPEX_LM_BASE_URL points
+	// there. The two get different ports, so a document may also show
+	// mock-lm in the foreground.
 	docSim, ownSim, serveAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	replacer := strings.NewReplacer("127.0.0.1:8089", docSim, "localhost:8089", docSim,
 		"127.0.0.1:8080", serveAddr, "localhost:8080", serveAddr)
-	startsSim := false
-	for _, c := range cmds {
-		if c.bg && strings.Contains(c.text, "mock-lm") && strings.Contains(c.text, "8089") {
-			startsSim = true
-		}
-	}
 	simAddr := ownSim
-	if startsSim {
-		simAddr = docSim
-	}
 	env := append(os.Environ(),
 		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"XDG_CACHE_HOME="+filepath.Join(work, ".cache"),
@@ -271,18 +268,23 @@ func runDocCommands(t *testing.T, root string, cmds []docCommand) {
 		"DSPEX_DB=",
 		"DSPEX_LM_BASE_URL=http://"+simAddr+"/v1",
 	)
+	// The plugin guide has the reader export DSPEX_PYTHON; the checkout's
+	// virtualenv (make setup) stands in for the one it creates.
+	if py := filepath.Join(root, ".venv", "bin", "python"); fileExists(py) {
+		env = append(env, "DSPEX_PYTHON="+py)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	if !startsSim {
-		startDocServer(ctx, t, work, env, docCommand{text: "dspex mock-lm --addr " + simAddr, server: true, bg: true})
-	}
+	startDocServer(ctx, t, work, env, docCommand{text: "dspex mock-lm --addr " + ownSim, server: true, bg: true})
 	for _, c := range cmds {
 		c.text = replacer.Replace(c.text)
 		if c.server {
 			stop := startDocServer(ctx, t, work, env, c)
 			if !c.bg {
 				stop()
+			} else if strings.Contains(c.text, "mock-lm") && strings.Contains(c.text, docSim) {
+				env = append(env, "DSPEX_LM_BASE_URL=http://"+docSim+"/v1") // the last one counts
 			}
 			continue
 		}
@@ -371,4 +373,113 @@ func startDocServer(ctx context.Context, t *testing.T, dir string, env []string,
 	case <-ctx.Done():
 	}
 	return stop
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+var (
+	helpFlagRE = regexp.MustCompile(`^\s+(?:-([a-zA-Z]), )?--([a-z][a-z0-9-]*)`)
+	docFlagRE  = regexp.MustCompile(`(?:^|[\s\[(|])--?([a-z][a-z0-9-]*)`)
+)
+
+// commonFlags are what docs/cli.md calls "common flags": dspex run's flags
+// for the cache, usage and observability, which eval, optimize and serve take
+// too.
+var commonFlags = []string{"cache", "no-cache", "quiet", "db", "no-traces", "traces-optional",
+	"log-level", "log-json", "no-progress"}
+
+// TestCLIDocSynopses checks every usage synopsis in docs/cli.md against the
+// command's own --help: no documented flag is missing from the command, and
+// no flag of the command is missing from its synopsis.
+func TestCLIDocSynopses(t *testing.T) {
+	b, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	synopses := map[string]map[string]bool{} // command path → flags shown
+	var current string
+	inFence, lang := false, ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := fenceRE.FindStringSubmatch(line); m != nil {
+			inFence, lang = !inFence, m[1]
+			current = ""
+			continue
+		}
+		if !inFence || lang != "" {
+			continue
+		}
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "dspex ") {
+			var path []string
+			for _, w := range strings.Fields(trimmed)[1:] {
+				if strings.HasPrefix(w, "-") || strings.HasPrefix(w, "[") || strings.HasPrefix(w, "(") || strings.ToUpper(w) == w {
+					break
+				}
+				path = append(path, w)
+			}
+			current = strings.Join(path, " ")
+			if synopses[current] == nil {
+				synopses[current] = map[string]bool{}
+			}
+		}
+		if current == "" {
+			continue
+		}
+		for _, m := range docFlagRE.FindAllStringSubmatch(line, -1) {
+			synopses[current][m[1]] = true
+		}
+		if strings.Contains(line, "common flags") {
+			for _, f := range commonFlags {
+				synopses[current][f] = true
+			}
+		}
+	}
+	if len(synopses) < 10 {
+		t.Fatalf("found only %d synopses in docs/cli.md", len(synopses))
+	}
+	for path, shown := range synopses {
+		args := append(strings.Fields(path), "--help")
+		out, _, code := runDspex(t, nil, args...)
+		if code != 0 {
+			t.Errorf("dspex %s: exit %d", strings.Join(args, " "), code)
+			continue
+		}
+		real := map[string]bool{}    // long names
+		short := map[string]string{} // short → long
+		inFlags := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasSuffix(l, "Flags:") { // Flags: and Global Flags:
+				inFlags = true
+				continue
+			}
+			if inFlags && strings.TrimSpace(l) == "" {
+				inFlags = false
+			}
+			if m := helpFlagRE.FindStringSubmatch(l); inFlags && m != nil {
+				real[m[2]] = true
+				if m[1] != "" {
+					short[m[1]] = m[2]
+				}
+			}
+		}
+		for s, long := range short {
+			if shown[s] {
+				shown[long] = true
+				delete(shown, s)
+			}
+		}
+		for f := range shown {
+			if !real[f] {
+				t.Errorf("docs/cli.md shows flag --%s for dspex %s, which has no such flag", f, path)
+			}
+		}
+		for f := range real {
+			if f != "help" && !shown[f] {
+				t.Errorf("dspex %s has flag --%s, which its synopsis in docs/cli.md leaves out", path, f)
+			}
+		}
+	}
 }
