@@ -197,10 +197,14 @@ type session struct {
 // the LM and the program's adapter. Unless it fails, the caller must call
 // end.
 func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *program.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
-	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), spec.Redactor(), runID)
+	red := spec.Redactor()
+	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), red, runID)
 	if err != nil {
-		return ctx, nil, err
+		return ctx, nil, red.Error(err)
 	}
+	// What the command prints itself (predictions, per-input errors, the
+	// summary) is redacted too, like its logs and traces.
+	s.out, s.err = red.Writer(s.out), red.Writer(s.err)
 	ss := &session{obs: obs, spec: spec, usage: lm.NewTracker(), s: s, flags: ef}
 	if ss.env, err = ef.open(ctx, s, spec, obs.bus, &ss.seen); err != nil {
 		return ctx, nil, ss.end(ctx, err)
@@ -222,5 +226,5 @@ func (ss *session) end(ctx context.Context, runErr error) error {
 		runErr = err
 	}
 	ss.flags.report(ss.s, ss.usage, ss.spec, &ss.seen)
-	return runErr
+	return ss.spec.Redactor().Error(runErr)
 }
