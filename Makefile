@@ -68,7 +68,7 @@ fuzz-brief:
 fuzz:
 	@bash scripts/fuzz.sh $(if $(filter 3s,$(FUZZTIME)),60s,$(FUZZTIME))
 
-## lint: go vet, staticcheck and gofmt; ruff on the Python code
+## lint: go vet, staticcheck and gofmt; ruff and mypy on the Python code
 lint: vet staticcheck fmt-check lint-python
 
 vet:
@@ -84,6 +84,7 @@ fmt-check:
 lint-python: setup-python
 	$(VENV)/bin/ruff check python
 	$(VENV)/bin/ruff format --check python
+	$(VENV_PY) -m mypy
 
 ## proto: regenerate the Go and Python code of bridge/proto
 proto: setup-go setup-python
