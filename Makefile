@@ -46,6 +46,16 @@ $(STATICCHECK):
 	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@mv $(TOOLS)/staticcheck $@
 
+# The stamp is newer than pyproject.toml once its dependencies are installed, so a
+# second run does nothing until pyproject.toml changes.
+setup-python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo "== setup: Python plugins into $(VENV) (pip install -e '.[$(PY_EXTRAS)]'; the first time takes a few minutes)"
+	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet --disable-pip-version-check -e '.[$(PY_EXTRAS)]'
+	@touch $@
+
 ## build: build the dspex CLI into bin/
 build: setup-go
 	@echo "== build: $(DSPEX) (the first build compiles SQLite from C: a few minutes; later ones take seconds)"
