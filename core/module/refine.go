@@ -44,7 +44,7 @@ func WithRewardCode(code string) RolloutOption {
 // for a discussion and advice per module.
 func OfferFeedbackSignature() *signature.Signature {
 	str := func(name, desc string) signature.Field {
-		return signature.Field{Name: name, Type: signature.StringType, Desc: desc}
+		return signature.Field{Name: name, Type: signature.StringType(), Desc: desc}
 	}
 	typed := func(name string, t *signature.Type, desc string) signature.Field {
 		return signature.Field{Name: name, Type: t, TypeDeclared: true, Desc: desc}
@@ -57,15 +57,15 @@ func OfferFeedbackSignature() *signature.Signature {
 			str("program_trajectory", "The trajectory of the program's execution, showing each module's I/O"),
 			str("program_outputs", "The outputs of the program that we are analyzing"),
 			str("reward_code", "The code of the reward function that we are analyzing"),
-			typed("target_threshold", signature.FloatType, "The target threshold for the reward function"),
-			typed("reward_value", signature.FloatType, "The reward value assigned to the program's outputs"),
-			typed("module_names", signature.ListOf(signature.StringType), "The names of the modules in the program, for which we seek advice"),
+			typed("target_threshold", signature.FloatType(), "The target threshold for the reward function"),
+			typed("reward_value", signature.FloatType(), "The reward value assigned to the program's outputs"),
+			typed("module_names", signature.ListOf(signature.StringType()), "The names of the modules in the program, for which we seek advice"),
 		},
 		[]signature.Field{
 			str("discussion", "Discussing blame of where each module went wrong, if it did"),
 			// DSPy's text lacks the space in "kind ofscenario"; kept, so
 			// that prompts match.
-			typed("advice", signature.DictOf(signature.StringType), "For each module, describe very concretely, in this order: the specific scenarios in which it has made "+
+			typed("advice", signature.DictOf(signature.StringType()), "For each module, describe very concretely, in this order: the specific scenarios in which it has made "+
 				"mistakes in the past and what each mistake was, followed by what it should do differently in that kind of"+
 				"scenario in the future. If the module is not to blame, write N/A."),
 		},
@@ -340,7 +340,7 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 	if a.advice != nil {
 		if h, ok := a.hinted[sig]; ok {
 			hsig = h
-		} else if h, err := sig.AppendInput(signature.Field{Name: HintField, Type: signature.StringType, Desc: hintDesc}); err == nil {
+		} else if h, err := sig.AppendInput(signature.Field{Name: HintField, Type: signature.StringType(), Desc: hintDesc}); err == nil {
 			a.hinted[sig] = h
 			hsig = h
 		} // else the signature already has a hint field (a nested Refine): leave it

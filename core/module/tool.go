@@ -231,7 +231,7 @@ func (t *Tool) decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	return obj.Map(), nil
 }
 
-func formatObservation(v any) string { return adapter.FormatValue(signature.StringType, v) }
+func formatObservation(v any) string { return adapter.FormatValue(signature.StringType(), v) }
 
 // invoke validates and runs the tool, returning its raw result.
 func (t *Tool) invoke(ctx context.Context, args map[string]any) (result any, err error) {
@@ -309,7 +309,7 @@ func (t *Tool) validate(args pyjson.Object) error {
 // as pydantic ignores them.
 func checkValue(t *signature.Type, v any, path string) (string, error) {
 	if t == nil {
-		t = signature.StringType
+		t = signature.StringType()
 	}
 	ok := false
 	switch t.Kind {
