@@ -113,15 +113,17 @@ func apiKeyFrom(key, env string) string {
 
 // newTransport clones http.DefaultTransport with a larger idle pool: the
 // default keeps two idle connections per host, so a few dozen concurrent
-// calls to one server would keep opening new ones.
+// calls to one server would keep opening new ones. It keeps as many as the
+// default pool lets run at once (DefaultPoolSize), so that a connection
+// freed by one call is there for the next instead of being closed.
 func newTransport() http.RoundTripper {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		return http.DefaultTransport
 	}
 	t = t.Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = DefaultPoolSize
+	t.MaxIdleConnsPerHost = DefaultPoolSize
 	return t
 }
 

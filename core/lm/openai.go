@@ -103,7 +103,7 @@ type OpenAIConfig struct {
 	// DefaultMaxResponseBytes (16 MiB).
 	MaxResponseBytes int64
 	// HTTPClient sends the requests. nil means a client of its own whose
-	// transport is a clone of http.DefaultTransport keeping up to 256 idle
+	// transport is a clone of http.DefaultTransport keeping up to 1024 idle
 	// connections per host, so that many concurrent calls reuse connections.
 	HTTPClient *http.Client
 }
