@@ -165,7 +165,7 @@ type Server struct {
 
 	seq      atomic.Uint64
 	inFlight atomic.Int64
-	peak     atomic.Int64 // the most requests inFlight has counted
+	peak     atomic.Int64  // the most requests inFlight has counted
 	done     chan struct{} // closed by Close: ends hangs and latency waits
 
 	mu       sync.Mutex // guards the fields below
