@@ -153,6 +153,17 @@ func (e *endpoint) callContext(ctx context.Context) (context.Context, context.Ca
 	return context.WithCancel(ctx)
 }
 
+// completeContext is callContext for a call that reads its whole response
+// before it returns: without a timeout it is ctx itself, which saves a
+// context per call (nothing is left to cancel once the body is read and
+// closed).
+func (e *endpoint) completeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.timeout > 0 {
+		return context.WithTimeoutCause(ctx, e.timeout, errRequestTimeout)
+	}
+	return ctx, func() {}
+}
+
 // contextError is the error for a call whose own ctx ended: its kind, the
 // URL, and the context's cause when it has one of its own.
 func (e *endpoint) contextError(ctx context.Context, model string) *Error {
