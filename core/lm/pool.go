@@ -64,15 +64,18 @@ type PoolStats struct {
 // Slots is a counting semaphore with a bounded wait queue, the core of Pool
 // (and of the embedding pool). Safe for concurrent use.
 type Slots struct {
-	sem   chan struct{}
-	mu    sync.Mutex
-	stats PoolStats
+	sem       chan struct{}
+	releaseFn func() // s.release, made once: a method value allocates
+	mu        sync.Mutex
+	stats     PoolStats
 }
 
 // NewSlots returns slots for cfg.
 func NewSlots(cfg PoolConfig) *Slots {
 	cfg = cfg.withDefaults()
-	return &Slots{sem: make(chan struct{}, cfg.Size), stats: PoolStats{Size: cfg.Size, Queue: cfg.Queue}}
+	s := &Slots{sem: make(chan struct{}, cfg.Size), stats: PoolStats{Size: cfg.Size, Queue: cfg.Queue}}
+	s.releaseFn = s.release
+	return s
 }
 
 // Acquire takes a slot, waiting in the queue if all are busy. It returns
@@ -86,7 +89,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 	select {
 	case s.sem <- struct{}{}:
 		s.admitted(0)
-		return s.release, 0, nil
+		return s.releaseFn, 0, nil
 	default:
 	}
 	s.mu.Lock()
@@ -106,7 +109,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 		s.stats.Waiting--
 		s.mu.Unlock()
 		s.admitted(wait)
-		return s.release, wait, nil
+		return s.releaseFn, wait, nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.stats.Waiting--

@@ -80,3 +80,19 @@ func TestDefaultPoolKeepsQueueBound(t *testing.T) {
 		t.Errorf("default size %d, want %d", st.Size, lm.DefaultPoolSize)
 	}
 }
+
+// Taking and returning a free slot allocates nothing.
+func TestSlotsAcquireAllocatesNothing(t *testing.T) {
+	s := lm.NewSlots(lm.PoolConfig{})
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(100, func() {
+		release, _, err := s.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+	})
+	if allocs != 0 {
+		t.Errorf("%.0f allocations per slot", allocs)
+	}
+}
