@@ -81,7 +81,7 @@ type AnthropicConfig struct {
 	// Messages API requires it. Default DefaultAnthropicMaxTokens.
 	MaxTokens int
 	// HTTPClient sends the requests. nil means a client of its own whose
-	// transport keeps up to 256 idle connections per host.
+	// transport keeps up to 1024 idle connections per host.
 	HTTPClient *http.Client
 }
 

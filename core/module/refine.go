@@ -178,23 +178,14 @@ func (r *Refine) Forward(ctx context.Context, inputs Inputs) (*example.Predictio
 		)
 		attempt := func(actx context.Context, _ int) (*example.Prediction, error) {
 			clone := r.Module.Clone()
+			// The wrapper records every attempt's predictor calls (DSPy's
+			// trace) and keeps the base adapter's fallback.
 			rec := newRefineAdapter(base, clone, advice)
-			wrapped := len(advice) > 0 || !hasFallback(base)
-			if wrapped {
-				actx = WithAdapter(actx, rec)
-			}
-			pred, err := clone.Forward(actx, inputs)
+			pred, err := clone.Forward(WithAdapter(actx, rec), inputs)
 			if err != nil || pred == nil {
 				return pred, err
 			}
-			switch nps := clone.NamedPredictors(); {
-			case wrapped:
-				trajectory = rec.trajectory()
-			case len(nps) == 1:
-				trajectory = []any{trajectoryStep(nps[0].Name, inputs, pred.Object())}
-			default:
-				trajectory = []any{}
-			}
+			trajectory = rec.trajectory()
 			return pred, nil
 		}
 		miss := func(ctx context.Context, _ int, pred *example.Prediction, reward float64) (lm.Usage, lm.Cost, error) {
@@ -280,13 +271,6 @@ func trajectoryStep(name string, inputs map[string]any, outputs pyjson.Object) p
 	return pyjson.Object{{Key: "module_name", Value: name}, {Key: "inputs", Value: inputs}, {Key: "outputs", Value: outputs}}
 }
 
-// hasFallback reports whether a is a ChatAdapter that falls back to JSON,
-// a fallback that wrapping it would lose.
-func hasFallback(a adapter.Adapter) bool {
-	c, ok := a.(*adapter.ChatAdapter)
-	return ok && !c.NoFallback
-}
-
 // refineAdapter wraps an attempt's adapter: it adds the hint field and
 // value to the signatures of the clone's predictors (when there is advice)
 // and records every call of those predictors. Safe for concurrent use, as
@@ -329,6 +313,11 @@ func newRefineAdapter(base adapter.Adapter, clone Program, advice map[string]str
 func (a *refineAdapter) Name() string { return a.base.Name() }
 
 func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
+	return a.format(a.base, sig, demos, inputs)
+}
+
+// format is Format with base as the adapter that formats.
+func (a *refineAdapter) format(base adapter.Adapter, sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
 	a.mu.Lock()
 	name, known := a.names[sig]
 	if known {
@@ -347,7 +336,7 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 	}
 	a.mu.Unlock()
 	if hsig == sig {
-		return a.base.Format(sig, demos, inputs)
+		return base.Format(sig, demos, inputs)
 	}
 	hint, ok := a.advice[name]
 	if !known || !ok {
@@ -355,7 +344,7 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 	}
 	in := maps.Clone(inputs)
 	in[HintField] = hint
-	return a.base.Format(hsig, demos, in)
+	return base.Format(hsig, demos, in)
 }
 
 // Parse parses with the base adapter and records the outputs on the
@@ -363,7 +352,12 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 // is called concurrently and asked for several completions, a later
 // completion may be recorded on another of its calls.)
 func (a *refineAdapter) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
-	out, err := a.base.Parse(sig, completion)
+	return a.parse(a.base, sig, completion)
+}
+
+// parse is Parse with base as the adapter that parses.
+func (a *refineAdapter) parse(base adapter.Adapter, sig *signature.Signature, completion string) (map[string]any, error) {
+	out, err := base.Parse(sig, completion)
 	if err != nil {
 		return out, err
 	}
@@ -381,6 +375,41 @@ func (a *refineAdapter) Parse(sig *signature.Signature, completion string) (map[
 func (a *refineAdapter) Prepare(sig *signature.Signature, req *lm.Request, model lm.LM) {
 	a.base.Prepare(sig, req, model)
 }
+
+// Fallback keeps the base adapter's fallback (DSPy's Refine wraps a
+// ChatAdapter in a subclass, which keeps it too): the fallback formats
+// with the same hint and records into the same trajectory.
+func (a *refineAdapter) Fallback() adapter.Adapter {
+	fb := a.base.Fallback()
+	if fb == nil {
+		return nil
+	}
+	return refineFallback{a: a, base: fb}
+}
+
+// refineFallback is a refineAdapter's fallback: its base's fallback with
+// the refineAdapter's hint and recording.
+type refineFallback struct {
+	a    *refineAdapter
+	base adapter.Adapter
+}
+
+func (f refineFallback) Name() string { return f.base.Name() }
+
+func (f refineFallback) Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
+	return f.a.format(f.base, sig, demos, inputs)
+}
+
+func (f refineFallback) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
+	return f.a.parse(f.base, sig, completion)
+}
+
+func (f refineFallback) Prepare(sig *signature.Signature, req *lm.Request, model lm.LM) {
+	f.base.Prepare(sig, req, model)
+}
+
+// Fallback returns nil: a call falls back once at most.
+func (refineFallback) Fallback() adapter.Adapter { return nil }
 
 // trajectory lists the recorded calls that produced outputs, in call order.
 func (a *refineAdapter) trajectory() []any {

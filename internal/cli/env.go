@@ -137,7 +137,7 @@ func (f *envFlags) report(s *streams, t *lm.Tracker, spec *program.Spec, seen *a
 	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
 		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, cost)
 	if tot.Canceled > 0 {
-		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (a bootstrap that had found its demos, an evaluation that stopped early, an interrupt)\n")
+		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (an evaluation that stopped early, a bootstrap stopped by its error bound, an interrupt)\n")
 	}
 	if seen.simulated.Load() {
 		fmt.Fprintf(s.err, "dspex: answers came from the simulated LM (dspex mock-lm): scripted or simulated, not a model's\n")
