@@ -28,12 +28,15 @@
 //
 // Every call consumes exactly the 32-bit words CPython's call consumes, and a
 // call that fails (an empty range, a sample larger than its population)
-// consumes none, as in CPython; so any interleaving of calls stays in step
-// with Python. Integer results are bit-identical, and so are the floats of
-// Random, Uniform and Choices. Gauss and NormalVariate also go through
-// math.Log, math.Sqrt, math.Sin and math.Cos, which agree with the C library
-// CPython uses on the golden draws but are not guaranteed to agree in the
-// last bit on every input.
+// consumes none, as in CPython (the one exception is CPython's too: choices
+// from an empty population draws once before it fails); so any interleaving
+// of calls stays in step with Python. Integer results are identical, and so
+// are the floats of Random, Uniform and Choices, bit for bit. Gauss and
+// NormalVariate also need log, sin and cos: pyrand computes them correctly
+// rounded (Go's math package is an ulp off for a quarter of the inputs),
+// and glibc, which CPython calls, is itself an ulp off correct rounding in
+// about one call in a thousand; so about one Gaussian draw in a thousand
+// differs from CPython's in its last bit. The words consumed stay the same.
 //
 // The golden test replays scripts of calls recorded from CPython 3.11 by
 // testdata/golden/pyrand/gen_pyrand_golden.py and compares every result.

@@ -19,7 +19,7 @@ import (
 var goldenPath = filepath.Join("..", "..", "testdata", "golden", "pyrand", "pyrand.json")
 
 type goldenFile struct {
-	Python  string     `json:"python"`
+	Python  string           `json:"python"`
 	Setsize [][2]json.Number `json:"setsize"`
 	Cases   []goldenCase
 }
