@@ -41,3 +41,13 @@ func ExampleSample() {
 	fmt.Println(demos, err)
 	// Output: [q4 q6] <nil>
 }
+
+// DSPy's BootstrapFewShot seeds with a str (a SHA-256 hex digest of the
+// demos): random.Random(s) is NewBytes([]byte(s)).
+func ExampleNewBytes() {
+	r := pyrand.NewBytes([]byte("2a97516c354b68848cdbd8f54a226a0a55b21ed138e207ad6c5cbb9c00aa5aea"))
+	coin := r.Random() < 0.5
+	demo, _ := pyrand.Choice(r, []string{"d1", "d2", "d3"})
+	fmt.Println(coin, demo)
+	// Output: false d1
+}

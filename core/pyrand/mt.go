@@ -12,11 +12,14 @@ const (
 	initGenrand = 19650218
 )
 
-// mt is the generator's state: 624 words and the index of the next word to
-// temper, mtN meaning "regenerate first".
+// mt is the generator's state: 624 words and how many of them are left to
+// temper before the next regeneration (CPython keeps index = 624 - left).
+// Counting down makes the zero value one that seeds itself as
+// random.Random(0) on first use.
 type mt struct {
-	state [mtN]uint32
-	index int
+	state  [mtN]uint32
+	left   int
+	seeded bool
 }
 
 func (m *mt) initGenrand(s uint32) {
@@ -25,7 +28,8 @@ func (m *mt) initGenrand(s uint32) {
 		prev := m.state[i-1]
 		m.state[i] = 1812433253*(prev^(prev>>30)) + uint32(i)
 	}
-	m.index = mtN
+	m.left = 0
+	m.seeded = true
 }
 
 // initByArray seeds from key, which must hold at least one word.
@@ -61,11 +65,14 @@ func (m *mt) initByArray(key []uint32) {
 
 // uint32 is CPython's genrand_uint32.
 func (m *mt) uint32() uint32 {
-	if m.index >= mtN {
+	if m.left <= 0 {
+		if !m.seeded {
+			m.initByArray([]uint32{0})
+		}
 		m.regenerate()
 	}
-	y := m.state[m.index]
-	m.index++
+	y := m.state[mtN-m.left]
+	m.left--
 	y ^= y >> 11
 	y ^= (y << 7) & 0x9d2c5680
 	y ^= (y << 15) & 0xefc60000
@@ -86,5 +93,5 @@ func (m *mt) regenerate() {
 	}
 	y := (s[mtN-1] & upperMask) | (s[0] & lowerMask)
 	s[mtN-1] = s[mtM-1] ^ (y >> 1) ^ (-(y & 1) & matrixA)
-	m.index = 0
+	m.left = mtN
 }

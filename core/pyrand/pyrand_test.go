@@ -161,3 +161,17 @@ func TestSetsizeSmall(t *testing.T) {
 		t.Errorf("setsize(MaxInt) = %d, want MaxInt", got)
 	}
 }
+
+func TestZeroValue(t *testing.T) {
+	var r Rand
+	ref := New(0)
+	if r.GetState() != ref.GetState() {
+		t.Fatal("zero Rand's state differs from New(0)'s")
+	}
+	var z Rand
+	for range 1000 {
+		if z.Random() != ref.Random() {
+			t.Fatal("zero Rand draws differently from New(0)")
+		}
+	}
+}

@@ -31,7 +31,7 @@ var (
 
 // Rand is a random.Random: CPython's Mersenne Twister plus the state of
 // random.gauss. Create one with New, NewBig or NewBytes; the zero value is
-// not seeded, and Seed or SetState must come first.
+// ready to use and draws as New(0).
 //
 // A Rand is not safe for concurrent use.
 type Rand struct {
@@ -204,7 +204,10 @@ type State struct {
 
 // GetState returns a copy of r's state, as random.getstate().
 func (r *Rand) GetState() State {
-	return State{Words: r.mt.state, Index: r.mt.index, HasGaussNext: r.hasGaussNext, GaussNext: r.gaussNext}
+	if !r.mt.seeded {
+		r.mt.initByArray([]uint32{0})
+	}
+	return State{Words: r.mt.state, Index: mtN - r.mt.left, HasGaussNext: r.hasGaussNext, GaussNext: r.gaussNext}
 }
 
 // SetState restores a state from GetState or from Python's getstate(), as
@@ -215,7 +218,8 @@ func (r *Rand) SetState(s State) error {
 		return fmt.Errorf("%w: index %d outside [0, %d]", ErrInvalidState, s.Index, mtN)
 	}
 	r.mt.state = s.Words
-	r.mt.index = s.Index
+	r.mt.left = mtN - s.Index
+	r.mt.seeded = true
 	r.hasGaussNext = s.HasGaussNext
 	r.gaussNext = s.GaussNext
 	if !s.HasGaussNext {

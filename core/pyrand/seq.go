@@ -84,10 +84,13 @@ func setsize(k int) int {
 	if k <= 5 {
 		return small
 	}
-	// float64 of an integer rounds to nearest even, as Python's float(int).
-	x := float64(uint64(k) * 3)
-	if uint64(k) > math.MaxUint64/3 {
-		x = float64(uint64(k)) * 3 // rounds once more, but only past 6e18
+	// Converting an integer to float64 rounds to nearest even, as Python's
+	// float(int) does. Past 6e18, 3k overflows a uint64 and is rounded twice.
+	var x float64
+	if uint64(k) <= math.MaxUint64/3 {
+		x = float64(uint64(k) * 3)
+	} else {
+		x = float64(k) * 3
 	}
 	m := math.Ceil(math.Log(x) / math.Log(4))
 	if m >= 31 { // 4^31 + 21 > MaxInt64
