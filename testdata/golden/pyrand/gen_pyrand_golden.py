@@ -11,7 +11,10 @@ gauss, normalvariate, choices, randbytes, and calls that raise) followed by a
 script of interleaved calls drawn by a separate driver generator, and records
 every result or error in order. core/pyrand's golden test replays each script
 on one pyrand.Rand and compares every value exactly (floats bit for bit), so the
-generator state must advance exactly as CPython's does.
+generator state must advance exactly as CPython's does. The one allowance: a
+gauss or normalvariate draw may differ in its last bit, as glibc's log, sin and
+cos (which CPython calls) round incorrectly about once in a thousand calls and
+pyrand's do not; the test counts these.
 
 Output format (pyrand.json): seeds and big integers are decimal strings;
 floats are JSON numbers (Python's repr, which round-trips); randbytes results
@@ -66,7 +69,7 @@ def random_seeds(drv: random.Random, n: int) -> list[int]:
     return seeds
 
 
-def apply(rng: random.Random, op: str, args: list[Any]) -> Any:
+def apply(rng: random.Random, op: str, args: list[Any]) -> object:
     """Run one op on rng and return its JSON-ready result."""
     if op == "random":
         return rng.random()
@@ -173,7 +176,12 @@ FIXED: list[tuple[str, list[Any]]] = (
     ]
     + [("sample_list", [12, 4]), ("sample_list", [40, 3])]
     + [("sample", [3, 4]), ("sample", [3, -1]), ("sample", [0, 1])]
-    + [("uniform", [0.0, 1.0]), ("uniform", [-3.5, 2.25]), ("uniform", [5.0, 1.0]), ("uniform", [1e300, -1e300])]
+    + [
+        ("uniform", [0.0, 1.0]),
+        ("uniform", [-3.5, 2.25]),
+        ("uniform", [5.0, 1.0]),
+        ("uniform", [1e300, -1e300]),
+    ]
     + [
         ("choices", [10, 5, None]),
         ("choices", [3, 4, [1, 2, 3]]),
@@ -194,16 +202,37 @@ FIXED: list[tuple[str, list[Any]]] = (
 
 
 # The fixed script without its bulkiest results, for the many random seeds.
-BULKY = {("sample", ("200", "150")), ("sample", ("1000", "100")), ("sample", ("50", "50")), ("sample", ("60", "20")), ("shuffle", ("30",))}
+BULKY = {
+    ("sample", ("200", "150")),
+    ("sample", ("1000", "100")),
+    ("sample", ("50", "50")),
+    ("sample", ("60", "20")),
+    ("shuffle", ("30",)),
+}
 FIXED_LIGHT = [(op, args) for op, args in FIXED if (op, tuple(map(str, args))) not in BULKY]
 
 
 def driven(drv: random.Random, n_ops: int) -> list[tuple[str, list[Any]]]:
     """A script of interleaved calls with arguments drawn by drv."""
     kinds = [
-        "random", "random", "getrandbits", "getrandbits", "randrange", "randrange1",
-        "randint", "randint", "choice", "shuffle", "sample", "sample", "sample_list",
-        "uniform", "gauss", "normalvariate", "choices", "randbytes",
+        "random",
+        "random",
+        "getrandbits",
+        "getrandbits",
+        "randrange",
+        "randrange1",
+        "randint",
+        "randint",
+        "choice",
+        "shuffle",
+        "sample",
+        "sample",
+        "sample_list",
+        "uniform",
+        "gauss",
+        "normalvariate",
+        "choices",
+        "randbytes",
     ]
     script: list[tuple[str, list[Any]]] = []
     for _ in range(n_ops):
@@ -213,7 +242,9 @@ def driven(drv: random.Random, n_ops: int) -> list[tuple[str, list[Any]]]:
         if kind == "random":
             script.append((kind, []))
         elif kind == "getrandbits":
-            k = drv.choice([0, 1, 2, 3, 5, 7, 8, 16, 31, 32, 33, 48, 63, 64, 65, 96, 100, 127, 128, 129, 200])
+            k = drv.choice(
+                [0, 1, 2, 3, 5, 7, 8, 16, 31, 32, 33, 48, 63, 64, 65, 96, 100, 127, 128, 129, 200]
+            )
             script.append((kind, [k]))
         elif kind == "randrange":
             mag = drv.choice([10, 1000, 2**31, 2**40, 2**62])
@@ -288,8 +319,11 @@ def strategy_script() -> list[tuple[str, list[Any]]]:
     return script
 
 
-def record(seed: int | str, script: list[tuple[str, list[Any]]], full_state: bool) -> dict[str, Any]:
-    rng = random.Random(seed)
+Script = list[tuple[str, list[Any]]]
+
+
+def record(seed: int | str, script: Script, full_state: bool) -> dict[str, Any]:
+    rng = random.Random(seed)  # noqa: S311 - the generator under test
     case: dict[str, Any] = {}
     if isinstance(seed, str):
         case["seed_str"] = seed
@@ -309,7 +343,7 @@ def record(seed: int | str, script: list[tuple[str, list[Any]]], full_state: boo
 def main() -> None:
     if sys.version_info[:2] != (3, 11) or sys.implementation.name != "cpython":
         sys.exit(f"need CPython 3.11, have {sys.implementation.name} {sys.version}")
-    drv = random.Random(20261206)
+    drv = random.Random(20261206)  # noqa: S311 - draws the scripts, not secrets
     cases: list[dict[str, Any]] = []
     for seed in NAMED_SEEDS:
         cases.append(record(seed, FIXED + driven(drv, 120), full_state=True))
@@ -319,7 +353,8 @@ def main() -> None:
         cases.append(record(s, FIXED[:40], full_state=True))
     cases.append(record(12345, strategy_script(), full_state=False))
     # Enough Gaussian draws to catch a libm log/sin/cos difference.
-    cases.append(record(271828, [("gauss", [0.0, 1.0])] * 2000 + [("normalvariate", [0.0, 1.0])] * 2000, full_state=False))
+    gaussian = [("gauss", [0.0, 1.0])] * 2000 + [("normalvariate", [0.0, 1.0])] * 2000
+    cases.append(record(271828, gaussian, full_state=False))
 
     doc = {
         "python": sys.version.split()[0],
@@ -329,7 +364,8 @@ def main() -> None:
     out = HERE / "pyrand.json"
     with out.open("w") as f:
         # One case per line keeps diffs readable without blowing up the size.
-        f.write('{"python": %s,\n"setsize": %s,\n"cases": [\n' % (json.dumps(doc["python"]), json.dumps(doc["setsize"])))
+        f.write(f'{{"python": {json.dumps(doc["python"])},\n')
+        f.write(f'"setsize": {json.dumps(doc["setsize"])},\n"cases": [\n')
         f.write(",\n".join(json.dumps(c, separators=(",", ":"), allow_nan=False) for c in cases))
         f.write("\n]}\n")
     print(f"wrote {out} ({len(cases)} cases)")
