@@ -13,7 +13,7 @@ func FuzzSample(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, seed, n, k int64) {
 		// Bound k (the result's length) and n where the pool strategy lists it.
-		if k > 4096 || n < 0 || n > 1<<50 {
+		if k > 4096 || n < 0 || n > 1<<50 || int64(int(n)) != n || int64(int(k)) != k {
 			t.Skip()
 		}
 		r := New(seed)
@@ -62,6 +62,9 @@ func FuzzRandrange(f *testing.F) {
 		f.Add(c[0], c[1], c[2], c[3])
 	}
 	f.Fuzz(func(t *testing.T, seed, start, stop, step int64) {
+		if int64(int(start)) != start || int64(int(stop)) != stop || int64(int(step)) != step {
+			t.Skip() // a 32-bit int
+		}
 		r := New(seed)
 		v, err := r.Randrange(int(start), int(stop), int(step))
 		empty := step == 0 || (step > 0 && stop <= start) || (step < 0 && stop >= start)

@@ -11,6 +11,11 @@ import "math"
 // rounding boundary.
 
 // dd is an unevaluated sum hi+lo with |lo| ≤ ulp(hi)/2.
+//
+// Every product below is converted to float64 explicitly: that stops the
+// compiler fusing it with an addition (as it does on arm64, or on amd64 with
+// GOAMD64=v3), which would break the error-free transformations twoSum and
+// quickTwoSum rely on once they are inlined.
 type dd struct{ hi, lo float64 }
 
 func twoSum(a, b float64) (s, e float64) {
@@ -26,7 +31,7 @@ func quickTwoSum(a, b float64) dd {
 }
 
 func twoProd(a, b float64) (p, e float64) {
-	p = a * b
+	p = float64(a * b)
 	return p, math.FMA(a, b, -p)
 }
 
@@ -42,13 +47,13 @@ func (a dd) neg() dd { return dd{-a.hi, -a.lo} }
 
 func (a dd) mul(b dd) dd {
 	p, e := twoProd(a.hi, b.hi)
-	e += a.hi*b.lo + a.lo*b.hi
+	e += float64(a.hi*b.lo) + float64(a.lo*b.hi)
 	return quickTwoSum(p, e)
 }
 
 func (a dd) mulFloat(b float64) dd {
 	p, e := twoProd(a.hi, b)
-	e += a.lo * b
+	e += float64(a.lo * b)
 	return quickTwoSum(p, e)
 }
 
@@ -121,7 +126,7 @@ func crSinCos(x float64) (sin, cos float64) {
 	p, e := twoProd(k, ddPio2[0])
 	r := dd{x, 0}.add(dd{-p, -e})
 	p, e = twoProd(k, ddPio2[1])
-	r = r.add(dd{-p, -e}).add(dd{-k * ddPio2[2], 0})
+	r = r.add(dd{-p, -e}).add(dd{float64(-k * ddPio2[2]), 0})
 	r2 := r.mul(r)
 	// sin r = r·Σ (-r²)^j/(2j+1)!, cos r = Σ (-r²)^j/(2j)!.
 	n := len(invFact) / 2

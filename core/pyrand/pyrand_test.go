@@ -48,7 +48,7 @@ func TestErrorsConsumeNothing(t *testing.T) {
 		{"randrange empty step", func(r *Rand) error { _, err := r.Randrange(0, 10, -2); return err }, ErrEmptyRange},
 		{"randrange zero step", func(r *Rand) error { _, err := r.Randrange(0, 10, 0); return err }, ErrZeroStep},
 		{"randint", func(r *Rand) error { _, err := r.Randint(1, 0); return err }, ErrEmptyRange},
-		{"randint extremes", func(r *Rand) error { _, err := r.Randint(math.MaxInt64, math.MinInt64); return err }, ErrEmptyRange},
+		{"randint extremes", func(r *Rand) error { _, err := r.Randint(math.MaxInt, math.MinInt); return err }, ErrEmptyRange},
 		{"choice", func(r *Rand) error { _, err := r.Choice(0); return err }, ErrEmptySequence},
 		{"choice generic", func(r *Rand) error { _, err := Choice(r, []string{}); return err }, ErrEmptySequence},
 		{"sample", func(r *Rand) error { _, err := r.Sample(3, 4); return err }, ErrSampleSize},

@@ -3,6 +3,7 @@ package pyrand
 import (
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // Shuffle shuffles a sequence of length n in place as random.shuffle does,
@@ -92,11 +93,11 @@ func setsize(k int) int {
 	} else {
 		x = float64(k) * 3
 	}
-	m := math.Ceil(math.Log(x) / math.Log(4))
-	if m >= 31 { // 4^31 + 21 > MaxInt64
+	m := int(math.Ceil(math.Log(x) / math.Log(4)))
+	if 2*m > bits.UintSize-2 { // 21 + 4^m > MaxInt
 		return math.MaxInt
 	}
-	return small + 1<<(2*int(m))
+	return small + 1<<(2*m)
 }
 
 // Choices returns the indices random.choices picks, with replacement, from a
