@@ -50,13 +50,18 @@ func (r *Rand) Sample(n, k int) ([]int, error) {
 	selected := make(map[int]struct{}, k)
 	for i := range k {
 		j := int(r.below(uint64(n)))
-		for _, dup := selected[j]; dup; _, dup = selected[j] {
+		for isSelected(selected, j) {
 			j = int(r.below(uint64(n)))
 		}
 		selected[j] = struct{}{}
 		result[i] = j
 	}
 	return result, nil
+}
+
+func isSelected(set map[int]struct{}, j int) bool {
+	_, ok := set[j]
+	return ok
 }
 
 // Sample returns random.sample(population, k): k distinct positions of
