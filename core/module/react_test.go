@@ -16,9 +16,9 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // scriptLM answers each request with respond, recording the messages. It is

@@ -16,8 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // FinishTool is the name of the tool ReAct adds to every agent to end its

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/redact"
+	"github.com/dspex/dspex/core/redact"
 )
 
 // Secrets returns the values the program's endpoints (lm:, models: and

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/dspex/dspex/internal/jsonrepair"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/internal/jsonrepair"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Go values of parsed fields, by kind: str -> string, int -> int64 (or

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 func TestParseLatency(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Defaults for DatasetOptions fields left empty.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // testDatasetLines is a small dataset with three topics; "solo" has one

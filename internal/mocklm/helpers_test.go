@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // tf describes a field of a test prompt: its name, Python type, and the

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 func TestChatPlaceholders(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // kind is the shape of a field type the simulator generates values for.

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/redact"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/redact"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // An LM endpoint that fails and echoes the request's secrets back: the

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // Serve a Predict program whose LM is the simulator, ask it one question,

@@ -13,9 +13,9 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/logging"
+	"github.com/dspex/dspex/core/redact"
 	"github.com/dspex/dspex/core/telemetry"
 	"github.com/dspex/dspex/core/trace"
-	"github.com/dspex/dspex/internal/redact"
 )
 
 // observeFlags are the flags of commands that run programs: where traces

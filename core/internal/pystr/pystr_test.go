@@ -28,7 +28,7 @@ type golden struct {
 
 func loadGolden(t *testing.T) golden {
 	t.Helper()
-	b, err := os.ReadFile("../../testdata/golden/pystr/pystr.json")
+	b, err := os.ReadFile("../../../testdata/golden/pystr/pystr.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 type runFlags struct {

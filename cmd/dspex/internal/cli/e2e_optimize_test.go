@@ -15,7 +15,7 @@ import (
 	"github.com/dspex/dspex/core/trace"
 )
 
-const capitals = "../../examples/capitals"
+const capitals = "../../../../examples/capitals"
 
 func capitalsSim(t *testing.T, extra ...string) (string, string) {
 	t.Helper()

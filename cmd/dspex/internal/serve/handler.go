@@ -17,8 +17,8 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // Paths the server answers.

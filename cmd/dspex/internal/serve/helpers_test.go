@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // startSim starts the simulated LM and returns a real OpenAI client for it.

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/trace"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // BenchmarkServe measures the server's throughput and the latency it adds:

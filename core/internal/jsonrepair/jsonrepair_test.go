@@ -3,7 +3,7 @@ package jsonrepair
 import (
 	"testing"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 func TestParse(t *testing.T) {

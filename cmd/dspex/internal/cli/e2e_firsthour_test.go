@@ -120,10 +120,10 @@ func TestReadmeCommandLine(t *testing.T) {
 	}
 }
 
-// repoRoot is the repository's root, two levels above this package.
+// repoRoot is the repository's root, four levels above this package.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}

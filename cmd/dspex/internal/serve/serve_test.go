@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
@@ -19,7 +20,6 @@ import (
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // A prediction through the server, the real OpenAI client and the

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // Any request body gets a JSON answer: 200 when it is an object of exactly

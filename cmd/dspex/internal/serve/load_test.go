@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // gauge wraps a program, recording the most predictions it ran at once.

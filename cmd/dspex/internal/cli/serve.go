@@ -11,11 +11,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 type serveFlags struct {

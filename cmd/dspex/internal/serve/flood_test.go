@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/trace"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // A flood of requests refused with huge paths grows the trace database by

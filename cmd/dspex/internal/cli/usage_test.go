@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/dspex/dspex/internal/cli"
+	"github.com/dspex/dspex/cmd/dspex/internal/cli"
 )
 
 // usageCase is one command line and the exit code docs/cli.md promises.

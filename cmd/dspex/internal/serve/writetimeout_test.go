@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/serve"
 )
 
 // A client that asks for a large answer and never reads it holds neither a
