@@ -10,7 +10,7 @@ import (
 
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // store adapts *cache.Cache to lm.ResponseStore, as core/program does.
@@ -105,7 +105,7 @@ func TestCachedLayer(t *testing.T) {
 }
 
 func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
 }
 
 func TestEmbedStackCachesPerText(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, FirstN: 1}}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{{Kind: lmtest.FaultServerError, FirstN: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestEmbedStackCachesPerText(t *testing.T) {
 }
 
 func TestEmbedStackBreakerOpens(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, Rate: 1}}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{{Kind: lmtest.FaultServerError, Rate: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}

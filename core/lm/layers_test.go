@@ -11,29 +11,29 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // sim starts the simulated LM with the given faults and latency, and
 // returns it with an OpenAI client pointed at it.
-func sim(t testing.TB, latency string, faults ...string) (*mocklm.Server, *lm.OpenAI) {
+func sim(t testing.TB, latency string, faults ...string) (*lmtest.Server, *lm.OpenAI) {
 	t.Helper()
-	cfg := mocklm.Config{Seed: 1}
+	cfg := lmtest.Config{Seed: 1}
 	for _, f := range faults {
-		fault, err := mocklm.ParseFault(f)
+		fault, err := lmtest.ParseFault(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.Faults = append(cfg.Faults, fault)
 	}
 	if latency != "" {
-		l, err := mocklm.ParseLatency(latency)
+		l, err := lmtest.ParseLatency(latency)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.Latency = l
 	}
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestRetryErrorCountsAttempts(t *testing.T) {
 
 func TestRetryNeverRetries(t *testing.T) {
 	t.Run("non-retryable error", func(t *testing.T) {
-		srv, err := mocklm.Start(context.Background(), mocklm.Config{APIKey: "right"})
+		srv, err := lmtest.Start(context.Background(), lmtest.Config{APIKey: "right"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // scriptLM answers each request with respond, recording the messages. It is
@@ -225,7 +225,7 @@ func testTwoTools(t *testing.T, a adapter.Adapter) {
 	if a.Name() == "JSONAdapter" {
 		extract = "following order of fields: `reasoning`"
 	}
-	model := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: extract, Fields: map[string]any{"reasoning": "It is 21 °C, which is 69.8 °F.", "answer": "69.8 °F"}},
 		{Match: "[[ ## observation_1 ## ]]", Fields: map[string]any{"next_thought": "I have it.", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "[[ ## observation_0 ## ]]\nSunny, 21 °C in Paris", Fields: map[string]any{"next_thought": "Convert it.", "next_tool_name": "to_fahrenheit", "next_tool_args": map[string]any{"celsius": 21}}},
@@ -261,7 +261,7 @@ func testTwoTools(t *testing.T, a adapter.Adapter) {
 // An unknown tool name fails the Literal type with both adapters (the chat
 // answer, then the JSON fallback); the agent is told and tries again.
 func TestReActUnknownToolAgainstSimulator(t *testing.T) {
-	model := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "starting with the field `[[ ## reasoning ## ]]`", Fields: map[string]any{"reasoning": "r", "answer": "sunny"}},
 		{Match: "[[ ## observation_1 ## ]]", Fields: map[string]any{"next_thought": "done", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "[[ ## observation_0 ## ]]", Fields: map[string]any{"next_thought": "use the real one", "next_tool_name": "get_weather", "next_tool_args": map[string]any{"city": "Oslo"}}},
@@ -735,7 +735,7 @@ func ExampleNewReAct() {
 	weather, _ := module.NewTool("get_weather", "Current weather in a city.", func(_ context.Context, a args) (any, error) {
 		return "Sunny in " + a.City, nil
 	})
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "`[[ ## reasoning ## ]]`", Fields: map[string]any{"reasoning": "The tool said so.", "answer": "sunny"}},
 		{Match: "[[ ## observation_0 ## ]]", Fields: map[string]any{"next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "", Fields: map[string]any{"next_thought": "Ask the tool.", "next_tool_name": "get_weather", "next_tool_args": map[string]any{"city": "Lisbon"}}},

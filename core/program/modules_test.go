@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
-func simLM(t *testing.T, rules ...mocklm.Rule) (context.Context, *mocklm.Server) {
+func simLM(t *testing.T, rules ...lmtest.Rule) (context.Context, *lmtest.Server) {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: rules}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: rules}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +49,8 @@ program:
 	}
 	// The first matching rule wins, so the more specific comes first.
 	ctx, _ := simLM(t,
-		mocklm.Rule{Match: "[[ ## text ## ]]\n42", Fields: map[string]any{"summary": "The answer is 42."}},
-		mocklm.Rule{Match: "[[ ## question ## ]]\nWhat is 6 times 7?\n\nRespond", Fields: map[string]any{"reasoning": "six sevens", "answer": "42"}},
+		lmtest.Rule{Match: "[[ ## text ## ]]\n42", Fields: map[string]any{"summary": "The answer is 42."}},
+		lmtest.Rule{Match: "[[ ## question ## ]]\nWhat is 6 times 7?\n\nRespond", Fields: map[string]any{"reasoning": "six sevens", "answer": "42"}},
 	)
 	pred, err := prog.Forward(ctx, module.Inputs{"question": "What is 6 times 7?"})
 	if err != nil {
@@ -94,11 +94,11 @@ program:
 	}
 	// The first matching rule wins, so the more specific comes first.
 	ctx, srv := simLM(t,
-		mocklm.Rule{Match: "[[ ## verdict ## ]]\nright", Fields: map[string]any{"plausible": true}},
-		mocklm.Rule{Match: "[[ ## answer ## ]]\n42", Fields: map[string]any{"verdict": "right"}},
-		mocklm.Rule{Match: "Completed.\n\nRespond with the corresponding output fields, starting with the field `[[ ## reasoning", Fields: map[string]any{"reasoning": "the tool said 42", "answer": 42}},
-		mocklm.Rule{Match: "[[ ## observation_0 ## ]]\n42", Fields: map[string]any{"next_thought": "done", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
-		mocklm.Rule{Match: "[[ ## trajectory ## ]]\n", Fields: map[string]any{"next_thought": "compute", "next_tool_name": "calculator", "next_tool_args": map[string]any{"expression": "6*7"}}},
+		lmtest.Rule{Match: "[[ ## verdict ## ]]\nright", Fields: map[string]any{"plausible": true}},
+		lmtest.Rule{Match: "[[ ## answer ## ]]\n42", Fields: map[string]any{"verdict": "right"}},
+		lmtest.Rule{Match: "Completed.\n\nRespond with the corresponding output fields, starting with the field `[[ ## reasoning", Fields: map[string]any{"reasoning": "the tool said 42", "answer": 42}},
+		lmtest.Rule{Match: "[[ ## observation_0 ## ]]\n42", Fields: map[string]any{"next_thought": "done", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
+		lmtest.Rule{Match: "[[ ## trajectory ## ]]\n", Fields: map[string]any{"next_thought": "compute", "next_tool_name": "calculator", "next_tool_args": map[string]any{"expression": "6*7"}}},
 	)
 	pred, err := prog.Forward(ctx, module.Inputs{"question": "What is 6 times 7?"})
 	if err != nil {

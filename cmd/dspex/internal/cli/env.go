@@ -12,9 +12,9 @@ import (
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // envFlags are the flags every command that calls an LM shares.
@@ -75,7 +75,7 @@ const maxFreshIDs = 1 << 16
 
 // answerSources notes, for the usage summary, where answers came from:
 // whether any came from the simulated LM (its response ids start with
-// mocklm.ResponseIDPrefix, cached ones included), and how many cache hits
+// lmtest.ResponseIDPrefix, cached ones included), and how many cache hits
 // were saved by earlier runs rather than by this one (a hit whose response
 // id this command saw come from the LM is this run's own repeat). Safe for
 // concurrent use.
@@ -92,7 +92,7 @@ func (a *answerSources) note(_ context.Context, info lm.CallInfo) {
 	if res == nil {
 		return
 	}
-	if strings.HasPrefix(res.ID, mocklm.ResponseIDPrefix) {
+	if strings.HasPrefix(res.ID, lmtest.ResponseIDPrefix) {
 		a.simulated.Store(true)
 	}
 	a.mu.Lock()

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 func newMockLMCommand(s *streams) *cobra.Command {
@@ -65,33 +65,33 @@ optimizer against the skill model, never a language model.`,
   dspex mock-lm --dataset examples/capitals/train.jsonl --dataset examples/capitals/dev.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := mocklm.Config{Seed: seed, Models: models, APIKey: apiKey}
+			cfg := lmtest.Config{Seed: seed, Models: models, APIKey: apiKey}
 			var err error
-			if cfg.Latency, err = mocklm.ParseLatency(latency); err != nil {
+			if cfg.Latency, err = lmtest.ParseLatency(latency); err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			for _, spec := range faults {
-				f, err := mocklm.ParseFault(spec)
+				f, err := lmtest.ParseFault(spec)
 				if err != nil {
 					return &ExitError{Code: 2, Err: err}
 				}
 				cfg.Faults = append(cfg.Faults, f)
 			}
 			if scriptPath != "" {
-				if cfg.Script, err = mocklm.LoadScript(scriptPath); err != nil {
+				if cfg.Script, err = lmtest.LoadScript(scriptPath); err != nil {
 					return err
 				}
 			}
 			if len(datasets) > 0 {
-				opts := mocklm.DatasetOptions{InputKey: datasetInput, AnswerKey: datasetAnswer}
-				if cfg.Dataset, err = mocklm.LoadDatasetFiles(datasets, opts); err != nil {
+				opts := lmtest.DatasetOptions{InputKey: datasetInput, AnswerKey: datasetAnswer}
+				if cfg.Dataset, err = lmtest.LoadDatasetFiles(datasets, opts); err != nil {
 					return err
 				}
 			}
 			if verbose {
 				cfg.Logger = slog.New(slog.NewTextHandler(s.err, nil))
 			}
-			srv, err := mocklm.New(cfg)
+			srv, err := lmtest.New(cfg)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
@@ -118,8 +118,8 @@ optimizer against the skill model, never a language model.`,
 	fl.StringVar(&addr, "addr", "127.0.0.1:8089", "host:port to listen on (port 0 picks a free port)")
 	fl.StringVar(&scriptPath, "script", "", "YAML file of scripted answers")
 	fl.StringArrayVar(&datasets, "dataset", nil, "JSONL file of examples to answer with the skill model (repeatable)")
-	fl.StringVar(&datasetInput, "dataset-input", mocklm.DefaultDatasetInput, "input key of --dataset examples, matched against the prompt's input field")
-	fl.StringVar(&datasetAnswer, "dataset-answer", mocklm.DefaultDatasetAnswer, "answer key of --dataset examples, the output field answered")
+	fl.StringVar(&datasetInput, "dataset-input", lmtest.DefaultDatasetInput, "input key of --dataset examples, matched against the prompt's input field")
+	fl.StringVar(&datasetAnswer, "dataset-answer", lmtest.DefaultDatasetAnswer, "answer key of --dataset examples, the output field answered")
 	fl.Int64Var(&seed, "seed", 0, "seed for placeholder answers, latency and faults")
 	fl.StringVar(&latency, "latency", "", "added latency: DURATION or DIST:ARGS (fixed, uniform, normal, lognormal)")
 	fl.StringArrayVar(&faults, "fault", nil, "inject a fault, KIND[:OPTION,...] (repeatable)")
@@ -136,7 +136,7 @@ func flush(w any) {
 	}
 }
 
-func faultSummary(faults []mocklm.Fault) string {
+func faultSummary(faults []lmtest.Fault) string {
 	if len(faults) == 0 {
 		return ", no faults"
 	}
@@ -147,7 +147,7 @@ func faultSummary(faults []mocklm.Fault) string {
 	return ", faults " + strings.Join(parts, " ")
 }
 
-func datasetSummary(d *mocklm.Dataset) string {
+func datasetSummary(d *lmtest.Dataset) string {
 	if d == nil {
 		return ""
 	}

@@ -14,10 +14,10 @@ import (
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/trace"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // BenchmarkServe measures the server's throughput and the latency it adds:
@@ -39,7 +39,7 @@ func BenchmarkServe(b *testing.B) {
 		benchLatency = 20 * time.Millisecond
 		benchClients = 64
 	)
-	model, _ := startSim(b, mocklm.Config{Latency: mocklm.Latency{Dist: mocklm.LatencyFixed, Value: benchLatency}})
+	model, _ := startSim(b, lmtest.Config{Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: benchLatency}})
 	sig := signature.MustParse("question -> answer")
 	prog := module.NewPredict(sig)
 	body := func(i int) string { return fmt.Sprintf(`{"question": "benchmark question %d"}`, i) }

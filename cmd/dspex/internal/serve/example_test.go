@@ -10,15 +10,15 @@ import (
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // Serve a Predict program whose LM is the simulator, ask it one question,
 // and shut it down.
 func Example() {
-	sim, err := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim, err := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "capital of France", Fields: map[string]any{"answer": "Paris"}},
 	}}})
 	if err != nil {

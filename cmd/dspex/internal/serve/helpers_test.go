@@ -16,14 +16,14 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // startSim starts the simulated LM and returns a real OpenAI client for it.
-func startSim(t testing.TB, cfg mocklm.Config) (lm.LM, *mocklm.Server) {
+func startSim(t testing.TB, cfg lmtest.Config) (lm.LM, *lmtest.Server) {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

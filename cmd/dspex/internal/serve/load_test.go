@@ -14,9 +14,9 @@ import (
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // gauge wraps a program, recording the most predictions it ran at once.
@@ -61,7 +61,7 @@ func fire(url string, n int) []response {
 // get 429 with Retry-After at once while every other gets its answer.
 func TestConcurrencyLimits(t *testing.T) {
 	const latency = 200 * time.Millisecond
-	model, _ := startSim(t, mocklm.Config{Latency: mocklm.Latency{Dist: mocklm.LatencyFixed, Value: latency}})
+	model, _ := startSim(t, lmtest.Config{Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: latency}})
 	sig := signature.MustParse("question -> answer")
 	cases := []struct {
 		clients int
@@ -154,7 +154,7 @@ func TestGracefulShutdown(t *testing.T) {
 		latency = 400 * time.Millisecond
 		n       = 12
 	)
-	model, sim := startSim(t, mocklm.Config{Latency: mocklm.Latency{Dist: mocklm.LatencyFixed, Value: latency}})
+	model, sim := startSim(t, lmtest.Config{Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: latency}})
 	sig := signature.MustParse("question -> answer")
 	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig, MaxConcurrent: 4, MaxQueue: 8}, model, nil)
 

@@ -17,9 +17,9 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // A prediction through the server, the real OpenAI client and the
@@ -27,7 +27,7 @@ import (
 // id header, and one request event whose span is the parent of the
 // module's span.
 func TestPredictRoundTrip(t *testing.T) {
-	model, _ := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model, _ := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "capital of France", Fields: map[string]any{"reasoning": "Paris is the capital.", "answer": "Paris", "confidence": 0.9}},
 	}}})
 	sig := signature.MustParse("question -> answer, confidence: float")
@@ -81,7 +81,7 @@ func TestPredictRoundTrip(t *testing.T) {
 // Bad requests are refused before the program runs, each with its status,
 // error type and a message naming the problem.
 func TestBadRequests(t *testing.T) {
-	model, sim := startSim(t, mocklm.Config{})
+	model, sim := startSim(t, lmtest.Config{})
 	sig := signature.MustParse("question, hint: str | None -> answer")
 	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig, MaxBodyBytes: 256}, model, nil)
 	client := newClient(1)
@@ -224,11 +224,11 @@ func TestSimulatorFaults(t *testing.T) {
 	client := newClient(1)
 	for _, c := range cases {
 		t.Run(c.fault, func(t *testing.T) {
-			f, err := mocklm.ParseFault(c.fault)
+			f, err := lmtest.ParseFault(c.fault)
 			if err != nil {
 				t.Fatal(err)
 			}
-			model, _ := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+			model, _ := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
 			rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig, RequestTimeout: c.timeout}, model, nil)
 			res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`))
 			if res.err != nil || res.status != c.status {
@@ -251,11 +251,11 @@ func TestSimulatorFaults(t *testing.T) {
 // how long the breaker stays open.
 func TestBreakerOpenRetryAfter(t *testing.T) {
 	sig := signature.MustParse("question -> answer")
-	f, err := mocklm.ParseFault("500")
+	f, err := lmtest.ParseFault("500")
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, _ := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+	model, _ := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
 	guarded := lm.NewBreaker(model, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(42 * time.Second)}, nil)
 	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, guarded, nil)
 	client := newClient(1)
@@ -274,7 +274,7 @@ func TestBreakerOpenRetryAfter(t *testing.T) {
 // A program that panics fails only its own request: the server answers 500
 // and goes on serving, with every slot released.
 func TestPanicContained(t *testing.T) {
-	model, _ := startSim(t, mocklm.Config{})
+	model, _ := startSim(t, lmtest.Config{})
 	sig := signature.MustParse("question -> answer")
 	inner := module.NewPredict(sig)
 	prog := funcProgram(func(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
@@ -446,7 +446,7 @@ func TestNewConfig(t *testing.T) {
 // nested objects in the body's key order and integers with every digit,
 // as DSPy's prompt for the same input does.
 func TestPredictKeepsKeyOrderAndBigIntegers(t *testing.T) {
-	model, _ := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model, _ := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "zeta", Fields: map[string]any{"answer": "ok"}},
 	}}})
 	sig := signature.MustParse("data: dict, n: int -> answer")

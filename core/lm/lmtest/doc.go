@@ -1,4 +1,4 @@
-// Package mocklm is the DSPEx LM simulator: an OpenAI-compatible HTTP
+// Package lmtest is the DSPEx LM simulator: an OpenAI-compatible HTTP
 // server that answers DSPy-style prompts deterministically, so that tests,
 // examples, benchmarks and demos run without a network or a real model.
 // It is a simulator: its answers carry no model quality, and no figure
@@ -163,4 +163,4 @@
 // client goes away or the server closes. Faults are decided before
 // scripts, so a request failed with an error status does not use up a
 // rule's Times.
-package mocklm
+package lmtest

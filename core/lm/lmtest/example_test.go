@@ -1,4 +1,4 @@
-package mocklm_test
+package lmtest_test
 
 import (
 	"context"
@@ -7,16 +7,16 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // A test starts the simulator, points an OpenAI-compatible client at
 // s.URL(), and scripts the answer it needs.
 func ExampleStart() {
 	ctx := context.Background()
-	s, err := mocklm.Start(ctx, mocklm.Config{
+	s, err := lmtest.Start(ctx, lmtest.Config{
 		Seed: 1,
-		Script: &mocklm.Script{Rules: []mocklm.Rule{
+		Script: &lmtest.Script{Rules: []lmtest.Rule{
 			{Match: "capital of France", Fields: map[string]any{"answer": "Paris", "confidence": 0.9}},
 		}},
 	})
@@ -66,7 +66,7 @@ func ExampleStart() {
 
 func ExampleParseFault() {
 	for _, spec := range []string{"429:0.1", "500:first=3", "429:0.2,retry_after=2s", "hang"} {
-		f, err := mocklm.ParseFault(spec)
+		f, err := lmtest.ParseFault(spec)
 		if err != nil {
 			panic(err)
 		}

@@ -1,4 +1,4 @@
-package mocklm
+package lmtest
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package mocklm_test
+package lmtest_test
 
 import (
 	"bytes"
@@ -13,13 +13,13 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // The bundled task: examples/capitals, loaded as `dspex mock-lm --dataset
 // train.jsonl --dataset dev.jsonl` loads it.
-var capitalsFiles = []string{"../../examples/capitals/train.jsonl", "../../examples/capitals/dev.jsonl"}
+var capitalsFiles = []string{"../../../examples/capitals/train.jsonl", "../../../examples/capitals/dev.jsonl"}
 
 // goodInstructions carries every cue category for every topic of the
 // bundled task: topic words, the answer format and a reasoning cue.
@@ -32,7 +32,7 @@ type taskPrompt struct {
 	adapter adapter.Adapter
 	sig     *signature.Signature
 	// demos picks the demos for an asked example; nil for none.
-	demos func(ex mocklm.DatasetExample) []example.Example
+	demos func(ex lmtest.DatasetExample) []example.Example
 }
 
 // taskResult is a prompt's accuracy over the dev split, and the mean p the
@@ -43,7 +43,7 @@ type taskResult struct {
 
 // runTask prompts the simulator with every dev question through real
 // HTTP requests, formatted by the adapter, and parses the answers back.
-func runTask(t *testing.T, s *mocklm.Server, d *mocklm.Dataset, dev []mocklm.DatasetExample, tp taskPrompt) taskResult {
+func runTask(t *testing.T, s *lmtest.Server, d *lmtest.Dataset, dev []lmtest.DatasetExample, tp taskPrompt) taskResult {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	var res taskResult
@@ -56,9 +56,9 @@ func runTask(t *testing.T, s *mocklm.Server, d *mocklm.Dataset, dev []mocklm.Dat
 		if err != nil {
 			t.Fatal(err)
 		}
-		simMsgs := make([]mocklm.Message, len(msgs))
+		simMsgs := make([]lmtest.Message, len(msgs))
 		for i, m := range msgs {
-			simMsgs[i] = mocklm.Message{Role: m.Role, Content: m.Content}
+			simMsgs[i] = lmtest.Message{Role: m.Role, Content: m.Content}
 		}
 		p, ok := d.Probability(simMsgs)
 		if !ok {
@@ -103,11 +103,11 @@ func norm(s string) string { return strings.Join(strings.Fields(strings.ToLower(
 // four correct demos on the question's topic and a good instruction.
 // These figures measure prompts against the simulator, not a model.
 func TestBundledTask(t *testing.T) {
-	d, err := mocklm.LoadDatasetFiles(capitalsFiles, mocklm.DatasetOptions{})
+	d, err := lmtest.LoadDatasetFiles(capitalsFiles, lmtest.DatasetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var train, dev []mocklm.DatasetExample
+	var train, dev []lmtest.DatasetExample
 	for _, ex := range d.Examples() {
 		if strings.HasSuffix(ex.File, "train.jsonl") {
 			train = append(train, ex)
@@ -123,18 +123,18 @@ func TestBundledTask(t *testing.T) {
 		t.Fatalf("bundled task: %d examples (%d train, %d dev), topics %v", d.Len(), len(train), len(dev), topics)
 	}
 
-	s, err := mocklm.Start(t.Context(), mocklm.Config{Dataset: d, RecordLimit: -1})
+	s, err := lmtest.Start(t.Context(), lmtest.Config{Dataset: d, RecordLimit: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 
-	demo := func(ex mocklm.DatasetExample) example.Example {
+	demo := func(ex lmtest.DatasetExample) example.Example {
 		return example.New(map[string]any{"question": ex.Input, "answer": ex.Answer})
 	}
 	// Four correct training demos on the asked question's topic, as a
 	// good demo selection (KNN, or a per-topic bootstrap) would find.
-	relevant := func(ex mocklm.DatasetExample) []example.Example {
+	relevant := func(ex lmtest.DatasetExample) []example.Example {
 		var out []example.Example
 		for _, tr := range train {
 			if tr.Topic == ex.Topic && len(out) < 4 {
@@ -145,7 +145,7 @@ func TestBundledTask(t *testing.T) {
 	}
 	// The first eight training examples whatever the question, as a
 	// fixed labeled few-shot set would be.
-	fixed := func(mocklm.DatasetExample) []example.Example {
+	fixed := func(lmtest.DatasetExample) []example.Example {
 		var out []example.Example
 		for _, tr := range train[:8] {
 			out = append(out, demo(tr))
@@ -153,7 +153,7 @@ func TestBundledTask(t *testing.T) {
 		return out
 	}
 	// Four demos on the topic, each with another example's answer.
-	misleading := func(ex mocklm.DatasetExample) []example.Example {
+	misleading := func(ex lmtest.DatasetExample) []example.Example {
 		out := relevant(ex)
 		for i := range out {
 			out[i] = out[i].With("answer", train[(i*7+3)%len(train)].Answer+" (misremembered)")
@@ -223,7 +223,7 @@ func ExampleDataset_Assess() {
 	data := `{"question": "What is the capital of France?", "answer": "Paris", "topic": "capital"}
 {"question": "What is the capital of Italy?", "answer": "Rome", "topic": "capital"}
 `
-	d, err := mocklm.ReadDataset(strings.NewReader(data), "capitals.jsonl", mocklm.DatasetOptions{})
+	d, err := lmtest.ReadDataset(strings.NewReader(data), "capitals.jsonl", lmtest.DatasetOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -241,9 +241,9 @@ func ExampleDataset_Assess() {
 		{"one demo, good instruction", sig.WithInstructions("Name the capital in one word."), demos},
 	} {
 		msgs, _ := chat.Format(c.sig, c.demos, inputs)
-		sim := make([]mocklm.Message, len(msgs))
+		sim := make([]lmtest.Message, len(msgs))
 		for i, m := range msgs {
-			sim[i] = mocklm.Message{Role: m.Role, Content: m.Content}
+			sim[i] = lmtest.Message{Role: m.Role, Content: m.Content}
 		}
 		a, _ := d.Assess(sim)
 		fmt.Printf("%s: %d relevant demos, instruction quality %.1f, p = %.2f\n", c.name, a.RelevantDemos, a.InstructionQuality, a.P)
