@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/anthropic"
 	"github.com/dspex/dspex/core/trace"
 )
 
@@ -185,7 +186,7 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 	)
 	switch l.Provider {
 	case ProviderAnthropic:
-		m, err = lm.NewAnthropic(lm.AnthropicConfig{
+		m, err = anthropic.New(anthropic.Config{
 			Model:     l.Model,
 			BaseURL:   l.BaseURL,
 			APIKeyEnv: l.APIKeyEnv,

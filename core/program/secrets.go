@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/anthropic"
 	"github.com/dspex/dspex/core/redact"
 )
 
@@ -19,7 +20,7 @@ func (s *Spec) Secrets() []string {
 	endpoint := func(provider, baseURL, keyEnv string, headers map[string]string) {
 		def := lm.DefaultOpenAIAPIKeyEnv
 		if provider == ProviderAnthropic {
-			def = lm.DefaultAnthropicAPIKeyEnv
+			def = anthropic.DefaultAPIKeyEnv
 		}
 		if key := strings.TrimSpace(os.Getenv(cmp.Or(keyEnv, def))); key != "" {
 			out = append(out, key)

@@ -1,4 +1,4 @@
-package lm
+package anthropic
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
 // unsetAnthropicKeyEnv names an environment variable the tests never set.
@@ -50,7 +52,7 @@ func anthropicRecorder(t testing.TB, status int, body string) (string, <-chan ca
 	return base, got
 }
 
-func newTestAnthropic(t testing.TB, cfg AnthropicConfig) *Anthropic {
+func newTestAnthropic(t testing.TB, cfg Config) *Client {
 	t.Helper()
 	if cfg.Model == "" {
 		cfg.Model = "claude-test"
@@ -58,41 +60,41 @@ func newTestAnthropic(t testing.TB, cfg AnthropicConfig) *Anthropic {
 	if cfg.APIKeyEnv == "" {
 		cfg.APIKeyEnv = unsetAnthropicKeyEnv
 	}
-	a, err := NewAnthropic(cfg)
+	a, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewAnthropic: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return a
 }
 
-func TestNewAnthropic(t *testing.T) {
+func TestNew(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		cfg       AnthropicConfig
+		cfg       Config
 		wantErr   string
 		wantURL   string
 		wantMax   int
 		wantTOut  time.Duration
 		wantModel string
 	}{
-		{name: "defaults", cfg: AnthropicConfig{Model: "claude-x"}, wantURL: "https://api.anthropic.com",
-			wantMax: DefaultAnthropicMaxTokens, wantTOut: DefaultAnthropicTimeout, wantModel: "claude-x"},
-		{name: "url without credentials", cfg: AnthropicConfig{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:9/?key=hunter2#f",
+		{name: "defaults", cfg: Config{Model: "claude-x"}, wantURL: "https://api.anthropic.com",
+			wantMax: DefaultMaxTokens, wantTOut: DefaultTimeout, wantModel: "claude-x"},
+		{name: "url without credentials", cfg: Config{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:9/?key=hunter2#f",
 			MaxTokens: 100, Timeout: -1}, wantURL: "http://127.0.0.1:9", wantMax: 100, wantTOut: -1, wantModel: "m"},
-		{name: "empty model", cfg: AnthropicConfig{}, wantErr: "model is empty"},
-		{name: "unparsable url", cfg: AnthropicConfig{Model: "m", BaseURL: "http://user:hunter2@[::1"}, wantErr: "parse base url"},
-		{name: "relative url", cfg: AnthropicConfig{Model: "m", BaseURL: "api.anthropic.com"}, wantErr: "not an absolute http or https url"},
-		{name: "negative max tokens", cfg: AnthropicConfig{Model: "m", MaxTokens: -1}, wantErr: "max tokens -1 is negative"},
+		{name: "empty model", cfg: Config{}, wantErr: "model is empty"},
+		{name: "unparsable url", cfg: Config{Model: "m", BaseURL: "http://user:hunter2@[::1"}, wantErr: "parse base url"},
+		{name: "relative url", cfg: Config{Model: "m", BaseURL: "api.anthropic.com"}, wantErr: "not an absolute http or https url"},
+		{name: "negative max tokens", cfg: Config{Model: "m", MaxTokens: -1}, wantErr: "max tokens -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.cfg.APIKeyEnv = unsetAnthropicKeyEnv
-			a, err := NewAnthropic(tt.cfg)
+			a, err := New(tt.cfg)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("NewAnthropic error = %v, want one containing %q", err, tt.wantErr)
+					t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
 				}
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Errorf("error %q reveals the url's password", err)
@@ -100,11 +102,11 @@ func TestNewAnthropic(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("NewAnthropic: %v", err)
+				t.Fatalf("New: %v", err)
 			}
-			if a.Model() != tt.wantModel || a.url != tt.wantURL || a.maxTokens != tt.wantMax || a.timeout != tt.wantTOut {
+			if a.Model() != tt.wantModel || a.URL() != tt.wantURL || a.maxTokens != tt.wantMax || a.Timeout() != tt.wantTOut {
 				t.Errorf("got model %q url %q max %d timeout %v, want %q %q %d %v",
-					a.Model(), a.url, a.maxTokens, a.timeout, tt.wantModel, tt.wantURL, tt.wantMax, tt.wantTOut)
+					a.Model(), a.URL(), a.maxTokens, a.Timeout(), tt.wantModel, tt.wantURL, tt.wantMax, tt.wantTOut)
 			}
 		})
 	}
@@ -114,18 +116,18 @@ func TestAnthropicRequestBody(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		cfg  AnthropicConfig
-		req  *Request
+		cfg  Config
+		req  *lm.Request
 		want string // JSON body
 	}{
 		{
 			name: "system and messages",
-			req: &Request{Messages: []Message{
-				{Role: RoleSystem, Content: "Be brief."},
-				{Role: RoleUser, Content: "Capital of France?"},
-				{Role: RoleAssistant, Content: "Paris."},
-				{Role: RoleSystem, Content: "Answer in English."},
-				{Role: RoleUser, Content: "And Italy?"},
+			req: &lm.Request{Messages: []lm.Message{
+				{Role: lm.RoleSystem, Content: "Be brief."},
+				{Role: lm.RoleUser, Content: "Capital of France?"},
+				{Role: lm.RoleAssistant, Content: "Paris."},
+				{Role: lm.RoleSystem, Content: "Answer in English."},
+				{Role: lm.RoleUser, Content: "And Italy?"},
 			}},
 			want: `{"model":"claude-test","max_tokens":4096,
 				"system":[{"type":"text","text":"Be brief.\n\nAnswer in English."}],
@@ -136,12 +138,12 @@ func TestAnthropicRequestBody(t *testing.T) {
 		},
 		{
 			name: "runs of one role are merged, empty messages left out",
-			req: &Request{Messages: []Message{
-				{Role: RoleUser, Content: "a"},
-				{Role: RoleUser, Content: ""},
-				{Role: RoleUser, Content: "b"},
-				{Role: RoleAssistant, Content: "c"},
-				{Role: RoleAssistant, Content: "d"},
+			req: &lm.Request{Messages: []lm.Message{
+				{Role: lm.RoleUser, Content: "a"},
+				{Role: lm.RoleUser, Content: ""},
+				{Role: lm.RoleUser, Content: "b"},
+				{Role: lm.RoleAssistant, Content: "c"},
+				{Role: lm.RoleAssistant, Content: "d"},
 			}},
 			want: `{"model":"claude-test","max_tokens":4096,"messages":[
 				{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
@@ -149,44 +151,44 @@ func TestAnthropicRequestBody(t *testing.T) {
 		},
 		{
 			name: "params: max tokens, stop; temperature, top p, seed and formats not sent",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, RolloutID: "rollout-7f3a",
-				ResponseFormat: &ResponseFormat{Type: "json_object"},
-				Params:         Params{MaxTokens: Int(256), Stop: []string{"\n\n", "END"}, Temperature: Float(0.7), TopP: Float(0.9), Seed: Int64(4), N: Int(1)}},
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, RolloutID: "rollout-7f3a",
+				ResponseFormat: &lm.ResponseFormat{Type: "json_object"},
+				Params:         lm.Params{MaxTokens: lm.Int(256), Stop: []string{"\n\n", "END"}, Temperature: lm.Float(0.7), TopP: lm.Float(0.9), Seed: lm.Int64(4), N: lm.Int(1)}},
 			want: `{"model":"claude-test","max_tokens":256,"stop_sequences":["\n\n","END"],
 				"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
 		{
 			name: "defaults from config, request wins",
-			cfg: AnthropicConfig{MaxTokens: 1000, Params: Params{Stop: []string{"x"}, MaxTokens: Int(50),
+			cfg: Config{MaxTokens: 1000, Params: lm.Params{Stop: []string{"x"}, MaxTokens: lm.Int(50),
 				Extra: map[string]any{"metadata": map[string]any{"user_id": "u1"}, "b": 2}}},
-			req: &Request{Model: "claude-other", Messages: []Message{{Role: RoleUser, Content: "hi"}},
-				Params: Params{MaxTokens: Int(60), Extra: map[string]any{"b": 3}}},
+			req: &lm.Request{Model: "claude-other", Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}},
+				Params: lm.Params{MaxTokens: lm.Int(60), Extra: map[string]any{"b": 3}}},
 			want: `{"model":"claude-other","max_tokens":60,"stop_sequences":["x"],"metadata":{"user_id":"u1"},"b":3,
 				"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
 		{
 			name: "config max tokens",
-			cfg:  AnthropicConfig{MaxTokens: 1000},
+			cfg:  Config{MaxTokens: 1000},
 			req:  userRequest("hi"),
 			want: `{"model":"claude-test","max_tokens":1000,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
 		{
 			name: "extra fields win, stream excepted",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{MaxTokens: Int(10),
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{MaxTokens: lm.Int(10),
 				Extra: map[string]any{"max_tokens": 30, "temperature": 0.2, "stream": true, "a.b": 1}}},
 			want: `{"model":"claude-test","max_tokens":30,"temperature":0.2,"a.b":1,
 				"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
 		{
 			name: "older api version gets temperature and top p",
-			cfg:  AnthropicConfig{Headers: map[string]string{"Anthropic-Version": "2023-06-01"}},
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{Temperature: Float(0), TopP: Float(0.5)}},
+			cfg:  Config{Headers: map[string]string{"Anthropic-Version": "2023-06-01"}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{Temperature: lm.Float(0), TopP: lm.Float(0.5)}},
 			want: `{"model":"claude-test","max_tokens":4096,"temperature":0,"top_p":0.5,
 				"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
 		{
 			name: "developer role is system",
-			req:  &Request{Messages: []Message{{Role: "developer", Content: "sys"}, {Role: RoleUser, Content: "hi"}}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: "developer", Content: "sys"}, {Role: lm.RoleUser, Content: "hi"}}},
 			want: `{"model":"claude-test","max_tokens":4096,"system":[{"type":"text","text":"sys"}],
 				"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}`,
 		},
@@ -228,14 +230,14 @@ func TestAnthropicHeaders(t *testing.T) {
 	tests := []struct {
 		name    string
 		env     map[string]string
-		cfg     AnthropicConfig
+		cfg     Config
 		wantKey string            // "" for no x-api-key
 		want    map[string]string // other headers
 	}{
-		{name: "no key sends none", cfg: AnthropicConfig{}},
-		{name: "explicit key", cfg: AnthropicConfig{APIKey: testKey}, wantKey: testKey},
-		{name: "key from env", env: map[string]string{keyEnv: " sk-ant-env\n"}, cfg: AnthropicConfig{APIKeyEnv: keyEnv}, wantKey: "sk-ant-env"},
-		{name: "explicit key beats env", env: map[string]string{keyEnv: "sk-ant-env"}, cfg: AnthropicConfig{APIKey: testKey, APIKeyEnv: keyEnv}, wantKey: testKey},
+		{name: "no key sends none", cfg: Config{}},
+		{name: "explicit key", cfg: Config{APIKey: testKey}, wantKey: testKey},
+		{name: "key from env", env: map[string]string{keyEnv: " sk-ant-env\n"}, cfg: Config{APIKeyEnv: keyEnv}, wantKey: "sk-ant-env"},
+		{name: "explicit key beats env", env: map[string]string{keyEnv: "sk-ant-env"}, cfg: Config{APIKey: testKey, APIKeyEnv: keyEnv}, wantKey: testKey},
 		{
 			name: "the sdk's environment is ignored",
 			env: map[string]string{
@@ -243,12 +245,12 @@ func TestAnthropicHeaders(t *testing.T) {
 				"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "ANTHROPIC_CUSTOM_HEADERS": "X-Leak: yes",
 				"ANTHROPIC_PROFILE": "nope", "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE": "content",
 			},
-			cfg:  AnthropicConfig{},
+			cfg:  Config{},
 			want: map[string]string{"X-Leak": ""},
 		},
 		{
 			name:    "custom headers replace the version",
-			cfg:     AnthropicConfig{APIKey: testKey, Headers: map[string]string{"anthropic-version": "2023-06-01", "anthropic-beta": "b1", "X-Title": "dspex"}},
+			cfg:     Config{APIKey: testKey, Headers: map[string]string{"anthropic-version": "2023-06-01", "anthropic-beta": "b1", "X-Title": "dspex"}},
 			wantKey: testKey,
 			want:    map[string]string{"Anthropic-Version": "2023-06-01", "Anthropic-Beta": "b1", "X-Title": "dspex"},
 		},
@@ -266,7 +268,7 @@ func TestAnthropicHeaders(t *testing.T) {
 				cfg.APIKeyEnv = unsetAnthropicKeyEnv
 			}
 			a := newTestAnthropic(t, cfg)
-			t.Setenv(keyEnv, "sk-changed-later") // read once, in NewAnthropic
+			t.Setenv(keyEnv, "sk-changed-later") // read once, in New
 			if _, err := a.Complete(t.Context(), userRequest("hi")); err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
@@ -286,8 +288,8 @@ func TestAnthropicHeaders(t *testing.T) {
 			} else if _, pinned := tt.want["Anthropic-Version"]; !pinned && v < anthropicSamplingCutoff {
 				t.Errorf("anthropic-version = %q, want the SDK's (%s or later)", v, anthropicSamplingCutoff)
 			}
-			if ua := c.header.Get("User-Agent"); ua != userAgent {
-				t.Errorf("User-Agent = %q, want %q", ua, userAgent)
+			if ua := c.header.Get("User-Agent"); ua != lm.UserAgent {
+				t.Errorf("User-Agent = %q, want %q", ua, lm.UserAgent)
 			}
 			if ct := c.header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type = %q", ct)
@@ -310,17 +312,17 @@ func TestAnthropicResponse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		req  *Request
+		req  *lm.Request
 		body string
-		want *Response
+		want *lm.Response
 	}{
 		{
 			name: "one text block",
 			req:  userRequest("Capital of France?"),
 			body: messageJSON,
-			want: &Response{ID: "msg_01", Model: "claude-test-20260101",
-				Choices: []Choice{{Text: "Paris.", FinishReason: "stop"}},
-				Usage:   Usage{PromptTokens: 12, CompletionTokens: 3, TotalTokens: 15}},
+			want: &lm.Response{ID: "msg_01", Model: "claude-test-20260101",
+				Choices: []lm.Choice{{Text: "Paris.", FinishReason: "stop"}},
+				Usage:   lm.Usage{PromptTokens: 12, CompletionTokens: 3, TotalTokens: 15}},
 		},
 		{
 			name: "text blocks concatenated, others skipped, cache tokens counted",
@@ -330,30 +332,30 @@ func TestAnthropicResponse(t *testing.T) {
 				{"type":"tool_use","id":"t","name":"f","input":{}},{"type":"text","text":"world."}],
 				"stop_reason":"max_tokens","stop_sequence":null,
 				"usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_read_input_tokens":20,"output_tokens":9}}`,
-			want: &Response{ID: "msg_02", Model: "claude-test",
-				Choices: []Choice{{Text: "Hello, world.", FinishReason: "length"}},
-				Usage:   Usage{PromptTokens: 125, CompletionTokens: 9, TotalTokens: 134}},
+			want: &lm.Response{ID: "msg_02", Model: "claude-test",
+				Choices: []lm.Choice{{Text: "Hello, world.", FinishReason: "length"}},
+				Usage:   lm.Usage{PromptTokens: 125, CompletionTokens: 9, TotalTokens: 134}},
 		},
 		{
 			name: "stop sequence, no model",
-			req:  &Request{Model: "claude-asked", Messages: []Message{{Role: RoleUser, Content: "hi"}}},
+			req:  &lm.Request{Model: "claude-asked", Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}},
 			body: `{"type":"message","content":[{"type":"text","text":"ok"}],"stop_reason":"stop_sequence","stop_sequence":"END","usage":{"input_tokens":1,"output_tokens":1}}`,
-			want: &Response{Model: "claude-asked", Choices: []Choice{{Text: "ok", FinishReason: "stop"}},
-				Usage: Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}},
+			want: &lm.Response{Model: "claude-asked", Choices: []lm.Choice{{Text: "ok", FinishReason: "stop"}},
+				Usage: lm.Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}},
 		},
 		{
 			name: "empty content",
 			req:  userRequest("hi"),
 			body: `{"id":"m","model":"claude-test","content":[],"stop_reason":"refusal","usage":{"input_tokens":1,"output_tokens":0}}`,
-			want: &Response{ID: "m", Model: "claude-test", Choices: []Choice{{FinishReason: "content_filter"}},
-				Usage: Usage{PromptTokens: 1, TotalTokens: 1}},
+			want: &lm.Response{ID: "m", Model: "claude-test", Choices: []lm.Choice{{FinishReason: "content_filter"}},
+				Usage: lm.Usage{PromptTokens: 1, TotalTokens: 1}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, _ := anthropicRecorder(t, http.StatusOK, tt.body)
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+			a := newTestAnthropic(t, Config{BaseURL: base})
 			got, err := a.Complete(t.Context(), tt.req)
 			if err != nil {
 				t.Fatalf("Complete: %v", err)
@@ -398,39 +400,39 @@ func TestAnthropicHTTPErrors(t *testing.T) {
 		wantMsg     string
 		retryAfter  time.Duration
 	}{
-		{name: "401", status: 401, want: ErrAuth, body: anthropicErr("authentication_error", "invalid x-api-key"),
+		{name: "401", status: 401, want: lm.ErrAuth, body: anthropicErr("authentication_error", "invalid x-api-key"),
 			wantMsg: "invalid x-api-key (authentication_error)"},
-		{name: "403", status: 403, want: ErrAuth, body: anthropicErr("permission_error", "no access")},
-		{name: "echoed key is scrubbed", status: 401, want: ErrAuth, body: anthropicErr("authentication_error", "bad key "+testKey),
+		{name: "403", status: 403, want: lm.ErrAuth, body: anthropicErr("permission_error", "no access")},
+		{name: "echoed key is scrubbed", status: 401, want: lm.ErrAuth, body: anthropicErr("authentication_error", "bad key "+testKey),
 			wantMsg: "bad key [redacted]"},
-		{name: "404", status: 404, want: ErrNotFound, body: anthropicErr("not_found_error", "model: claude-nope"), wantMsg: "model: claude-nope"},
-		{name: "429 retry-after", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "12"},
+		{name: "404", status: 404, want: lm.ErrNotFound, body: anthropicErr("not_found_error", "model: claude-nope"), wantMsg: "model: claude-nope"},
+		{name: "429 retry-after", status: 429, want: lm.ErrRateLimited, header: map[string]string{"Retry-After": "12"},
 			body: anthropicErr("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"), retryAfter: 12 * time.Second},
-		{name: "429 retry-after-ms", status: 429, want: ErrRateLimited, header: map[string]string{"retry-after-ms": "1500", "Retry-After": "2"},
+		{name: "429 retry-after-ms", status: 429, want: lm.ErrRateLimited, header: map[string]string{"retry-after-ms": "1500", "Retry-After": "2"},
 			body: anthropicErr("rate_limit_error", "slow down"), retryAfter: 1500 * time.Millisecond},
-		{name: "400 prompt too long", status: 400, want: ErrContextWindow,
+		{name: "400 prompt too long", status: 400, want: lm.ErrContextWindow,
 			body:    anthropicErr("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
 			wantMsg: "prompt is too long: 210000 tokens > 200000 maximum (invalid_request_error)"},
-		{name: "400 context limit", status: 400, want: ErrContextWindow,
+		{name: "400 context limit", status: 400, want: lm.ErrContextWindow,
 			body: anthropicErr("invalid_request_error", "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, decrease input length or `max_tokens` and try again")},
-		{name: "400 other", status: 400, want: ErrBadRequest, body: anthropicErr("invalid_request_error", "temperature: Extra inputs are not permitted"),
+		{name: "400 other", status: 400, want: lm.ErrBadRequest, body: anthropicErr("invalid_request_error", "temperature: Extra inputs are not permitted"),
 			wantMsg: "temperature: Extra inputs are not permitted"},
-		{name: "402 billing", status: 402, want: ErrBadRequest, body: anthropicErr("billing_error", "credit balance too low")},
-		{name: "408", status: 408, want: ErrTimeout},
-		{name: "413 request too large", status: 413, want: ErrBadRequest, body: anthropicErr("request_too_large", "Request exceeds the maximum allowed number of bytes.")},
-		{name: "422 prompt too long (gateway)", status: 422, want: ErrContextWindow,
+		{name: "402 billing", status: 402, want: lm.ErrBadRequest, body: anthropicErr("billing_error", "credit balance too low")},
+		{name: "408", status: 408, want: lm.ErrTimeout},
+		{name: "413 request too large", status: 413, want: lm.ErrBadRequest, body: anthropicErr("request_too_large", "Request exceeds the maximum allowed number of bytes.")},
+		{name: "422 prompt too long (gateway)", status: 422, want: lm.ErrContextWindow,
 			body: anthropicErr("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")},
-		{name: "500", status: 500, want: ErrServer, body: anthropicErr("api_error", "Internal server error"), wantMsg: "Internal server error"},
-		{name: "529 overloaded", status: 529, want: ErrServer, header: map[string]string{"Retry-After": "3"},
+		{name: "500", status: 500, want: lm.ErrServer, body: anthropicErr("api_error", "Internal server error"), wantMsg: "Internal server error"},
+		{name: "529 overloaded", status: 529, want: lm.ErrServer, header: map[string]string{"Retry-After": "3"},
 			body: anthropicErr("overloaded_error", "Overloaded"), wantMsg: "Overloaded (overloaded_error)", retryAfter: 3 * time.Second},
-		{name: "502 html", status: 502, want: ErrServer, body: "<html>Bad Gateway</html>", contentType: "text/html", wantMsg: "<html>Bad Gateway</html>"},
-		{name: "500 empty", status: 500, want: ErrServer},
-		{name: "long message is bounded", status: 400, want: ErrBadRequest, body: anthropicErr("invalid_request_error", strings.Repeat("é", 5000))},
-		{name: "200 malformed json", status: 200, want: ErrBadResponse, body: `{"id":"msg","content":[{`},
-		{name: "200 not json", status: 200, want: ErrBadResponse, body: "hello", contentType: "text/plain"},
-		{name: "200 no content", status: 200, want: ErrBadResponse, body: `{"id":"msg","type":"message"}`, wantMsg: "no content"},
-		{name: "200 content wrong type", status: 200, want: ErrBadResponse, body: `{"content":"many"}`},
-		{name: "200 error object", status: 200, want: ErrBadResponse, body: anthropicErr("api_error", "upstream broke"), wantMsg: "upstream broke"},
+		{name: "502 html", status: 502, want: lm.ErrServer, body: "<html>Bad Gateway</html>", contentType: "text/html", wantMsg: "<html>Bad Gateway</html>"},
+		{name: "500 empty", status: 500, want: lm.ErrServer},
+		{name: "long message is bounded", status: 400, want: lm.ErrBadRequest, body: anthropicErr("invalid_request_error", strings.Repeat("é", 5000))},
+		{name: "200 malformed json", status: 200, want: lm.ErrBadResponse, body: `{"id":"msg","content":[{`},
+		{name: "200 not json", status: 200, want: lm.ErrBadResponse, body: "hello", contentType: "text/plain"},
+		{name: "200 no content", status: 200, want: lm.ErrBadResponse, body: `{"id":"msg","type":"message"}`, wantMsg: "no content"},
+		{name: "200 content wrong type", status: 200, want: lm.ErrBadResponse, body: `{"content":"many"}`},
+		{name: "200 error object", status: 200, want: lm.ErrBadResponse, body: anthropicErr("api_error", "upstream broke"), wantMsg: "upstream broke"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -447,7 +449,7 @@ func TestAnthropicHTTPErrors(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, APIKey: testKey})
+			a := newTestAnthropic(t, Config{BaseURL: base, APIKey: testKey})
 			res, err := a.Complete(t.Context(), userRequest("hi"))
 			if err == nil {
 				t.Fatalf("Complete = %+v, want error %v", res, tt.want)
@@ -456,7 +458,7 @@ func TestAnthropicHTTPErrors(t *testing.T) {
 			if e.StatusCode != tt.status {
 				t.Errorf("StatusCode = %d, want %d", e.StatusCode, tt.status)
 			}
-			if got := RetryAfter(err); got != tt.retryAfter {
+			if got := lm.RetryAfter(err); got != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", got, tt.retryAfter)
 			}
 			if tt.wantMsg != "" && !strings.Contains(e.Message, tt.wantMsg) {
@@ -479,9 +481,9 @@ func TestAnthropicNoRetries(t *testing.T) {
 			t.Parallel()
 			base, _ := anthropicRecorder(t, status, anthropicErr("overloaded_error", "Overloaded"))
 			ct := &countingTransport{}
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, HTTPClient: &http.Client{Transport: ct}})
+			a := newTestAnthropic(t, Config{BaseURL: base, HTTPClient: &http.Client{Transport: ct}})
 			_, err := a.Complete(t.Context(), userRequest("hi"))
-			if !Retryable(err) {
+			if !lm.Retryable(err) {
 				t.Errorf("error %v is not retryable", err)
 			}
 			ct.mu.Lock()
@@ -532,29 +534,29 @@ func TestAnthropicTransportErrors(t *testing.T) {
 		want    error
 		wantCtx error
 	}{
-		{name: "ctx deadline", server: hanging, want: ErrTimeout, wantCtx: context.DeadlineExceeded,
+		{name: "ctx deadline", server: hanging, want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded,
 			ctx: func(t *testing.T) context.Context {
 				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 				t.Cleanup(cancel)
 				return ctx
 			}},
-		{name: "ctx cancel", server: hanging, want: ErrCanceled, wantCtx: context.Canceled,
+		{name: "ctx cancel", server: hanging, want: lm.ErrCanceled, wantCtx: context.Canceled,
 			ctx: func(t *testing.T) context.Context {
 				ctx, cancel := context.WithCancel(t.Context())
 				time.AfterFunc(50*time.Millisecond, cancel)
 				t.Cleanup(cancel)
 				return ctx
 			}},
-		{name: "configured timeout", server: hanging, timeout: 50 * time.Millisecond, want: ErrTimeout, wantCtx: context.DeadlineExceeded},
-		{name: "connection refused", server: refused, want: ErrConnection},
-		{name: "connection closed without response", server: hangUp, want: ErrConnection},
-		{name: "truncated body", server: truncated, want: ErrConnection},
+		{name: "configured timeout", server: hanging, timeout: 50 * time.Millisecond, want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded},
+		{name: "connection refused", server: refused, want: lm.ErrConnection},
+		{name: "connection closed without response", server: hangUp, want: lm.ErrConnection},
+		{name: "truncated body", server: truncated, want: lm.ErrConnection},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base := tt.server(t)
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, APIKey: testKey, Timeout: tt.timeout})
+			a := newTestAnthropic(t, Config{BaseURL: base, APIKey: testKey, Timeout: tt.timeout})
 			ctx := t.Context()
 			if tt.ctx != nil {
 				ctx = tt.ctx(t)
@@ -578,7 +580,7 @@ func TestAnthropicLargeMaxTokens(t *testing.T) {
 	// than ten minutes of output unless a timeout is set; Timeout decides.
 	for _, timeout := range []time.Duration{0, -1} {
 		base, got := anthropicRecorder(t, http.StatusOK, messageJSON)
-		a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, MaxTokens: 64000, Timeout: timeout})
+		a := newTestAnthropic(t, Config{BaseURL: base, MaxTokens: 64000, Timeout: timeout})
 		if _, err := a.Complete(t.Context(), userRequest("hi")); err != nil {
 			t.Fatalf("Complete with timeout %v: %v", timeout, err)
 		}
@@ -595,28 +597,28 @@ func TestAnthropicInvalidRequests(t *testing.T) {
 	tests := []struct {
 		name    string
 		ctx     context.Context
-		req     *Request
+		req     *lm.Request
 		want    error
 		wantMsg string
 	}{
-		{name: "nil request", want: ErrBadRequest, wantMsg: "nil context or request"},
-		{name: "unknown role", req: &Request{Messages: []Message{{Role: "tool", Content: "x"}}}, want: ErrBadRequest, wantMsg: `unknown role "tool"`},
-		{name: "n > 1", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}}, Params: Params{N: Int(3)}},
-			want: ErrBadRequest, wantMsg: "n > 1 is not supported by the Anthropic Messages API"},
-		{name: "n = 0", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}}, Params: Params{N: Int(0)}},
-			want: ErrBadRequest, wantMsg: "n must be 1"},
-		{name: "system only", req: &Request{Messages: []Message{{Role: RoleSystem, Content: "x"}, {Role: RoleUser}}},
-			want: ErrBadRequest, wantMsg: "no user or assistant message"},
-		{name: "unencodable extra", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}},
-			Params: Params{Extra: map[string]any{"f": make(chan int)}}}, want: ErrBadRequest, wantMsg: `extra field "f"`},
-		{name: "done context", ctx: cancelled, req: userRequest("hi"), want: ErrCanceled},
+		{name: "nil request", want: lm.ErrBadRequest, wantMsg: "nil context or request"},
+		{name: "unknown role", req: &lm.Request{Messages: []lm.Message{{Role: "tool", Content: "x"}}}, want: lm.ErrBadRequest, wantMsg: `unknown role "tool"`},
+		{name: "n > 1", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "x"}}, Params: lm.Params{N: lm.Int(3)}},
+			want: lm.ErrBadRequest, wantMsg: "n > 1 is not supported by the Anthropic Messages API"},
+		{name: "n = 0", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "x"}}, Params: lm.Params{N: lm.Int(0)}},
+			want: lm.ErrBadRequest, wantMsg: "n must be 1"},
+		{name: "system only", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleSystem, Content: "x"}, {Role: lm.RoleUser}}},
+			want: lm.ErrBadRequest, wantMsg: "no user or assistant message"},
+		{name: "unencodable extra", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "x"}},
+			Params: lm.Params{Extra: map[string]any{"f": make(chan int)}}}, want: lm.ErrBadRequest, wantMsg: `extra field "f"`},
+		{name: "done context", ctx: cancelled, req: userRequest("hi"), want: lm.ErrCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, hits := hangingServer(t)
 			base = strings.TrimSuffix(base, "/v1")
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+			a := newTestAnthropic(t, Config{BaseURL: base})
 			ctx := tt.ctx
 			if ctx == nil {
 				ctx = t.Context()
@@ -696,7 +698,7 @@ func TestAnthropicStream(t *testing.T) {
 	tests := []struct {
 		name    string
 		body    string
-		want    []Delta
+		want    []lm.Delta
 		wantErr error
 		wantMsg string
 	}{
@@ -704,7 +706,7 @@ func TestAnthropicStream(t *testing.T) {
 			name: "events in order",
 			body: anthropicMessageStart(25) + anthropicBlockStart(0, "text") + anthropicPing + anthropicTextDelta(0, "Par") + anthropicTextDelta(0, "is") +
 				anthropicTextDelta(0, ".") + anthropicBlockStop(0) + anthropicMessageDelta("end_turn", 15) + anthropicMessageStop,
-			want: []Delta{{Text: "Par"}, {Text: "is"}, {Text: "."}, {FinishReason: "stop", Usage: usageOf(25, 15)}},
+			want: []lm.Delta{{Text: "Par"}, {Text: "is"}, {Text: "."}, {FinishReason: "stop", Usage: usageOf(25, 15)}},
 		},
 		{
 			name: "thinking skipped, two text blocks, max tokens",
@@ -712,54 +714,54 @@ func TestAnthropicStream(t *testing.T) {
 				anthropicEvent("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}`) +
 				anthropicBlockStop(0) + anthropicBlockStart(1, "text") + anthropicTextDelta(1, "a") + anthropicBlockStop(1) + anthropicBlockStart(2, "text") + anthropicTextDelta(2, "b") +
 				anthropicBlockStop(2) + anthropicMessageDelta("max_tokens", 8) + anthropicMessageStop,
-			want: []Delta{{Text: "a"}, {Text: "b"}, {FinishReason: "length", Usage: usageOf(4, 8)}},
+			want: []lm.Delta{{Text: "a"}, {Text: "b"}, {FinishReason: "length", Usage: usageOf(4, 8)}},
 		},
 		{
 			name: "cumulative input tokens in message_delta",
 			body: anthropicMessageStart(3) + anthropicBlockStart(0, "text") + anthropicTextDelta(0, "x") + anthropicBlockStop(0) +
 				anthropicEvent("message_delta", `{"type":"message_delta","delta":{"stop_reason":"stop_sequence"},"usage":{"input_tokens":30,"cache_read_input_tokens":5,"output_tokens":2}}`) +
 				anthropicMessageStop,
-			want: []Delta{{Text: "x"}, {FinishReason: "stop", Usage: usageOf(35, 2)}},
+			want: []lm.Delta{{Text: "x"}, {FinishReason: "stop", Usage: usageOf(35, 2)}},
 		},
 		{
 			name: "ends after the stop reason without message_stop",
 			body: anthropicMessageStart(2) + anthropicBlockStart(0, "text") + anthropicTextDelta(0, "x") + anthropicBlockStop(0) + anthropicMessageDelta("end_turn", 1),
-			want: []Delta{{Text: "x"}, {FinishReason: "stop", Usage: usageOf(2, 1)}},
+			want: []lm.Delta{{Text: "x"}, {FinishReason: "stop", Usage: usageOf(2, 1)}},
 		},
 		{
 			name:    "ended early",
 			body:    anthropicMessageStart(2) + anthropicBlockStart(0, "text") + anthropicTextDelta(0, "x"),
-			want:    []Delta{{Text: "x"}},
-			wantErr: ErrConnection, wantMsg: "stream ended early",
+			want:    []lm.Delta{{Text: "x"}},
+			wantErr: lm.ErrConnection, wantMsg: "stream ended early",
 		},
 		{
 			name:    "overloaded error event",
 			body:    anthropicMessageStart(2) + anthropicBlockStart(0, "text") + anthropicTextDelta(0, "x") + anthropicEvent("error", anthropicErr("overloaded_error", "Overloaded")),
-			want:    []Delta{{Text: "x"}},
-			wantErr: ErrServer, wantMsg: "Overloaded (overloaded_error)",
+			want:    []lm.Delta{{Text: "x"}},
+			wantErr: lm.ErrServer, wantMsg: "Overloaded (overloaded_error)",
 		},
 		{
 			name:    "rate limit error event",
 			body:    anthropicEvent("error", anthropicErr("rate_limit_error", "slow down")),
-			wantErr: ErrRateLimited,
+			wantErr: lm.ErrRateLimited,
 		},
 		{
 			name:    "context window error event",
 			body:    anthropicEvent("error", anthropicErr("invalid_request_error", "prompt is too long: 300000 tokens > 200000 maximum")),
-			wantErr: ErrContextWindow,
+			wantErr: lm.ErrContextWindow,
 		},
 		{
 			name:    "malformed event",
 			body:    anthropicMessageStart(2) + anthropicBlockStart(0, "text") + anthropicTextDelta(0, "x") + anthropicEvent("content_block_delta", `{"type":"content_block_delta",`),
-			want:    []Delta{{Text: "x"}},
-			wantErr: ErrBadResponse,
+			want:    []lm.Delta{{Text: "x"}},
+			wantErr: lm.ErrBadResponse,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base := anthropicStreamServer(t, tt.body, nil)
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, APIKey: testKey})
+			a := newTestAnthropic(t, Config{BaseURL: base, APIKey: testKey})
 			got, err := drainStream(t, a.Stream(t.Context(), userRequest("hi")))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("deltas mismatch (-want +got):\n%s", diff)
@@ -782,10 +784,10 @@ func TestAnthropicStreamRequest(t *testing.T) {
 	t.Parallel()
 	got := make(chan captured, 1)
 	base := anthropicStreamServer(t, anthropicMessageStart(1)+anthropicBlockStart(0, "text")+anthropicTextDelta(0, "ok")+anthropicMessageDelta("end_turn", 1)+anthropicMessageStop, got)
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, APIKey: testKey})
-	req := &Request{Messages: []Message{{Role: RoleSystem, Content: "sys"}, {Role: RoleUser, Content: "hi"}},
-		Params: Params{Extra: map[string]any{"stream": false}}}
-	if _, err := Collect(a.Stream(t.Context(), req)); err != nil {
+	a := newTestAnthropic(t, Config{BaseURL: base, APIKey: testKey})
+	req := &lm.Request{Messages: []lm.Message{{Role: lm.RoleSystem, Content: "sys"}, {Role: lm.RoleUser, Content: "hi"}},
+		Params: lm.Params{Extra: map[string]any{"stream": false}}}
+	if _, err := lm.Collect(a.Stream(t.Context(), req)); err != nil {
 		t.Fatalf("Stream: %v", err)
 	}
 	c := <-got
@@ -812,12 +814,12 @@ func TestAnthropicStreamHTTPError(t *testing.T) {
 		w.WriteHeader(529)
 		_, _ = io.WriteString(w, anthropicErr("overloaded_error", "Overloaded"))
 	})
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+	a := newTestAnthropic(t, Config{BaseURL: base})
 	deltas, err := drainStream(t, a.Stream(t.Context(), userRequest("hi")))
 	if len(deltas) != 0 {
 		t.Errorf("deltas = %+v", deltas)
 	}
-	e := checkError(t, err, ErrServer, "claude-test", base)
+	e := checkError(t, err, lm.ErrServer, "claude-test", base)
 	if e.StatusCode != 529 || e.RetryAfter != 4*time.Second {
 		t.Errorf("StatusCode %d, RetryAfter %v; want 529, 4s", e.StatusCode, e.RetryAfter)
 	}
@@ -837,12 +839,12 @@ func TestAnthropicStreamMidStreamCut(t *testing.T) {
 			_ = conn.Close()
 		}
 	})
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+	a := newTestAnthropic(t, Config{BaseURL: base})
 	deltas, err := drainStream(t, a.Stream(t.Context(), userRequest("hi")))
-	if diff := cmp.Diff([]Delta{{Text: "Par"}}, deltas); diff != "" {
+	if diff := cmp.Diff([]lm.Delta{{Text: "Par"}}, deltas); diff != "" {
 		t.Errorf("deltas mismatch (-want +got):\n%s", diff)
 	}
-	checkError(t, err, ErrConnection, "claude-test", base)
+	checkError(t, err, lm.ErrConnection, "claude-test", base)
 }
 
 func TestAnthropicStreamConsumerBreak(t *testing.T) {
@@ -858,7 +860,7 @@ func TestAnthropicStreamConsumerBreak(t *testing.T) {
 			case <-done:
 			}
 		})
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+	a := newTestAnthropic(t, Config{BaseURL: base})
 	n := 0
 	for d, err := range a.Stream(t.Context(), userRequest("hi")) {
 		if err != nil || d.Text != "a" {
@@ -885,8 +887,8 @@ func TestAnthropicStreamContext(t *testing.T) {
 		cancel  bool
 		want    error
 	}{
-		{name: "cancel mid-stream", cancel: true, want: ErrCanceled},
-		{name: "configured timeout", timeout: 300 * time.Millisecond, want: ErrTimeout},
+		{name: "cancel mid-stream", cancel: true, want: lm.ErrCanceled},
+		{name: "configured timeout", timeout: 300 * time.Millisecond, want: lm.ErrTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -899,10 +901,10 @@ func TestAnthropicStreamContext(t *testing.T) {
 				case <-done:
 				}
 			})
-			a := newTestAnthropic(t, AnthropicConfig{BaseURL: base, Timeout: tt.timeout})
+			a := newTestAnthropic(t, Config{BaseURL: base, Timeout: tt.timeout})
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			var deltas []Delta
+			var deltas []lm.Delta
 			var gotErr error
 			start := time.Now()
 			for d, err := range a.Stream(ctx, userRequest("hi")) {
@@ -950,12 +952,12 @@ func TestAnthropicStreamCollectEqualsComplete(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, b.String())
 	})
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+	a := newTestAnthropic(t, Config{BaseURL: base})
 	want, err := a.Complete(t.Context(), userRequest("Capital of France?"))
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
-	got, err := Collect(a.Stream(t.Context(), userRequest("Capital of France?")))
+	got, err := lm.Collect(a.Stream(t.Context(), userRequest("Capital of France?")))
 	if err != nil {
 		t.Fatalf("Collect(Stream): %v", err)
 	}
@@ -982,7 +984,7 @@ func TestAnthropicConcurrent(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"content": []any{map[string]any{"type": "text", "text": body.Messages[0].Content[0].Text}},
 			"stop_reason": "end_turn", "usage": map[string]any{"input_tokens": 1, "output_tokens": 1}})
 	})
-	a := newTestAnthropic(t, AnthropicConfig{BaseURL: base})
+	a := newTestAnthropic(t, Config{BaseURL: base})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -1002,7 +1004,7 @@ func TestAnthropicConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func ExampleNewAnthropic() {
+func ExampleNew() {
 	// A stand-in for the Messages API.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -1010,7 +1012,7 @@ func ExampleNewAnthropic() {
 	}))
 	defer srv.Close()
 
-	model, err := NewAnthropic(AnthropicConfig{
+	model, err := New(Config{
 		Model:     "claude-sonnet-4-5",
 		BaseURL:   srv.URL,
 		APIKeyEnv: "EXAMPLE_UNSET_KEY", // normally ANTHROPIC_API_KEY
@@ -1020,9 +1022,9 @@ func ExampleNewAnthropic() {
 		fmt.Println(err)
 		return
 	}
-	res, err := model.Complete(context.Background(), &Request{Messages: []Message{
-		{Role: RoleSystem, Content: "Answer in one word."},
-		{Role: RoleUser, Content: "Capital of France?"},
+	res, err := model.Complete(context.Background(), &lm.Request{Messages: []lm.Message{
+		{Role: lm.RoleSystem, Content: "Answer in one word."},
+		{Role: lm.RoleUser, Content: "Capital of France?"},
 	}})
 	if err != nil {
 		fmt.Println(err)
@@ -1030,12 +1032,31 @@ func ExampleNewAnthropic() {
 	}
 	fmt.Println(res.Text(), res.Choices[0].FinishReason, res.Usage.TotalTokens)
 
-	_, err = model.Complete(context.Background(), &Request{
-		Messages: []Message{{Role: RoleUser, Content: "Capital of France?"}},
-		Params:   Params{N: Int(3)},
+	_, err = model.Complete(context.Background(), &lm.Request{
+		Messages: []lm.Message{{Role: lm.RoleUser, Content: "Capital of France?"}},
+		Params:   lm.Params{N: lm.Int(3)},
 	})
-	fmt.Println(errors.Is(err, ErrBadRequest))
+	fmt.Println(errors.Is(err, lm.ErrBadRequest))
 	// Output:
 	// Paris. stop 15
 	// true
+}
+
+// The client sends its requests to the base URL's path with its query kept
+// (a gateway's key, say).
+func TestKeepsTheBaseQuery(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	base := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path + "?" + r.URL.RawQuery
+		http.Error(w, `{"error": {"message": "no"}}`, http.StatusBadRequest)
+	})
+	a, err := New(Config{Model: "m", BaseURL: strings.TrimSuffix(base, "/v1") + "/api?key=X", APIKeyEnv: unsetAnthropicKeyEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = a.Complete(context.Background(), userRequest("hi"))
+	if p, want := <-got, "/api/v1/messages?key=X"; p != want {
+		t.Errorf("request went to %q, want %q", p, want)
+	}
 }

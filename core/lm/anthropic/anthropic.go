@@ -1,4 +1,8 @@
-package lm
+// Package anthropic is the LM provider for Anthropic's Messages API, over
+// the official Go SDK. It lives apart from core/lm so that programs that do
+// not use it, and every package that only needs LM types, do not link the
+// SDK and what it pulls in (OpenTelemetry among it).
+package anthropic
 
 import (
 	"cmp"
@@ -17,22 +21,24 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
-// Defaults for AnthropicConfig.
+// Defaults for Config.
 const (
-	// DefaultAnthropicBaseURL is where requests go when AnthropicConfig.BaseURL
+	// DefaultBaseURL is where requests go when Config.BaseURL
 	// is empty.
-	DefaultAnthropicBaseURL = "https://api.anthropic.com"
-	// DefaultAnthropicAPIKeyEnv names the environment variable read for the
-	// API key when AnthropicConfig.APIKeyEnv is empty.
-	DefaultAnthropicAPIKeyEnv = "ANTHROPIC_API_KEY"
-	// DefaultAnthropicMaxTokens is the max_tokens of a request that sets
+	DefaultBaseURL = "https://api.anthropic.com"
+	// DefaultAPIKeyEnv names the environment variable read for the
+	// API key when Config.APIKeyEnv is empty.
+	DefaultAPIKeyEnv = "ANTHROPIC_API_KEY"
+	// DefaultMaxTokens is the max_tokens of a request that sets
 	// none, since the Messages API requires one.
-	DefaultAnthropicMaxTokens = 4096
-	// DefaultAnthropicTimeout bounds one request when AnthropicConfig.Timeout
+	DefaultMaxTokens = 4096
+	// DefaultTimeout bounds one request when Config.Timeout
 	// is 0.
-	DefaultAnthropicTimeout = 10 * time.Minute
+	DefaultTimeout = 10 * time.Minute
 )
 
 // anthropicSamplingCutoff is the first Messages API version that rejects
@@ -41,27 +47,27 @@ const (
 const anthropicSamplingCutoff = "2026-10-21"
 
 // unboundedAttempt is the SDK's per-attempt timeout when
-// AnthropicConfig.Timeout is negative: the SDK otherwise picks its own and
+// Config.Timeout is negative: the SDK otherwise picks its own and
 // refuses non-streaming requests with a large max_tokens.
 const unboundedAttempt = 100 * 365 * 24 * time.Hour
 
-// AnthropicConfig configures a client of Anthropic's Messages API. Only
+// Config configures a client of Anthropic's Messages API. Only
 // Model is required; every other zero value has the default documented on
 // its field.
-type AnthropicConfig struct {
+type Config struct {
 	// Model is the model requests go to unless Request.Model overrides it,
 	// for example "claude-sonnet-4-5". Required.
 	Model string
 	// BaseURL is the API root that "/v1/messages" is appended to. Default
-	// DefaultAnthropicBaseURL. It must be an absolute http or https URL.
+	// DefaultBaseURL. It must be an absolute http or https URL.
 	BaseURL string
 	// APIKey is sent in the "x-api-key" header. It is never logged and
 	// never appears in errors. When empty the key is read from the
 	// environment variable named by APIKeyEnv.
 	APIKey string
 	// APIKeyEnv names the environment variable holding the API key when
-	// APIKey is empty. Default DefaultAnthropicAPIKeyEnv. It is read once,
-	// by NewAnthropic; the SDK itself reads no environment variable. When
+	// APIKey is empty. Default DefaultAPIKeyEnv. It is read once,
+	// by New; the SDK itself reads no environment variable. When
 	// neither yields a key, requests carry no key at all (for a gateway
 	// that adds its own, or one authenticated through Headers).
 	APIKeyEnv string
@@ -71,30 +77,30 @@ type AnthropicConfig struct {
 	Headers map[string]string
 	// Timeout bounds each request, from sending to the last byte of the
 	// response (of the whole stream, for Stream); a passed timeout is an
-	// ErrTimeout. 0 means DefaultAnthropicTimeout; a negative value means
+	// ErrTimeout. 0 means DefaultTimeout; a negative value means
 	// no bound other than the caller's context.
 	Timeout time.Duration
 	// Params are the default sampling settings of every request; the
 	// request's own Params are merged over them (the request wins).
-	Params Params
+	Params lm.Params
 	// MaxTokens is max_tokens for requests whose Params set none: the
-	// Messages API requires it. Default DefaultAnthropicMaxTokens.
+	// Messages API requires it. Default DefaultMaxTokens.
 	MaxTokens int
 	// HTTPClient sends the requests. nil means a client of its own whose
 	// transport keeps up to 256 idle connections per host.
 	HTTPClient *http.Client
 }
 
-// Anthropic is an LM speaking Anthropic's Messages API through the official
+// Client is an LM speaking Anthropic's Messages API through the official
 // SDK (github.com/anthropics/anthropic-sdk-go/v2). It is built once by
-// NewAnthropic and is safe for concurrent use.
+// New and is safe for concurrent use.
 //
 // It makes exactly one HTTP request per call: the SDK's retries are off,
 // since retrying belongs to a separate layer that sees every provider.
 // Every failure is an *Error whose Kind is one of the package's sentinels,
 // as for OpenAI.
-type Anthropic struct {
-	endpoint
+type Client struct {
+	lm.Endpoint
 	maxTokens int
 	// sampling says whether temperature and top_p are sent: only when
 	// Headers pin an API version that still accepts them.
@@ -103,41 +109,37 @@ type Anthropic struct {
 }
 
 var (
-	_ LM       = (*Anthropic)(nil)
-	_ Streamer = (*Anthropic)(nil)
+	_ lm.LM       = (*Client)(nil)
+	_ lm.Streamer = (*Client)(nil)
 )
 
-// NewAnthropic returns a client for cfg. It fails when cfg.Model is empty,
+// New returns a client for cfg. It fails when cfg.Model is empty,
 // cfg.BaseURL is not an absolute http(s) URL or cfg.MaxTokens is negative.
 // It reads the API key from the environment here, once, and never again;
 // nothing else is taken from the environment (the SDK's own defaults —
 // ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN, profiles, custom headers,
 // OpenTelemetry settings — are bypassed).
-func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
+func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new anthropic client: model is empty")
 	}
-	base := cmp.Or(cfg.BaseURL, DefaultAnthropicBaseURL)
-	redacted, err := parseBaseURL("anthropic client", cfg.Model, base)
-	if err != nil {
-		return nil, err
-	}
+	base := cmp.Or(cfg.BaseURL, DefaultBaseURL)
 	if cfg.MaxTokens < 0 {
 		return nil, fmt.Errorf("lm: new anthropic client %q: max tokens %d is negative", cfg.Model, cfg.MaxTokens)
 	}
-	key := apiKeyFrom(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultAnthropicAPIKeyEnv))
+	key := lm.APIKey(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultAPIKeyEnv))
 
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: newTransport()}
+		hc = &http.Client{Transport: lm.NewTransport()}
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
-		timeout = DefaultAnthropicTimeout
+		timeout = DefaultTimeout
 	}
 	maxTokens := cfg.MaxTokens
 	if maxTokens == 0 {
-		maxTokens = DefaultAnthropicMaxTokens
+		maxTokens = DefaultMaxTokens
 	}
 	params := cfg.Params
 	params.Stop = slices.Clone(params.Stop)
@@ -152,7 +154,7 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 		option.WithoutOpenTelemetry(),
 		option.WithOpenTelemetryPropagation(false),
 		option.WithOpenTelemetryTracesContentMode(option.OpenTelemetryContentModeMetadataOnly),
-		option.WithHeader("User-Agent", userAgent),
+		option.WithHeader("User-Agent", lm.UserAgent),
 		option.WithMiddleware(dropSDKTelemetry),
 	}
 	if u, err := url.Parse(base); err == nil && u.RawQuery != "" {
@@ -173,8 +175,12 @@ func NewAnthropic(cfg AnthropicConfig) (*Anthropic, error) {
 		}
 	}
 
-	return &Anthropic{
-		endpoint:  endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
+	ep, err := lm.NewEndpoint("anthropic client", cfg.Model, base, key, timeout, params)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		Endpoint:  ep,
 		maxTokens: maxTokens,
 		sampling:  version != "" && version < anthropicSamplingCutoff,
 		svc:       anthropic.NewMessageService(opts...),
@@ -207,9 +213,6 @@ func dropSDKTelemetry(req *http.Request, next option.MiddlewareNext) (*http.Resp
 	return next(req)
 }
 
-// Model returns the configured model name.
-func (a *Anthropic) Model() string { return a.model }
-
 // Complete sends req as one Messages API request and returns its text.
 //
 // The request: system messages become the "system" parameter (several are
@@ -217,10 +220,10 @@ func (a *Anthropic) Model() string { return a.model }
 // run of messages of one role becomes one message of several text blocks;
 // empty messages are left out); the model is req.Model, else the
 // configured one; the configured Params are merged under req.Params:
-// max_tokens (else AnthropicConfig.MaxTokens), stop → stop_sequences, and
+// max_tokens (else Config.MaxTokens), stop → stop_sequences, and
 // Extra fields written into the body last, so that they win ("stream"
 // excepted). temperature and top_p are sent only when
-// AnthropicConfig.Headers pins an "anthropic-version" older than
+// Config.Headers pins an "anthropic-version" older than
 // 2026-10-21 (such as "2023-06-01"): later versions, which the SDK speaks,
 // reject them with a 400 even at their defaults; to send them anyway, put
 // them in Params.Extra. Seed, req.ResponseFormat and req.RolloutID are not
@@ -240,10 +243,10 @@ func (a *Anthropic) Model() string { return a.model }
 // ErrBadRequest (other 4xx) and ErrServer (5xx, 529 overloaded included), with
 // RetryAfter taken from Retry-After or retry-after-ms on 429 and 5xx; a
 // cancelled ctx gives ErrCanceled, a passed deadline or
-// AnthropicConfig.Timeout ErrTimeout, a failed connection ErrConnection,
+// Config.Timeout ErrTimeout, a failed connection ErrConnection,
 // and a 2xx body that is not a message ErrBadResponse.
-func (a *Anthropic) Complete(ctx context.Context, req *Request) (*Response, error) {
-	model, perr := a.start(ctx, req)
+func (a *Client) Complete(ctx context.Context, req *lm.Request) (*lm.Response, error) {
+	model, perr := a.Start(ctx, req)
 	if perr != nil {
 		return nil, perr
 	}
@@ -251,9 +254,9 @@ func (a *Anthropic) Complete(ctx context.Context, req *Request) (*Response, erro
 	if perr != nil {
 		return nil, perr
 	}
-	callCtx, cancel := a.callContext(ctx)
+	callCtx, cancel := a.CallContext(ctx)
 	defer cancel()
-	attempt := a.timeout
+	attempt := a.Timeout()
 	if attempt <= 0 {
 		attempt = unboundedAttempt
 	}
@@ -288,22 +291,22 @@ func (a *Anthropic) Complete(ctx context.Context, req *Request) (*Response, erro
 // ErrContextWindow, ...), a broken connection or a stream that ends before
 // message_stop and without a stop reason is ErrConnection, an event that
 // is not valid JSON ErrBadResponse, a cancelled ctx ErrCanceled and a
-// passed deadline or AnthropicConfig.Timeout (which bounds the whole
+// passed deadline or Config.Timeout (which bounds the whole
 // stream) ErrTimeout. Stopping the iteration early cancels the request and
 // closes the connection; no goroutine is left behind.
-func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
-	return func(yield func(Delta, error) bool) {
-		model, perr := a.start(ctx, req)
+func (a *Client) Stream(ctx context.Context, req *lm.Request) iter.Seq2[lm.Delta, error] {
+	return func(yield func(lm.Delta, error) bool) {
+		model, perr := a.Start(ctx, req)
 		if perr != nil {
-			yield(Delta{}, perr)
+			yield(lm.Delta{}, perr)
 			return
 		}
 		params, perr := a.newParams(model, req)
 		if perr != nil {
-			yield(Delta{}, perr)
+			yield(lm.Delta{}, perr)
 			return
 		}
-		callCtx, cancel := a.callContext(ctx)
+		callCtx, cancel := a.CallContext(ctx)
 		defer cancel()
 		var httpRes *http.Response
 		var body bodyWatch
@@ -316,11 +319,11 @@ func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, e
 		)
 		final := func() {
 			u := usage.lm()
-			yield(Delta{FinishReason: finishReason(stop), Usage: &u}, nil)
+			yield(lm.Delta{FinishReason: finishReason(stop), Usage: &u}, nil)
 		}
 		for stream.Next() {
 			if callCtx.Err() != nil {
-				yield(Delta{}, a.callError(ctx, callCtx, model, httpRes, callCtx.Err(), callCtx.Err()))
+				yield(lm.Delta{}, a.callError(ctx, callCtx, model, httpRes, callCtx.Err(), callCtx.Err()))
 				return
 			}
 			ev := stream.Current()
@@ -345,12 +348,12 @@ func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, e
 				final()
 				return
 			}
-			if text != "" && !yield(Delta{Text: text}, nil) {
+			if text != "" && !yield(lm.Delta{Text: text}, nil) {
 				return
 			}
 		}
 		if err := stream.Err(); err != nil {
-			yield(Delta{}, a.callError(ctx, callCtx, model, httpRes, body.err, err))
+			yield(lm.Delta{}, a.callError(ctx, callCtx, model, httpRes, body.err, err))
 			return
 		}
 		if stop != "" {
@@ -361,17 +364,17 @@ func (a *Anthropic) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, e
 		if httpRes != nil {
 			status = httpRes.StatusCode
 		}
-		yield(Delta{}, &Error{Kind: ErrConnection, Model: model, URL: a.url, StatusCode: status,
+		yield(lm.Delta{}, &lm.Error{Kind: lm.ErrConnection, Model: model, URL: a.URL(), StatusCode: status,
 			Message: "stream ended early"})
 	}
 }
 
 // newParams builds the SDK request for req.
-func (a *Anthropic) newParams(model string, req *Request) (anthropic.MessageNewParams, *Error) {
-	bad := func(format string, args ...any) (anthropic.MessageNewParams, *Error) {
-		return anthropic.MessageNewParams{}, &Error{Kind: ErrBadRequest, Model: model, URL: a.url, Message: fmt.Sprintf(format, args...)}
+func (a *Client) newParams(model string, req *lm.Request) (anthropic.MessageNewParams, *lm.Error) {
+	bad := func(format string, args ...any) (anthropic.MessageNewParams, *lm.Error) {
+		return anthropic.MessageNewParams{}, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: a.URL(), Message: fmt.Sprintf(format, args...)}
 	}
-	p := a.params.Merge(req.Params)
+	p := a.Params().Merge(req.Params)
 	if p.N != nil && *p.N != 1 {
 		if *p.N > 1 {
 			return bad("n > 1 is not supported by the Anthropic Messages API")
@@ -384,12 +387,12 @@ func (a *Anthropic) newParams(model string, req *Request) (anthropic.MessageNewP
 	last := "" // role of the last message in msgs
 	for i, m := range req.Messages {
 		switch m.Role {
-		case RoleSystem, "developer":
+		case lm.RoleSystem, "developer":
 			if m.Content != "" {
 				system = append(system, m.Content)
 			}
 			continue
-		case RoleUser, RoleAssistant:
+		case lm.RoleUser, lm.RoleAssistant:
 		default:
 			return bad("message %d: unknown role %q", i, m.Role)
 		}
@@ -398,11 +401,11 @@ func (a *Anthropic) newParams(model string, req *Request) (anthropic.MessageNewP
 		}
 		block := anthropic.NewTextBlock(m.Content)
 		switch {
-		case m.Role == last && m.Role == RoleUser:
+		case m.Role == last && m.Role == lm.RoleUser:
 			msgs[len(msgs)-1].OfUser.Content = append(msgs[len(msgs)-1].OfUser.Content, block)
 		case m.Role == last:
 			msgs[len(msgs)-1].OfAssistant.Content = append(msgs[len(msgs)-1].OfAssistant.Content, block)
-		case m.Role == RoleUser:
+		case m.Role == lm.RoleUser:
 			msgs = append(msgs, anthropic.NewUserMessage(block))
 		default:
 			msgs = append(msgs, anthropic.NewAssistantMessage(block))
@@ -452,7 +455,7 @@ func (a *Anthropic) newParams(model string, req *Request) (anthropic.MessageNewP
 }
 
 // response turns a decoded message into a Response.
-func (a *Anthropic) response(model string, msg *anthropic.Message, httpRes *http.Response) (*Response, *Error) {
+func (a *Client) response(model string, msg *anthropic.Message, httpRes *http.Response) (*lm.Response, *lm.Error) {
 	status := 0
 	if httpRes != nil {
 		status = httpRes.StatusCode
@@ -465,12 +468,12 @@ func (a *Anthropic) response(model string, msg *anthropic.Message, httpRes *http
 				Error json.RawMessage `json:"error"`
 			}
 			if json.Unmarshal([]byte(msg.RawJSON()), &eb) == nil {
-				if text, ok := errorText(eb.Error); ok {
-					m += ": " + a.scrub(text)
+				if text, ok := lm.ErrorText(eb.Error); ok {
+					m += ": " + a.Scrub(text)
 				}
 			}
 		}
-		return nil, &Error{Kind: ErrBadResponse, Model: model, URL: a.url, StatusCode: status, Message: m}
+		return nil, &lm.Error{Kind: lm.ErrBadResponse, Model: model, URL: a.URL(), StatusCode: status, Message: m}
 	}
 	var text strings.Builder
 	for _, b := range msg.Content {
@@ -480,10 +483,10 @@ func (a *Anthropic) response(model string, msg *anthropic.Message, httpRes *http
 	}
 	var usage anthropicUsage
 	usage.start(msg.Usage)
-	res := &Response{
+	res := &lm.Response{
 		ID:      msg.ID,
 		Model:   string(msg.Model),
-		Choices: []Choice{{Text: text.String(), FinishReason: finishReason(string(msg.StopReason))}},
+		Choices: []lm.Choice{{Text: text.String(), FinishReason: finishReason(string(msg.StopReason))}},
 		Usage:   usage.lm(),
 	}
 	if res.Model == "" {
@@ -534,16 +537,16 @@ func (u *anthropicUsage) delta(x anthropic.MessageDeltaUsage) {
 	}
 }
 
-func (u anthropicUsage) lm() Usage {
+func (u anthropicUsage) lm() lm.Usage {
 	prompt := int(u.input + u.cacheWrite + u.cacheRead)
-	return Usage{PromptTokens: prompt, CompletionTokens: int(u.output), TotalTokens: prompt + int(u.output)}
+	return lm.Usage{PromptTokens: prompt, CompletionTokens: int(u.output), TotalTokens: prompt + int(u.output)}
 }
 
 // callError classifies a failed SDK call. ctx is the caller's context,
 // callCtx the one bounded by the configured timeout, httpRes the response
 // if one arrived and bodyErr the error reading its body, if any.
-func (a *Anthropic) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, bodyErr, err error) *Error {
-	if e := a.endedError(ctx, callCtx, model); e != nil {
+func (a *Client) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, bodyErr, err error) *lm.Error {
+	if e := a.EndedError(ctx, callCtx, model); e != nil {
 		return e
 	}
 	// The SDK's error values print the request URL and the raw body, so
@@ -560,15 +563,15 @@ func (a *Anthropic) callError(ctx, callCtx context.Context, model string, httpRe
 		return a.statusError(model, &anthropic.Error{StatusCode: httpRes.StatusCode, Response: httpRes})
 	}
 	if httpRes == nil {
-		return a.sendError(model, err)
+		return a.SendError(model, err)
 	}
 	// The status was fine but reading or decoding the body failed. The SDK
 	// wraps both in errors alike (a truncated JSON body and a truncated read
 	// are both io.ErrUnexpectedEOF), so the body's own read error decides.
-	e := &Error{Kind: ErrConnection, Model: model, URL: a.url, StatusCode: httpRes.StatusCode, Err: err}
+	e := &lm.Error{Kind: lm.ErrConnection, Model: model, URL: a.URL(), StatusCode: httpRes.StatusCode, Err: err}
 	if bodyErr == nil {
-		e.Kind = ErrBadResponse
-		e.Message = "decode response: " + a.scrub(err.Error())
+		e.Kind = lm.ErrBadResponse
+		e.Message = "decode response: " + a.Scrub(err.Error())
 	}
 	return e
 }
@@ -600,32 +603,32 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 }
 
 // statusError classifies an HTTP error response.
-func (a *Anthropic) statusError(model string, apiErr *anthropic.Error) *Error {
+func (a *Client) statusError(model string, apiErr *anthropic.Error) *lm.Error {
 	var header http.Header
 	if apiErr.Response != nil {
 		header = apiErr.Response.Header
 	}
-	return a.httpError(model, apiErr.StatusCode, header, a.apiMessage(apiErr), anthropicContextWindow([]byte(apiErr.RawJSON())))
+	return a.HTTPError(model, apiErr.StatusCode, header, a.apiMessage(apiErr), anthropicContextWindow([]byte(apiErr.RawJSON())))
 }
 
 // eventError classifies an error event in a stream, by its type.
-func (a *Anthropic) eventError(model string, apiErr *anthropic.Error) *Error {
-	e := &Error{Model: model, URL: a.url, StatusCode: apiErr.StatusCode, Kind: ErrServer,
+func (a *Client) eventError(model string, apiErr *anthropic.Error) *lm.Error {
+	e := &lm.Error{Model: model, URL: a.URL(), StatusCode: apiErr.StatusCode, Kind: lm.ErrServer,
 		Message: "error event in stream"}
 	if msg := a.apiMessage(apiErr); msg != "" {
 		e.Message += ": " + msg
 	}
 	switch apiErr.Type() {
 	case "rate_limit_error":
-		e.Kind = ErrRateLimited
+		e.Kind = lm.ErrRateLimited
 	case "authentication_error", "permission_error":
-		e.Kind = ErrAuth
+		e.Kind = lm.ErrAuth
 	case "not_found_error":
-		e.Kind = ErrNotFound
+		e.Kind = lm.ErrNotFound
 	case "invalid_request_error", "request_too_large":
-		e.Kind = ErrBadRequest
+		e.Kind = lm.ErrBadRequest
 		if anthropicContextWindow([]byte(apiErr.RawJSON())) {
-			e.Kind = ErrContextWindow
+			e.Kind = lm.ErrContextWindow
 		}
 	}
 	return e
@@ -633,14 +636,14 @@ func (a *Anthropic) eventError(model string, apiErr *anthropic.Error) *Error {
 
 // apiMessage is the provider's message of an SDK error, with its type,
 // bounded and scrubbed of the API key.
-func (a *Anthropic) apiMessage(apiErr *anthropic.Error) string {
+func (a *Client) apiMessage(apiErr *anthropic.Error) string {
 	msg := apiErr.Message
 	if msg == "" {
 		msg = strings.TrimSpace(apiErr.RawJSON())
 	} else if t := apiErr.Type(); t != "" {
 		msg += " (" + string(t) + ")"
 	}
-	return a.scrub(msg)
+	return a.Scrub(msg)
 }
 
 // anthropicContextWindow reports whether an error body says the prompt
@@ -650,5 +653,5 @@ func (a *Anthropic) apiMessage(apiErr *anthropic.Error) string {
 func anthropicContextWindow(body []byte) bool {
 	lower := strings.ToLower(string(body))
 	return strings.Contains(lower, "prompt is too long") || strings.Contains(lower, "context limit") ||
-		mentionsContextWindow(body)
+		lm.MentionsContextWindow(body)
 }
