@@ -52,6 +52,12 @@ func TestSmallPackagesStaySmall(t *testing.T) {
 		"core/adapter",
 		"core/module",
 		"core/lm",
+		"core/program",
+		"core/programfile",
+		"core/evaluate",
+		"core/metric",
+		"core/teleprompt",
+		"core/retrieve",
 	} {
 		t.Run(pkg, func(t *testing.T) {
 			for _, d := range deps(t, pkg) {

@@ -15,6 +15,8 @@ import (
 	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/programfile"
+	"github.com/dspex/dspex/core/runenv"
 )
 
 // envFlags are the flags every command that calls an LM shares.
@@ -33,10 +35,10 @@ func (f *envFlags) register(cmd *cobra.Command) {
 // open builds the program's endpoints, printing warnings (such as an
 // unusable cache file) to standard error. Every call's response is shown
 // to seen, which notes answers from the simulated LM.
-func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus *event.Bus, seen *answerSources) (*program.Env, error) {
+func (f *envFlags) open(ctx context.Context, s *streams, spec *programfile.Spec, bus *event.Bus, seen *answerSources) (*runenv.Env, error) {
 	hooks := lm.EventHooks(bus)
 	hooks.Call = seen.note
-	env, err := spec.Open(ctx, program.EnvOptions{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus, Hooks: hooks,
+	env, err := runenv.Open(ctx, spec, runenv.Options{CachePath: f.cachePath, NoCache: f.noCache, Bus: bus, Hooks: hooks,
 		OnCacheFailure: func(err error) { fmt.Fprintf(s.err, "dspex: warning: %v\n", err) }})
 	if err != nil {
 		return nil, err
@@ -50,7 +52,7 @@ func (f *envFlags) open(ctx context.Context, s *streams, spec *program.Spec, bus
 // cacheFile is the response cache file of spec, as Spec.Open chooses it:
 // --cache, else the file's cache.path, else the default file; "" when the
 // cache lives in memory.
-func (f *envFlags) cacheFile(spec *program.Spec) string {
+func (f *envFlags) cacheFile(spec *programfile.Spec) string {
 	path := spec.Cache.Path
 	if f.cachePath != "" {
 		path = f.cachePath
@@ -121,7 +123,7 @@ func (a *answerSources) earlierHits() int {
 // then, when answers came from the simulated LM or from the cache, says so:
 // a cached answer was saved from an earlier call, maybe to a server that
 // has changed since.
-func (f *envFlags) report(s *streams, t *lm.Tracker, spec *program.Spec, seen *answerSources) {
+func (f *envFlags) report(s *streams, t *lm.Tracker, spec *programfile.Spec, seen *answerSources) {
 	tot := t.Total()
 	if f.quiet || tot.Calls == 0 {
 		return
@@ -161,8 +163,8 @@ func (f *envFlags) report(s *streams, t *lm.Tracker, spec *program.Spec, seen *a
 
 // loadProgram loads the program file at path and builds its program, with
 // the state file at state loaded into it when state is not empty.
-func loadProgram(path, state string) (*program.Spec, module.Program, error) {
-	spec, err := program.LoadFile(path)
+func loadProgram(path, state string) (*programfile.Spec, module.Program, error) {
+	spec, err := programfile.LoadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -183,8 +185,8 @@ func loadProgram(path, state string) (*program.Spec, module.Program, error) {
 // spent.
 type session struct {
 	obs   *observer
-	env   *program.Env
-	spec  *program.Spec
+	env   *runenv.Env
+	spec  *programfile.Spec
 	usage *lm.Tracker
 	seen  answerSources
 	s     *streams
@@ -196,8 +198,8 @@ type session struct {
 // context it returns carries the bus, the run's span, the usage tracker,
 // the LM and the program's adapter. Unless it fails, the caller must call
 // end.
-func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *program.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
-	ctx, obs, err := startObserving(ctx, s, of, info, spec.Retention(), spec.Redactor(), runID)
+func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *programfile.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
+	ctx, obs, err := startObserving(ctx, s, of, info, runenv.Retention(spec), spec.Redactor(), runID)
 	if err != nil {
 		return ctx, nil, err
 	}

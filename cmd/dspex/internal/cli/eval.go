@@ -17,7 +17,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/signature"
 )
 
@@ -52,7 +52,7 @@ func (f *taskFlags) register(cmd *cobra.Command) {
 
 // task is a loaded program with its metric.
 type task struct {
-	spec    *program.Spec
+	spec    *programfile.Spec
 	prog    module.Program
 	inputs  []string
 	metric  metric.Metric

@@ -17,6 +17,7 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/runenv"
 	"github.com/dspex/dspex/core/teleprompt"
 	"github.com/dspex/dspex/core/trace"
 )
@@ -283,7 +284,7 @@ func checkOutPath(path string) error {
 	return os.Remove(fh.Name())
 }
 
-func (f *optimizeFlags) newOptimizer(t *task, env *program.Env, resume map[string]teleprompt.Finished) (teleprompt.Optimizer, error) {
+func (f *optimizeFlags) newOptimizer(t *task, env *runenv.Env, resume map[string]teleprompt.Finished) (teleprompt.Optimizer, error) {
 	boot := teleprompt.BootstrapFewShot{Metric: t.metric, MaxBootstrappedDemos: f.maxBoot, MaxLabeledDemos: f.maxLabeled,
 		MaxErrors: f.maxErrors, Seed: f.seed}
 	switch f.optimizer {

@@ -14,7 +14,7 @@ import (
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/signature"
 )
 
@@ -166,7 +166,7 @@ func runServe(ctx context.Context, s *streams, f *serveFlags, queueSet bool) (er
 // first step's), every output field it produces in the order dspex run
 // prints them (reasoning first; a pipeline's steps in order), and the
 // instructions of its module (a pipeline's last step's).
-func servedSignature(spec *program.Spec) (*signature.Signature, error) {
+func servedSignature(spec *programfile.Spec) (*signature.Signature, error) {
 	sig, err := spec.Signature()
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func servedSignature(spec *program.Spec) (*signature.Signature, error) {
 	inputs := sig.Inputs()
 	if steps := spec.Program.Steps; len(steps) > 0 {
 		first := &steps[0].ModuleSpec
-		for (first.Module == program.ModuleBestOfN || first.Module == program.ModuleRefine) && first.Of != nil {
+		for (first.Module == programfile.ModuleBestOfN || first.Module == programfile.ModuleRefine) && first.Of != nil {
 			first = first.Of
 		}
 		fs, err := signature.Parse(first.Signature)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/trace"
 )
 
@@ -229,7 +230,7 @@ func TestServeState(t *testing.T) {
 	lmURL := startMockLM(t, "--script", script)
 	progFile := writeFile(t, "program.yaml", "lm: {model: dspex-sim, base_url: \""+lmURL+"\", api_key_env: DSPEX_TEST_UNSET}\n"+
 		"program: {module: chain_of_thought, signature: \"question -> answer\"}\n")
-	spec, err := program.LoadFile(progFile)
+	spec, err := programfile.LoadFile(progFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package program
+package runenv
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/programfile"
 )
 
 // lm.max_response_bytes bounds a completion of the program's endpoint; a
@@ -24,12 +25,12 @@ func TestMaxResponseBytesSetting(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	spec, err := Parse("p.yaml", []byte("lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1\", api_key_env: DSPEX_TEST_NO_KEY, max_response_bytes: 1000, retry: {max_attempts: 1}}\n"+
+	spec, err := programfile.Parse("p.yaml", []byte("lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1\", api_key_env: DSPEX_TEST_NO_KEY, max_response_bytes: 1000, retry: {max_attempts: 1}}\n"+
 		"program: {module: predict, signature: \"q -> a\"}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := spec.Open(context.Background(), EnvOptions{NoCache: true})
+	env, err := Open(context.Background(), spec, Options{NoCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestMaxResponseBytesSetting(t *testing.T) {
 		{"lm: {model: m, max_response_bytes: -1}\nprogram: {module: predict, signature: \"q -> a\"}\n", "lm.max_response_bytes: must not be negative"},
 		{"lm: {model: m, provider: anthropic, max_response_bytes: 10}\nprogram: {module: predict, signature: \"q -> a\"}\n", "supported by the openai provider only"},
 	} {
-		if _, err := Parse("p.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := programfile.Parse("p.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Parse(%q) = %v, want an error saying %q", c.yaml, err, c.want)
 		}
 	}

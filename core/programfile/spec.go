@@ -1,7 +1,7 @@
-// Package program reads DSPEx program files (YAML: the LM endpoint, the
+// Package programfile reads DSPEx program files (YAML: the LM endpoint, the
 // adapter and the modules with their signatures) and builds runnable
 // programs from them. The format is documented in docs/program-file.md.
-package program
+package programfile
 
 import (
 	"bytes"
@@ -276,6 +276,12 @@ func (s *Spec) line(path string) int {
 		}
 	}
 	return line
+}
+
+// FieldError is the *FileError, with the field's line, for a problem with
+// field found after parsing (building its endpoint, opening its cache).
+func (s *Spec) FieldError(field string, err error, format string, args ...any) *FileError {
+	return s.errorf(field, err, format, args...)
 }
 
 func (s *Spec) errorf(field string, err error, format string, args ...any) *FileError {

@@ -1,4 +1,4 @@
-package program
+package programfile
 
 import (
 	"errors"
@@ -43,7 +43,6 @@ func FuzzParse(f *testing.F) {
 		_, _ = spec.Signature()
 		_, _ = spec.Outputs()
 		_, _ = spec.NewProgram()
-		_ = spec.Retention()
 		_ = spec.NewAdapter()
 	})
 }

@@ -1,4 +1,4 @@
-package program
+package programfile
 
 import (
 	"cmp"
@@ -6,9 +6,14 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/core/lm/anthropic"
 	"github.com/dspex/dspex/core/redact"
 )
+
+// anthropicKeyEnv is the API key variable of an anthropic endpoint that
+// names none, anthropic.DefaultAPIKeyEnv: written out here so that reading a
+// program file does not link the Anthropic SDK (TestSecretsAnthropicKey
+// checks that the two agree).
+const anthropicKeyEnv = "ANTHROPIC_API_KEY"
 
 // Secrets returns the values the program's endpoints (lm:, models: and
 // embeddings:) send that must not reach logs, traces or HTTP clients: each
@@ -20,7 +25,7 @@ func (s *Spec) Secrets() []string {
 	endpoint := func(provider, baseURL, keyEnv string, headers map[string]string) {
 		def := lm.DefaultOpenAIAPIKeyEnv
 		if provider == ProviderAnthropic {
-			def = anthropic.DefaultAPIKeyEnv
+			def = anthropicKeyEnv
 		}
 		if key := strings.TrimSpace(os.Getenv(cmp.Or(keyEnv, def))); key != "" {
 			out = append(out, key)

@@ -1,4 +1,8 @@
-package program
+// Package runenv is a program file's runtime: it builds the file's LM
+// endpoints wrapped in the execution layers and opens the response cache
+// they share (memory and SQLite). Only what runs a program file — the CLI,
+// a server — imports it; programs, evaluation and optimizers do not.
+package runenv
 
 import (
 	"context"
@@ -11,11 +15,12 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/anthropic"
+	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/trace"
 )
 
-// EnvOptions adjust how Open builds an Env.
-type EnvOptions struct {
+// Options adjust how Open builds an Env.
+type Options struct {
 	// CachePath overrides the file's cache path ("memory" for memory only).
 	CachePath string
 	// NoCache turns the response cache off.
@@ -47,15 +52,15 @@ type Env struct {
 	Warnings []error
 }
 
-// Open builds the file's endpoints and cache.
-func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
+// Open builds the endpoints and cache of the program file s.
+func Open(ctx context.Context, s *programfile.Spec, opts Options) (*Env, error) {
 	env := &Env{Models: map[string]*lm.Stack{}}
 	if opts.Hooks == nil {
 		opts.Hooks = lm.EventHooks(opts.Bus)
 	}
 	var store lm.ResponseStore
 	if !opts.NoCache && !s.Cache.Disabled {
-		c, warn, err := s.openCache(ctx, opts.CachePath, opts.OnCacheFailure)
+		c, warn, err := openCache(ctx, s, opts.CachePath, opts.OnCacheFailure)
 		if err != nil {
 			return nil, err
 		}
@@ -65,8 +70,8 @@ func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
 		env.Cache = c
 		store = responseStore{c}
 	}
-	build := func(field string, l LMSpec) (*lm.Stack, error) {
-		provider, err := s.newProvider(field, l)
+	build := func(field string, l programfile.LMSpec) (*lm.Stack, error) {
+		provider, err := newProvider(s, field, l)
 		if err != nil {
 			return nil, err
 		}
@@ -93,7 +98,7 @@ func (s *Spec) Open(ctx context.Context, opts EnvOptions) (*Env, error) {
 		}
 	}
 	if e := s.Embeddings; e != nil {
-		if env.Embedder, err = s.newEmbedder(e, store, opts.Hooks); err != nil {
+		if env.Embedder, err = newEmbedder(s, e, store, opts.Hooks); err != nil {
 			env.Close()
 			return nil, err
 		}
@@ -109,7 +114,7 @@ func (e *Env) Model(name string) (*lm.Stack, error) {
 	if m, ok := e.Models[name]; ok {
 		return m, nil
 	}
-	return nil, fmt.Errorf("program: no model named %q in models:", name)
+	return nil, fmt.Errorf("runenv: no model named %q in models:", name)
 }
 
 // Close releases the cache.
@@ -120,7 +125,7 @@ func (e *Env) Close() error {
 	return nil
 }
 
-func (s *Spec) openCache(ctx context.Context, override string, onFailure func(error)) (*cache.Cache, error, error) {
+func openCache(ctx context.Context, s *programfile.Spec, override string, onFailure func(error)) (*cache.Cache, error, error) {
 	path := s.Cache.Path
 	if override != "" {
 		path = override
@@ -131,7 +136,7 @@ func (s *Spec) openCache(ctx context.Context, override string, onFailure func(er
 	case "":
 		p, err := cache.DefaultPath()
 		if err != nil {
-			return nil, nil, s.errorf("cache.path", err, "no default cache directory (%v); set cache.path", err)
+			return nil, nil, s.FieldError("cache.path", err, "no default cache directory (%v); set cache.path", err)
 		}
 		path = p
 	}
@@ -158,7 +163,7 @@ func (r responseStore) Set(ctx context.Context, key string, value []byte) error 
 	return r.c.Set(ctx, key, value)
 }
 
-func endpointName(l LMSpec) string {
+func endpointName(l programfile.LMSpec) string {
 	base := l.BaseURL
 	if u, err := url.Parse(base); err == nil && u.Host != "" {
 		base = u.Host
@@ -166,7 +171,7 @@ func endpointName(l LMSpec) string {
 	if base == "" {
 		base = l.Provider
 		if base == "" {
-			base = ProviderOpenAI
+			base = programfile.ProviderOpenAI
 		}
 	}
 	return base + "/" + l.Model
@@ -178,14 +183,14 @@ func timeoutOf(v string) time.Duration {
 	return d
 }
 
-func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
+func newProvider(s *programfile.Spec, field string, l programfile.LMSpec) (lm.LM, error) {
 	timeout := timeoutOf(l.Timeout)
 	var (
 		m   lm.LM
 		err error
 	)
 	switch l.Provider {
-	case ProviderAnthropic:
+	case programfile.ProviderAnthropic:
 		m, err = anthropic.New(anthropic.Config{
 			Model:     l.Model,
 			BaseURL:   l.BaseURL,
@@ -207,12 +212,12 @@ func (s *Spec) newProvider(field string, l LMSpec) (lm.LM, error) {
 		})
 	}
 	if err != nil {
-		return nil, s.errorf(field, err, "%v", err)
+		return nil, s.FieldError(field, err, "%v", err)
 	}
 	return m, nil
 }
 
-func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.Hooks) (lm.Embedder, error) {
+func newEmbedder(s *programfile.Spec, e *programfile.EmbeddingsSpec, store lm.ResponseStore, hooks *lm.Hooks) (lm.Embedder, error) {
 	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{
 		Model:      e.Model,
 		BaseURL:    e.BaseURL,
@@ -223,10 +228,10 @@ func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.
 		BatchSize:  e.BatchSize,
 	})
 	if err != nil {
-		return nil, s.errorf("embeddings", err, "%v", err)
+		return nil, s.FieldError("embeddings", err, "%v", err)
 	}
 	return lm.NewEmbedStack(emb, lm.EmbedExecConfig{
-		Name:    endpointName(LMSpec{BaseURL: e.BaseURL, Model: e.Model}),
+		Name:    endpointName(programfile.LMSpec{BaseURL: e.BaseURL, Model: e.Model}),
 		Pool:    e.Pool,
 		Retry:   e.Retry,
 		Breaker: e.Breaker,
@@ -235,7 +240,7 @@ func (s *Spec) newEmbedder(e *EmbeddingsSpec, store lm.ResponseStore, hooks *lm.
 	}), nil
 }
 
-// Retention returns the trace database limits of the traces: section.
-func (s *Spec) Retention() trace.Retention {
+// Retention returns the trace database limits of the traces: section of s.
+func Retention(s *programfile.Spec) trace.Retention {
 	return trace.Retention{MaxRuns: s.Traces.MaxRuns, MaxAge: time.Duration(s.Traces.MaxAge)}
 }
