@@ -13,7 +13,7 @@ import (
 	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
-// store adapts *cache.Cache to lm.ResponseStore, as core/program does.
+// store adapts *cache.Cache to lm.ResponseStore, as core/runenv does.
 type store struct{ c *cache.Cache }
 
 func (s store) Get(ctx context.Context, k string) ([]byte, bool) {
