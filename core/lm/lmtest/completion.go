@@ -771,7 +771,7 @@ func encodeJSON(v any) []byte {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		panic("mocklm: encode response: " + err.Error()) // a bug in the simulator's types
+		panic("lmtest: encode response: " + err.Error()) // a bug in the simulator's types
 	}
 	return b.Bytes()
 }

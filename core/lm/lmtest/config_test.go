@@ -38,7 +38,7 @@ func TestParseLatency(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseLatency(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "mocklm: latency ") {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "lmtest: latency ") {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 				}
 				return
@@ -86,7 +86,7 @@ func TestParseFault(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseFault(tt.in)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "mocklm: fault ") {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "lmtest: fault ") {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 				}
 				return
@@ -121,7 +121,7 @@ func TestNewValidates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(tt.cfg)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "mocklm: ") {
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "lmtest: ") {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}
 		})

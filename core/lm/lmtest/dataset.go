@@ -109,14 +109,14 @@ func DefaultSkill() Skill {
 func (k Skill) Validate() error {
 	for _, f := range []float64{k.Base, k.DemoWeight, k.OtherDemoWeight, k.WrongDemoWeight, k.InstructionWeight, k.ReasoningBonus, k.MinP, k.MaxP} {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return errors.New("mocklm: skill: parameters must be finite numbers")
+			return errors.New("lmtest: skill: parameters must be finite numbers")
 		}
 	}
 	if k.MaxDemos < 0 {
-		return fmt.Errorf("mocklm: skill: max demos %d is negative", k.MaxDemos)
+		return fmt.Errorf("lmtest: skill: max demos %d is negative", k.MaxDemos)
 	}
 	if k.MinP < 0 || k.MaxP > 1 || k.MinP > k.MaxP {
-		return fmt.Errorf("mocklm: skill: need 0 <= min p (%g) <= max p (%g) <= 1", k.MinP, k.MaxP)
+		return fmt.Errorf("lmtest: skill: need 0 <= min p (%g) <= max p (%g) <= 1", k.MinP, k.MaxP)
 	}
 	return nil
 }
@@ -192,7 +192,7 @@ type DatasetError struct {
 }
 
 func (e *DatasetError) Error() string {
-	return fmt.Sprintf("mocklm: dataset %s:%d: %v", e.File, e.Line, e.Err)
+	return fmt.Sprintf("lmtest: dataset %s:%d: %v", e.File, e.Line, e.Err)
 }
 
 func (e *DatasetError) Unwrap() error { return e.Err }
@@ -215,7 +215,7 @@ func LoadDataset(path string, opts DatasetOptions) (*Dataset, error) {
 // only once across all of them.
 func LoadDatasetFiles(paths []string, opts DatasetOptions) (*Dataset, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("mocklm: load dataset: no files")
+		return nil, errors.New("lmtest: load dataset: no files")
 	}
 	d, err := newDataset(strings.Join(paths, ", "), opts)
 	if err != nil {
@@ -232,7 +232,7 @@ func LoadDatasetFiles(paths []string, opts DatasetOptions) (*Dataset, error) {
 func (d *Dataset) loadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("mocklm: load dataset: %w", err)
+		return fmt.Errorf("lmtest: load dataset: %w", err)
 	}
 	defer f.Close()
 	return d.read(f, path)
@@ -266,10 +266,10 @@ func (d *Dataset) read(r io.Reader, name string) error {
 		if errors.Is(err, bufio.ErrTooLong) {
 			return &DatasetError{File: name, Line: line + 1, Err: fmt.Errorf("line longer than %d bytes", maxDatasetLineBytes)}
 		}
-		return fmt.Errorf("mocklm: read dataset %s: %w", name, err)
+		return fmt.Errorf("lmtest: read dataset %s: %w", name, err)
 	}
 	if line == 0 {
-		return fmt.Errorf("mocklm: dataset %s: no examples", name)
+		return fmt.Errorf("lmtest: dataset %s: no examples", name)
 	}
 	return nil
 }
@@ -304,7 +304,7 @@ func newDataset(name string, opts DatasetOptions) (*Dataset, error) {
 		return nil, err
 	}
 	if d.inputKey == d.answerKey || d.inputKey == d.topicKey || d.answerKey == d.topicKey {
-		return nil, fmt.Errorf("mocklm: dataset %s: input, answer and topic keys must differ (%q, %q, %q)",
+		return nil, fmt.Errorf("lmtest: dataset %s: input, answer and topic keys must differ (%q, %q, %q)",
 			name, d.inputKey, d.answerKey, d.topicKey)
 	}
 	for _, c := range formatCues {

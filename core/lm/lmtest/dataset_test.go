@@ -78,7 +78,7 @@ func TestLoadDatasetErrors(t *testing.T) {
 			if de.Line != tt.line || de.File != path {
 				t.Errorf("at %s:%d, want %s:%d", de.File, de.Line, path, tt.line)
 			}
-			prefix := fmt.Sprintf("mocklm: dataset %s:%d: ", path, tt.line)
+			prefix := fmt.Sprintf("lmtest: dataset %s:%d: ", path, tt.line)
 			if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.Contains(msg, tt.want) {
 				t.Errorf("err = %q, want prefix %q and %q", msg, prefix, tt.want)
 			}
@@ -101,7 +101,7 @@ func TestLoadDatasetErrors(t *testing.T) {
 		a := writeFile(t, "a.jsonl", good+"\n")
 		b := writeFile(t, "b.jsonl", `{"question": "Q0", "answer": "A0"}`+"\n"+good+"\n")
 		_, err := LoadDatasetFiles([]string{a, b}, DatasetOptions{})
-		want := fmt.Sprintf("mocklm: dataset %s:2: question \"Q1\" repeats %s:1", b, a)
+		want := fmt.Sprintf("lmtest: dataset %s:2: question \"Q1\" repeats %s:1", b, a)
 		if err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %s", err, want)
 		}

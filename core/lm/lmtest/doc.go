@@ -11,6 +11,27 @@
 // (ChatAdapter) or a JSON object (JSONAdapter), and the last user message
 // holds the inputs.
 //
+// # Testing a program
+//
+// As net/http/httptest starts a server for a test, NewServer starts a
+// simulator for one, configured by options, and closes it when the test
+// ends:
+//
+//	func TestCapital(t *testing.T) {
+//		sim := lmtest.NewServer(t, lmtest.WithScript(&lmtest.Script{Rules: []lmtest.Rule{
+//			{Match: "France", Fields: map[string]any{"capital": "Paris"}},
+//		}}))
+//		model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "unused"})
+//		// run the program with module.WithLM(ctx, model), check its answer,
+//		// and sim.Requests() or sim.Stats() for what it sent
+//	}
+//
+// WithDataset answers from a question set with a skill model (something
+// for an optimizer to improve), WithLatency and WithFaults add delays and
+// failures, WithConfig sets everything at once. Start, New and
+// ListenAndServe serve it outside a test (the `dspex mock-lm` command uses
+// them).
+//
 // # Endpoints
 //
 //   - POST /v1/chat/completions: n choices, streaming (server-sent events

@@ -96,7 +96,7 @@ type Fault struct {
 func ParseFault(s string) (Fault, error) {
 	f, err := parseFault(strings.TrimSpace(s))
 	if err != nil {
-		return Fault{}, fmt.Errorf("mocklm: fault %q: %w", s, err)
+		return Fault{}, fmt.Errorf("lmtest: fault %q: %w", s, err)
 	}
 	return f, nil
 }
@@ -178,7 +178,7 @@ func kindList() string {
 // Validate reports whether the fault's settings make sense.
 func (f Fault) Validate() error {
 	if err := f.validate(); err != nil {
-		return fmt.Errorf("mocklm: fault %s: %w", f.Kind, err)
+		return fmt.Errorf("lmtest: fault %s: %w", f.Kind, err)
 	}
 	return nil
 }

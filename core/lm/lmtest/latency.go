@@ -61,7 +61,7 @@ type Latency struct {
 func ParseLatency(s string) (Latency, error) {
 	l, err := parseLatency(strings.TrimSpace(s))
 	if err != nil {
-		return Latency{}, fmt.Errorf("mocklm: latency %q: %w", s, err)
+		return Latency{}, fmt.Errorf("lmtest: latency %q: %w", s, err)
 	}
 	return l, nil
 }
@@ -146,7 +146,7 @@ func parseDuration(s string) (time.Duration, error) {
 // Validate reports whether the latency's parameters make sense.
 func (l Latency) Validate() error {
 	if err := l.validate(); err != nil {
-		return fmt.Errorf("mocklm: latency: %w", err)
+		return fmt.Errorf("lmtest: latency: %w", err)
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func TestUserSections(t *testing.T) {
 // FuzzParsePrompt checks that no system message makes the prompt parser or
 // the value generator panic or run away. The seeds are whole prompts, so
 // cap minimization when fuzzing: go test -fuzz FuzzParsePrompt
-// -fuzzminimizetime 5s ./internal/mocklm/
+// -fuzzminimizetime 5s ./core/lm/lmtest/
 func FuzzParsePrompt(f *testing.F) {
 	f.Add(chatSystem(qaInputs, qaOutputs))
 	f.Add(jsonSystem(qaInputs, qaOutputs))

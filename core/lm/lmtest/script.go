@@ -52,7 +52,7 @@ type Rule struct {
 // Validate reports the first problem with the script's rules.
 func (s *Script) Validate() error {
 	if err := s.validate(); err != nil {
-		return fmt.Errorf("mocklm: script: %w", err)
+		return fmt.Errorf("lmtest: script: %w", err)
 	}
 	return nil
 }
@@ -93,19 +93,19 @@ func (s *Script) validate() error {
 func LoadScript(path string) (*Script, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("mocklm: load script: %w", err)
+		return nil, fmt.Errorf("lmtest: load script: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxScriptBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("mocklm: load script %s: %w", path, err)
+		return nil, fmt.Errorf("lmtest: load script %s: %w", path, err)
 	}
 	if len(data) > maxScriptBytes {
-		return nil, fmt.Errorf("mocklm: load script %s: larger than %d bytes", path, maxScriptBytes)
+		return nil, fmt.Errorf("lmtest: load script %s: larger than %d bytes", path, maxScriptBytes)
 	}
 	s, err := parseScript(data)
 	if err != nil {
-		return nil, fmt.Errorf("mocklm: load script %s: %w", path, err)
+		return nil, fmt.Errorf("lmtest: load script %s: %w", path, err)
 	}
 	return s, nil
 }
@@ -124,7 +124,7 @@ type rawRule struct {
 func ParseScript(data []byte) (*Script, error) {
 	s, err := parseScript(data)
 	if err != nil {
-		return nil, fmt.Errorf("mocklm: parse script: %w", err)
+		return nil, fmt.Errorf("lmtest: parse script: %w", err)
 	}
 	return s, nil
 }

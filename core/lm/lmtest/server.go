@@ -41,7 +41,7 @@ const (
 const shutdownGrace = 5 * time.Second
 
 // ErrClosed is returned when a closed server is asked to listen.
-var ErrClosed = errors.New("mocklm: server closed")
+var ErrClosed = errors.New("lmtest: server closed")
 
 // Config configures a simulator. The zero value serves placeholder answers
 // for model "dspex-sim" (any model name is accepted) with no delay, no
@@ -194,14 +194,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	for i, f := range cfg.Faults {
 		if err := f.Validate(); err != nil {
-			return nil, fmt.Errorf("mocklm: fault %d: %w", i+1, err)
+			return nil, fmt.Errorf("lmtest: fault %d: %w", i+1, err)
 		}
 	}
 	if err := cfg.Script.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.MaxInFlight < 0 {
-		return nil, errors.New("mocklm: max body bytes and max in flight must not be negative")
+		return nil, errors.New("lmtest: max body bytes and max in flight must not be negative")
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -216,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 	models := []string{DefaultModel}
 	for _, m := range cfg.Models {
 		if strings.TrimSpace(m) == "" {
-			return nil, errors.New("mocklm: empty model name")
+			return nil, errors.New("lmtest: empty model name")
 		}
 		if !slices.Contains(models, m) {
 			models = append(models, m)
@@ -236,7 +236,7 @@ func New(cfg Config) (*Server, error) {
 // Close is called; call Close in any case, to wait for it.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("mocklm: start: %w", err)
+		return nil, fmt.Errorf("lmtest: start: %w", err)
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -282,11 +282,11 @@ func (s *Server) listen(addr string) error {
 	default:
 	}
 	if s.httpSrv != nil {
-		return errors.New("mocklm: server is already listening")
+		return errors.New("lmtest: server is already listening")
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("mocklm: listen on %s: %w", addr, err)
+		return fmt.Errorf("lmtest: listen on %s: %w", addr, err)
 	}
 	s.url = baseURL(ln.Addr())
 	errLog := log.New(io.Discard, "", 0)
@@ -300,7 +300,7 @@ func (s *Server) listen(addr string) error {
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = fmt.Errorf("mocklm: serve: %w", err)
+			s.serveErr = fmt.Errorf("lmtest: serve: %w", err)
 		}
 	}()
 	return nil
@@ -598,7 +598,7 @@ func (s *Server) pickRule(msgs []Message) int {
 }
 
 // errServerClosed ends waits when the server closes.
-var errServerClosed = errors.New("mocklm: server closed while the request waited")
+var errServerClosed = errors.New("lmtest: server closed while the request waited")
 
 // wait sleeps for d unless the client leaves or the server closes.
 func (s *Server) wait(ctx context.Context, d time.Duration) error {
