@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/core/tool"
 )
 
 // ModuleSpec is the program: section, and each step of a multi-step
@@ -79,8 +80,8 @@ const (
 var moduleKinds = []string{ModulePredict, ModuleChainOfThought, ModuleReAct, ModuleBestOfN, ModuleRefine, ModuleMCC}
 
 // builtinTools are the tools a program file's react module may name.
-var builtinTools = map[string]func() *module.Tool{
-	"calculator": module.Calculator,
+var builtinTools = map[string]func() *tool.Tool{
+	"calculator": tool.Calculator,
 }
 
 // built is a built program, the output fields it produces, in order, and
@@ -252,7 +253,7 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 		if len(m.Tools) == 0 {
 			return nil, s.errorf(field+".tools", nil, "react needs tools; built-in tools: %s", strings.Join(toolNames(), ", "))
 		}
-		var tools []*module.Tool
+		var tools []*tool.Tool
 		for i, name := range m.Tools {
 			mk, ok := builtinTools[name]
 			if !ok {

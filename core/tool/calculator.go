@@ -1,4 +1,4 @@
-package module
+package tool
 
 import (
 	"context"
@@ -19,7 +19,7 @@ type CalculatorArgs struct {
 // ^ or ** (power), parentheses, unary minus, and sqrt, abs, round, floor,
 // ceil, min, max. It is the built-in tool "calculator" of program files.
 func Calculator() *Tool {
-	t, err := NewTool("calculator", "Evaluates an arithmetic expression and returns the number.",
+	t, err := New("calculator", "Evaluates an arithmetic expression and returns the number.",
 		func(_ context.Context, a CalculatorArgs) (any, error) {
 			v, err := EvalArithmetic(a.Expression)
 			if err != nil {

@@ -1,4 +1,4 @@
-package module_test
+package tool_test
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/tool"
 )
 
-// dspyGolden is testdata/golden/react/dspy_react.json, written by DSPy 3.4.1
+// dspyGolden is core/module/testdata/golden/react/dspy_react.json, written by DSPy 3.4.1
 // (see gen_golden.py there).
 type dspyGolden struct {
 	DSPyVersion string            `json:"dspy_version"`
@@ -39,7 +39,7 @@ type dspyGolden struct {
 
 func loadDSPyGolden(t *testing.T) *dspyGolden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "golden", "react", "dspy_react.json"))
+	b, err := os.ReadFile(filepath.Join("..", "module", "testdata", "golden", "react", "dspy_react.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,17 +111,17 @@ func lookup(_ context.Context, a LookupArgs) (any, error) {
 	return LookupResult{Title: a.Title, Text: text, Section: a.Section}, nil
 }
 
-func mustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A) (any, error)) *module.Tool {
+func mustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A) (any, error)) *tool.Tool {
 	t.Helper()
-	tool, err := module.NewTool(name, desc, fn)
+	tl, err := tool.New(name, desc, fn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tool
+	return tl
 }
 
-func goldenTools(t testing.TB) map[string]*module.Tool {
-	return map[string]*module.Tool{
+func goldenTools(t testing.TB) map[string]*tool.Tool {
+	return map[string]*tool.Tool{
 		"search_wikipedia": mustTool(t, "search_wikipedia", "Search Wikipedia for abstracts.\n\n    Returns the top results.", searchWikipedia),
 		"lookup":           mustTool(t, "lookup", "", lookup),
 		"kitchen_sink": mustTool(t, "kitchen_sink", "Takes \"everything\".\nTabs\tand\\backslashes.",
@@ -145,25 +145,25 @@ func TestToolDescriptionMatchesDSPy(t *testing.T) {
 }
 
 func TestToolSchemaAccessors(t *testing.T) {
-	tool := goldenTools(t)["lookup"]
-	if tool.Name() != "lookup" || tool.Desc() != "" || tool.ArgType().Name != "LookupArgs" {
-		t.Errorf("name %q desc %q type %q", tool.Name(), tool.Desc(), tool.ArgType().Name)
+	tl := goldenTools(t)["lookup"]
+	if tl.Name() != "lookup" || tl.Desc() != "" || tl.ArgType().Name != "LookupArgs" {
+		t.Errorf("name %q desc %q type %q", tl.Name(), tl.Desc(), tl.ArgType().Name)
 	}
 	wantArgs := map[string]any{
 		"title":   map[string]any{"type": "string", "description": "the page's title"},
 		"limit":   map[string]any{"type": "integer"},
 		"section": map[string]any{"anyOf": []any{map[string]any{"type": "string"}, map[string]any{"type": "null"}}, "default": nil},
 	}
-	if diff := cmp.Diff(wantArgs, tool.Args()); diff != "" {
+	if diff := cmp.Diff(wantArgs, tl.Args()); diff != "" {
 		t.Errorf("Args (-want +got):\n%s", diff)
 	}
-	params := tool.Parameters()
+	params := tl.Parameters()
 	if diff := cmp.Diff([]any{"title", "limit"}, params["required"]); diff != "" || params["type"] != "object" {
 		t.Errorf("Parameters = %v", params)
 	}
 	// Callers get copies.
-	tool.Args()["title"].(map[string]any)["type"] = "integer"
-	if tool.Args()["title"].(map[string]any)["type"] != "string" {
+	tl.Args()["title"].(map[string]any)["type"] = "integer"
+	if tl.Args()["title"].(map[string]any)["type"] != "string" {
 		t.Error("Args shares its maps")
 	}
 }
@@ -175,24 +175,24 @@ func TestNewToolRefuses(t *testing.T) {
 		build func() error
 		want  string
 	}{
-		{"empty name", func() error { _, err := module.NewTool("", "", okFn); return err }, "not an identifier"},
-		{"dash in name", func() error { _, err := module.NewTool("web-search", "", okFn); return err }, "not an identifier"},
-		{"leading digit", func() error { _, err := module.NewTool("1search", "", okFn); return err }, "not an identifier"},
-		{"finish is reserved", func() error { _, err := module.NewTool("finish", "", okFn); return err }, "reserved"},
+		{"empty name", func() error { _, err := tool.New("", "", okFn); return err }, "not an identifier"},
+		{"dash in name", func() error { _, err := tool.New("web-search", "", okFn); return err }, "not an identifier"},
+		{"leading digit", func() error { _, err := tool.New("1search", "", okFn); return err }, "not an identifier"},
+		{"finish is reserved", func() error { _, err := tool.New("finish", "", okFn); return err }, "reserved"},
 		{"nil function", func() error {
-			_, err := module.NewTool[SearchArgs]("search", "", nil)
+			_, err := tool.New[SearchArgs]("search", "", nil)
 			return err
 		}, "no function"},
 		{"string arguments", func() error {
-			_, err := module.NewTool("search", "", func(context.Context, string) (any, error) { return nil, nil })
+			_, err := tool.New("search", "", func(context.Context, string) (any, error) { return nil, nil })
 			return err
 		}, "is not a struct"},
 		{"pointer arguments", func() error {
-			_, err := module.NewTool("search", "", func(context.Context, *SearchArgs) (any, error) { return nil, nil })
+			_, err := tool.New("search", "", func(context.Context, *SearchArgs) (any, error) { return nil, nil })
 			return err
 		}, "is not a struct"},
 		{"unsupported field type", func() error {
-			_, err := module.NewTool("search", "", func(context.Context, struct{ C chan int }) (any, error) { return nil, nil })
+			_, err := tool.New("search", "", func(context.Context, struct{ C chan int }) (any, error) { return nil, nil })
 			return err
 		}, "unsupported Go type"},
 	}
@@ -216,7 +216,7 @@ func TestToolCall(t *testing.T) {
 		Tags       []string    `json:"tags"`
 		SinkFilter *SinkFilter `json:"filter"`
 	}
-	tool := mustTool(t, "lookup", "Looks a page up.", func(_ context.Context, a args) (any, error) {
+	tl := mustTool(t, "lookup", "Looks a page up.", func(_ context.Context, a args) (any, error) {
 		calls.Add(1)
 		switch a.Title {
 		case "missing":
@@ -263,7 +263,7 @@ func TestToolCall(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := calls.Load()
-			got, err := tool.Call(context.Background(), c.args)
+			got, err := tl.Call(context.Background(), c.args)
 			if called := calls.Load() > before; called != c.called {
 				t.Errorf("tool called = %v, want %v", called, c.called)
 			}
@@ -279,21 +279,21 @@ func TestToolCall(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.wantErr)
 			}
-			var te *module.ToolError
+			var te *tool.Error
 			if !errors.As(err, &te) || te.Tool != "lookup" || te.BadArgs != c.badArgs {
-				t.Fatalf("err = %#v, want a *ToolError with BadArgs %v", err, c.badArgs)
+				t.Fatalf("err = %#v, want a *tool.Error with BadArgs %v", err, c.badArgs)
 			}
 		})
 	}
 	t.Run("tool error unwraps", func(t *testing.T) {
-		_, err := tool.Call(context.Background(), map[string]any{"title": "missing", "limit": 1, "tags": []any{}})
+		_, err := tl.Call(context.Background(), map[string]any{"title": "missing", "limit": 1, "tags": []any{}})
 		if !errors.Is(err, errNotFound) {
 			t.Errorf("errors.Is(%v, errNotFound) = false", err)
 		}
 	})
 	t.Run("panic value is kept", func(t *testing.T) {
-		_, err := tool.Call(context.Background(), map[string]any{"title": "boom", "limit": 1, "tags": []any{}})
-		var te *module.ToolError
+		_, err := tl.Call(context.Background(), map[string]any{"title": "boom", "limit": 1, "tags": []any{}})
+		var te *tool.Error
 		if !errors.As(err, &te) || te.Panic != "index out of range" {
 			t.Errorf("err = %#v", err)
 		}
@@ -302,7 +302,7 @@ func TestToolCall(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		before := calls.Load()
-		_, err := tool.Call(ctx, map[string]any{"title": "Go", "limit": 1, "tags": []any{}})
+		_, err := tl.Call(ctx, map[string]any{"title": "Go", "limit": 1, "tags": []any{}})
 		if !errors.Is(err, context.Canceled) || calls.Load() != before {
 			t.Errorf("err = %v, calls %d", err, calls.Load()-before)
 		}
@@ -310,7 +310,7 @@ func TestToolCall(t *testing.T) {
 }
 
 func TestToolCallJSON(t *testing.T) {
-	tool := goldenTools(t)["lookup"]
+	tl := goldenTools(t)["lookup"]
 	cases := []struct {
 		raw, want, wantErr string
 	}{
@@ -323,7 +323,7 @@ func TestToolCallJSON(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.raw, func(t *testing.T) {
-			got, err := tool.CallJSON(context.Background(), json.RawMessage(c.raw))
+			got, err := tl.CallJSON(context.Background(), json.RawMessage(c.raw))
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -338,14 +338,14 @@ func TestToolCallJSON(t *testing.T) {
 }
 
 func TestToolWithoutArguments(t *testing.T) {
-	tool := mustTool(t, "now", "Tells the time.", func(context.Context, struct{}) (any, error) { return "noon", nil })
-	if got := tool.String(); got != "now, whose description is <desc>Tells the time.</desc>. It takes arguments {}." {
+	tl := mustTool(t, "now", "Tells the time.", func(context.Context, struct{}) (any, error) { return "noon", nil })
+	if got := tl.String(); got != "now, whose description is <desc>Tells the time.</desc>. It takes arguments {}." {
 		t.Errorf("String = %q", got)
 	}
-	if got, err := tool.CallJSON(context.Background(), json.RawMessage("null")); err != nil || got != "noon" {
+	if got, err := tl.CallJSON(context.Background(), json.RawMessage("null")); err != nil || got != "noon" {
 		t.Errorf("CallJSON(null) = %q, %v", got, err)
 	}
-	if _, err := tool.Call(context.Background(), map[string]any{"x": 1}); err == nil || !strings.Contains(err.Error(), "it takes no arguments") {
+	if _, err := tl.Call(context.Background(), map[string]any{"x": 1}); err == nil || !strings.Contains(err.Error(), "it takes no arguments") {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -366,22 +366,22 @@ func countNodes(n TreeNode) int {
 // DSPy cannot describe a recursive argument type at all; here the
 // recursion is cut off in the description and still checked in values.
 func TestToolWithRecursiveArguments(t *testing.T) {
-	tool := mustTool(t, "count", "", func(_ context.Context, a struct {
+	tl := mustTool(t, "count", "", func(_ context.Context, a struct {
 		Root TreeNode `json:"root"`
 	}) (any, error) {
 		return countNodes(a.Root), nil
 	})
 	want := "count. It takes arguments {'root': {'properties': {'name': {'title': 'Name', 'type': 'string'}, " +
 		"'children': {'items': {}, 'title': 'Children', 'type': 'array'}}, 'required': ['name', 'children'], 'title': 'TreeNode', 'type': 'object'}}."
-	if got := tool.String(); got != want {
+	if got := tl.String(); got != want {
 		t.Errorf("String =\n%s\nwant\n%s", got, want)
 	}
 	tree := `{"root": {"name": "a", "children": [{"name": "b", "children": [{"name": "c", "children": []}]}]}}`
-	if got, err := tool.CallJSON(context.Background(), json.RawMessage(tree)); err != nil || got != "3" {
+	if got, err := tl.CallJSON(context.Background(), json.RawMessage(tree)); err != nil || got != "3" {
 		t.Errorf("CallJSON = %q, %v", got, err)
 	}
 	bad := `{"root": {"name": "a", "children": [{"name": "b", "children": [{"name": 3, "children": []}]}]}}`
-	_, err := tool.CallJSON(context.Background(), json.RawMessage(bad))
+	_, err := tl.CallJSON(context.Background(), json.RawMessage(bad))
 	if err == nil || !strings.Contains(err.Error(), `argument "root.children[0].children[0].name": expected str, got number 3`) {
 		t.Errorf("err = %v", err)
 	}
@@ -392,10 +392,10 @@ func TestPythonReprOfStrings(t *testing.T) {
 		X string `json:"x" desc:"it's \"quoted\"\ttab\\ é \u200b \x01"`
 		Y string `json:"y" desc:"plain 'single'"`
 	}
-	tool := mustTool(t, "q", "", func(context.Context, args) (any, error) { return nil, nil })
+	tl := mustTool(t, "q", "", func(context.Context, args) (any, error) { return nil, nil })
 	// Python: repr() of these descriptions.
 	want := `q. It takes arguments {'x': {'type': 'string', 'description': 'it\'s "quoted"\ttab\\ é \u200b \x01'}, 'y': {'type': 'string', 'description': "plain 'single'"}}.`
-	if got := tool.String(); got != want {
+	if got := tl.String(); got != want {
 		t.Errorf("String =\n%s\nwant\n%s", got, want)
 	}
 }

@@ -1,4 +1,9 @@
-package module
+// Package tool turns Go functions into tools an agent may call (ReAct in
+// core/module, CodeAct through plugins): the arguments' JSON schema shown
+// to the LM, derived from a struct as DSPy derives it from a Python
+// function, validation of the LM's arguments as DSPy validates them, and
+// the observation the result becomes. Calculator is a ready-made tool.
+package tool
 
 import (
 	"context"
@@ -20,9 +25,9 @@ import (
 	"github.com/dspex/dspex/core/signature"
 )
 
-// FinishTool is the name of the tool ReAct adds to every agent to end its
-// loop; no other tool may take it.
-const FinishTool = "finish"
+// FinishName is the name of the tool ReAct adds to every agent to end its
+// loop; New refuses it, and only NewFunc may take it.
+const FinishName = "finish"
 
 var toolNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -44,7 +49,7 @@ type Tool struct {
 	run func(ctx context.Context, args map[string]any) (any, error)
 }
 
-// NewTool wraps fn as a tool. Args must be a struct type: each exported field
+// New wraps fn as a tool. Args must be a struct type: each exported field
 // is one argument, named by its json tag, described by its desc tag
 // (literal tags restrict choices, as for signatures). Pointer fields are
 // optional (T | None, default None); every other field is required. The name
@@ -54,23 +59,23 @@ type Tool struct {
 // fn receives the context of the ReAct call; its result is shown to the LM
 // as the observation (see Call), and a non-nil error is shown as an
 // execution error.
-func NewTool[Args any](name, desc string, fn func(ctx context.Context, args Args) (any, error)) (*Tool, error) {
+func New[Args any](name, desc string, fn func(ctx context.Context, args Args) (any, error)) (*Tool, error) {
 	if !toolNameRE.MatchString(name) {
-		return nil, fmt.Errorf("module: tool name %q is not an identifier", name)
+		return nil, fmt.Errorf("tool: name %q is not an identifier", name)
 	}
-	if name == FinishTool {
-		return nil, fmt.Errorf("module: tool name %q is reserved for ReAct's own finish tool", name)
+	if name == FinishName {
+		return nil, fmt.Errorf("tool: name %q is reserved for ReAct's own finish tool", name)
 	}
 	if fn == nil {
-		return nil, fmt.Errorf("module: tool %s has no function", name)
+		return nil, fmt.Errorf("tool: %s has no function", name)
 	}
 	rt := reflect.TypeFor[Args]()
 	if rt.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("module: tool %s: arguments type %s is not a struct", name, rt)
+		return nil, fmt.Errorf("tool: %s: arguments type %s is not a struct", name, rt)
 	}
 	typ, err := signature.TypeOf(rt)
 	if err != nil {
-		return nil, fmt.Errorf("module: tool %s: arguments type %s: %w", name, rt, err)
+		return nil, fmt.Errorf("tool: %s: arguments type %s: %w", name, rt, err)
 	}
 	return newTool(name, desc, typ, func(ctx context.Context, args map[string]any) (any, error) {
 		var a Args
@@ -79,10 +84,30 @@ func NewTool[Args any](name, desc string, fn func(ctx context.Context, args Args
 			err = json.Unmarshal(b, &a)
 		}
 		if err != nil {
-			return nil, &ToolError{Tool: name, BadArgs: true, Err: fmt.Errorf("decode arguments into %s: %w", rt, err)}
+			return nil, &Error{Tool: name, BadArgs: true, Err: fmt.Errorf("decode arguments into %s: %w", rt, err)}
 		}
 		return fn(ctx, a)
 	}), nil
+}
+
+// NewFunc makes a tool of fn, whose arguments are the fields of args, an
+// Object type (nil for none), given to fn as a map after validation and
+// coercion. It is for tools built at run time (from configuration, or
+// ReAct's own finish tool); New derives the type from a Go struct.
+func NewFunc(name, desc string, args *signature.Type, fn func(ctx context.Context, args map[string]any) (any, error)) (*Tool, error) {
+	if !toolNameRE.MatchString(name) {
+		return nil, fmt.Errorf("tool: name %q is not an identifier", name)
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("tool: %s has no function", name)
+	}
+	if args == nil {
+		args = &signature.Type{Kind: signature.Object, Name: name}
+	}
+	if args.Kind != signature.Object {
+		return nil, fmt.Errorf("tool: %s: arguments type %s is not an object", name, args)
+	}
+	return newTool(name, desc, args, fn), nil
 }
 
 func newTool(name, desc string, typ *signature.Type, run func(context.Context, map[string]any) (any, error)) *Tool {
@@ -147,9 +172,9 @@ func (t *Tool) String() string {
 	return t.name + desc + " It takes arguments " + b.String() + "."
 }
 
-// ToolError is a failed tool call: arguments refused before the call, the
+// Error is a failed tool call: arguments refused before the call, the
 // tool's own error, or a panic inside the tool.
-type ToolError struct {
+type Error struct {
 	// Tool is the tool's name.
 	Tool string
 	// Arg names the argument at fault ("query", "filter.year"), empty when
@@ -165,16 +190,18 @@ type ToolError struct {
 	Err error
 }
 
-func (e *ToolError) Error() string {
+func (e *Error) Error() string {
 	if e.Panic != nil {
 		return "tool " + e.Tool + " panicked: " + fmt.Sprint(e.Panic)
 	}
-	return "tool " + e.Tool + ": " + e.detail()
+	return "tool " + e.Tool + ": " + e.Detail()
 }
 
 // detail is the message without the tool's name: what ReAct shows the LM
 // after "Execution error in <tool>: ".
-func (e *ToolError) detail() string {
+// Detail is the error without the tool's name: what ReAct shows the LM
+// after "Execution error in NAME: ".
+func (e *Error) Detail() string {
 	switch {
 	case e.Panic != nil:
 		return "the tool panicked: " + fmt.Sprint(e.Panic)
@@ -186,7 +213,7 @@ func (e *ToolError) detail() string {
 	return "failed"
 }
 
-func (e *ToolError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Call validates args against the tool's schema and runs the tool. Unknown
 // arguments, missing required ones and values of the wrong type are refused
@@ -195,11 +222,11 @@ func (e *ToolError) Unwrap() error { return e.Err }
 // observation in ReAct's trajectory: strings as they are, lists as a
 // numbered list, dicts and structs as JSON, other values as Python's str().
 //
-// Every failure is a *ToolError — bad arguments, the tool's error (wrapped,
+// Every failure is a *Error — bad arguments, the tool's error (wrapped,
 // so errors.Is reaches it) or a panic, which is recovered — except a done
 // context, whose error is returned as it is.
 func (t *Tool) Call(ctx context.Context, args map[string]any) (string, error) {
-	v, err := t.invoke(ctx, args)
+	v, err := t.Invoke(ctx, args)
 	if err != nil {
 		return "", err
 	}
@@ -222,19 +249,20 @@ func (t *Tool) decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	}
 	v, err := pyjson.Decode(raw)
 	if err != nil {
-		return nil, &ToolError{Tool: t.name, BadArgs: true, Err: fmt.Errorf("arguments are not valid JSON: %w", err)}
+		return nil, &Error{Tool: t.name, BadArgs: true, Err: fmt.Errorf("arguments are not valid JSON: %w", err)}
 	}
 	obj, ok := v.(pyjson.Object)
 	if !ok {
-		return nil, &ToolError{Tool: t.name, BadArgs: true, Err: fmt.Errorf("arguments must be a JSON object, got %s", describeValue(v))}
+		return nil, &Error{Tool: t.name, BadArgs: true, Err: fmt.Errorf("arguments must be a JSON object, got %s", describeValue(v))}
 	}
 	return obj.Map(), nil
 }
 
 func formatObservation(v any) string { return adapter.FormatValue(signature.StringType, v) }
 
-// invoke validates and runs the tool, returning its raw result.
-func (t *Tool) invoke(ctx context.Context, args map[string]any) (result any, err error) {
+// Invoke validates and runs the tool, returning its raw result rather
+// than the observation Call makes of it. Its failures are those of Call.
+func (t *Tool) Invoke(ctx context.Context, args map[string]any) (result any, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -244,24 +272,24 @@ func (t *Tool) invoke(ctx context.Context, args map[string]any) (result any, err
 	}
 	coerced, err := t.typ.Coerce(norm)
 	if err != nil {
-		return nil, &ToolError{Tool: t.name, BadArgs: true, Err: err}
+		return nil, &Error{Tool: t.name, BadArgs: true, Err: err}
 	}
 	m, _ := coerced.(map[string]any)
 	defer func() {
 		if p := recover(); p != nil {
-			result, err = nil, &ToolError{Tool: t.name, Panic: p}
+			result, err = nil, &Error{Tool: t.name, Panic: p}
 		}
 	}()
 	result, err = t.run(ctx, m)
 	if err != nil {
-		var te *ToolError
+		var te *Error
 		if errors.As(err, &te) && te.Tool == t.name {
 			return nil, err
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 			return nil, err
 		}
-		return nil, &ToolError{Tool: t.name, Err: err}
+		return nil, &Error{Tool: t.name, Err: err}
 	}
 	return result, nil
 }
@@ -285,19 +313,19 @@ func (t *Tool) validate(args pyjson.Object) error {
 		if len(names) > 0 {
 			takes = "arguments " + strings.Join(names, ", ")
 		}
-		return &ToolError{Tool: t.name, Arg: unknown[0], BadArgs: true,
+		return &Error{Tool: t.name, Arg: unknown[0], BadArgs: true,
 			Err: fmt.Errorf("not an argument of the tool (it takes %s)", takes)}
 	}
 	for _, f := range t.typ.Fields {
 		v, ok := args.Get(f.Name)
 		if !ok {
 			if f.Required {
-				return &ToolError{Tool: t.name, Arg: f.Name, BadArgs: true, Err: errors.New("required but missing")}
+				return &Error{Tool: t.name, Arg: f.Name, BadArgs: true, Err: errors.New("required but missing")}
 			}
 			continue
 		}
 		if path, err := checkValue(f.Type, v, f.Name); err != nil {
-			return &ToolError{Tool: t.name, Arg: path, BadArgs: true, Err: err}
+			return &Error{Tool: t.name, Arg: path, BadArgs: true, Err: err}
 		}
 	}
 	return nil
@@ -333,7 +361,7 @@ func checkValue(t *signature.Type, v any, path string) (string, error) {
 		_, ok = v.(bool)
 	case signature.Literal:
 		for _, c := range t.Values {
-			if literalMatches(c, v) {
+			if signature.LiteralEqual(c, v) {
 				return "", nil
 			}
 		}
@@ -392,36 +420,6 @@ func checkValue(t *signature.Type, v any, path string) (string, error) {
 		return "", nil
 	}
 	return path, fmt.Errorf("expected %s, got %s", t.PythonName(), describeValue(v))
-}
-
-// literalMatches compares as JSON schema's enum does: numbers by value,
-// booleans never equal to numbers.
-func literalMatches(choice, v any) bool {
-	switch c := choice.(type) {
-	case string:
-		s, ok := v.(string)
-		return ok && s == c
-	case bool:
-		b, ok := v.(bool)
-		return ok && b == c
-	case int64:
-		switch x := v.(type) {
-		case int64:
-			return x == c
-		case float64:
-			return x == float64(c)
-		}
-	case float64:
-		switch x := v.(type) {
-		case int64:
-			return float64(x) == c
-		case float64:
-			return x == c
-		}
-	case nil:
-		return v == nil
-	}
-	return false
 }
 
 func describeValue(v any) string {
