@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/cache"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
 )
@@ -184,7 +185,7 @@ func TestEmbedStackBreakerOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := lm.NewEmbedStack(emb, lm.EmbedExecConfig{Name: "sim/embed", Retry: lm.RetryConfig{MaxAttempts: 1},
-		Breaker: lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}})
+		Breaker: lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Hour)}})
 	ctx := context.Background()
 	if _, _, err := s.Embed(ctx, []string{"a"}); !errors.Is(err, lm.ErrServer) {
 		t.Fatalf("first call: err = %v, want ErrServer", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
 )
@@ -50,7 +51,7 @@ func ask(q string) *lm.Request {
 }
 
 func fastRetry(attempts int) lm.RetryConfig {
-	return lm.RetryConfig{MaxAttempts: attempts, InitialBackoff: lm.Duration(time.Millisecond), MaxBackoff: lm.Duration(5 * time.Millisecond)}
+	return lm.RetryConfig{MaxAttempts: attempts, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(5 * time.Millisecond)}
 }
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
@@ -137,7 +138,7 @@ func TestRetryNeverRetries(t *testing.T) {
 	t.Run("cancelled context", func(t *testing.T) {
 		srv, client := sim(t, "", "500")
 		ctx, cancel := context.WithCancel(context.Background())
-		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(time.Hour)}, &lm.Hooks{
+		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(time.Hour)}, &lm.Hooks{
 			Retry: func(context.Context, string, int, error, time.Duration) { cancel() },
 		})
 		start := time.Now()
@@ -150,7 +151,7 @@ func TestRetryNeverRetries(t *testing.T) {
 		srv, client := sim(t, "", "503")
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(10 * time.Second)}, nil)
+		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(10 * time.Second)}, nil)
 		start := time.Now()
 		_, err := r.Complete(ctx, ask("hi"))
 		if !errors.Is(err, lm.ErrServer) || time.Since(start) > 250*time.Millisecond || srv.Stats().Requests != 1 {
@@ -159,7 +160,7 @@ func TestRetryNeverRetries(t *testing.T) {
 	})
 	t.Run("open breaker", func(t *testing.T) {
 		srv, client := sim(t, "", "500")
-		b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}, nil)
+		b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Hour)}, nil)
 		_, err := lm.NewRetry(b, fastRetry(5), nil).Complete(context.Background(), ask("hi"))
 		if !errors.Is(err, lm.ErrBreakerOpen) || srv.Stats().Requests != 1 {
 			t.Fatalf("err %v after %d requests", err, srv.Stats().Requests)
@@ -177,7 +178,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		states = append(states, from+"->"+to)
 		mu.Unlock()
 	}}
-	b := lm.NewBreaker(client, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: lm.Duration(200 * time.Millisecond)}, hooks)
+	b := lm.NewBreaker(client, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: config.Duration(200 * time.Millisecond)}, hooks)
 	ctx := context.Background()
 	for range 3 {
 		if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrServer) {
@@ -213,7 +214,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 
 func TestBreakerOpenErrorSaysWhenToRetry(t *testing.T) {
 	_, client := sim(t, "", "500")
-	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Minute)}, nil)
+	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Minute)}, nil)
 	_, _ = b.Complete(context.Background(), ask("hi"))
 	time.Sleep(20 * time.Millisecond)
 	_, err := b.Complete(context.Background(), ask("hi"))

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
 )
 
@@ -117,7 +118,7 @@ type TracesSpec struct {
 	// MaxRuns keeps only the newest runs; 0 keeps all.
 	MaxRuns int `yaml:"max_runs"`
 	// MaxAge deletes runs older than this (e.g. "720h"); empty keeps all.
-	MaxAge lm.Duration `yaml:"max_age"`
+	MaxAge config.Duration `yaml:"max_age"`
 }
 
 // FileError is a problem in a program file: which file, which field (a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/adapter"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -256,7 +257,7 @@ func TestBreakerOpenRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	model, _ := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
-	guarded := lm.NewBreaker(model, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(42 * time.Second)}, nil)
+	guarded := lm.NewBreaker(model, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(42 * time.Second)}, nil)
 	rs := startServer(t, serve.Config{Program: module.NewPredict(sig), Signature: sig}, guarded, nil)
 	client := newClient(1)
 	if res := do(client, http.MethodPost, rs.url+"/v1/predict", []byte(`{"question": "q"}`)); res.status != 502 {

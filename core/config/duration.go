@@ -1,4 +1,8 @@
-package lm
+// Package config holds the value types that configuration structs share —
+// the LM layers' (core/lm), the program file's (core/programfile) and the
+// plugin supervisor's (bridge) — so that each reads "500ms" the same way
+// without importing the others. It imports nothing of the project.
+package config
 
 import (
 	"fmt"
