@@ -52,6 +52,10 @@ func TestSmallPackagesStaySmall(t *testing.T) {
 		"core/adapter",
 		"core/module",
 		"core/lm",
+		"core/lm/lmtest",
+		"core/tool",
+		"core/config",
+		"core/event",
 		"core/program",
 		"core/programfile",
 		"core/evaluate",
@@ -86,6 +90,20 @@ func TestCoreImportsNothingAbove(t *testing.T) {
 			if d == module+above || strings.HasPrefix(d, module+above+"/") {
 				t.Errorf("a core package depends on %s", d)
 			}
+		}
+	}
+}
+
+// TestBridgeKnowsNoLM: the plugin bridge knows processes and protos, not LMs
+// or modules; of the core it imports only events and config values.
+func TestBridgeKnowsNoLM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	allowed := map[string]bool{module + "core/event": true, module + "core/config": true}
+	for _, d := range deps(t, "bridge") {
+		if strings.HasPrefix(d, module+"core/") && !allowed[d] {
+			t.Errorf("bridge depends on %s", d)
 		}
 	}
 }
