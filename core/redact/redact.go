@@ -2,7 +2,7 @@
 // LM headers, credentials and query parameters of base URLs — from text
 // before it is logged, stored in the trace database or sent to a client.
 // A Redactor is built once from a program's LM configuration (see
-// program.Spec.Secrets) and applied wherever errors are written.
+// programfile.Spec.Secrets) and applied wherever errors are written.
 package redact
 
 import (
