@@ -1,5 +1,5 @@
-// Package tool turns Go functions into tools an agent may call (ReAct in
-// core/module, CodeAct through plugins): the arguments' JSON schema shown
+// Package tool turns Go functions into tools an agent (ReAct, in
+// core/module) may call: the arguments' JSON schema shown
 // to the LM, derived from a struct as DSPy derives it from a Python
 // function, validation of the LM's arguments as DSPy validates them, and
 // the observation the result becomes. Calculator is a ready-made tool.
