@@ -6,6 +6,16 @@ BIN       := bin
 DSPEX     := $(BIN)/dspex
 GOFLAGS   ?=
 FUZZTIME  ?= 3s
+# VERSION is the release `dspex version` prints and saved programs record:
+# the git tag at HEAD (without its leading v) when there is one, else the
+# default in core/version.
+VERSION   ?= $(patsubst v%,%,$(shell git describe --tags --exact-match 2>/dev/null))
+LDFLAGS   := $(if $(VERSION),-X github.com/dspex/dspex/core/version.version=$(VERSION))
+# Go tools the targets use, installed by setup into a project-local folder.
+TOOLS     := $(BIN)/tools
+# staticcheck 2026.2.2 is module version v0.8.2; it supports Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 export CGO_ENABLED := 1
 
 # Python: the plugins' virtualenv. PYTHON only creates it; everything after runs in it.
@@ -14,17 +24,27 @@ VENV      := .venv
 VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,dev
 
-.PHONY: all setup setup-go setup-python build test test-go test-python fuzz-brief fuzz \
-	lint vet fmt-check lint-python proto proto-check demo bench clean
+.PHONY: all setup setup-go setup-python setup-tools build test test-go test-python fuzz-brief fuzz \
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench clean
 
 all: build
 
 ## setup: install everything a fresh machine lacks (idempotent)
-setup: setup-go setup-python
+setup: setup-go setup-tools setup-python
 
 setup-go:
 	@echo "== setup: Go modules (go mod download; the first time downloads them, a minute or so)"
 	@$(GO) mod download
+
+setup-tools: $(STATICCHECK)
+
+# The file name carries the version, so changing STATICCHECK_VERSION installs
+# the new one.
+$(STATICCHECK):
+	@echo "== setup: staticcheck $(STATICCHECK_VERSION) into $(TOOLS)"
+	@mkdir -p $(TOOLS)
+	GOBIN=$(abspath $(TOOLS)) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@mv $(TOOLS)/staticcheck $@
 
 # The stamp is newer than pyproject.toml once its dependencies are installed, so a
 # second run does nothing until pyproject.toml changes.
@@ -39,7 +59,7 @@ $(VENV)/.installed: pyproject.toml
 ## build: build the dspex CLI into bin/
 build: setup-go
 	@echo "== build: $(DSPEX) (the first build compiles SQLite from C: a few minutes; later ones take seconds)"
-	@$(GO) build -o $(DSPEX) ./cmd/dspex
+	@$(GO) build -ldflags '$(LDFLAGS)' -o $(DSPEX) ./cmd/dspex
 
 ## test: lint, then every test (race detector on), then brief fuzzing
 test: setup lint proto-check test-go test-python fuzz-brief
@@ -58,11 +78,14 @@ fuzz-brief:
 fuzz:
 	@bash scripts/fuzz.sh $(if $(filter 3s,$(FUZZTIME)),60s,$(FUZZTIME))
 
-## lint: go vet and gofmt; ruff on the Python code
-lint: vet fmt-check lint-python
+## lint: go vet, staticcheck and gofmt; ruff and mypy on the Python code
+lint: vet staticcheck fmt-check lint-python
 
 vet:
 	$(GO) vet ./...
+
+staticcheck: setup-tools
+	$(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
@@ -71,6 +94,7 @@ fmt-check:
 lint-python: setup-python
 	$(VENV)/bin/ruff check python
 	$(VENV)/bin/ruff format --check python
+	$(VENV_PY) -m mypy
 
 ## proto: regenerate the Go and Python code of bridge/proto
 proto: setup-go setup-python

@@ -57,7 +57,7 @@ func TestEagerStart(t *testing.T) {
 
 // startFailure starts a plugin that cannot start, with restarts off, and
 // returns the error and the pid that was tried.
-func startFailure(t *testing.T, spec PluginSpec, cfg SupervisorConfig) (error, int) {
+func startFailure(t *testing.T, spec PluginSpec, cfg SupervisorConfig) (int, error) {
 	t.Helper()
 	rec := newRecorder(t)
 	cfg.MaxRestarts = -1
@@ -78,12 +78,12 @@ func startFailure(t *testing.T, spec PluginSpec, cfg SupervisorConfig) (error, i
 	if _, err := p.Info(ctxTimeout(t, time.Second)); !errors.Is(err, ErrGaveUp) {
 		t.Errorf("call after giving up: %v, want ErrGaveUp", err)
 	}
-	return err, exit.Pid
+	return exit.Pid, err
 }
 
 func TestGarbageBeforeHandshake(t *testing.T) {
 	t.Parallel()
-	err, pid := startFailure(t, fakeSpec("garbage"), fastConfig())
+	pid, err := startFailure(t, fakeSpec("garbage"), fastConfig())
 	if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "hello, I am not a handshake") {
 		t.Errorf("error %q, want ErrHandshake quoting the garbage", err)
 	}
@@ -94,7 +94,7 @@ func TestNoHandshakeTimesOut(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	cfg.StartTimeout = config.Duration(700 * time.Millisecond)
-	err, pid := startFailure(t, fakeSpec("silent"), cfg)
+	pid, err := startFailure(t, fakeSpec("silent"), cfg)
 	if !errors.Is(err, ErrStartTimeout) || !strings.Contains(err.Error(), "waiting for the handshake") {
 		t.Errorf("error %q, want ErrStartTimeout while waiting for the handshake", err)
 	}
@@ -103,7 +103,7 @@ func TestNoHandshakeTimesOut(t *testing.T) {
 
 func TestExitAtOnce(t *testing.T) {
 	t.Parallel()
-	err, pid := startFailure(t, fakeSpec("exit"), fastConfig())
+	pid, err := startFailure(t, fakeSpec("exit"), fastConfig())
 	var pe *Error
 	if !errors.Is(err, ErrPluginExited) || !errors.As(err, &pe) {
 		t.Fatalf("error %q, want ErrPluginExited", err)

@@ -23,3 +23,8 @@ PATH=$gobin:$PATH "$py" -m grpc_tools.protoc -I bridge/proto \
   --python_out="$out/python/dspex_plugins/proto" --pyi_out="$out/python/dspex_plugins/proto" \
   --grpc_python_out="$out/python/dspex_plugins/proto" \
   dspex/plugin/v1/plugin.proto goplugin/plugin.proto
+# protoc writes each generated module's imports of its siblings relative to
+# bridge/proto (`from dspex.plugin.v1 import plugin_pb2`); rewrite them to the
+# package's absolute path, so the code imports without any sys.path change.
+find "$out/python/dspex_plugins/proto" -type f \( -name '*_pb2.py' -o -name '*_pb2.pyi' -o -name '*_pb2_grpc.py' \) -print0 |
+  xargs -0 sed -i -E 's/^(from|import) (dspex|goplugin)([. ])/\1 dspex_plugins.proto.\2\3/'

@@ -38,6 +38,13 @@ type Adapter interface {
 	// Prepare sets request options the format needs (such as
 	// response_format) for the given model.
 	Prepare(sig *signature.Signature, req *lm.Request, model lm.LM)
+	// Fallback is the adapter Call repeats a call with, once, when this
+	// one's completion does not parse; nil for none. ChatAdapter's is
+	// JSONAdapter unless its NoFallback is set (DSPy's
+	// use_json_adapter_fallback). An adapter that wraps another returns
+	// the wrapped one's (an embedded Adapter does so by itself), so that
+	// wrapping never loses the fallback.
+	Fallback() Adapter
 }
 
 // ParseError reports an LM completion that could not be read into the
@@ -137,8 +144,8 @@ type Request struct {
 }
 
 // Call formats the request with a, sends it to model and parses every
-// completion. When a is a ChatAdapter with fallback enabled and parsing
-// fails, the call is repeated once with JSONAdapter. Errors from the LM are
+// completion. When parsing fails and a has a Fallback (ChatAdapter's is
+// JSONAdapter), the call is repeated once with it. Errors from the LM are
 // returned as they are, never retried here.
 func Call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, error) {
 	res, err := call(ctx, a, model, r)
@@ -201,17 +208,17 @@ func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, req *lm.
 	return res, nil
 }
 
-// fallback repeats a call once with JSONAdapter after a, a ChatAdapter
-// with fallback enabled, failed to parse: perr is the parse error and res
-// the failed call's result, whose usage and cost the new result adds. For
-// any other adapter it returns res and perr as they are.
+// fallback repeats a call once with a's Fallback after a failed to parse:
+// perr is the parse error and res the failed call's result, whose usage
+// and cost the new result adds. When a has no fallback it returns res and
+// perr as they are.
 func fallback(ctx context.Context, a Adapter, model lm.LM, r Request, res *Result, perr error) (*Result, error) {
-	chat, ok := a.(*ChatAdapter)
-	if !ok || chat.NoFallback {
+	fb := a.Fallback()
+	if fb == nil {
 		return res, perr
 	}
-	publishParseFailure(ctx, event.AdapterFallback, perr, "JSONAdapter")
-	res2, err := call(ctx, JSONAdapter{}, model, r)
+	publishParseFailure(ctx, event.AdapterFallback, perr, fb.Name())
+	res2, err := call(ctx, fb, model, r)
 	if res2 != nil {
 		res2.FallbackErr = perr
 		if res != nil {

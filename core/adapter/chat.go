@@ -31,6 +31,15 @@ func (a *ChatAdapter) Format(sig *signature.Signature, demos []example.Example, 
 // Prepare leaves the request as it is: the chat format needs no options.
 func (*ChatAdapter) Prepare(*signature.Signature, *lm.Request, lm.LM) {}
 
+// Fallback returns JSONAdapter, the adapter a call is repeated with when a
+// completion does not parse, or nil when NoFallback is set.
+func (a *ChatAdapter) Fallback() Adapter {
+	if a.NoFallback {
+		return nil
+	}
+	return JSONAdapter{}
+}
+
 // FormatAssistant writes outputs as the assistant message DSPy would expect
 // (used for fine-tuning data and demos).
 func (*ChatAdapter) FormatAssistant(sig *signature.Signature, outputs map[string]any) string {

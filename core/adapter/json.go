@@ -33,6 +33,9 @@ func (JSONAdapter) Format(sig *signature.Signature, demos []example.Example, inp
 	return format(jsonFormat{}, sig, demos, inputs), nil
 }
 
+// Fallback returns nil: a JSONAdapter call that does not parse fails.
+func (JSONAdapter) Fallback() Adapter { return nil }
+
 // Prepare sets response_format as lm.ResponseFormatFor(model) says: for
 // json_schema, the outputs' strict schema (json_object when the outputs
 // cannot be expressed strictly: an open-ended dict); for json_object,

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -41,59 +42,69 @@ func TestBlockSubscriberReceivesEverything(t *testing.T) {
 }
 
 func TestDropOldestNeverBlocks(t *testing.T) {
-	b := NewBus()
-	release := make(chan struct{})
-	var got []int
-	sub, _ := b.Subscribe(SubscribeOptions{Name: "live", Buffer: 16, Policy: DropOldest}, func(ev Event) {
-		<-release // a handler that is stuck
-		got = append(got, ev.Data.(int))
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBus()
+		release := make(chan struct{})
+		var got []int
+		sub, _ := b.Subscribe(SubscribeOptions{Name: "live", Buffer: 16, Policy: DropOldest}, func(ev Event) {
+			<-release // a handler that is stuck
+			got = append(got, ev.Data.(int))
+		})
+		start := time.Now()
+		for i := range 10000 {
+			b.Publish(Event{Kind: Progress, Data: i})
+		}
+		// In the bubble time passes only while every goroutine is blocked,
+		// so a publisher that waited on the stuck handler would show here.
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("publishing to a stuck drop-oldest subscriber waited %v", d)
+		}
+		close(release)
+		b.Close()
+		st := sub.Stats()
+		// At most one buffer in the handler's batch and one in the ring survive.
+		if st.Dropped < 10000-2*16-1 || st.Delivered+st.Dropped != 10000 {
+			t.Errorf("stats %+v", st)
+		}
+		if got[len(got)-1] != 9999 {
+			t.Errorf("the newest event was dropped; last = %d", got[len(got)-1])
+		}
 	})
-	start := time.Now()
-	for i := range 10000 {
-		b.Publish(Event{Kind: Progress, Data: i})
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("publishing to a stuck drop-oldest subscriber took %v", d)
-	}
-	close(release)
-	b.Close()
-	st := sub.Stats()
-	// At most one buffer in the handler's batch and one in the ring survive.
-	if st.Dropped < 10000-2*16-1 || st.Delivered+st.Dropped != 10000 {
-		t.Errorf("stats %+v", st)
-	}
-	if got[len(got)-1] != 9999 {
-		t.Errorf("the newest event was dropped; last = %d", got[len(got)-1])
-	}
 }
 
 func TestStalledBlockSubscriberIsBoundedAndReported(t *testing.T) {
-	b := NewBus()
-	stuck := make(chan struct{})
-	defer close(stuck)
-	stalled, _ := b.Subscribe(SubscribeOptions{Name: "stuck-store", Buffer: 4, BlockTimeout: 50 * time.Millisecond}, func(Event) { <-stuck })
-	problems := make(chan *SubscriberProblem, 8)
-	b.Subscribe(SubscribeOptions{Name: "watcher", Kinds: []Kind{SubscriberError}}, func(ev Event) {
-		problems <- ev.Data.(*SubscriberProblem)
-	})
-	start := time.Now()
-	for i := range 100 {
-		b.Publish(Event{Kind: LMEnd, Data: i})
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("100 publishes to a stalled subscriber took %v: the stall was not bounded", d)
-	}
-	select {
-	case p := <-problems:
-		if p.Subscriber != "stuck-store" {
-			t.Errorf("problem = %+v", p)
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBus()
+		defer b.Close()
+		stuck := make(chan struct{})
+		defer close(stuck)
+		stalled, _ := b.Subscribe(SubscribeOptions{Name: "stuck-store", Buffer: 4, BlockTimeout: 50 * time.Millisecond}, func(Event) { <-stuck })
+		problems := make(chan *SubscriberProblem, 8)
+		b.Subscribe(SubscribeOptions{Name: "watcher", Kinds: []Kind{SubscriberError}}, func(ev Event) {
+			problems <- ev.Data.(*SubscriberProblem)
+		})
+		start := time.Now()
+		for i := range 100 {
+			b.Publish(Event{Kind: LMEnd, Data: i})
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("stall not reported")
-	}
-	if st := stalled.Stats(); st.Stalls != 1 || st.Dropped < 90 {
-		t.Errorf("stats %+v", st)
-	}
+		// One wait of BlockTimeout, then the stalled subscriber loses events
+		// without holding publishers up again.
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Fatalf("100 publishes to a stalled subscriber took %v, want one BlockTimeout (50ms)", d)
+		}
+		synctest.Wait()
+		select {
+		case p := <-problems:
+			if p.Subscriber != "stuck-store" {
+				t.Errorf("problem = %+v", p)
+			}
+		default:
+			t.Fatal("stall not reported")
+		}
+		if st := stalled.Stats(); st.Stalls != 1 || st.Dropped < 90 {
+			t.Errorf("stats %+v", st)
+		}
+	})
 }
 
 func TestPanickingSubscriberIsContained(t *testing.T) {

@@ -140,6 +140,10 @@ type OptimizerInfo struct {
 	Config    map[string]any `json:"config,omitempty"`
 	BestScore *float64       `json:"best_score,omitempty"`
 	Error     string         `json:"error,omitempty"`
+	// ExtraCalls counts LM calls beyond those a sequential run of the
+	// optimizer makes (concurrent bootstrapping stopped by its error
+	// bound), cancelled ones included; set on OptimizerEnd.
+	ExtraCalls int `json:"extra_calls,omitempty"`
 }
 
 // OptimizerTrialInfo is a candidate program proposed or evaluated.

@@ -69,8 +69,7 @@ func TestCachedLayer(t *testing.T) {
 		if err != nil || res.CacheHit || srv.Stats().Requests != before+1 {
 			t.Errorf("bypass: hit=%v err=%v requests=%d", res.CacheHit, err, srv.Stats().Requests-before)
 		}
-		res, err = m.Complete(lm.WithCacheMode(ctx, lm.CacheOff), ask("never stored"))
-		if err != nil {
+		if _, err := m.Complete(lm.WithCacheMode(ctx, lm.CacheOff), ask("never stored")); err != nil {
 			t.Fatal(err)
 		}
 		if res, _ := m.Complete(ctx, ask("never stored")); res.CacheHit {

@@ -1,11 +1,15 @@
 package lm
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"hash/maphash"
 	"iter"
+	"reflect"
+	"slices"
 	"sync"
 )
 
@@ -38,24 +42,38 @@ func RequestKey(model string, req *Request) string {
 }
 
 // Collapse is the execution layer that merges identical requests in
-// flight: while one call is running, identical requests wait for its result
-// instead of calling again, and each gets its own copy. The shared call
-// runs until it finishes or every caller waiting for it has given up.
-// Streams are not collapsed. Safe for concurrent use.
+// flight: while one call is running, identical requests (same model,
+// messages, sampling parameters, response format and rollout id) wait for
+// its result instead of calling again, and each gets its own copy. Streams
+// are not collapsed. Safe for concurrent use.
+//
+// A call costs no goroutine and no hashing of more than a cheap in-memory
+// hash of the request: the first caller makes the call on its own
+// goroutine, with its own context, and callers that join it wait. The
+// call belongs to its first caller: it runs until that caller's context
+// ends (or it finishes). Callers that joined may leave at any time; if the
+// first caller leaves before the call ends, the call is cancelled and the
+// callers still waiting start it again among themselves (one of them
+// makes it, the others join), so that no caller's cancellation waits on
+// another's call.
 type Collapse struct {
 	next LM
+	seed maphash.Seed
 
 	mu      sync.Mutex
-	flights map[string]*flight
+	flights map[uint64]*flight // by requestHash; colliding requests chain
 }
 
 type flight struct {
-	key     string
-	done    chan struct{}
-	res     *Response
-	err     error
-	waiters int
-	cancel  context.CancelFunc
+	model string
+	req   *Request
+	next  *flight       // another request with the same hash
+	done  chan struct{} // made when a second caller joins; closed at the end
+	res   *Response
+	err   error
+	// restart tells the callers that joined that the first caller left
+	// before the call ended: they start again.
+	restart bool
 }
 
 var (
@@ -65,7 +83,7 @@ var (
 
 // NewCollapse wraps next.
 func NewCollapse(next LM) *Collapse {
-	return &Collapse{next: next, flights: map[string]*flight{}}
+	return &Collapse{next: next, seed: maphash.MakeSeed(), flights: map[uint64]*flight{}}
 }
 
 // Model returns the wrapped LM's model.
@@ -74,75 +92,150 @@ func (c *Collapse) Model() string { return c.next.Model() }
 // ResponseFormat passes the wrapped LM's answer through.
 func (c *Collapse) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(c.next) }
 
-// Complete joins an identical call in flight, or starts one.
+// Complete joins an identical call in flight, or makes one.
 func (c *Collapse) Complete(ctx context.Context, req *Request) (*Response, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, contextKindError(ctx, requestModel(c.next, req))
-	}
-	key := RequestKey(requestModel(c.next, req), req)
-	c.mu.Lock()
-	f, joined := c.flights[key]
-	if !joined {
-		// The shared call keeps the first caller's values (trackers,
-		// settings) but not its cancellation: it is cancelled when the
-		// last waiter leaves.
-		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{key: key, done: make(chan struct{}), cancel: cancel}
-		c.flights[key] = f
-		go c.run(callCtx, key, f, req)
-	}
-	f.waiters++
-	c.mu.Unlock()
-
-	select {
-	case <-f.done:
-		c.leave(f)
+	model := requestModel(c.next, req)
+	h := c.requestHash(model, req)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, contextKindError(ctx, model)
+		}
+		c.mu.Lock()
+		f := c.flights[h]
+		for f != nil && !sameRequest(f.model, f.req, model, req) {
+			f = f.next
+		}
+		if f == nil {
+			break // c.mu is held: this caller makes the call
+		}
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
+		done := f.done
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, contextKindError(ctx, model)
+		}
+		if f.restart {
+			continue
+		}
 		if f.err != nil {
 			return nil, f.err
 		}
 		res := f.res.Clone()
-		if joined {
-			// A joined call spent nothing of its own.
-			res.Usage = Usage{}
-			res.Attempts = 0
-		}
+		// A joined call spent nothing of its own.
+		res.Usage = Usage{}
+		res.Attempts = 0
 		return res, nil
-	case <-ctx.Done():
-		c.leave(f)
-		return nil, contextKindError(ctx, requestModel(c.next, req))
 	}
-}
+	f := &flight{model: model, req: req, next: c.flights[h]}
+	c.flights[h] = f
+	c.mu.Unlock()
 
-func (c *Collapse) run(ctx context.Context, key string, f *flight, req *Request) {
 	res, err := c.next.Complete(ctx, req)
+
 	c.mu.Lock()
-	f.res, f.err = res, err
-	if c.flights[key] == f {
-		delete(c.flights, key)
+	// Unlist f; it may not head its chain any more.
+	if head := c.flights[h]; head == f {
+		if f.next == nil {
+			delete(c.flights, h)
+		} else {
+			c.flights[h] = f.next
+		}
+	} else {
+		for p := head; p != nil; p = p.next {
+			if p.next == f {
+				p.next = f.next
+				break
+			}
+		}
+	}
+	joined := f.done != nil
+	if joined {
+		f.res, f.err = res, err
+		f.restart = err != nil && ctx.Err() != nil
+		if err == nil {
+			// The callers that joined clone f.res; this caller gets a
+			// copy of its own, which it may change.
+			res = res.Clone()
+		}
+		close(f.done)
 	}
 	c.mu.Unlock()
-	f.cancel()
-	close(f.done)
+	return res, err
 }
 
-// leave drops a waiter; the last one to leave an unfinished call cancels it
-// and unlists it, so that later callers start afresh.
-func (c *Collapse) leave(f *flight) {
-	c.mu.Lock()
-	f.waiters--
-	abandon := f.waiters == 0
-	select {
-	case <-f.done:
-		abandon = false
-	default:
+// requestHash hashes what RequestKey covers, except Params.Extra (compared
+// by sameRequest), with a per-layer seed: a cheap in-memory key, never
+// stored.
+func (c *Collapse) requestHash(model string, req *Request) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(model)
+	h.WriteByte(0)
+	h.WriteString(req.RolloutID)
+	h.WriteByte(0)
+	for _, m := range req.Messages {
+		h.WriteString(m.Role)
+		h.WriteByte(0)
+		h.WriteString(m.Content)
+		h.WriteByte(0)
 	}
-	if abandon && c.flights[f.key] == f {
-		delete(c.flights, f.key)
+	p := &req.Params
+	if p.Temperature != nil {
+		maphash.WriteComparable(&h, *p.Temperature)
 	}
-	c.mu.Unlock()
-	if abandon {
-		f.cancel()
+	if p.MaxTokens != nil {
+		maphash.WriteComparable(&h, *p.MaxTokens)
 	}
+	if p.TopP != nil {
+		maphash.WriteComparable(&h, *p.TopP)
+	}
+	if p.N != nil {
+		maphash.WriteComparable(&h, *p.N)
+	}
+	if p.Seed != nil {
+		maphash.WriteComparable(&h, *p.Seed)
+	}
+	for _, s := range p.Stop {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	if rf := req.ResponseFormat; rf != nil {
+		h.WriteString(rf.Type)
+		h.WriteByte(0)
+		h.WriteString(rf.Name)
+		h.Write(rf.Schema)
+	}
+	return h.Sum64()
+}
+
+// sameRequest reports whether two requests are identical for collapsing:
+// what RequestKey covers, compared field by field.
+func sameRequest(ma string, a *Request, mb string, b *Request) bool {
+	if a == b && ma == mb {
+		return true
+	}
+	if ma != mb || a.RolloutID != b.RolloutID || !slices.Equal(a.Messages, b.Messages) ||
+		!equalPtr(a.Temperature, b.Temperature) || !equalPtr(a.MaxTokens, b.MaxTokens) ||
+		!equalPtr(a.TopP, b.TopP) || !equalPtr(a.N, b.N) || !equalPtr(a.Seed, b.Seed) ||
+		!slices.Equal(a.Stop, b.Stop) || !reflect.DeepEqual(a.Extra, b.Extra) {
+		return false
+	}
+	ra, rb := a.ResponseFormat, b.ResponseFormat
+	if ra == nil || rb == nil {
+		return ra == rb
+	}
+	return ra.Type == rb.Type && ra.Name == rb.Name && ra.Strict == rb.Strict && bytes.Equal(ra.Schema, rb.Schema)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // Stream is not collapsed: it passes through to the wrapped LM.

@@ -113,15 +113,17 @@ func apiKeyFrom(key, env string) string {
 
 // newTransport clones http.DefaultTransport with a larger idle pool: the
 // default keeps two idle connections per host, so a few dozen concurrent
-// calls to one server would keep opening new ones.
+// calls to one server would keep opening new ones. It keeps as many as the
+// default pool lets run at once (DefaultPoolSize), so that a connection
+// freed by one call is there for the next instead of being closed.
 func newTransport() http.RoundTripper {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		return http.DefaultTransport
 	}
 	t = t.Clone()
-	t.MaxIdleConns = 256
-	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = DefaultPoolSize
+	t.MaxIdleConnsPerHost = DefaultPoolSize
 	return t
 }
 
@@ -149,6 +151,17 @@ func (e *endpoint) callContext(ctx context.Context) (context.Context, context.Ca
 		return context.WithTimeoutCause(ctx, e.timeout, errRequestTimeout)
 	}
 	return context.WithCancel(ctx)
+}
+
+// completeContext is callContext for a call that reads its whole response
+// before it returns: without a timeout it is ctx itself, which saves a
+// context per call (nothing is left to cancel once the body is read and
+// closed).
+func (e *endpoint) completeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.timeout > 0 {
+		return context.WithTimeoutCause(ctx, e.timeout, errRequestTimeout)
+	}
+	return ctx, func() {}
 }
 
 // contextError is the error for a call whose own ctx ended: its kind, the

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dspex/dspex/core/config"
@@ -55,27 +56,31 @@ func fastRetry(attempts int) lm.RetryConfig {
 }
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
-	srv, client := sim(t, "", "429:first=1,retry_after=1s")
-	var waits []time.Duration
-	hooks := &lm.Hooks{Retry: func(_ context.Context, _ string, _ int, _ error, wait time.Duration) { waits = append(waits, wait) }}
-	r := lm.NewRetry(client, fastRetry(3), hooks)
-	res, err := r.Complete(context.Background(), ask("hi"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Attempts != 2 {
-		t.Errorf("attempts = %d, want 2", res.Attempts)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 2 {
-		t.Fatalf("server saw %d requests, want 2", len(reqs))
-	}
-	if gap := reqs[1].Start.Sub(reqs[0].Start); gap < time.Second {
-		t.Errorf("retried after %v, before the server's Retry-After of 1s", gap)
-	}
-	if len(waits) != 1 || waits[0] < time.Second {
-		t.Errorf("retry hook waits = %v", waits)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{fail: failFirst(1, func() error {
+			return &lm.Error{Kind: lm.ErrRateLimited, StatusCode: 429, RetryAfter: time.Second}
+		})}
+		var waits []time.Duration
+		hooks := &lm.Hooks{Retry: func(_ context.Context, _ string, _ int, _ error, wait time.Duration) { waits = append(waits, wait) }}
+		r := lm.NewRetry(fake, fastRetry(3), hooks)
+		res, err := r.Complete(context.Background(), ask("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Attempts != 2 {
+			t.Errorf("attempts = %d, want 2", res.Attempts)
+		}
+		calls := fake.Calls()
+		if len(calls) != 2 {
+			t.Fatalf("provider saw %d requests, want 2", len(calls))
+		}
+		if gap := calls[1].Start.Sub(calls[0].Start); gap < time.Second {
+			t.Errorf("retried after %v, before the server's Retry-After of 1s", gap)
+		}
+		if len(waits) != 1 || waits[0] < time.Second {
+			t.Errorf("retry hook waits = %v", waits)
+		}
+	})
 }
 
 func TestRetryIsBounded(t *testing.T) {
@@ -136,27 +141,35 @@ func TestRetryNeverRetries(t *testing.T) {
 		}
 	})
 	t.Run("cancelled context", func(t *testing.T) {
-		srv, client := sim(t, "", "500")
-		ctx, cancel := context.WithCancel(context.Background())
-		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(time.Hour)}, &lm.Hooks{
-			Retry: func(context.Context, string, int, error, time.Duration) { cancel() },
+		synctest.Test(t, func(t *testing.T) {
+			fake := &fakeLM{fail: func(int) error { return serverError() }}
+			ctx, cancel := context.WithCancel(context.Background())
+			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(time.Hour)}, &lm.Hooks{
+				Retry: func(context.Context, string, int, error, time.Duration) { cancel() },
+			})
+			start := time.Now()
+			_, err := r.Complete(ctx, ask("hi"))
+			if err == nil || time.Since(start) != 0 || len(fake.Calls()) != 1 {
+				t.Fatalf("err %v after %v and %d requests", err, time.Since(start), len(fake.Calls()))
+			}
 		})
-		start := time.Now()
-		_, err := r.Complete(ctx, ask("hi"))
-		if err == nil || time.Since(start) > 5*time.Second || srv.Stats().Requests != 1 {
-			t.Fatalf("err %v after %v and %d requests", err, time.Since(start), srv.Stats().Requests)
-		}
 	})
 	t.Run("deadline shorter than the backoff", func(t *testing.T) {
-		srv, client := sim(t, "", "503")
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		r := lm.NewRetry(client, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(10 * time.Second)}, nil)
-		start := time.Now()
-		_, err := r.Complete(ctx, ask("hi"))
-		if !errors.Is(err, lm.ErrServer) || time.Since(start) > 250*time.Millisecond || srv.Stats().Requests != 1 {
-			t.Fatalf("err %v after %v and %d requests", err, time.Since(start), srv.Stats().Requests)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			fake := &fakeLM{fail: func(int) error {
+				return &lm.Error{Kind: lm.ErrServer, Model: "dspex-sim", StatusCode: 503}
+			}}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(10 * time.Second)}, nil)
+			start := time.Now()
+			_, err := r.Complete(ctx, ask("hi"))
+			// The wait would pass the deadline, so the error comes back at
+			// once rather than when the deadline passes.
+			if !errors.Is(err, lm.ErrServer) || time.Since(start) != 0 || len(fake.Calls()) != 1 {
+				t.Fatalf("err %v after %v and %d requests", err, time.Since(start), len(fake.Calls()))
+			}
+		})
 	})
 	t.Run("open breaker", func(t *testing.T) {
 		srv, client := sim(t, "", "500")
@@ -169,266 +182,280 @@ func TestRetryNeverRetries(t *testing.T) {
 }
 
 func TestBreakerOpensAndRecovers(t *testing.T) {
-	// The first 3 requests fail; afterwards the endpoint is healthy again.
-	srv, client := sim(t, "", "500:first=3")
-	var mu sync.Mutex
-	var states []string
-	hooks := &lm.Hooks{BreakerState: func(_, from, to string) {
+	synctest.Test(t, func(t *testing.T) {
+		// The first 3 requests fail; afterwards the endpoint is healthy again.
+		fake := &fakeLM{fail: failFirst(3, serverError)}
+		var mu sync.Mutex
+		var states []string
+		hooks := &lm.Hooks{BreakerState: func(_, from, to string) {
+			mu.Lock()
+			states = append(states, from+"->"+to)
+			mu.Unlock()
+		}}
+		b := lm.NewBreaker(fake, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: config.Duration(200 * time.Millisecond)}, hooks)
+		ctx := context.Background()
+		for range 3 {
+			if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrServer) {
+				t.Fatalf("err = %v", err)
+			}
+		}
+		if b.State() != "open" {
+			t.Fatalf("state after 3 failures = %s", b.State())
+		}
+		for range 10 {
+			start := time.Now()
+			_, err := b.Complete(ctx, ask("hi"))
+			if !errors.Is(err, lm.ErrBreakerOpen) || time.Since(start) != 0 {
+				t.Fatalf("open breaker: err %v after %v", err, time.Since(start))
+			}
+		}
+		if n := len(fake.Calls()); n != 3 {
+			t.Fatalf("%d requests reached the provider while the breaker was open", n-3)
+		}
+		time.Sleep(199 * time.Millisecond)
+		if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrBreakerOpen) {
+			t.Fatalf("before the open timeout: err = %v, want the breaker still open", err)
+		}
+		time.Sleep(2 * time.Millisecond) // gobreaker half-opens once the timeout has strictly passed
+		if _, err := b.Complete(ctx, ask("hi")); err != nil {
+			t.Fatalf("half-open probe: %v", err)
+		}
+		if b.State() != "closed" || len(fake.Calls()) != 4 {
+			t.Errorf("after the probe: state %s, %d requests", b.State(), len(fake.Calls()))
+		}
 		mu.Lock()
-		states = append(states, from+"->"+to)
-		mu.Unlock()
-	}}
-	b := lm.NewBreaker(client, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: config.Duration(200 * time.Millisecond)}, hooks)
-	ctx := context.Background()
-	for range 3 {
-		if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrServer) {
-			t.Fatalf("err = %v", err)
+		defer mu.Unlock()
+		if fmt.Sprint(states) != "[closed->open open->half-open half-open->closed]" {
+			t.Errorf("state changes = %v", states)
 		}
-	}
-	if b.State() != "open" {
-		t.Fatalf("state after 3 failures = %s", b.State())
-	}
-	for range 10 {
-		start := time.Now()
-		_, err := b.Complete(ctx, ask("hi"))
-		if !errors.Is(err, lm.ErrBreakerOpen) || time.Since(start) > 50*time.Millisecond {
-			t.Fatalf("open breaker: err %v after %v", err, time.Since(start))
-		}
-	}
-	if n := srv.Stats().Requests; n != 3 {
-		t.Fatalf("%d requests reached the server while the breaker was open", n-3)
-	}
-	time.Sleep(250 * time.Millisecond)
-	if _, err := b.Complete(ctx, ask("hi")); err != nil {
-		t.Fatalf("half-open probe: %v", err)
-	}
-	if b.State() != "closed" || srv.Stats().Requests != 4 {
-		t.Errorf("after the probe: state %s, %d requests", b.State(), srv.Stats().Requests)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if fmt.Sprint(states) != "[closed->open open->half-open half-open->closed]" {
-		t.Errorf("state changes = %v", states)
-	}
+	})
 }
 
 func TestBreakerOpenErrorSaysWhenToRetry(t *testing.T) {
-	_, client := sim(t, "", "500")
-	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Minute)}, nil)
-	_, _ = b.Complete(context.Background(), ask("hi"))
-	time.Sleep(20 * time.Millisecond)
-	_, err := b.Complete(context.Background(), ask("hi"))
-	if !errors.Is(err, lm.ErrBreakerOpen) {
-		t.Fatalf("err = %v, want the breaker open", err)
-	}
-	if after := lm.RetryAfter(err); after != time.Minute && after != 59*time.Second {
-		t.Errorf("RetryAfter = %v, want what is left of the minute the breaker stays open, in whole seconds", after)
-	}
-	if !strings.Contains(err.Error(), "retry after 1m0s") && !strings.Contains(err.Error(), "retry after 59s") {
-		t.Errorf("err = %q, want it to say when to retry", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{fail: func(int) error { return serverError() }}
+		b := lm.NewBreaker(fake, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Minute)}, nil)
+		_, _ = b.Complete(context.Background(), ask("hi"))
+		for _, tc := range []struct {
+			after time.Duration
+			want  time.Duration
+		}{
+			{0, time.Minute},
+			{20 * time.Millisecond, time.Minute}, // what is left, rounded up to whole seconds
+			{1500 * time.Millisecond, 59 * time.Second},
+		} {
+			time.Sleep(tc.after)
+			_, err := b.Complete(context.Background(), ask("hi"))
+			if !errors.Is(err, lm.ErrBreakerOpen) {
+				t.Fatalf("err = %v, want the breaker open", err)
+			}
+			if after := lm.RetryAfter(err); after != tc.want {
+				t.Errorf("RetryAfter = %v, want %v: what is left of the minute the breaker stays open, in whole seconds", after, tc.want)
+			}
+			if !strings.Contains(err.Error(), "retry after "+tc.want.String()) {
+				t.Errorf("err = %q, want it to say when to retry", err)
+			}
+		}
+	})
 }
 
 func TestBreakerIgnoresCallerCancellation(t *testing.T) {
-	_, client := sim(t, "", "hang")
-	b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1}, nil)
-	for range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		_, err := b.Complete(ctx, ask("hi"))
-		cancel()
-		if !errors.Is(err, lm.ErrTimeout) {
-			t.Fatalf("err = %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{hang: true}
+		b := lm.NewBreaker(fake, "sim", lm.BreakerConfig{Failures: 1}, nil)
+		for range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			_, err := b.Complete(ctx, ask("hi"))
+			cancel()
+			if !errors.Is(err, lm.ErrTimeout) {
+				t.Fatalf("err = %v", err)
+			}
 		}
-	}
-	if b.State() != "closed" {
-		t.Errorf("caller deadlines opened the breaker: %s", b.State())
-	}
+		if b.State() != "closed" {
+			t.Errorf("caller deadlines opened the breaker: %s", b.State())
+		}
+	})
 }
 
 func TestCollapseIdenticalCalls(t *testing.T) {
-	srv, client := sim(t, "200ms")
-	c := lm.NewCollapse(client)
-	var wg sync.WaitGroup
-	var failures, tokens atomic.Int64
-	texts := make([]string, 100)
-	for i := range 100 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := c.Complete(context.Background(), ask("the same question"))
-			if err != nil {
-				failures.Add(1)
-				return
-			}
-			tokens.Add(int64(res.Usage.TotalTokens))
-			res.Choices[0].Text += "mutated"
-			texts[i] = res.Choices[0].Text
-		}()
-	}
-	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d calls failed", failures.Load())
-	}
-	if n := srv.Stats().Requests; n != 1 {
-		t.Fatalf("100 identical concurrent calls reached the server %d times, want 1", n)
-	}
-	for _, tx := range texts {
-		if tx != texts[0] {
-			t.Fatal("collapsed callers share one response value")
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{latency: 200 * time.Millisecond}
+		c := lm.NewCollapse(fake)
+		var wg sync.WaitGroup
+		var failures, tokens atomic.Int64
+		texts := make([]string, 100)
+		for i := range 100 {
+			wg.Go(func() {
+				res, err := c.Complete(context.Background(), ask("the same question"))
+				if err != nil {
+					failures.Add(1)
+					return
+				}
+				tokens.Add(int64(res.Usage.TotalTokens))
+				res.Choices[0].Text += "mutated"
+				texts[i] = res.Choices[0].Text
+			})
 		}
-	}
-	if tokens.Load() == 0 {
-		t.Error("no caller was charged the tokens")
-	}
-	// Different requests are not merged.
-	if _, err := c.Complete(context.Background(), ask("another question")); err != nil || srv.Stats().Requests != 2 {
-		t.Errorf("err %v, %d requests", err, srv.Stats().Requests)
-	}
+		wg.Wait()
+		if failures.Load() != 0 {
+			t.Fatalf("%d calls failed", failures.Load())
+		}
+		if n := len(fake.Calls()); n != 1 {
+			t.Fatalf("100 identical concurrent calls reached the provider %d times, want 1", n)
+		}
+		for _, tx := range texts {
+			if tx != texts[0] {
+				t.Fatal("collapsed callers share one response value")
+			}
+		}
+		if tokens.Load() == 0 {
+			t.Error("no caller was charged the tokens")
+		}
+		// Different requests are not merged.
+		if _, err := c.Complete(context.Background(), ask("another question")); err != nil || len(fake.Calls()) != 2 {
+			t.Errorf("err %v, %d requests", err, len(fake.Calls()))
+		}
+	})
 }
 
 func TestCollapseLastWaiterCancels(t *testing.T) {
-	srv, client := sim(t, "", "hang")
-	c := lm.NewCollapse(client)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Complete(ctx, ask("q")); !errors.Is(err, lm.ErrCanceled) {
-				t.Errorf("err = %v", err)
-			}
-		}()
-	}
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	// The shared call was cancelled too: the server sees the client leave.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if reqs := srv.Requests(); len(reqs) == 1 && reqs[0].Duration > 0 {
-			return
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{hang: true}
+		c := lm.NewCollapse(fake)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				if _, err := c.Complete(ctx, ask("q")); !errors.Is(err, lm.ErrCanceled) {
+					t.Errorf("err = %v", err)
+				}
+			})
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Error("the shared request was not cancelled when every caller left")
+		synctest.Wait() // every caller waits on the one shared call
+		if calls := fake.Calls(); len(calls) != 1 || calls[0].Duration != 0 {
+			t.Fatalf("calls before cancelling = %+v, want one running", calls)
+		}
+		cancel()
+		wg.Wait()
+		// The shared call was cancelled too: the provider sees its context end.
+		synctest.Wait()
+		if calls := fake.Calls(); len(calls) != 1 || calls[0].Duration == 0 {
+			t.Errorf("the shared request was not cancelled when every caller left: %+v", calls)
+		}
+	})
 }
 
 func TestPoolQueueBound(t *testing.T) {
-	srv, client := sim(t, "300ms")
-	p := lm.NewPool(client, lm.PoolConfig{Size: 2, Queue: 3}, nil)
-	var wg sync.WaitGroup
-	var ok, full atomic.Int64
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := p.Complete(context.Background(), ask(fmt.Sprint("q", i)))
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.Is(err, lm.ErrQueueFull):
-				full.Add(1)
-			default:
-				t.Errorf("err = %v", err)
-			}
-		}()
-		time.Sleep(5 * time.Millisecond) // arrive in order
-	}
-	wg.Wait()
-	if ok.Load() != 5 || full.Load() != 5 {
-		t.Errorf("%d served, %d refused; want 5 and 5 (2 slots + 3 queued)", ok.Load(), full.Load())
-	}
-	st := p.Stats()
-	if st.MaxWait < 250*time.Millisecond || st.Refused != 5 || st.Waiting != 0 || st.InFlight != 0 {
-		t.Errorf("stats = %+v", st)
-	}
-	if srv.Stats().Requests != 5 {
-		t.Errorf("server saw %d requests", srv.Stats().Requests)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{latency: 300 * time.Millisecond}
+		p := lm.NewPool(fake, lm.PoolConfig{Size: 2, Queue: 3}, nil)
+		var wg sync.WaitGroup
+		var ok, full atomic.Int64
+		for i := range 10 {
+			wg.Go(func() {
+				_, err := p.Complete(context.Background(), ask(fmt.Sprint("q", i)))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, lm.ErrQueueFull):
+					full.Add(1)
+				default:
+					t.Errorf("err = %v", err)
+				}
+			})
+			synctest.Wait() // arrive in order
+		}
+		wg.Wait()
+		if ok.Load() != 5 || full.Load() != 5 {
+			t.Errorf("%d served, %d refused; want 5 and 5 (2 slots + 3 queued)", ok.Load(), full.Load())
+		}
+		st := p.Stats()
+		if st.MaxWait < 300*time.Millisecond || st.Refused != 5 || st.Waiting != 0 || st.InFlight != 0 {
+			t.Errorf("stats = %+v", st)
+		}
+		if n := len(fake.Calls()); n != 5 {
+			t.Errorf("provider saw %d requests", n)
+		}
+	})
 }
 
 func TestPoolCancellationReleasesWaiters(t *testing.T) {
-	_, client := sim(t, "", "hang")
-	p := lm.NewPool(client, lm.PoolConfig{Size: 1, Queue: 50}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := p.Complete(ctx, ask(fmt.Sprint(i)))
-			errs <- err
-		}()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Stats().Waiting != 19 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("waiters not released by cancellation")
-	}
-	close(errs)
-	for err := range errs {
-		if !errors.Is(err, lm.ErrCanceled) {
-			t.Errorf("err = %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{hang: true}
+		p := lm.NewPool(fake, lm.PoolConfig{Size: 1, Queue: 50}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				_, err := p.Complete(ctx, ask(fmt.Sprint(i)))
+				errs <- err
+			})
 		}
-	}
-	if st := p.Stats(); st.Waiting != 0 || st.InFlight != 0 || st.Abandoned != 19 {
-		t.Errorf("stats after cancel = %+v", st)
-	}
+		synctest.Wait()
+		if st := p.Stats(); st.Waiting != 19 || st.InFlight != 1 {
+			t.Fatalf("stats before cancelling = %+v", st)
+		}
+		cancel()
+		// synctest.Test fails the test if a waiter is never released.
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, lm.ErrCanceled) {
+				t.Errorf("err = %v", err)
+			}
+		}
+		if st := p.Stats(); st.Waiting != 0 || st.InFlight != 0 || st.Abandoned != 19 {
+			t.Errorf("stats after cancel = %+v", st)
+		}
+	})
 }
 
 func TestRateLimit(t *testing.T) {
-	_, client := sim(t, "")
-	// 6000 requests per minute is one every 10ms; a 1-second burst allows 100
-	// at once, so 120 calls need at least ~200ms.
-	r := lm.NewRateLimit(client, lm.RateLimitConfig{RPM: 6000, BurstSeconds: 1}, nil)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range 120 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := r.Complete(context.Background(), ask(fmt.Sprint(i))); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if d := time.Since(start); d < 150*time.Millisecond {
-		t.Errorf("120 calls at 6000 rpm with a 100-call burst took only %v", d)
-	}
-
-	// Tokens: 60000 per minute is 1000/s; each call is estimated at about
-	// 400 tokens (max_tokens), so after a 1000-token burst the rest wait.
-	rt := lm.NewRateLimit(client, lm.RateLimitConfig{TPM: 60000, BurstSeconds: 1}, nil)
-	req := ask("tokens")
-	req.MaxTokens = lm.Int(400)
-	start = time.Now()
-	for range 5 {
-		if _, err := rt.Complete(context.Background(), req); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLM{}
+		// 6000 requests per minute is one every 10ms; a 1-second burst allows 100
+		// at once, so 120 calls need at least ~200ms.
+		r := lm.NewRateLimit(fake, lm.RateLimitConfig{RPM: 6000, BurstSeconds: 1}, nil)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 120 {
+			wg.Go(func() {
+				if _, err := r.Complete(context.Background(), ask(fmt.Sprint(i))); err != nil {
+					t.Error(err)
+				}
+			})
 		}
-	}
-	if d := time.Since(start); d < 900*time.Millisecond {
-		t.Errorf("5 calls of ~400 tokens at 1000 tokens/s took only %v", d)
-	}
+		wg.Wait()
+		if d := time.Since(start); d < 190*time.Millisecond || d > 210*time.Millisecond {
+			t.Errorf("120 calls at 6000 rpm with a 100-call burst took %v, want 200ms", d)
+		}
 
-	// A wait that would pass the deadline fails at once.
-	slow := lm.NewRateLimit(client, lm.RateLimitConfig{RPM: 1}, nil)
-	_, _ = slow.Complete(context.Background(), ask("first"))
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := slow.Complete(ctx, ask("second")); !errors.Is(err, lm.ErrTimeout) {
-		t.Errorf("err = %v", err)
-	}
+		// Tokens: 60000 per minute is 1000/s; each call is estimated at about
+		// 400 tokens (max_tokens), so after a 1000-token burst the rest wait.
+		rt := lm.NewRateLimit(fake, lm.RateLimitConfig{TPM: 60000, BurstSeconds: 1}, nil)
+		req := ask("tokens")
+		req.MaxTokens = lm.Int(400)
+		start = time.Now()
+		for range 5 {
+			if _, err := rt.Complete(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(start); d < 900*time.Millisecond {
+			t.Errorf("5 calls of ~400 tokens at 1000 tokens/s took only %v", d)
+		}
+
+		// A wait that would pass the deadline fails at once.
+		slow := lm.NewRateLimit(fake, lm.RateLimitConfig{RPM: 1}, nil)
+		_, _ = slow.Complete(context.Background(), ask("first"))
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		start = time.Now()
+		if _, err := slow.Complete(ctx, ask("second")); !errors.Is(err, lm.ErrTimeout) || time.Since(start) != 0 {
+			t.Errorf("err = %v after %v", err, time.Since(start))
+		}
+	})
 }
 
 func TestStackUsageAndCost(t *testing.T) {

@@ -103,7 +103,7 @@ type OpenAIConfig struct {
 	// DefaultMaxResponseBytes (16 MiB).
 	MaxResponseBytes int64
 	// HTTPClient sends the requests. nil means a client of its own whose
-	// transport is a clone of http.DefaultTransport keeping up to 256 idle
+	// transport is a clone of http.DefaultTransport keeping up to 1024 idle
 	// connections per host, so that many concurrent calls reuse connections.
 	HTTPClient *http.Client
 }
@@ -225,13 +225,18 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 		return nil, err
 	}
 
-	callCtx, cancel := o.callContext(ctx)
+	callCtx, cancel := o.completeContext(ctx)
 	defer cancel()
 	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.chatURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err}
 	}
-	httpReq.Header = o.headers.Clone()
+	// A transport only reads a request's headers; only a client with a
+	// cookie jar adds to them, so only then does the request need a copy.
+	httpReq.Header = o.headers
+	if o.client.Jar != nil {
+		httpReq.Header = o.headers.Clone()
+	}
 	start := time.Now()
 	httpRes, err := o.client.Do(httpReq)
 	if err != nil {

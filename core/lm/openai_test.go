@@ -461,7 +461,6 @@ func checkError(t *testing.T, err error, want error, model, base string) *Error 
 
 func TestOpenAIHTTPErrors(t *testing.T) {
 	t.Parallel()
-	const openAIErr = `{"error":{"message":%q,"type":"invalid_request_error","param":null,"code":%q}}`
 	tests := []struct {
 		name        string
 		status      int

@@ -14,22 +14,35 @@ import (
 // sending more than the endpoint is configured to take.
 var ErrQueueFull = errors.New("lm: pool queue full")
 
-// PoolConfig bounds the calls in flight to one endpoint and model.
+// DefaultPoolSize is PoolConfig.Size when it is not set: large enough that
+// a caller's own concurrency (Evaluate's workers, a bootstrap's, a server's
+// clients) passes through to the endpoint, so that the default is never the
+// bottleneck. Set a smaller Size to protect an endpoint that takes fewer
+// concurrent requests (a local server, a provider's concurrency limit).
+const DefaultPoolSize = 1024
+
+// DefaultPoolQueue is PoolConfig.Queue when it is not set.
+const DefaultPoolQueue = 1024
+
+// PoolConfig bounds the calls in flight to one endpoint and model. The
+// zero value lets DefaultPoolSize calls run at once and DefaultPoolQueue
+// more wait; the caller after those is refused with ErrQueueFull at once.
 type PoolConfig struct {
-	// Size is how many calls may run at once. Default 16.
+	// Size is how many calls may run at once. Default DefaultPoolSize
+	// (1024): the pool does not throttle callers unless told to.
 	Size int `yaml:"size" json:"size"`
 	// Queue is how many further callers may wait for a slot; one more is
-	// refused with ErrQueueFull. Default 1024; a negative value means none
-	// may wait.
+	// refused with ErrQueueFull. Default DefaultPoolQueue (1024); a
+	// negative value means none may wait.
 	Queue int `yaml:"queue" json:"queue"`
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
 	if c.Size <= 0 {
-		c.Size = 16
+		c.Size = DefaultPoolSize
 	}
 	if c.Queue == 0 {
-		c.Queue = 1024
+		c.Queue = DefaultPoolQueue
 	}
 	if c.Queue < 0 {
 		c.Queue = 0
@@ -51,15 +64,18 @@ type PoolStats struct {
 // Slots is a counting semaphore with a bounded wait queue, the core of Pool
 // (and of the embedding pool). Safe for concurrent use.
 type Slots struct {
-	sem   chan struct{}
-	mu    sync.Mutex
-	stats PoolStats
+	sem       chan struct{}
+	releaseFn func() // s.release, made once: a method value allocates
+	mu        sync.Mutex
+	stats     PoolStats
 }
 
 // NewSlots returns slots for cfg.
 func NewSlots(cfg PoolConfig) *Slots {
 	cfg = cfg.withDefaults()
-	return &Slots{sem: make(chan struct{}, cfg.Size), stats: PoolStats{Size: cfg.Size, Queue: cfg.Queue}}
+	s := &Slots{sem: make(chan struct{}, cfg.Size), stats: PoolStats{Size: cfg.Size, Queue: cfg.Queue}}
+	s.releaseFn = s.release
+	return s
 }
 
 // Acquire takes a slot, waiting in the queue if all are busy. It returns
@@ -73,7 +89,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 	select {
 	case s.sem <- struct{}{}:
 		s.admitted(0)
-		return s.release, 0, nil
+		return s.releaseFn, 0, nil
 	default:
 	}
 	s.mu.Lock()
@@ -93,7 +109,7 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 		s.stats.Waiting--
 		s.mu.Unlock()
 		s.admitted(wait)
-		return s.release, wait, nil
+		return s.releaseFn, wait, nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.stats.Waiting--

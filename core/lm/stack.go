@@ -11,7 +11,11 @@ import (
 type ExecConfig struct {
 	// Name identifies the endpoint and model (breaker name, logs);
 	// default the model name.
-	Name      string
+	Name string
+	// Pool bounds the calls in flight; the zero value lets
+	// DefaultPoolSize (1024) run at once, so that the caller's own
+	// concurrency, not the pool, decides how many calls the endpoint
+	// sees. Set Pool.Size to protect an endpoint that takes fewer.
 	Pool      PoolConfig
 	RateLimit RateLimitConfig
 	Retry     RetryConfig

@@ -266,186 +266,232 @@ func (l *Logger) reportDrops(s *subscription) {
 	s.reported = dropped
 }
 
-// write logs one event.
+// write logs one event: each payload type has its own method below.
 func (l *Logger) write(ev event.Event) {
-	ids := []any{"run", short(ev.RunID), "span", short(ev.SpanID)}
-	trace := l.level <= hclog.Trace
+	e := entry{ev: ev, ids: []any{"run", short(ev.RunID), "span", short(ev.SpanID)}, trace: l.level <= hclog.Trace}
 	switch d := ev.Data.(type) {
 	case *event.RunInfo:
-		args := append(ids, "name", d.Name)
-		if d.Program != "" {
-			args = append(args, "program", d.Program)
-		}
-		if ev.Kind == event.RunStart {
-			l.log.Info("run started", args...)
-			return
-		}
-		args = append(args, "calls", d.Calls, "cache_hits", d.CacheHits,
-			"prompt_tokens", d.PromptTokens, "completion_tokens", d.CompletionTokens, "cost_usd", d.CostUSD)
-		if d.CostUnknownCalls > 0 {
-			args = append(args, "cost_unknown_calls", d.CostUnknownCalls)
-		}
-		if d.Error != "" {
-			l.log.Log(l.failed, "run failed", append(args, "error", d.Error)...)
-			return
-		}
-		l.log.Info("run finished", args...)
-
+		l.runInfo(e, d)
 	case *event.ModuleCall:
-		args := append(ids, "parent", short(ev.ParentID), "module", d.Module)
-		if d.Signature != "" {
-			args = append(args, "signature", d.Signature)
-		}
-		if ev.Kind == event.ModuleStart {
-			if trace {
-				l.log.Trace("module start", append(args, "inputs", jsonText(d.Inputs))...)
-				return
-			}
-			l.log.Debug("module start", args...)
-			return
-		}
-		args = append(args, "duration", duration(d.Duration))
-		if d.Error != "" {
-			args = append(args, "error", d.Error)
-		}
-		if trace && d.Outputs != nil {
-			l.log.Trace("module end", append(args, "outputs", jsonText(d.Outputs))...)
-			return
-		}
-		l.log.Debug("module end", args...)
-
+		l.moduleCall(e, d)
 	case *event.LMCall:
-		args := append(ids, "parent", short(ev.ParentID), "model", d.Model)
-		if d.Adapter != "" {
-			args = append(args, "adapter", d.Adapter)
-		}
-		if ev.Kind == event.LMStart {
-			if trace {
-				l.log.Trace("lm call", append(args, "messages", messages(d.Messages))...)
-				return
-			}
-			l.log.Debug("lm call", args...)
-			return
-		}
-		args = append(args, "prompt_tokens", d.PromptTokens, "completion_tokens", d.CompletionTokens,
-			"latency", duration(d.Latency), "cache_hit", d.CacheHit, "attempts", d.Attempts)
-		if d.CostKnown {
-			args = append(args, "cost_usd", d.CostUSD)
-		}
-		if d.QueueWait > 0 {
-			args = append(args, "queue_wait", duration(d.QueueWait))
-		}
-		if d.Error != "" {
-			args = append(args, "error", d.Error)
-			if d.ErrorKind != "" {
-				args = append(args, "error_kind", d.ErrorKind)
-			}
-			if canceled(d.ErrorKind, d.Error) {
-				// The caller gave up (a deadline, or speculative work no
-				// longer needed): not a failure of the LM.
-				l.log.Debug("lm call canceled", args...)
-				return
-			}
-			l.log.Log(l.failed, "lm call failed", args...)
-			return
-		}
-		if slices.Contains(d.FinishReasons, "length") {
-			l.log.Warn(truncationWarning(d.Params), append(args, "finish_reasons", strings.Join(d.FinishReasons, ","))...)
-			return
-		}
-		if trace {
-			l.log.Trace("lm done", append(args, "completions", truncate(strings.Join(d.Completions, "\n---\n")))...)
-			return
-		}
-		l.log.Debug("lm done", args...)
-
+		l.lmCall(e, d)
 	case *event.LMRetryInfo:
-		l.log.Warn("lm retry", append(ids, "model", d.Model, "attempt", d.Attempt, "wait", duration(d.Wait), "error", d.Error)...)
-
+		l.lmRetry(e, d)
 	case *event.LMWait:
-		msg := "lm queue wait"
-		if ev.Kind == event.LMRateLimitWait {
-			msg = "lm rate limit wait"
-		}
-		args := append(ids, "model", d.Model, "wait", duration(d.Wait))
-		if d.Wait > SlowWait {
-			l.log.Warn(msg, args...)
-			return
-		}
-		l.log.Debug(msg, args...)
-
+		l.lmWait(e, d)
 	case *event.BreakerChange:
-		l.log.Warn("circuit breaker "+d.To, append(ids, "breaker", d.Name, "from", d.From, "to", d.To)...)
-
+		l.breakerChange(e, d)
 	case *event.ParseFailureInfo:
-		args := append(ids, "adapter", d.Adapter)
-		if d.Field != "" {
-			args = append(args, "field", d.Field)
-		}
-		args = append(args, "error", d.Error)
-		msg := "parse failure"
-		if ev.Kind == event.AdapterFallback {
-			msg = "adapter fallback"
-			args = append(args, "fallback", d.Fallback)
-		}
-		if trace {
-			args = append(args, "raw", truncate(d.Raw))
-		}
-		l.log.Warn(msg, args...)
-
+		l.parseFailure(e, d)
 	case *event.DemoKeysInfo:
-		if !l.firstDemoWarning(d) {
-			return
-		}
-		l.log.Warn("demo has keys the signature lacks; they are left out of the prompt",
-			append(ids, "signature", d.Signature, "demo", d.Demo, "keys", strings.Join(d.Keys, ", "))...)
-
+		l.demoKeys(e, d)
 	case *event.EvalExampleInfo:
-		args := append(ids, "index", d.Index, "score", d.Score, "duration", duration(d.Duration))
-		if d.Error != "" {
-			l.log.Warn("eval example failed", append(args, "error", d.Error)...)
-			return
-		}
-		if trace {
-			args = append(args, "prediction", jsonText(d.Prediction))
-		}
-		l.log.Debug("eval example", args...)
-
+		l.evalExample(e, d)
 	case *event.OptimizerInfo:
-		args := append(ids, "optimizer", d.Optimizer)
-		if ev.Kind == event.OptimizerStart {
-			l.log.Info("optimizer started", args...)
-			return
-		}
-		if d.BestScore != nil {
-			args = append(args, "best_score", *d.BestScore)
-		}
-		if d.Error != "" {
-			l.log.Error("optimizer failed", append(args, "error", d.Error)...)
-			return
-		}
-		l.log.Info("optimizer finished", args...)
-
+		l.optimizer(e, d)
 	case *event.OptimizerTrialInfo:
-		args := append(ids, "optimizer", d.Optimizer, "trial", d.Trial)
-		if d.Score != nil {
-			args = append(args, "score", *d.Score)
-		}
-		if d.BestScore != nil {
-			args = append(args, "best_score", *d.BestScore)
-		}
-		if d.Minibatch {
-			args = append(args, "minibatch", true)
-		}
-		if ev.Kind == event.OptimizerNewBest {
-			l.log.Info("optimizer new best", args...)
-			return
-		}
-		l.log.Debug("optimizer trial", args...)
-
+		l.optimizerTrial(e, d)
 	case *event.SubscriberProblem:
 		l.log.Error("event subscriber problem", "subscriber", d.Subscriber, "problem", d.Problem, "dropped", d.Dropped)
 	}
+}
+
+// entry is what every payload's line starts from.
+type entry struct {
+	ev event.Event
+	// ids are the short run and span ids every line carries.
+	ids []any
+	// trace reports whether the logger writes trace-level detail.
+	trace bool
+}
+
+func (l *Logger) runInfo(e entry, d *event.RunInfo) {
+	args := append(e.ids, "name", d.Name)
+	if d.Program != "" {
+		args = append(args, "program", d.Program)
+	}
+	if e.ev.Kind == event.RunStart {
+		l.log.Info("run started", args...)
+		return
+	}
+	args = append(args, "calls", d.Calls, "cache_hits", d.CacheHits,
+		"prompt_tokens", d.PromptTokens, "completion_tokens", d.CompletionTokens, "cost_usd", d.CostUSD)
+	if d.CostUnknownCalls > 0 {
+		args = append(args, "cost_unknown_calls", d.CostUnknownCalls)
+	}
+	if d.Error != "" {
+		l.log.Log(l.failed, "run failed", append(args, "error", d.Error)...)
+		return
+	}
+	l.log.Info("run finished", args...)
+}
+
+func (l *Logger) moduleCall(e entry, d *event.ModuleCall) {
+	args := append(e.ids, "parent", short(e.ev.ParentID), "module", d.Module)
+	if d.Signature != "" {
+		args = append(args, "signature", d.Signature)
+	}
+	if e.ev.Kind == event.ModuleStart {
+		if e.trace {
+			l.log.Trace("module start", append(args, "inputs", jsonText(d.Inputs))...)
+			return
+		}
+		l.log.Debug("module start", args...)
+		return
+	}
+	args = append(args, "duration", duration(d.Duration))
+	if d.Error != "" {
+		args = append(args, "error", d.Error)
+	}
+	if e.trace && d.Outputs != nil {
+		l.log.Trace("module end", append(args, "outputs", jsonText(d.Outputs))...)
+		return
+	}
+	l.log.Debug("module end", args...)
+}
+
+func (l *Logger) lmCall(e entry, d *event.LMCall) {
+	args := append(e.ids, "parent", short(e.ev.ParentID), "model", d.Model)
+	if d.Adapter != "" {
+		args = append(args, "adapter", d.Adapter)
+	}
+	if e.ev.Kind == event.LMStart {
+		if e.trace {
+			l.log.Trace("lm call", append(args, "messages", messages(d.Messages))...)
+			return
+		}
+		l.log.Debug("lm call", args...)
+		return
+	}
+	args = append(args, "prompt_tokens", d.PromptTokens, "completion_tokens", d.CompletionTokens,
+		"latency", duration(d.Latency), "cache_hit", d.CacheHit, "attempts", d.Attempts)
+	if d.CostKnown {
+		args = append(args, "cost_usd", d.CostUSD)
+	}
+	if d.QueueWait > 0 {
+		args = append(args, "queue_wait", duration(d.QueueWait))
+	}
+	if d.Error != "" {
+		l.lmFailed(d, args)
+		return
+	}
+	if slices.Contains(d.FinishReasons, "length") {
+		l.log.Warn(truncationWarning(d.Params), append(args, "finish_reasons", strings.Join(d.FinishReasons, ","))...)
+		return
+	}
+	if e.trace {
+		l.log.Trace("lm done", append(args, "completions", truncate(strings.Join(d.Completions, "\n---\n")))...)
+		return
+	}
+	l.log.Debug("lm done", args...)
+}
+
+// lmFailed logs a failed LM call; args already hold the call's fields.
+func (l *Logger) lmFailed(d *event.LMCall, args []any) {
+	args = append(args, "error", d.Error)
+	if d.ErrorKind != "" {
+		args = append(args, "error_kind", d.ErrorKind)
+	}
+	if canceled(d.ErrorKind, d.Error) {
+		// The caller gave up (a deadline, or speculative work no
+		// longer needed): not a failure of the LM.
+		l.log.Debug("lm call canceled", args...)
+		return
+	}
+	l.log.Log(l.failed, "lm call failed", args...)
+}
+
+func (l *Logger) lmRetry(e entry, d *event.LMRetryInfo) {
+	l.log.Warn("lm retry", append(e.ids, "model", d.Model, "attempt", d.Attempt, "wait", duration(d.Wait), "error", d.Error)...)
+}
+
+func (l *Logger) lmWait(e entry, d *event.LMWait) {
+	msg := "lm queue wait"
+	if e.ev.Kind == event.LMRateLimitWait {
+		msg = "lm rate limit wait"
+	}
+	args := append(e.ids, "model", d.Model, "wait", duration(d.Wait))
+	if d.Wait > SlowWait {
+		l.log.Warn(msg, args...)
+		return
+	}
+	l.log.Debug(msg, args...)
+}
+
+func (l *Logger) breakerChange(e entry, d *event.BreakerChange) {
+	l.log.Warn("circuit breaker "+d.To, append(e.ids, "breaker", d.Name, "from", d.From, "to", d.To)...)
+}
+
+func (l *Logger) parseFailure(e entry, d *event.ParseFailureInfo) {
+	args := append(e.ids, "adapter", d.Adapter)
+	if d.Field != "" {
+		args = append(args, "field", d.Field)
+	}
+	args = append(args, "error", d.Error)
+	msg := "parse failure"
+	if e.ev.Kind == event.AdapterFallback {
+		msg = "adapter fallback"
+		args = append(args, "fallback", d.Fallback)
+	}
+	if e.trace {
+		args = append(args, "raw", truncate(d.Raw))
+	}
+	l.log.Warn(msg, args...)
+}
+
+func (l *Logger) demoKeys(e entry, d *event.DemoKeysInfo) {
+	if !l.firstDemoWarning(d) {
+		return
+	}
+	l.log.Warn("demo has keys the signature lacks; they are left out of the prompt",
+		append(e.ids, "signature", d.Signature, "demo", d.Demo, "keys", strings.Join(d.Keys, ", "))...)
+}
+
+func (l *Logger) evalExample(e entry, d *event.EvalExampleInfo) {
+	args := append(e.ids, "index", d.Index, "score", d.Score, "duration", duration(d.Duration))
+	if d.Error != "" {
+		l.log.Warn("eval example failed", append(args, "error", d.Error)...)
+		return
+	}
+	if e.trace {
+		args = append(args, "prediction", jsonText(d.Prediction))
+	}
+	l.log.Debug("eval example", args...)
+}
+
+func (l *Logger) optimizer(e entry, d *event.OptimizerInfo) {
+	args := append(e.ids, "optimizer", d.Optimizer)
+	if e.ev.Kind == event.OptimizerStart {
+		l.log.Info("optimizer started", args...)
+		return
+	}
+	if d.BestScore != nil {
+		args = append(args, "best_score", *d.BestScore)
+	}
+	if d.Error != "" {
+		l.log.Error("optimizer failed", append(args, "error", d.Error)...)
+		return
+	}
+	l.log.Info("optimizer finished", args...)
+}
+
+func (l *Logger) optimizerTrial(e entry, d *event.OptimizerTrialInfo) {
+	args := append(e.ids, "optimizer", d.Optimizer, "trial", d.Trial)
+	if d.Score != nil {
+		args = append(args, "score", *d.Score)
+	}
+	if d.BestScore != nil {
+		args = append(args, "best_score", *d.BestScore)
+	}
+	if d.Minibatch {
+		args = append(args, "minibatch", true)
+	}
+	if e.ev.Kind == event.OptimizerNewBest {
+		l.log.Info("optimizer new best", args...)
+		return
+	}
+	l.log.Debug("optimizer trial", args...)
 }
 
 // canceled reports whether an LM error is the caller giving up rather than

@@ -43,7 +43,10 @@ func newInstantServer() *instantServer {
 // formatting, the OpenAI-compatible client and parsing — against a loopback
 // server that answers instantly, and beside it the raw HTTP round trip of
 // the same request bytes to the same server. It reports predict-ns/op,
-// raw-ns/op and their ratio x-raw (goal: at most 1.5).
+// raw-ns/op and their ratio x-raw (goal: at most 1.5); and the same call
+// through the default execution layers (lm.NewStack with a zero
+// ExecConfig: metering, collapse, pool, retry, breaker; no cache), as
+// stack-ns/op and stack-x-raw (goal: at most 1.25).
 func BenchmarkPredict(b *testing.B) {
 	srv := newInstantServer()
 	defer srv.Close()
@@ -53,6 +56,7 @@ func BenchmarkPredict(b *testing.B) {
 	}
 	cot := NewChainOfThought(signature.MustParse("question -> answer: int"))
 	ctx := WithLM(context.Background(), model)
+	stackCtx := WithLM(context.Background(), lm.NewStack(model, lm.ExecConfig{}))
 	inputs := Inputs{"question": "What is two plus two?"}
 	if _, err := cot.Forward(ctx, inputs); err != nil {
 		b.Fatal(err)
@@ -74,7 +78,7 @@ func BenchmarkPredict(b *testing.B) {
 
 	// Raw and framework calls alternate, so drift in this machine's speed
 	// affects both alike; ns/op is their sum.
-	var rawTotal, predictTotal time.Duration
+	var rawTotal, predictTotal, stackTotal time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
 		t0 := time.Now()
@@ -84,11 +88,18 @@ func BenchmarkPredict(b *testing.B) {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
+		if _, err := cot.Forward(stackCtx, inputs); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
 		rawTotal += t1.Sub(t0)
 		predictTotal += t2.Sub(t1)
+		stackTotal += t3.Sub(t2)
 	}
 	n := float64(b.N)
 	b.ReportMetric(float64(predictTotal.Nanoseconds())/n, "predict-ns/op")
 	b.ReportMetric(float64(rawTotal.Nanoseconds())/n, "raw-ns/op")
 	b.ReportMetric(float64(predictTotal)/float64(rawTotal), "x-raw")
+	b.ReportMetric(float64(stackTotal.Nanoseconds())/n, "stack-ns/op")
+	b.ReportMetric(float64(stackTotal)/float64(rawTotal), "stack-x-raw")
 }

@@ -30,7 +30,7 @@ func withReasoning(sig *signature.Signature) *signature.Signature {
 	if sig.IsOutput(ReasoningField) {
 		return sig
 	}
-	ext, err := sig.PrependOutput(signature.Field{Name: ReasoningField, Type: signature.StringType})
+	ext, err := sig.PrependOutput(signature.Field{Name: ReasoningField, Type: signature.StringType()})
 	if err != nil {
 		// Only possible when "reasoning" is an input; keep the signature as it is.
 		return sig

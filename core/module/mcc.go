@@ -67,7 +67,7 @@ func NewMultiChainComparison(sig *signature.Signature, m int, opts ...PredictOpt
 	for i := 1; i <= m; i++ {
 		ext, err = ext.AppendInput(signature.Field{
 			Name:   mccAttemptField(i),
-			Type:   signature.StringType,
+			Type:   signature.StringType(),
 			Desc:   "${reasoning attempt}",
 			Prefix: fmt.Sprintf("Student Attempt #%d:", i),
 		})
@@ -77,7 +77,7 @@ func NewMultiChainComparison(sig *signature.Signature, m int, opts ...PredictOpt
 	}
 	ext, err = ext.PrependOutput(signature.Field{
 		Name:   RationaleField,
-		Type:   signature.StringType,
+		Type:   signature.StringType(),
 		Desc:   "${corrected reasoning}",
 		Prefix: "Accurate Reasoning: Thank you everyone. Let's now holistically",
 	})

@@ -214,9 +214,11 @@ func outputsInOrder(sig *signature.Signature, fields map[string]any) example.Exa
 			obj = append(obj, example.Member{Key: f.Name, Value: v})
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(fields)) {
-		if !sig.IsOutput(k) {
-			obj = append(obj, example.Member{Key: k, Value: fields[k]})
+	if len(obj) < len(fields) { // fields the signature does not name follow, sorted
+		for _, k := range slices.Sorted(maps.Keys(fields)) {
+			if !sig.IsOutput(k) {
+				obj = append(obj, example.Member{Key: k, Value: fields[k]})
+			}
 		}
 	}
 	return example.FromObject(obj)
@@ -273,8 +275,9 @@ func (p *Predict) prediction(ctx context.Context, sig *signature.Signature, inpu
 	if err != nil {
 		return nil, fmt.Errorf("predict %s: %w", sig, err)
 	}
-	pred := example.NewPrediction(res.Outputs...)
-	pred.Example = outputsInOrder(sig, res.Outputs[0])
+	// Built directly rather than with example.NewPrediction, whose
+	// Example (a sorted copy of the fields) would be replaced at once.
+	pred := &example.Prediction{Completions: res.Outputs, Example: outputsInOrder(sig, res.Outputs[0])}
 	pred.Usage, pred.Cost = res.Usage, res.Cost
 	record(ctx, p, inputs, res.Outputs[0])
 	return pred, nil

@@ -112,18 +112,18 @@ func NewReAct(sig *signature.Signature, tools []*tool.Tool, opts ...ReActOption)
 	names = append(names, tool.FinishName)
 
 	reactSig, err := signature.New(
-		append(sig.Inputs(), signature.Field{Name: TrajectoryField, Type: signature.StringType, TypeDeclared: true}),
+		append(sig.Inputs(), signature.Field{Name: TrajectoryField, Type: signature.StringType(), TypeDeclared: true}),
 		[]signature.Field{
-			{Name: nextThoughtField, Type: signature.StringType, TypeDeclared: true},
+			{Name: nextThoughtField, Type: signature.StringType(), TypeDeclared: true},
 			{Name: nextToolNameField, Type: signature.LiteralOf(names...), TypeDeclared: true},
-			{Name: nextToolArgsField, Type: signature.DictOf(signature.AnyType), TypeDeclared: true},
+			{Name: nextToolArgsField, Type: signature.DictOf(signature.AnyType()), TypeDeclared: true},
 		},
 		reactInstructions(sig, append(tools[:len(tools):len(tools)], finish)))
 	if err != nil {
 		return nil, fmt.Errorf("module: react %s: %w", sig, err)
 	}
 	extractSig, err := signature.New(
-		append(sig.Inputs(), signature.Field{Name: TrajectoryField, Type: signature.StringType, TypeDeclared: true}),
+		append(sig.Inputs(), signature.Field{Name: TrajectoryField, Type: signature.StringType(), TypeDeclared: true}),
 		sig.Outputs(), sig.Instructions())
 	if err != nil {
 		return nil, fmt.Errorf("module: react %s: %w", sig, err)
@@ -214,7 +214,7 @@ func formatTrajectory(steps []step) string {
 	for _, s := range steps {
 		keys, values := s.keys(), s.values()
 		for i := range keys {
-			parts = append(parts, "[[ ## "+keys[i]+" ## ]]\n"+adapter.FormatValue(signature.StringType, values[i]))
+			parts = append(parts, "[[ ## "+keys[i]+" ## ]]\n"+adapter.FormatValue(signature.StringType(), values[i]))
 		}
 	}
 	return strings.TrimFunc(strings.Join(parts, "\n\n"), isPySpace)
@@ -363,7 +363,7 @@ func (r *ReAct) lenientStep(ctx context.Context, pe *adapter.ParseError, idx int
 	sig := r.React.Signature()
 	for _, name := range []string{nextToolNameField, nextToolArgsField} {
 		var err error
-		if sig, err = sig.WithField(name, func(f *signature.Field) { f.Type = signature.StringType }); err != nil {
+		if sig, err = sig.WithField(name, func(f *signature.Field) { f.Type = signature.StringType() }); err != nil {
 			return step{}, false
 		}
 	}
@@ -382,7 +382,7 @@ func (r *ReAct) lenientStep(ctx context.Context, pe *adapter.ParseError, idx int
 	st.tool, _ = out[nextToolNameField].(string)
 	st.tool = strings.TrimSpace(st.tool)
 	argsText, _ := out[nextToolArgsField].(string)
-	if v, err := signature.DictOf(signature.AnyType).ParseText(argsText); err == nil {
+	if v, err := signature.DictOf(signature.AnyType()).ParseText(argsText); err == nil {
 		st.args = v
 	} else {
 		st.args = argsText

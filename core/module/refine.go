@@ -44,7 +44,7 @@ func WithRewardCode(code string) RolloutOption {
 // for a discussion and advice per module.
 func OfferFeedbackSignature() *signature.Signature {
 	str := func(name, desc string) signature.Field {
-		return signature.Field{Name: name, Type: signature.StringType, Desc: desc}
+		return signature.Field{Name: name, Type: signature.StringType(), Desc: desc}
 	}
 	typed := func(name string, t *signature.Type, desc string) signature.Field {
 		return signature.Field{Name: name, Type: t, TypeDeclared: true, Desc: desc}
@@ -57,15 +57,15 @@ func OfferFeedbackSignature() *signature.Signature {
 			str("program_trajectory", "The trajectory of the program's execution, showing each module's I/O"),
 			str("program_outputs", "The outputs of the program that we are analyzing"),
 			str("reward_code", "The code of the reward function that we are analyzing"),
-			typed("target_threshold", signature.FloatType, "The target threshold for the reward function"),
-			typed("reward_value", signature.FloatType, "The reward value assigned to the program's outputs"),
-			typed("module_names", signature.ListOf(signature.StringType), "The names of the modules in the program, for which we seek advice"),
+			typed("target_threshold", signature.FloatType(), "The target threshold for the reward function"),
+			typed("reward_value", signature.FloatType(), "The reward value assigned to the program's outputs"),
+			typed("module_names", signature.ListOf(signature.StringType()), "The names of the modules in the program, for which we seek advice"),
 		},
 		[]signature.Field{
 			str("discussion", "Discussing blame of where each module went wrong, if it did"),
 			// DSPy's text lacks the space in "kind ofscenario"; kept, so
 			// that prompts match.
-			typed("advice", signature.DictOf(signature.StringType), "For each module, describe very concretely, in this order: the specific scenarios in which it has made "+
+			typed("advice", signature.DictOf(signature.StringType()), "For each module, describe very concretely, in this order: the specific scenarios in which it has made "+
 				"mistakes in the past and what each mistake was, followed by what it should do differently in that kind of"+
 				"scenario in the future. If the module is not to blame, write N/A."),
 		},
@@ -178,23 +178,14 @@ func (r *Refine) Forward(ctx context.Context, inputs Inputs) (*example.Predictio
 		)
 		attempt := func(actx context.Context, _ int) (*example.Prediction, error) {
 			clone := r.Module.Clone()
+			// The wrapper records every attempt's predictor calls (DSPy's
+			// trace) and keeps the base adapter's fallback.
 			rec := newRefineAdapter(base, clone, advice)
-			wrapped := len(advice) > 0 || !hasFallback(base)
-			if wrapped {
-				actx = WithAdapter(actx, rec)
-			}
-			pred, err := clone.Forward(actx, inputs)
+			pred, err := clone.Forward(WithAdapter(actx, rec), inputs)
 			if err != nil || pred == nil {
 				return pred, err
 			}
-			switch nps := clone.NamedPredictors(); {
-			case wrapped:
-				trajectory = rec.trajectory()
-			case len(nps) == 1:
-				trajectory = []any{trajectoryStep(nps[0].Name, inputs, pred.Object())}
-			default:
-				trajectory = []any{}
-			}
+			trajectory = rec.trajectory()
 			return pred, nil
 		}
 		miss := func(ctx context.Context, _ int, pred *example.Prediction, reward float64) (lm.Usage, lm.Cost, error) {
@@ -280,13 +271,6 @@ func trajectoryStep(name string, inputs map[string]any, outputs pyjson.Object) p
 	return pyjson.Object{{Key: "module_name", Value: name}, {Key: "inputs", Value: inputs}, {Key: "outputs", Value: outputs}}
 }
 
-// hasFallback reports whether a is a ChatAdapter that falls back to JSON,
-// a fallback that wrapping it would lose.
-func hasFallback(a adapter.Adapter) bool {
-	c, ok := a.(*adapter.ChatAdapter)
-	return ok && !c.NoFallback
-}
-
 // refineAdapter wraps an attempt's adapter: it adds the hint field and
 // value to the signatures of the clone's predictors (when there is advice)
 // and records every call of those predictors. Safe for concurrent use, as
@@ -329,6 +313,11 @@ func newRefineAdapter(base adapter.Adapter, clone Program, advice map[string]str
 func (a *refineAdapter) Name() string { return a.base.Name() }
 
 func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
+	return a.format(a.base, sig, demos, inputs)
+}
+
+// format is Format with base as the adapter that formats.
+func (a *refineAdapter) format(base adapter.Adapter, sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
 	a.mu.Lock()
 	name, known := a.names[sig]
 	if known {
@@ -340,14 +329,14 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 	if a.advice != nil {
 		if h, ok := a.hinted[sig]; ok {
 			hsig = h
-		} else if h, err := sig.AppendInput(signature.Field{Name: HintField, Type: signature.StringType, Desc: hintDesc}); err == nil {
+		} else if h, err := sig.AppendInput(signature.Field{Name: HintField, Type: signature.StringType(), Desc: hintDesc}); err == nil {
 			a.hinted[sig] = h
 			hsig = h
 		} // else the signature already has a hint field (a nested Refine): leave it
 	}
 	a.mu.Unlock()
 	if hsig == sig {
-		return a.base.Format(sig, demos, inputs)
+		return base.Format(sig, demos, inputs)
 	}
 	hint, ok := a.advice[name]
 	if !known || !ok {
@@ -355,7 +344,7 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 	}
 	in := maps.Clone(inputs)
 	in[HintField] = hint
-	return a.base.Format(hsig, demos, in)
+	return base.Format(hsig, demos, in)
 }
 
 // Parse parses with the base adapter and records the outputs on the
@@ -363,7 +352,12 @@ func (a *refineAdapter) Format(sig *signature.Signature, demos []example.Example
 // is called concurrently and asked for several completions, a later
 // completion may be recorded on another of its calls.)
 func (a *refineAdapter) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
-	out, err := a.base.Parse(sig, completion)
+	return a.parse(a.base, sig, completion)
+}
+
+// parse is Parse with base as the adapter that parses.
+func (a *refineAdapter) parse(base adapter.Adapter, sig *signature.Signature, completion string) (map[string]any, error) {
+	out, err := base.Parse(sig, completion)
 	if err != nil {
 		return out, err
 	}
@@ -381,6 +375,41 @@ func (a *refineAdapter) Parse(sig *signature.Signature, completion string) (map[
 func (a *refineAdapter) Prepare(sig *signature.Signature, req *lm.Request, model lm.LM) {
 	a.base.Prepare(sig, req, model)
 }
+
+// Fallback keeps the base adapter's fallback (DSPy's Refine wraps a
+// ChatAdapter in a subclass, which keeps it too): the fallback formats
+// with the same hint and records into the same trajectory.
+func (a *refineAdapter) Fallback() adapter.Adapter {
+	fb := a.base.Fallback()
+	if fb == nil {
+		return nil
+	}
+	return refineFallback{a: a, base: fb}
+}
+
+// refineFallback is a refineAdapter's fallback: its base's fallback with
+// the refineAdapter's hint and recording.
+type refineFallback struct {
+	a    *refineAdapter
+	base adapter.Adapter
+}
+
+func (f refineFallback) Name() string { return f.base.Name() }
+
+func (f refineFallback) Format(sig *signature.Signature, demos []example.Example, inputs map[string]any) ([]lm.Message, error) {
+	return f.a.format(f.base, sig, demos, inputs)
+}
+
+func (f refineFallback) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
+	return f.a.parse(f.base, sig, completion)
+}
+
+func (f refineFallback) Prepare(sig *signature.Signature, req *lm.Request, model lm.LM) {
+	f.base.Prepare(sig, req, model)
+}
+
+// Fallback returns nil: a call falls back once at most.
+func (refineFallback) Fallback() adapter.Adapter { return nil }
 
 // trajectory lists the recorded calls that produced outputs, in call order.
 func (a *refineAdapter) trajectory() []any {

@@ -145,11 +145,10 @@ func TestRefineHintsEachPredictor(t *testing.T) {
 		name    string
 		adapter adapter.Adapter
 		// firstTrajectory says whether the first attempt's predictor calls
-		// are recorded (they are not when that would cost the ChatAdapter
-		// its JSON fallback).
+		// are recorded (they are: wrapping the adapter keeps its fallback).
 		firstTrajectory bool
 	}{
-		{"chat adapter with fallback", nil, false},
+		{"chat adapter with fallback", nil, true},
 		{"chat adapter without fallback", &adapter.ChatAdapter{NoFallback: true}, true},
 		{"json adapter", adapter.JSONAdapter{}, true},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/core/version"
 )
 
 // Program state files use DSPy's JSON format, so that a file saved by DSPy
@@ -51,9 +52,6 @@ func (e *StateError) Unwrap() error { return e.Err }
 // maxStateSize bounds state files.
 const maxStateSize = 256 << 20
 
-// Version is the DSPEx version written into state files' metadata.
-var Version = "0.1.0"
-
 // SaveState writes p's state in DSPy's format.
 func SaveState(w io.Writer, p module.Program) error {
 	var root pyjson.Object
@@ -68,7 +66,7 @@ func SaveState(w io.Writer, p module.Program) error {
 		// DSPy checks the versions it knows (python, dspy, cloudpickle)
 		// against its own; none are claimed here.
 		{Key: "dependency_versions", Value: pyjson.Object{}},
-		{Key: "dspex", Value: pyjson.Object{{Key: "version", Value: Version}}},
+		{Key: "dspex", Value: pyjson.Object{{Key: "version", Value: version.String()}}},
 	}})
 	_, err := io.WriteString(w, pyjson.Dumps(root, 2)+"\n")
 	return err

@@ -37,6 +37,11 @@ type Spec struct {
 	Adapter string `yaml:"adapter"`
 	// Program describes the module.
 	Program ModuleSpec `yaml:"program"`
+	// Plugins is the plugin configuration (docs/plugins.md). The core does
+	// not read it: commands that start plugins hand the file to the bridge,
+	// which checks it. It is allowed here so that one file configures a
+	// whole run.
+	Plugins yaml.Node `yaml:"plugins"`
 
 	file string
 	root *yaml.Node
@@ -183,7 +188,7 @@ func Parse(name string, data []byte) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(spec); err != nil {
-		return nil, yamlError(name, err)
+		return nil, decodeError(name, &root, err)
 	}
 	spec.LM.expandEnv()
 	for i := range spec.Models {
@@ -242,6 +247,95 @@ func yamlError(name string, err error) error {
 		return &FileError{File: name, Line: line, Reason: reason, Err: err}
 	}
 	return &FileError{File: name, Reason: first, Err: err}
+}
+
+var (
+	yamlTypeRE   = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+	yamlQuotedRE = regexp.MustCompile(`"([^"]+)"`)
+)
+
+// decodeError is yamlError for errors of decoding the parsed file into a
+// Spec: it names the setting the error is about ("lm.temperature") by
+// finding its node in the file, and says what was expected in words.
+func decodeError(name string, root *yaml.Node, err error) error {
+	fe, ok := yamlError(name, err).(*FileError)
+	if !ok || root == nil || len(root.Content) == 0 {
+		return fe
+	}
+	doc := root.Content[0]
+	if m := yamlUnknownRE.FindStringSubmatch(err.Error()); m != nil && fe.Line > 0 {
+		if path, _ := findNode(doc, "", func(k, _ *yaml.Node) bool { return k.Line == fe.Line && k.Value == m[1] }); path != "" {
+			fe.Field = path
+			fe.Reason = "unknown field; see docs/program-file.md for the fields of each section"
+		}
+		return fe
+	}
+	if m := yamlTypeRE.FindStringSubmatch(fe.Reason); m != nil && fe.Line > 0 {
+		if path, _ := findNode(doc, "", func(_, v *yaml.Node) bool { return v.Line == fe.Line && v.Value == m[2] }); path != "" {
+			fe.Field = path
+			fe.Reason = fmt.Sprintf("expected %s, got %q", goTypeWords(m[3]), m[2])
+		}
+		return fe
+	}
+	// An error of a value's own decoder (a duration) carries no line: find
+	// the one scalar it quotes.
+	if fe.Line == 0 {
+		if m := yamlQuotedRE.FindStringSubmatch(fe.Reason); m != nil {
+			if path, line := findNode(doc, "", func(_, v *yaml.Node) bool { return v.Kind == yaml.ScalarNode && v.Value == m[1] }); path != "" {
+				fe.Field, fe.Line = path, line
+			}
+		}
+	}
+	return fe
+}
+
+// findNode returns the dotted path and line of the first mapping entry
+// (depth first, in file order) for which match holds.
+func findNode(n *yaml.Node, prefix string, match func(key, value *yaml.Node) bool) (string, int) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if match(k, v) {
+				return join(k.Value), k.Line
+			}
+			if p, l := findNode(v, join(k.Value), match); p != "" {
+				return p, l
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if p, l := findNode(c, join(strconv.Itoa(i)), match); p != "" {
+				return p, l
+			}
+		}
+	}
+	return "", 0
+}
+
+// goTypeWords says what a Go type expects of a YAML value.
+func goTypeWords(t string) string {
+	switch {
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	}
+	return "a " + t
 }
 
 // line finds the line of a dotted path in the file, 0 when unknown.

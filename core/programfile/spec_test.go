@@ -115,7 +115,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", "p.yaml: file is empty"},
 		{"malformed", "lm: [", "p.yaml"},
 		{"no model", "lm:\n  base_url: x\nprogram:\n  module: predict\n  signature: a -> b\n", "p.yaml:1: lm.model: required"},
-		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: unknown field "modle"`},
+		{"unknown field", "lm:\n  model: m\n  modle: x\nprogram:\n  module: predict\n  signature: a -> b\n", `p.yaml:3: lm.modle: unknown field`},
 		{"bad module", "lm: {model: m}\nprogram:\n  module: agent\n  signature: a -> b\n", `p.yaml:3: program.module: "agent" is not a module`},
 		{"bad signature", "lm: {model: m}\nprogram:\n  module: predict\n  signature: \"a -> b: lst\"\n", `p.yaml:4: program.signature: signature "a -> b: lst": column 9: unknown type "lst"`},
 		{"demo not a mapping", "lm: {model: m}\nprogram:\n  module: predict\n  signature: a -> b\n  demos:\n    - [a, b]\n", `p.yaml:6: a demo must be a mapping`},
@@ -124,7 +124,10 @@ func TestParseErrors(t *testing.T) {
 		{"timeout", "lm: {model: m, timeout: soon}\nprogram: {module: predict, signature: a -> b}\n", `lm.timeout: "soon" is not a positive duration`},
 		{"response format", "lm: {model: m, response_format: xml}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:1: lm.response_format: "xml" is not a response format; expected auto, json_schema, json_object or none`},
 		{"adapter", "lm: {model: m}\nadapter: xml\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: adapter: "xml" is not an adapter`},
-		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", "p.yaml:1: cannot unmarshal"},
+		{"wrong type", "lm: {model: m, temperature: hot}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:1: lm.temperature: expected a number, got "hot"`},
+		{"wrong type nested", "lm: {model: m}\nmodels:\n  - name: t\n    model: x\n    pool: {size: many}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:5: models.0.pool.size: expected an integer, got "many"`},
+		{"unknown field nested", "lm: {model: m}\ncache: {max_entries: 5}\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:2: cache.max_entries: unknown field`},
+		{"bad duration", "lm: {model: m}\ntraces:\n  max_age: forever\nprogram: {module: predict, signature: a -> b}\n", `p.yaml:3: traces.max_age: "forever" is not a duration`},
 		{"base url without scheme", "# qa\nlm:\n  model: m\n  base_url: 127.0.0.1:8089/v1\nprogram: {module: predict, signature: a -> b}\n",
 			`p.yaml:4: lm.base_url: base url "127.0.0.1:8089/v1" is not an absolute http or https url: it has no scheme; did you mean "http://127.0.0.1:8089/v1"?`},
 		{"base url from env", "lm:\n  model: m\n  base_url: ${DSPEX_TEST_UNSET_BASE:-localhost:1/v1}\nprogram: {module: predict, signature: a -> b}\n",
@@ -158,5 +161,23 @@ func TestLoadFile(t *testing.T) {
 	}
 	if _, err := LoadFile(p); err != nil {
 		t.Errorf("LoadFile: %v", err)
+	}
+}
+
+// A program file may carry the plugin configuration (docs/plugins.md), which
+// the core leaves to the bridge.
+func TestParseAcceptsPluginsSection(t *testing.T) {
+	spec, err := Parse("p.yaml", []byte(`lm: {model: m}
+program: {module: predict, signature: "q -> a"}
+plugins:
+  python: .venv/bin/python
+  plugins:
+    echo: {args: ["-m", "dspex_plugins.echo"], capabilities: [echo]}
+`))
+	if err != nil {
+		t.Fatalf("a plugins: section was refused: %v", err)
+	}
+	if spec.Plugins.Kind == 0 {
+		t.Error("the plugins: section was not kept")
 	}
 }

@@ -101,6 +101,36 @@ func (w *writer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Flush flushes the underlying writer when it can be flushed.
+func (w *writer) Flush() error {
+	if f, ok := w.w.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
+// Error returns err with its message redacted, keeping err in its chain
+// (errors.Is and errors.As still see it); nil for nil, and err itself
+// when its message holds no secret.
+func (r *Redactor) Error(err error) error {
+	if err == nil || r == nil || r.r == nil {
+		return err
+	}
+	msg := err.Error()
+	if red := r.r.Replace(msg); red != msg {
+		return &redactedError{msg: red, err: err}
+	}
+	return err
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 // URLSecrets returns the secrets a URL carries: its user name and
 // password, and the value of each query parameter. A URL that does not
 // parse gives its whole text after the first '?', if any.

@@ -114,7 +114,7 @@ func (e *Env) Model(name string) (*lm.Stack, error) {
 	if m, ok := e.Models[name]; ok {
 		return m, nil
 	}
-	return nil, fmt.Errorf("runenv: no model named %q in models:", name)
+	return nil, fmt.Errorf("runenv: no model named %q under models", name)
 }
 
 // Close releases the cache.

@@ -138,7 +138,7 @@ func describe(v any) string {
 
 func (t *Type) coerce(v any, path string) (any, error) {
 	if t == nil {
-		t = StringType
+		t = strType
 	}
 	switch t.Kind {
 	case Any:

@@ -49,7 +49,7 @@ func FuzzParseText(f *testing.F) {
 	for _, s := range []string{"42", "[1, 2]", `{"a": [1, {"b": null}]}`, "True", "```json\n{}\n```", "'x'", "[[[[", "{'a': 1,}"} {
 		f.Add(s)
 	}
-	types := []*Type{IntType, FloatType, BoolType, ListOf(IntType), DictOf(AnyType), OptionalOf(ListOf(StringType)), LiteralOf("a", "b"), MustObjectOf[address]()}
+	types := []*Type{IntType(), FloatType(), BoolType(), ListOf(IntType()), DictOf(AnyType()), OptionalOf(ListOf(StringType())), LiteralOf("a", "b"), MustObjectOf[address]()}
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, typ := range types {
 			v, err := typ.ParseText(s)

@@ -139,7 +139,7 @@ func (t *Type) checkInput(v any) error {
 // conversion (DSPy's _check_type, with a float field taking an integer).
 func (t *Type) check(v any, path string) error {
 	if t == nil {
-		t = StringType
+		t = strType
 	}
 	ok := false
 	switch t.Kind {

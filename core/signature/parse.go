@@ -267,7 +267,7 @@ func (p *parser) field(input bool) (Field, error) {
 	if err := p.advance(); err != nil {
 		return Field{}, err
 	}
-	f := Field{Name: name, Type: StringType}
+	f := Field{Name: name, Type: StringType()}
 	if p.isPunct(":") {
 		if err := p.advance(); err != nil {
 			return Field{}, err
@@ -370,15 +370,15 @@ func (p *parser) primary() (*Type, error) {
 		}
 		switch name {
 		case "str":
-			return StringType, nil
+			return StringType(), nil
 		case "int":
-			return IntType, nil
+			return IntType(), nil
 		case "float":
-			return FloatType, nil
+			return FloatType(), nil
 		case "bool":
-			return BoolType, nil
+			return BoolType(), nil
 		case "Any":
-			return AnyType, nil
+			return AnyType(), nil
 		}
 		return nil, nil
 	case "list", "List":

@@ -227,7 +227,7 @@ func (s *Signature) WithField(name string, edit func(*Field)) (*Signature, error
 				edit(&list[i])
 				list[i].Name = name
 				if list[i].Type == nil {
-					list[i].Type = StringType
+					list[i].Type = StringType()
 				}
 				return c.refields(), nil
 			}
@@ -286,7 +286,7 @@ func completeField(f *Field) error {
 		return fmt.Errorf("signature: field name %q is not an identifier", f.Name)
 	}
 	if f.Type == nil {
-		f.Type = StringType
+		f.Type = StringType()
 	}
 	if f.Prefix == "" {
 		f.Prefix = InferPrefix(f.Name) + ":"

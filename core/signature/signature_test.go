@@ -110,7 +110,7 @@ func TestObjectSchema(t *testing.T) {
 	if got := pyjson.Dumps(strict, -1); got != wantStrict {
 		t.Errorf("strict schema\n got %s\nwant %s", got, wantStrict)
 	}
-	if _, err := DictOf(IntType).StrictSchema(); err == nil {
+	if _, err := DictOf(IntType()).StrictSchema(); err == nil {
 		t.Error("dict accepted by strict schema")
 	}
 }
@@ -197,37 +197,37 @@ func TestParseText(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{IntType, "42", "42", ""},
-		{IntType, " 7.0 ", "7", ""},
-		{IntType, "forty", "", "expected int"},
-		{FloatType, "0.5", "0.5", ""},
-		{BoolType, "True", "True", ""},
-		{BoolType, "no", "False", ""},
-		{ListOf(StringType), `["a", 'b',]`, `['a', 'b']`, ""},
-		{ListOf(StringType), "```json\n[\"a\"]\n```", `['a']`, ""},
-		{ListOf(IntType), `[1, "x"]`, "", "[1]: expected int"},
+		{IntType(), "42", "42", ""},
+		{IntType(), " 7.0 ", "7", ""},
+		{IntType(), "forty", "", "expected int"},
+		{FloatType(), "0.5", "0.5", ""},
+		{BoolType(), "True", "True", ""},
+		{BoolType(), "no", "False", ""},
+		{ListOf(StringType()), `["a", 'b',]`, `['a', 'b']`, ""},
+		{ListOf(StringType()), "```json\n[\"a\"]\n```", `['a']`, ""},
+		{ListOf(IntType()), `[1, "x"]`, "", "[1]: expected int"},
 		{LiteralOf("yes", "no"), "'yes'", "yes", ""},
 		{LiteralOf("yes", "no"), "Literal[no]", "no", ""},
 		{LiteralOf("yes", "no"), "maybe", "", "not one of"},
 		{LiteralOf(int64(1), "b"), "1", "1", ""},
-		{OptionalOf(IntType), "None", "None", ""},
-		{OptionalOf(StringType), "None", "None", ""},
-		{DictOf(IntType), `{"a": 1, "b": 2}`, `{'a': 1, 'b': 2}`, ""},
+		{OptionalOf(IntType()), "None", "None", ""},
+		{OptionalOf(StringType()), "None", "None", ""},
+		{DictOf(IntType()), `{"a": 1, "b": 2}`, `{'a': 1, 'b': 2}`, ""},
 		// A dict keeps the LM's key order, as a Python dict does.
-		{DictOf(IntType), `{"b": 1, "a": "2"}`, `{'b': 1, 'a': 2}`, ""},
+		{DictOf(IntType()), `{"b": 1, "a": "2"}`, `{'b': 1, 'a': 2}`, ""},
 		{DictOf(nil), `{"z": {"y": 1, "x": [{"b": 1, "a": 2}]}, "a": null}`, `{'z': {'y': 1, 'x': [{'b': 1, 'a': 2}]}, 'a': None}`, ""},
 		{ListOf(nil), `[{"b": 1, "a": 2}]`, `[{'b': 1, 'a': 2}]`, ""},
-		{AnyType, `{"b": 1, "a": 2}`, `{'b': 1, 'a': 2}`, ""},
+		{AnyType(), `{"b": 1, "a": 2}`, `{'b': 1, 'a': 2}`, ""},
 		// Integers of any size stay exact.
-		{IntType, "12345678901234567890", "12345678901234567890", ""},
+		{IntType(), "12345678901234567890", "12345678901234567890", ""},
 		// DSPy reads the text as JSON first: a float beyond int64 is refused.
-		{IntType, "-98765432109876543210.0", "", "expected int"},
-		{ListOf(IntType), "[12345678901234567890, 1]", "[12345678901234567890, 1]", ""},
-		{FloatType, "12345678901234567890", "1.2345678901234567e+19", ""},
+		{IntType(), "-98765432109876543210.0", "", "expected int"},
+		{ListOf(IntType()), "[12345678901234567890, 1]", "[12345678901234567890, 1]", ""},
+		{FloatType(), "12345678901234567890", "1.2345678901234567e+19", ""},
 		{person, `{"country": "UK", "city": "London", "extra": 1}`, `{'city': 'London', 'country': 'UK'}`, ""},
 		{person, `{"city": "London"}`, "", "country: missing required field"},
 		{ListOf(person), `[{"city": "A", "country": 3}]`, "", "[0].country: expected str"},
-		{StringType, "  keep as is ", "  keep as is ", ""},
+		{StringType(), "  keep as is ", "  keep as is ", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.typ.PythonName()+"/"+c.text, func(t *testing.T) {
@@ -257,7 +257,7 @@ func TestCoerceBigIntegers(t *testing.T) {
 		int64(5):                  "5",
 		1e18:                      "1000000000000000000",
 	} {
-		v, err := IntType.Coerce(in)
+		v, err := IntType().Coerce(in)
 		if err != nil {
 			t.Errorf("Coerce(%v): %v", in, err)
 			continue
@@ -267,7 +267,7 @@ func TestCoerceBigIntegers(t *testing.T) {
 		}
 	}
 	for _, in := range []any{9.3e18, "1.5", "12345678901234567890.5"} {
-		if v, err := IntType.Coerce(in); err == nil {
+		if v, err := IntType().Coerce(in); err == nil {
 			t.Errorf("Coerce(%v) = %v, want an error", in, v)
 		}
 	}
@@ -275,7 +275,7 @@ func TestCoerceBigIntegers(t *testing.T) {
 
 func TestCoerceErrorIsValidUTF8(t *testing.T) {
 	// A long value is shortened in the message at a character boundary.
-	_, err := IntType.Coerce("x" + strings.Repeat("é", 40))
+	_, err := IntType().Coerce("x" + strings.Repeat("é", 40))
 	if err == nil || !utf8.ValidString(err.Error()) || !strings.Contains(err.Error(), "...") {
 		t.Errorf("err = %q, want a shortened, valid UTF-8 message", err)
 	}

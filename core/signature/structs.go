@@ -177,22 +177,22 @@ func (c *converter) fieldType(sf reflect.StructField) (*Type, error) {
 func (c *converter) convert(t reflect.Type) (*Type, error) {
 	switch {
 	case t == timeType:
-		return StringType, nil
+		return StringType(), nil
 	case t == rawJSONType:
-		return AnyType, nil
+		return AnyType(), nil
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return StringType, nil
+		return StringType(), nil
 	case reflect.Bool:
-		return BoolType, nil
+		return BoolType(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return IntType, nil
+		return IntType(), nil
 	case reflect.Float32, reflect.Float64:
-		return FloatType, nil
+		return FloatType(), nil
 	case reflect.Interface:
-		return AnyType, nil
+		return AnyType(), nil
 	case reflect.Pointer:
 		elem, err := c.convert(t.Elem())
 		if err != nil {
@@ -201,7 +201,7 @@ func (c *converter) convert(t reflect.Type) (*Type, error) {
 		return OptionalOf(elem), nil
 	case reflect.Slice, reflect.Array:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return StringType, nil
+			return StringType(), nil
 		}
 		elem, err := c.convert(t.Elem())
 		if err != nil {
@@ -219,7 +219,7 @@ func (c *converter) convert(t reflect.Type) (*Type, error) {
 		return DictOf(elem), nil
 	case reflect.Struct:
 		if t.Implements(marshalerType) {
-			return AnyType, nil
+			return AnyType(), nil
 		}
 		return c.object(t)
 	}

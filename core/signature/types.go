@@ -49,14 +49,28 @@ type ObjectField struct {
 	Required bool
 }
 
-// Shared scalar types.
-var (
-	StringType = &Type{Kind: String}
-	IntType    = &Type{Kind: Int}
-	FloatType  = &Type{Kind: Float}
-	BoolType   = &Type{Kind: Bool}
-	AnyType    = &Type{Kind: Any}
-)
+// The scalar types. Each call returns a new value: a Type's fields are
+// exported, so a value shared by every signature would let one caller's
+// change reach all the others.
+
+// StringType returns str.
+func StringType() *Type { return &Type{Kind: String} }
+
+// IntType returns int.
+func IntType() *Type { return &Type{Kind: Int} }
+
+// FloatType returns float.
+func FloatType() *Type { return &Type{Kind: Float} }
+
+// BoolType returns bool.
+func BoolType() *Type { return &Type{Kind: Bool} }
+
+// AnyType returns typing.Any.
+func AnyType() *Type { return &Type{Kind: Any} }
+
+// strType is what a nil *Type means to the package's own readers. It is
+// never handed out, so nothing outside the package can change it.
+var strType = &Type{Kind: String}
 
 // ListOf returns list[elem].
 func ListOf(elem *Type) *Type { return &Type{Kind: List, Elem: elem} }

@@ -271,128 +271,182 @@ func (o *COPRO) Optimize(ctx context.Context, student module.Program, trainset [
 	return res, nil
 }
 
+// coproRun is the state of one COPRO run; run walks it through its steps:
+// seed every predictor's proposals, then for each round score every
+// predictor's candidates and propose new ones, then collect the results.
+type coproRun struct {
+	o                *COPRO
+	promptCtx        context.Context
+	breadth, depth   int
+	temp             float64
+	base, current    module.Program
+	trials           *Trials
+	res              *COPROResult
+	searches         []*predictorSearch
+	seen             map[string]*Candidate // candidates evaluated in this run, by id
+	total, completed int
+}
+
 func (o *COPRO) run(ctx context.Context, student module.Program, trainset []example.Example, breadth, depth int, temp float64) (*COPROResult, error) {
-	promptCtx := ctx
+	r := &coproRun{o: o, promptCtx: ctx, breadth: breadth, depth: depth, temp: temp, base: student.Clone(),
+		res: &COPROResult{}, seen: map[string]*Candidate{}}
 	if o.PromptModel != nil {
-		promptCtx = module.WithLM(ctx, o.PromptModel)
+		r.promptCtx = module.WithLM(ctx, o.PromptModel)
 	}
-	base := student.Clone()
-	trials := &Trials{Optimizer: o.Name(), Metric: o.Metric, Valset: trainset, Eval: o.Eval, Resume: o.Resume}
-	res := &COPROResult{}
+	r.trials = &Trials{Optimizer: o.Name(), Metric: o.Metric, Valset: trainset, Eval: o.Eval, Resume: o.Resume}
 	if o.TrackStats {
-		res.Stats = map[string]*PredictorStats{}
+		r.res.Stats = map[string]*PredictorStats{}
 	}
-
-	// Seed each predictor with Breadth-1 proposals and its own instruction.
-	var searches []*predictorSearch
-	for _, np := range base.NamedPredictors() {
-		sig := np.Predictor.Signature()
-		props, err := o.propose(promptCtx, BasicGenerateInstruction(), module.Inputs{"basic_instruction": sig.Instructions()}, breadth-1, temp)
-		if err != nil {
-			return nil, fmt.Errorf("teleprompt: copro: propose instructions for %s: %w", np.Name, err)
-		}
-		props = append(props, proposal{cleanProposal(sig.Instructions()), cleanProposal(lastField(sig).Prefix)})
-		s := &predictorSearch{name: np.Name, all: props, latest: props, byKey: map[proposal]*InstructionCandidate{}}
-		if o.TrackStats {
-			s.stats = &PredictorStats{}
-			res.Stats[np.Name] = s.stats
-		}
-		searches = append(searches, s)
+	if err := r.seed(); err != nil {
+		return nil, err
 	}
-
-	current := base.Clone()
-	seen := map[string]*Candidate{} // candidates evaluated in this run, by id
-	total, done := expectedEvaluations(len(searches), breadth, depth), 0
+	r.current = r.base.Clone()
+	r.total = expectedEvaluations(len(r.searches), breadth, depth)
 	for d := 0; d < depth; d++ {
-		for pi, s := range searches {
-			cands := s.latest
-			if len(searches) > 1 {
-				cands = s.all
+		for pi, s := range r.searches {
+			if err := r.scorePredictor(ctx, d, pi, s); err != nil {
+				return nil, err
 			}
-			var latest []float64
-			for ci, c := range cands {
-				if err := ctx.Err(); err != nil {
-					return nil, fmt.Errorf("teleprompt: copro: depth %d, predictor %s: %w", d+1, s.name, err)
-				}
-				id := instructionCandidateID(current, pi, c)
-				cand, ok := seen[id]
-				if ok {
-					res.Repeats++
-				} else {
-					var err error
-					cand, err = trials.Run(ctx, id, base, func(context.Context) (module.Program, error) {
-						prog := current.Clone()
-						setInstruction(prog.NamedPredictors()[pi].Predictor, c)
-						return prog, nil
-					})
-					if err != nil {
-						return nil, fmt.Errorf("teleprompt: copro: depth %d, predictor %s, candidate %d: %w", d+1, s.name, ci+1, err)
-					}
-					seen[id] = cand
-					if cand.Resumed {
-						res.Resumed++
-					} else {
-						res.Evaluations++
-					}
-				}
-				done++
-				progress(ctx, "copro", done, max(total, done))
-				if old, ok := s.byKey[c]; !ok || cand.Score > old.Score {
-					ic := &InstructionCandidate{ID: id, Predictor: s.name, Instruction: c.instruction, Prefix: c.prefix,
-						Depth: d, Score: cand.Score, Program: cand.Program}
-					if ok {
-						*old = *ic
-					} else {
-						s.byKey[c] = ic
-						s.evaluated = append(s.evaluated, ic)
-					}
-				}
-				if len(cands)-breadth <= ci {
-					latest = append(latest, cand.Score)
-				}
-			}
-			if s.stats != nil {
-				s.stats.Latest.add(d, latest)
-			}
-			// The predictor keeps its best, so that the next predictors are
-			// scored against it.
-			best := s.evaluated[0]
-			for _, ic := range s.evaluated[1:] {
-				if ic.Score > best.Score {
-					best = ic
-				}
-			}
-			setInstruction(current.NamedPredictors()[pi].Predictor, proposal{best.Instruction, best.Prefix})
 		}
 		if d == depth-1 {
 			break
 		}
-		for _, s := range searches {
-			ranked := s.ranked()
-			if s.stats != nil {
-				s.stats.Best.add(d, topScores(ranked))
-			}
-			props, err := o.propose(promptCtx, GenerateInstructionGivenAttempts(),
-				module.Inputs{"attempted_instructions": attempts(ranked, breadth)}, breadth, temp)
-			if err != nil {
-				return nil, fmt.Errorf("teleprompt: copro: depth %d: propose instructions for %s: %w", d+1, s.name, err)
-			}
-			s.latest = props
-			s.all = append(s.all, props...)
+		if err := r.proposeNext(d); err != nil {
+			return nil, err
 		}
 	}
+	return r.result(), nil
+}
 
-	var all []*InstructionCandidate
-	for _, s := range searches {
+// seed gives each predictor Breadth-1 proposals and its own instruction.
+func (r *coproRun) seed() error {
+	for _, np := range r.base.NamedPredictors() {
+		sig := np.Predictor.Signature()
+		props, err := r.o.propose(r.promptCtx, BasicGenerateInstruction(), module.Inputs{"basic_instruction": sig.Instructions()}, r.breadth-1, r.temp)
+		if err != nil {
+			return fmt.Errorf("teleprompt: copro: propose instructions for %s: %w", np.Name, err)
+		}
+		props = append(props, proposal{cleanProposal(sig.Instructions()), cleanProposal(lastField(sig).Prefix)})
+		s := &predictorSearch{name: np.Name, all: props, latest: props, byKey: map[proposal]*InstructionCandidate{}}
+		if r.o.TrackStats {
+			s.stats = &PredictorStats{}
+			r.res.Stats[np.Name] = s.stats
+		}
+		r.searches = append(r.searches, s)
+	}
+	return nil
+}
+
+// scorePredictor scores predictor pi's candidates in round d, then gives
+// the predictor its best, so that the next predictors are scored against
+// it.
+func (r *coproRun) scorePredictor(ctx context.Context, d, pi int, s *predictorSearch) error {
+	cands := s.latest
+	if len(r.searches) > 1 {
+		cands = s.all
+	}
+	var latest []float64
+	for ci, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("teleprompt: copro: depth %d, predictor %s: %w", d+1, s.name, err)
+		}
+		id := instructionCandidateID(r.current, pi, c)
+		cand, err := r.score(ctx, id, pi, c)
+		if err != nil {
+			return fmt.Errorf("teleprompt: copro: depth %d, predictor %s, candidate %d: %w", d+1, s.name, ci+1, err)
+		}
+		r.completed++
+		progress(ctx, "copro", r.completed, max(r.total, r.completed))
+		s.record(id, d, c, cand)
+		if len(cands)-r.breadth <= ci {
+			latest = append(latest, cand.Score)
+		}
+	}
+	if s.stats != nil {
+		s.stats.Latest.add(d, latest)
+	}
+	best := s.evaluated[0]
+	for _, ic := range s.evaluated[1:] {
+		if ic.Score > best.Score {
+			best = ic
+		}
+	}
+	setInstruction(r.current.NamedPredictors()[pi].Predictor, proposal{best.Instruction, best.Prefix})
+	return nil
+}
+
+// score evaluates the candidate id, which gives predictor pi the proposal
+// c, unless this run evaluated it already.
+func (r *coproRun) score(ctx context.Context, id string, pi int, c proposal) (*Candidate, error) {
+	if cand, ok := r.seen[id]; ok {
+		r.res.Repeats++
+		return cand, nil
+	}
+	cand, err := r.trials.Run(ctx, id, r.base, func(context.Context) (module.Program, error) {
+		prog := r.current.Clone()
+		setInstruction(prog.NamedPredictors()[pi].Predictor, c)
+		return prog, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.seen[id] = cand
+	if cand.Resumed {
+		r.res.Resumed++
+	} else {
+		r.res.Evaluations++
+	}
+	return cand, nil
+}
+
+// record keeps the best evaluation of proposal c, scored in round d.
+func (s *predictorSearch) record(id string, d int, c proposal, cand *Candidate) {
+	old, ok := s.byKey[c]
+	if ok && !(cand.Score > old.Score) { // a NaN score never replaces one
+		return
+	}
+	ic := &InstructionCandidate{ID: id, Predictor: s.name, Instruction: c.instruction, Prefix: c.prefix,
+		Depth: d, Score: cand.Score, Program: cand.Program}
+	if ok {
+		*old = *ic
+		return
+	}
+	s.byKey[c] = ic
+	s.evaluated = append(s.evaluated, ic)
+}
+
+// proposeNext asks the prompt model, after round d, for Breadth new
+// proposals per predictor from its attempts so far.
+func (r *coproRun) proposeNext(d int) error {
+	for _, s := range r.searches {
+		ranked := s.ranked()
 		if s.stats != nil {
-			s.stats.Best.add(depth-1, topScores(s.ranked()))
+			s.stats.Best.add(d, topScores(ranked))
+		}
+		props, err := r.o.propose(r.promptCtx, GenerateInstructionGivenAttempts(),
+			module.Inputs{"attempted_instructions": attempts(ranked, r.breadth)}, r.breadth, r.temp)
+		if err != nil {
+			return fmt.Errorf("teleprompt: copro: depth %d: propose instructions for %s: %w", d+1, s.name, err)
+		}
+		s.latest = props
+		s.all = append(s.all, props...)
+	}
+	return nil
+}
+
+// result collects every predictor's candidates, best first.
+func (r *coproRun) result() *COPROResult {
+	var all []*InstructionCandidate
+	for _, s := range r.searches {
+		if s.stats != nil {
+			s.stats.Best.add(r.depth-1, topScores(s.ranked()))
 		}
 		all = append(all, s.evaluated...)
 	}
 	slices.SortStableFunc(all, func(a, b *InstructionCandidate) int { return cmp.Compare(b.Score, a.Score) })
-	res.Candidates = dropDuplicates(all)
-	res.Best = res.Candidates[0]
-	return res, nil
+	r.res.Candidates = dropDuplicates(all)
+	r.res.Best = r.res.Candidates[0]
+	return r.res
 }
 
 // expectedEvaluations is how many candidates a run scores when every

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -73,6 +74,22 @@ func (o *LabeledFewShot) Compile(ctx context.Context, student module.Program, tr
 // Examples are bootstrapped concurrently, yet the demos chosen are those a
 // sequential pass would choose: the first MaxBootstrappedDemos successes in
 // training-set order.
+//
+// Concurrency never costs calls a sequential pass (DSPy's) would not make:
+// a sequential pass runs an example only while it has fewer successes than
+// MaxBootstrappedDemos, so an example is started only when the successes
+// known so far plus the runs still in flight (each of which might succeed)
+// are fewer than MaxBootstrappedDemos. Every example started is then one
+// the sequential pass runs too, whatever the runs in flight turn out to
+// be; the bootstrapping ends with nothing in flight. The speed-up is thus
+// at most the demos still needed (and Concurrency). Likewise a sequential
+// pass stops when failed runs reach MaxErrors, so an example starts only
+// when the failures so far plus the runs in flight are fewer than
+// MaxErrors. With MaxRounds 1 (the default) no call is ever made that the
+// sequential pass would not make. With more rounds, an example in flight
+// may fail several times; when that stops the bootstrapping, the rounds
+// and runs the sequential pass would not have reached are counted as extra
+// calls (BootstrapStats), cancelled ones included.
 type BootstrapFewShot struct {
 	// Metric scores the teacher's prediction for a training example.
 	Metric metric.Metric
@@ -151,8 +168,11 @@ func (o *BootstrapFewShot) config() map[string]any {
 // Compile bootstraps demos for a copy of student.
 func (o *BootstrapFewShot) Compile(ctx context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
 	publishStart(ctx, o.Name(), o.config())
-	out, err := o.compile(ctx, student, trainset)
-	publishEnd(ctx, o.Name(), nil, err)
+	stats := &BootstrapStats{}
+	out, err := o.compile(WithBootstrapStats(ctx, stats), student, trainset)
+	tot := stats.Totals()
+	bootstrapStatsFrom(ctx).add(tot)
+	publishEndExtra(ctx, o.Name(), nil, err, tot.ExtraCalls)
 	return out, err
 }
 
@@ -237,6 +257,83 @@ type outcome struct {
 	traces map[string][]example.Example
 	errs   int
 	err    error
+	// calls counts LM calls made (through metered LMs: lm.Stack), and
+	// rounds each round's calls and whether it failed with an error.
+	calls  int
+	rounds []roundCost
+}
+
+type roundCost struct {
+	calls  int
+	failed bool
+}
+
+// callsAfter counts the calls of the rounds after the one that makes errs
+// failures of this example's (0: all of them).
+func (o *outcome) callsAfter(errs int) int {
+	n := 0
+	for _, r := range o.rounds {
+		if errs <= 0 {
+			n += r.calls
+			continue
+		}
+		if r.failed {
+			errs--
+		}
+	}
+	return n
+}
+
+// BootstrapStats counts what bootstrapping cost, over every bootstrap run
+// under a context that carries it (WithBootstrapStats): BootstrapFewShot
+// and the bootstraps inside RandomSearch and KNNFewShot. Safe for
+// concurrent use.
+type BootstrapStats struct {
+	mu sync.Mutex
+	t  BootstrapTotals
+}
+
+// BootstrapTotals are the sums of a BootstrapStats.
+type BootstrapTotals struct {
+	// Bootstraps counts bootstrapping passes over a training set; Runs
+	// the examples the teacher was started on.
+	Bootstraps, Runs int
+	// Calls counts the teacher's LM calls, through metered LMs (an
+	// lm.Stack); ExtraCalls those of them a sequential pass would not
+	// have made: calls of runs past the point where it stops, cancelled
+	// or not (only MaxErrors can cause them).
+	Calls, ExtraCalls int
+}
+
+// Totals returns the sums so far.
+func (s *BootstrapStats) Totals() BootstrapTotals {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.t
+}
+
+func (s *BootstrapStats) add(t BootstrapTotals) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.t.Bootstraps += t.Bootstraps
+	s.t.Runs += t.Runs
+	s.t.Calls += t.Calls
+	s.t.ExtraCalls += t.ExtraCalls
+}
+
+type bootstrapStatsKey struct{}
+
+// WithBootstrapStats returns a context whose bootstraps add to s.
+func WithBootstrapStats(ctx context.Context, s *BootstrapStats) context.Context {
+	return context.WithValue(ctx, bootstrapStatsKey{}, s)
+}
+
+func bootstrapStatsFrom(ctx context.Context) *BootstrapStats {
+	s, _ := ctx.Value(bootstrapStatsKey{}).(*BootstrapStats)
+	return s
 }
 
 // bootstrap runs the teacher over the training set concurrently and returns
@@ -250,10 +347,32 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 	// so reading them is ordered after their worker's write.
 	finished := make([]bool, len(trainset))
 	done := make(chan int, c.Concurrency)
-	launched, inflight, prefix, successes, errs := 0, 0, 0, 0, 0
-	enough := false
+	// successes counts prefix successes; found counts every finished
+	// success, in the prefix or after it. Since examples start in order,
+	// each one started follows all that finished.
+	// failures counts the failed runs of every finished example.
+	launched, inflight, prefix, successes, found, errs, failures := 0, 0, 0, 0, 0, 0, 0
+	enough, tooMany := false, false
+	defer func() {
+		t := BootstrapTotals{Bootstraps: 1, Runs: launched}
+		for i, r := range results {
+			if r == nil || !finished[i] {
+				continue
+			}
+			t.Calls += r.calls
+			switch {
+			case !tooMany || i < prefix-1:
+			case i == prefix-1: // the example whose failure stopped the pass
+				t.ExtraCalls += r.callsAfter(c.MaxErrors - (errs - r.errs))
+			default:
+				t.ExtraCalls += r.calls
+			}
+		}
+		bootstrapStatsFrom(parent).add(t)
+	}()
 	for {
-		for !enough && ctx.Err() == nil && inflight < c.Concurrency && launched < len(trainset) {
+		for !enough && ctx.Err() == nil && inflight < c.Concurrency && found+inflight < c.MaxBootstrappedDemos &&
+			failures+inflight < c.MaxErrors && launched < len(trainset) {
 			i := launched
 			launched++
 			inflight++
@@ -265,10 +384,15 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 		if inflight == 0 {
 			break
 		}
-		finished[<-done] = true
+		j := <-done
+		finished[j] = true
 		inflight--
+		if results[j].ok {
+			found++
+		}
+		failures += results[j].errs
 		// Walk the finished prefix in order, as a sequential pass would.
-		for !enough && prefix < launched && finished[prefix] {
+		for !enough && errs < c.MaxErrors && prefix < launched && finished[prefix] {
 			r := results[prefix]
 			errs += r.errs
 			if r.ok {
@@ -279,9 +403,10 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 		}
 		progress(parent, "bootstrap", prefix, len(trainset))
 		if errs >= c.MaxErrors && !enough {
+			tooMany = true
 			cancel()
 			for ; inflight > 0; inflight-- {
-				<-done
+				finished[<-done] = true
 			}
 			var last error
 			for _, r := range results[:prefix] {
@@ -292,9 +417,11 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 			return nil, nil, fmt.Errorf("%w: %d failed runs (last: %v)", ErrTooManyErrors, errs, last)
 		}
 		if enough {
-			cancel() // the runs past the chosen prefix are not needed
+			// Nothing is in flight: a run starts only while it could be
+			// needed. The wait is kept for safety's sake.
+			cancel()
 			for ; inflight > 0; inflight-- {
-				<-done
+				finished[<-done] = true
 			}
 			break
 		}
@@ -320,6 +447,15 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 // bootstrapOne runs the teacher on one example, up to MaxRounds times.
 func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Program, ex example.Example, index int) *outcome {
 	out := &outcome{}
+	calls := lm.NewTracker()
+	ctx = lm.WithTracker(ctx, calls)
+	defer func() {
+		out.calls = calls.Total().Calls
+		if len(out.rounds) > 0 {
+			r := &out.rounds[len(out.rounds)-1]
+			r.calls = out.calls - r.calls // it held the calls before the round
+		}
+	}()
 	t := teacher.Clone()
 	names := map[*module.Predict]string{}
 	for _, np := range t.NamedPredictors() {
@@ -331,6 +467,10 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 		if ctx.Err() != nil {
 			return out
 		}
+		if n := len(out.rounds); n > 0 {
+			out.rounds[n-1].calls = calls.Total().Calls - out.rounds[n-1].calls
+		}
+		out.rounds = append(out.rounds, roundCost{calls: calls.Total().Calls})
 		rec := &module.Recorder{}
 		rctx := module.WithRecorder(ctx, rec)
 		if c.TeacherLM != nil {
@@ -344,6 +484,7 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 			if ctx.Err() == nil {
 				out.errs++
 				out.err = err
+				out.rounds[len(out.rounds)-1].failed = true
 			}
 			continue
 		}
@@ -352,6 +493,7 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 			if ctx.Err() == nil {
 				out.errs++
 				out.err = err
+				out.rounds[len(out.rounds)-1].failed = true
 			}
 			continue
 		}

@@ -100,6 +100,8 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 		cfg["stop_at_score"] = *o.StopAtScore
 	}
 	publishStart(ctx, o.Name(), cfg)
+	stats, outer := &BootstrapStats{}, bootstrapStatsFrom(ctx)
+	ctx = WithBootstrapStats(ctx, stats)
 	trials := &Trials{Optimizer: o.Name(), Metric: o.Metric, Valset: valset, Eval: eval, Resume: o.Resume}
 	res := &SearchResult{}
 	bootstrap := func(maxDemos int) *BootstrapFewShot {
@@ -144,7 +146,9 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 	if res.Best != nil {
 		best = &res.Best.Score
 	}
-	publishEnd(ctx, o.Name(), best, err)
+	tot := stats.Totals()
+	outer.add(tot)
+	publishEndExtra(ctx, o.Name(), best, err, tot.ExtraCalls)
 	if err != nil {
 		return nil, err
 	}

@@ -214,7 +214,12 @@ func publishStart(ctx context.Context, name string, config map[string]any) {
 }
 
 func publishEnd(ctx context.Context, name string, best *float64, err error) {
-	info := &event.OptimizerInfo{Optimizer: name, BestScore: best}
+	publishEndExtra(ctx, name, best, err, 0)
+}
+
+// publishEndExtra is publishEnd with the calls made beyond a sequential run.
+func publishEndExtra(ctx context.Context, name string, best *float64, err error, extra int) {
+	info := &event.OptimizerInfo{Optimizer: name, BestScore: best, ExtraCalls: extra}
 	if err != nil {
 		info.Error = err.Error()
 	}

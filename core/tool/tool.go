@@ -258,7 +258,7 @@ func (t *Tool) decodeArgs(raw json.RawMessage) (map[string]any, error) {
 	return obj.Map(), nil
 }
 
-func formatObservation(v any) string { return adapter.FormatValue(signature.StringType, v) }
+func formatObservation(v any) string { return adapter.FormatValue(signature.StringType(), v) }
 
 // Invoke validates and runs the tool, returning its raw result rather
 // than the observation Call makes of it. Its failures are those of Call.
@@ -337,7 +337,7 @@ func (t *Tool) validate(args pyjson.Object) error {
 // as pydantic ignores them.
 func checkValue(t *signature.Type, v any, path string) (string, error) {
 	if t == nil {
-		t = signature.StringType
+		t = signature.StringType()
 	}
 	ok := false
 	switch t.Kind {

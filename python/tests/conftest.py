@@ -25,7 +25,7 @@ STDOUT_PLUGIN = (str(TESTS / "stdout_plugin.py"),)
 START_TIMEOUT = 15.0
 
 
-def plugin_env(overrides: Mapping[str, str | None] = ()) -> dict[str, str]:
+def plugin_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
     """The environment go-plugin's host gives a plugin, with overrides (None unsets)."""
     env = {
         k: v
@@ -34,7 +34,7 @@ def plugin_env(overrides: Mapping[str, str | None] = ()) -> dict[str, str]:
     }
     env[sdk.MAGIC_COOKIE_KEY] = sdk.MAGIC_COOKIE_VALUE
     env[sdk.PROTOCOL_VERSIONS_ENV] = "1"
-    for key, value in dict(overrides).items():
+    for key, value in dict(overrides or {}).items():
         if value is None:
             env.pop(key, None)
         else:
@@ -153,11 +153,11 @@ def launch(socket_dir: str) -> Iterator[Launch]:
 
     def start(
         args: Sequence[str] = ECHO,
-        env: Mapping[str, str | None] = (),
+        env: Mapping[str, str | None] | None = None,
         *,
         handshake: bool = True,
     ) -> PluginProcess:
-        overrides = {sdk.UNIX_SOCKET_DIR_ENV: socket_dir, **dict(env)}
+        overrides = {sdk.UNIX_SOCKET_DIR_ENV: socket_dir, **dict(env or {})}
         plugin = PluginProcess(args, plugin_env(overrides))
         started.append(plugin)
         if handshake:

@@ -34,7 +34,8 @@ def test_handshake_services_and_shutdown(launch: Launch, socket_dir: str) -> Non
     assert os.path.exists(plugin.address)
 
     with plugin.channel() as channel:
-        check = health_pb2_grpc.HealthStub(channel).Check(
+        # typeshed's HealthStub declares no methods; the generated class has Check.
+        check = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
             health_pb2.HealthCheckRequest(service="plugin"), timeout=5
         )
         assert check.status == health_pb2.HealthCheckResponse.SERVING

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -40,8 +41,8 @@ GOOD = {sdk.MAGIC_COOKIE_KEY: sdk.MAGIC_COOKIE_VALUE, sdk.PROTOCOL_VERSIONS_ENV:
     ],
 )
 def test_check_environment(changes: dict[str, str | None], error: str | None) -> None:
-    env = {**GOOD, **changes}
-    env = {k: v for k, v in env.items() if v is not None}
+    merged = {**GOOD, **changes}
+    env = {k: v for k, v in merged.items() if v is not None}
     if error is None:
         sdk.check_environment(env)
     else:
@@ -79,7 +80,9 @@ def test_hclog_line() -> None:
 
 
 def test_hclog_line_keeps_hclog_keys() -> None:
-    entry = json.loads(sdk.hclog_line("warn", "m", **{"@level": "error", "@message": "x"}))
+    # Any: hclog_line's **fields are objects, but mypy would match them to module and timestamp.
+    fields: dict[str, Any] = {"@level": "error", "@message": "x"}
+    entry = json.loads(sdk.hclog_line("warn", "m", **fields))
     assert (entry["@level"], entry["@message"]) == ("warn", "m")
     assert "@module" not in entry
 

@@ -87,7 +87,7 @@ type Config struct {
 	// Messages API requires it. Default DefaultMaxTokens.
 	MaxTokens int
 	// HTTPClient sends the requests. nil means a client of its own whose
-	// transport keeps up to 256 idle connections per host.
+	// transport keeps up to 1024 idle connections per host.
 	HTTPClient *http.Client
 }
 

@@ -162,7 +162,7 @@ func TestBundledTask(t *testing.T) {
 	}
 
 	predict := signature.MustParse("question -> answer")
-	cot, err := predict.PrependOutput(signature.Field{Name: "reasoning", Type: signature.StringType})
+	cot, err := predict.PrependOutput(signature.Field{Name: "reasoning", Type: signature.StringType()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,6 +150,9 @@ type Stats struct {
 	DatasetHits, DatasetAnswers, DatasetCorrect int64
 	// PromptTokens and CompletionTokens sum the usage reported.
 	PromptTokens, CompletionTokens int64
+	// InFlight is how many model requests are being answered now;
+	// PeakInFlight the most there have been at once.
+	InFlight, PeakInFlight int64
 }
 
 // Server is the simulated LM. It is an http.Handler serving the
@@ -162,6 +165,7 @@ type Server struct {
 
 	seq      atomic.Uint64
 	inFlight atomic.Int64
+	peak     atomic.Int64  // the most requests inFlight has counted
 	done     chan struct{} // closed by Close: ends hangs and latency waits
 
 	mu       sync.Mutex // guards the fields below
@@ -391,6 +395,7 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Faults = maps.Clone(s.stats.Faults)
+	st.InFlight, st.PeakInFlight = s.inFlight.Load(), s.peak.Load()
 	return st
 }
 
@@ -538,12 +543,15 @@ func (s *Server) handleModels(w http.ResponseWriter, id string) {
 
 // enter admits a model request unless MaxInFlight are already running.
 func (s *Server) enter(w http.ResponseWriter) bool {
-	if n := s.inFlight.Add(1); n > int64(s.cfg.MaxInFlight) {
+	n := s.inFlight.Add(1)
+	if n > int64(s.cfg.MaxInFlight) {
 		s.inFlight.Add(-1)
 		s.count(func(st *Stats) { st.Rejected++ })
 		writeError(w, http.StatusServiceUnavailable, "server_error", "overloaded",
 			fmt.Sprintf("the dspex LM simulator already has %d requests in flight (max in flight)", s.cfg.MaxInFlight))
 		return false
+	}
+	for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 	}
 	return true
 }

@@ -19,13 +19,19 @@ import (
 // dspexBin is the dspex binary built once for the end-to-end tests.
 var dspexBin string
 
+// e2eVersion is the release the test binary is built as.
+const e2eVersion = "0.0.0-e2e"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "dspex-e2e")
 	if err != nil {
 		panic(err)
 	}
 	dspexBin = filepath.Join(dir, "dspex")
-	build := exec.Command("go", "build", "-o", dspexBin, "github.com/dspex/dspex/cmd/dspex")
+	// The version is set as the Makefile's build sets it, so that the
+	// tests see it reach every place that reports it.
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/dspex/dspex/core/version.version="+e2eVersion,
+		"-o", dspexBin, "github.com/dspex/dspex/cmd/dspex")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		panic("build dspex: " + err.Error())

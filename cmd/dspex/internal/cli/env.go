@@ -139,7 +139,7 @@ func (f *envFlags) report(s *streams, t *lm.Tracker, spec *programfile.Spec, see
 	fmt.Fprintf(s.err, "dspex: %d LM calls (%d from cache, %d failed%s), %d tokens (%d prompt, %d completion), cost %s\n",
 		tot.Calls, tot.CacheHits, tot.Errors, canceled, tot.Usage.TotalTokens, tot.Usage.PromptTokens, tot.Usage.CompletionTokens, cost)
 	if tot.Canceled > 0 {
-		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (a bootstrap that had found its demos, an evaluation that stopped early, an interrupt)\n")
+		fmt.Fprintf(s.err, "dspex: canceled calls are not failures: dspex stopped them when their answers were no longer needed (an evaluation that stopped early, a bootstrap stopped by its error bound, an interrupt)\n")
 	}
 	if seen.simulated.Load() {
 		fmt.Fprintf(s.err, "dspex: answers came from the simulated LM (dspex mock-lm): scripted or simulated, not a model's\n")
@@ -199,10 +199,14 @@ type session struct {
 // the LM and the program's adapter. Unless it fails, the caller must call
 // end.
 func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlags, spec *programfile.Spec, info event.RunInfo, runID string) (context.Context, *session, error) {
-	ctx, obs, err := startObserving(ctx, s, of, info, runenv.Retention(spec), spec.Redactor(), runID)
+	red := spec.Redactor()
+	ctx, obs, err := startObserving(ctx, s, of, info, runenv.Retention(spec), red, runID)
 	if err != nil {
-		return ctx, nil, err
+		return ctx, nil, red.Error(err)
 	}
+	// What the command prints itself (predictions, per-input errors, the
+	// summary) is redacted too, like its logs and traces.
+	s.out, s.err = red.Writer(s.out), red.Writer(s.err)
 	ss := &session{obs: obs, spec: spec, usage: lm.NewTracker(), s: s, flags: ef}
 	if ss.env, err = ef.open(ctx, s, spec, obs.bus, &ss.seen); err != nil {
 		return ctx, nil, ss.end(ctx, err)
@@ -224,5 +228,5 @@ func (ss *session) end(ctx context.Context, runErr error) error {
 		runErr = err
 	}
 	ss.flags.report(ss.s, ss.usage, ss.spec, &ss.seen)
-	return runErr
+	return ss.spec.Redactor().Error(runErr)
 }

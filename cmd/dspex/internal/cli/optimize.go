@@ -148,6 +148,8 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		return err
 	}
 	defer func() { err = ss.end(ctx, err) }()
+	boot := &teleprompt.BootstrapStats{}
+	ctx = teleprompt.WithBootstrapStats(ctx, boot)
 	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", ss.obs.RunID(), ss.obs.RunID())
 	// An error after paid work says how to keep it: the finished
 	// evaluations are in the trace database, and --resume restores them.
@@ -192,6 +194,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}
 	ss.obs.endProgress()
 	printComparison(s, t, before, after, scoredOn, len(valset), f.out)
+	if !f.env.quiet {
+		reportBootstrap(s, boot.Totals())
+	}
 	reportSkipped(s, t.skipped)
 	return nil
 }
@@ -384,4 +389,15 @@ func predictorSummary(p module.Program) map[string]predSummary {
 		out[np.Name] = predSummary{demos: len(np.Predictor.Demos()), instructions: np.Predictor.Signature().Instructions()}
 	}
 	return out
+}
+
+// reportBootstrap says what bootstrapping cost beyond a sequential run: a
+// concurrent bootstrap starts an example only while it could still be
+// needed, so this is zero unless the error bound stopped one.
+func reportBootstrap(s *streams, t teleprompt.BootstrapTotals) {
+	if t.Bootstraps == 0 {
+		return
+	}
+	fmt.Fprintf(s.err, "dspex: bootstrapping ran the teacher on %d examples (%d LM calls); %d calls beyond those a sequential run makes\n",
+		t.Runs, t.Calls, t.ExtraCalls)
 }

@@ -13,11 +13,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-)
 
-// Version is the dspex release, set at build time with
-// -ldflags "-X github.com/dspex/dspex/internal/cli.Version=...".
-var Version = "0.1.0-dev"
+	"github.com/dspex/dspex/core/version"
+)
 
 // ExitError carries a specific exit code out of a command.
 type ExitError struct {
@@ -144,7 +142,7 @@ func newVersionCommand(s *streams) *cobra.Command {
 		Short: "Print the dspex version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(s.out, "dspex %s\n", Version)
+			_, err := fmt.Fprintf(s.out, "dspex %s\n", version.String())
 			return err
 		},
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -95,7 +97,13 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 		return err
 	}
 	done, errs := 0, 0
-	ss.obs.progressf(ctx, "run", 0, len(inputs), 0)
+	// A single input shows no progress: its answer is the progress.
+	progress := func(done, errs int) {
+		if len(inputs) > 1 {
+			ss.obs.progressf(ctx, "run", done, len(inputs), errs)
+		}
+	}
+	progress(0, 0)
 
 	var lastErr error
 	failed := runOrdered(ctx, len(inputs), f.concurrency, func(ctx context.Context, i int) ([]byte, error) {
@@ -123,7 +131,7 @@ func runRun(ctx context.Context, s *streams, f *runFlags) (err error) {
 			line = errorJSON(err)
 		}
 		s.out.Write(append(line, '\n'))
-		ss.obs.progressf(ctx, "run", done, len(inputs), errs)
+		progress(done, errs)
 	})
 	if err := ctx.Err(); err != nil {
 		return err
@@ -151,10 +159,13 @@ func reportSkipped(s *streams, skipped []*example.LineError) {
 	if len(skipped) == 0 {
 		return
 	}
-	fmt.Fprintf(s.err, "dspex: skipped %s:\n", countNoun(int64(len(skipped)), "invalid line", "invalid lines"))
+	// One write, so that no progress line lands inside the list.
+	var b strings.Builder
+	fmt.Fprintf(&b, "dspex: skipped %s:\n", countNoun(int64(len(skipped)), "invalid line", "invalid lines"))
 	for _, le := range skipped {
-		fmt.Fprintf(s.err, "dspex:   %v\n", le)
+		fmt.Fprintf(&b, "dspex:   %v\n", le)
 	}
+	io.WriteString(s.err, b.String())
 }
 
 // inputsName is how errors name the --inputs file.

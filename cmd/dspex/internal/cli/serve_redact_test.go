@@ -85,3 +85,39 @@ func TestServeRedactsLMSecrets(t *testing.T) {
 		t.Errorf("LM calls %+v, %v; want one with the redacted error", calls, err)
 	}
 }
+
+// dspex run prints what a failed LM call said — on its JSON line, on
+// standard error and in its exit message — with the program's secrets
+// redacted, as its logs and traces are.
+func TestRunRedactsLMSecrets(t *testing.T) {
+	const (
+		headerVal = "tenant-secret-4567"
+		queryVal  = "query-secret-89ab"
+	)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lmSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error": {"message": "bad request for %s, tenant %s"}}`, r.URL.String(), r.Header.Get("X-Tenant"))
+	})}
+	go lmSrv.Serve(ln)
+	t.Cleanup(func() { lmSrv.Close() })
+	prog := writeFile(t, "p.yaml", "lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1?key="+queryVal+"\", api_key_env: DSPEX_TEST_UNSET,\n"+
+		"  headers: {X-Tenant: "+headerVal+"}, retry: {max_attempts: 1}}\nprogram: {module: predict, signature: \"q -> a\"}\n")
+	for _, args := range [][]string{
+		{"--input", `{"q": "x"}`},
+		{"--inputs", writeFile(t, "in.jsonl", "{\"q\": \"x\"}\n{\"q\": \"y\"}\n")},
+	} {
+		stdout, stderr, code := runDspex(t, nil, append([]string{"run", "--program", prog, "--no-traces", "--no-cache", "--log-level", "debug"}, args...)...)
+		if code != 1 || !strings.Contains(stdout, "[redacted]") {
+			t.Errorf("run %v: exit %d, stdout %s; want exit 1 and a redacted error line", args, code, stdout)
+		}
+		for _, leak := range []string{headerVal, queryVal} {
+			if strings.Contains(stdout, leak) || strings.Contains(stderr, leak) {
+				t.Errorf("run %v printed %q:\nstdout: %s\nstderr: %s", args, leak, stdout, stderr)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -558,55 +559,52 @@ func runTracesExport(ctx context.Context, s *streams, path, id string) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(s.out)
+	w := &exportWriter{out: s.out}
+	w.line("run", rec.Run)
+	exportLines(w, "span", rec.Spans)
+	exportLines(w, "lm_call", rec.LMCalls)
+	exportLines(w, "event", rec.Events)
+	exportLines(w, "eval_result", rec.EvalResults)
+	exportLines(w, "trial", rec.Trials)
+	return w.err
+}
+
+// exportWriter writes `traces export` lines: each a JSON object whose
+// "type" member comes first, followed by the record's own members. It
+// stops at the first error, which it keeps.
+type exportWriter struct {
+	out io.Writer
+	buf bytes.Buffer
+	err error
+}
+
+// line writes v, which encodes as a JSON object without a "type" member,
+// as one line of type typ.
+func (w *exportWriter) line(typ string, v any) {
+	if w.err != nil {
+		return
+	}
+	w.buf.Reset()
+	enc := json.NewEncoder(&w.buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(struct {
-		Type string `json:"type"`
-		runJSON
-	}{"run", rec.Run}); err != nil {
-		return err
+	if w.err = enc.Encode(v); w.err != nil {
+		return
 	}
-	for i := range rec.Spans {
-		if err := enc.Encode(struct {
-			Type string `json:"type"`
-			*trace.Span
-		}{"span", &rec.Spans[i]}); err != nil {
-			return err
-		}
+	obj := w.buf.Bytes() // {...}\n
+	head := `{"type":` + strconv.Quote(typ)
+	if len(obj) > 3 { // not {}
+		head += ","
 	}
-	for i := range rec.LMCalls {
-		if err := enc.Encode(struct {
-			Type string `json:"type"`
-			*trace.LMCall
-		}{"lm_call", &rec.LMCalls[i]}); err != nil {
-			return err
-		}
+	if _, w.err = io.WriteString(w.out, head); w.err == nil {
+		_, w.err = w.out.Write(obj[1:])
 	}
-	for i := range rec.Events {
-		if err := enc.Encode(struct {
-			Type string `json:"type"`
-			*trace.StoredEvent
-		}{"event", &rec.Events[i]}); err != nil {
-			return err
-		}
+}
+
+// exportLines writes each of items as a line of type typ.
+func exportLines[T any](w *exportWriter, typ string, items []T) {
+	for i := range items {
+		w.line(typ, &items[i])
 	}
-	for i := range rec.EvalResults {
-		if err := enc.Encode(struct {
-			Type string `json:"type"`
-			*trace.EvalResult
-		}{"eval_result", &rec.EvalResults[i]}); err != nil {
-			return err
-		}
-	}
-	for i := range rec.Trials {
-		if err := enc.Encode(struct {
-			Type string `json:"type"`
-			*trace.Trial
-		}{"trial", &rec.Trials[i]}); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func runHistory(ctx context.Context, s *streams, path, runID string, n int) error {

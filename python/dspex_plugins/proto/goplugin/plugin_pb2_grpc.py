@@ -4,7 +4,7 @@ import grpc
 import warnings
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
-from goplugin import plugin_pb2 as goplugin_dot_plugin__pb2
+from dspex_plugins.proto.goplugin import plugin_pb2 as goplugin_dot_plugin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

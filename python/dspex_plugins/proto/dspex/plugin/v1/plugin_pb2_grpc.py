@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from dspex.plugin.v1 import plugin_pb2 as dspex_dot_plugin_dot_v1_dot_plugin__pb2
+from dspex_plugins.proto.dspex.plugin.v1 import plugin_pb2 as dspex_dot_plugin_dot_v1_dot_plugin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

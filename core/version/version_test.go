@@ -1,0 +1,9 @@
+package version
+
+import "testing"
+
+func TestString(t *testing.T) {
+	if String() == "" {
+		t.Fatal("empty version")
+	}
+}
