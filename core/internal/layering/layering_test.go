@@ -56,6 +56,7 @@ func TestSmallPackagesStaySmall(t *testing.T) {
 		"core/tool",
 		"core/config",
 		"core/event",
+		"core/version",
 		"core/program",
 		"core/programfile",
 		"core/evaluate",
