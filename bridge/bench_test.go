@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
+	"github.com/dspex/dspex/core/config"
 )
 
 // Benchmarks of the bridge. Run them with
@@ -20,10 +21,10 @@ import (
 // times measure the bridge and the process, not the backoff.
 func benchConfig() SupervisorConfig {
 	return SupervisorConfig{
-		StartTimeout:   Duration(30 * time.Second),
-		HealthInterval: Duration(time.Second),
-		BackoffInitial: Duration(time.Millisecond),
-		BackoffMax:     Duration(time.Millisecond),
+		StartTimeout:   config.Duration(30 * time.Second),
+		HealthInterval: config.Duration(time.Second),
+		BackoffInitial: config.Duration(time.Millisecond),
+		BackoffMax:     config.Duration(time.Millisecond),
 		MaxRestarts:    1 << 30,
 	}
 }

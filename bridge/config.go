@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dspex/dspex/core/config"
 )
 
 // Handshake values shared with every DSPEx plugin (the Python SDK in
@@ -86,12 +88,12 @@ type SupervisorConfig struct {
 	// StartTimeout bounds a start: from launching the process to its first
 	// passing health check, handshake included. A plugin that never prints
 	// its handshake is killed when it passes. Default 20s.
-	StartTimeout Duration `yaml:"start_timeout,omitempty" json:"start_timeout,omitempty"`
+	StartTimeout config.Duration `yaml:"start_timeout,omitempty" json:"start_timeout,omitempty"`
 	// HealthInterval is the time between health checks (grpc.health.v1
 	// Check of service "plugin"). Default 5s; negative disables them.
-	HealthInterval Duration `yaml:"health_interval,omitempty" json:"health_interval,omitempty"`
+	HealthInterval config.Duration `yaml:"health_interval,omitempty" json:"health_interval,omitempty"`
 	// HealthTimeout is each health check's deadline. Default 2s.
-	HealthTimeout Duration `yaml:"health_timeout,omitempty" json:"health_timeout,omitempty"`
+	HealthTimeout config.Duration `yaml:"health_timeout,omitempty" json:"health_timeout,omitempty"`
 	// HealthFailures is how many failed checks in a row get the process
 	// killed and restarted. Default 3.
 	HealthFailures int `yaml:"health_failures,omitempty" json:"health_failures,omitempty"`
@@ -99,19 +101,19 @@ type SupervisorConfig struct {
 	// restart window; each further restart within it waits
 	// BackoffMultiplier times longer, up to BackoffMax. Defaults 200ms, 2
 	// and 10s.
-	BackoffInitial    Duration `yaml:"backoff_initial,omitempty" json:"backoff_initial,omitempty"`
-	BackoffMax        Duration `yaml:"backoff_max,omitempty" json:"backoff_max,omitempty"`
-	BackoffMultiplier float64  `yaml:"backoff_multiplier,omitempty" json:"backoff_multiplier,omitempty"`
+	BackoffInitial    config.Duration `yaml:"backoff_initial,omitempty" json:"backoff_initial,omitempty"`
+	BackoffMax        config.Duration `yaml:"backoff_max,omitempty" json:"backoff_max,omitempty"`
+	BackoffMultiplier float64         `yaml:"backoff_multiplier,omitempty" json:"backoff_multiplier,omitempty"`
 	// MaxRestarts and RestartWindow are the restart intensity and period:
 	// when a restart is due and MaxRestarts restarts already happened
 	// within the last RestartWindow, the supervisor gives up (ErrGaveUp).
 	// Defaults 5 and 1m; a negative MaxRestarts never restarts.
-	MaxRestarts   int      `yaml:"max_restarts,omitempty" json:"max_restarts,omitempty"`
-	RestartWindow Duration `yaml:"restart_window,omitempty" json:"restart_window,omitempty"`
+	MaxRestarts   int             `yaml:"max_restarts,omitempty" json:"max_restarts,omitempty"`
+	RestartWindow config.Duration `yaml:"restart_window,omitempty" json:"restart_window,omitempty"`
 	// ShutdownTimeout is how long Shutdown waits for a process to exit
 	// after asking it to (GRPCController.Shutdown) before killing it.
 	// Default 5s.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout,omitempty" json:"shutdown_timeout,omitempty"`
+	ShutdownTimeout config.Duration `yaml:"shutdown_timeout,omitempty" json:"shutdown_timeout,omitempty"`
 	// Eager starts a plugin as soon as it is created rather than on its
 	// first call. Default false (lazy).
 	Eager bool `yaml:"eager,omitempty" json:"eager,omitempty"`
@@ -130,7 +132,7 @@ type BreakerConfig struct {
 	Failures int `yaml:"failures,omitempty" json:"failures,omitempty"`
 	// OpenTimeout is how long the open breaker fails calls fast before
 	// letting a probe through. Default 5s.
-	OpenTimeout Duration `yaml:"open_timeout,omitempty" json:"open_timeout,omitempty"`
+	OpenTimeout config.Duration `yaml:"open_timeout,omitempty" json:"open_timeout,omitempty"`
 	// HalfOpenRequests is how many probes may run while half-open.
 	// Default 1.
 	HalfOpenRequests int `yaml:"half_open_requests,omitempty" json:"half_open_requests,omitempty"`
@@ -154,9 +156,9 @@ const (
 
 // WithDefaults returns c with every unset field given its default.
 func (c SupervisorConfig) WithDefaults() SupervisorConfig {
-	def := func(d *Duration, v time.Duration) {
+	def := func(d *config.Duration, v time.Duration) {
 		if *d == 0 {
-			*d = Duration(v)
+			*d = config.Duration(v)
 		}
 	}
 	def(&c.StartTimeout, DefaultStartTimeout)
@@ -193,26 +195,6 @@ func (c SupervisorConfig) backoff(n int) time.Duration {
 	}
 	return min(time.Duration(d), time.Duration(c.BackoffMax))
 }
-
-// Duration is a time.Duration written in configuration as a Go duration
-// string ("500ms", "2m").
-type Duration time.Duration
-
-// UnmarshalText reads a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"500ms\" or \"2m\"", string(b))
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// String writes the duration as a Go duration string.
-func (d Duration) String() string { return time.Duration(d).String() }
 
 // EchoPlugin is the name of the built-in echo plugin.
 const EchoPlugin = "echo"

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/core/config"
 )
 
 func TestParseConfigMergesOverDefaults(t *testing.T) {
@@ -47,8 +49,8 @@ plugins:
 		},
 		Capabilities: map[string]string{"finetune": "tuner"},
 		Supervisor: SupervisorConfig{
-			StartTimeout: Duration(45 * time.Second), HealthInterval: Duration(750 * time.Millisecond),
-			MaxRestarts: 2, RestartWindow: Duration(10 * time.Second), Breaker: BreakerConfig{Failures: 3},
+			StartTimeout: config.Duration(45 * time.Second), HealthInterval: config.Duration(750 * time.Millisecond),
+			MaxRestarts: 2, RestartWindow: config.Duration(10 * time.Second), Breaker: BreakerConfig{Failures: 3},
 		},
 	}
 	if diff := cmp.Diff(want, cfg); diff != "" {
@@ -246,7 +248,7 @@ func TestSpecResolvesCommand(t *testing.T) {
 
 func TestSupervisorDefaultsAndBackoff(t *testing.T) {
 	c := SupervisorConfig{}.WithDefaults()
-	if c.StartTimeout != Duration(DefaultStartTimeout) || c.MaxRestarts != DefaultMaxRestarts || c.Breaker.Failures != DefaultBreakerFailures {
+	if c.StartTimeout != config.Duration(DefaultStartTimeout) || c.MaxRestarts != DefaultMaxRestarts || c.Breaker.Failures != DefaultBreakerFailures {
 		t.Errorf("defaults %+v", c)
 	}
 	var got []time.Duration

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/event"
 )
 
@@ -149,15 +150,15 @@ func fakeSpec(mode string, env ...string) PluginSpec {
 // fastConfig supervises quickly, for tests.
 func fastConfig() SupervisorConfig {
 	return SupervisorConfig{
-		StartTimeout:    Duration(15 * time.Second),
-		HealthInterval:  Duration(100 * time.Millisecond),
-		HealthTimeout:   Duration(300 * time.Millisecond),
+		StartTimeout:    config.Duration(15 * time.Second),
+		HealthInterval:  config.Duration(100 * time.Millisecond),
+		HealthTimeout:   config.Duration(300 * time.Millisecond),
 		HealthFailures:  2,
-		BackoffInitial:  Duration(10 * time.Millisecond),
-		BackoffMax:      Duration(100 * time.Millisecond),
+		BackoffInitial:  config.Duration(10 * time.Millisecond),
+		BackoffMax:      config.Duration(100 * time.Millisecond),
 		MaxRestarts:     3,
-		RestartWindow:   Duration(30 * time.Second),
-		ShutdownTimeout: Duration(3 * time.Second),
+		RestartWindow:   config.Duration(30 * time.Second),
+		ShutdownTimeout: config.Duration(3 * time.Second),
 	}
 }
 

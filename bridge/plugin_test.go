@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/event"
 )
 
@@ -92,7 +93,7 @@ func TestGarbageBeforeHandshake(t *testing.T) {
 func TestNoHandshakeTimesOut(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.StartTimeout = Duration(700 * time.Millisecond)
+	cfg.StartTimeout = config.Duration(700 * time.Millisecond)
 	pid, err := startFailure(t, fakeSpec("silent"), cfg)
 	if !errors.Is(err, ErrStartTimeout) || !strings.Contains(err.Error(), "waiting for the handshake") {
 		t.Errorf("error %q, want ErrStartTimeout while waiting for the handshake", err)
@@ -221,7 +222,7 @@ func TestBreakerFailsFast(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder(t)
 	cfg := fastConfig()
-	cfg.Breaker = BreakerConfig{Failures: 2, OpenTimeout: Duration(time.Minute)}
+	cfg.Breaker = BreakerConfig{Failures: 2, OpenTimeout: config.Duration(time.Minute)}
 	p := startPlugin(t, "flaky", fakeSpec("unavailable"), cfg, rec)
 	p.exitWait = 50 * time.Millisecond
 	for range 2 {
@@ -247,7 +248,7 @@ func TestBreakerFailsFast(t *testing.T) {
 func TestShutdownKillsStubbornPlugin(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.ShutdownTimeout = Duration(300 * time.Millisecond)
+	cfg.ShutdownTimeout = config.Duration(300 * time.Millisecond)
 	p := startPlugin(t, "stubborn", fakeSpec("stubborn"), cfg, nil)
 	pid := echo(t, p, "hi")
 	start := time.Now()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
+	"github.com/dspex/dspex/core/config"
 )
 
 // pythonForTests returns the repository's virtualenv interpreter, or skips
@@ -61,10 +62,10 @@ func pythonEchoSpec(t testing.TB) PluginSpec {
 // answer health checks on a loaded machine.
 func pythonConfig() SupervisorConfig {
 	cfg := fastConfig()
-	cfg.StartTimeout = Duration(30 * time.Second)
-	cfg.HealthInterval = Duration(500 * time.Millisecond)
-	cfg.HealthTimeout = Duration(3 * time.Second)
-	cfg.ShutdownTimeout = Duration(5 * time.Second)
+	cfg.StartTimeout = config.Duration(30 * time.Second)
+	cfg.HealthInterval = config.Duration(500 * time.Millisecond)
+	cfg.HealthTimeout = config.Duration(3 * time.Second)
+	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
 	return cfg
 }
 

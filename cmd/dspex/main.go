@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/dspex/dspex/internal/cli"
+	"github.com/dspex/dspex/cmd/dspex/internal/cli"
 )
 
 func main() {

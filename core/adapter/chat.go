@@ -4,9 +4,9 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/internal/pystr"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pystr"
 )
 
 // ChatAdapter is DSPy's default format: each field in its own section headed

@@ -5,10 +5,10 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/internal/pystr"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
-	"github.com/dspex/dspex/internal/pystr"
 )
 
 // The wording below is DSPy's (dspy/adapters/chat_adapter.py, base.py,

@@ -6,11 +6,11 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/internal/jsonrepair"
+	"github.com/dspex/dspex/core/internal/pystr"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/jsonrepair"
-	"github.com/dspex/dspex/internal/pyjson"
-	"github.com/dspex/dspex/internal/pystr"
 )
 
 // JSONAdapter asks for the outputs as one JSON object. The request's

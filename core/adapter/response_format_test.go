@@ -5,14 +5,14 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // Each response format setting sends what it says, seen from the simulated
 // LM's side of the wire.
 func TestResponseFormatSettings(t *testing.T) {
-	srv, err := mocklm.Start(t.Context(), mocklm.Config{RecordLimit: 64})
+	srv, err := lmtest.Start(t.Context(), lmtest.Config{RecordLimit: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/dspex/dspex/core/internal/pystr"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pystr"
 )
 
 // FieldChunk is new text of one output field, as the LM streams it.

@@ -9,16 +9,16 @@ import (
 
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // A completion cut off at max_tokens that does not parse says so, and the
 // LM call's finish reasons reach the event (and from there the trace).
 func TestTruncatedAnswerParseError(t *testing.T) {
-	srv, err := mocklm.Start(t.Context(), mocklm.Config{
-		Faults: []mocklm.Fault{{Kind: mocklm.FaultTruncated, FirstN: 1}},
-		Script: &mocklm.Script{Rules: []mocklm.Rule{{Fields: map[string]any{
+	srv, err := lmtest.Start(t.Context(), lmtest.Config{
+		Faults: []lmtest.Fault{{Kind: lmtest.FaultTruncated, FirstN: 1}},
+		Script: &lmtest.Script{Rules: []lmtest.Rule{{Fields: map[string]any{
 			"answer": "Paris is the capital of France.", "notes": "It has been since the 10th century."}}}},
 	})
 	if err != nil {

@@ -3,21 +3,20 @@ package cache
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/dspex/dspex/core/internal/sqlitedb"
 )
 
 const (
@@ -138,16 +137,10 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 		}
 		return nil, err
 	}
-	if err := privateFile(path); err != nil {
+	if err := sqlitedb.PrivateFile(path); err != nil {
 		return nil, err
 	}
-	db := sql.OpenDB(connector{dsn: dsn(path, opts.BusyTimeout), drv: &sqlite3.SQLiteDriver{
-		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
-			// Per connection: whichever one checkpoints truncates the log.
-			_, err := conn.Exec("PRAGMA journal_size_limit = "+strconv.Itoa(walSizeLimit), nil)
-			return err
-		},
-	}})
+	db := sqlitedb.Open(path, sqlitedb.Options{BusyTimeout: opts.BusyTimeout, IncrementalVacuum: true, WALSizeLimit: walSizeLimit})
 	conns := max(4, runtime.GOMAXPROCS(0))
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
@@ -188,34 +181,6 @@ func openDisk(ctx context.Context, path string, opts Options) (*diskTier, error)
 	return d, nil
 }
 
-// connector opens connections with go-sqlite3 directly, so that each gets
-// the ConnectHook without registering a driver in package state.
-type connector struct {
-	dsn string
-	drv *sqlite3.SQLiteDriver
-}
-
-var _ driver.Connector = connector{}
-
-func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                        { return c.drv }
-
-// dsn builds a go-sqlite3 URI for path. Escaping the path keeps '?', '#' and
-// '%' in file names from being read as URI syntax.
-func dsn(path string, busy time.Duration) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
-	if !strings.HasPrefix(u.Path, "/") {
-		u.Path = "/" + u.Path // Windows: file:///C:/...
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
-	q.Set("_synchronous", "NORMAL")
-	q.Set("_txlock", "immediate")
-	// Only takes effect on a new file; lets Clear hand pages back to the OS.
-	q.Set("_auto_vacuum", "incremental")
-	return u.String() + "?" + q.Encode()
-}
-
 // init prepares the file, retrying while another process holds it: SQLite
 // answers some lock conflicts while the journal mode changes (two processes
 // creating the file at once) with an immediate "database is locked" that
@@ -224,9 +189,7 @@ func (d *diskTier) init(ctx context.Context) error {
 	deadline := time.Now().Add(d.busyTimeout)
 	for {
 		err := d.initOnce(ctx)
-		var se sqlite3.Error
-		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) ||
-			time.Now().After(deadline) {
+		if err == nil || !sqlitedb.Busy(err) || time.Now().After(deadline) {
 			return err
 		}
 		t := time.NewTimer(10 * time.Millisecond)
@@ -698,30 +661,4 @@ func (d *diskTier) close() error {
 		s.Close()
 	}
 	return d.db.Close()
-}
-
-// privateFile makes the cache file at path readable by its owner only, as
-// it holds prompts and answers: a missing file is created empty with mode
-// 0600 (SQLite gives the -wal and -shm files it creates the same mode),
-// and an existing one, with its -wal and -shm files, loses any group and
-// other permission. A file this process may not chmod (another user's)
-// is left as it is.
-func privateFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return f.Close()
-	}
-	if !errors.Is(err, fs.ErrExist) {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return fmt.Errorf("create file: %w", pe.Err)
-		}
-		return fmt.Errorf("create file: %w", err)
-	}
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
-			_ = os.Chmod(p, fi.Mode().Perm()&0o700)
-		}
-	}
-	return nil
 }

@@ -8,10 +8,10 @@ import (
 
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // BenchmarkEvaluate evaluates a Predict program on 2,000 examples against
@@ -25,11 +25,11 @@ func BenchmarkEvaluate(b *testing.B) {
 		latency     = 100 * time.Millisecond
 		concurrency = 256
 	)
-	lat, err := mocklm.ParseLatency("100ms")
+	lat, err := lmtest.ParseLatency("100ms")
 	if err != nil {
 		b.Fatal(err)
 	}
-	model := startSim(b, mocklm.Config{Latency: lat, RecordLimit: -1})
+	model := startSim(b, lmtest.Config{Latency: lat, RecordLimit: -1})
 	devset := make([]example.Example, n)
 	for i := range devset {
 		devset[i] = example.New(map[string]any{"question": fmt.Sprintf("What is %d+%d?", i, i), "answer": fmt.Sprint(2 * i)}).WithInputs("question")

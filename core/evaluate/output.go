@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // jsonResult is the document WriteJSON writes.

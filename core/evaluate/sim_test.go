@@ -8,15 +8,15 @@ import (
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
-func startSim(t testing.TB, cfg mocklm.Config) lm.LM {
+func startSim(t testing.TB, cfg lmtest.Config) lm.LM {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,14 +30,14 @@ func startSim(t testing.TB, cfg mocklm.Config) lm.LM {
 
 // sums returns n examples "What is i+i?" → 2i, and a script answering the
 // even ones correctly (the odd ones get placeholder sentences).
-func sums(n int) ([]example.Example, *mocklm.Script) {
+func sums(n int) ([]example.Example, *lmtest.Script) {
 	var devset []example.Example
-	script := &mocklm.Script{}
+	script := &lmtest.Script{}
 	for i := range n {
 		q := fmt.Sprintf("What is %d+%d?", i, i)
 		devset = append(devset, example.New(map[string]any{"question": q, "answer": fmt.Sprint(2 * i)}).WithInputs("question"))
 		if i%2 == 0 {
-			script.Rules = append(script.Rules, mocklm.Rule{Match: q, Fields: map[string]any{"answer": fmt.Sprint(2 * i)}})
+			script.Rules = append(script.Rules, lmtest.Rule{Match: q, Fields: map[string]any{"answer": fmt.Sprint(2 * i)}})
 		}
 	}
 	return devset, script
@@ -45,7 +45,7 @@ func sums(n int) ([]example.Example, *mocklm.Script) {
 
 func TestEvaluatePredictAgainstSimulator(t *testing.T) {
 	devset, script := sums(40)
-	ctx := module.WithLM(context.Background(), startSim(t, mocklm.Config{Script: script}))
+	ctx := module.WithLM(context.Background(), startSim(t, lmtest.Config{Script: script}))
 	prog := module.NewPredict(signature.MustParse("question -> answer"))
 
 	res, err := evaluate.Run(ctx, prog, devset, metric.ExactMatch("answer"), evaluate.Options{Concurrency: 8})
@@ -64,16 +64,16 @@ func TestEvaluatePredictAgainstSimulator(t *testing.T) {
 	t.Run("LM judge", func(t *testing.T) {
 		// The judge's prompt carries the program's answer; the judge
 		// approves the answers the script got right.
-		judgeScript := &mocklm.Script{}
+		judgeScript := &lmtest.Script{}
 		for i := 0; i < 40; i += 2 {
-			judgeScript.Rules = append(judgeScript.Rules, mocklm.Rule{
+			judgeScript.Rules = append(judgeScript.Rules, lmtest.Rule{
 				Match:  fmt.Sprintf("[[ ## pred_answer ## ]]\n%d\n", 2*i),
 				Fields: map[string]any{"correct": true, "feedback": "right"},
 			})
 		}
-		judgeScript.Rules = append(judgeScript.Rules, mocklm.Rule{Fields: map[string]any{"correct": false, "feedback": "wrong"}})
+		judgeScript.Rules = append(judgeScript.Rules, lmtest.Rule{Fields: map[string]any{"correct": false, "feedback": "wrong"}})
 		j, err := metric.Judge(signature.MustParse("question, gold_answer, pred_answer -> correct: bool, feedback"),
-			metric.JudgeLM(startSim(t, mocklm.Config{Script: judgeScript})))
+			metric.JudgeLM(startSim(t, lmtest.Config{Script: judgeScript})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestEvaluatePredictAgainstSimulator(t *testing.T) {
 }
 
 func ExampleRun() {
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "capital of France", Fields: map[string]any{"answer": "Paris"}},
 		{Match: "capital of Italy", Fields: map[string]any{"answer": "Milan"}},
 	}}})

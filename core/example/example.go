@@ -30,7 +30,7 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Example is a set of named values, some of which are marked as inputs.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/dspex/dspex/core/config"
 )
 
 // ErrBreakerOpen is the Kind of the error returned while an endpoint's
@@ -22,7 +24,7 @@ type BreakerConfig struct {
 	Failures int `yaml:"failures" json:"failures"`
 	// OpenTimeout is how long the breaker stays open before letting probe
 	// calls through (half-open). Default 30s.
-	OpenTimeout Duration `yaml:"open_timeout" json:"open_timeout"`
+	OpenTimeout config.Duration `yaml:"open_timeout" json:"open_timeout"`
 	// HalfOpenRequests is how many probe calls run while half-open; that
 	// many successes close the breaker, one failure opens it again. Default 1.
 	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
@@ -33,7 +35,7 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 		c.Failures = 5
 	}
 	if c.OpenTimeout <= 0 {
-		c.OpenTimeout = Duration(30 * time.Second)
+		c.OpenTimeout = config.Duration(30 * time.Second)
 	}
 	if c.HalfOpenRequests <= 0 {
 		c.HalfOpenRequests = 1

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/cache"
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
-// store adapts *cache.Cache to lm.ResponseStore, as core/program does.
+// store adapts *cache.Cache to lm.ResponseStore, as core/runenv does.
 type store struct{ c *cache.Cache }
 
 func (s store) Get(ctx context.Context, k string) ([]byte, bool) {
@@ -104,7 +105,7 @@ func TestCachedLayer(t *testing.T) {
 }
 
 func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
 }
 
 func TestEmbedStackCachesPerText(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, FirstN: 1}}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{{Kind: lmtest.FaultServerError, FirstN: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestEmbedStackCachesPerText(t *testing.T) {
 }
 
 func TestEmbedStackBreakerOpens(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{{Kind: mocklm.FaultServerError, Rate: 1}}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{{Kind: lmtest.FaultServerError, Rate: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestEmbedStackBreakerOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := lm.NewEmbedStack(emb, lm.EmbedExecConfig{Name: "sim/embed", Retry: lm.RetryConfig{MaxAttempts: 1},
-		Breaker: lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}})
+		Breaker: lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Hour)}})
 	ctx := context.Background()
 	if _, _, err := s.Embed(ctx, []string{"a"}); !errors.Is(err, lm.ErrServer) {
 		t.Fatalf("first call: err = %v, want ErrServer", err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // BenchmarkCacheHit measures a whole Stack call answered from the cache:
@@ -57,8 +57,8 @@ func BenchmarkPoolThroughput(b *testing.B) {
 		latency  = 50 * time.Millisecond
 		idealRPS = float64(slots) / 0.05
 	)
-	l, _ := mocklm.ParseLatency("50ms")
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Latency: l, MaxInFlight: 4096})
+	l, _ := lmtest.ParseLatency("50ms")
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Latency: l, MaxInFlight: 4096})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,8 +156,8 @@ func BenchmarkHeapPerInFlight(b *testing.B) {
 		})
 	})
 	b.Run("http", func(b *testing.B) {
-		f, _ := mocklm.ParseFault("hang")
-		srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{f}, MaxInFlight: 4096})
+		f, _ := lmtest.ParseFault("hang")
+		srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{f}, MaxInFlight: 4096})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,30 +11,31 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // sim starts the simulated LM with the given faults and latency, and
 // returns it with an OpenAI client pointed at it.
-func sim(t testing.TB, latency string, faults ...string) (*mocklm.Server, *lm.OpenAI) {
+func sim(t testing.TB, latency string, faults ...string) (*lmtest.Server, *lm.OpenAI) {
 	t.Helper()
-	cfg := mocklm.Config{Seed: 1}
+	cfg := lmtest.Config{Seed: 1}
 	for _, f := range faults {
-		fault, err := mocklm.ParseFault(f)
+		fault, err := lmtest.ParseFault(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.Faults = append(cfg.Faults, fault)
 	}
 	if latency != "" {
-		l, err := mocklm.ParseLatency(latency)
+		l, err := lmtest.ParseLatency(latency)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.Latency = l
 	}
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func ask(q string) *lm.Request {
 }
 
 func fastRetry(attempts int) lm.RetryConfig {
-	return lm.RetryConfig{MaxAttempts: attempts, InitialBackoff: lm.Duration(time.Millisecond), MaxBackoff: lm.Duration(5 * time.Millisecond)}
+	return lm.RetryConfig{MaxAttempts: attempts, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(5 * time.Millisecond)}
 }
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
@@ -125,7 +126,7 @@ func TestRetryErrorCountsAttempts(t *testing.T) {
 
 func TestRetryNeverRetries(t *testing.T) {
 	t.Run("non-retryable error", func(t *testing.T) {
-		srv, err := mocklm.Start(context.Background(), mocklm.Config{APIKey: "right"})
+		srv, err := lmtest.Start(context.Background(), lmtest.Config{APIKey: "right"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func TestRetryNeverRetries(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			fake := &fakeLM{fail: func(int) error { return serverError() }}
 			ctx, cancel := context.WithCancel(context.Background())
-			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(time.Hour)}, &lm.Hooks{
+			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(time.Hour)}, &lm.Hooks{
 				Retry: func(context.Context, string, int, error, time.Duration) { cancel() },
 			})
 			start := time.Now()
@@ -160,7 +161,7 @@ func TestRetryNeverRetries(t *testing.T) {
 			}}
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: lm.Duration(10 * time.Second)}, nil)
+			r := lm.NewRetry(fake, lm.RetryConfig{MaxAttempts: 5, InitialBackoff: config.Duration(10 * time.Second)}, nil)
 			start := time.Now()
 			_, err := r.Complete(ctx, ask("hi"))
 			// The wait would pass the deadline, so the error comes back at
@@ -172,7 +173,7 @@ func TestRetryNeverRetries(t *testing.T) {
 	})
 	t.Run("open breaker", func(t *testing.T) {
 		srv, client := sim(t, "", "500")
-		b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Hour)}, nil)
+		b := lm.NewBreaker(client, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Hour)}, nil)
 		_, err := lm.NewRetry(b, fastRetry(5), nil).Complete(context.Background(), ask("hi"))
 		if !errors.Is(err, lm.ErrBreakerOpen) || srv.Stats().Requests != 1 {
 			t.Fatalf("err %v after %d requests", err, srv.Stats().Requests)
@@ -191,7 +192,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 			states = append(states, from+"->"+to)
 			mu.Unlock()
 		}}
-		b := lm.NewBreaker(fake, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: lm.Duration(200 * time.Millisecond)}, hooks)
+		b := lm.NewBreaker(fake, "sim/dspex-sim", lm.BreakerConfig{Failures: 3, OpenTimeout: config.Duration(200 * time.Millisecond)}, hooks)
 		ctx := context.Background()
 		for range 3 {
 			if _, err := b.Complete(ctx, ask("hi")); !errors.Is(err, lm.ErrServer) {
@@ -233,7 +234,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 func TestBreakerOpenErrorSaysWhenToRetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := &fakeLM{fail: func(int) error { return serverError() }}
-		b := lm.NewBreaker(fake, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: lm.Duration(time.Minute)}, nil)
+		b := lm.NewBreaker(fake, "sim", lm.BreakerConfig{Failures: 1, OpenTimeout: config.Duration(time.Minute)}, nil)
 		_, _ = b.Complete(context.Background(), ask("hi"))
 		for _, tc := range []struct {
 			after time.Duration

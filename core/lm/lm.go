@@ -1,8 +1,9 @@
 // Package lm defines how DSPEx talks to language models: one request and
 // response type, typed errors, and providers behind the LM interface — an
 // OpenAI-compatible client (OpenAI, vLLM, Ollama, llama.cpp, LM Studio,
-// OpenRouter) and the Anthropic Messages API — with streaming (Streamer) and
-// embeddings (Embedder).
+// OpenRouter), here, and the Anthropic Messages API in core/lm/anthropic —
+// with streaming (Streamer) and embeddings (Embedder). Endpoint is what a
+// provider in a package of its own shares with the built-in one.
 //
 // Providers are wrapped in execution layers, each a small LM of its own:
 // Metered → Cached → Collapse → Pool → RateLimit → Retry → Breaker →

@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // embedUnsetKeyEnv names an environment variable the tests never set, so
@@ -641,7 +641,7 @@ func cosine(a, b []float32) float64 {
 // words are closer than texts that share none.
 func TestOpenAIEmbedderSimulator(t *testing.T) {
 	t.Parallel()
-	srv, err := mocklm.Start(t.Context(), mocklm.Config{})
+	srv, err := lmtest.Start(t.Context(), lmtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,7 +661,7 @@ func TestOpenAIEmbedderSimulator(t *testing.T) {
 	if usage.PromptTokens <= 0 || usage.TotalTokens != usage.PromptTokens {
 		t.Errorf("usage = %+v", usage)
 	}
-	if len(first) != len(texts) || len(first[0]) != mocklm.DefaultEmbeddingDims {
+	if len(first) != len(texts) || len(first[0]) != lmtest.DefaultEmbeddingDims {
 		t.Fatalf("got %d vectors of %d dimensions", len(first), len(first[0]))
 	}
 	again, _, err := whole.Embed(t.Context(), texts)

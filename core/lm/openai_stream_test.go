@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // sseEvents renders payloads as "data:" events.
@@ -614,7 +614,7 @@ func TestOpenAIStreamCollectEqualsComplete(t *testing.T) {
 
 func TestOpenAIStreamSimulator(t *testing.T) {
 	t.Parallel()
-	sim, err := mocklm.Start(t.Context(), mocklm.Config{Seed: 7})
+	sim, err := lmtest.Start(t.Context(), lmtest.Config{Seed: 7})
 	if err != nil {
 		t.Fatalf("start simulator: %v", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // TestDefaultStackPassesConcurrencyThrough checks that the default stack is
@@ -18,8 +18,8 @@ import (
 // 240 waited in the pool's queue.)
 func TestDefaultStackPassesConcurrencyThrough(t *testing.T) {
 	const callers = 256
-	f, _ := mocklm.ParseFault("hang")
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Faults: []mocklm.Fault{f}, MaxInFlight: 4096})
+	f, _ := lmtest.ParseFault("hang")
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Faults: []lmtest.Fault{f}, MaxInFlight: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}

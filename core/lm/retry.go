@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/dspex/dspex/core/config"
 )
 
 // RetryConfig sets how failed calls are retried.
@@ -17,12 +19,12 @@ type RetryConfig struct {
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// InitialBackoff is the base wait before the first retry; each later
 	// retry doubles it. Default 500ms.
-	InitialBackoff Duration `yaml:"initial_backoff" json:"initial_backoff"`
+	InitialBackoff config.Duration `yaml:"initial_backoff" json:"initial_backoff"`
 	// MaxBackoff caps the base wait. Default 30s.
-	MaxBackoff Duration `yaml:"max_backoff" json:"max_backoff"`
+	MaxBackoff config.Duration `yaml:"max_backoff" json:"max_backoff"`
 	// MaxRetryAfter caps how long a server's Retry-After is honoured; a
 	// server asking for longer gets its error returned instead. Default 2m.
-	MaxRetryAfter Duration `yaml:"max_retry_after" json:"max_retry_after"`
+	MaxRetryAfter config.Duration `yaml:"max_retry_after" json:"max_retry_after"`
 }
 
 func (c RetryConfig) withDefaults() RetryConfig {
@@ -30,13 +32,13 @@ func (c RetryConfig) withDefaults() RetryConfig {
 		c.MaxAttempts = 4
 	}
 	if c.InitialBackoff <= 0 {
-		c.InitialBackoff = Duration(500 * time.Millisecond)
+		c.InitialBackoff = config.Duration(500 * time.Millisecond)
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = Duration(30 * time.Second)
+		c.MaxBackoff = config.Duration(30 * time.Second)
 	}
 	if c.MaxRetryAfter <= 0 {
-		c.MaxRetryAfter = Duration(2 * time.Minute)
+		c.MaxRetryAfter = config.Duration(2 * time.Minute)
 	}
 	return c
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/mocklm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
 // BenchmarkThroughput sends c concurrent callers (four calls each) to the
@@ -32,8 +32,8 @@ func BenchmarkThroughput(b *testing.B) {
 	)
 	for _, c := range []int{64, 256, 1024} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
-			l, _ := mocklm.ParseLatency("100ms")
-			srv, err := mocklm.Start(context.Background(), mocklm.Config{Latency: l, MaxInFlight: 4096, RecordLimit: -1})
+			l, _ := lmtest.ParseLatency("100ms")
+			srv, err := lmtest.Start(context.Background(), lmtest.Config{Latency: l, MaxInFlight: 4096, RecordLimit: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -8,15 +8,15 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
-func startSim(t testing.TB, script *mocklm.Script) lm.LM {
+func startSim(t testing.TB, script *lmtest.Script) lm.LM {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Script: script})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Script: script})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func startSim(t testing.TB, script *mocklm.Script) lm.LM {
 }
 
 func TestJudgeAgainstSimulator(t *testing.T) {
-	model := startSim(t, &mocklm.Script{Rules: []mocklm.Rule{
+	model := startSim(t, &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "[[ ## pred_answer ## ]]\nParis", Fields: map[string]any{"correct": true, "feedback": "Same city.", "rating": 5}},
 		{Match: "", Fields: map[string]any{"correct": false, "feedback": "Different city.", "rating": 2, "reasoning": "Lyon is not Paris."}},
 	}})

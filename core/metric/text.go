@@ -9,7 +9,7 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // ExactMatch is DSPy's answer_exact_match (frac=1.0): 1 when the

@@ -13,23 +13,23 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // rolloutSim is a simulator with the LM pointing at it: model is
 // recordingLM(OpenAI client), in a Stack with store as its cache when one
 // is given. rec sees what passed the cache.
 type rolloutSim struct {
-	srv   *mocklm.Server
+	srv   *lmtest.Server
 	rec   *recordingLM
 	model lm.LM
 }
 
-func startRolloutSim(t testing.TB, cfg mocklm.Config, store lm.ResponseStore) *rolloutSim {
+func startRolloutSim(t testing.TB, cfg lmtest.Config, store lm.ResponseStore) *rolloutSim {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +105,10 @@ func (s *memStore) Set(_ context.Context, key string, value []byte) error {
 
 // answersInTurn scripts the simulator to answer "one", "two", "three", …
 // to successive requests, then placeholders.
-func answersInTurn(answers ...string) *mocklm.Script {
-	s := &mocklm.Script{}
+func answersInTurn(answers ...string) *lmtest.Script {
+	s := &lmtest.Script{}
 	for _, a := range answers {
-		s.Rules = append(s.Rules, mocklm.Rule{Fields: map[string]any{"answer": a}, Times: 1})
+		s.Rules = append(s.Rules, lmtest.Rule{Fields: map[string]any{"answer": a}, Times: 1})
 	}
 	return s
 }
@@ -148,7 +148,7 @@ func TestBestOfNAgainstSimulator(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sim := startRolloutSim(t, mocklm.Config{Script: answersInTurn("one", "two", "three")}, nil)
+			sim := startRolloutSim(t, lmtest.Config{Script: answersInTurn("one", "two", "three")}, nil)
 			ctx := module.WithLM(context.Background(), sim.model)
 			// The predictor's own temperature is overridden by the attempts'.
 			qa := module.NewPredict(signature.MustParse("question -> answer"), module.WithConfig(lm.Params{Temperature: lm.Float(0)}))
@@ -182,7 +182,7 @@ func TestBestOfNAgainstSimulator(t *testing.T) {
 // Distinct rollouts must not collapse into one cache entry, while a repeated
 // call reuses the same rollouts (the ids are deterministic).
 func TestBestOfNRolloutsBypassTheCache(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Seed: 1}, &memStore{})
+	sim := startRolloutSim(t, lmtest.Config{Seed: 1}, &memStore{})
 	ctx := module.WithLM(context.Background(), sim.model)
 	qa := module.NewPredict(signature.MustParse("question -> answer"))
 	never := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 })
@@ -405,7 +405,7 @@ func TestBestOfNTraced(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sim := startRolloutSim(t, mocklm.Config{}, nil)
+	sim := startRolloutSim(t, lmtest.Config{}, nil)
 	ctx := module.WithLM(event.WithBus(context.Background(), bus), sim.model)
 	b := module.NewBestOfN(module.NewChainOfThought(signature.MustParse("question -> answer")), 2,
 		module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 }), 1)
@@ -422,7 +422,7 @@ func TestBestOfNTraced(t *testing.T) {
 // BestOfN samples up to three answers at temperature 1.0 and keeps the
 // first one-word answer, as in DSPy's documentation.
 func ExampleNewBestOfN() {
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Fields: map[string]any{"reasoning": "Belgium's capital.", "answer": "The city of Brussels"}, Times: 1},
 		{Fields: map[string]any{"reasoning": "Belgium's capital.", "answer": "Brussels"}},
 	}}})

@@ -10,7 +10,7 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // MajorityInput is what Majority takes: a prediction (its Completions are

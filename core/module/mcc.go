@@ -7,8 +7,8 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // MultiChainComparison defaults and names, DSPy's.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // mccAttempts are three reasoning attempts at "What is 2+2?", in the shapes
@@ -44,7 +44,7 @@ func TestMultiChainComparisonPromptMatchesDSPy(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+			sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 				{Fields: map[string]any{"rationale": "Two and two make four.", "answer": "4"}},
 			}}}, nil)
 			ctx := module.WithLM(context.Background(), sim.model)
@@ -118,7 +118,7 @@ func TestMultiChainComparisonBadCompletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := module.WithLM(context.Background(), startRolloutSim(t, mocklm.Config{}, nil).model)
+	ctx := module.WithLM(context.Background(), startRolloutSim(t, lmtest.Config{}, nil).model)
 	cases := []struct {
 		name        string
 		completions any
@@ -147,7 +147,7 @@ func TestMultiChainComparisonBadCompletions(t *testing.T) {
 // MultiChainComparison over a ChainOfThought's sampled completions, as
 // DSPy's docs use it.
 func ExampleMultiChainComparison() {
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "reasoning_attempt_1", Fields: map[string]any{"rationale": "Most attempts say 4.", "answer": "4"}},
 	}}})
 	defer srv.Close()

@@ -11,9 +11,9 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // moduleFunc adapts a function to module.Module.
@@ -265,7 +265,7 @@ func TestParallelContainsPanics(t *testing.T) {
 }
 
 func TestParallelAgainstSimulator(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "Spain", Fields: map[string]any{"answer": "Madrid"}},
 		{Match: "3 * 4", Fields: map[string]any{"answer": "12"}},
 		{Match: "Hamlet", Fields: map[string]any{"answer": "William Shakespeare"}},
@@ -289,7 +289,7 @@ func TestParallelAgainstSimulator(t *testing.T) {
 }
 
 func ExampleParallel_Run() {
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "Spain", Fields: map[string]any{"answer": "Madrid"}},
 		{Match: "Hamlet", Fields: map[string]any{"answer": "William Shakespeare"}},
 	}}})

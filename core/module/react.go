@@ -13,8 +13,9 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/tool"
 )
 
 // Field names of ReAct's predictors, as DSPy names them.
@@ -54,8 +55,8 @@ type ReAct struct {
 	Extract *ChainOfThought
 
 	sig      *signature.Signature
-	tools    []*Tool          // the caller's tools, in order
-	byName   map[string]*Tool // the tools and "finish"
+	tools    []*tool.Tool          // the caller's tools, in order
+	byName   map[string]*tool.Tool // the tools and "finish"
 	maxIters int
 }
 
@@ -76,7 +77,7 @@ func MaxIters(n int) ReActOption { return func(c *reactConfig) { c.maxIters = n 
 // NewReAct builds a ReAct agent for sig with the given tools. Tool names
 // must be unique; the signature may not use the field names ReAct adds
 // (trajectory, next_thought, next_tool_name, next_tool_args).
-func NewReAct(sig *signature.Signature, tools []*Tool, opts ...ReActOption) (*ReAct, error) {
+func NewReAct(sig *signature.Signature, tools []*tool.Tool, opts ...ReActOption) (*ReAct, error) {
 	if sig == nil {
 		return nil, errors.New("module: react: nil signature")
 	}
@@ -87,25 +88,28 @@ func NewReAct(sig *signature.Signature, tools []*Tool, opts ...ReActOption) (*Re
 	if cfg.maxIters < 1 {
 		return nil, fmt.Errorf("module: react: max iters %d is not positive", cfg.maxIters)
 	}
-	byName := make(map[string]*Tool, len(tools)+1)
+	byName := make(map[string]*tool.Tool, len(tools)+1)
 	names := make([]any, 0, len(tools)+1)
 	for i, t := range tools {
 		if t == nil {
 			return nil, fmt.Errorf("module: react: tool %d is nil", i+1)
 		}
-		if _, dup := byName[t.name]; dup {
-			return nil, fmt.Errorf("module: react: duplicate tool name %q", t.name)
+		if _, dup := byName[t.Name()]; dup {
+			return nil, fmt.Errorf("module: react: duplicate tool name %q", t.Name())
 		}
-		byName[t.name] = t
-		names = append(names, t.name)
+		byName[t.Name()] = t
+		names = append(names, t.Name())
 	}
 	outputs := backquoted(sig.Outputs())
-	finish := newTool(FinishTool,
+	finish, err := tool.NewFunc(tool.FinishName,
 		"Marks the task as complete. That is, signals that all information for producing the outputs, i.e. "+outputs+", are now available to be extracted.",
 		&signature.Type{Kind: signature.Object, Name: "finish"},
 		func(context.Context, map[string]any) (any, error) { return "Completed.", nil })
-	byName[FinishTool] = finish
-	names = append(names, FinishTool)
+	if err != nil {
+		return nil, fmt.Errorf("module: react: %w", err)
+	}
+	byName[tool.FinishName] = finish
+	names = append(names, tool.FinishName)
 
 	reactSig, err := signature.New(
 		append(sig.Inputs(), signature.Field{Name: TrajectoryField, Type: signature.StringType(), TypeDeclared: true}),
@@ -135,7 +139,7 @@ func NewReAct(sig *signature.Signature, tools []*Tool, opts ...ReActOption) (*Re
 }
 
 // reactInstructions is the react predictor's instructions, worded as DSPy's.
-func reactInstructions(sig *signature.Signature, tools []*Tool) string {
+func reactInstructions(sig *signature.Signature, tools []*tool.Tool) string {
 	var instr []string
 	if sig.Instructions() != "" {
 		instr = append(instr, sig.Instructions()+"\n")
@@ -164,7 +168,7 @@ func backquoted(fields []signature.Field) string {
 }
 
 // Tools returns the agent's tools (without "finish"), in order.
-func (r *ReAct) Tools() []*Tool { return slices.Clone(r.tools) }
+func (r *ReAct) Tools() []*tool.Tool { return slices.Clone(r.tools) }
 
 // Signature returns the signature the agent was built for.
 func (r *ReAct) Signature() *signature.Signature { return r.sig }
@@ -298,7 +302,7 @@ loop:
 		}
 		st.observation = obs
 		steps = append(steps, st)
-		if st.tool == FinishTool {
+		if st.tool == tool.FinishName {
 			break
 		}
 	}
@@ -389,13 +393,13 @@ func (r *ReAct) lenientStep(ctx context.Context, pe *adapter.ParseError, idx int
 // act runs the step's tool and returns the observation. Tool failures are
 // observations; only a done context is an error.
 func (r *ReAct) act(ctx context.Context, st step) (any, error) {
-	tool, ok := r.byName[st.tool]
+	t, ok := r.byName[st.tool]
 	if !ok {
 		names := make([]string, 0, len(r.tools)+1)
-		for _, t := range r.tools {
-			names = append(names, t.name)
+		for _, rt := range r.tools {
+			names = append(names, rt.Name())
 		}
-		names = append(names, FinishTool)
+		names = append(names, tool.FinishName)
 		return executionError(st.tool, fmt.Sprintf("there is no tool named %q; the tool must be one of: %s", st.tool, strings.Join(names, ", "))), nil
 	}
 	var args map[string]any
@@ -410,16 +414,16 @@ func (r *ReAct) act(ctx context.Context, st step) (any, error) {
 	default:
 		return executionError(st.tool, "the arguments are not a JSON object: "+pyjson.Str(st.args)), nil
 	}
-	v, err := tool.invoke(ctx, args)
+	v, err := t.Invoke(ctx, args)
 	if err == nil {
 		return v, nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, ctxErr
 	}
-	var te *ToolError
+	var te *tool.Error
 	if errors.As(err, &te) {
-		return executionError(st.tool, te.detail()), nil
+		return executionError(st.tool, te.Detail()), nil
 	}
 	return executionError(st.tool, err.Error()), nil
 }

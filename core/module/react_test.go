@@ -15,10 +15,11 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/tool"
 )
 
 // scriptLM answers each request with respond, recording the messages. It is
@@ -83,7 +84,7 @@ func TestReActPromptsMatchDSPy(t *testing.T) {
 	tools := goldenTools(t)
 	sig := signature.MustParse("question, hints: list[str] -> answer, confidence: float").
 		WithInstructions("Answer the question with the tools.")
-	agent, err := module.NewReAct(sig, []*module.Tool{tools["search_wikipedia"], tools["lookup"]})
+	agent, err := module.NewReAct(sig, []*tool.Tool{tools["search_wikipedia"], tools["lookup"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func (r *toolLog) list() []string {
 	return append([]string(nil), r.calls...)
 }
 
-func weatherTools(t testing.TB, rec *toolLog) []*module.Tool {
+func weatherTools(t testing.TB, rec *toolLog) []*tool.Tool {
 	weather := mustTool(t, "get_weather", "Current weather in a city.", func(_ context.Context, a WeatherArgs) (any, error) {
 		rec.add("get_weather(%s)", a.City)
 		return "Sunny, 21 °C in " + a.City, nil
@@ -209,7 +210,7 @@ func weatherTools(t testing.TB, rec *toolLog) []*module.Tool {
 		rec.add("to_fahrenheit(%g)", a.Celsius)
 		return a.Celsius*9/5 + 32, nil
 	})
-	return []*module.Tool{weather, convert}
+	return []*tool.Tool{weather, convert}
 }
 
 // The agent needs two different tools, one after the other, against the
@@ -225,7 +226,7 @@ func testTwoTools(t *testing.T, a adapter.Adapter) {
 	if a.Name() == "JSONAdapter" {
 		extract = "following order of fields: `reasoning`"
 	}
-	model := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: extract, Fields: map[string]any{"reasoning": "It is 21 °C, which is 69.8 °F.", "answer": "69.8 °F"}},
 		{Match: "[[ ## observation_1 ## ]]", Fields: map[string]any{"next_thought": "I have it.", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "[[ ## observation_0 ## ]]\nSunny, 21 °C in Paris", Fields: map[string]any{"next_thought": "Convert it.", "next_tool_name": "to_fahrenheit", "next_tool_args": map[string]any{"celsius": 21}}},
@@ -261,7 +262,7 @@ func testTwoTools(t *testing.T, a adapter.Adapter) {
 // An unknown tool name fails the Literal type with both adapters (the chat
 // answer, then the JSON fallback); the agent is told and tries again.
 func TestReActUnknownToolAgainstSimulator(t *testing.T) {
-	model := startSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	model := startSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "starting with the field `[[ ## reasoning ## ]]`", Fields: map[string]any{"reasoning": "r", "answer": "sunny"}},
 		{Match: "[[ ## observation_1 ## ]]", Fields: map[string]any{"next_thought": "done", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "[[ ## observation_0 ## ]]", Fields: map[string]any{"next_thought": "use the real one", "next_tool_name": "get_weather", "next_tool_args": map[string]any{"city": "Oslo"}}},
@@ -564,7 +565,7 @@ func TestReActErrorsPropagate(t *testing.T) {
 			cancel()
 			return nil, ctx.Err()
 		})
-		agent, _ := module.NewReAct(signature.MustParse("question -> answer"), []*module.Tool{stop})
+		agent, _ := module.NewReAct(signature.MustParse("question -> answer"), []*tool.Tool{stop})
 		model := scripted(reactText("t", "stop", map[string]any{}), reactText("t", "finish", map[string]any{}))
 		_, err := agent.Forward(module.WithLM(ctx, model), module.Inputs{"question": "q"})
 		if !errors.Is(err, context.Canceled) || len(model.requests) != 1 {
@@ -593,12 +594,12 @@ func TestNewReActRefuses(t *testing.T) {
 	cases := []struct {
 		name  string
 		sig   string
-		tools []*module.Tool
+		tools []*tool.Tool
 		opts  []module.ReActOption
 		want  string
 	}{
-		{"duplicate tool", "question -> answer", []*module.Tool{tools[0], tools[0]}, nil, `duplicate tool name "get_weather"`},
-		{"nil tool", "question -> answer", []*module.Tool{tools[0], nil}, nil, "tool 2 is nil"},
+		{"duplicate tool", "question -> answer", []*tool.Tool{tools[0], tools[0]}, nil, `duplicate tool name "get_weather"`},
+		{"nil tool", "question -> answer", []*tool.Tool{tools[0], nil}, nil, "tool 2 is nil"},
 		{"trajectory input", "question, trajectory -> answer", tools, nil, `duplicate field name "trajectory"`},
 		{"next_thought input", "question, next_thought -> answer", tools, nil, `duplicate field name "next_thought"`},
 		{"zero max iters", "question -> answer", tools, []module.ReActOption{module.MaxIters(0)}, "max iters 0 is not positive"},
@@ -732,10 +733,10 @@ func ExampleNewReAct() {
 	type args struct {
 		City string `json:"city"`
 	}
-	weather, _ := module.NewTool("get_weather", "Current weather in a city.", func(_ context.Context, a args) (any, error) {
+	weather, _ := tool.New("get_weather", "Current weather in a city.", func(_ context.Context, a args) (any, error) {
 		return "Sunny in " + a.City, nil
 	})
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "`[[ ## reasoning ## ]]`", Fields: map[string]any{"reasoning": "The tool said so.", "answer": "sunny"}},
 		{Match: "[[ ## observation_0 ## ]]", Fields: map[string]any{"next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": map[string]any{}}},
 		{Match: "", Fields: map[string]any{"next_thought": "Ask the tool.", "next_tool_name": "get_weather", "next_tool_args": map[string]any{"city": "Lisbon"}}},
@@ -743,7 +744,7 @@ func ExampleNewReAct() {
 	defer srv.Close()
 	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 
-	agent, _ := module.NewReAct(signature.MustParse("question -> answer"), []*module.Tool{weather}, module.MaxIters(5))
+	agent, _ := module.NewReAct(signature.MustParse("question -> answer"), []*tool.Tool{weather}, module.MaxIters(5))
 	pred, err := agent.Forward(module.WithLM(context.Background(), model), module.Inputs{"question": "Weather in Lisbon?"})
 	if err != nil {
 		fmt.Println(err)

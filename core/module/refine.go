@@ -13,8 +13,8 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // HintField is the input Refine adds to its predictors' signatures on a

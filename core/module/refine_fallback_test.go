@@ -5,16 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // An attempt with advice runs through Refine's adapter wrapper, which keeps
 // ChatAdapter's JSON fallback: a hinted answer that does not parse is asked
 // again with JSONAdapter, as DSPy's Refine (a ChatAdapter subclass) does.
 func TestRefineWithAdviceKeepsJSONFallback(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		feedbackRule(map[string]any{"predict": "Answer with one word."}),
 		{Match: "[[ ## hint_ ## ]]", Raw: "no sections at all", Times: 1},
 		{Fields: map[string]any{"reasoning": "Because.", "answer": 4}},

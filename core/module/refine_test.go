@@ -13,22 +13,22 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // feedbackRule answers Refine's OfferFeedback requests with advice.
-func feedbackRule(advice map[string]any) mocklm.Rule {
-	return mocklm.Rule{Match: "[[ ## module_names ## ]]", Fields: map[string]any{"discussion": "It rambled.", "advice": advice}}
+func feedbackRule(advice map[string]any) lmtest.Rule {
+	return lmtest.Rule{Match: "[[ ## module_names ## ]]", Fields: map[string]any{"discussion": "It rambled.", "advice": advice}}
 }
 
-func lastMessage(r mocklm.RecordedRequest) string { return r.Messages[len(r.Messages)-1].Content }
+func lastMessage(r lmtest.RecordedRequest) string { return r.Messages[len(r.Messages)-1].Content }
 
 var never = module.Reward(func(module.Inputs, *example.Prediction) float64 { return 0 })
 
 func TestRefineHintsTheNextAttempt(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		feedbackRule(map[string]any{"predict": "Answer with one word."}),
 		{Fields: map[string]any{"reasoning": "Because.", "answer": 4}},
 	}}}, nil)
@@ -100,7 +100,7 @@ func TestRefineHintsTheNextAttempt(t *testing.T) {
 }
 
 func TestRefineStopsAtThreshold(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{}, nil)
+	sim := startRolloutSim(t, lmtest.Config{}, nil)
 	ctx := module.WithLM(context.Background(), sim.model)
 	always := module.Reward(func(module.Inputs, *example.Prediction) float64 { return 1 })
 	if _, err := module.NewRefine(module.NewPredict(signature.MustParse("q -> a")), 3, always, 1).Forward(ctx, module.Inputs{"q": "x"}); err != nil {
@@ -154,7 +154,7 @@ func TestRefineHintsEachPredictor(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+			sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 				feedbackRule(map[string]any{"draft": "Draft tersely.", "polish": "Polish harder."}),
 				{Fields: map[string]any{"draft": "a draft", "answer": "an answer"}},
 			}}}, nil)
@@ -208,7 +208,7 @@ func TestRefineHintsEachPredictor(t *testing.T) {
 
 // Predictors sharing one signature still get their own advice.
 func TestRefineSharedSignature(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		feedbackRule(map[string]any{"draft": "For the draft.", "polish": "For the polish."}),
 	}}}, nil)
 	sig := signature.MustParse("question, draft -> answer, draft2")
@@ -244,12 +244,12 @@ func (p *sharedSigProgram) Clone() module.Program {
 }
 
 func TestRefineFeedbackFailure(t *testing.T) {
-	script := &mocklm.Script{Rules: []mocklm.Rule{
+	script := &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "[[ ## module_names ## ]]", Raw: "no fields here"},
 		{Fields: map[string]any{"a": "x"}},
 	}}
 	t.Run("counts as a failed attempt", func(t *testing.T) {
-		sim := startRolloutSim(t, mocklm.Config{Script: script}, nil)
+		sim := startRolloutSim(t, lmtest.Config{Script: script}, nil)
 		ctx := module.WithLM(context.Background(), sim.model)
 		pred, err := module.NewRefine(module.NewPredict(signature.MustParse("q -> a")), 2, never, 1).Forward(ctx, module.Inputs{"q": "x"})
 		if err != nil {
@@ -265,7 +265,7 @@ func TestRefineFeedbackFailure(t *testing.T) {
 		}
 	})
 	t.Run("ends the run past the fail count", func(t *testing.T) {
-		sim := startRolloutSim(t, mocklm.Config{Script: script}, nil)
+		sim := startRolloutSim(t, lmtest.Config{Script: script}, nil)
 		ctx := module.WithLM(context.Background(), sim.model)
 		_, err := module.NewRefine(module.NewPredict(signature.MustParse("q -> a")), 3, never, 1, module.WithFailCount(1)).Forward(ctx, module.Inputs{"q": "x"})
 		var pe *adapter.ParseError
@@ -276,7 +276,7 @@ func TestRefineFeedbackFailure(t *testing.T) {
 }
 
 func TestRefineConcurrentUse(t *testing.T) {
-	sim := startRolloutSim(t, mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	sim := startRolloutSim(t, lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		feedbackRule(map[string]any{"predict": "Be brief."}),
 	}}}, nil)
 	ctx := module.WithLM(context.Background(), sim.model)

@@ -9,9 +9,9 @@ import (
 
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 type Review struct {
@@ -20,9 +20,9 @@ type Review struct {
 	Tags     []string `json:"tags"`
 }
 
-func startSim(t testing.TB, cfg mocklm.Config) lm.LM {
+func startSim(t testing.TB, cfg lmtest.Config) lm.LM {
 	t.Helper()
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func startSim(t testing.TB, cfg mocklm.Config) lm.LM {
 // Every output type round-trips through both adapters, the real HTTP client
 // and the simulator, which writes its answers without DSPEx's adapter code.
 func TestPredictAgainstSimulator(t *testing.T) {
-	model := startSim(t, mocklm.Config{Seed: 3})
+	model := startSim(t, lmtest.Config{Seed: 3})
 	sig, err := signature.ParseWith(
 		"text, hints: list[str] -> count: int, score: float, ok: bool, tags: list[str], label: Literal['pos', 'neg'], counts: dict[str, int], maybe: int | None, review: Review",
 		signature.Types{"Review": signature.MustObjectOf[Review]()})
@@ -83,11 +83,11 @@ func TestTypedErrorsFromSimulatorFaults(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.fault, func(t *testing.T) {
-			f, err := mocklm.ParseFault(c.fault)
+			f, err := lmtest.ParseFault(c.fault)
 			if err != nil {
 				t.Fatal(err)
 			}
-			model := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+			model := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
 			_, err = module.NewPredict(signature.MustParse("q -> a")).Forward(module.WithLM(context.Background(), model), module.Inputs{"q": "x"})
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
@@ -98,8 +98,8 @@ func TestTypedErrorsFromSimulatorFaults(t *testing.T) {
 		})
 	}
 	t.Run("hang with deadline", func(t *testing.T) {
-		f, _ := mocklm.ParseFault("hang")
-		model := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+		f, _ := lmtest.ParseFault("hang")
+		model := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -109,8 +109,8 @@ func TestTypedErrorsFromSimulatorFaults(t *testing.T) {
 		}
 	})
 	t.Run("truncated answer is a parse error after the JSON fallback", func(t *testing.T) {
-		f, _ := mocklm.ParseFault("truncated")
-		model := startSim(t, mocklm.Config{Faults: []mocklm.Fault{f}})
+		f, _ := lmtest.ParseFault("truncated")
+		model := startSim(t, lmtest.Config{Faults: []lmtest.Fault{f}})
 		_, err := module.NewPredict(signature.MustParse("q -> a, b: int")).Forward(module.WithLM(context.Background(), model), module.Inputs{"q": "x"})
 		var pe *adapter.ParseError
 		if !errors.As(err, &pe) || pe.Adapter != "JSONAdapter" || pe.Raw == "" {
@@ -120,7 +120,7 @@ func TestTypedErrorsFromSimulatorFaults(t *testing.T) {
 }
 
 func ExampleNewChainOfThought() {
-	srv, _ := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, _ := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "capital of France", Fields: map[string]any{"reasoning": "It is Paris.", "answer": "Paris"}},
 	}}})
 	defer srv.Close()

@@ -9,9 +9,9 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 type cacheStore struct{ c *cache.Cache }
@@ -24,7 +24,7 @@ func (s cacheStore) Set(ctx context.Context, k string, v []byte) error { return 
 
 func TestStreamAgainstSimulator(t *testing.T) {
 	reasoning := "First we recall that Paris has been the capital of France for centuries, then we answer."
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Script: &mocklm.Script{Rules: []mocklm.Rule{
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Script: &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "capital of France", Fields: map[string]any{"reasoning": reasoning, "answer": "Paris", "confidence": 0.9}},
 	}}})
 	if err != nil {
@@ -103,7 +103,7 @@ func TestStreamAgainstSimulator(t *testing.T) {
 }
 
 func TestStreamStopsEarly(t *testing.T) {
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/version"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // Program state files use DSPy's JSON format, so that a file saved by DSPy

@@ -6,8 +6,8 @@ import (
 	"log"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/retrieve"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // An index over the simulator's embeddings, searched directly and through
@@ -15,7 +15,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := mocklm.Start(ctx, mocklm.Config{}) // a real endpoint works the same
+	srv, err := lmtest.Start(ctx, lmtest.Config{}) // a real endpoint works the same
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // maxPassageLine bounds one line of a passages file.

@@ -6,9 +6,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/retrieve"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // simPassages are about distinct topics, so the simulator's bag-of-words
@@ -23,7 +23,7 @@ var simPassages = []retrieve.Passage{
 
 func simEmbedder(t *testing.T, cfg lm.OpenAIEmbedderConfig) lm.Embedder {
 	t.Helper()
-	srv, err := mocklm.Start(t.Context(), mocklm.Config{})
+	srv, err := lmtest.Start(t.Context(), lmtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/dspex/dspex/internal/jsonrepair"
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/internal/jsonrepair"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Go values of parsed fields, by kind: str -> string, int -> int64 (or
@@ -203,7 +203,7 @@ func (t *Type) coerce(v any, path string) (any, error) {
 		}
 	case Literal:
 		for _, c := range t.Values {
-			if literalEqual(c, v) {
+			if LiteralEqual(c, v) {
 				return c, nil
 			}
 		}
@@ -294,34 +294,6 @@ func joinPath(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func literalEqual(choice, v any) bool {
-	switch c := choice.(type) {
-	case string:
-		s, ok := v.(string)
-		return ok && s == c
-	case bool:
-		b, ok := v.(bool)
-		return ok && b == c
-	case int64:
-		switch x := v.(type) {
-		case int64:
-			return x == c
-		case float64:
-			return x == float64(c)
-		}
-	case float64:
-		switch x := v.(type) {
-		case int64:
-			return float64(x) == c
-		case float64:
-			return x == c
-		}
-	case nil:
-		return v == nil
-	}
-	return false
 }
 
 // Normalize renders a Go value for this type in the JSON model, ordering an

@@ -3,8 +3,8 @@ package signature_test
 import (
 	"fmt"
 
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 func ExampleParse() {

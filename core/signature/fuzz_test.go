@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 func FuzzParse(f *testing.F) {

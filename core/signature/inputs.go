@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Kinds of InputError.
@@ -161,7 +161,7 @@ func (t *Type) check(v any, path string) error {
 		_, ok = v.(bool)
 	case Literal:
 		for _, c := range t.Values {
-			if literalEqual(c, v) {
+			if LiteralEqual(c, v) {
 				return nil
 			}
 		}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 func TestCheckInputs(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/dspex/dspex/internal/pystr"
+	"github.com/dspex/dspex/core/internal/pystr"
 )
 
 // Field is one named input or output of a signature.

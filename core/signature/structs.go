@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Struct tags read when building signatures and object types from Go structs:

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dspex/dspex/internal/pyjson"
+	"github.com/dspex/dspex/core/pyjson"
 )
 
 // Kind names the shape of a field type.

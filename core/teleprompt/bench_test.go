@@ -8,11 +8,11 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // BenchmarkBootstrap compares BootstrapFewShot's wall time bootstrapping
@@ -24,12 +24,12 @@ func BenchmarkBootstrap(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ds, err := mocklm.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, mocklm.DatasetOptions{})
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	lat, _ := mocklm.ParseLatency("50ms")
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Dataset: ds, Latency: lat})
+	lat, _ := lmtest.ParseLatency("50ms")
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Dataset: ds, Latency: lat})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,35 +8,35 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // simStack starts the simulator on the bundled task (with the given
 // faults) behind a default lm.Stack without retries or breaker, so that
 // every call is one request.
-func simStack(t *testing.T, faults ...string) (context.Context, []example.Example, *mocklm.Server) {
+func simStack(t *testing.T, faults ...string) (context.Context, []example.Example, *lmtest.Server) {
 	t.Helper()
 	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := mocklm.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, mocklm.DatasetOptions{})
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := mocklm.Config{Dataset: ds}
+	cfg := lmtest.Config{Dataset: ds}
 	for _, f := range faults {
-		fault, err := mocklm.ParseFault(f)
+		fault, err := lmtest.ParseFault(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg.Faults = append(cfg.Faults, fault)
 	}
-	srv, err := mocklm.Start(context.Background(), cfg)
+	srv, err := lmtest.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,11 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // Markers of the prompt model's two prompts (their system messages).
@@ -32,7 +32,7 @@ const (
 
 // capitalsScripted is capitals with a script for the simulator (whose
 // rules answer before the dataset does).
-func capitalsScripted(t testing.TB, script *mocklm.Script) (context.Context, []example.Example, []example.Example, *mocklm.Server) {
+func capitalsScripted(t testing.TB, script *lmtest.Script) (context.Context, []example.Example, []example.Example, *lmtest.Server) {
 	t.Helper()
 	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
 	if err != nil {
@@ -42,11 +42,11 @@ func capitalsScripted(t testing.TB, script *mocklm.Script) (context.Context, []e
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := mocklm.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, mocklm.DatasetOptions{})
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Dataset: ds, Script: script, RecordLimit: 4096})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Dataset: ds, Script: script, RecordLimit: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +60,8 @@ func capitalsScripted(t testing.TB, script *mocklm.Script) (context.Context, []e
 
 // promptRequests returns the simulator's recorded requests whose system
 // message contains marker.
-func promptRequests(srv *mocklm.Server, marker string) []mocklm.RecordedRequest {
-	var out []mocklm.RecordedRequest
+func promptRequests(srv *lmtest.Server, marker string) []lmtest.RecordedRequest {
+	var out []lmtest.RecordedRequest
 	for _, r := range srv.Requests() {
 		if len(r.Messages) > 0 && strings.Contains(r.Messages[0].Content, marker) {
 			out = append(out, r)
@@ -219,7 +219,7 @@ func TestCOPROBreadthDepth(t *testing.T) {
 	}
 }
 
-func nOf(rs []mocklm.RecordedRequest) []int {
+func nOf(rs []lmtest.RecordedRequest) []int {
 	var ns []int
 	for _, r := range rs {
 		ns = append(ns, r.N)
@@ -267,7 +267,7 @@ func TestCOPROTwoPredictors(t *testing.T) {
 func TestCOPROImproves(t *testing.T) {
 	const good = "Give only the exact short answer: the capital city, currency, main language, chemical symbol or author asked for. Think carefully."
 	const fair = "Answer with the exact name, in one word."
-	script := &mocklm.Script{Rules: []mocklm.Rule{
+	script := &lmtest.Script{Rules: []lmtest.Rule{
 		{Match: "[[ ## basic_instruction ## ]]", Fields: map[string]any{"proposed_instruction": `"` + fair + `"`, "proposed_prefix_for_output_field": "Answer:"}},
 		{Match: "[[ ## attempted_instructions ## ]]", Fields: map[string]any{"proposed_instruction": good, "proposed_prefix_for_output_field": "Short Answer:"}},
 	}}

@@ -12,8 +12,8 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/retrieve"
-	"github.com/dspex/dspex/internal/pyjson"
 )
 
 // DefaultKNNK is KNNFewShot's K when none is given. DSPy requires k; 3 is

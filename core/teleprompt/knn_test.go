@@ -11,16 +11,16 @@ import (
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 // simEmbedder embeds with the simulator's bag-of-words vectors (1024
 // dimensions, so that distinct words rarely share one).
-func simEmbedder(t testing.TB, srv *mocklm.Server) lm.Embedder {
+func simEmbedder(t testing.TB, srv *lmtest.Server) lm.Embedder {
 	t.Helper()
 	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "dspex-sim-embed", BaseURL: srv.URL(),
 		APIKeyEnv: "DSPEX_TEST_UNSET", Dimensions: 1024})

@@ -12,18 +12,18 @@ import (
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
-	"github.com/dspex/dspex/internal/mocklm"
 )
 
 const taskDir = "../../examples/capitals"
 
 // capitals starts the simulator in dataset mode on the bundled task and
 // returns a context using it, the task's train and dev sets, and the server.
-func capitals(t testing.TB) (context.Context, []example.Example, []example.Example, *mocklm.Server) {
+func capitals(t testing.TB) (context.Context, []example.Example, []example.Example, *lmtest.Server) {
 	t.Helper()
 	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
 	if err != nil {
@@ -33,11 +33,11 @@ func capitals(t testing.TB) (context.Context, []example.Example, []example.Examp
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := mocklm.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, mocklm.DatasetOptions{})
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := mocklm.Start(context.Background(), mocklm.Config{Dataset: ds})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Dataset: ds})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,17 +3,13 @@ package trace
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3"
+	"github.com/dspex/dspex/core/internal/sqlitedb"
 )
 
 // SchemaVersion is the version of the schema this package writes. Open
@@ -186,41 +182,10 @@ func DefaultPath() (string, error) {
 	return filepath.Join(home, ".local", "state", "dspex", "traces.db"), nil
 }
 
-// connector opens connections with go-sqlite3 directly, so that each gets
-// the ConnectHook without registering a driver in package state.
-type connector struct {
-	dsn string
-	drv *sqlite3.SQLiteDriver
-}
-
-var _ driver.Connector = connector{}
-
-func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c connector) Driver() driver.Driver                        { return c.drv }
-
-// openDB opens path (absolute) with a go-sqlite3 URI. Escaping the path
-// keeps '?', '#' and '%' in file names from being read as URI syntax. A
-// read-only handle never creates the file.
+// openDB opens path (absolute) for the trace store or, readOnly, for a
+// Reader, which never creates the file.
 func openDB(path string, busy time.Duration, readOnly bool) *sql.DB {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
-	if !strings.HasPrefix(u.Path, "/") {
-		u.Path = "/" + u.Path // Windows: file:///C:/...
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
-	var hook func(*sqlite3.SQLiteConn) error
-	if readOnly {
-		q.Set("mode", "ro")
-	} else {
-		q.Set("_synchronous", "NORMAL")
-		q.Set("_txlock", "immediate")
-		hook = func(conn *sqlite3.SQLiteConn) error {
-			// Whichever connection checkpoints truncates the log.
-			_, err := conn.Exec("PRAGMA journal_size_limit = "+strconv.Itoa(walSizeLimit), nil)
-			return err
-		}
-	}
-	return sql.OpenDB(connector{dsn: u.String() + "?" + q.Encode(), drv: &sqlite3.SQLiteDriver{ConnectHook: hook}})
+	return sqlitedb.Open(path, sqlitedb.Options{BusyTimeout: busy, ReadOnly: readOnly, WALSizeLimit: walSizeLimit})
 }
 
 type querier interface {
@@ -302,10 +267,7 @@ func migrateStep(ctx context.Context, db *sql.DB, target int) (done bool, err er
 }
 
 // busy reports SQLite lock conflicts that are worth retrying.
-func busy(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
-}
+func busy(err error) bool { return sqlitedb.Busy(err) }
 
 // retryBusy runs f until it succeeds, fails with something other than a
 // lock conflict, or timeout passes: SQLite answers some conflicts (two

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/internal/sqlitedb"
 )
 
 // Defaults for Options.
@@ -199,7 +200,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, describe(path, err)
 	}
-	if err := privateFile(path); err != nil {
+	if err := sqlitedb.PrivateFile(path); err != nil {
 		return nil, describe(path, err)
 	}
 	db := openDB(path, opts.BusyTimeout, false)
@@ -452,26 +453,4 @@ func (s *Store) retain(ctx context.Context) {
 		s.retainErr = fmt.Errorf("apply retention: %w", err)
 		s.errMu.Unlock()
 	}
-}
-
-// privateFile makes the database at path readable by its owner only, as it
-// holds prompts and answers: a missing file is created empty with mode 0600
-// (SQLite gives the -wal and -shm files it creates the same mode), and an
-// existing one, with its -wal and -shm files, loses any group and other
-// permission. A file this process may not chmod (another user's) is left
-// as it is.
-func privateFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		return f.Close()
-	}
-	if !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("create file: %w", err)
-	}
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
-			_ = os.Chmod(p, fi.Mode().Perm()&0o700)
-		}
-	}
-	return nil
 }

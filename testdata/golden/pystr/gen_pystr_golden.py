@@ -1,4 +1,4 @@
-"""Regenerate the Python string goldens for internal/pystr.
+"""Regenerate the Python string goldens for core/internal/pystr.
 
 Not run by `make test`: the goldens are committed. Run with the Python DSPy
 3.4.1 runs on (3.11 here):
@@ -9,7 +9,7 @@ For every input in INPUTS it records what inspect.cleandoc, textwrap.dedent,
 str.splitlines, str.strip and str.expandtabs return, and what DSPy's
 ChatAdapter does to instructions (textwrap.dedent(inspect.cleandoc(s))
 split into lines); and it lists every code point for which str.isspace is
-true. pystr_test.go compares internal/pystr with them.
+true. pystr_test.go compares core/internal/pystr with them.
 """
 
 from __future__ import annotations
