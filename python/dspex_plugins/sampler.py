@@ -21,10 +21,12 @@ calls on the live study.
 
 **Sampler options** (``CreateStudyRequest.sampler_options``; unknown keys are refused):
 
-- ``sampler``: ``tpe`` (the default), ``random`` (``RandomSampler(seed)``) or ``nsgaii``
-  (``NSGAIISampler(seed)``, a genetic search that handles categoricals). Without the
-  option, the plugin's environment variable ``DSPEX_SAMPLER`` decides, so an operator can
-  swap the sampler in the plugin's configuration (``env:``) alone.
+- ``sampler``: ``tpe`` (the default), ``random`` (``RandomSampler(seed)``), ``nsgaii``
+  (``NSGAIISampler(seed)``, a genetic search that handles categoricals) or ``bruteforce``
+  (``BruteForceSampler(seed)``: every combination once, in random order; categorical,
+  integer and stepped float parameters only). Without the option, the plugin's
+  environment variable ``DSPEX_SAMPLER`` decides, so an operator can swap the sampler in
+  the plugin's configuration (``env:``) alone.
 - ``rng``: ``trial`` (the default) or ``continuous``; see *Replay* below.
 - tpe: ``multivariate`` (default ``true``, as MIPROv2), ``constant_liar``,
   ``n_startup_trials``, ``n_ei_candidates`` (default: Optuna's own).
@@ -42,6 +44,9 @@ one alike. With ``rng=continuous`` the sampler is built once, exactly as DSPy bu
 so the suggestions are DSPy's own; a rebuild then reproduces them only if Go re-drives
 the history (``Ask`` + ``Tell`` for each trial that was asked, ``Replay`` for each that
 was added, in the original order), which draws from the generator as the first run did.
+NSGA-II keeps each trial's generation in the trial's system attributes, which a replayed
+trial lacks (``PastTrial`` has no field for them): its replay matches the uninterrupted
+study only within the first generation (``population_size`` trials, 50 by default).
 
 ``Replay`` appends trials without sampling (``study.add_trial``). Its states are
 ``complete`` (the default, with a finite value), ``pruned``, ``fail`` and ``running``: a
@@ -79,7 +84,7 @@ NAME = "sampler"
 CAPABILITIES = ("sampler",)
 SAMPLER_ENV = "DSPEX_SAMPLER"
 """The plugin's default sampler when a study's options name none: ``tpe`` if unset."""
-SAMPLERS = ("tpe", "random", "nsgaii")
+SAMPLERS = ("tpe", "random", "nsgaii", "bruteforce")
 RNG_MODES = ("trial", "continuous")
 INSTALL_HINT = "pip install 'dspex_plugins[sampler]'"
 MAX_STUDIES = 64
@@ -91,6 +96,7 @@ _SAMPLER_OPTIONS: Mapping[str, tuple[str, ...]] = {
     "tpe": ("multivariate", "constant_liar", "n_startup_trials", "n_ei_candidates"),
     "random": (),
     "nsgaii": ("population_size", "crossover_prob", "swapping_prob"),
+    "bruteforce": (),
 }
 _STATES = ("complete", "pruned", "fail")
 _REPLAY_STATES = (*_STATES, "running")
@@ -217,6 +223,12 @@ def sampler_factory(
         def make(seed: int) -> optuna.samplers.BaseSampler:
             return samplers.RandomSampler(seed=seed)
 
+    elif name == "bruteforce":
+        brute = _go_driven_brute_force(samplers.BruteForceSampler)
+
+        def make(seed: int) -> optuna.samplers.BaseSampler:
+            return brute(seed=seed)
+
     else:
         if "population_size" in options:
             kwargs["population_size"] = _parse_int("population_size", options["population_size"], 2)
@@ -228,6 +240,18 @@ def sampler_factory(
             return samplers.NSGAIISampler(seed=seed, **kwargs)
 
     return name, rng, make
+
+
+def _go_driven_brute_force(base: type) -> type:
+    class GoDrivenBruteForce(base):  # type: ignore[misc,valid-type]
+        """BruteForceSampler without its stop: Optuna's ``Study.stop`` works only inside
+        ``optimize``, and Go decides when a search ends. Once every combination was
+        tried, it goes on asking combinations already tried."""
+
+        def after_trial(self, *args: object) -> None:
+            return None
+
+    return GoDrivenBruteForce
 
 
 def distributions(
