@@ -115,7 +115,7 @@ func IntValue(n int64) Value { return Value{Kind: Int, Int: n} }
 // FloatValue is a float parameter's value.
 func FloatValue(f float64) Value { return Value{Kind: Float, Float: f} }
 
-// String writes the value as Python's str() would (a choice as itself).
+// String writes the value: a choice as itself, numbers in Go's shortest form.
 func (v Value) String() string {
 	switch v.Kind {
 	case Int:
