@@ -190,9 +190,11 @@ SamplerFactory = Callable[[int], "optuna.samplers.BaseSampler"]
 
 
 def sampler_factory(
-    optuna_mod: ModuleType, options: Mapping[str, str], default_sampler: str = "tpe"
+    options: Mapping[str, str], default_sampler: str = "tpe"
 ) -> tuple[str, str, SamplerFactory]:
     """Return (sampler name, rng mode, seed → sampler) for a study's options."""
+    from optuna import samplers
+
     name = options.get("sampler", "").strip().lower() or default_sampler
     if name not in SAMPLERS:
         raise _invalid(f"unknown sampler {name!r}: want one of {', '.join(SAMPLERS)}")
@@ -206,7 +208,6 @@ def sampler_factory(
     if rng not in RNG_MODES:
         raise _invalid(f"sampler option rng={rng!r}: want one of {', '.join(RNG_MODES)}")
     kwargs: dict[str, Any] = {}
-    samplers = optuna_mod.samplers
     if name == "tpe":
         kwargs["multivariate"] = _parse_bool("multivariate", options.get("multivariate", "true"))
         if "constant_liar" in options:
@@ -224,7 +225,7 @@ def sampler_factory(
             return samplers.RandomSampler(seed=seed)
 
     elif name == "bruteforce":
-        brute = _go_driven_brute_force(samplers.BruteForceSampler)
+        brute = _go_driven_brute_force()
 
         def make(seed: int) -> optuna.samplers.BaseSampler:
             return brute(seed=seed)
@@ -242,25 +243,34 @@ def sampler_factory(
     return name, rng, make
 
 
-def _go_driven_brute_force(base: type) -> type:
-    class GoDrivenBruteForce(base):  # type: ignore[misc,valid-type]
+def _go_driven_brute_force() -> type[optuna.samplers.BruteForceSampler]:
+    from optuna.samplers import BruteForceSampler
+
+    class GoDrivenBruteForce(BruteForceSampler):
         """BruteForceSampler without its stop: Optuna's ``Study.stop`` works only inside
         ``optimize``, and Go decides when a search ends. Once every combination was
         tried, it goes on asking combinations already tried."""
 
-        def after_trial(self, *args: object) -> None:
+        def after_trial(
+            self,
+            study: optuna.Study,
+            trial: optuna.trial.FrozenTrial,
+            state: optuna.trial.TrialState,
+            values: Sequence[float] | None,
+        ) -> None:
             return None
 
     return GoDrivenBruteForce
 
 
 def distributions(
-    optuna_mod: ModuleType, space: Sequence[plugin_pb2.SearchParam]
+    space: Sequence[plugin_pb2.SearchParam],
 ) -> OrderedDict[str, optuna.distributions.BaseDistribution]:
     """The Optuna distribution of each search parameter, in the request's order."""
     if not space:
         raise _invalid("empty search space: want at least one parameter")
-    dists = optuna_mod.distributions
+    import optuna.distributions as dists
+
     out: OrderedDict[str, optuna.distributions.BaseDistribution] = OrderedDict()
     for param in space:
         name = param.name
@@ -308,19 +318,22 @@ def from_proto(
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     which = value.WhichOneof("value")
-    got: object
-    if isinstance(dist, CategoricalDistribution) and which == "categorical":
-        got = value.categorical
-    elif isinstance(dist, IntDistribution) and which == "int_value":
-        got = value.int_value
-    elif isinstance(dist, FloatDistribution) and which in ("float_value", "int_value"):
-        got = float(getattr(value, which))
-    else:
-        raise _invalid(
-            f"parameter {name!r}: a {which or 'missing'} value for a {type(dist).__name__}"
-        )
+    got: str | int | float
     try:
-        inside = dist._contains(dist.to_internal_repr(got))
+        if isinstance(dist, CategoricalDistribution) and which == "categorical":
+            got = value.categorical
+            inside = dist._contains(dist.to_internal_repr(got))
+        elif isinstance(dist, IntDistribution) and which == "int_value":
+            number = value.int_value
+            got = number
+            inside = dist._contains(dist.to_internal_repr(number))
+        elif isinstance(dist, FloatDistribution) and which in ("float_value", "int_value"):
+            got = float(value.float_value if which == "float_value" else value.int_value)
+            inside = dist._contains(dist.to_internal_repr(got))
+        else:
+            raise _invalid(
+                f"parameter {name!r}: a {which or 'missing'} value for a {type(dist).__name__}"
+            )
     except ValueError:
         inside = False
     if not inside:
@@ -355,7 +368,6 @@ class _Study:
     sampler: str
     rng: str
     make_sampler: SamplerFactory
-    optuna: ModuleType
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -447,19 +459,23 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
         self, request: plugin_pb2.CreateStudyRequest
     ) -> plugin_pb2.CreateStudyResponse:
         """Create (or replace) a study; an empty id gets a fresh one."""
-        optuna_mod = self._load()
+        self._load()
+        import optuna
+
         direction = request.direction.strip().lower() or "maximize"
         if direction not in ("maximize", "minimize"):
             raise _invalid(f"direction {request.direction!r}: want maximize or minimize")
         if not 0 <= request.seed < 2**32:
             raise _invalid(f"seed {request.seed}: want 0 <= seed < 2**32")
-        space = distributions(optuna_mod, request.space)
-        name, rng, make = sampler_factory(
-            optuna_mod, request.sampler_options, self._default_sampler
+        space = distributions(request.space)
+        name, rng, make = sampler_factory(request.sampler_options, self._default_sampler)
+        directions = optuna.study.StudyDirection
+        study = optuna.create_study(
+            direction=directions.MAXIMIZE if direction == "maximize" else directions.MINIMIZE,
+            sampler=make(request.seed),
         )
-        study = optuna_mod.create_study(direction=direction, sampler=make(request.seed))
         study_id = request.study_id or uuid.uuid4().hex
-        held = _Study(study, space, request.seed, name, rng, make, optuna_mod)
+        held = _Study(study, space, request.seed, name, rng, make)
         with self._lock:
             self._studies.pop(study_id, None)
             self._studies[study_id] = held
@@ -509,7 +525,8 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
             raise _invalid(f"state {request.state!r}: want one of {', '.join(_STATES)}")
         if state_name == "complete" and not math.isfinite(request.value):
             raise _invalid(f"trial {request.trial_number}: value {request.value} is not finite")
-        states = held.optuna.trial.TrialState
+        from optuna.trial import TrialState
+
         with held.lock:
             trials = held.study.get_trials(deepcopy=False)
             number = request.trial_number
@@ -528,7 +545,7 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
                 held.study.tell(number, request.value)
             else:
                 held.study.tell(
-                    number, state=states.PRUNED if state_name == "pruned" else states.FAIL
+                    number, state=TrialState.PRUNED if state_name == "pruned" else TrialState.FAIL
                 )
         _log.debug(
             "trial told",
@@ -560,13 +577,13 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
         """Append the given trials, in order, without sampling; all or none. Answers the
         number of trials the study then holds (the next trial's number)."""
         held = self._get(request.study_id)
-        optuna_mod = held.optuna
-        states = optuna_mod.trial.TrialState
+        from optuna.trial import TrialState, create_trial
+
         by_name = {
-            "complete": states.COMPLETE,
-            "pruned": states.PRUNED,
-            "fail": states.FAIL,
-            "running": states.RUNNING,
+            "complete": TrialState.COMPLETE,
+            "pruned": TrialState.PRUNED,
+            "fail": TrialState.FAIL,
+            "running": TrialState.RUNNING,
         }
         built = []
         for i, past in enumerate(request.trials):
@@ -590,7 +607,7 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
                 value = past.value
             try:
                 built.append(
-                    optuna_mod.trial.create_trial(
+                    create_trial(
                         params=params,
                         distributions=dict(held.space),
                         value=value,

@@ -18,6 +18,7 @@ from dspex_plugins.proto import plugin_pb2, plugin_pb2_grpc
 optuna = pytest.importorskip("optuna")
 
 SAMPLER = ("-m", "dspex_plugins.sampler")
+Round = tuple[int, tuple[int, ...]]
 # MIPROv2's space for two predictors: per predictor an instruction and a demo set.
 SIZES = {
     "0_predictor_instruction": 5,
@@ -40,13 +41,13 @@ def create(
     service: sampler.SamplerService,
     seed: int = 9,
     study_id: str = "s",
-    **options: str,
+    options: Mapping[str, str] | None = None,
+    **more: str,
 ) -> str:
-    return service.create_study(
-        plugin_pb2.CreateStudyRequest(
-            study_id=study_id, space=space(), seed=seed, sampler_options=options
-        )
-    ).study_id
+    request = plugin_pb2.CreateStudyRequest(
+        study_id=study_id, space=space(), seed=seed, sampler_options={**(options or {}), **more}
+    )
+    return str(service.create_study(request).study_id)
 
 
 def indices(params: Mapping[str, plugin_pb2.ParamValue]) -> tuple[int, ...]:
@@ -64,9 +65,9 @@ def baseline() -> plugin_pb2.PastTrial:
     return plugin_pb2.PastTrial(params=dict.fromkeys(SIZES, zero), value=0.3, state="complete")
 
 
-def ask_tell(service: sampler.SamplerService, n: int, study_id: str = "s") -> list[tuple]:
+def ask_tell(service: sampler.SamplerService, n: int, study_id: str = "s") -> list[Round]:
     """n sequential rounds; returns (number, indices) per round."""
-    out = []
+    out: list[Round] = []
     for _ in range(n):
         got = service.ask(plugin_pb2.AskRequest(study_id=study_id))
         idx = indices(got.params)
@@ -166,12 +167,12 @@ def test_replay_continues_as_an_uninterrupted_study(name: str, options: dict[str
     """rng=trial (the default): N trials told directly, or replayed into a fresh
     servicer (a restarted plugin), give the same next suggestions."""
     first = sampler.SamplerService()
-    create(first, sampler=name, **options)
+    create(first, options={"sampler": name, **options})
     first.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
     ask_tell(first, 14)
 
     restarted = sampler.SamplerService()
-    create(restarted, sampler=name, **options)
+    create(restarted, options={"sampler": name, **options})
     got = restarted.replay(plugin_pb2.ReplayRequest(study_id="s", trials=history(first)))
     assert got.trials == 15
 
@@ -483,8 +484,8 @@ def stub() -> Iterator[plugin_pb2_grpc.SamplerStub]:
         server.stop(None)
 
 
-def rpc_rounds(stub: plugin_pb2_grpc.SamplerStub, study_id: str, n: int) -> list[tuple]:
-    out = []
+def rpc_rounds(stub: plugin_pb2_grpc.SamplerStub, study_id: str, n: int) -> list[Round]:
+    out: list[Round] = []
     for _ in range(n):
         got = stub.Ask(plugin_pb2.AskRequest(study_id=study_id), timeout=10)
         idx = indices(got.params)
@@ -564,4 +565,4 @@ def test_plugin_process_without_optuna(launch: Launch, tmp_path: Path) -> None:
                 plugin_pb2.CreateStudyRequest(space=space()), timeout=10
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "pip install 'dspex_plugins[sampler]'" in err.value.details()
+        assert "pip install 'dspex_plugins[sampler]'" in (err.value.details() or "")
