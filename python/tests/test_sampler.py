@@ -4,7 +4,7 @@ plugin process; ask/tell, DSPy's MIPROv2 study, replay, each sampler, and errors
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from pathlib import Path
 
@@ -139,12 +139,14 @@ def test_continuous_tpe_is_dspy_mipro_v2() -> None:
     study.add_trial(
         optuna.trial.create_trial(params=dict.fromkeys(SIZES, 0), distributions=dists, value=0.3)
     )
-    want = []
-    for _ in range(16):
-        trial = study.ask()
+    want: list[Round] = []
+
+    def objective(trial: optuna.trial.Trial) -> float:
         idx = tuple(trial.suggest_categorical(name, range(n)) for name, n in SIZES.items())
-        study.tell(trial, score(idx))
         want.append((trial.number, idx))
+        return score(idx)
+
+    study.optimize(objective, n_trials=16)
 
     service = sampler.SamplerService()
     create(service, rng="continuous")
@@ -390,12 +392,13 @@ def test_bad_studies_are_invalid_arguments(
 
 def test_call_errors() -> None:
     service = sampler.SamplerService()
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: service.ask(plugin_pb2.AskRequest(study_id="nope")),
         lambda: service.tell(plugin_pb2.TellRequest(study_id="nope")),
         lambda: service.best(plugin_pb2.BestRequest(study_id="nope")),
         lambda: service.replay(plugin_pb2.ReplayRequest(study_id="nope")),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(sampler.SamplerError, match="no study 'nope'") as err:
             call()
         assert code_of(err) == grpc.StatusCode.NOT_FOUND
@@ -518,7 +521,7 @@ def test_grpc_round_trip_and_statuses(stub: plugin_pb2_grpc.SamplerStub) -> None
         )
     assert sorted(a.trial_number for a in asked) == list(range(13, 21))
 
-    for call, code in [
+    rpcs: list[tuple[Callable[[], object], str]] = [
         (lambda: stub.Ask(plugin_pb2.AskRequest(study_id="nope"), timeout=10), "NOT_FOUND"),
         (
             lambda: stub.Tell(
@@ -527,7 +530,8 @@ def test_grpc_round_trip_and_statuses(stub: plugin_pb2_grpc.SamplerStub) -> None
             "NOT_FOUND",
         ),
         (lambda: stub.CreateStudy(plugin_pb2.CreateStudyRequest(), timeout=10), "INVALID_ARGUMENT"),
-    ]:
+    ]
+    for call, code in rpcs:
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code().name == code
