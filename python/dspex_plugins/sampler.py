@@ -6,18 +6,21 @@ evaluates every candidate and keeps the trial log; this plugin holds one Optuna 
 ``CreateStudy`` and answers ``Ask`` (the next trial's parameters) and ``Tell`` (a trial's
 result). Everything it holds can be rebuilt by Go with ``CreateStudy`` + ``Replay``.
 
-The study is what DSPy 3.4.1's MIPROv2 builds::
+The study is configured as DSPy 3.4.1's MIPROv2 configures its own::
 
     optuna.create_study(direction="maximize",
                         sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True))
 
-and each Ask is one of MIPROv2's objective calls: ``study.ask()``, then
+(every other TPE setting is Optuna's default; Optuna 5's has ``constant_liar`` on), and
+each Ask is one of MIPROv2's objective calls: ``study.ask()``, then
 ``trial.suggest_categorical(name, choices)`` for each parameter *in the order of the
 request's space* (MIPROv2: ``0_predictor_instruction``, ``0_predictor_demos``,
 ``1_predictor_instruction``, …). DSPy's choices are ``range(n)``; Go sends the strings
 ``"0"`` … ``"n-1"``: Optuna samples categoricals by index, so the indices it picks are the
 same. MIPROv2's baseline and full-evaluation trials (``study.add_trial``) are ``Replay``
-calls on the live study.
+calls on the live study. With ``rng=continuous`` the study is that very object and asks
+exactly what DSPy asks for the same seed and scores; the default, ``rng=trial``, seeds the
+sampler per trial (see *Replay*), so that a restarted plugin can go on exactly.
 
 **Sampler options** (``CreateStudyRequest.sampler_options``; unknown keys are refused):
 
