@@ -142,9 +142,33 @@ func rounds(t *testing.T, c *Client, study string, n int, log *[]PastTrial) []ro
 	return out
 }
 
+func askN(t *testing.T, c *Client, study string, n int) []Trial {
+	t.Helper()
+	var out []Trial
+	for range n {
+		tr, err := c.Ask(ctxTimeout(t, 30*time.Second), study)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+func tellAll(t *testing.T, c *Client, study string, trials []Trial) {
+	t.Helper()
+	for _, tr := range trials {
+		if err := c.Tell(ctxTimeout(t, 30*time.Second), study, tr.Number, score(indices(t, tr.Params)), Complete); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // The real Python plugin through the bridge host: ask/tell, errors, and a
-// SIGKILL after which the supervisor restarts the plugin, Go rebuilds the
-// study from its log, and the next asks are those of an uninterrupted study.
+// SIGKILL with two trials in flight, after which the supervisor restarts the
+// plugin, Go rebuilds the study from its log (the two trials as Running),
+// tells the two under their numbers, and the next asks are those of an
+// uninterrupted study.
 func TestPythonSamplerReplayAfterKill(t *testing.T) {
 	python, env := pythonForTests(t)
 	cfg := bridge.DefaultConfig()
@@ -186,6 +210,10 @@ func TestPythonSamplerReplayAfterKill(t *testing.T) {
 		t.Fatalf("replay baseline: %d, %v", n, err)
 	}
 	before := rounds(t, c, "ref", 14, &refLog)
+	// Two trials in flight (asked, not yet told), told after the next ask.
+	refFlight := askN(t, c, "ref", 2)
+	refNext := askN(t, c, "ref", 1)
+	tellAll(t, c, "ref", append(refFlight, refNext...))
 	want := rounds(t, c, "ref", 4, &refLog)
 	best, found, err := c.Best(ctxTimeout(t, 30*time.Second), "ref")
 	if err != nil || !found || best.Value < 0.3 {
@@ -214,6 +242,14 @@ func TestPythonSamplerReplayAfterKill(t *testing.T) {
 		t.Errorf("create with an empty categorical: %v, want ErrInvalid", err)
 	}
 
+	flight := askN(t, c, "s", 2)
+	if !cmp.Equal(flight, refFlight) {
+		t.Fatalf("trials in flight differ:\n%s", cmp.Diff(refFlight, flight))
+	}
+	for _, tr := range flight {
+		log = append(log, PastTrial{Params: tr.Params, State: Running})
+	}
+
 	pid := p.Pid()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -234,6 +270,12 @@ func TestPythonSamplerReplayAfterKill(t *testing.T) {
 	if err := c.Rebuild(ctxTimeout(t, 60*time.Second), mipro("s"), log); err != nil {
 		t.Fatal(err)
 	}
+	// The trials that were in flight are told under their numbers.
+	next := askN(t, c, "s", 1)
+	if !cmp.Equal(next, refNext) {
+		t.Errorf("first ask after the replay: %v, an uninterrupted study asked %v", next, refNext)
+	}
+	tellAll(t, c, "s", append(flight, next...))
 	if got := rounds(t, c, "s", 4, &log); !cmp.Equal(got, want) {
 		t.Errorf("after the replay the study asked differently from an uninterrupted one:\n%s", cmp.Diff(want, got))
 	}
