@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -14,6 +15,9 @@ import pytest
 from conftest import Launch
 from dspex_plugins import sampler
 from dspex_plugins.proto import plugin_pb2, plugin_pb2_grpc
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
 
 optuna = pytest.importorskip("optuna")
 
@@ -141,7 +145,7 @@ def test_continuous_tpe_is_dspy_mipro_v2() -> None:
     )
     want: list[Round] = []
 
-    def objective(trial: optuna.trial.Trial) -> float:
+    def objective(trial: Trial) -> float:
         idx = tuple(trial.suggest_categorical(name, range(n)) for name, n in SIZES.items())
         want.append((trial.number, idx))
         return score(idx)
