@@ -1,0 +1,576 @@
+"""The sampler plugin: the servicer alone, through an in-process gRPC server, and as a
+plugin process; ask/tell, DSPy's MIPROv2 study, replay, each sampler, and errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+
+from conftest import Launch
+from dspex_plugins import sampler
+from dspex_plugins.proto import plugin_pb2, plugin_pb2_grpc
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
+
+optuna = pytest.importorskip("optuna")
+
+SAMPLER = ("-m", "dspex_plugins.sampler")
+Round = tuple[int, tuple[int, ...]]
+# MIPROv2's space for two predictors: per predictor an instruction and a demo set.
+SIZES = {
+    "0_predictor_instruction": 5,
+    "0_predictor_demos": 4,
+    "1_predictor_instruction": 3,
+    "1_predictor_demos": 6,
+}
+
+
+def space(sizes: Mapping[str, int] = SIZES) -> list[plugin_pb2.SearchParam]:
+    return [
+        plugin_pb2.SearchParam(
+            name=name, categorical=plugin_pb2.Categorical(choices=[str(i) for i in range(n)])
+        )
+        for name, n in sizes.items()
+    ]
+
+
+def create(
+    service: sampler.SamplerService,
+    seed: int = 9,
+    study_id: str = "s",
+    options: Mapping[str, str] | None = None,
+    **more: str,
+) -> str:
+    request = plugin_pb2.CreateStudyRequest(
+        study_id=study_id, space=space(), seed=seed, sampler_options={**(options or {}), **more}
+    )
+    return str(service.create_study(request).study_id)
+
+
+def indices(params: Mapping[str, plugin_pb2.ParamValue]) -> tuple[int, ...]:
+    return tuple(int(params[name].categorical) for name in SIZES)
+
+
+def score(idx: Sequence[int]) -> float:
+    """A deterministic metric with a clear optimum, as a minibatch score would be."""
+    return sum(idx) / 20 + (0.5 if idx[0] == 2 else 0.0) + (0.25 if idx[3] == 4 else 0.0)
+
+
+def baseline() -> plugin_pb2.PastTrial:
+    """MIPROv2's first trial: the default program (every index 0), added with its score."""
+    zero = plugin_pb2.ParamValue(categorical="0")
+    return plugin_pb2.PastTrial(params=dict.fromkeys(SIZES, zero), value=0.3, state="complete")
+
+
+def ask_tell(service: sampler.SamplerService, n: int, study_id: str = "s") -> list[Round]:
+    """n sequential rounds; returns (number, indices) per round."""
+    out: list[Round] = []
+    for _ in range(n):
+        got = service.ask(plugin_pb2.AskRequest(study_id=study_id))
+        idx = indices(got.params)
+        service.tell(
+            plugin_pb2.TellRequest(
+                study_id=study_id, trial_number=got.trial_number, value=score(idx)
+            )
+        )
+        out.append((got.trial_number, idx))
+    return out
+
+
+def history(service: sampler.SamplerService, study_id: str = "s") -> list[plugin_pb2.PastTrial]:
+    """What Go's trial log holds, rebuilt here from the study itself."""
+    held = service._studies[study_id]
+    past = []
+    for t in held.study.get_trials(deepcopy=False):
+        past.append(
+            plugin_pb2.PastTrial(
+                params={n: sampler.to_proto(held.space[n], v) for n, v in t.params.items()},
+                value=t.value if t.value is not None else 0.0,
+                state=t.state.name.lower(),
+            )
+        )
+    return past
+
+
+def code_of(excinfo: pytest.ExceptionInfo[sampler.SamplerError]) -> grpc.StatusCode:
+    return excinfo.value.code
+
+
+# ---- The servicer -------------------------------------------------------------------
+
+
+def test_ask_tell_best() -> None:
+    service = sampler.SamplerService()
+    assert create(service) == "s"
+    service.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    rounds = ask_tell(service, 12)
+    assert [n for n, _ in rounds] == list(range(1, 13))
+    for _, idx in rounds:
+        assert all(0 <= i < n for i, n in zip(idx, SIZES.values(), strict=True))
+    best = service.best(plugin_pb2.BestRequest(study_id="s"))
+    assert best.found
+    best_score = max([0.3] + [score(idx) for _, idx in rounds])
+    assert best.value == pytest.approx(best_score)
+    if best.trial_number > 0:
+        assert score(indices(best.params)) == pytest.approx(best.value)
+
+
+def test_empty_id_gets_one_and_best_without_trials() -> None:
+    service = sampler.SamplerService()
+    study_id = create(service, study_id="")
+    assert len(study_id) == 32
+    assert not service.best(plugin_pb2.BestRequest(study_id=study_id)).found
+
+
+def test_continuous_tpe_is_dspy_mipro_v2() -> None:
+    """rng=continuous asks what DSPy 3.4.1's MIPROv2 asks for the same seed and scores:
+    TPESampler(seed, multivariate=True), direction maximize, the baseline added, then
+    study.ask() + suggest_categorical(name, range(n)) per parameter in order."""
+    dists = {
+        name: optuna.distributions.CategoricalDistribution(range(n)) for name, n in SIZES.items()
+    }
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=9, multivariate=True),
+    )
+    study.add_trial(
+        optuna.trial.create_trial(params=dict.fromkeys(SIZES, 0), distributions=dists, value=0.3)
+    )
+    want: list[Round] = []
+
+    def objective(trial: Trial) -> float:
+        idx = tuple(trial.suggest_categorical(name, range(n)) for name, n in SIZES.items())
+        want.append((trial.number, idx))
+        return score(idx)
+
+    study.optimize(objective, n_trials=16)
+
+    service = sampler.SamplerService()
+    create(service, rng="continuous")
+    service.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    assert ask_tell(service, 16) == want
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("tpe", {}),
+        ("tpe", {"constant_liar": "true", "n_startup_trials": "4"}),
+        ("random", {}),
+        # Within its first generation: see the module's note on NSGA-II.
+        ("nsgaii", {}),
+        ("bruteforce", {}),
+    ],
+)
+def test_replay_continues_as_an_uninterrupted_study(name: str, options: dict[str, str]) -> None:
+    """rng=trial (the default): N trials told directly, or replayed into a fresh
+    servicer (a restarted plugin), give the same next suggestions."""
+    first = sampler.SamplerService()
+    create(first, options={"sampler": name, **options})
+    first.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    ask_tell(first, 14)
+
+    restarted = sampler.SamplerService()
+    create(restarted, options={"sampler": name, **options})
+    got = restarted.replay(plugin_pb2.ReplayRequest(study_id="s", trials=history(first)))
+    assert got.trials == 15
+
+    assert ask_tell(restarted, 8) == ask_tell(first, 8)
+
+
+def test_continuous_rng_needs_the_history_re_driven() -> None:
+    """Why rng=trial exists: a fresh TPESampler(seed) after add_trial of the history asks
+    something else than the sampler that drew it; re-driving the asks restores it."""
+    first = sampler.SamplerService()
+    create(first, rng="continuous")
+    first.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    rounds = ask_tell(first, 14)
+    want = ask_tell(first, 6)
+
+    replayed = sampler.SamplerService()
+    create(replayed, rng="continuous")
+    replayed.replay(plugin_pb2.ReplayRequest(study_id="s", trials=history(first)[:15]))
+    assert ask_tell(replayed, 6) != want
+
+    redriven = sampler.SamplerService()
+    create(redriven, rng="continuous")
+    redriven.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    assert ask_tell(redriven, 14) == rounds
+    assert ask_tell(redriven, 6) == want
+
+
+def test_trials_in_flight_and_replayed_running() -> None:
+    """Several trials asked before any is told; a restart replays them as running, and
+    they are told afterwards under the same numbers."""
+    first = sampler.SamplerService()
+    create(first, constant_liar="true")
+    first.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    ask_tell(first, 11)
+    in_flight = [first.ask(plugin_pb2.AskRequest(study_id="s")) for _ in range(3)]
+    assert [a.trial_number for a in in_flight] == [12, 13, 14]
+    assert len({indices(a.params) for a in in_flight}) > 1
+
+    restarted = sampler.SamplerService()
+    create(restarted, constant_liar="true")
+    past = history(first)
+    assert [p.state for p in past[-3:]] == ["running"] * 3
+    restarted.replay(plugin_pb2.ReplayRequest(study_id="s", trials=past))
+    nexts = [service.ask(plugin_pb2.AskRequest(study_id="s")) for service in (first, restarted)]
+    assert nexts[0] == nexts[1]
+    assert nexts[0].trial_number == 15
+    # Tell the trials in flight in both, in the same order, under their numbers.
+    for service in (first, restarted):
+        for a in in_flight:
+            service.tell(
+                plugin_pb2.TellRequest(
+                    study_id="s", trial_number=a.trial_number, value=score(indices(a.params))
+                )
+            )
+        service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=15, state="fail"))
+    assert ask_tell(restarted, 5) == ask_tell(first, 5)
+
+
+def test_tell_states() -> None:
+    service = sampler.SamplerService()
+    create(service)
+    numbers = [service.ask(plugin_pb2.AskRequest(study_id="s")).trial_number for _ in range(3)]
+    service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=numbers[0], state="pruned"))
+    service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=numbers[1], state="FAIL"))
+    service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=numbers[2], value=0.5))
+    states = [t.state.name for t in service._studies["s"].study.trials]
+    assert states == ["PRUNED", "FAIL", "COMPLETE"]
+    assert service.best(plugin_pb2.BestRequest(study_id="s")).trial_number == numbers[2]
+
+
+@pytest.mark.parametrize("name", sampler.SAMPLERS)
+def test_each_sampler_by_option_and_by_configuration(name: str) -> None:
+    by_option = sampler.SamplerService()
+    create(by_option, sampler=name)
+    by_config = sampler.SamplerService(default_sampler=name)
+    create(by_config)
+    assert by_config._studies["s"].sampler == name
+    assert ask_tell(by_config, 12) == ask_tell(by_option, 12)
+
+
+def test_samplers_are_what_they_say() -> None:
+    """Each name builds its Optuna sampler. TPE's first 10 trials (n_startup_trials) and
+    NSGA-II's first generation draw from a RandomSampler with the same seed, so they
+    agree with ``random`` that far; TPE's model then asks something else."""
+    classes = {}
+    runs = {}
+    for name in sampler.SAMPLERS:
+        service = sampler.SamplerService()
+        create(service, sampler=name)
+        runs[name] = ask_tell(service, 16)
+        classes[name] = type(service._studies["s"].study.sampler).__name__
+    assert classes == {
+        "tpe": "TPESampler",
+        "random": "RandomSampler",
+        "nsgaii": "NSGAIISampler",
+        "bruteforce": "GoDrivenBruteForce",
+    }
+    assert runs["tpe"][:10] == runs["random"][:10]
+    assert runs["tpe"][10:] != runs["random"][10:]
+    assert runs["bruteforce"] != runs["random"]
+    assert len({idx for _, idx in runs["bruteforce"]}) == 16
+
+
+def test_int_and_float_ranges() -> None:
+    service = sampler.SamplerService()
+    service.create_study(
+        plugin_pb2.CreateStudyRequest(
+            study_id="r",
+            seed=1,
+            space=[
+                plugin_pb2.SearchParam(
+                    name="k", int_range=plugin_pb2.IntRange(low=1, high=9, step=2)
+                ),
+                plugin_pb2.SearchParam(
+                    name="lr", float_range=plugin_pb2.FloatRange(low=1e-4, high=1.0, log=True)
+                ),
+            ],
+        )
+    )
+    for _ in range(5):
+        got = service.ask(plugin_pb2.AskRequest(study_id="r"))
+        assert got.params["k"].int_value in (1, 3, 5, 7, 9)
+        assert 1e-4 <= got.params["lr"].float_value <= 1.0
+        service.tell(plugin_pb2.TellRequest(study_id="r", trial_number=got.trial_number, value=1.0))
+    past = plugin_pb2.PastTrial(
+        params={
+            "k": plugin_pb2.ParamValue(int_value=3),
+            "lr": plugin_pb2.ParamValue(float_value=0.01),
+        },
+        value=2.0,
+    )
+    assert service.replay(plugin_pb2.ReplayRequest(study_id="r", trials=[past])).trials == 6
+    assert service.best(plugin_pb2.BestRequest(study_id="r")).params["k"].int_value == 3
+
+
+def test_studies_are_bounded() -> None:
+    service = sampler.SamplerService(max_studies=2)
+    for study_id in ("a", "b", "c"):
+        create(service, study_id=study_id)
+    with pytest.raises(sampler.SamplerError) as err:
+        service.ask(plugin_pb2.AskRequest(study_id="a"))
+    assert code_of(err) == grpc.StatusCode.NOT_FOUND
+    service.ask(plugin_pb2.AskRequest(study_id="c"))
+
+
+def cat(name: str, *choices: str) -> plugin_pb2.SearchParam:
+    return plugin_pb2.SearchParam(name=name, categorical=plugin_pb2.Categorical(choices=choices))
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (plugin_pb2.CreateStudyRequest(), "empty search space"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("", "a")]), "without a name"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a", "x"), cat("a", "y")]), "given twice"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a")]), "without choices"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a", "x", "x")]), "choice is given twice"),
+        (plugin_pb2.CreateStudyRequest(space=[plugin_pb2.SearchParam(name="a")]), "no kind"),
+        (
+            plugin_pb2.CreateStudyRequest(
+                space=[
+                    plugin_pb2.SearchParam(name="a", int_range=plugin_pb2.IntRange(low=5, high=1))
+                ]
+            ),
+            "search parameter 'a'",
+        ),
+        (
+            plugin_pb2.CreateStudyRequest(
+                space=[
+                    plugin_pb2.SearchParam(
+                        name="a", float_range=plugin_pb2.FloatRange(low=0, high=1, log=True)
+                    )
+                ]
+            ),
+            "search parameter 'a'",
+        ),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a", "x")], direction="up"), "direction"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a", "x")], seed=-1), "seed"),
+        (plugin_pb2.CreateStudyRequest(space=[cat("a", "x")], seed=2**32), "seed"),
+        (
+            plugin_pb2.CreateStudyRequest(space=[cat("a", "x")], sampler_options={"sampler": "gp"}),
+            "unknown sampler 'gp'",
+        ),
+        (
+            plugin_pb2.CreateStudyRequest(
+                space=[cat("a", "x")], sampler_options={"sampler": "random", "multivariate": "true"}
+            ),
+            "unknown sampler options",
+        ),
+        (
+            plugin_pb2.CreateStudyRequest(space=[cat("a", "x")], sampler_options={"rng": "global"}),
+            "rng",
+        ),
+        (
+            plugin_pb2.CreateStudyRequest(
+                space=[cat("a", "x")], sampler_options={"constant_liar": "maybe"}
+            ),
+            "true or false",
+        ),
+        (
+            plugin_pb2.CreateStudyRequest(
+                space=[cat("a", "x")], sampler_options={"n_startup_trials": "-1"}
+            ),
+            "at least 0",
+        ),
+    ],
+)
+def test_bad_studies_are_invalid_arguments(
+    request_: plugin_pb2.CreateStudyRequest, message: str
+) -> None:
+    with pytest.raises(sampler.SamplerError, match=message) as err:
+        sampler.SamplerService().create_study(request_)
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_call_errors() -> None:
+    service = sampler.SamplerService()
+    calls: list[Callable[[], object]] = [
+        lambda: service.ask(plugin_pb2.AskRequest(study_id="nope")),
+        lambda: service.tell(plugin_pb2.TellRequest(study_id="nope")),
+        lambda: service.best(plugin_pb2.BestRequest(study_id="nope")),
+        lambda: service.replay(plugin_pb2.ReplayRequest(study_id="nope")),
+    ]
+    for call in calls:
+        with pytest.raises(sampler.SamplerError, match="no study 'nope'") as err:
+            call()
+        assert code_of(err) == grpc.StatusCode.NOT_FOUND
+
+    create(service)
+    got = service.ask(plugin_pb2.AskRequest(study_id="s"))
+    cases = [
+        (plugin_pb2.TellRequest(study_id="s", trial_number=7, value=1), "NOT_FOUND", "no trial 7"),
+        (plugin_pb2.TellRequest(study_id="s", trial_number=-1, value=1), "NOT_FOUND", "no trial"),
+        (
+            plugin_pb2.TellRequest(study_id="s", trial_number=0, value=float("nan")),
+            "INVALID_ARGUMENT",
+            "not finite",
+        ),
+        (
+            plugin_pb2.TellRequest(study_id="s", trial_number=0, state="done"),
+            "INVALID_ARGUMENT",
+            "state",
+        ),
+    ]
+    for request_, code, message in cases:
+        with pytest.raises(sampler.SamplerError, match=message) as err:
+            service.tell(request_)
+        assert code_of(err).name == code
+    service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=got.trial_number, value=1))
+    with pytest.raises(sampler.SamplerError, match="already complete") as err:
+        service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=got.trial_number, value=2))
+    assert code_of(err) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.params.pop("0_predictor_demos"), "missing"),
+        (
+            lambda p: p.params["x"].CopyFrom(plugin_pb2.ParamValue(categorical="0")),
+            "not in the space",
+        ),
+        (
+            lambda p: p.params["0_predictor_demos"].CopyFrom(
+                plugin_pb2.ParamValue(categorical="9")
+            ),
+            "outside",
+        ),
+        (
+            lambda p: p.params["0_predictor_demos"].CopyFrom(plugin_pb2.ParamValue(int_value=1)),
+            "int_value",
+        ),
+        (lambda p: setattr(p, "value", float("inf")), "not finite"),
+        (lambda p: setattr(p, "state", "waiting"), "state"),
+    ],
+)
+def test_bad_replays_add_nothing(change: object, message: str) -> None:
+    service = sampler.SamplerService()
+    create(service)
+    bad = baseline()
+    change(bad)  # type: ignore[operator]
+    with pytest.raises(sampler.SamplerError, match=message) as err:
+        service.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline(), bad]))
+    assert code_of(err) == grpc.StatusCode.INVALID_ARGUMENT
+    assert service._studies["s"].study.trials == []
+
+
+def test_without_optuna(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(
+        sampler.SamplerError, match=r"pip install 'dspex_plugins\[sampler\]'"
+    ) as err:
+        create(sampler.SamplerService())
+    assert code_of(err) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+# ---- Through gRPC -------------------------------------------------------------------
+
+
+@pytest.fixture
+def stub() -> Iterator[plugin_pb2_grpc.SamplerStub]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    plugin_pb2_grpc.add_SamplerServicer_to_server(sampler.SamplerService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield plugin_pb2_grpc.SamplerStub(channel)
+    finally:
+        server.stop(None)
+
+
+def rpc_rounds(stub: plugin_pb2_grpc.SamplerStub, study_id: str, n: int) -> list[Round]:
+    out: list[Round] = []
+    for _ in range(n):
+        got = stub.Ask(plugin_pb2.AskRequest(study_id=study_id), timeout=10)
+        idx = indices(got.params)
+        stub.Tell(
+            plugin_pb2.TellRequest(
+                study_id=study_id, trial_number=got.trial_number, value=score(idx)
+            ),
+            timeout=10,
+        )
+        out.append((got.trial_number, idx))
+    return out
+
+
+def test_grpc_round_trip_and_statuses(stub: plugin_pb2_grpc.SamplerStub) -> None:
+    created = stub.CreateStudy(plugin_pb2.CreateStudyRequest(space=space(), seed=9), timeout=10)
+    study_id = created.study_id
+    stub.Replay(plugin_pb2.ReplayRequest(study_id=study_id, trials=[baseline()]), timeout=10)
+    direct = sampler.SamplerService()
+    create(direct)
+    direct.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()]))
+    assert rpc_rounds(stub, study_id, 12) == ask_tell(direct, 12)
+    assert stub.Best(plugin_pb2.BestRequest(study_id=study_id), timeout=10).found
+
+    # Trials in flight at once, from several threads.
+    with futures.ThreadPoolExecutor(4) as pool:
+        asked = list(
+            pool.map(
+                lambda _: stub.Ask(plugin_pb2.AskRequest(study_id=study_id), timeout=10), range(8)
+            )
+        )
+    assert sorted(a.trial_number for a in asked) == list(range(13, 21))
+
+    rpcs: list[tuple[Callable[[], object], str]] = [
+        (lambda: stub.Ask(plugin_pb2.AskRequest(study_id="nope"), timeout=10), "NOT_FOUND"),
+        (
+            lambda: stub.Tell(
+                plugin_pb2.TellRequest(study_id=study_id, trial_number=99, value=1), timeout=10
+            ),
+            "NOT_FOUND",
+        ),
+        (lambda: stub.CreateStudy(plugin_pb2.CreateStudyRequest(), timeout=10), "INVALID_ARGUMENT"),
+    ]
+    for call, code in rpcs:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code().name == code
+
+
+# ---- The plugin process -------------------------------------------------------------
+
+
+def test_plugin_process(launch: Launch) -> None:
+    plugin = launch(SAMPLER, env={sampler.SAMPLER_ENV: "random"})
+    with plugin.channel() as channel:
+        info = plugin_pb2_grpc.PluginInfoStub(channel).Info(plugin_pb2.InfoRequest(), timeout=10)
+        assert info.name == "sampler"
+        assert list(info.capabilities) == ["sampler"]
+        assert info.details["optuna"] == optuna.__version__
+        assert info.details["default_sampler"] == "random"
+        stub = plugin_pb2_grpc.SamplerStub(channel)
+        stub.CreateStudy(
+            plugin_pb2.CreateStudyRequest(study_id="p", space=space(), seed=3), timeout=30
+        )
+        direct = sampler.SamplerService()
+        create(direct, seed=3, study_id="p", sampler="random")
+        assert rpc_rounds(stub, "p", 5) == ask_tell(direct, 5, study_id="p")
+
+
+def test_plugin_process_without_optuna(launch: Launch, tmp_path: Path) -> None:
+    (tmp_path / "optuna.py").write_text("raise ImportError('No module named optuna')\n")
+    pythonpath = ":".join([str(tmp_path), *[p for p in sys.path if p]])
+    plugin = launch(SAMPLER, env={"PYTHONPATH": pythonpath})
+    with plugin.channel() as channel:
+        info = plugin_pb2_grpc.PluginInfoStub(channel).Info(plugin_pb2.InfoRequest(), timeout=10)
+        assert list(info.capabilities) == ["sampler"]
+        with pytest.raises(grpc.RpcError) as err:
+            plugin_pb2_grpc.SamplerStub(channel).CreateStudy(
+                plugin_pb2.CreateStudyRequest(space=space()), timeout=10
+            )
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "pip install 'dspex_plugins[sampler]'" in (err.value.details() or "")
