@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/config"
 )
 
 func TestRequestConversion(t *testing.T) {
@@ -177,11 +178,11 @@ func TestPythonSamplerReplayAfterKill(t *testing.T) {
 	spec.Env = env
 	cfg.Plugins[PluginName] = spec
 	cfg.Supervisor = bridge.SupervisorConfig{
-		StartTimeout:    bridge.Duration(60 * time.Second),
-		HealthInterval:  bridge.Duration(time.Second),
-		HealthTimeout:   bridge.Duration(5 * time.Second),
-		BackoffInitial:  bridge.Duration(10 * time.Millisecond),
-		ShutdownTimeout: bridge.Duration(5 * time.Second),
+		StartTimeout:    config.Duration(60 * time.Second),
+		HealthInterval:  config.Duration(time.Second),
+		HealthTimeout:   config.Duration(5 * time.Second),
+		BackoffInitial:  config.Duration(10 * time.Millisecond),
+		ShutdownTimeout: config.Duration(5 * time.Second),
 	}
 	host, err := bridge.NewHost(cfg, bridge.Options{})
 	if err != nil {
