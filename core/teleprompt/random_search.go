@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyrand"
 )
 
 // RandomSearch is DSPy's BootstrapFewShotWithRandomSearch: it builds
@@ -117,14 +118,21 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 			case -3:
 				return resetCopy(student), nil
 			case -2:
+				if o.MaxLabeledDemos < 0 { // DSPy's LabeledFewShot(k=0)
+					return resetCopy(student), nil
+				}
 				return (&LabeledFewShot{K: o.MaxLabeledDemos}).compile(ctx, student, trainset)
 			case -1:
 				return bootstrap(maxBoot).compile(ctx, student, trainset)
 			}
+			// DSPy: random.Random(seed).shuffle(trainset_copy), then
+			// size = random.Random(seed).randint(1, max_bootstrapped_demos).
 			train := slices.Clone(trainset)
-			shuffle := newRNG(int64(seed))
-			shuffle.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
-			size := 1 + newRNG(int64(seed)).IntN(maxBoot)
+			pyrand.Shuffle(pyrand.New(int64(seed)), train)
+			size, err := pyrand.New(int64(seed)).Randint(1, maxBoot)
+			if err != nil {
+				return nil, err
+			}
 			return bootstrap(size).compile(ctx, student, train)
 		}
 		var c *Candidate
