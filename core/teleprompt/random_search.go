@@ -18,7 +18,11 @@ import (
 // LabeledFewShot copy (-2), an unshuffled BootstrapFewShot (-1), and
 // NumCandidates bootstraps over shuffled training sets with random demo
 // counts (seeds 0, 1, ...) — scores each on the validation set, and keeps
-// the best (the first best on ties). Candidates are scored one after
+// the best (the first best on ties). Candidate seed s shuffles the
+// training set and draws its demo count as DSPy does, with
+// random.Random(s).shuffle and a fresh random.Random(s).randint(1,
+// MaxBootstrappedDemos) (core/pyrand), so it bootstraps from the same
+// examples as DSPy's candidate s. Candidates are scored one after
 // another (each evaluation is concurrent); finished ones are skipped on
 // resume.
 type RandomSearch struct {
