@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -21,6 +22,7 @@ import (
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
+	"github.com/dspex/dspex/core/pyrand"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
 )
@@ -37,8 +39,12 @@ var (
 
 // ruleLM answers as the golden script's rule LM: a deterministic function
 // of the messages (the question asked and the demos' questions) and the
-// rollout id. Safe for concurrent use.
-type ruleLM struct{ gold map[string]string }
+// rollout id; with always set, it answers every question right. Safe for
+// concurrent use.
+type ruleLM struct {
+	gold   map[string]string
+	always bool
+}
 
 func ruleHash(s string) uint64 {
 	sum := sha256.Sum256([]byte(s))
@@ -89,7 +95,7 @@ func (r *ruleLM) Complete(_ context.Context, req *lm.Request) (*lm.Response, err
 			v += ruleHash(d)
 		}
 		value = "I don't know"
-		if v%5 < 3 {
+		if v%5 < 3 || r.always {
 			value = r.gold[q]
 		}
 	}
@@ -259,5 +265,100 @@ func TestDSPyOptimizerParity(t *testing.T) {
 				t.Errorf("demos differ from DSPy's (-dspy +dspex):\n%s", diff)
 			}
 		})
+	}
+}
+
+// askTwice calls one predictor twice per run (the question, then the
+// question with a suffix), as a loop or ReAct does.
+type askTwice struct{ p *module.Predict }
+
+const twiceSuffix = " Answer briefly."
+
+func (m *askTwice) Forward(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
+	q, _ := in["question"].(string)
+	if _, err := m.p.Forward(ctx, module.Inputs{"question": q}); err != nil {
+		return nil, err
+	}
+	return m.p.Forward(ctx, module.Inputs{"question": q + twiceSuffix})
+}
+
+func (m *askTwice) NamedPredictors() []module.NamedPredictor {
+	return []module.NamedPredictor{{Name: "p", Predictor: m.p}}
+}
+
+func (m *askTwice) Clone() module.Program { return &askTwice{p: m.p.Copy()} }
+
+// When a predictor runs several times in a successful run, one call is
+// kept, drawn as DSPy draws it (random() < 0.5 picks among the earlier
+// calls with choice, else the last) from a generator seeded, in DSPEx, by
+// the SHA-256 hex digest of the calls' demos as Python-style JSON
+// (docs/optimizers.md: DSPy's pickle-hash seed cannot be reproduced). The
+// pick depends on the run's demos, not on the example's position.
+func TestBootstrapSeveralCallsPick(t *testing.T) {
+	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gold := map[string]string{}
+	for _, ex := range train {
+		gold[ex.String("question")] = ex.String("answer")
+		gold[ex.String("question")+twiceSuffix] = ex.String("answer")
+	}
+	ctx := module.WithLM(context.Background(), &ruleLM{gold: gold, always: true})
+	compile := func(trainset []example.Example) []example.Example {
+		t.Helper()
+		student := &askTwice{p: module.NewPredict(signature.MustParse("question -> answer"))}
+		out, err := (&teleprompt.BootstrapFewShot{Metric: metric.ExactMatch("answer"), MaxBootstrappedDemos: 20, MaxLabeledDemos: 20}).Compile(ctx, student, trainset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.NamedPredictors()[0].Predictor.Demos()
+	}
+	demos := compile(train[:20])
+	kinds := map[bool]int{}
+	for _, d := range demos {
+		if aug, _ := d.Bool("augmented"); !aug {
+			t.Fatalf("demo %v not bootstrapped", d.Map())
+		}
+		q := d.String("question")
+		base, second := strings.CutSuffix(q, twiceSuffix)
+		kinds[second]++
+		// The two calls' demos, as the run recorded them.
+		calls := []example.Example{}
+		for _, cq := range []string{base, base + twiceSuffix} {
+			calls = append(calls, example.FromObject(example.Object{
+				{Key: "augmented", Value: true}, {Key: "question", Value: cq}, {Key: "answer", Value: gold[cq]}}))
+		}
+		objs := []any{calls[0].Object(), calls[1].Object()}
+		sum := sha256.Sum256([]byte(pyjson.Dumps(objs, -1)))
+		rng := pyrand.NewBytes([]byte(hex.EncodeToString(sum[:])))
+		want := calls[1]
+		if rng.Random() < 0.5 {
+			i, _ := rng.Choice(1)
+			want = calls[i]
+		}
+		if diff := cmp.Diff(pyjson.Dumps(want.Object(), -1), pyjson.Dumps(d.Object(), -1)); diff != "" {
+			t.Errorf("kept call (-want +got):\n%s", diff)
+		}
+	}
+	if kinds[true] == 0 || kinds[false] == 0 {
+		t.Errorf("kept %d first and %d last calls; want both kinds among %d demos", kinds[false], kinds[true], len(demos))
+	}
+	// The same examples in reverse order keep the same call of each.
+	kept := map[string]string{}
+	for _, d := range demos {
+		kept[strings.TrimSuffix(d.String("question"), twiceSuffix)] = d.String("question")
+	}
+	rev := slices.Clone(train[:20])
+	slices.Reverse(rev)
+	again := compile(rev)
+	if len(again) != len(demos) || len(kept) != 20 {
+		t.Fatalf("%d and %d demos for %d examples, want 20", len(demos), len(again), len(kept))
+	}
+	for _, d := range again {
+		q := d.String("question")
+		if base := strings.TrimSuffix(q, twiceSuffix); kept[base] != q {
+			t.Errorf("example %q kept %q in training order, %q in reverse", base, kept[base], q)
+		}
 	}
 }
