@@ -517,72 +517,93 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 // call half the time and an earlier one otherwise, drawing from a
 // generator seeded by the calls' demos (traceSeed).
 func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string) map[string][]example.Example {
-	by := map[string][]example.Example{}
+	parts := map[string][]traceParts{}
 	for _, s := range steps {
 		name, ok := names[s.Predictor]
 		if !ok {
 			continue
 		}
-		by[name] = append(by[name], traceDemo(s))
+		parts[name] = append(parts[name], tracePartsOf(s))
 	}
-	for name, ds := range by {
+	by := map[string][]example.Example{}
+	for name, ps := range parts {
+		ds := make([]example.Example, len(ps))
+		for i, p := range ps {
+			ds[i] = p.demo()
+		}
 		if len(ds) > 1 {
 			// DSPy: demos = [rng.choice(demos[:-1]) if rng.random() < 0.5 else demos[-1]]
-			rng := pyrand.NewBytes([]byte(traceSeed(ds)))
+			rng := pyrand.NewBytes([]byte(traceSeed(ps)))
 			if rng.Random() < 0.5 {
 				i, _ := rng.Choice(len(ds) - 1) // len(ds)-1 ≥ 1
-				by[name] = []example.Example{ds[i]}
+				ds = ds[i : i+1]
 			} else {
-				by[name] = ds[len(ds)-1:]
+				ds = ds[len(ds)-1:]
 			}
 		}
+		by[name] = ds
 	}
 	return by
 }
 
 // traceSeed is the str seed of the generator that picks one of a
-// predictor's several demos from one run. DSPy seeds it with
-// Hasher.hash(tuple(demos)), the SHA-256 hex digest of the demos' pickle,
-// which depends on Python object identities (pickle's memo) and class
-// paths and cannot be reproduced from values; DSPEx uses the SHA-256 hex
-// digest of the demos as Python-style JSON instead (docs/optimizers.md).
-// Like DSPy's, it depends on the demos alone, not on the example's
-// position.
-func traceSeed(ds []example.Example) string {
-	objs := make([]any, len(ds))
-	for i, d := range ds {
-		objs[i] = d.Object()
+// predictor's several demos from one run: DSPy's Hasher.hash(tuple(demos)),
+// the SHA-256 hex digest of the demos' pickle (dspyTraceHash). A pickle
+// depends on which values are the same Python object, which values alone
+// do not say; dspyTraceHash follows DSPy's Predict for fields of strings,
+// numbers, booleans and None. For other field values (lists, objects) the
+// seed is the SHA-256 hex digest of the demos as Python-style JSON, which
+// depends on the demos alone too, but is not DSPy's (docs/optimizers.md).
+func traceSeed(ps []traceParts) string {
+	if h, ok := dspyTraceHash(ps); ok {
+		return h
+	}
+	objs := make([]any, len(ps))
+	for i, p := range ps {
+		objs[i] = p.demo().Object()
 	}
 	sum := sha256.Sum256([]byte(pyjson.Dumps(objs, -1)))
 	return hex.EncodeToString(sum[:])
 }
 
-// traceDemo is DSPy's dspy.Example(augmented=True, **inputs, **outputs):
-// the flag, the inputs, then the outputs. The inputs and outputs are Go
-// maps, so each part follows the predictor's signature order (the order
-// DSPy's modules pass and parse them in), then any other keys sorted.
-func traceDemo(s module.TraceStep) example.Example {
-	obj := example.Object{{Key: "augmented", Value: true}}
+// tracePartsOf splits a call into the inputs and outputs DSPy builds its
+// demo from. They are Go maps, so each part follows the predictor's
+// signature order (the order DSPy's modules pass and parse them in), then
+// any other keys sorted.
+func tracePartsOf(s module.TraceStep) traceParts {
 	var sigFields []signature.Field
 	if s.Predictor != nil {
 		sigFields = s.Predictor.Signature().Fields()
 	}
-	add := func(m map[string]any) {
+	ordered := func(m map[string]any) []kv {
+		var out []kv
 		done := map[string]bool{}
 		for _, f := range sigFields {
 			if v, ok := m[f.Name]; ok && !done[f.Name] {
-				obj = obj.Set(f.Name, v)
+				out = append(out, kv{f.Name, v})
 				done[f.Name] = true
 			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !done[k] {
-				obj = obj.Set(k, m[k])
+				out = append(out, kv{k, m[k]})
 			}
 		}
+		return out
 	}
-	add(s.Inputs)
-	add(s.Outputs)
+	return traceParts{inputs: ordered(s.Inputs), outputs: ordered(s.Outputs)}
+}
+
+// demo is DSPy's dspy.Example(augmented=True, **inputs, **outputs): the
+// flag, the inputs, then the outputs.
+func (p traceParts) demo() example.Example {
+	obj := example.Object{{Key: "augmented", Value: true}}
+	for _, f := range p.inputs {
+		obj = obj.Set(f.key, f.value)
+	}
+	for _, f := range p.outputs {
+		obj = obj.Set(f.key, f.value)
+	}
 	return example.FromObject(obj)
 }
 

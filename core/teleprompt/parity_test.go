@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -22,7 +21,6 @@ import (
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
-	"github.com/dspex/dspex/core/pyrand"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
 )
@@ -39,12 +37,8 @@ var (
 
 // ruleLM answers as the golden script's rule LM: a deterministic function
 // of the messages (the question asked and the demos' questions) and the
-// rollout id; with always set, it answers every question right. Safe for
-// concurrent use.
-type ruleLM struct {
-	gold   map[string]string
-	always bool
-}
+// rollout id. Safe for concurrent use.
+type ruleLM struct{ gold map[string]string }
 
 func ruleHash(s string) uint64 {
 	sum := sha256.Sum256([]byte(s))
@@ -95,7 +89,7 @@ func (r *ruleLM) Complete(_ context.Context, req *lm.Request) (*lm.Response, err
 			v += ruleHash(d)
 		}
 		value = "I don't know"
-		if v%5 < 3 || r.always {
+		if v%5 < 3 {
 			value = r.gold[q]
 		}
 	}
@@ -110,10 +104,12 @@ type goldenOptimizers struct {
 }
 
 type goldenOptimizerCase struct {
-	Name      string         `json:"name"`
-	Optimizer string         `json:"optimizer"`
-	Program   string         `json:"program"`
-	Config    map[string]any `json:"config"`
+	Name      string `json:"name"`
+	Optimizer string `json:"optimizer"`
+	Program   string `json:"program"`
+	// LM is "calls" for callsLM, empty for ruleLM.
+	LM     string         `json:"lm"`
+	Config map[string]any `json:"config"`
 	// Demos are each predictor's demos, in order, each as DSPy's toDict().
 	Demos      []json.RawMessage `json:"demos"`
 	BestSeed   int               `json:"best_seed"`
@@ -125,11 +121,15 @@ type goldenOptimizerCase struct {
 }
 
 // parityProgram builds the golden script's programs: "predict" is
-// Predict("question -> answer"), "pipe" a hint step then an answer step.
+// Predict("question -> answer"), "pipe" a hint step then an answer step,
+// "twice", "loop" and "chain" one predictor called several times.
 func parityProgram(t *testing.T, kind string) module.Program {
 	t.Helper()
-	if kind == "predict" {
+	switch kind {
+	case "predict":
 		return module.NewPredict(signature.MustParse("question -> answer"))
+	case "twice", "loop", "chain":
+		return newSeveralCalls(kind)
 	}
 	pipe, err := module.NewPipeline(
 		module.Step{Name: "hint", Program: module.NewPredict(signature.MustParse("question -> hint"))},
@@ -213,11 +213,16 @@ func TestDSPyOptimizerParity(t *testing.T) {
 		gold[ex.String("question")] = ex.String("answer")
 	}
 	ctx := module.WithLM(context.Background(), &ruleLM{gold: gold})
+	callsCtx := module.WithLM(context.Background(), &callsLM{gold: gold})
 	trainset, valset := train[:20], dev[:10]
 	m := metric.ExactMatch("answer")
 
 	for _, tc := range golden.Cases {
 		t.Run(tc.Name, func(t *testing.T) {
+			ctx := ctx
+			if tc.LM == "calls" {
+				ctx = callsCtx
+			}
 			student := parityProgram(t, tc.Program)
 			var compiled module.Program
 			var err error
@@ -268,97 +273,80 @@ func TestDSPyOptimizerParity(t *testing.T) {
 	}
 }
 
-// askTwice calls one predictor twice per run (the question, then the
-// question with a suffix), as a loop or ReAct does.
-type askTwice struct{ p *module.Predict }
-
+// The several_calls cases' programs call one predictor several times per
+// run, as the golden script's Twice, Loop and Chain do.
 const twiceSuffix = " Answer briefly."
 
-func (m *askTwice) Forward(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
-	q, _ := in["question"].(string)
-	if _, err := m.p.Forward(ctx, module.Inputs{"question": q}); err != nil {
-		return nil, err
-	}
-	return m.p.Forward(ctx, module.Inputs{"question": q + twiceSuffix})
+type severalCalls struct {
+	kind string
+	p    *module.Predict
 }
 
-func (m *askTwice) NamedPredictors() []module.NamedPredictor {
+func newSeveralCalls(kind string) *severalCalls {
+	sig := "question -> answer"
+	if kind == "loop" {
+		sig = "question, hint -> answer"
+	}
+	return &severalCalls{kind: kind, p: module.NewPredict(signature.MustParse(sig))}
+}
+
+func (m *severalCalls) Forward(ctx context.Context, in module.Inputs) (*example.Prediction, error) {
+	q, _ := in["question"].(string)
+	switch m.kind {
+	case "loop":
+		var pred *example.Prediction
+		for i := range 3 {
+			var err error
+			if pred, err = m.p.Forward(ctx, module.Inputs{"question": q, "hint": fmt.Sprintf("try %d", i)}); err != nil {
+				return nil, err
+			}
+		}
+		return pred, nil
+	default:
+		first, err := m.p.Forward(ctx, module.Inputs{"question": q})
+		if err != nil {
+			return nil, err
+		}
+		next := q + twiceSuffix
+		if m.kind == "chain" {
+			next = first.String("answer")
+		}
+		if _, err := m.p.Forward(ctx, module.Inputs{"question": next}); err != nil {
+			return nil, err
+		}
+		return first, nil
+	}
+}
+
+func (m *severalCalls) NamedPredictors() []module.NamedPredictor {
 	return []module.NamedPredictor{{Name: "p", Predictor: m.p}}
 }
 
-func (m *askTwice) Clone() module.Program { return &askTwice{p: m.p.Copy()} }
+func (m *severalCalls) Clone() module.Program { return &severalCalls{kind: m.kind, p: m.p.Copy()} }
 
-// When a predictor runs several times in a successful run, one call is
-// kept, drawn as DSPy draws it (random() < 0.5 picks among the earlier
-// calls with choice, else the last) from a generator seeded, in DSPEx, by
-// the SHA-256 hex digest of the calls' demos as Python-style JSON
-// (docs/optimizers.md: DSPy's pickle-hash seed cannot be reproduced). The
-// pick depends on the run's demos, not on the example's position.
-func TestBootstrapSeveralCallsPick(t *testing.T) {
-	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
+var ruleHint = regexp.MustCompile(`(?s)\[\[ ## hint ## \]\]\n(.*?)(?:\n\n|$)`)
+
+// callsLM is the golden script's second rule LM (calls_rule). Safe for
+// concurrent use.
+type callsLM struct{ gold map[string]string }
+
+func (*callsLM) Model() string { return "calls" }
+
+func (r *callsLM) Complete(_ context.Context, req *lm.Request) (*lm.Response, error) {
+	last := req.Messages[len(req.Messages)-1].Content
+	q, err := ruleQuestionOf(last)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	gold := map[string]string{}
-	for _, ex := range train {
-		gold[ex.String("question")] = ex.String("answer")
-		gold[ex.String("question")+twiceSuffix] = ex.String("answer")
-	}
-	ctx := module.WithLM(context.Background(), &ruleLM{gold: gold, always: true})
-	compile := func(trainset []example.Example) []example.Example {
-		t.Helper()
-		student := &askTwice{p: module.NewPredict(signature.MustParse("question -> answer"))}
-		out, err := (&teleprompt.BootstrapFewShot{Metric: metric.ExactMatch("answer"), MaxBootstrappedDemos: 20, MaxLabeledDemos: 20}).Compile(ctx, student, trainset)
-		if err != nil {
-			t.Fatal(err)
+	var value string
+	if g, ok := r.gold[q]; ok {
+		value = g
+		if m := ruleHint.FindStringSubmatch(last); m != nil && m[1] != "try 2" {
+			value = q[:1]
 		}
-		return out.NamedPredictors()[0].Predictor.Demos()
+	} else {
+		value = "no answer to " + q
 	}
-	demos := compile(train[:20])
-	kinds := map[bool]int{}
-	for _, d := range demos {
-		if aug, _ := d.Bool("augmented"); !aug {
-			t.Fatalf("demo %v not bootstrapped", d.Map())
-		}
-		q := d.String("question")
-		base, second := strings.CutSuffix(q, twiceSuffix)
-		kinds[second]++
-		// The two calls' demos, as the run recorded them.
-		calls := []example.Example{}
-		for _, cq := range []string{base, base + twiceSuffix} {
-			calls = append(calls, example.FromObject(example.Object{
-				{Key: "augmented", Value: true}, {Key: "question", Value: cq}, {Key: "answer", Value: gold[cq]}}))
-		}
-		objs := []any{calls[0].Object(), calls[1].Object()}
-		sum := sha256.Sum256([]byte(pyjson.Dumps(objs, -1)))
-		rng := pyrand.NewBytes([]byte(hex.EncodeToString(sum[:])))
-		want := calls[1]
-		if rng.Random() < 0.5 {
-			i, _ := rng.Choice(1)
-			want = calls[i]
-		}
-		if diff := cmp.Diff(pyjson.Dumps(want.Object(), -1), pyjson.Dumps(d.Object(), -1)); diff != "" {
-			t.Errorf("kept call (-want +got):\n%s", diff)
-		}
-	}
-	if kinds[true] == 0 || kinds[false] == 0 {
-		t.Errorf("kept %d first and %d last calls; want both kinds among %d demos", kinds[false], kinds[true], len(demos))
-	}
-	// The same examples in reverse order keep the same call of each.
-	kept := map[string]string{}
-	for _, d := range demos {
-		kept[strings.TrimSuffix(d.String("question"), twiceSuffix)] = d.String("question")
-	}
-	rev := slices.Clone(train[:20])
-	slices.Reverse(rev)
-	again := compile(rev)
-	if len(again) != len(demos) || len(kept) != 20 {
-		t.Fatalf("%d and %d demos for %d examples, want 20", len(demos), len(again), len(kept))
-	}
-	for _, d := range again {
-		q := d.String("question")
-		if base := strings.TrimSuffix(q, twiceSuffix); kept[base] != q {
-			t.Errorf("example %q kept %q in training order, %q in reverse", base, kept[base], q)
-		}
-	}
+	text := fmt.Sprintf("[[ ## answer ## ]]\n%s\n\n[[ ## completed ## ]]", value)
+	return &lm.Response{Model: "calls", Choices: []lm.Choice{{Text: text, FinishReason: "stop"}}}, nil
 }

@@ -23,6 +23,16 @@ depends on which demos a prompt carries, so the bootstraps and the scores
 follow the optimizers' random choices. optimizers.json records, per case,
 each predictor's demos in order and, for random search, every candidate's
 seed, score and demos, and the seed of the program returned.
+
+The "several_calls" cases bootstrap programs that call one predictor several
+times per run, where DSPy keeps one call per run, drawn from
+random.Random(Hasher.hash(tuple(demos))). They use a second rule LM: the
+answer to a question of the task is its gold answer, unless the request
+carries a hint other than "try 2", then the question's first character; any
+other question is answered "no answer to " + the question. The programs:
+"twice" asks q, then q + " Answer briefly.", and returns the first
+prediction; "loop" asks (q, hint "try i") for i = 0, 1, 2 and returns the
+last; "chain" asks q, then asks the first answer, and returns the first.
 """
 
 from __future__ import annotations
@@ -104,6 +114,73 @@ class RuleLM(DummyLM):
         return c
 
 
+SUFFIX = " Answer briefly."
+HINT = re.compile(r"\[\[ ## hint ## \]\]\n(.*?)(?:\n\n|$)", re.S)
+
+
+def calls_rule(messages: list[dict[str, Any]], gold: dict[str, str]) -> str:
+    last = messages[-1]["content"]
+    q = question_of(last)
+    m = HINT.search(last)
+    hint = m.group(1) if m else None
+    if q in gold:
+        value = gold[q] if hint in (None, "try 2") else q[:1]
+    else:
+        value = "no answer to " + q
+    return f"[[ ## answer ## ]]\n{value}\n\n[[ ## completed ## ]]"
+
+
+class CallsEngine(DummyEngine):
+    def complete_legacy(self, lm, request, *, prompt=None, messages=None, **context):
+        from dspy.clients.call_result import CallResult
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        text = calls_rule(request["messages"], self.owner.gold)
+        return CallResult.native(
+            Response(id=None, model="dummy", message=Message.assistant([TextPart(text)]), finish_reason="stop",
+                     usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0))
+        )
+
+
+class CallsLM(RuleLM):
+    def _use_engine(self) -> None:
+        self._engine_spec = CallsEngine(self)
+        self._async_engine_spec = AsyncDummyEngine(self._engine_spec)
+
+
+class Twice(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        first = self.p(question=question)
+        self.p(question=question + SUFFIX)
+        return first
+
+
+class Loop(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = dspy.Predict("question, hint -> answer")
+
+    def forward(self, question):
+        for i in range(3):
+            pred = self.p(question=question, hint=f"try {i}")
+        return pred
+
+
+class Chain(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = dspy.Predict("question -> answer")
+
+    def forward(self, question):
+        first = self.p(question=question)
+        self.p(question=first.answer)
+        return first
+
+
 class Pipe(dspy.Module):
     def __init__(self):
         super().__init__()
@@ -125,6 +202,68 @@ def metric(example, pred, trace=None):
 
 def demos_of(p: dspy.Module) -> list[list[dict[str, Any]]]:
     return [[dict(d.toDict()) for d in pred.demos] for _, pred in p.named_predictors()]
+
+
+def pickle_cases() -> list[dict[str, Any]]:
+    """Demos tuples for Hasher.hash, built with the object identities
+    DSPy's Predict gives (see dspyTraceHash in core/teleprompt/pickle.go):
+    an input value equal to an earlier value of the tuple is that object;
+    every other value is an object of its own (CPython's singletons aside).
+    Each demo is [inputs, outputs], each a list of [key, value] pairs."""
+    big = 2**70
+    return [
+        {"name": "twice", "demos": [
+            [[["question", "What is the chemical symbol for platinum?"]], [["answer", "Pt"]]],
+            [[["question", "What is the chemical symbol for platinum? Answer briefly."]], [["answer", "Pt"]]]]},
+        {"name": "scalars", "demos": [
+            [[["question", "q1"], ["n", 0]], [["answer", 255], ["f", 0.1]]],
+            [[["question", "q2"], ["n", 256]], [["answer", 65535], ["f", -0.0]]],
+            [[["question", "q3"], ["n", 65536]], [["answer", -1], ["f", 1e300]]],
+            [[["question", "q4"], ["n", -2**31]], [["answer", 2**31], ["f", None]]],
+            [[["question", "q5"], ["n", 2**63]], [["answer", -2**63 - 1], ["f", False]]],
+            [[["question", "é"], ["n", -(2**64)]], [["answer", big], ["f", True]]],
+            [[["question", "日本"], ["n", -128]], [["answer", ""], ["f", "a"]]],
+            [[["question", "\u0100"], ["n", -129]], [["answer", "a"], ["f", -2**63]]]]},
+        {"name": "shared", "demos": [
+            [[["question", "Who?"], ["hint", "try 0"]], [["answer", "W"]]],
+            [[["question", "Who?"], ["hint", "try 1"]], [["answer", "Ann"]]],
+            [[["question", "Ann"], ["hint", "try 1"]], [["answer", "Ann"]]],
+            [[["question", "Ann"], ["hint", "Who?"]], [["answer", "W"]]]]},
+        {"name": "large", "demos": [
+            [[["question", f"q{i} " + "x" * (100_000 if i == 3 else 5_000 + i)]], [["answer", f"a{i}"]]]
+            for i in range(40)]},
+        {"name": "many", "demos": [
+            [[["question", f"question {i}"]], [["answer", f"answer {i}"], ["reasoning", "r" * (i % 300)]]]
+            for i in range(300)]},
+    ]
+
+
+def pickle_hashes() -> list[dict[str, Any]]:
+    from dspy.utils.hasher import Hasher
+
+    out = []
+    for case in pickle_cases():
+        doc = json.loads(json.dumps(case["demos"]))  # keys: one object per name, values: fresh
+        seen: dict[str, Any] = {}
+        demos = []
+        for inputs, outputs in doc:
+            fields: dict[str, Any] = {}
+            for k, v in inputs:
+                if isinstance(v, str) and v in seen:
+                    v = seen[v]
+                elif isinstance(v, str):
+                    seen[v] = v
+                fields[sys.intern(k)] = v
+            for k, v in outputs:
+                if isinstance(v, str):
+                    seen[v] = v
+                fields[sys.intern(k)] = v
+            demos.append(dspy.Example(augmented=True, **fields))
+        rec = {"name": case["name"], "hash": Hasher.hash(tuple(demos))}
+        if case["name"] not in ("large", "many"):  # the Go test builds these two as above
+            rec["demos"] = case["demos"]
+        out.append(rec)
+    return out
 
 
 def main() -> None:
@@ -168,10 +307,20 @@ def main() -> None:
     random_search("random_search_pipe", "pipe", max_bootstrapped_demos=4, max_labeled_demos=6,
                   num_candidate_programs=3)
 
+    with dspy.context(lm=CallsLM(gold)):
+        for kind, cls in (("twice", Twice), ("loop", Loop), ("chain", Chain)):
+            cfg = {"max_bootstrapped_demos": 20, "max_labeled_demos": 20}
+            p = BootstrapFewShot(metric=metric, **cfg).compile(cls(), trainset=trainset)
+            cases.append({"name": f"several_calls_{kind}", "optimizer": "bootstrap", "program": kind,
+                          "lm": "calls", "config": cfg, "demos": demos_of(p)})
+
     out = {"dspy_version": dspy.__version__, "train": f"examples/capitals/train.jsonl[:{NTRAIN}]",
            "valset": f"examples/capitals/dev.jsonl[:{NVAL}]", "cases": cases}
     with open(HERE / "optimizers.json", "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    with open(HERE / "pickle_hash.json", "w", encoding="utf-8") as f:
+        json.dump(pickle_hashes(), f, indent=1, ensure_ascii=False)
         f.write("\n")
     print(f"wrote {len(cases)} cases", file=sys.stderr)
 
