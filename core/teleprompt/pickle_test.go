@@ -84,3 +84,22 @@ func TestDSPyTraceHashRefusesContainers(t *testing.T) {
 		}
 	}
 }
+
+// Demos with a list or object field are seeded by their Python-style JSON
+// (docs/optimizers.md): the same demos give the same seed, other demos
+// another.
+func TestTraceSeedFallback(t *testing.T) {
+	parts := func(args any) []traceParts {
+		return []traceParts{
+			{inputs: []kv{{"question", "q"}}, outputs: []kv{{"next_tool_args", args}}},
+			{inputs: []kv{{"question", "q"}}, outputs: []kv{{"next_tool_args", "done"}}},
+		}
+	}
+	a := traceSeed(parts(pyjson.Object{{Key: "x", Value: int64(1)}}))
+	if len(a) != 64 || a != traceSeed(parts(pyjson.Object{{Key: "x", Value: int64(1)}})) {
+		t.Errorf("seed %q is not a stable SHA-256 hex digest", a)
+	}
+	if a == traceSeed(parts(pyjson.Object{{Key: "x", Value: int64(2)}})) {
+		t.Error("different demos give the same seed")
+	}
+}
