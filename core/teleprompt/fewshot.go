@@ -2,10 +2,11 @@ package teleprompt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,34 +16,30 @@ import (
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
+	"github.com/dspex/dspex/core/pyrand"
 	"github.com/dspex/dspex/core/signature"
 )
 
-// newRNG returns the deterministic generator an optimizer draws from.
-func newRNG(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), 0x5eed))
-}
-
-// sample draws k items without replacement, in the order drawn (like
-// Python's random.sample).
-func sample[T any](rng *rand.Rand, items []T, k int) []T {
-	pool := slices.Clone(items)
-	k = min(k, len(pool))
-	for i := 0; i < k; i++ {
-		j := i + rng.IntN(len(pool)-i)
-		pool[i], pool[j] = pool[j], pool[i]
-	}
-	return pool[:k]
+// sample returns random.Random-style rng.sample(items, min(k, len(items))):
+// k items without replacement, in the order drawn, consuming exactly what
+// Python consumes.
+func sample[T any](rng *pyrand.Rand, items []T, k int) []T {
+	out, _ := pyrand.Sample(rng, items, max(0, min(k, len(items)))) // cannot fail: 0 ≤ k ≤ len(items)
+	return out
 }
 
 // LabeledFewShot gives every predictor K labeled training examples as
-// demos, sampled with a fixed seed (DSPy's LabeledFewShot).
+// demos, sampled with a fixed seed (DSPy's LabeledFewShot). With the
+// default seed it draws what DSPy draws: one random.Random(0) whose
+// sample(trainset, min(K, len(trainset))) gives each predictor its demos,
+// predictor after predictor.
 type LabeledFewShot struct {
 	// K is how many demos each predictor gets; default 16.
 	K int
 	// NoSample takes the first K examples instead of a random sample.
 	NoSample bool
-	// Seed seeds the sampling; default 0.
+	// Seed seeds the sampling (a CPython random.Random(Seed)); default 0,
+	// the seed DSPy always uses.
 	Seed int64
 }
 
@@ -115,7 +112,9 @@ type BootstrapFewShot struct {
 	TeacherLM lm.LM
 	// Concurrency bounds examples bootstrapped at once; default 8.
 	Concurrency int
-	// Seed seeds the labeled sampling; default 0.
+	// Seed replaces DSPy's fixed seed 0 in the three generators it seeds:
+	// the teacher's LabeledFewShot, the shuffle of the examples not
+	// bootstrapped and the labeled top-up sample; default 0, DSPy's.
 	Seed int64
 }
 
@@ -205,23 +204,25 @@ func (o *BootstrapFewShot) compile(ctx context.Context, student module.Program, 
 		return nil, err
 	}
 
-	// The examples not bootstrapped, shuffled, fill the rest as labeled demos.
-	rng := newRNG(c.Seed)
+	// The examples not bootstrapped, shuffled, fill the rest as labeled
+	// demos. As in DSPy, the shuffle and the samples use two generators of
+	// the same seed, and every predictor samples from the whole shuffled
+	// list.
 	var raw []example.Example
 	for i, ex := range trainset {
 		if !bootstrapped[i] {
 			raw = append(raw, ex)
 		}
 	}
-	rng.Shuffle(len(raw), func(i, j int) { raw[i], raw[j] = raw[j], raw[i] })
+	pyrand.Shuffle(pyrand.New(c.Seed), raw)
+	rng := pyrand.New(c.Seed)
 	for _, np := range out.NamedPredictors() {
 		augmented := traces[np.Name]
 		if len(augmented) > c.MaxBootstrappedDemos {
 			augmented = augmented[:c.MaxBootstrappedDemos]
 		}
-		size := max(0, min(c.MaxLabeledDemos-len(augmented), len(raw)))
-		raw = sample(rng, raw, size)
-		np.Predictor.SetDemos(append(slices.Clone(augmented), raw...))
+		labeled := sample(rng, raw, c.MaxLabeledDemos-len(augmented))
+		np.Predictor.SetDemos(append(slices.Clone(augmented), labeled...))
 	}
 	return out, nil
 }
@@ -230,7 +231,7 @@ func (o *BootstrapFewShot) compile(ctx context.Context, student module.Program, 
 func (o *LabeledFewShot) compile(_ context.Context, student module.Program, trainset []example.Example) (module.Program, error) {
 	k := o.k()
 	out := resetCopy(student)
-	rng := newRNG(o.Seed)
+	rng := pyrand.New(o.Seed)
 	for _, np := range out.NamedPredictors() {
 		switch {
 		case len(trainset) == 0:
@@ -377,7 +378,7 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 			launched++
 			inflight++
 			go func() {
-				results[i] = c.bootstrapOne(ctx, teacher, trainset[i], i)
+				results[i] = c.bootstrapOne(ctx, teacher, trainset[i])
 				done <- i
 			}()
 		}
@@ -445,7 +446,7 @@ func (c BootstrapFewShot) bootstrap(parent context.Context, teacher module.Progr
 }
 
 // bootstrapOne runs the teacher on one example, up to MaxRounds times.
-func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Program, ex example.Example, index int) *outcome {
+func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Program, ex example.Example) *outcome {
 	out := &outcome{}
 	calls := lm.NewTracker()
 	ctx = lm.WithTracker(ctx, calls)
@@ -505,7 +506,7 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 			continue
 		}
 		out.ok = true
-		out.traces = demosFromTrace(rec.Steps(), names, index)
+		out.traces = demosFromTrace(rec.Steps(), names)
 		return out
 	}
 	return out
@@ -513,56 +514,96 @@ func (c BootstrapFewShot) bootstrapOne(ctx context.Context, teacher module.Progr
 
 // demosFromTrace turns a successful run's predictor calls into demos, one
 // per predictor: when a predictor ran several times, DSPy keeps the last
-// call half the time and an earlier one otherwise (here drawn from a
-// generator seeded by the example's index).
-func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string, index int) map[string][]example.Example {
-	by := map[string][]example.Example{}
+// call half the time and an earlier one otherwise, drawing from a
+// generator seeded by the calls' demos (traceSeed).
+func demosFromTrace(steps []module.TraceStep, names map[*module.Predict]string) map[string][]example.Example {
+	parts := map[string][]traceParts{}
 	for _, s := range steps {
 		name, ok := names[s.Predictor]
 		if !ok {
 			continue
 		}
-		by[name] = append(by[name], traceDemo(s))
+		parts[name] = append(parts[name], tracePartsOf(s))
 	}
-	for name, ds := range by {
+	by := map[string][]example.Example{}
+	for name, ps := range parts {
+		ds := make([]example.Example, len(ps))
+		for i, p := range ps {
+			ds[i] = p.demo()
+		}
 		if len(ds) > 1 {
-			rng := newRNG(int64(index))
-			if rng.Float64() < 0.5 {
-				by[name] = []example.Example{ds[rng.IntN(len(ds)-1)]}
+			// DSPy: demos = [rng.choice(demos[:-1]) if rng.random() < 0.5 else demos[-1]]
+			rng := pyrand.NewBytes([]byte(traceSeed(ps)))
+			if rng.Random() < 0.5 {
+				i, _ := rng.Choice(len(ds) - 1) // len(ds)-1 ≥ 1
+				ds = ds[i : i+1]
 			} else {
-				by[name] = ds[len(ds)-1:]
+				ds = ds[len(ds)-1:]
 			}
 		}
+		by[name] = ds
 	}
 	return by
 }
 
-// traceDemo is DSPy's dspy.Example(augmented=True, **inputs, **outputs):
-// the flag, the inputs, then the outputs. The inputs and outputs are Go
-// maps, so each part follows the predictor's signature order (the order
-// DSPy's modules pass and parse them in), then any other keys sorted.
-func traceDemo(s module.TraceStep) example.Example {
-	obj := example.Object{{Key: "augmented", Value: true}}
+// traceSeed is the str seed of the generator that picks one of a
+// predictor's several demos from one run: DSPy's Hasher.hash(tuple(demos)),
+// the SHA-256 hex digest of the demos' pickle (dspyTraceHash). A pickle
+// depends on which values are the same Python object, which values alone
+// do not say; dspyTraceHash follows DSPy's Predict for fields of strings,
+// numbers, booleans and None. For other field values (lists, objects) the
+// seed is the SHA-256 hex digest of the demos as Python-style JSON, which
+// depends on the demos alone too, but is not DSPy's (docs/optimizers.md).
+func traceSeed(ps []traceParts) string {
+	if h, ok := dspyTraceHash(ps); ok {
+		return h
+	}
+	objs := make([]any, len(ps))
+	for i, p := range ps {
+		objs[i] = p.demo().Object()
+	}
+	sum := sha256.Sum256([]byte(pyjson.Dumps(objs, -1)))
+	return hex.EncodeToString(sum[:])
+}
+
+// tracePartsOf splits a call into the inputs and outputs DSPy builds its
+// demo from. They are Go maps, so each part follows the predictor's
+// signature order (the order DSPy's modules pass and parse them in), then
+// any other keys sorted.
+func tracePartsOf(s module.TraceStep) traceParts {
 	var sigFields []signature.Field
 	if s.Predictor != nil {
 		sigFields = s.Predictor.Signature().Fields()
 	}
-	add := func(m map[string]any) {
+	ordered := func(m map[string]any) []kv {
+		var out []kv
 		done := map[string]bool{}
 		for _, f := range sigFields {
 			if v, ok := m[f.Name]; ok && !done[f.Name] {
-				obj = obj.Set(f.Name, v)
+				out = append(out, kv{f.Name, v})
 				done[f.Name] = true
 			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !done[k] {
-				obj = obj.Set(k, m[k])
+				out = append(out, kv{k, m[k]})
 			}
 		}
+		return out
 	}
-	add(s.Inputs)
-	add(s.Outputs)
+	return traceParts{inputs: ordered(s.Inputs), outputs: ordered(s.Outputs)}
+}
+
+// demo is DSPy's dspy.Example(augmented=True, **inputs, **outputs): the
+// flag, the inputs, then the outputs.
+func (p traceParts) demo() example.Example {
+	obj := example.Object{{Key: "augmented", Value: true}}
+	for _, f := range p.inputs {
+		obj = obj.Set(f.key, f.value)
+	}
+	for _, f := range p.outputs {
+		obj = obj.Set(f.key, f.value)
+	}
 	return example.FromObject(obj)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyrand"
 )
 
 // RandomSearch is DSPy's BootstrapFewShotWithRandomSearch: it builds
@@ -17,7 +18,11 @@ import (
 // LabeledFewShot copy (-2), an unshuffled BootstrapFewShot (-1), and
 // NumCandidates bootstraps over shuffled training sets with random demo
 // counts (seeds 0, 1, ...) — scores each on the validation set, and keeps
-// the best (the first best on ties). Candidates are scored one after
+// the best (the first best on ties). Candidate seed s shuffles the
+// training set and draws its demo count as DSPy does, with
+// random.Random(s).shuffle and a fresh random.Random(s).randint(1,
+// MaxBootstrappedDemos) (core/pyrand), so it bootstraps from the same
+// examples as DSPy's candidate s. Candidates are scored one after
 // another (each evaluation is concurrent); finished ones are skipped on
 // resume.
 type RandomSearch struct {
@@ -117,14 +122,21 @@ func (o *RandomSearch) Search(ctx context.Context, student module.Program, train
 			case -3:
 				return resetCopy(student), nil
 			case -2:
+				if o.MaxLabeledDemos < 0 { // DSPy's LabeledFewShot(k=0)
+					return resetCopy(student), nil
+				}
 				return (&LabeledFewShot{K: o.MaxLabeledDemos}).compile(ctx, student, trainset)
 			case -1:
 				return bootstrap(maxBoot).compile(ctx, student, trainset)
 			}
+			// DSPy: random.Random(seed).shuffle(trainset_copy), then
+			// size = random.Random(seed).randint(1, max_bootstrapped_demos).
 			train := slices.Clone(trainset)
-			shuffle := newRNG(int64(seed))
-			shuffle.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
-			size := 1 + newRNG(int64(seed)).IntN(maxBoot)
+			pyrand.Shuffle(pyrand.New(int64(seed)), train)
+			size, err := pyrand.New(int64(seed)).Randint(1, maxBoot)
+			if err != nil {
+				return nil, err
+			}
 			return bootstrap(size).compile(ctx, student, train)
 		}
 		var c *Candidate
