@@ -32,6 +32,9 @@ type CallInfo struct {
 	Response *Response // nil on error
 	Err      error
 	Duration time.Duration
+	// Stats is the call's record as the layers left it: the caller's
+	// CallStats, or one with only the cost when the caller keeps none.
+	Stats CallStats
 }
 
 func (h *Hooks) queueWait(ctx context.Context, model string, wait time.Duration) {
