@@ -289,7 +289,7 @@ func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Re
 			end.Latency = time.Since(start)
 		}
 		end.CostUSD, end.CostKnown = stats.Cost.USD, stats.Cost.Known()
-		end.QueueWait, end.Attempts = stats.QueueWait, stats.Attempts
+		end.QueueWait, end.RateLimitWait, end.Attempts = stats.QueueWait, stats.RateLimitWait, stats.Attempts
 	}
 	event.Publish(ctx, event.LMEnd, span, &end)
 	return resp, *stats, err

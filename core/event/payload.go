@@ -62,9 +62,11 @@ type LMCall struct {
 	CostKnown        bool          `json:"cost_known,omitempty"`
 	Latency          time.Duration `json:"latency,omitempty"`
 	QueueWait        time.Duration `json:"queue_wait,omitempty"`
-	CacheHit         bool          `json:"cache_hit,omitempty"`
-	Attempts         int           `json:"attempts,omitempty"`
-	Error            string        `json:"error,omitempty"`
+	// RateLimitWait is how long the rate limiter held the call back.
+	RateLimitWait time.Duration `json:"rate_limit_wait,omitempty"`
+	CacheHit      bool          `json:"cache_hit,omitempty"`
+	Attempts      int           `json:"attempts,omitempty"`
+	Error         string        `json:"error,omitempty"`
 	// ErrorKind is the error's class ("rate limited", "timeout"...).
 	ErrorKind string `json:"error_kind,omitempty"`
 }
