@@ -45,7 +45,8 @@ type Message struct {
 }
 
 // LMCall is one LM call: on LMStart the request, on LMEnd also the response
-// or error.
+// or error. The adapter's LM span publishes both, LMEnd from the response
+// and the call's lm.CallStats (waits, attempts, cost).
 type LMCall struct {
 	Model    string         `json:"model"`
 	Adapter  string         `json:"adapter,omitempty"`

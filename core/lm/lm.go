@@ -8,6 +8,8 @@
 // Providers are wrapped in execution layers, each a small LM of its own:
 // Metered → Cached → Collapse → Pool → RateLimit → Retry → Breaker →
 // provider; NewStack builds the whole chain (see docs/architecture.md).
+// What the layers learn about a call (waits, attempts, cost) goes into the
+// call's CallStats, never onto the Response they pass on.
 //
 // Providers turn HTTP failures into *Error values whose Kind is one of the
 // sentinel errors below, so callers branch with errors.Is and never parse

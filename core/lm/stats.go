@@ -11,31 +11,34 @@ import (
 // Whoever publishes the call (the adapter's LM span) puts a fresh record in
 // the context with WithCallStats before the call and reads it after:
 //
-//	publisher ── WithCallStats ──▶ Metered  (Cost)
-//	                               Cached   (nothing: a hit is Response.CacheHit)
-//	                               Collapse (a joined call: the shared call's waits)
-//	                               Pool     (QueueWait)
-//	                               RateLimit(RateLimitWait)
-//	                               Retry    (Attempts)
-//	                               Breaker → provider (Response.Latency, Usage)
+//	publisher ─ WithCallStats ─▶ Metered   Cost
+//	                             Cached    (a hit is Response.CacheHit)
+//	                             Collapse  a joined caller: the shared call's waits
+//	                             Pool      QueueWait
+//	                             RateLimit RateLimitWait
+//	                             Retry     Attempts
+//	                             Breaker → provider: Response (Usage, Latency)
 //
 // What the provider or the cache produced stays on the Response (choices,
-// usage, latency, cache hit); what it took to get there is here.
+// usage, latency, cache hit); what it took to get it is here. A caller
+// that keeps no record (CallStatsFrom is nil) gets the same answer; the
+// layers just record nothing.
 //
 // A record belongs to one call on one goroutine: the layers write it on the
 // goroutine that makes the call, and the publisher reads it after the call
 // returns (or, for a stream, after the stream ends). The callers that join
-// a collapsed call each have their own record; the shared call's facts are
-// copied into it. Not safe for concurrent use.
+// a collapsed call each have their own record, into which the shared
+// call's waits are copied. Not safe for concurrent use.
 type CallStats struct {
 	// QueueWait is how long the call waited for a pool slot (Pool).
 	QueueWait time.Duration
 	// RateLimitWait is how long the rate limiter held the call back
 	// (RateLimit).
 	RateLimitWait time.Duration
-	// Attempts is how many provider calls produced the response (Retry):
-	// retries plus one; 0 for a cache hit or a call that joined another
-	// (a failed call's count is on its error: Attempts(err)).
+	// Attempts is how many provider calls the call made (Retry): retries
+	// plus one; 0 for a cache hit or a call that joined another. A failed
+	// call's count is also on its error (Attempts(err)), which is what a
+	// caller that joined a failed call sees.
 	Attempts int
 	// Cost is the call's price (Metered); zero, and known, for a cache hit.
 	Cost Cost
