@@ -286,3 +286,48 @@ func TestLayersDoNotWriteResponses(t *testing.T) {
 		t.Errorf("the shared response was written: %+v, was %+v", *shared, snapshot)
 	}
 }
+
+// A streamed call reports the same facts: attempts, cost and, when the
+// cache answers the stream, the hit (which the trackers count).
+func TestStreamedLMEndFacts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		prov := &slowProvider{failFirst: 1}
+		stack := lm.NewStack(prov, lm.ExecConfig{
+			Retry:  lm.RetryConfig{InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)},
+			Cache:  &mapStore{},
+			Prices: lm.Prices{"sim": {Input: 1, Output: 1}},
+		})
+		bus := event.NewBus()
+		var ends []*event.LMCall
+		if _, err := bus.Subscribe(event.SubscribeOptions{Kinds: []event.Kind{event.LMEnd}}, func(ev event.Event) {
+			ends = append(ends, ev.Data.(*event.LMCall))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		tracker := lm.NewTracker()
+		ctx := lm.WithTracker(event.WithBus(t.Context(), bus), tracker)
+		req := Request{Signature: signature.MustParse("question -> answer"), Inputs: map[string]any{"question": "flaky"}}
+		var results []*Result
+		for range 2 {
+			res, err := Stream(ctx, &ChatAdapter{NoFallback: true}, stack, req, func(FieldChunk) bool { return true })
+			if err != nil {
+				t.Fatal(err)
+			}
+			results = append(results, res)
+		}
+		bus.Close()
+		paid := lm.Prices{"sim": {Input: 1, Output: 1}}.Cost("sim", lm.Usage{PromptTokens: 100, CompletionTokens: 10})
+		if len(ends) != 2 {
+			t.Fatalf("%d LMEnd events, want 2", len(ends))
+		}
+		if e := ends[0]; e.Attempts != 2 || e.CacheHit || !e.CostKnown || e.CostUSD != paid.USD || results[0].Cost != paid {
+			t.Errorf("streamed call: LMEnd %+v, result cost %v; want 2 attempts, cost %v", e, results[0].Cost, paid)
+		}
+		if e := ends[1]; e.Attempts != 0 || !e.CacheHit || !e.CostKnown || e.CostUSD != 0 || results[1].Cost != (lm.Cost{}) {
+			t.Errorf("streamed hit: LMEnd %+v, result cost %v", e, results[1].Cost)
+		}
+		if tot := tracker.Total(); tot.Calls != 2 || tot.CacheHits != 1 || tot.Cost != paid {
+			t.Errorf("tracker totals = %+v", tot)
+		}
+	})
+}
