@@ -160,11 +160,11 @@ func call(ctx context.Context, a Adapter, model lm.LM, r Request) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := tracedComplete(ctx, a.Name(), model, req)
+	resp, stats, err := tracedComplete(ctx, a.Name(), model, req)
 	if err != nil {
 		return nil, err
 	}
-	return parseAll(ctx, a, r.Signature, req, resp)
+	return parseAll(ctx, a, r.Signature, req, resp, stats.Cost)
 }
 
 // lmRequest formats r with a and prepares it for model.
@@ -183,8 +183,8 @@ func lmRequest(a Adapter, model lm.LM, r Request) (*lm.Request, error) {
 // published as a parse failure and returned with the Result so far; when
 // the completion that failed was cut off by the token limit, the
 // *ParseError says so.
-func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, req *lm.Request, resp *lm.Response) (*Result, error) {
-	res := &Result{Response: resp, Adapter: a.Name(), Messages: req.Messages, Usage: resp.Usage, Cost: resp.Cost}
+func parseAll(ctx context.Context, a Adapter, sig *signature.Signature, req *lm.Request, resp *lm.Response, cost lm.Cost) (*Result, error) {
+	res := &Result{Response: resp, Adapter: a.Name(), Messages: req.Messages, Usage: resp.Usage, Cost: cost}
 	if len(resp.Choices) == 0 {
 		err := &ParseError{Adapter: a.Name(), Err: errors.New("the LM returned no completions")}
 		publishParseFailure(ctx, event.ParseFailure, err, "")
@@ -232,17 +232,26 @@ func fallback(ctx context.Context, a Adapter, model lm.LM, r Request, res *Resul
 // tracedComplete makes the LM call inside an LM span, publishing LMStart and
 // LMEnd (model, messages, completions, tokens, cost, latency, cache hit,
 // attempts) when the context has an event bus.
-func tracedComplete(ctx context.Context, adapterName string, model lm.LM, req *lm.Request) (*lm.Response, error) {
+func tracedComplete(ctx context.Context, adapterName string, model lm.LM, req *lm.Request) (*lm.Response, lm.CallStats, error) {
 	return tracedCall(ctx, adapterName, model, req, func(ctx context.Context) (*lm.Response, error) {
 		return model.Complete(ctx, req)
 	})
 }
 
-// tracedCall runs an LM call (run) inside an LM span, publishing LMStart
-// and LMEnd.
-func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Request, run func(context.Context) (*lm.Response, error)) (*lm.Response, error) {
+// tracedCall runs an LM call (run) inside an LM span. It is the one
+// publisher of an LM call's LMStart and LMEnd: it gives the call a fresh
+// lm.CallStats, which the execution layers fill in (queue and rate-limit
+// waits, attempts, cost), and publishes LMEnd from that record and the
+// response (completions, finish reasons, model, usage, provider latency,
+// cache hit) — or, for a failed call, the error (its attempts: lm.Attempts).
+// The record is kept even without a bus: it holds the call's cost.
+// Waits and retries are also published as they happen, by the layers' hooks
+// (lm.EventHooks): the only other source of an LM call's events.
+func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Request, run func(context.Context) (*lm.Response, error)) (*lm.Response, lm.CallStats, error) {
+	ctx, stats := lm.WithCallStats(ctx)
 	if event.BusFrom(ctx) == nil {
-		return run(ctx)
+		resp, err := run(ctx)
+		return resp, *stats, err
 	}
 	ctx, span := event.StartSpan(ctx)
 	name := req.Model
@@ -275,15 +284,15 @@ func tracedCall(ctx context.Context, adapterName string, model lm.LM, req *lm.Re
 			end.Model = resp.Model
 		}
 		end.PromptTokens, end.CompletionTokens = resp.Usage.PromptTokens, resp.Usage.CompletionTokens
-		end.CostUSD, end.CostKnown = resp.Cost.USD, resp.Cost.Known()
-		end.Latency, end.QueueWait = resp.Latency, resp.QueueWait
+		end.Latency, end.CacheHit = resp.Latency, resp.CacheHit
 		if end.Latency == 0 {
 			end.Latency = time.Since(start)
 		}
-		end.CacheHit, end.Attempts = resp.CacheHit, resp.Attempts
+		end.CostUSD, end.CostKnown = stats.Cost.USD, stats.Cost.Known()
+		end.QueueWait, end.RateLimitWait, end.Attempts = stats.QueueWait, stats.RateLimitWait, stats.Attempts
 	}
 	event.Publish(ctx, event.LMEnd, span, &end)
-	return resp, err
+	return resp, *stats, err
 }
 
 // paramsMap lists the sampling parameters that were set.

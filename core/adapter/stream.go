@@ -42,7 +42,7 @@ func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(Fi
 	case JSONAdapter:
 		split = newJSONSplitter(r.Signature)
 	}
-	resp, err := tracedStream(ctx, a.Name(), model, req, func(d lm.Delta) bool {
+	resp, stats, err := tracedStream(ctx, a.Name(), model, req, func(d lm.Delta) bool {
 		if d.Index != 0 || d.Cached || split == nil {
 			return true
 		}
@@ -56,7 +56,7 @@ func Stream(ctx context.Context, a Adapter, model lm.LM, r Request, emit func(Fi
 	if err != nil {
 		return nil, err
 	}
-	res, err := parseAll(ctx, a, r.Signature, req, resp)
+	res, err := parseAll(ctx, a, r.Signature, req, resp, stats.Cost)
 	if err == nil {
 		return res, nil
 	}
@@ -68,7 +68,7 @@ var ErrStopped = errors.New("adapter: stream stopped by its consumer")
 
 // tracedStream streams req inside an LM span, calling onDelta for each
 // delta, and collects the whole response.
-func tracedStream(ctx context.Context, adapterName string, model lm.LM, req *lm.Request, onDelta func(lm.Delta) bool) (*lm.Response, error) {
+func tracedStream(ctx context.Context, adapterName string, model lm.LM, req *lm.Request, onDelta func(lm.Delta) bool) (*lm.Response, lm.CallStats, error) {
 	stopped := false
 	run := func(ctx context.Context) (*lm.Response, error) {
 		var collected []lm.Delta

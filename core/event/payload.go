@@ -45,7 +45,8 @@ type Message struct {
 }
 
 // LMCall is one LM call: on LMStart the request, on LMEnd also the response
-// or error.
+// or error. The adapter's LM span publishes both, LMEnd from the response
+// and the call's lm.CallStats (waits, attempts, cost).
 type LMCall struct {
 	Model    string         `json:"model"`
 	Adapter  string         `json:"adapter,omitempty"`
@@ -62,9 +63,11 @@ type LMCall struct {
 	CostKnown        bool          `json:"cost_known,omitempty"`
 	Latency          time.Duration `json:"latency,omitempty"`
 	QueueWait        time.Duration `json:"queue_wait,omitempty"`
-	CacheHit         bool          `json:"cache_hit,omitempty"`
-	Attempts         int           `json:"attempts,omitempty"`
-	Error            string        `json:"error,omitempty"`
+	// RateLimitWait is how long the rate limiter held the call back.
+	RateLimitWait time.Duration `json:"rate_limit_wait,omitempty"`
+	CacheHit      bool          `json:"cache_hit,omitempty"`
+	Attempts      int           `json:"attempts,omitempty"`
+	Error         string        `json:"error,omitempty"`
 	// ErrorKind is the error's class ("rate limited", "timeout"...).
 	ErrorKind string `json:"error_kind,omitempty"`
 }

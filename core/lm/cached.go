@@ -49,7 +49,8 @@ type cachedResponse struct {
 // Cached is the outermost execution layer below Metered: identical requests
 // (RequestKey: same model, messages, sampling parameters, response format
 // and rollout id) are answered from the store. A hit is a fresh copy marked
-// CacheHit, with zero usage and zero attempts: it cost no tokens. Responses
+// CacheHit, with zero usage: it cost no tokens (and, in the call's
+// CallStats, no attempts). Responses
 // with a choice cut off by the token limit (Response.Truncated) are never
 // stored, nor served if found. Store
 // failures never fail a call; the call just goes to the provider. Safe for

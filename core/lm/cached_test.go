@@ -44,12 +44,13 @@ func TestCachedLayer(t *testing.T) {
 		t.Fatalf("first call: %v hit=%v", err, first.CacheHit)
 	}
 	t.Run("memory hit", func(t *testing.T) {
+		ctx, st := lm.WithCallStats(ctx)
 		hit, err := m.Complete(ctx, ask("cache me"))
 		if err != nil || !hit.CacheHit || hit.Text() != first.Text() {
 			t.Fatalf("hit=%v err=%v", hit.CacheHit, err)
 		}
-		if hit.Usage != (lm.Usage{}) || hit.Attempts != 0 {
-			t.Errorf("a hit must cost no tokens: %+v", hit)
+		if hit.Usage != (lm.Usage{}) || st.Attempts != 0 || st.Cost != (lm.Cost{}) {
+			t.Errorf("a hit must cost no tokens: %+v, %+v", hit, st)
 		}
 		if srv.Stats().Requests != 1 {
 			t.Errorf("server saw %d requests", srv.Stats().Requests)

@@ -56,6 +56,10 @@ func RequestKey(model string, req *Request) string {
 // callers still waiting start it again among themselves (one of them
 // makes it, the others join), so that no caller's cancellation waits on
 // another's call.
+//
+// A caller that joined gets its own copy of the response, with zero usage,
+// and the shared call's queue and rate-limit waits in its own CallStats,
+// with no attempts: it spent nothing of its own.
 type Collapse struct {
 	next LM
 	seed maphash.Seed
@@ -71,6 +75,9 @@ type flight struct {
 	done  chan struct{} // made when a second caller joins; closed at the end
 	res   *Response
 	err   error
+	// stats are the call's waits, as its first caller's record got them:
+	// each caller that joined copies them into its own record.
+	stats CallStats
 	// restart tells the callers that joined that the first caller left
 	// before the call ended: they start again.
 	restart bool
@@ -124,16 +131,27 @@ func (c *Collapse) Complete(ctx context.Context, req *Request) (*Response, error
 		if f.err != nil {
 			return nil, f.err
 		}
+		if st := CallStatsFrom(ctx); st != nil {
+			// It waited as long as the shared call; it made no attempt.
+			st.QueueWait += f.stats.QueueWait
+			st.RateLimitWait += f.stats.RateLimitWait
+		}
 		res := f.res.Clone()
-		// A joined call spent nothing of its own.
-		res.Usage = Usage{}
-		res.Attempts = 0
+		res.Usage = Usage{} // a joined call spent nothing of its own
 		return res, nil
 	}
 	f := &flight{model: model, req: req, next: c.flights[h]}
 	c.flights[h] = f
 	c.mu.Unlock()
 
+	// The shared call's waits reach the callers that join through the first
+	// caller's record (a caller that keeps none shares none): the call runs
+	// on that caller's own context, untouched.
+	st := CallStatsFrom(ctx)
+	var before CallStats
+	if st != nil {
+		before = *st
+	}
 	res, err := c.next.Complete(ctx, req)
 
 	c.mu.Lock()
@@ -155,6 +173,9 @@ func (c *Collapse) Complete(ctx context.Context, req *Request) (*Response, error
 	joined := f.done != nil
 	if joined {
 		f.res, f.err = res, err
+		if st != nil {
+			f.stats = CallStats{QueueWait: st.QueueWait - before.QueueWait, RateLimitWait: st.RateLimitWait - before.RateLimitWait}
+		}
 		f.restart = err != nil && ctx.Err() != nil
 		if err == nil {
 			// The callers that joined clone f.res; this caller gets a

@@ -8,8 +8,12 @@ import (
 )
 
 // Hooks let observers (logging, metrics, the event bus) watch the execution
-// layers. Nil fields, and a nil *Hooks, are skipped. Hooks are called
-// synchronously on the calling goroutine and must not block.
+// layers: the moments inside a call (waits, retries) as they happen, breaker
+// changes, and finished calls. A call's totals (waits, attempts, cost) are
+// in its CallStats, which the LM call's one publisher reads; through
+// EventHooks, hooks are the only other source of an LM call's events. Nil
+// fields, and a nil *Hooks, are skipped. Hooks are called synchronously on
+// the calling goroutine and must not block.
 type Hooks struct {
 	// QueueWait reports a call admitted by a pool after waiting.
 	QueueWait func(ctx context.Context, model string, wait time.Duration)
@@ -32,6 +36,9 @@ type CallInfo struct {
 	Response *Response // nil on error
 	Err      error
 	Duration time.Duration
+	// Stats is the call's record as the layers left it: the caller's
+	// CallStats, or one with only the cost when the caller keeps none.
+	Stats CallStats
 }
 
 func (h *Hooks) queueWait(ctx context.Context, model string, wait time.Duration) {

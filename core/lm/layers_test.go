@@ -63,12 +63,12 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		var waits []time.Duration
 		hooks := &lm.Hooks{Retry: func(_ context.Context, _ string, _ int, _ error, wait time.Duration) { waits = append(waits, wait) }}
 		r := lm.NewRetry(fake, fastRetry(3), hooks)
-		res, err := r.Complete(context.Background(), ask("hi"))
-		if err != nil {
+		ctx, st := lm.WithCallStats(context.Background())
+		if _, err := r.Complete(ctx, ask("hi")); err != nil {
 			t.Fatal(err)
 		}
-		if res.Attempts != 2 {
-			t.Errorf("attempts = %d, want 2", res.Attempts)
+		if st.Attempts != 2 {
+			t.Errorf("attempts = %d, want 2", st.Attempts)
 		}
 		calls := fake.Calls()
 		if len(calls) != 2 {
@@ -467,26 +467,27 @@ func TestStackUsageAndCost(t *testing.T) {
 	})
 	run := lm.NewTracker()
 	ctx := lm.WithTracker(context.Background(), run)
-	res, err := s.Complete(ctx, ask("price me"))
+	callCtx, st := lm.WithCallStats(ctx)
+	res, err := s.Complete(callCtx, ask("price me"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := (float64(res.Usage.PromptTokens)*1 + float64(res.Usage.CompletionTokens)*2) / 1e6
-	if !res.Cost.Known() || res.Cost.USD != want {
-		t.Errorf("cost = %v, want $%v", res.Cost, want)
+	if !st.Cost.Known() || st.Cost.USD != want {
+		t.Errorf("cost = %v, want $%v", st.Cost, want)
 	}
 	tot := run.Total()
-	if tot.Calls != 1 || tot.Usage != res.Usage || tot.Cost != res.Cost || calls.Load() != 1 {
+	if tot.Calls != 1 || tot.Usage != res.Usage || tot.Cost != st.Cost || calls.Load() != 1 {
 		t.Errorf("tracker = %+v, hook calls %d", tot, calls.Load())
 	}
 
 	unpriced := lm.NewStack(client, lm.ExecConfig{})
-	res, err = unpriced.Complete(ctx, ask("no price"))
-	if err != nil {
+	callCtx, st = lm.WithCallStats(ctx)
+	if _, err = unpriced.Complete(callCtx, ask("no price")); err != nil {
 		t.Fatal(err)
 	}
-	if res.Cost.Known() || res.Cost.String() != "unknown" {
-		t.Errorf("unknown price reported as %v", res.Cost)
+	if st.Cost.Known() || st.Cost.String() != "unknown" {
+		t.Errorf("unknown price reported as %v", st.Cost)
 	}
 	if tot := run.Total(); tot.Cost.Known() || tot.Calls != 2 {
 		t.Errorf("run total = %+v", tot)

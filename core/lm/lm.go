@@ -8,6 +8,8 @@
 // Providers are wrapped in execution layers, each a small LM of its own:
 // Metered → Cached → Collapse → Pool → RateLimit → Retry → Breaker →
 // provider; NewStack builds the whole chain (see docs/architecture.md).
+// What the layers learn about a call (waits, attempts, cost) goes into the
+// call's CallStats, never onto the Response they pass on.
 //
 // Providers turn HTTP failures into *Error values whose Kind is one of the
 // sentinel errors below, so callers branch with errors.Is and never parse
@@ -150,24 +152,22 @@ func (u Usage) Add(o Usage) Usage {
 	return Usage{u.PromptTokens + o.PromptTokens, u.CompletionTokens + o.CompletionTokens, u.TotalTokens + o.TotalTokens}
 }
 
-// Response is a provider's answer.
+// Response is a provider's answer: what the provider (or the cache) produced.
+// The execution layers never change a response they pass on; what they
+// learn on the way (waits, attempts, cost) goes into the call's CallStats.
 type Response struct {
 	ID      string
 	Model   string
 	Choices []Choice
-	Usage   Usage
-	// CacheHit reports that the response came from a cache, not the provider.
+	// Usage counts the tokens this caller's call spent: zero for a cache
+	// hit, and for a call that joined an identical one in flight.
+	Usage Usage
+	// CacheHit reports that the response came from a cache, not the
+	// provider: the cache sets it on the copy it hands out.
 	CacheHit bool
-	// Latency is the wall time of the provider call.
+	// Latency is the wall time of the provider call, as the provider
+	// measured it around its HTTP exchange; 0 for a cache hit.
 	Latency time.Duration
-	// Attempts is how many provider calls produced this response (retries
-	// plus one); 0 for a cache hit.
-	Attempts int
-	// QueueWait is how long the call waited for a pool slot.
-	QueueWait time.Duration
-	// Cost is the call's price from the configured price table; zero (and
-	// known) for cache hits.
-	Cost Cost
 }
 
 // Clone returns a deep copy, so that a shared response (a cache hit, a

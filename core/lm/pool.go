@@ -119,8 +119,8 @@ func (s *Slots) Acquire(ctx context.Context) (release func(), wait time.Duration
 	}
 }
 
-// acquireFor is Acquire for a call to model: a wait is reported to hooks,
-// and a failure is an *Error (ErrQueueFull, or the ended context's kind).
+// acquireFor is Acquire for a call to model: a wait is recorded in the
+// call's CallStats and reported to hooks, and a failure is an *Error (ErrQueueFull, or the ended context's kind).
 func (s *Slots) acquireFor(ctx context.Context, model string, hooks *Hooks) (func(), time.Duration, error) {
 	release, wait, err := s.Acquire(ctx)
 	if err != nil {
@@ -128,6 +128,9 @@ func (s *Slots) acquireFor(ctx context.Context, model string, hooks *Hooks) (fun
 			return nil, wait, &Error{Kind: ErrQueueFull, Model: model, Message: err.Error()}
 		}
 		return nil, wait, contextKindError(ctx, model)
+	}
+	if st := CallStatsFrom(ctx); st != nil {
+		st.QueueWait += wait
 	}
 	hooks.queueWait(ctx, model, wait)
 	return release, wait, nil
@@ -157,8 +160,8 @@ func (s *Slots) Stats() PoolStats {
 }
 
 // Pool is the execution layer that bounds concurrent calls to one endpoint
-// and model. Each response records how long its call waited for a slot
-// (Response.QueueWait). Safe for concurrent use.
+// and model. It records how long each call waited for a slot in the call's
+// CallStats (QueueWait). Safe for concurrent use.
 type Pool struct {
 	next  LM
 	slots *Slots
@@ -187,16 +190,12 @@ func (p *Pool) Stats() PoolStats { return p.slots.Stats() }
 // Complete waits for a slot, then calls the wrapped LM.
 func (p *Pool) Complete(ctx context.Context, req *Request) (*Response, error) {
 	model := requestModel(p.next, req)
-	release, wait, err := p.slots.acquireFor(ctx, model, p.hooks)
+	release, _, err := p.slots.acquireFor(ctx, model, p.hooks)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	res, err := p.next.Complete(ctx, req)
-	if res != nil {
-		res.QueueWait += wait
-	}
-	return res, err
+	return p.next.Complete(ctx, req)
 }
 
 // Stream holds a slot for the whole stream.

@@ -90,7 +90,11 @@ func (r *RateLimit) wait(ctx context.Context, req *Request) (int, error) {
 			return 0, contextKindErrorOr(ctx, requestModel(r.next, req), err)
 		}
 	}
-	r.hooks.rateLimitWait(ctx, requestModel(r.next, req), time.Since(start))
+	wait := time.Since(start)
+	if st := CallStatsFrom(ctx); st != nil {
+		st.RateLimitWait += wait
+	}
+	r.hooks.rateLimitWait(ctx, requestModel(r.next, req), wait)
 	return est, nil
 }
 

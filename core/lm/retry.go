@@ -48,8 +48,10 @@ func (c RetryConfig) withDefaults() RetryConfig {
 // see Retryable). Waits grow exponentially with jitter ("equal jitter": half
 // the base wait plus a random part of the other half), and never undercut a
 // server's Retry-After. A cancelled context, an open breaker or a full pool
-// is never retried, and no wait outlives the context's deadline. Safe for
-// concurrent use.
+// is never retried, and no wait outlives the context's deadline. It counts
+// the provider calls in the call's CallStats (Attempts); a call it gives up
+// on also carries the count on its error (AttemptsError), for callers that
+// keep no record. Safe for concurrent use.
 type Retry struct {
 	next  LM
 	cfg   RetryConfig
@@ -80,12 +82,13 @@ func (r *Retry) ResponseFormat() ResponseFormatMode { return ResponseFormatFor(r
 // Complete calls the wrapped LM, retrying retryable failures.
 func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {
 	model := requestModel(r.next, req)
+	st := CallStatsFrom(ctx)
 	for attempt := 1; ; attempt++ {
+		if st != nil {
+			st.Attempts = attempt
+		}
 		res, err := r.next.Complete(ctx, req)
 		if err == nil {
-			if res != nil {
-				res.Attempts = attempt
-			}
 			return res, nil
 		}
 		wait, ok := r.shouldRetry(ctx, attempt, err)
@@ -105,7 +108,11 @@ func (r *Retry) Complete(ctx context.Context, req *Request) (*Response, error) {
 func (r *Retry) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
 	return func(yield func(Delta, error) bool) {
 		model := requestModel(r.next, req)
+		st := CallStatsFrom(ctx)
 		for attempt := 1; ; attempt++ {
+			if st != nil {
+				st.Attempts = attempt
+			}
 			started := false
 			var failed error
 			for d, err := range StreamOrComplete(ctx, r.next, req) {

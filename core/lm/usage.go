@@ -94,7 +94,7 @@ type Totals struct {
 	Cost     Cost  `json:"cost"`
 }
 
-func (t Totals) add(res *Response, err error) Totals {
+func (t Totals) add(res *Response, cost Cost, err error) Totals {
 	t.Calls++
 	if err != nil {
 		if errors.Is(err, ErrCanceled) {
@@ -108,7 +108,7 @@ func (t Totals) add(res *Response, err error) Totals {
 		t.CacheHits++
 	}
 	t.Usage = t.Usage.Add(res.Usage)
-	t.Cost = t.Cost.Add(res.Cost)
+	t.Cost = t.Cost.Add(cost)
 	return t
 }
 
@@ -124,12 +124,13 @@ type Tracker struct {
 // NewTracker returns an empty tracker.
 func NewTracker() *Tracker { return &Tracker{byModel: map[string]Totals{}} }
 
-// Add records one finished call.
-func (t *Tracker) Add(model string, res *Response, err error) {
+// Add records one finished call: its response (nil on error), its cost
+// (info.Stats.Cost) or its error.
+func (t *Tracker) Add(info CallInfo) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.total = t.total.add(res, err)
-	t.byModel[model] = t.byModel[model].add(res, err)
+	t.total = t.total.add(info.Response, info.Stats.Cost, info.Err)
+	t.byModel[info.Model] = t.byModel[info.Model].add(info.Response, info.Stats.Cost, info.Err)
 }
 
 // Total returns the sums over every model.
@@ -157,16 +158,17 @@ func WithTracker(ctx context.Context, t *Tracker) context.Context {
 	return context.WithValue(ctx, trackersKey{}, append(list, t))
 }
 
-func recordCall(ctx context.Context, model string, res *Response, err error) {
+func recordCall(ctx context.Context, info CallInfo) {
 	trackers, _ := ctx.Value(trackersKey{}).([]*Tracker)
 	for _, t := range trackers {
-		t.Add(model, res, err)
+		t.Add(info)
 	}
 }
 
 // Metered is the outermost execution layer: it prices each response from
-// the price table, records it in the context's Trackers and reports it to
-// the Call hook. Safe for concurrent use.
+// the price table into the call's CallStats (Cost), records the call in the
+// context's Trackers and reports it to the Call hook. Safe for concurrent
+// use.
 type Metered struct {
 	next   LM
 	prices Prices
@@ -198,16 +200,17 @@ func (m *Metered) Complete(ctx context.Context, req *Request) (*Response, error)
 }
 
 func (m *Metered) finish(ctx context.Context, req *Request, res *Response, err error, d time.Duration) {
-	model := requestModel(m.next, req)
-	if err == nil && res != nil {
-		if res.CacheHit {
-			res.Cost = Cost{}
-		} else {
-			res.Cost = m.prices.Cost(model, res.Usage)
-		}
+	info := CallInfo{Model: requestModel(m.next, req), Request: req, Response: res, Err: err, Duration: d}
+	st := CallStatsFrom(ctx)
+	if err == nil && res != nil && !res.CacheHit {
+		info.Stats.Cost = m.prices.Cost(info.Model, res.Usage)
 	}
-	recordCall(ctx, model, res, err)
-	m.hooks.call(ctx, CallInfo{Model: model, Request: req, Response: res, Err: err, Duration: d})
+	if st != nil {
+		st.Cost = info.Stats.Cost
+		info.Stats = *st
+	}
+	recordCall(ctx, info)
+	m.hooks.call(ctx, info)
 }
 
 // Stream passes deltas through and records the call when the stream ends.
@@ -219,8 +222,11 @@ func (m *Metered) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, err
 		for d, err := range StreamOrComplete(ctx, m.next, req) {
 			if err != nil {
 				failed = err
-			} else if d.Usage != nil {
-				res.Usage = *d.Usage
+			} else {
+				if d.Usage != nil {
+					res.Usage = *d.Usage
+				}
+				res.CacheHit = res.CacheHit || d.Cached
 			}
 			if !yield(d, err) || err != nil {
 				break

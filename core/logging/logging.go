@@ -372,6 +372,9 @@ func (l *Logger) lmCall(e entry, d *event.LMCall) {
 	if d.QueueWait > 0 {
 		args = append(args, "queue_wait", duration(d.QueueWait))
 	}
+	if d.RateLimitWait >= time.Millisecond {
+		args = append(args, "rate_limit_wait", duration(d.RateLimitWait))
+	}
 	if d.Error != "" {
 		l.lmFailed(d, args)
 		return

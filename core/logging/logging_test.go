@@ -27,6 +27,7 @@ func sample(bus *event.Bus, runErr string) {
 	pub(event.LMStart, lm, &call)
 	done := call
 	done.PromptTokens, done.CompletionTokens, done.Latency, done.CostUSD, done.CostKnown = 12, 3, 250*time.Millisecond, 0.001, true
+	done.QueueWait, done.RateLimitWait = 40*time.Millisecond, 20*time.Millisecond
 	done.Completions = []string{"SECRET ANSWER"}
 	pub(event.LMEnd, lm, &done)
 	pub(event.LMRetry, lm, &event.LMRetryInfo{Model: call.Model, Attempt: 1, Error: "429", Wait: time.Second})
@@ -159,6 +160,7 @@ func TestJSONFields(t *testing.T) {
 	for k, want := range map[string]any{
 		"@level": "debug", "run": "01234567", "span": "33333333", "parent": "11111111", "model": "gpt-4o-mini",
 		"prompt_tokens": 12.0, "completion_tokens": 3.0, "latency": "250ms", "cache_hit": false, "cost_usd": 0.001,
+		"queue_wait": "40ms", "rate_limit_wait": "20ms",
 	} {
 		if done[k] != want {
 			t.Errorf("lm done %s = %v, want %v", k, done[k], want)
