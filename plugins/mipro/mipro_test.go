@@ -129,11 +129,11 @@ func TestSplit(t *testing.T) {
 
 func TestStripPrefixAndRepr(t *testing.T) {
 	for in, want := range map[string]string{
-		"Proposed Instruction: Answer briefly.": "Answer briefly.",
+		"Proposed Instruction: Answer briefly.":     "Answer briefly.",
 		`** Summary: "The data is quiz questions."`: "The data is quiz questions.",
-		"Answer: a: b":                            "a: b",
-		"no prefix here":                          "no prefix here",
-		"one two three four five six: x":          "one two three four five six: x",
+		"Answer: a: b":                   "a: b",
+		"no prefix here":                 "no prefix here",
+		"one two three four five six: x": "one two three four five six: x",
 	} {
 		if got := stripPrefix(in); got != want {
 			t.Errorf("stripPrefix(%q) = %q, want %q", in, got, want)
