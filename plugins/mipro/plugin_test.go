@@ -1,0 +1,223 @@
+package mipro
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/config"
+	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/plugins/sampler"
+)
+
+// pythonForTests returns an interpreter that can run the sampler plugin
+// from this checkout ($DSPEX_PYTHON, else the repository's .venv) and the
+// environment that makes it import this checkout's python/ first, or skips.
+func pythonForTests(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := bridge.RepoRoot(wd)
+	if !ok {
+		t.Fatalf("no repository root above %s", wd)
+	}
+	python := os.Getenv("DSPEX_PYTHON")
+	if python == "" {
+		python = filepath.Join(root, ".venv", "bin", "python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no Python at %s (set DSPEX_PYTHON or run `make setup`)", python)
+	}
+	env := map[string]string{"PYTHONPATH": filepath.Join(root, "python")}
+	probe := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna")
+	probe.Env = append(os.Environ(), "PYTHONPATH="+env["PYTHONPATH"])
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
+	}
+	return python, env
+}
+
+// pluginSampler starts the Python sampler plugin through the bridge host.
+func pluginSampler(t *testing.T) (*sampler.Client, *bridge.Plugin) {
+	t.Helper()
+	python, env := pythonForTests(t)
+	cfg := bridge.DefaultConfig()
+	cfg.Python = python
+	spec := sampler.Spec()
+	spec.Env = env
+	cfg.Plugins[sampler.PluginName] = spec
+	cfg.Supervisor = bridge.SupervisorConfig{
+		StartTimeout:    config.Duration(60 * time.Second),
+		HealthInterval:  config.Duration(time.Second),
+		HealthTimeout:   config.Duration(5 * time.Second),
+		BackoffInitial:  config.Duration(10 * time.Millisecond),
+		ShutdownTimeout: config.Duration(5 * time.Second),
+	}
+	host, err := bridge.NewHost(cfg, bridge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := host.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	c, p, err := sampler.Open(host, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+// On the bundled task, with the real Optuna study, MIPROv2 light beats the
+// zero-shot program on the dev split.
+func TestMIPROLightBeatsZeroShot(t *testing.T) {
+	c, _ := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	m := metric.ExactMatch("answer")
+	res, err := New(Config{Metric: m, Sampler: c, PromptModel: prompt, MinibatchSize: 20}).Compile(ctx, student, train, dev[:60])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NumTrials != 10 || !res.Minibatch || res.ValsetSize != 60 {
+		t.Errorf("light settings: %d trials, minibatch %v, valset %d", res.NumTrials, res.Minibatch, res.ValsetSize)
+	}
+	if n := len(res.Trials); n != 1+10+2 {
+		t.Errorf("%d trials, want the baseline, 10 sampled and 2 full evaluations", n)
+	}
+	score := func(p module.Program) float64 {
+		r, err := evaluate.Run(ctx, p, dev[60:], m, evaluate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Score
+	}
+	base, best := score(student), score(res.Program)
+	if best <= base+5 {
+		t.Errorf("MIPROv2 light: %.1f on held-out dev, zero-shot %.1f", best, base)
+	}
+	t.Logf("held-out dev: zero-shot %.1f, MIPROv2 light %.1f (valset %.1f); instruction %q, %d demos",
+		base, best, res.Score, res.Program.NamedPredictors()[0].Predictor.Signature().Instructions(),
+		len(res.Program.NamedPredictors()[0].Predictor.Demos()))
+}
+
+// killer SIGKILLs the plugin on the at-th call of op ("ask" or "tell").
+type killer struct {
+	Sampler
+	plugin *bridge.Plugin
+	op     string
+	at     int
+	mu     sync.Mutex
+	n      int
+	killed int
+}
+
+func (k *killer) maybeKill(t *testing.T, op string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if op != k.op {
+		return
+	}
+	k.n++
+	if k.n == k.at {
+		if err := syscall.Kill(k.plugin.Pid(), syscall.SIGKILL); err != nil {
+			t.Errorf("kill: %v", err)
+		}
+		k.killed++
+	}
+}
+
+type killTest struct {
+	*killer
+	t *testing.T
+}
+
+func (k killTest) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	k.maybeKill(k.t, "ask")
+	return k.Sampler.Ask(ctx, study)
+}
+
+func (k killTest) Tell(ctx context.Context, study string, n int64, v float64, s sampler.State) error {
+	k.maybeKill(k.t, "tell")
+	return k.Sampler.Tell(ctx, study, n, v, s)
+}
+
+// A SIGKILLed sampler plugin mid-run: the supervisor restarts it, the
+// study is rebuilt from the trial log, and the run ends with the same
+// complete, unique trial log and best program as an uninterrupted run.
+func TestSamplerKilledMidRun(t *testing.T) {
+	c, p := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	cfg := Config{Metric: metric.ExactMatch("answer"), PromptModel: prompt, NumCandidates: 5, NumTrials: 8, MinibatchSize: 10}
+	state := func(p module.Program) string {
+		var b bytes.Buffer
+		if err := program.SaveState(&b, p); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+		op       string
+		at       int
+	}{
+		{"tell", 1, "tell", 3},
+		{"ask with trials in flight", 2, "ask", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cfg
+			cfg.TrialsInFlight = tc.inFlight
+			cfg.Sampler = c
+			cfg.StudyID = "ref"
+			want, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+			cfg.Sampler = killTest{k, t}
+			cfg.StudyID = "killed"
+			got, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.killed != 1 || got.Rebuilds < 1 {
+				t.Fatalf("killed %d times, %d rebuilds", k.killed, got.Rebuilds)
+			}
+			seen := map[int64]bool{}
+			for i, tr := range got.Trials {
+				if tr.Number != int64(i) || seen[tr.Number] {
+					t.Errorf("trial %d numbered %d", i, tr.Number)
+				}
+				seen[tr.Number] = true
+			}
+			if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
+				t.Errorf("trial log differs from an uninterrupted run:\n%s", diff)
+			}
+			if want.Score != got.Score || state(want.Program) != state(got.Program) {
+				t.Errorf("best program differs: %.2f vs %.2f", want.Score, got.Score)
+			}
+		})
+	}
+}
