@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
@@ -267,5 +268,65 @@ func TestBadInput(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// Every trial is an optimizer event with its kind, parameters and state,
+// bracketed by start and end; without minibatches (an auto mode with a
+// validation set of 50 or fewer, as DSPy) every trial is a full
+// evaluation and the best is updated as they come; zero-shot searches
+// instructions only.
+func TestEventsZeroShotAndFullTrials(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	bus := event.NewBus()
+	t.Cleanup(bus.Close)
+	var mu sync.Mutex
+	var got []event.Event
+	if _, err := bus.Subscribe(event.SubscribeOptions{Name: "test", Kinds: []event.Kind{event.OptimizerStart, event.OptimizerTrial, event.OptimizerNewBest, event.OptimizerEnd}}, func(e event.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, e)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := event.WithBus(module.WithLM(t.Context(), task), bus)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	res, err := New(Config{Metric: metric.ExactMatch("answer"), Sampler: &fakeSampler{}, PromptModel: prompt, ZeroShot: true}).
+		Compile(ctx, student, train[:20], dev[:30])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Minibatch || res.NumTrials != 9 || len(res.Trials) != 10 || res.DemoSets != nil || len(res.Instructions[0]) != 6 {
+		t.Fatalf("zero-shot light on 30: minibatch %v, %d trials, %d logged, demo sets %v, %d instructions",
+			res.Minibatch, res.NumTrials, len(res.Trials), res.DemoSets != nil, len(res.Instructions[0]))
+	}
+	best := res.Trials[0].Score
+	for _, tr := range res.Trials[1:] {
+		if tr.Kind != Sampled || tr.Minibatch || len(tr.Params) != 1 {
+			t.Errorf("trial %+v", tr)
+		}
+		best = max(best, tr.Score)
+	}
+	if res.Score != best {
+		t.Errorf("best %.2f, the trials' best %.2f", res.Score, best)
+	}
+	bus.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	var trials, bests int
+	for _, e := range got {
+		switch e.Kind {
+		case event.OptimizerTrial:
+			info := e.Data.(*event.OptimizerTrialInfo)
+			if info.Optimizer != Name || info.Score == nil || info.Candidate["kind"] == nil || info.Candidate["state"] == nil {
+				t.Errorf("trial event %+v", info)
+			}
+			trials++
+		case event.OptimizerNewBest:
+			bests++
+		}
+	}
+	if len(got) < 2 || got[0].Kind != event.OptimizerStart || got[len(got)-1].Kind != event.OptimizerEnd || trials != 10 || bests < 1 {
+		t.Errorf("events: %d in all, %d trials, %d new bests", len(got), trials, bests)
 	}
 }
