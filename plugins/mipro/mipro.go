@@ -225,7 +225,11 @@ type Proposal struct {
 	Predictor   int
 	Index       int
 	Instruction string
-	Tip         string
+	// Tip is the key of the tip drawn (DSPy's TIPS); RolloutID the
+	// rollout id drawn for the proposal's calls. Candidate 0 draws both too,
+	// as DSPy does, though it keeps the original instruction.
+	Tip       string
+	RolloutID string
 	// Fallback is why the original instruction stands in for the
 	// proposal (the prompt model failed or answered nothing usable).
 	Fallback string

@@ -233,8 +233,18 @@ func TestSearchWithFakeSampler(t *testing.T) {
 	if len(student.Demos()) != 0 {
 		t.Error("the student was changed")
 	}
+	// The shared random.Random(9) draws as DSPy's: one shuffled demo set,
+	// then a tip and a rollout id per proposal (values from CPython).
+	var drawn []string
 	for _, p := range res.Proposals {
+		drawn = append(drawn, p.Tip+" "+p.RolloutID)
 		t.Logf("proposal %+v", p)
+	}
+	if want := []string{"creative 180848161", "creative 55119493", "none 142190875", "high_stakes 936008044"}; !cmp.Equal(drawn, want) {
+		t.Errorf("tips and rollout ids %q, want %q", drawn, want)
+	}
+	if p := res.Proposals[3]; p.Fallback == "" || p.Instruction != student.Signature().Instructions() {
+		t.Errorf("an empty proposal: %+v, want the original instruction and a recorded fallback", p)
 	}
 	t.Logf("summary %q; trials %+v", res.DatasetSummary, res.Trials)
 }

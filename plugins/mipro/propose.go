@@ -305,9 +305,9 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 				return fmt.Errorf("mipro: pick a rollout id: %w", err)
 			}
 			tip := tips[tipIdx].text
-			prop := Proposal{Predictor: pi, Index: di, Tip: tips[tipIdx].key, Instruction: original}
+			prop := Proposal{Predictor: pi, Index: di, Tip: tips[tipIdx].key, RolloutID: strconv.Itoa(rollout), Instruction: original}
 			if di > 0 {
-				rctx := module.WithParams(module.WithRolloutID(ctx, strconv.Itoa(rollout)), lm.Params{Temperature: lm.Float(r.s.temperature)})
+				rctx := module.WithParams(module.WithRolloutID(ctx, prop.RolloutID), lm.Params{Temperature: lm.Float(r.s.temperature)})
 				var sets [][]example.Example
 				if len(demos) > pi {
 					sets = demos[pi]
