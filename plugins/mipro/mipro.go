@@ -1,16 +1,3 @@
-// Package mipro is DSPy's MIPROv2 optimizer in Go: it bootstraps candidate
-// demo sets, has the prompt model propose grounded instructions (as DSPEx
-// programs), and searches the combinations of instructions and demo sets
-// with a Bayesian sampler — an Optuna study held by the Python sampler
-// plugin (plugins/sampler) — evaluating every candidate in Go.
-//
-// DSPy 3.4.1's MIPROv2 is the reference for the data split, the auto
-// settings, the trial counts, the demo sets, the proposal prompts, the
-// parameter names and the order of random draws (core/pyrand, one
-// random.Random(seed) shared by every step as DSPy shares self.rng). The
-// plugin holds only what Go can rebuild: when it restarts, the study is
-// rebuilt from the trial log (sampler.Client.Rebuild) and the search goes
-// on, with no trial lost or repeated.
 package mipro
 
 import (
@@ -248,8 +235,11 @@ type Result struct {
 	Instructions [][]string
 	DemoSets     [][][]example.Example
 	Proposals    []Proposal
-	// DatasetSummary is the prompt model's summary of the training set.
+	// DatasetSummary is the prompt model's summary of the training set;
+	// SummaryError why there is none (the proposals then go without, as
+	// DSPy's).
 	DatasetSummary string
+	SummaryError   string
 	// Settings in effect.
 	NumTrials  int
 	Minibatch  bool

@@ -280,7 +280,7 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		res.Proposals = append(res.Proposals, Proposal{Predictor: -1, Fallback: "dataset summary failed: " + err.Error()})
+		res.SummaryError = err.Error()
 	}
 	res.DatasetSummary = summary
 	code := programCode(r.program)
