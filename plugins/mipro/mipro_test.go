@@ -8,8 +8,11 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/bridge"
 
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
@@ -338,5 +341,51 @@ func TestEventsZeroShotAndFullTrials(t *testing.T) {
 	}
 	if len(got) < 2 || got[0].Kind != event.OptimizerStart || got[len(got)-1].Kind != event.OptimizerEnd || trials != 10 || bests < 1 {
 		t.Errorf("events: %d in all, %d trials, %d new bests", len(got), trials, bests)
+	}
+}
+
+// failing is a sampler whose every call fails with err, after calling
+// hook on the at-th Ask.
+type failing struct {
+	fakeSampler
+	err  error
+	at   int
+	n    int
+	hook func()
+}
+
+func (f *failing) Ask(ctx context.Context, s string) (sampler.Trial, error) {
+	f.n++
+	if f.n == f.at && f.hook != nil {
+		f.hook()
+	}
+	if f.err != nil {
+		return sampler.Trial{}, f.err
+	}
+	return f.fakeSampler.Ask(ctx, s)
+}
+
+// A plugin that stays down ends the run after SamplerRetry with the
+// bridge's error; a cancelled context ends it at once with the context's.
+func TestSamplerDownAndCancel(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	base := Config{Metric: metric.ExactMatch("answer"), PromptModel: prompt, NumCandidates: 3, NumTrials: 4, MinibatchSize: 5}
+
+	cfg := base
+	cfg.Sampler = &failing{err: &sampler.Error{Op: "ask", Err: bridge.ErrPluginDown}}
+	cfg.SamplerRetry = 100 * time.Millisecond
+	start := time.Now()
+	_, err := New(cfg).Compile(module.WithLM(t.Context(), task), student, train[:10], dev[:10])
+	if !errors.Is(err, bridge.ErrPluginDown) || time.Since(start) > 10*time.Second {
+		t.Errorf("plugin down: %v after %v, want bridge.ErrPluginDown after about 100ms", err, time.Since(start))
+	}
+
+	ctx, cancel := context.WithCancel(module.WithLM(t.Context(), task))
+	defer cancel()
+	cfg = base
+	cfg.Sampler = &failing{at: 3, hook: cancel}
+	if _, err := New(cfg).Compile(ctx, student, train[:10], dev[:10]); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v, want context.Canceled", err)
 	}
 }

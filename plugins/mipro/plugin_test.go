@@ -161,6 +161,11 @@ func (k killTest) Tell(ctx context.Context, study string, n int64, v float64, s 
 	return k.Sampler.Tell(ctx, study, n, v, s)
 }
 
+func (k killTest) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
+	k.maybeKill(k.t, "replay")
+	return k.Sampler.Replay(ctx, study, trials)
+}
+
 // A SIGKILLed sampler plugin mid-run: the supervisor restarts it, the
 // study is rebuilt from the trial log, and the run ends with the same
 // complete, unique trial log and best program as an uninterrupted run.
@@ -185,6 +190,7 @@ func TestSamplerKilledMidRun(t *testing.T) {
 	}{
 		{"tell", 1, "tell", 3},
 		{"ask with trials in flight", 2, "ask", 4},
+		{"adding a full evaluation", 2, "replay", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := cfg
