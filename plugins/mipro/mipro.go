@@ -2,6 +2,7 @@ package mipro
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -68,6 +69,8 @@ var (
 	ErrData = errors.New("mipro: invalid data")
 	// ErrSpace: the search space cannot hold the trials asked for.
 	ErrSpace = errors.New("mipro: search space too small")
+	// ErrResume: Config.Resume is not a log of this optimization.
+	ErrResume = errors.New("mipro: resume log does not match")
 	// ErrSampler: the sampler answered outside the search space, or out of
 	// order.
 	ErrSampler = errors.New("mipro: bad sampler answer")
@@ -147,6 +150,14 @@ type Config struct {
 	// default 1 (DSPy's sequence). Trials in flight never cross a full
 	// evaluation.
 	TrialsInFlight int
+	// Resume is the trial log of an interrupted run of the same
+	// optimization (the same program, data, settings and seed; read back
+	// from trial events with TrialFromRecord). Its trials are not evaluated
+	// again: each is added to the study under its number with its logged
+	// score, and the run goes on after the last. The demo sets and
+	// instructions are made again, so they are those of the interrupted
+	// run only with a deterministic or cached LM.
+	Resume []Trial
 	// SamplerRetry bounds how long a sampler call waits for a restarting
 	// plugin; default 2 minutes.
 	SamplerRetry time.Duration
@@ -205,6 +216,30 @@ type Trial struct {
 	BatchSize int
 	// Error is why the evaluation failed (it then scores 0, as DSPy).
 	Error string
+	// Resumed reports a trial taken from Config.Resume, not evaluated.
+	Resumed bool
+}
+
+// TrialFromRecord reads a trial back from an optimizer.trial event of this
+// optimizer (its trial number, candidate record, score and minibatch flag),
+// for Config.Resume; false when the record is not one of MIPROv2's trials.
+func TrialFromRecord(number int, candidate json.RawMessage, score float64, minibatch bool) (Trial, bool) {
+	var rec struct {
+		Kind      TrialKind      `json:"kind"`
+		Params    map[string]int `json:"params"`
+		BatchSize int            `json:"batch_size"`
+		Error     string         `json:"error"`
+	}
+	if json.Unmarshal(candidate, &rec) != nil || rec.Params == nil {
+		return Trial{}, false
+	}
+	switch rec.Kind {
+	case Baseline, Sampled, FullEval:
+	default:
+		return Trial{}, false
+	}
+	return Trial{Number: int64(number), Kind: rec.Kind, Params: rec.Params, Score: score, Minibatch: minibatch,
+		BatchSize: rec.BatchSize, Error: rec.Error}, true
 }
 
 // Proposal is a proposed instruction.

@@ -3,6 +3,8 @@ package mipro
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"github.com/dspex/dspex/bridge"
 	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
@@ -225,5 +229,109 @@ func TestSamplerKilledMidRun(t *testing.T) {
 				t.Errorf("best program differs: %.2f vs %.2f", want.Score, got.Score)
 			}
 		})
+	}
+}
+
+// cancelAt cancels the run at its at-th Ask.
+type cancelAt struct {
+	Sampler
+	at     int
+	n      int
+	cancel func()
+}
+
+func (c *cancelAt) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	c.n++
+	if c.n == c.at {
+		c.cancel()
+	}
+	return c.Sampler.Ask(ctx, study)
+}
+
+// trialEvents runs Compile with a bus and returns its result, its error
+// and the trials read back from its optimizer.trial events (as the trace
+// store keeps them).
+func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student module.Program, train, val []example.Example) (*Result, error, []Trial) {
+	t.Helper()
+	bus := event.NewBus()
+	var mu sync.Mutex
+	var trials []Trial
+	if _, err := bus.Subscribe(event.SubscribeOptions{Name: "log", Kinds: []event.Kind{event.OptimizerTrial}}, func(e event.Event) {
+		info := e.Data.(*event.OptimizerTrialInfo)
+		raw, err := json.Marshal(info.Candidate)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		tr, ok := TrialFromRecord(info.Trial, raw, *info.Score, info.Minibatch)
+		if !ok {
+			t.Errorf("trial event %s is not a MIPROv2 trial", raw)
+			return
+		}
+		mu.Lock()
+		trials = append(trials, tr)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := opt.Compile(event.WithBus(ctx, bus), student, train, val)
+	bus.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	return res, err, trials
+}
+
+// An interrupted run resumed from its trial events evaluates only what is
+// left and ends as an uninterrupted run.
+func TestResumeFromTrialEvents(t *testing.T) {
+	c, _ := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	cfg := Config{Metric: metric.ExactMatch("answer"), Sampler: c, PromptModel: prompt, NumCandidates: 5, NumTrials: 8, MinibatchSize: 10, TrialsInFlight: 2}
+	want, err, wantEvents := trialEvents(t, ctx, New(cfg), student, train[:30], dev[:40])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want.Trials, wantEvents); diff != "" {
+		t.Errorf("trials read back from events differ from the log:\n%s", diff)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cut := cfg
+	cut.Sampler = &cancelAt{Sampler: c, at: 6, cancel: cancel}
+	_, err, logged := trialEvents(t, cctx, New(cut), student, train[:30], dev[:40])
+	if !errors.Is(err, context.Canceled) || len(logged) < 3 || len(logged) >= len(want.Trials) {
+		t.Fatalf("interrupted run: %v, %d trials logged", err, len(logged))
+	}
+
+	resumed := cfg
+	resumed.Resume = logged
+	got, err := New(resumed).Compile(ctx, student, train[:30], dev[:40])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, tr := range got.Trials {
+		if tr.Resumed {
+			n++
+			got.Trials[i].Resumed = false
+		}
+	}
+	if n != len(logged) {
+		t.Errorf("%d trials resumed, %d logged", n, len(logged))
+	}
+	if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
+		t.Errorf("the resumed run's trials differ from an uninterrupted run's:\n%s", diff)
+	}
+	if got.Score != want.Score {
+		t.Errorf("best %.2f, uninterrupted %.2f", got.Score, want.Score)
+	}
+
+	bad := cfg
+	bad.Resume = []Trial{{Number: 0, Kind: Sampled, Params: map[string]int{}}}
+	if _, err := New(bad).Compile(ctx, student, train[:30], dev[:40]); !errors.Is(err, ErrResume) {
+		t.Errorf("a log of another optimization: %v, want ErrResume", err)
 	}
 }

@@ -28,6 +28,7 @@ type entry struct {
 	value     float64
 	evaluated bool // value is set
 	told      bool // the study holds it as complete
+	inStudy   bool // the study holds it (asked, replayed or told)
 }
 
 // combo is a parameter combination's minibatch scores (DSPy's
@@ -53,6 +54,7 @@ type search struct {
 
 	best      module.Program
 	bestScore float64
+	resume    map[int64]Trial
 }
 
 func paramName(i int, what string) string { return strconv.Itoa(i) + "_predictor_" + what }
@@ -149,7 +151,7 @@ func toParams(idx map[string]int) sampler.Params {
 
 func (r *run) search(ctx context.Context, res *Result) error {
 	s := r.s
-	st := &search{r: r, res: res, byKey: map[string]*combo{}, full: map[string]bool{}}
+	st := &search{r: r, res: res, byKey: map[string]*combo{}, full: map[string]bool{}, resume: map[int64]Trial{}}
 	id := r.o.cfg.StudyID
 	if id == "" {
 		id = fmt.Sprintf("mipro-%d", s.seed)
@@ -164,10 +166,22 @@ func (r *run) search(ctx context.Context, res *Result) error {
 	for _, n := range st.names {
 		baseIdx[n] = 0
 	}
+	for _, t := range r.o.cfg.Resume {
+		if _, dup := st.resume[t.Number]; dup {
+			return fmt.Errorf("%w: trial %d is logged twice", ErrResume, t.Number)
+		}
+		st.resume[t.Number] = t
+	}
 	base := r.program.Clone()
-	baseScore, baseErr, err := st.evaluate(ctx, base, r.val)
+	baseTrial, resumed, err := st.resumed(0, Baseline, baseIdx)
 	if err != nil {
 		return err
+	}
+	baseScore, baseErr := baseTrial.Score, baseTrial.Error
+	if !resumed {
+		if baseScore, baseErr, err = st.evaluate(ctx, base, r.val); err != nil {
+			return err
+		}
 	}
 	st.best, st.bestScore = base, baseScore
 	if err := st.call(ctx, "create study", func() error {
@@ -179,7 +193,7 @@ func (r *run) search(ctx context.Context, res *Result) error {
 	if err := st.addTrial(ctx, baseIdx, baseScore); err != nil {
 		return err
 	}
-	st.record(ctx, Trial{Number: 0, Kind: Baseline, Params: baseIdx, Score: baseScore, BatchSize: len(r.val), Error: baseErr}, base, true)
+	st.record(ctx, Trial{Number: 0, Kind: Baseline, Params: baseIdx, Score: baseScore, BatchSize: len(r.val), Error: baseErr, Resumed: resumed}, base, true)
 
 	total := s.numTrials
 	for done := 0; done < s.numTrials; {
@@ -209,6 +223,27 @@ type pending struct {
 	set    []example.Example
 	score  float64
 	err    string
+	// resumed: taken from Config.Resume, not evaluated again.
+	resumed bool
+}
+
+// resumed returns the logged trial of that number when Config.Resume has
+// one, checking that it is the trial the run has reached.
+func (st *search) resumed(number int64, kind TrialKind, idx map[string]int) (Trial, bool, error) {
+	t, ok := st.resume[number]
+	if !ok {
+		return Trial{}, false, nil
+	}
+	if t.Kind != kind {
+		return Trial{}, false, fmt.Errorf("%w: trial %d is logged as %s, the run reached a %s trial", ErrResume, number, t.Kind, kind)
+	}
+	if idx != nil && st.comboKey(t.Params) != st.comboKey(idx) {
+		return Trial{}, false, fmt.Errorf("%w: trial %d is logged with %v, the run chose %v", ErrResume, number, t.Params, idx)
+	}
+	if _, err := st.indices(sampler.Trial{Number: number, Params: toParams(t.Params)}); err != nil {
+		return Trial{}, false, fmt.Errorf("%w: %v", ErrResume, err)
+	}
+	return t, true, nil
 }
 
 // batch asks k trials, evaluates them concurrently, and tells them in
@@ -217,23 +252,51 @@ func (st *search) batch(ctx context.Context, k int) error {
 	r := st.r
 	batch := make([]*pending, 0, k)
 	for range k {
-		var t sampler.Trial
-		if err := st.call(ctx, "ask", func() error {
-			var err error
-			t, err = r.o.cfg.Sampler.Ask(ctx, st.study.ID)
-			return err
-		}); err != nil {
-			return err
-		}
-		if t.Number != int64(len(st.log)) {
-			return fmt.Errorf("%w: asked trial %d, the log holds %d trials", ErrSampler, t.Number, len(st.log))
-		}
-		idx, err := st.indices(t)
+		number := int64(len(st.log))
+		logged, resumed, err := st.resumed(number, Sampled, nil)
 		if err != nil {
 			return err
 		}
-		st.log = append(st.log, entry{params: toParams(idx)})
-		p := &pending{number: t.Number, idx: idx, prog: st.candidate(idx), set: r.val}
+		var idx map[string]int
+		if resumed {
+			// The study gets the logged trial as asked, told below.
+			idx = logged.Params
+			st.log = append(st.log, entry{params: toParams(idx)})
+			if err := st.call(ctx, "replay", func() error {
+				e := &st.log[number]
+				if e.inStudy {
+					return nil
+				}
+				n, err := r.o.cfg.Sampler.Replay(ctx, st.study.ID, []sampler.PastTrial{{Params: e.params, State: sampler.Running}})
+				if err != nil {
+					return err
+				}
+				if n != number+1 {
+					return fmt.Errorf("%w: the study holds %d trials after replaying trial %d", ErrSampler, n, number)
+				}
+				e.inStudy = true
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else {
+			var t sampler.Trial
+			if err := st.call(ctx, "ask", func() error {
+				var err error
+				t, err = r.o.cfg.Sampler.Ask(ctx, st.study.ID)
+				return err
+			}); err != nil {
+				return err
+			}
+			if t.Number != number {
+				return fmt.Errorf("%w: asked trial %d, the log holds %d trials", ErrSampler, t.Number, len(st.log))
+			}
+			if idx, err = st.indices(t); err != nil {
+				return err
+			}
+			st.log = append(st.log, entry{params: toParams(idx), inStudy: true})
+		}
+		p := &pending{number: number, idx: idx, prog: st.candidate(idx), set: r.val, resumed: resumed, score: logged.Score, err: logged.Error}
 		if r.s.minibatch && r.s.minibatchSize < len(r.val) {
 			pick, err := r.rng.Sample(len(r.val), r.s.minibatchSize)
 			if err != nil {
@@ -249,6 +312,9 @@ func (st *search) batch(ctx context.Context, k int) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(batch))
 	for i, p := range batch {
+		if p.resumed {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -267,7 +333,7 @@ func (st *search) batch(ctx context.Context, k int) error {
 		if !r.s.minibatch && p.score > st.bestScore {
 			st.best, st.bestScore, newBest = p.prog.Clone(), p.score, true
 		}
-		st.record(ctx, Trial{Number: p.number, Kind: Sampled, Params: p.idx, Score: p.score, Minibatch: mini, BatchSize: len(p.set), Error: p.err}, p.prog, newBest)
+		st.record(ctx, Trial{Number: p.number, Kind: Sampled, Params: p.idx, Score: p.score, Minibatch: mini, BatchSize: len(p.set), Error: p.err, Resumed: p.resumed}, p.prog, newBest)
 		if r.s.minibatch {
 			key := st.comboKey(p.idx)
 			c, ok := st.byKey[key]
@@ -321,11 +387,17 @@ func (st *search) fullEval(ctx context.Context) error {
 	if pick == nil {
 		return nil
 	}
-	score, evalErr, err := st.evaluate(ctx, pick.program, st.r.val)
+	number := int64(len(st.log))
+	logged, resumed, err := st.resumed(number, FullEval, pick.idx)
 	if err != nil {
 		return err
 	}
-	number := int64(len(st.log))
+	score, evalErr := logged.Score, logged.Error
+	if !resumed {
+		if score, evalErr, err = st.evaluate(ctx, pick.program, st.r.val); err != nil {
+			return err
+		}
+	}
 	if err := st.addTrial(ctx, pick.idx, score); err != nil {
 		return err
 	}
@@ -334,7 +406,7 @@ func (st *search) fullEval(ctx context.Context) error {
 	if newBest {
 		st.best, st.bestScore = pick.program.Clone(), score
 	}
-	st.record(ctx, Trial{Number: number, Kind: FullEval, Params: pick.idx, Score: score, BatchSize: len(st.r.val), Error: evalErr}, pick.program, newBest)
+	st.record(ctx, Trial{Number: number, Kind: FullEval, Params: pick.idx, Score: score, BatchSize: len(st.r.val), Error: evalErr, Resumed: resumed}, pick.program, newBest)
 	return nil
 }
 
@@ -369,7 +441,7 @@ func (st *search) addTrial(ctx context.Context, idx map[string]int, score float6
 		if n != number+1 {
 			return fmt.Errorf("%w: the study holds %d trials after adding trial %d", ErrSampler, n, number)
 		}
-		st.log[number].told = true
+		st.log[number].told, st.log[number].inStudy = true, true
 		return nil
 	})
 }
@@ -402,6 +474,7 @@ func (st *search) rebuild(ctx context.Context) error {
 		return err
 	}
 	for i := range st.log {
+		st.log[i].inStudy = true
 		if st.log[i].evaluated {
 			st.log[i].told = true
 		}
@@ -465,8 +538,9 @@ func (st *search) record(ctx context.Context, t Trial, prog module.Program, newB
 	if !event.Enabled(ctx, event.OptimizerTrial) && !event.Enabled(ctx, event.OptimizerNewBest) {
 		return
 	}
-	rec := teleprompt.CandidateRecord(fmt.Sprintf("trial-%d", t.Number), prog, false)
+	rec := teleprompt.CandidateRecord(fmt.Sprintf("trial-%d", t.Number), prog, t.Resumed)
 	rec["kind"] = string(t.Kind)
+	rec["batch_size"] = t.BatchSize
 	params := map[string]any{}
 	for k, v := range t.Params {
 		params[k] = v
