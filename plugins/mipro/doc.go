@@ -59,4 +59,16 @@
 // evaluated running) and the call is tried again. With the plugin's default
 // RNG rule the rebuilt study asks what the lost one would have: no trial is
 // lost or repeated, and the run ends as an uninterrupted one.
+//
+// # Resuming an interrupted run
+//
+// Every trial is an optimizer.trial event whose candidate record holds the
+// trial's kind, parameters, batch size and the program's state; the trace
+// store keeps them. TrialFromRecord reads them back, and Config.Resume
+// takes them: the logged trials are added to the study under their numbers
+// with their scores (sampled ones as asked, then told, as the interrupted
+// run did), the random draws are made again so that the minibatches stay in
+// step, and the run goes on with the first trial not logged — as an
+// uninterrupted run would, when the demo sets and proposals come out the
+// same (a deterministic or cached LM).
 package mipro

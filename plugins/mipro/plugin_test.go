@@ -24,6 +24,7 @@ import (
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/core/trace"
 	"github.com/dspex/dspex/plugins/sampler"
 )
 
@@ -281,7 +282,8 @@ func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student modu
 	return res, err, trials
 }
 
-// An interrupted run resumed from its trial events evaluates only what is
+// An interrupted run resumed from its trial events (kept by the trace
+// store) evaluates only what is
 // left and ends as an uninterrupted run.
 func TestResumeFromTrialEvents(t *testing.T) {
 	c, _ := pluginSampler(t)
@@ -297,13 +299,52 @@ func TestResumeFromTrialEvents(t *testing.T) {
 		t.Errorf("trials read back from events differ from the log:\n%s", diff)
 	}
 
-	cctx, cancel := context.WithCancel(ctx)
+	// The interrupted run, recorded by the trace store, and its trials
+	// read back as `dspex optimize --resume` reads them.
+	path := filepath.Join(t.TempDir(), "trace.db")
+	store, err := trace.Open(ctx, path, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := event.NewBus()
+	if err := store.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(event.WithBus(ctx, bus))
 	defer cancel()
+	cctx, span := event.StartRun(cctx)
+	event.Publish(cctx, event.RunStart, span, &event.RunInfo{Name: "optimize"})
 	cut := cfg
 	cut.Sampler = &cancelAt{Sampler: c, at: 6, cancel: cancel}
-	_, err, logged := trialEvents(t, cctx, New(cut), student, train[:30], dev[:40])
-	if !errors.Is(err, context.Canceled) || len(logged) < 3 || len(logged) >= len(want.Trials) {
-		t.Fatalf("interrupted run: %v, %d trials logged", err, len(logged))
+	_, err = New(cut).Compile(cctx, student, train[:30], dev[:40])
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	event.Publish(context.WithoutCancel(cctx), event.RunEnd, span, &event.RunInfo{Name: "optimize", Error: err.Error()})
+	bus.Close()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := trace.OpenReader(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	stored, err := reader.Trials(ctx, span.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []Trial
+	for _, tr := range stored {
+		if tr.Kind != trace.TrialEvaluated || tr.Score == nil {
+			continue
+		}
+		if lt, ok := TrialFromRecord(tr.Trial, tr.Candidate, *tr.Score, tr.Minibatch); ok {
+			logged = append(logged, lt)
+		}
+	}
+	if len(logged) < 3 || len(logged) >= len(want.Trials) {
+		t.Fatalf("interrupted run: %d trials stored", len(logged))
 	}
 
 	resumed := cfg

@@ -167,8 +167,8 @@ func (r *run) search(ctx context.Context, res *Result) error {
 		baseIdx[n] = 0
 	}
 	for _, t := range r.o.cfg.Resume {
-		if _, dup := st.resume[t.Number]; dup {
-			return fmt.Errorf("%w: trial %d is logged twice", ErrResume, t.Number)
+		if prev, dup := st.resume[t.Number]; dup && !sameTrial(prev, t) {
+			return fmt.Errorf("%w: trial %d is logged twice, differently", ErrResume, t.Number)
 		}
 		st.resume[t.Number] = t
 	}
@@ -555,4 +555,18 @@ func (st *search) record(ctx context.Context, t Trial, prog module.Program, newB
 	if newBest {
 		publish(ctx, event.OptimizerNewBest, info)
 	}
+}
+
+func sameTrial(a, b Trial) bool {
+	a.Resumed, b.Resumed = false, false
+	if len(a.Params) != len(b.Params) {
+		return false
+	}
+	for k, v := range a.Params {
+		if w, ok := b.Params[k]; !ok || w != v {
+			return false
+		}
+	}
+	a.Params, b.Params = nil, nil
+	return a.Number == b.Number && a.Kind == b.Kind && a.Score == b.Score && a.Minibatch == b.Minibatch && a.BatchSize == b.BatchSize && a.Error == b.Error
 }
