@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -14,6 +15,10 @@ import (
 	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
 )
+
+// maxProposalsInFlight bounds the proposals asked of the prompt model at
+// once.
+const maxProposalsInFlight = 8
 
 // tips is DSPy's TIPS, in its key order (the RNG picks by index).
 var tips = []struct{ key, text string }{
@@ -273,6 +278,9 @@ func taskDemos(sig *signature.Signature, sets [][]example.Example, i int) string
 // program and module described and the instruction generated on that
 // rollout. Candidate 0 is the original instruction: DSPy proposes one and
 // overwrites it; DSPEx draws the same random numbers but skips those calls.
+// The draws come first, in DSPy's order; the proposals then run
+// concurrently (each depends only on its draws), at most
+// min(Concurrency, maxProposalsInFlight) at once.
 func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Result) error {
 	summary, err := r.datasetSummary(ctx)
 	withSummary := err == nil
@@ -290,11 +298,10 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 		numSets = len(demos[0])
 	}
 	n := min(r.s.numInstruct, numSets)
-	res.Instructions = make([][]string, len(preds))
-	total, done := n*len(preds), 0
+	// The random draws first, in DSPy's order; then the calls, at once.
+	props := make([]Proposal, 0, n*len(preds))
+	tipText := make([]string, 0, n*len(preds))
 	for pi, np := range preds {
-		sig := np.Predictor.Signature()
-		original := sig.Instructions()
 		for di := range n {
 			tipIdx, err := r.rng.Choice(len(tips))
 			if err != nil {
@@ -304,32 +311,61 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 			if err != nil {
 				return fmt.Errorf("mipro: pick a rollout id: %w", err)
 			}
-			tip := tips[tipIdx].text
-			prop := Proposal{Predictor: pi, Index: di, Tip: tips[tipIdx].key, RolloutID: strconv.Itoa(rollout), Instruction: original}
-			if di > 0 {
-				rctx := module.WithParams(module.WithRolloutID(ctx, prop.RolloutID), lm.Params{Temperature: lm.Float(r.s.temperature)})
-				var sets [][]example.Example
-				if len(demos) > pi {
-					sets = demos[pi]
-				}
-				got, err := r.proposeOne(rctx, sig, code, summary, withSummary, taskDemos(sig, sets, di), tip)
-				switch {
-				case err != nil && ctx.Err() != nil:
-					return ctx.Err()
-				case err != nil:
-					prop.Fallback = "prompt model failed: " + err.Error()
-				case strings.TrimSpace(got) == "":
-					prop.Fallback = "the prompt model proposed an empty instruction"
-				default:
-					prop.Instruction = got
-				}
-			}
-			res.Instructions[pi] = append(res.Instructions[pi], prop.Instruction)
-			res.Proposals = append(res.Proposals, prop)
-			done++
-			progress(ctx, "mipro: instructions", done, total)
+			props = append(props, Proposal{Predictor: pi, Index: di, Tip: tips[tipIdx].key, RolloutID: strconv.Itoa(rollout),
+				Instruction: np.Predictor.Signature().Instructions()})
+			tipText = append(tipText, tips[tipIdx].text)
 		}
 	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done int
+		sem  = make(chan struct{}, min(r.s.concurrency, maxProposalsInFlight))
+	)
+	for i := range props {
+		prop := &props[i]
+		if prop.Index == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				return
+			}
+			sig := preds[prop.Predictor].Predictor.Signature()
+			rctx := module.WithParams(module.WithRolloutID(ctx, prop.RolloutID), lm.Params{Temperature: lm.Float(r.s.temperature)})
+			var sets [][]example.Example
+			if len(demos) > prop.Predictor {
+				sets = demos[prop.Predictor]
+			}
+			got, err := r.proposeOne(rctx, sig, code, summary, withSummary, taskDemos(sig, sets, prop.Index), tipText[i])
+			switch {
+			case err != nil:
+				prop.Fallback = "prompt model failed: " + err.Error()
+			case strings.TrimSpace(got) == "":
+				prop.Fallback = "the prompt model proposed an empty instruction"
+			default:
+				prop.Instruction = got
+			}
+			mu.Lock()
+			done++
+			progress(ctx, "mipro: instructions", done, len(props)-len(preds))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	res.Instructions = make([][]string, len(preds))
+	for _, prop := range props {
+		res.Instructions[prop.Predictor] = append(res.Instructions[prop.Predictor], prop.Instruction)
+	}
+	res.Proposals = props
 	return nil
 }
 
