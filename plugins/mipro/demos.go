@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
@@ -11,12 +12,19 @@ import (
 	"github.com/dspex/dspex/core/teleprompt"
 )
 
+// maxDemoSetsInFlight bounds the demo sets bootstrapped at once (each
+// bootstraps up to 8 examples at once).
+const maxDemoSetsInFlight = 4
+
 // demoSets is DSPy's create_n_fewshot_demo_sets: per predictor, the
 // zero-shot set, the labeled-only set, an unshuffled bootstrap, and
 // numDemos−3 bootstraps of the training set shuffled by the shared RNG,
 // each with rng.randint(1, maxBoot) bootstrapped demos. A zero-shot
 // optimization still builds them (3 bootstrapped, 0 labeled) for the
 // proposer to read.
+//
+// DSPy builds the sets one after another; DSPEx makes the random draws
+// first, in DSPy's order, then builds the sets concurrently.
 func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 	maxBoot, maxLabeled := r.s.maxBoot, r.s.maxLabeled
 	if r.s.zeroShot {
@@ -31,42 +39,77 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 		return &teleprompt.BootstrapFewShot{Metric: c.Metric, MetricThreshold: c.MetricThreshold, MaxBootstrappedDemos: size,
 			MaxLabeledDemos: labeled, MaxErrors: r.s.maxErrors, Teacher: c.Teacher}
 	}
-	preds := r.program.NamedPredictors()
-	out := make([][][]example.Example, len(preds))
-	var prev module.Program
-	total := r.s.numDemos
-	for seed := -3; seed < r.s.numDemos-3; seed++ {
-		var prog module.Program
-		var err error
+	// The random draws first, in DSPy's order (each shuffled set's shuffle,
+	// then its size); then the sets are built at once, at most
+	// maxDemoSetsInFlight at a time.
+	type job struct {
+		train []example.Example
+		size  int
+	}
+	var jobs []job
+	for seed := 0; seed < r.s.numDemos-3; seed++ {
+		train := slices.Clone(r.train)
+		pyrand.Shuffle(r.rng, train)
+		size, err := r.rng.Randint(1, maxBoot)
+		if err != nil {
+			return nil, fmt.Errorf("%w: demo set size: %v", ErrConfig, err)
+		}
+		jobs = append(jobs, job{train, size})
+	}
+	total := max(r.s.numDemos, 1)
+	progs := make([]module.Program, total)
+	errs := make([]error, total)
+	build := func(i int) {
+		seed := i - 3
 		switch {
 		case seed == -3:
-			prog = r.program.Clone()
+			prog := r.program.Clone()
 			for _, np := range prog.NamedPredictors() {
 				np.Predictor.SetDemos(nil)
 			}
+			progs[i] = prog
 		case seed == -2 && maxLabeled > 0:
-			prog, err = (&teleprompt.LabeledFewShot{K: maxLabeled}).Compile(ctx, r.program, r.train)
+			progs[i], errs[i] = (&teleprompt.LabeledFewShot{K: maxLabeled}).Compile(ctx, r.program, r.train)
 		case seed == -2:
-			prog = prev // DSPy keeps the previous set's program
+			// DSPy keeps the previous set's program: the zero-shot one.
 		case seed == -1:
-			prog, err = bootstrap(maxBoot).Compile(ctx, r.program, r.train)
+			progs[i], errs[i] = bootstrap(maxBoot).Compile(ctx, r.program, r.train)
 		default:
-			train := slices.Clone(r.train)
-			pyrand.Shuffle(r.rng, train)
-			size, rerr := r.rng.Randint(1, maxBoot)
-			if rerr != nil {
-				return nil, fmt.Errorf("%w: demo set size: %v", ErrConfig, rerr)
+			progs[i], errs[i] = bootstrap(jobs[seed].size).Compile(ctx, r.program, jobs[seed].train)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxDemoSetsInFlight)
+	for i := range total {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
 			}
-			prog, err = bootstrap(size).Compile(ctx, r.program, train)
+			build(i)
+			progress(ctx, "mipro: demo sets", i+1, total)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][][]example.Example, len(r.program.NamedPredictors()))
+	for i, prog := range progs {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("mipro: demo set %d of %d: %w", i+1, total, errs[i])
 		}
-		if err != nil {
-			return nil, fmt.Errorf("mipro: demo set %d of %d: %w", seed+4, total, err)
+		if prog == nil {
+			prog = progs[i-1]
 		}
-		for i, np := range prog.NamedPredictors() {
-			out[i] = append(out[i], np.Predictor.Demos())
+		for pi, np := range prog.NamedPredictors() {
+			out[pi] = append(out[pi], np.Predictor.Demos())
 		}
-		prev = prog
-		progress(ctx, "mipro: demo sets", seed+4, total)
 	}
 	return out, nil
 }
