@@ -250,6 +250,21 @@ func TestSearchWithFakeSampler(t *testing.T) {
 		t.Errorf("an empty proposal: %+v, want the original instruction and a recorded fallback", p)
 	}
 	t.Logf("summary %q; trials %+v", res.DatasetSummary, res.Trials)
+
+	// One trial at a time, with a sampler that ignores the history, the
+	// run is the same: concurrent demo sets, proposals and trials change
+	// nothing.
+	seq, err := New(Config{Metric: metric.ExactMatch("answer"), Sampler: &fakeSampler{}, PromptModel: prompt,
+		NumCandidates: 4, NumTrials: 7, MinibatchSize: 10}).Compile(ctx, student, train[:20], dev[:30])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(res.Trials, seq.Trials); diff != "" {
+		t.Errorf("trials in flight changed the trials:\n%s", diff)
+	}
+	if !cmp.Equal(res.Instructions, seq.Instructions) || fmt.Sprint(res.DemoSets) != fmt.Sprint(seq.DemoSets) {
+		t.Error("the candidates differ between two runs")
+	}
 }
 
 func TestBadInput(t *testing.T) {
