@@ -148,7 +148,8 @@ type Config struct {
 	Concurrency int
 	// TrialsInFlight is how many trials are asked and evaluated at once;
 	// default 1 (DSPy's sequence). Trials in flight never cross a full
-	// evaluation.
+	// evaluation. TPE proposes each without knowing the others' results;
+	// SamplerOptions {"constant_liar": "true"} spreads them out.
 	TrialsInFlight int
 	// Resume is the trial log of an interrupted run of the same
 	// optimization (the same program, data, settings and seed; read back

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -370,9 +371,14 @@ func TestResumeFromTrialEvents(t *testing.T) {
 		t.Errorf("best %.2f, uninterrupted %.2f", got.Score, want.Score)
 	}
 
-	bad := cfg
-	bad.Resume = []Trial{{Number: 0, Kind: Sampled, Params: map[string]int{}}}
-	if _, err := New(bad).Compile(ctx, student, train[:30], dev[:40]); !errors.Is(err, ErrResume) {
-		t.Errorf("a log of another optimization: %v, want ErrResume", err)
+	for _, log := range [][]Trial{
+		{{Number: 0, Kind: Sampled, Params: map[string]int{}}},
+		append(slices.Clone(want.Trials), Trial{Number: int64(len(want.Trials)), Kind: Sampled, Params: want.Trials[1].Params}),
+	} {
+		bad := cfg
+		bad.Resume = log
+		if _, err := New(bad).Compile(ctx, student, train[:30], dev[:40]); !errors.Is(err, ErrResume) {
+			t.Errorf("a log of another optimization: %v, want ErrResume", err)
+		}
 	}
 }

@@ -212,6 +212,11 @@ func (r *run) search(ctx context.Context, res *Result) error {
 			}
 		}
 	}
+	for n := range st.resume {
+		if n >= int64(len(st.log)) {
+			return fmt.Errorf("%w: trial %d is logged, this run ended with %d trials", ErrResume, n, len(st.log))
+		}
+	}
 	res.Program, res.Score = st.best, st.bestScore
 	return nil
 }
