@@ -148,8 +148,9 @@ type Config struct {
 	Concurrency int
 	// TrialsInFlight is how many trials are asked and evaluated at once;
 	// default 1 (DSPy's sequence). Trials in flight never cross a full
-	// evaluation. TPE proposes each without knowing the others' results;
-	// SamplerOptions {"constant_liar": "true"} spreads them out.
+	// evaluation. TPE proposes each without the others' results; its
+	// constant liar (on by default in Optuna 5; SamplerOptions
+	// "constant_liar") keeps it from proposing the same trial k times.
 	TrialsInFlight int
 	// Resume is the trial log of an interrupted run of the same
 	// optimization (the same program, data, settings and seed; read back

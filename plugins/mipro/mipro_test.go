@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -402,5 +403,25 @@ func TestSamplerDownAndCancel(t *testing.T) {
 	cfg.Sampler = &failing{at: 3, hook: cancel}
 	if _, err := New(cfg).Compile(ctx, student, train[:10], dev[:10]); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// DSPy's defaults on the whole task without a valset: the last 80% of the
+// 163 examples validate (130), light samples 100 of them, so minibatches of
+// 35 with a full evaluation after trials 5 and 10.
+func TestLightDefaultsOnTheWholeTask(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	all := append(slices.Clone(train), dev...)
+	res, err := New(Config{Metric: metric.ExactMatch("answer"), Sampler: &fakeSampler{}, PromptModel: prompt}).
+		Compile(module.WithLM(t.Context(), task), module.NewPredict(signature.MustParse("question -> answer")), all, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ValsetSize != 100 || !res.Minibatch || res.NumTrials != 10 || len(res.Trials) != 13 ||
+		res.Trials[1].BatchSize != 35 || res.Trials[6].Kind != FullEval || res.Trials[12].Kind != FullEval {
+		t.Errorf("valset %d, minibatch %v, %d trials: %+v", res.ValsetSize, res.Minibatch, res.NumTrials, res.Trials)
+	}
+	if len(res.Instructions[0]) != 3 || len(res.DemoSets[0]) != 6 {
+		t.Errorf("%d instructions, %d demo sets; want 3 and 6", len(res.Instructions[0]), len(res.DemoSets[0]))
 	}
 }
