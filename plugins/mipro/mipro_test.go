@@ -425,3 +425,33 @@ func TestLightDefaultsOnTheWholeTask(t *testing.T) {
 		t.Errorf("%d instructions, %d demo sets; want 3 and 6", len(res.Instructions[0]), len(res.DemoSets[0]))
 	}
 }
+
+// The proposer's task demos: up to 3 bootstrapped demos, from the chosen
+// set, then the sets after it, then those before, as DSPy's
+// create_example_string writes them ("Question: Q?\nAnswer: A").
+func TestTaskDemos(t *testing.T) {
+	sig := signature.MustParse("question -> answer")
+	demo := func(q string, boot bool) example.Example {
+		obj := example.Object{{Key: "question", Value: q}, {Key: "answer", Value: "A" + q}}
+		if boot {
+			obj = append(example.Object{{Key: "augmented", Value: true}}, obj...)
+		}
+		return example.FromObject(obj).WithInputs("question")
+	}
+	sets := [][]example.Example{
+		{demo("0", true)},
+		{demo("1", true), demo("1b", false)},
+		{demo("2", true), demo("2b", true)},
+		{demo("3", true)},
+	}
+	want := "Question: 2\nAnswer: A2\n\nQuestion: 2b\nAnswer: A2b\n\nQuestion: 3\nAnswer: A3\n\n"
+	if got := taskDemos(sig, sets, 2); got != want {
+		t.Errorf("taskDemos(2) = %q, want %q", got, want)
+	}
+	if got := taskDemos(sig, sets, 0); got != "No task demos provided." {
+		t.Errorf("taskDemos(0) = %q", got)
+	}
+	if got := taskDemos(sig, [][]example.Example{nil, {demo("x", false)}}, 1); got != "No task demos provided." {
+		t.Errorf("taskDemos without bootstrapped demos = %q", got)
+	}
+}
