@@ -1,0 +1,384 @@
+package mipro
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/config"
+	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/program"
+	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/core/trace"
+	"github.com/dspex/dspex/plugins/sampler"
+)
+
+// pythonForTests returns an interpreter that can run the sampler plugin
+// from this checkout ($DSPEX_PYTHON, else the repository's .venv) and the
+// environment that makes it import this checkout's python/ first, or skips.
+func pythonForTests(t *testing.T) (string, map[string]string) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := bridge.RepoRoot(wd)
+	if !ok {
+		t.Fatalf("no repository root above %s", wd)
+	}
+	python := os.Getenv("DSPEX_PYTHON")
+	if python == "" {
+		python = filepath.Join(root, ".venv", "bin", "python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no Python at %s (set DSPEX_PYTHON or run `make setup`)", python)
+	}
+	env := map[string]string{"PYTHONPATH": filepath.Join(root, "python")}
+	probe := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna")
+	probe.Env = append(os.Environ(), "PYTHONPATH="+env["PYTHONPATH"])
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
+	}
+	return python, env
+}
+
+// pluginSampler starts the Python sampler plugin through the bridge host.
+func pluginSampler(t *testing.T) (*sampler.Client, *bridge.Plugin) {
+	t.Helper()
+	python, env := pythonForTests(t)
+	cfg := bridge.DefaultConfig()
+	cfg.Python = python
+	spec := sampler.Spec()
+	spec.Env = env
+	cfg.Plugins[sampler.PluginName] = spec
+	cfg.Supervisor = bridge.SupervisorConfig{
+		StartTimeout:    config.Duration(60 * time.Second),
+		HealthInterval:  config.Duration(time.Second),
+		HealthTimeout:   config.Duration(5 * time.Second),
+		BackoffInitial:  config.Duration(10 * time.Millisecond),
+		ShutdownTimeout: config.Duration(5 * time.Second),
+	}
+	host, err := bridge.NewHost(cfg, bridge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := host.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	c, p, err := sampler.Open(host, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+// On the bundled task, with the real Optuna study, MIPROv2 light beats the
+// zero-shot program on the dev split.
+func TestMIPROLightBeatsZeroShot(t *testing.T) {
+	c, _ := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	m := metric.ExactMatch("answer")
+	res, err := New(Config{Metric: m, Sampler: c, PromptModel: prompt, MinibatchSize: 20}).Compile(ctx, student, train, dev[:60])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NumTrials != 10 || !res.Minibatch || res.ValsetSize != 60 {
+		t.Errorf("light settings: %d trials, minibatch %v, valset %d", res.NumTrials, res.Minibatch, res.ValsetSize)
+	}
+	if n := len(res.Trials); n != 1+10+2 {
+		t.Errorf("%d trials, want the baseline, 10 sampled and 2 full evaluations", n)
+	}
+	score := func(p module.Program) float64 {
+		r, err := evaluate.Run(ctx, p, dev[60:], m, evaluate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Score
+	}
+	base, best := score(student), score(res.Program)
+	if best <= base+5 {
+		t.Errorf("MIPROv2 light: %.1f on held-out dev, zero-shot %.1f", best, base)
+	}
+	t.Logf("held-out dev: zero-shot %.1f, MIPROv2 light %.1f (valset %.1f); instruction %q, %d demos",
+		base, best, res.Score, res.Program.NamedPredictors()[0].Predictor.Signature().Instructions(),
+		len(res.Program.NamedPredictors()[0].Predictor.Demos()))
+}
+
+// killer SIGKILLs the plugin on the at-th call of op ("ask" or "tell").
+type killer struct {
+	Sampler
+	plugin *bridge.Plugin
+	op     string
+	at     int
+	mu     sync.Mutex
+	n      int
+	killed int
+}
+
+func (k *killer) maybeKill(t *testing.T, op string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if op != k.op {
+		return
+	}
+	k.n++
+	if k.n == k.at {
+		if err := syscall.Kill(k.plugin.Pid(), syscall.SIGKILL); err != nil {
+			t.Errorf("kill: %v", err)
+		}
+		k.killed++
+	}
+}
+
+type killTest struct {
+	*killer
+	t *testing.T
+}
+
+func (k killTest) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	k.maybeKill(k.t, "ask")
+	return k.Sampler.Ask(ctx, study)
+}
+
+func (k killTest) Tell(ctx context.Context, study string, n int64, v float64, s sampler.State) error {
+	k.maybeKill(k.t, "tell")
+	return k.Sampler.Tell(ctx, study, n, v, s)
+}
+
+func (k killTest) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
+	k.maybeKill(k.t, "replay")
+	return k.Sampler.Replay(ctx, study, trials)
+}
+
+// A SIGKILLed sampler plugin mid-run: the supervisor restarts it, the
+// study is rebuilt from the trial log, and the run ends with the same
+// complete, unique trial log and best program as an uninterrupted run.
+func TestSamplerKilledMidRun(t *testing.T) {
+	c, p := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	cfg := Config{Metric: metric.ExactMatch("answer"), PromptModel: prompt, NumCandidates: 5, NumTrials: 8, MinibatchSize: 10}
+	state := func(p module.Program) string {
+		var b bytes.Buffer
+		if err := program.SaveState(&b, p); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name     string
+		inFlight int
+		op       string
+		at       int
+	}{
+		{"tell", 1, "tell", 3},
+		{"ask with trials in flight", 2, "ask", 4},
+		{"adding a full evaluation", 2, "replay", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cfg
+			cfg.TrialsInFlight = tc.inFlight
+			cfg.Sampler = c
+			cfg.StudyID = "ref"
+			want, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+			cfg.Sampler = killTest{k, t}
+			cfg.StudyID = "killed"
+			got, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.killed != 1 || got.Rebuilds < 1 {
+				t.Fatalf("killed %d times, %d rebuilds", k.killed, got.Rebuilds)
+			}
+			seen := map[int64]bool{}
+			for i, tr := range got.Trials {
+				if tr.Number != int64(i) || seen[tr.Number] {
+					t.Errorf("trial %d numbered %d", i, tr.Number)
+				}
+				seen[tr.Number] = true
+			}
+			if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
+				t.Errorf("trial log differs from an uninterrupted run:\n%s", diff)
+			}
+			if want.Score != got.Score || state(want.Program) != state(got.Program) {
+				t.Errorf("best program differs: %.2f vs %.2f", want.Score, got.Score)
+			}
+		})
+	}
+}
+
+// cancelAt cancels the run at its at-th Ask.
+type cancelAt struct {
+	Sampler
+	at     int
+	n      int
+	cancel func()
+}
+
+func (c *cancelAt) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	c.n++
+	if c.n == c.at {
+		c.cancel()
+	}
+	return c.Sampler.Ask(ctx, study)
+}
+
+// trialEvents runs Compile with a bus and returns its result, its error
+// and the trials read back from its optimizer.trial events (as the trace
+// store keeps them).
+func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student module.Program, train, val []example.Example) (*Result, error, []Trial) {
+	t.Helper()
+	bus := event.NewBus()
+	var mu sync.Mutex
+	var trials []Trial
+	if _, err := bus.Subscribe(event.SubscribeOptions{Name: "log", Kinds: []event.Kind{event.OptimizerTrial}}, func(e event.Event) {
+		info := e.Data.(*event.OptimizerTrialInfo)
+		raw, err := json.Marshal(info.Candidate)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		tr, ok := TrialFromRecord(info.Trial, raw, *info.Score, info.Minibatch)
+		if !ok {
+			t.Errorf("trial event %s is not a MIPROv2 trial", raw)
+			return
+		}
+		mu.Lock()
+		trials = append(trials, tr)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := opt.Compile(event.WithBus(ctx, bus), student, train, val)
+	bus.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	return res, err, trials
+}
+
+// An interrupted run resumed from its trial events (kept by the trace
+// store) evaluates only what is
+// left and ends as an uninterrupted run.
+func TestResumeFromTrialEvents(t *testing.T) {
+	c, _ := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	cfg := Config{Metric: metric.ExactMatch("answer"), Sampler: c, PromptModel: prompt, NumCandidates: 5, NumTrials: 8, MinibatchSize: 10, TrialsInFlight: 2}
+	want, err, wantEvents := trialEvents(t, ctx, New(cfg), student, train[:30], dev[:40])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want.Trials, wantEvents); diff != "" {
+		t.Errorf("trials read back from events differ from the log:\n%s", diff)
+	}
+
+	// The interrupted run, recorded by the trace store, and its trials
+	// read back as `dspex optimize --resume` reads them.
+	path := filepath.Join(t.TempDir(), "trace.db")
+	store, err := trace.Open(ctx, path, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := event.NewBus()
+	if err := store.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(event.WithBus(ctx, bus))
+	defer cancel()
+	cctx, span := event.StartRun(cctx)
+	event.Publish(cctx, event.RunStart, span, &event.RunInfo{Name: "optimize"})
+	cut := cfg
+	cut.Sampler = &cancelAt{Sampler: c, at: 6, cancel: cancel}
+	_, err = New(cut).Compile(cctx, student, train[:30], dev[:40])
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	event.Publish(context.WithoutCancel(cctx), event.RunEnd, span, &event.RunInfo{Name: "optimize", Error: err.Error()})
+	bus.Close()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := trace.OpenReader(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	stored, err := reader.Trials(ctx, span.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []Trial
+	for _, tr := range stored {
+		if tr.Kind != trace.TrialEvaluated || tr.Score == nil {
+			continue
+		}
+		if lt, ok := TrialFromRecord(tr.Trial, tr.Candidate, *tr.Score, tr.Minibatch); ok {
+			logged = append(logged, lt)
+		}
+	}
+	if len(logged) < 3 || len(logged) >= len(want.Trials) {
+		t.Fatalf("interrupted run: %d trials stored", len(logged))
+	}
+
+	resumed := cfg
+	resumed.Resume = logged
+	got, err := New(resumed).Compile(ctx, student, train[:30], dev[:40])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i, tr := range got.Trials {
+		if tr.Resumed {
+			n++
+			got.Trials[i].Resumed = false
+		}
+	}
+	if n != len(logged) {
+		t.Errorf("%d trials resumed, %d logged", n, len(logged))
+	}
+	if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
+		t.Errorf("the resumed run's trials differ from an uninterrupted run's:\n%s", diff)
+	}
+	if got.Score != want.Score {
+		t.Errorf("best %.2f, uninterrupted %.2f", got.Score, want.Score)
+	}
+
+	for _, log := range [][]Trial{
+		{{Number: 0, Kind: Sampled, Params: map[string]int{}}},
+		append(slices.Clone(want.Trials), Trial{Number: int64(len(want.Trials)), Kind: Sampled, Params: want.Trials[1].Params}),
+	} {
+		bad := cfg
+		bad.Resume = log
+		if _, err := New(bad).Compile(ctx, student, train[:30], dev[:40]); !errors.Is(err, ErrResume) {
+			t.Errorf("a log of another optimization: %v, want ErrResume", err)
+		}
+	}
+}

@@ -1,0 +1,577 @@
+package mipro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/teleprompt"
+	"github.com/dspex/dspex/plugins/sampler"
+)
+
+// entry is one study trial in Go's log, indexed by its number.
+type entry struct {
+	params    sampler.Params
+	value     float64
+	evaluated bool // value is set
+	told      bool // the study holds it as complete
+	inStudy   bool // the study holds it (asked, replayed or told)
+}
+
+// combo is a parameter combination's minibatch scores (DSPy's
+// param_score_dict entry): the first program and params seen with it.
+type combo struct {
+	key     string
+	scores  []float64
+	program module.Program
+	params  sampler.Params
+	idx     map[string]int
+}
+
+type search struct {
+	r      *run
+	res    *Result
+	study  sampler.StudyConfig
+	names  []string // the space's parameter names, in order
+	sizes  []int
+	log    []entry
+	combos []*combo
+	byKey  map[string]*combo
+	full   map[string]bool
+
+	best      module.Program
+	bestScore float64
+	resume    map[int64]Trial
+}
+
+func paramName(i int, what string) string { return strconv.Itoa(i) + "_predictor_" + what }
+
+// space is DSPy's _get_param_distributions, in suggest order: per
+// predictor, its instruction, then its demo set.
+func (st *search) space() []sampler.Param {
+	var out []sampler.Param
+	for i, instr := range st.res.Instructions {
+		st.names = append(st.names, paramName(i, "instruction"))
+		st.sizes = append(st.sizes, len(instr))
+		out = append(out, sampler.Indices(paramName(i, "instruction"), len(instr)))
+		if st.res.DemoSets != nil {
+			st.names = append(st.names, paramName(i, "demos"))
+			st.sizes = append(st.sizes, len(st.res.DemoSets[i]))
+			out = append(out, sampler.Indices(paramName(i, "demos"), len(st.res.DemoSets[i])))
+		}
+	}
+	return out
+}
+
+// checkSpace refuses a space that cannot hold the search: one combination
+// only, or (with minibatches) fewer combinations than full evaluations,
+// each of which needs a combination not fully evaluated yet (DSPy fails
+// mid-run with "No valid program found").
+func (st *search) checkSpace() error {
+	combos := 1
+	for _, n := range st.sizes {
+		combos *= n
+		if combos > 1<<30 {
+			break
+		}
+	}
+	s := st.r.s
+	need := 2
+	if s.minibatch {
+		need = max(need, (s.numTrials+s.fullEvalSteps-1)/s.fullEvalSteps)
+	}
+	if combos < need {
+		return fmt.Errorf("%w: %d combinations of instructions and demo sets (sizes %v), %d trials need at least %d",
+			ErrSpace, combos, st.sizes, s.numTrials, need)
+	}
+	return nil
+}
+
+// indices reads and checks a trial's parameters.
+func (st *search) indices(t sampler.Trial) (map[string]int, error) {
+	out := make(map[string]int, len(st.names))
+	for i, name := range st.names {
+		v, err := t.Params.Index(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: trial %d: %v", ErrSampler, t.Number, err)
+		}
+		if v < 0 || v >= st.sizes[i] {
+			return nil, fmt.Errorf("%w: trial %d: %s = %d, outside 0..%d", ErrSampler, t.Number, name, v, st.sizes[i]-1)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// candidate builds the program a trial's indices choose.
+func (st *search) candidate(idx map[string]int) module.Program {
+	prog := st.r.program.Clone()
+	for i, np := range prog.NamedPredictors() {
+		np.Predictor.SetSignature(np.Predictor.Signature().WithInstructions(st.res.Instructions[i][idx[paramName(i, "instruction")]]))
+		if st.res.DemoSets != nil {
+			np.Predictor.SetDemos(st.res.DemoSets[i][idx[paramName(i, "demos")]])
+		}
+	}
+	return prog
+}
+
+// comboKey is DSPy's categorical_key: "Predictor i: Instruction x,
+// Predictor i: Few-Shot Set y, ...".
+func (st *search) comboKey(idx map[string]int) string {
+	var parts []string
+	for i := range st.res.Instructions {
+		parts = append(parts, fmt.Sprintf("Predictor %d: Instruction %d", i, idx[paramName(i, "instruction")]))
+		if st.res.DemoSets != nil {
+			parts = append(parts, fmt.Sprintf("Predictor %d: Few-Shot Set %d", i, idx[paramName(i, "demos")]))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func toParams(idx map[string]int) sampler.Params {
+	p := make(sampler.Params, len(idx))
+	for k, v := range idx {
+		p[k] = sampler.ChoiceValue(strconv.Itoa(v))
+	}
+	return p
+}
+
+func (r *run) search(ctx context.Context, res *Result) error {
+	s := r.s
+	st := &search{r: r, res: res, byKey: map[string]*combo{}, full: map[string]bool{}, resume: map[int64]Trial{}}
+	id := r.o.cfg.StudyID
+	if id == "" {
+		id = fmt.Sprintf("mipro-%d", s.seed)
+	}
+	st.study = sampler.StudyConfig{ID: id, Space: st.space(), Seed: s.seed, Sampler: r.o.cfg.SamplerName, Options: r.o.cfg.SamplerOptions}
+	if err := st.checkSpace(); err != nil {
+		return err
+	}
+
+	// The unmodified program, fully evaluated, is the baseline trial.
+	baseIdx := map[string]int{}
+	for _, n := range st.names {
+		baseIdx[n] = 0
+	}
+	for _, t := range r.o.cfg.Resume {
+		if prev, dup := st.resume[t.Number]; dup && !sameTrial(prev, t) {
+			return fmt.Errorf("%w: trial %d is logged twice, differently", ErrResume, t.Number)
+		}
+		st.resume[t.Number] = t
+	}
+	base := r.program.Clone()
+	baseTrial, resumed, err := st.resumed(0, Baseline, baseIdx)
+	if err != nil {
+		return err
+	}
+	baseScore, baseErr := baseTrial.Score, baseTrial.Error
+	if !resumed {
+		if baseScore, baseErr, err = st.evaluate(ctx, base, r.val); err != nil {
+			return err
+		}
+	}
+	st.best, st.bestScore = base, baseScore
+	if err := st.call(ctx, "create study", func() error {
+		_, err := r.o.cfg.Sampler.CreateStudy(ctx, st.study)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := st.addTrial(ctx, baseIdx, baseScore); err != nil {
+		return err
+	}
+	st.record(ctx, Trial{Number: 0, Kind: Baseline, Params: baseIdx, Score: baseScore, BatchSize: len(r.val), Error: baseErr, Resumed: resumed}, base, true)
+
+	total := s.numTrials
+	for done := 0; done < s.numTrials; {
+		k := min(s.inFlight, s.numTrials-done)
+		if s.minibatch {
+			k = min(k, s.fullEvalSteps-done%s.fullEvalSteps)
+		}
+		if err := st.batch(ctx, k); err != nil {
+			return err
+		}
+		done += k
+		progress(ctx, "mipro: trials", done, total)
+		if s.minibatch && (done%s.fullEvalSteps == 0 || done == s.numTrials) {
+			if err := st.fullEval(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	for n := range st.resume {
+		if n >= int64(len(st.log)) {
+			return fmt.Errorf("%w: trial %d is logged, this run ended with %d trials", ErrResume, n, len(st.log))
+		}
+	}
+	res.Program, res.Score = st.best, st.bestScore
+	return nil
+}
+
+type pending struct {
+	number int64
+	idx    map[string]int
+	prog   module.Program
+	set    []example.Example
+	score  float64
+	err    string
+	// resumed: taken from Config.Resume, not evaluated again.
+	resumed bool
+}
+
+// resumed returns the logged trial of that number when Config.Resume has
+// one, checking that it is the trial the run has reached.
+func (st *search) resumed(number int64, kind TrialKind, idx map[string]int) (Trial, bool, error) {
+	t, ok := st.resume[number]
+	if !ok {
+		return Trial{}, false, nil
+	}
+	if t.Kind != kind {
+		return Trial{}, false, fmt.Errorf("%w: trial %d is logged as %s, the run reached a %s trial", ErrResume, number, t.Kind, kind)
+	}
+	if idx != nil && st.comboKey(t.Params) != st.comboKey(idx) {
+		return Trial{}, false, fmt.Errorf("%w: trial %d is logged with %v, the run chose %v", ErrResume, number, t.Params, idx)
+	}
+	if _, err := st.indices(sampler.Trial{Number: number, Params: toParams(t.Params)}); err != nil {
+		return Trial{}, false, fmt.Errorf("%w: %v", ErrResume, err)
+	}
+	return t, true, nil
+}
+
+// batch asks k trials, evaluates them concurrently, and tells them in
+// trial order.
+func (st *search) batch(ctx context.Context, k int) error {
+	r := st.r
+	batch := make([]*pending, 0, k)
+	for range k {
+		number := int64(len(st.log))
+		logged, resumed, err := st.resumed(number, Sampled, nil)
+		if err != nil {
+			return err
+		}
+		var idx map[string]int
+		if resumed {
+			// The study gets the logged trial as asked, told below.
+			idx = logged.Params
+			st.log = append(st.log, entry{params: toParams(idx)})
+			if err := st.call(ctx, "replay", func() error {
+				e := &st.log[number]
+				if e.inStudy {
+					return nil
+				}
+				n, err := r.o.cfg.Sampler.Replay(ctx, st.study.ID, []sampler.PastTrial{{Params: e.params, State: sampler.Running}})
+				if err != nil {
+					return err
+				}
+				if n != number+1 {
+					return fmt.Errorf("%w: the study holds %d trials after replaying trial %d", ErrSampler, n, number)
+				}
+				e.inStudy = true
+				return nil
+			}); err != nil {
+				return err
+			}
+		} else {
+			var t sampler.Trial
+			if err := st.call(ctx, "ask", func() error {
+				var err error
+				t, err = r.o.cfg.Sampler.Ask(ctx, st.study.ID)
+				return err
+			}); err != nil {
+				return err
+			}
+			if t.Number != number {
+				return fmt.Errorf("%w: asked trial %d, the log holds %d trials", ErrSampler, t.Number, len(st.log))
+			}
+			if idx, err = st.indices(t); err != nil {
+				return err
+			}
+			st.log = append(st.log, entry{params: toParams(idx), inStudy: true})
+		}
+		p := &pending{number: number, idx: idx, prog: st.candidate(idx), set: r.val, resumed: resumed, score: logged.Score, err: logged.Error}
+		if r.s.minibatch && r.s.minibatchSize < len(r.val) {
+			pick, err := r.rng.Sample(len(r.val), r.s.minibatchSize)
+			if err != nil {
+				return fmt.Errorf("mipro: draw a minibatch: %w", err)
+			}
+			p.set = make([]example.Example, len(pick))
+			for i, j := range pick {
+				p.set[i] = r.val[j]
+			}
+		}
+		batch = append(batch, p)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(batch))
+	for i, p := range batch {
+		if p.resumed {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.score, p.err, errs[i] = st.evaluate(ctx, p.prog, p.set)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, p := range batch {
+		e := &st.log[p.number]
+		e.value, e.evaluated = p.score, true
+		mini := len(p.set) < len(r.val)
+		newBest := false
+		if !r.s.minibatch && p.score > st.bestScore {
+			st.best, st.bestScore, newBest = p.prog.Clone(), p.score, true
+		}
+		st.record(ctx, Trial{Number: p.number, Kind: Sampled, Params: p.idx, Score: p.score, Minibatch: mini, BatchSize: len(p.set), Error: p.err, Resumed: p.resumed}, p.prog, newBest)
+		if r.s.minibatch {
+			key := st.comboKey(p.idx)
+			c, ok := st.byKey[key]
+			if !ok {
+				c = &combo{key: key, program: p.prog, params: toParams(p.idx), idx: p.idx}
+				st.byKey[key] = c
+				st.combos = append(st.combos, c)
+			}
+			c.scores = append(c.scores, p.score)
+		}
+		if err := st.tell(ctx, p.number); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fullEval is DSPy's _perform_full_evaluation: the combination with the
+// highest mean minibatch score not yet fully evaluated is evaluated on the
+// whole validation set and added to the study as a trial. When every
+// combination was (DSPy raises), there is nothing to do.
+func (st *search) fullEval(ctx context.Context) error {
+	type mean struct {
+		c *combo
+		m float64
+	}
+	var means []mean
+	for _, c := range st.combos {
+		sum := 0.0
+		for _, s := range c.scores {
+			sum += s
+		}
+		means = append(means, mean{c, sum / float64(len(c.scores))})
+	}
+	slices.SortStableFunc(means, func(a, b mean) int {
+		switch {
+		case a.m > b.m:
+			return -1
+		case a.m < b.m:
+			return 1
+		}
+		return 0
+	})
+	var pick *combo
+	for _, m := range means {
+		if !st.full[m.c.key] {
+			pick = m.c
+			break
+		}
+	}
+	if pick == nil {
+		return nil
+	}
+	number := int64(len(st.log))
+	logged, resumed, err := st.resumed(number, FullEval, pick.idx)
+	if err != nil {
+		return err
+	}
+	score, evalErr := logged.Score, logged.Error
+	if !resumed {
+		if score, evalErr, err = st.evaluate(ctx, pick.program, st.r.val); err != nil {
+			return err
+		}
+	}
+	if err := st.addTrial(ctx, pick.idx, score); err != nil {
+		return err
+	}
+	st.full[pick.key] = true
+	newBest := score > st.bestScore
+	if newBest {
+		st.best, st.bestScore = pick.program.Clone(), score
+	}
+	st.record(ctx, Trial{Number: number, Kind: FullEval, Params: pick.idx, Score: score, BatchSize: len(st.r.val), Error: evalErr, Resumed: resumed}, pick.program, newBest)
+	return nil
+}
+
+// evaluate scores prog on set. A failed evaluation scores 0, as DSPy's
+// eval_candidate_program; only a cancelled context is an error.
+func (st *search) evaluate(ctx context.Context, prog module.Program, set []example.Example) (float64, string, error) {
+	res, err := evaluate.Run(ctx, prog, set, st.r.o.cfg.Metric, evaluate.Options{
+		Concurrency: st.r.s.concurrency, MaxErrors: st.r.s.maxErrors, Label: "mipro eval",
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, "", ctx.Err()
+		}
+		return 0, err.Error(), nil
+	}
+	return res.Score, "", nil
+}
+
+// addTrial adds a fully evaluated trial to the study (Optuna's add_trial)
+// and to the log.
+func (st *search) addTrial(ctx context.Context, idx map[string]int, score float64) error {
+	number := int64(len(st.log))
+	st.log = append(st.log, entry{params: toParams(idx), value: score, evaluated: true})
+	return st.call(ctx, "add trial", func() error {
+		if st.log[number].told { // a rebuild replayed it
+			return nil
+		}
+		n, err := st.r.o.cfg.Sampler.Replay(ctx, st.study.ID, []sampler.PastTrial{{Params: st.log[number].params, Value: score}})
+		if err != nil {
+			return err
+		}
+		if n != number+1 {
+			return fmt.Errorf("%w: the study holds %d trials after adding trial %d", ErrSampler, n, number)
+		}
+		st.log[number].told, st.log[number].inStudy = true, true
+		return nil
+	})
+}
+
+func (st *search) tell(ctx context.Context, number int64) error {
+	return st.call(ctx, "tell", func() error {
+		e := &st.log[number]
+		if e.told {
+			return nil
+		}
+		if err := st.r.o.cfg.Sampler.Tell(ctx, st.study.ID, number, e.value, sampler.Complete); err != nil {
+			return err
+		}
+		e.told = true
+		return nil
+	})
+}
+
+// rebuild recreates the study from the log: evaluated trials complete,
+// the others running (told later under their numbers).
+func (st *search) rebuild(ctx context.Context) error {
+	history := make([]sampler.PastTrial, len(st.log))
+	for i, e := range st.log {
+		history[i] = sampler.PastTrial{Params: e.params, Value: e.value, State: sampler.Complete}
+		if !e.evaluated {
+			history[i].State = sampler.Running
+		}
+	}
+	if err := st.r.o.cfg.Sampler.Rebuild(ctx, st.study, history); err != nil {
+		return err
+	}
+	for i := range st.log {
+		st.log[i].inStudy = true
+		if st.log[i].evaluated {
+			st.log[i].told = true
+		}
+	}
+	st.res.Rebuilds++
+	progress(ctx, "mipro: sampler study rebuilt", len(history), len(history))
+	return nil
+}
+
+// transient reports a sampler error that a plugin restart ends.
+func transient(err error) bool {
+	return errors.Is(err, bridge.ErrPluginDown) || errors.Is(err, bridge.ErrPluginExited) ||
+		errors.Is(err, bridge.ErrUnhealthy) || status.Code(err) == codes.Unavailable
+}
+
+// call runs a sampler operation; while the plugin restarts it waits and
+// tries again (for at most SamplerRetry), and when the study is gone (a
+// restarted plugin) it rebuilds the study from the log first.
+func (st *search) call(ctx context.Context, op string, f func() error) error {
+	deadline := time.Now().Add(st.r.s.samplerRetry)
+	backoff := 20 * time.Millisecond
+	rebuilds := 0
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch {
+		case errors.Is(err, sampler.ErrNotFound) && op != "create study" && rebuilds < 3:
+			rebuilds++
+			rerr := st.rebuild(ctx)
+			if rerr == nil {
+				continue
+			}
+			if !transient(rerr) {
+				return fmt.Errorf("mipro: rebuild the study after %s failed: %w", op, rerr)
+			}
+			err = rerr
+		case transient(err):
+		default:
+			return fmt.Errorf("mipro: sampler %s: %w", op, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mipro: sampler %s: the plugin did not come back within %v: %w", op, st.r.s.samplerRetry, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// record adds a trial to the result and publishes it.
+func (st *search) record(ctx context.Context, t Trial, prog module.Program, newBest bool) {
+	st.res.Trials = append(st.res.Trials, t)
+	if !event.Enabled(ctx, event.OptimizerTrial) && !event.Enabled(ctx, event.OptimizerNewBest) {
+		return
+	}
+	rec := teleprompt.CandidateRecord(fmt.Sprintf("trial-%d", t.Number), prog, t.Resumed)
+	rec["kind"] = string(t.Kind)
+	rec["batch_size"] = t.BatchSize
+	params := map[string]any{}
+	for k, v := range t.Params {
+		params[k] = v
+	}
+	rec["params"] = params
+	if t.Error != "" {
+		rec["error"] = t.Error
+	}
+	score, best := t.Score, st.bestScore
+	info := &event.OptimizerTrialInfo{Optimizer: Name, Trial: int(t.Number), Candidate: rec, Score: &score, BestScore: &best, Minibatch: t.Minibatch}
+	publish(ctx, event.OptimizerTrial, info)
+	if newBest {
+		publish(ctx, event.OptimizerNewBest, info)
+	}
+}
+
+func sameTrial(a, b Trial) bool {
+	a.Resumed, b.Resumed = false, false
+	if len(a.Params) != len(b.Params) {
+		return false
+	}
+	for k, v := range a.Params {
+		if w, ok := b.Params[k]; !ok || w != v {
+			return false
+		}
+	}
+	a.Params, b.Params = nil, nil
+	return a.Number == b.Number && a.Kind == b.Kind && a.Score == b.Score && a.Minibatch == b.Minibatch && a.BatchSize == b.BatchSize && a.Error == b.Error
+}
