@@ -250,10 +250,10 @@ func (c *cancelAt) Ask(ctx context.Context, study string) (sampler.Trial, error)
 	return c.Sampler.Ask(ctx, study)
 }
 
-// trialEvents runs Compile with a bus and returns its result, its error
-// and the trials read back from its optimizer.trial events (as the trace
-// store keeps them).
-func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student module.Program, train, val []example.Example) (*Result, error, []Trial) {
+// trialEvents runs Compile with a bus and returns its result, the trials
+// read back from its optimizer.trial events (as the trace store keeps
+// them) and its error.
+func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student module.Program, train, val []example.Example) (*Result, []Trial, error) {
 	t.Helper()
 	bus := event.NewBus()
 	var mu sync.Mutex
@@ -280,7 +280,7 @@ func trialEvents(t *testing.T, ctx context.Context, opt *Optimizer, student modu
 	bus.Close()
 	mu.Lock()
 	defer mu.Unlock()
-	return res, err, trials
+	return res, trials, err
 }
 
 // An interrupted run resumed from its trial events (kept by the trace
@@ -292,7 +292,7 @@ func TestResumeFromTrialEvents(t *testing.T) {
 	ctx := module.WithLM(t.Context(), task)
 	student := module.NewPredict(signature.MustParse("question -> answer"))
 	cfg := Config{Metric: metric.ExactMatch("answer"), Sampler: c, PromptModel: prompt, NumCandidates: 5, NumTrials: 8, MinibatchSize: 10, TrialsInFlight: 2}
-	want, err, wantEvents := trialEvents(t, ctx, New(cfg), student, train[:30], dev[:40])
+	want, wantEvents, err := trialEvents(t, ctx, New(cfg), student, train[:30], dev[:40])
 	if err != nil {
 		t.Fatal(err)
 	}
