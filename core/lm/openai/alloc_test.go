@@ -1,4 +1,4 @@
-package lm_test
+package openai_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 const cannedCompletion = `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`
@@ -32,7 +33,7 @@ func (c *cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // the headers stopped being copied per request and the context of a
 // request without a timeout was dropped; it is 38 now.
 func TestOpenAICompleteAllocations(t *testing.T) {
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET",
+	client, err := openai.New(openai.Config{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET",
 		Timeout: -1, HTTPClient: &http.Client{Transport: &cannedTransport{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestOpenAICookieJarKeepsSharedHeaders(t *testing.T) {
 	hc := &http.Client{Transport: tr, Jar: jar}
 	u, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/v1/", nil)
 	jar.SetCookies(u.URL, []*http.Cookie{{Name: "session", Value: "s1"}})
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET", HTTPClient: hc})
+	client, err := openai.New(openai.Config{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET", HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +72,9 @@ func TestOpenAICookieJarKeepsSharedHeaders(t *testing.T) {
 			t.Errorf("Cookie headers %q, want one session=s1", got)
 		}
 	}
+}
+
+// ask is a request of one user message.
+func ask(q string) *lm.Request {
+	return &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: q}}}
 }

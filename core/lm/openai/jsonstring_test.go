@@ -1,4 +1,4 @@
-package lm
+package openai
 
 import (
 	"encoding/json"
