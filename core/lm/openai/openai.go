@@ -510,7 +510,7 @@ func (o *Client) parse(model string, raw []byte, httpRes *http.Response) (*lm.Re
 		status = httpRes.StatusCode
 	}
 	var cr chatResponse
-	if err := json.Unmarshal(raw, &cr); err != nil {
+	if err := decodeChat(raw, &cr); err != nil {
 		return nil, &lm.Error{Kind: lm.ErrBadResponse, Model: model, URL: o.URL(), StatusCode: status,
 			Message: "decode chat completion: " + err.Error() + ": " + o.clip(raw), Err: err}
 	}
