@@ -32,21 +32,27 @@ func decodeChat(raw []byte, cr *chatResponse) error {
 }
 
 // fastDecodeChat is decodeChat's own reader. It reports false, leaving cr
-// in any state, when the body needs encoding/json.
+// in any state, when the body needs encoding/json, invalid JSON included:
+// it checks the grammar as it reads, and refuses what it cannot vouch
+// for.
 func fastDecodeChat(raw []byte, cr *chatResponse) bool {
-	// Validating first, with the scanner json.Unmarshal runs too, keeps
-	// the reader below simple: it may assume well-formed JSON.
-	if !json.Valid(raw) {
+	d := chatDecoder{b: raw}
+	if !d.top(cr) {
 		return false
 	}
-	d := chatDecoder{b: raw}
-	return d.top(cr)
+	d.ws()
+	return d.i == len(d.b)
 }
 
-// chatDecoder walks a body that json.Valid accepted.
+// maxSkipDepth bounds the nesting of the members decodeChat skips; deeper
+// ones go to encoding/json, which has its own bound.
+const maxSkipDepth = 100
+
+// chatDecoder reads a chat completion body.
 type chatDecoder struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // nesting of skipped values
 }
 
 func (d *chatDecoder) ws() {
@@ -60,42 +66,59 @@ func (d *chatDecoder) ws() {
 	}
 }
 
-// peek returns the next byte after white space.
-func (d *chatDecoder) peek() byte {
+// peek returns the next byte after white space, and false at the end.
+func (d *chatDecoder) peek() (byte, bool) {
 	d.ws()
-	return d.b[d.i]
+	if d.i >= len(d.b) {
+		return 0, false
+	}
+	return d.b[d.i], true
 }
 
-// object calls member for each key of the object that starts at d.i, with
-// d.i at the key's value; member must consume the value. A key with an
-// escape makes object report false, as does member reporting false.
+// object calls member for each key of the object at d.i, with d.i at the
+// key's value; member must consume the value. A key with an escape makes
+// object report false, as does member reporting false or bad JSON.
 func (d *chatDecoder) object(member func(key []byte) bool) bool {
-	d.i++ // '{'
-	if d.peek() == '}' {
+	if c, ok := d.peek(); !ok || c != '{' {
+		return false
+	}
+	d.i++
+	if c, ok := d.peek(); !ok {
+		return false
+	} else if c == '}' {
 		d.i++
 		return true
 	}
 	for {
-		d.ws()
-		start := d.i + 1
-		end := bytes.IndexByte(d.b[start:], '"') + start
-		key := d.b[start:end]
-		if bytes.IndexByte(key, '\\') >= 0 {
+		if c, ok := d.peek(); !ok || c != '"' {
 			return false
 		}
-		d.i = end + 1
-		d.ws()
-		d.i++ // ':'
+		start := d.i
+		escaped, ok := d.stringEnd()
+		if !ok || escaped {
+			return false
+		}
+		key := d.b[start+1 : d.i-1]
+		if c, ok := d.peek(); !ok || c != ':' {
+			return false
+		}
+		d.i++
 		d.ws()
 		if !member(key) {
 			return false
 		}
-		if d.peek() == ',' {
-			d.i++
-			continue
+		c, ok := d.peek()
+		if !ok {
+			return false
 		}
-		d.i++ // '}'
-		return true
+		d.i++
+		switch c {
+		case ',':
+			continue
+		case '}':
+			return true
+		}
+		return false
 	}
 }
 
@@ -116,62 +139,151 @@ func unknown(key []byte, names ...string) bool {
 	return true
 }
 
-// skip consumes one value.
-func (d *chatDecoder) skip() {
-	d.ws()
-	switch d.b[d.i] {
-	case '"':
-		d.stringEnd()
-	case '{', '[':
-		depth := 0
-		for {
-			switch d.b[d.i] {
-			case '"':
-				d.stringEnd()
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					d.i++
-					return
-				}
-			}
-			d.i++
-		}
-	default: // number, true, false, null
-		for d.i < len(d.b) {
-			switch d.b[d.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return
-			}
-			d.i++
-		}
+// skip consumes one value and reports whether it is well-formed.
+func (d *chatDecoder) skip() bool {
+	c, ok := d.peek()
+	if !ok {
+		return false
 	}
+	switch c {
+	case '"':
+		_, ok := d.stringEnd()
+		return ok
+	case '{', '[':
+		if d.depth++; d.depth > maxSkipDepth {
+			return false
+		}
+		defer func() { d.depth-- }()
+		if c == '{' {
+			return d.object(func([]byte) bool { return d.skip() })
+		}
+		d.i++
+		if c, ok := d.peek(); !ok {
+			return false
+		} else if c == ']' {
+			d.i++
+			return true
+		}
+		for {
+			if !d.skip() {
+				return false
+			}
+			c, ok := d.peek()
+			if !ok {
+				return false
+			}
+			d.i++
+			switch c {
+			case ',':
+				continue
+			case ']':
+				return true
+			}
+			return false
+		}
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	}
+	_, ok = d.number()
+	return ok
 }
 
-// stringEnd moves past the string that starts at d.i and reports whether it
-// held a backslash.
-func (d *chatDecoder) stringEnd() (escaped bool) {
-	d.i++
-	for {
-		j := bytes.IndexAny(d.b[d.i:], `"\`)
-		d.i += j
-		if d.b[d.i] == '"' {
-			d.i++
-			return escaped
-		}
-		escaped = true
-		d.i += 2
+// literal consumes lit, which must be next.
+func (d *chatDecoder) literal(lit string) bool {
+	if !bytes.HasPrefix(d.b[d.i:], []byte(lit)) {
+		return false
 	}
+	d.i += len(lit)
+	return true
+}
+
+// number consumes a JSON number and reports whether it is an integer
+// (no fraction, no exponent) and well-formed.
+func (d *chatDecoder) number() (integer, ok bool) {
+	b, i := d.b, d.i
+	digits := func() bool {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if !digits() {
+		return false, false
+	}
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return false, false
+		}
+		integer = false
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false, false
+		}
+		integer = false
+	}
+	d.i = i
+	return integer, true
+}
+
+// stringEnd moves past the string that starts at d.i, reporting whether it
+// held an escape and whether it is well-formed (closed, no control
+// characters, known escapes).
+func (d *chatDecoder) stringEnd() (escaped, ok bool) {
+	b := d.b
+	for i := d.i + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			d.i = i + 1
+			return escaped, true
+		case c == '\\':
+			escaped = true
+			i++
+			if i >= len(b) {
+				return false, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return false, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false, false
+					}
+				}
+				i += 4
+			default:
+				return false, false
+			}
+		case c < 0x20:
+			return false, false
+		}
+	}
+	return false, false
 }
 
 // null consumes a null and reports whether there was one.
 func (d *chatDecoder) null() bool {
-	if d.peek() == 'n' {
-		d.i += len("null")
-		return true
+	if c, ok := d.peek(); ok && c == 'n' {
+		return d.literal("null")
 	}
 	return false
 }
@@ -179,14 +291,14 @@ func (d *chatDecoder) null() bool {
 // str decodes a string value into *dst (a null leaves *dst alone, as
 // encoding/json does). Another type reports false.
 func (d *chatDecoder) str(dst *string) bool {
-	if d.null() {
-		return true
-	}
-	if d.b[d.i] != '"' {
-		return false
+	if c, ok := d.peek(); !ok || c != '"' {
+		return d.null()
 	}
 	start := d.i
-	escaped := d.stringEnd()
+	escaped, ok := d.stringEnd()
+	if !ok {
+		return false
+	}
 	body := d.b[start+1 : d.i-1]
 	if !escaped {
 		if !utf8.Valid(body) {
@@ -200,9 +312,9 @@ func (d *chatDecoder) str(dst *string) bool {
 	return ok
 }
 
-// unescape decodes the body of a JSON string with the escapes other than
-// \u, which it leaves to encoding/json by reporting false, as it does
-// invalid UTF-8.
+// unescape decodes the body of a well-formed JSON string with the escapes
+// other than \u, which it leaves to encoding/json by reporting false, as it
+// does invalid UTF-8.
 func unescape(body []byte) (string, bool) {
 	if !utf8.Valid(body) {
 		return "", false
@@ -241,22 +353,13 @@ func unescape(body []byte) (string, bool) {
 // integer decodes a plain integer into *dst (null leaves it alone);
 // anything encoding/json would refuse or read otherwise reports false.
 func (d *chatDecoder) integer(dst *int) bool {
-	if d.null() {
-		return true
+	if c, ok := d.peek(); !ok || (c != '-' && (c < '0' || c > '9')) {
+		return d.null()
 	}
 	start := d.i
-	for d.i < len(d.b) {
-		c := d.b[d.i]
-		if (c < '0' || c > '9') && c != '-' {
-			break
-		}
-		d.i++
-	}
-	if d.i < len(d.b) {
-		switch d.b[d.i] {
-		case '.', 'e', 'E':
-			return false
-		}
+	integer, ok := d.number()
+	if !ok || !integer {
+		return false
 	}
 	n, err := strconv.Atoi(string(d.b[start:d.i]))
 	if err != nil {
@@ -267,9 +370,8 @@ func (d *chatDecoder) integer(dst *int) bool {
 }
 
 func (d *chatDecoder) top(cr *chatResponse) bool {
-	if d.peek() != '{' {
-		return false // null, or a type error for encoding/json to word
-	}
+	// A body that is not an object (null, or a type error for
+	// encoding/json to word) fails in object.
 	var seen [4]bool
 	once := func(i int) bool {
 		if seen[i] {
@@ -292,8 +394,7 @@ func (d *chatDecoder) top(cr *chatResponse) bool {
 		if !unknown(key, "id", "model", "choices", "usage", "error") {
 			return false
 		}
-		d.skip()
-		return true
+		return d.skip()
 	})
 }
 
@@ -301,11 +402,13 @@ func (d *chatDecoder) choices(cr *chatResponse) bool {
 	if d.null() {
 		return true
 	}
-	if d.b[d.i] != '[' {
+	if c, ok := d.peek(); !ok || c != '[' {
 		return false
 	}
 	d.i++
-	if d.peek() == ']' {
+	if c, ok := d.peek(); !ok {
+		return false
+	} else if c == ']' {
 		d.i++
 		cr.Choices = []chatChoice{}
 		return true
@@ -315,21 +418,24 @@ func (d *chatDecoder) choices(cr *chatResponse) bool {
 		if !d.choice(&cr.Choices[len(cr.Choices)-1]) {
 			return false
 		}
-		if d.peek() == ',' {
-			d.i++
-			continue
+		c, ok := d.peek()
+		if !ok {
+			return false
 		}
-		d.i++ // ']'
-		return true
+		d.i++
+		switch c {
+		case ',':
+			continue
+		case ']':
+			return true
+		}
+		return false
 	}
 }
 
 func (d *chatDecoder) choice(c *chatChoice) bool {
 	if d.null() {
 		return true
-	}
-	if d.b[d.i] != '{' {
-		return false
 	}
 	var seen [3]bool
 	return d.object(func(key []byte) bool {
@@ -356,17 +462,13 @@ func (d *chatDecoder) choice(c *chatChoice) bool {
 		if !unknown(key, "index", "message", "finish_reason") {
 			return false
 		}
-		d.skip()
-		return true
+		return d.skip()
 	})
 }
 
 func (d *chatDecoder) message(c *chatChoice) bool {
 	if d.null() {
 		return true
-	}
-	if d.b[d.i] != '{' {
-		return false
 	}
 	seen := false
 	return d.object(func(key []byte) bool {
@@ -386,17 +488,13 @@ func (d *chatDecoder) message(c *chatChoice) bool {
 		if !unknown(key, "content") {
 			return false
 		}
-		d.skip()
-		return true
+		return d.skip()
 	})
 }
 
 func (d *chatDecoder) usage(u *lm.Usage) bool {
 	if d.null() {
 		return true
-	}
-	if d.b[d.i] != '{' {
-		return false
 	}
 	var seen [3]bool
 	return d.object(func(key []byte) bool {
@@ -413,8 +511,7 @@ func (d *chatDecoder) usage(u *lm.Usage) bool {
 			if !unknown(key, "prompt_tokens", "completion_tokens", "total_tokens") {
 				return false
 			}
-			d.skip()
-			return true
+			return d.skip()
 		}
 		if seen[i] {
 			return false

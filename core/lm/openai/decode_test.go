@@ -3,6 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -76,6 +77,20 @@ var decodeCases = []struct {
 	{`{"choices":[{"index":0}]`, false},
 	{`{"choices":[{"index":0}]} {}`, false},
 	{``, false},
+	{`{"choices":[{"index":01}]}`, false},
+	{`{"choices":[{"index":-}]}`, false},
+	{`{"x":tru,"choices":[]}`, false},
+	{`{"x":[1,],"choices":[]}`, false},
+	{`{"x":{"a":1,},"choices":[]}`, false},
+	{`{"x":"\x","choices":[]}`, false},
+	{`{"x":"\u12G4","choices":[]}`, false},
+	{"{\"x\":\"a\tb\",\"choices\":[]}", false},
+	{`{"x":1.,"choices":[]}`, false},
+	{`{"x":1e,"choices":[]}`, false},
+	{`{"x":-1.5e+3,"y":[true,false,null,{}],"choices":[]}`, true},
+	{`{"x":` + strings.Repeat("[", 150) + strings.Repeat("]", 150) + `,"choices":[]}`, false},
+	{`{"choices":[{"index":0}]`, false},
+	{`{"choices":[{"index":0}]}}`, false},
 }
 
 // TestDecodeChatMatchesEncodingJSON: decodeChat gives what json.Unmarshal
