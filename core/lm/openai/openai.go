@@ -399,7 +399,9 @@ func (o *Client) body(model string, req *lm.Request, stream bool) ([]byte, error
 func appendMessages(obj []byte, msgs []lm.Message) []byte {
 	size := len(obj) + 16
 	for _, m := range msgs {
-		size += len(m.Role) + len(m.Content) + 32
+		// Escapes lengthen a prompt (each newline becomes "\\n"): an
+		// eighth more keeps the buffer from growing on typical prompts.
+		size += len(m.Role) + len(m.Content) + len(m.Content)/8 + 32
 	}
 	out := make([]byte, 0, size)
 	out = append(out, obj[:len(obj)-1]...) // drop '}'
