@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -382,7 +384,7 @@ func (o *Client) body(model string, req *lm.Request, stream bool) ([]byte, error
 	// a third of what encoding/json's reflection and HTML escaping cost.
 	msgs := cr.Messages
 	cr.Messages = nil
-	b, err := json.Marshal(cr)
+	b, err := encodeHead(&cr, messagesSize(msgs))
 	if err == nil && msgs != nil {
 		b = appendMessages(b, msgs)
 	}
@@ -395,16 +397,136 @@ func (o *Client) body(model string, req *lm.Request, stream bool) ([]byte, error
 	return b, nil
 }
 
-// appendMessages adds "messages":[...] to the JSON object obj.
-func appendMessages(obj []byte, msgs []lm.Message) []byte {
-	size := len(obj) + 16
+// encodeHead encodes cr, whose Messages are nil, as json.Marshal does:
+// by hand in the usual case (no response format, plain model and stop
+// strings, finite floats), which saves encoding/json's reflection on
+// every call, else by json.Marshal itself.
+// room is how many more bytes the caller will append (the messages), so
+// that the body needs one buffer.
+func encodeHead(cr *chatRequest, room int) ([]byte, error) {
+	if b, ok := appendHead(make([]byte, 0, 128+room), cr); ok {
+		return b, nil
+	}
+	return json.Marshal(cr)
+}
+
+// appendHead is encodeHead's hand-written encoder; false leaves cr to
+// json.Marshal.
+func appendHead(b []byte, cr *chatRequest) ([]byte, bool) {
+	if cr.ResponseFormat != nil || !plainString(cr.Model) {
+		return nil, false
+	}
+	b = append(b, '{')
+	field := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, name...)
+	}
+	if cr.Model != "" {
+		field(`"model":"`)
+		b = append(b, cr.Model...)
+		b = append(b, '"')
+	}
+	ok := true
+	if cr.Temperature != nil {
+		field(`"temperature":`)
+		b, ok = appendFloat(b, *cr.Temperature)
+	}
+	if cr.MaxTokens != nil {
+		field(`"max_tokens":`)
+		b = strconv.AppendInt(b, int64(*cr.MaxTokens), 10)
+	}
+	if cr.TopP != nil && ok {
+		field(`"top_p":`)
+		b, ok = appendFloat(b, *cr.TopP)
+	}
+	if cr.N != nil {
+		field(`"n":`)
+		b = strconv.AppendInt(b, int64(*cr.N), 10)
+	}
+	if len(cr.Stop) > 0 {
+		field(`"stop":[`)
+		for i, s := range cr.Stop {
+			if !plainString(s) {
+				return nil, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, s...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	if cr.Seed != nil {
+		field(`"seed":`)
+		b = strconv.AppendInt(b, *cr.Seed, 10)
+	}
+	if cr.Stream {
+		field(`"stream":true`)
+	}
+	if cr.StreamOptions != nil {
+		field(`"stream_options":{"include_usage":`)
+		b = strconv.AppendBool(b, cr.StreamOptions.IncludeUsage)
+		b = append(b, '}')
+	}
+	return append(b, '}'), ok
+}
+
+// plainString reports whether encoding/json writes s between quotes as it
+// is: printable ASCII other than '"', '\\', '<', '>' and '&'.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= utf8.RuneSelf, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// appendFloat writes f as encoding/json does; a NaN or an infinity, which
+// it refuses, reports false.
+func appendFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// "1e-07" → "1e-7", as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// messagesSize estimates the bytes of "messages":[...] for msgs.
+func messagesSize(msgs []lm.Message) int {
+	size := 16
 	for _, m := range msgs {
 		// Escapes lengthen a prompt (each newline becomes "\\n"): an
 		// eighth more keeps the buffer from growing on typical prompts.
 		size += len(m.Role) + len(m.Content) + len(m.Content)/8 + 32
 	}
-	out := make([]byte, 0, size)
-	out = append(out, obj[:len(obj)-1]...) // drop '}'
+	return size
+}
+
+// appendMessages adds "messages":[...] to the JSON object obj, in obj's
+// own buffer when it has room.
+func appendMessages(obj []byte, msgs []lm.Message) []byte {
+	out := obj[:len(obj)-1] // drop '}'
+	if size := messagesSize(msgs); cap(obj)-len(obj) < size {
+		out = make([]byte, 0, len(obj)+size)
+		out = append(out, obj[:len(obj)-1]...)
+	}
 	if len(obj) > 2 {
 		out = append(out, ',')
 	}
