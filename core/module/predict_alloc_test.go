@@ -23,7 +23,8 @@ func (c cannedLM) Complete(context.Context, *lm.Request) (*lm.Response, error) {
 // every field is an output; 34 then, 28 since ChatAdapter.Parse keeps
 // sections as ranges of lines, and 25 since formatting and the prediction
 // stopped copying the signature's fields and the user message's parts
-// are allocated once.
+// are allocated once. The budget leaves room for the race detector's own
+// allocations (27).
 func TestPredictAllocations(t *testing.T) {
 	cot := NewChainOfThought(signature.MustParse("question -> answer: int"))
 	ctx := WithLM(context.Background(), cannedLM{text: "[[ ## reasoning ## ]]\nTwo plus two is four.\n\n[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"})
@@ -33,7 +34,7 @@ func TestPredictAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	const budget = 26
+	const budget = 27
 	t.Logf("%.0f allocations per call", allocs)
 	if allocs > budget {
 		t.Errorf("%.0f allocations per call, budget %d", allocs, budget)
