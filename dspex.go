@@ -36,11 +36,12 @@ import (
 
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 )
 
 // OpenAIBaseURL is the base URL of OpenAI's own API, for NewLM.
-const OpenAIBaseURL = lm.DefaultOpenAIBaseURL
+const OpenAIBaseURL = openai.DefaultBaseURL
 
 // Inputs are a module's named input values.
 type Inputs = module.Inputs
@@ -111,7 +112,7 @@ func (m *LM) Stack() *lm.Stack {
 type Option func(*options)
 
 type options struct {
-	client    lm.OpenAIConfig
+	client    openai.Config
 	exec      lm.ExecConfig
 	noCache   bool
 	cachePath string
@@ -128,7 +129,7 @@ func WithAPIKeyEnv(name string) Option { return func(o *options) { o.client.APIK
 // WithHeaders adds HTTP headers to every request.
 func WithHeaders(h map[string]string) Option { return func(o *options) { o.client.Headers = h } }
 
-// WithTimeout bounds each request (default lm.DefaultOpenAITimeout).
+// WithTimeout bounds each request (default openai.DefaultTimeout).
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.client.Timeout = d } }
 
 // WithDefaults sets the sampling settings every request starts from.
@@ -187,7 +188,7 @@ func NewLM(baseURL, model string, opts ...Option) (*LM, error) {
 		opt(&o)
 	}
 	o.client.BaseURL, o.client.Model = baseURL, model
-	client, err := lm.NewOpenAI(o.client)
+	client, err := openai.New(o.client)
 	if err != nil {
 		return nil, fmt.Errorf("dspex: %w", err)
 	}

@@ -114,22 +114,22 @@ func fieldHeader(line string) (name, rest string, ok bool) {
 // type. Optional fields that are absent become nil; any other missing field
 // is a *ParseError.
 func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[string]any, error) {
+	// A section is the text after its marker (rest) and the whole lines
+	// lines[from:to] that follow it, up to the next marker.
 	type section struct {
-		name  string
-		lines []string
+		name     string
+		rest     string
+		from, to int
 	}
-	sections := []section{{}}
-	for _, line := range pystr.SplitLines(completion) {
+	lines := pystr.SplitLines(completion)
+	var buf [8]section // room for the usual few fields without allocating
+	sections := append(buf[:0], section{})
+	for i, line := range lines {
 		if name, rest, ok := fieldHeader(pystr.Strip(line)); ok {
-			s := section{name: name}
-			if rest = pystr.Strip(rest); rest != "" {
-				s.lines = append(s.lines, rest)
-			}
-			sections = append(sections, s)
+			sections = append(sections, section{name: name, rest: pystr.Strip(rest), from: i + 1, to: i + 1})
 			continue
 		}
-		last := &sections[len(sections)-1]
-		last.lines = append(last.lines, line)
+		sections[len(sections)-1].to = i + 1
 	}
 	fields := make(map[string]any, sig.NumOutputs())
 	for _, s := range sections {
@@ -143,7 +143,15 @@ func (a *ChatAdapter) Parse(sig *signature.Signature, completion string) (map[st
 		if !ok || !sig.IsOutput(s.name) {
 			continue
 		}
-		v, err := f.Type.ParseText(pystr.Strip(strings.Join(s.lines, "\n")))
+		text := strings.Join(lines[s.from:s.to], "\n")
+		if s.rest != "" {
+			if s.from == s.to {
+				text = s.rest
+			} else {
+				text = s.rest + "\n" + text
+			}
+		}
+		v, err := f.Type.ParseText(pystr.Strip(text))
 		if err != nil {
 			return nil, &ParseError{Adapter: a.Name(), Field: s.name, Raw: completion, Err: err}
 		}

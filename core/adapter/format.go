@@ -177,8 +177,10 @@ func sectionsWithValues(fields []signature.Field, value func(signature.Field) st
 
 // userContent is DSPy's format_user_message_content.
 func userContent(sig *signature.Signature, get func(string) (any, bool), prefix, suffix string) string {
-	parts := []string{prefix}
-	for _, f := range sig.Inputs() {
+	parts := make([]string, 1, 3+sig.NumInputs())
+	parts[0] = prefix
+	for i := range sig.NumInputs() { // Inputs would copy the fields
+		f := sig.Input(i)
 		if v, ok := get(f.Name); ok {
 			parts = append(parts, "[[ ## "+f.Name+" ## ]]\n"+FormatValue(f.Type, v))
 		}

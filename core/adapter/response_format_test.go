@@ -6,6 +6,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/signature"
 )
 
@@ -42,7 +43,7 @@ func TestResponseFormatSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: tt.model, BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_SUCH_KEY", ResponseFormat: tt.mode})
+			model, err := openai.New(openai.Config{Model: tt.model, BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_SUCH_KEY", ResponseFormat: tt.mode})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/signature"
 )
 
@@ -25,7 +26,7 @@ func TestTruncatedAnswerParseError(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_SUCH_KEY"})
+	model, err := openai.New(openai.Config{Model: "sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_SUCH_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // store adapts *cache.Cache to lm.ResponseStore, as core/runenv does.
@@ -113,9 +114,9 @@ func TestCacheKeyIgnoresAPIKeyAndBaseURL(t *testing.T) {
 	defer srv.Close()
 	c := openCache(t, "")
 	defer c.Close()
-	a, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKey: "sk-one"})
+	a, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKey: "sk-one"})
 	// The same server under another spelling of its address, with another key.
-	b, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL() + "/", APIKey: "sk-two"})
+	b, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL() + "/", APIKey: "sk-two"})
 	if _, err := lm.NewStack(a, lm.ExecConfig{Cache: store{c}}).Complete(context.Background(), ask("q")); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestEmbedStackCachesPerText(t *testing.T) {
 	defer srv.Close()
 	c := openCache(t, "")
 	defer c.Close()
-	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	emb, err := openai.NewEmbedder(openai.EmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestEmbedStackBreakerOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	emb, err := openai.NewEmbedder(openai.EmbedderConfig{Model: "sim-embed", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,5 +256,34 @@ func TestCachedSkipsStoredTruncated(t *testing.T) {
 	res, err := m.Complete(context.Background(), ask("old entry"))
 	if err != nil || res.CacheHit || srv.Stats().Requests != 1 {
 		t.Fatalf("hit=%v err=%v requests=%d; want the stored truncated answer skipped", res.CacheHit, err, srv.Stats().Requests)
+	}
+}
+
+func TestEmbeddingCacheKey(t *testing.T) {
+	t.Parallel()
+	k := lm.EmbeddingCacheKey("text-embedding-3-small", 256, "hello")
+	if len(k) != 64 || strings.Trim(k, "0123456789abcdef") != "" {
+		t.Fatalf("key %q is not hex SHA-256", k)
+	}
+	if k != lm.EmbeddingCacheKey("text-embedding-3-small", 256, "hello") {
+		t.Error("key is not deterministic")
+	}
+	distinct := [][3]any{
+		{"text-embedding-3-small", 256, "hello"},
+		{"text-embedding-3-large", 256, "hello"},
+		{"text-embedding-3-small", 0, "hello"},
+		{"text-embedding-3-small", 256, "hello "},
+		{"ab", 0, "c"},
+		{"a", 0, "bc"},
+		{"", 0, ""},
+		{"", -1, ""},
+	}
+	seen := map[string]int{}
+	for i, d := range distinct {
+		key := lm.EmbeddingCacheKey(d[0].(string), d[1].(int), d[2].(string))
+		if j, ok := seen[key]; ok {
+			t.Errorf("inputs %v and %v share a key", distinct[j], d)
+		}
+		seen[key] = i
 	}
 }

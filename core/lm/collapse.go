@@ -3,9 +3,6 @@ package lm
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"hash/maphash"
 	"iter"
 	"reflect"
@@ -19,26 +16,13 @@ import (
 // Request, so they never reach the key: the same request to the same model
 // through another key or proxy shares the entry.
 func RequestKey(model string, req *Request) string {
-	canon := struct {
-		V              int             `json:"v"`
-		Model          string          `json:"model"`
-		Messages       [][2]string     `json:"messages"`
-		Params         Params          `json:"params"`
-		ResponseFormat *ResponseFormat `json:"response_format,omitempty"`
-		RolloutID      string          `json:"rollout_id,omitempty"`
-	}{V: 1, Model: model, Params: req.Params, ResponseFormat: req.ResponseFormat, RolloutID: req.RolloutID}
-	canon.Messages = make([][2]string, len(req.Messages))
-	for i, m := range req.Messages {
-		canon.Messages[i] = [2]string{m.Role, m.Content}
-	}
-	b, err := json.Marshal(canon)
+	b, err := canonical(model, req)
 	if err != nil {
 		// Only Extra or Schema values that JSON cannot encode get here;
 		// such a request has no stable key, so it gets a unique one.
 		b = []byte(err.Error() + "\x00" + model)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return requestKey(b)
 }
 
 // Collapse is the execution layer that merges identical requests in

@@ -2,7 +2,9 @@ package lm
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"math"
 
 	"github.com/sony/gobreaker/v2"
@@ -165,4 +167,39 @@ func (s *EmbedStack) store(ctx context.Context, model, text string, v []float32)
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
 	_ = s.cache.Set(context.WithoutCancel(ctx), EmbeddingCacheKey(model, s.dims, text), b)
+}
+
+// embeddingKeyVersion starts every embedding cache key's hashed input, so
+// that a change of encoding can never collide with old entries, and so that
+// no embedding key equals a key of another kind.
+const embeddingKeyVersion = "dspex/embedding/v1"
+
+// EmbeddingCacheKey returns the cache key of one text's vector: the hex
+// SHA-256 of a length-prefixed encoding of a version tag, model, dimensions
+// (0 for the model's own length) and text, so that no two distinct triples
+// share an encoding. The base URL and the API key are never part of it:
+// the same model behind another endpoint or key gives the same vectors, and
+// keys must not leak into cache files.
+func EmbeddingCacheKey(model string, dimensions int, text string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	put := func(s string) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	put(embeddingKeyVersion)
+	put(model)
+	h.Write(n[:binary.PutVarint(n[:], int64(dimensions))])
+	put(text)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// float32sFromLE reads little-endian float32s (len(b) a multiple of 4), the
+// form of base64 vectors and of vectors in the embedding cache.
+func float32sFromLE(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
 }

@@ -1,7 +1,9 @@
 package lm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -261,3 +264,77 @@ func (e *endpoint) scrub(msg string) string {
 	}
 	return msg
 }
+
+// retryAfter reads the wait a server asked for: retry-after-ms (OpenAI's
+// millisecond form) first, then Retry-After in seconds or as an HTTP date.
+// It returns 0 when neither is present or valid, or the time has passed.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < float64(365*24*time.Hour/time.Millisecond) {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s > 0 && s < float64(365*24*time.Hour/time.Second) {
+			return time.Duration(s * float64(time.Second))
+		}
+		return 0
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// mentionsContextWindow reports whether an error body says the prompt does
+// not fit the model, in the words of OpenAI, vLLM, llama.cpp, Ollama and
+// others.
+func mentionsContextWindow(body []byte) bool {
+	lower := string(bytes.ToLower(body))
+	for _, marker := range [...]string{
+		"context_length_exceeded",
+		"exceed_context_size",
+		"maximum context length",
+		"context window",
+		"context length",
+		"context size",
+		"too many tokens",
+	} {
+		if strings.Contains(lower, marker) {
+			return true
+		}
+	}
+	return false
+}
+
+// errorText reads an error value that is a string, an object with a
+// message (and maybe a code), or any other JSON.
+func errorText(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, s != ""
+	}
+	var obj struct {
+		Message string          `json:"message"`
+		Code    json.RawMessage `json:"code"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
+		if code := strings.Trim(string(obj.Code), `"`); code != "" && code != "null" {
+			return obj.Message + " (code " + code + ")", true
+		}
+		return obj.Message, true
+	}
+	return string(raw), true
+}
+
+// userAgent identifies DSPEx to providers.
+const userAgent = "dspex/0.1 (+https://github.com/dspex/dspex)"

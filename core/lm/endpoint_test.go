@@ -1,13 +1,11 @@
 package lm
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 )
 
 func TestCheckBaseURL(t *testing.T) {
@@ -52,41 +50,6 @@ func TestJoinURLKeepsTheQuery(t *testing.T) {
 	}
 }
 
-// Chat and embedding clients send their requests to the base
-// URL's path with its query kept.
-func TestClientsKeepTheBaseQuery(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = append(got, r.URL.Path+"?"+r.URL.RawQuery)
-		mu.Unlock()
-		http.Error(w, `{"error": {"message": "no"}}`, http.StatusBadRequest)
-	}))
-	defer srv.Close()
-	base := srv.URL + "/v1?key=X"
-	ctx := context.Background()
-	req := &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}}
-
-	chat, err := NewOpenAI(OpenAIConfig{Model: "m", BaseURL: base, APIKeyEnv: unsetKeyEnv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = chat.Complete(ctx, req)
-	emb, err := NewOpenAIEmbedder(OpenAIEmbedderConfig{Model: "m", BaseURL: base, APIKeyEnv: unsetKeyEnv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, _ = emb.Embed(ctx, []string{"hi"})
-
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"/v1/chat/completions?key=X", "/v1/embeddings?key=X"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("requests went to %q, want %q", got, want)
-	}
-}
-
 // FuzzCheckBaseURL: an accepted base URL joins with a path into a URL
 // with that path appended and the base's query kept; a refused one's
 // error never repeats a password.
@@ -113,4 +76,41 @@ func FuzzCheckBaseURL(f *testing.F) {
 			t.Fatalf("joinURL(%q) = %q", base, joined)
 		}
 	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+	}{
+		{name: "none"},
+		{name: "seconds", header: map[string]string{"Retry-After": "12"}, want: 12 * time.Second},
+		{name: "fractional seconds", header: map[string]string{"Retry-After": "1.5"}, want: 1500 * time.Millisecond},
+		{name: "http date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 12:00:45 GMT"}, want: 45 * time.Second},
+		{name: "rfc 850 date", header: map[string]string{"Retry-After": "Sunday, 01-Mar-26 12:01:00 GMT"}, want: time.Minute},
+		{name: "past date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 11:00:00 GMT"}},
+		{name: "milliseconds win", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "40"}, want: 40 * time.Millisecond},
+		{name: "bad milliseconds fall back", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "x"}, want: 3 * time.Second},
+		{name: "negative", header: map[string]string{"Retry-After": "-5"}},
+		{name: "zero", header: map[string]string{"Retry-After": "0"}},
+		{name: "not a number", header: map[string]string{"Retry-After": "NaN"}},
+		{name: "infinite", header: map[string]string{"Retry-After": "1e400"}},
+		{name: "absurd", header: map[string]string{"Retry-After-Ms": "1e30"}},
+		{name: "garbage", header: map[string]string{"Retry-After": "later"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			for k, v := range tt.header {
+				h.Set(k, v)
+			}
+			if got := retryAfter(h, now); got != tt.want {
+				t.Errorf("retryAfter(%v) = %v, want %v", tt.header, got, tt.want)
+			}
+		})
+	}
 }

@@ -43,6 +43,13 @@ func TestAutoResponseFormat(t *testing.T) {
 
 type plainLM struct{}
 
+// formatLM is an LM that names its response format.
+type formatLM struct{ mode ResponseFormatMode }
+
+func (formatLM) Model() string                                         { return "formats" }
+func (formatLM) Complete(context.Context, *Request) (*Response, error) { return nil, nil }
+func (f formatLM) ResponseFormat() ResponseFormatMode                  { return f.mode }
+
 func (plainLM) Model() string                                         { return "plain" }
 func (plainLM) Complete(context.Context, *Request) (*Response, error) { return nil, nil }
 
@@ -54,11 +61,7 @@ func TestResponseFormatThroughLayers(t *testing.T) {
 	if got := ResponseFormatFor(nil); got != ResponseFormatNone {
 		t.Errorf("nil LM gets %q, want none", got)
 	}
-	o, err := NewOpenAI(OpenAIConfig{Model: "local", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: unsetKeyEnv, ResponseFormat: ResponseFormatJSONObject})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack := NewStack(o, ExecConfig{})
+	stack := NewStack(formatLM{ResponseFormatJSONObject}, ExecConfig{})
 	if got := ResponseFormatFor(stack); got != ResponseFormatJSONObject {
 		t.Errorf("through the stack: %q, want json_object", got)
 	}

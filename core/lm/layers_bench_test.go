@@ -12,6 +12,7 @@ import (
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // BenchmarkCacheHit measures a whole Stack call answered from the cache:
@@ -63,7 +64,7 @@ func BenchmarkPoolThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	m := lm.NewStack(client, lm.ExecConfig{Pool: lm.PoolConfig{Size: slots, Queue: callers}})
 	var total time.Duration
 	round := 0
@@ -162,7 +163,7 @@ func BenchmarkHeapPerInFlight(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer srv.Close()
-		client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+		client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 		m := lm.NewStack(client, lm.ExecConfig{Pool: lm.PoolConfig{Size: inflight}})
 		seen := int64(0)
 		measure(b, m, func() bool {

@@ -14,11 +14,12 @@ import (
 	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // sim starts the simulated LM with the given faults and latency, and
 // returns it with an OpenAI client pointed at it.
-func sim(t testing.TB, latency string, faults ...string) (*lmtest.Server, *lm.OpenAI) {
+func sim(t testing.TB, latency string, faults ...string) (*lmtest.Server, *openai.Client) {
 	t.Helper()
 	cfg := lmtest.Config{Seed: 1}
 	for _, f := range faults {
@@ -40,7 +41,7 @@ func sim(t testing.TB, latency string, faults ...string) (*lmtest.Server, *lm.Op
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestRetryNeverRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer srv.Close()
-		client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: srv.URL(), APIKey: "wrong"})
+		client, _ := openai.New(openai.Config{Model: "m", BaseURL: srv.URL(), APIKey: "wrong"})
 		_, err = lm.NewRetry(client, fastRetry(5), nil).Complete(context.Background(), ask("hi"))
 		if !errors.Is(err, lm.ErrAuth) {
 			t.Fatalf("err = %v", err)

@@ -1,9 +1,10 @@
 // Package lm defines how DSPEx talks to language models: one request and
-// response type, typed errors, and providers behind the LM interface — an
-// OpenAI-compatible client (OpenAI, vLLM, Ollama, llama.cpp, LM Studio,
-// OpenRouter), here, and the Anthropic Messages API in core/lm/anthropic —
-// with streaming (Streamer) and embeddings (Embedder). Endpoint is what a
-// provider in a package of its own shares with the built-in one.
+// response type, typed errors, and the LM interface that providers
+// implement, with streaming (Streamer) and embeddings (Embedder). The
+// providers live in packages of their own: the OpenAI-compatible client
+// (OpenAI, vLLM, Ollama, llama.cpp, LM Studio, OpenRouter) in
+// core/lm/openai and the Anthropic Messages API in core/lm/anthropic.
+// Endpoint is what every HTTP provider shares.
 //
 // Providers are wrapped in execution layers, each a small LM of its own:
 // Metered → Cached → Collapse → Pool → RateLimit → Retry → Breaker →

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // TestDefaultStackPassesConcurrencyThrough checks that the default stack is
@@ -24,7 +25,7 @@ func TestDefaultStackPassesConcurrencyThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}

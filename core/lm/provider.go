@@ -13,9 +13,9 @@ const UserAgent = userAgent
 // Endpoint is what an HTTP provider shares with every other: the configured
 // model, where calls go (the base URL without credentials, for errors), the
 // per-request timeout, the default sampling Params, and how a failed call
-// becomes an *Error. The OpenAI-compatible client uses the same code; a
-// provider in its own package (core/lm/anthropic, or one of your own)
-// embeds an Endpoint made by NewEndpoint. It is only read after it is made,
+// becomes an *Error. Every HTTP provider (core/lm/openai,
+// core/lm/anthropic, or one of your own) embeds an Endpoint made by
+// NewEndpoint. It is only read after it is made,
 // so it is safe for concurrent use.
 type Endpoint struct{ e endpoint }
 
@@ -55,6 +55,14 @@ func (e *Endpoint) Start(ctx context.Context, req *Request) (string, *Error) {
 // also ends the request, as when a stream's consumer stops early.
 func (e *Endpoint) CallContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return e.e.callContext(ctx)
+}
+
+// CompleteContext is CallContext for a call that reads its whole response
+// before it returns: without a timeout it is ctx itself, which saves a
+// context per call (nothing is left to cancel once the body is read and
+// closed).
+func (e *Endpoint) CompleteContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return e.e.completeContext(ctx)
 }
 
 // ContextError is the error for a call whose own ctx ended: ErrCanceled or
@@ -105,3 +113,22 @@ func MentionsContextWindow(body []byte) bool { return mentionsContextWindow(body
 // a message (and maybe a code), or any other JSON, and reports whether it
 // held any text.
 func ErrorText(raw json.RawMessage) (string, bool) { return errorText(raw) }
+
+// MaxErrorBody is how much of an error response's body a provider reads and
+// searches for the provider's message (64 KiB).
+const MaxErrorBody = maxErrorBody
+
+// MaxStreamChoices bounds a choice index in a stream (1024), so that a
+// broken server cannot make a consumer allocate without limit; Collect
+// refuses a larger one.
+const MaxStreamChoices = maxStreamChoices
+
+// JoinURL appends path to base's path, keeping base's query: a base of
+// "https://h/v1?key=k" and "/chat/completions" give
+// "https://h/v1/chat/completions?key=k". base must pass CheckBaseURL.
+func JoinURL(base, path string) string { return joinURL(base, path) }
+
+// ConnectionFailure reports whether err, from sending a request or reading
+// its response, comes from a broken connection (rather than, say, a body
+// that does not decode).
+func ConnectionFailure(err error) bool { return connectionFailure(err) }

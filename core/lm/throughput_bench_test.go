@@ -13,11 +13,12 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // BenchmarkThroughput sends c concurrent callers (four calls each) to the
 // simulated LM answering in 100ms, through the default stack
-// (lm.NewStack with a zero ExecConfig over lm.OpenAI) and through a raw
+// (lm.NewStack with a zero ExecConfig over openai.Client) and through a raw
 // net/http floor posting the same kind of body, the two alternating round
 // by round in one run so that machine noise hits both. The ideal rate is
 // c / 100ms. It reports, for each c, the fraction of the ideal each
@@ -38,7 +39,7 @@ func BenchmarkThroughput(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer srv.Close()
-			client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+			client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
@@ -21,7 +22,7 @@ func startSim(t testing.TB, script *lmtest.Script) lm.LM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
+	model, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}

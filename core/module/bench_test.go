@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/signature"
 )
 
@@ -50,7 +51,7 @@ func newInstantServer() *instantServer {
 func BenchmarkPredict(b *testing.B) {
 	srv := newInstantServer()
 	defer srv.Close()
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "bench", BaseURL: srv.URL + "/v1", Timeout: -1})
+	model, err := openai.New(openai.Config{Model: "bench", BaseURL: srv.URL + "/v1", Timeout: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

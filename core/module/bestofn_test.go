@@ -14,6 +14,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -34,7 +35,7 @@ func startRolloutSim(t testing.TB, cfg lmtest.Config, store lm.ResponseStore) *r
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func ExampleNewBestOfN() {
 		{Fields: map[string]any{"reasoning": "Belgium's capital.", "answer": "Brussels"}},
 	}}})
 	defer srv.Close()
-	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	model, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 	ctx := module.WithLM(context.Background(), model)
 
 	qa := module.NewChainOfThought(signature.MustParse("question -> answer"))

@@ -11,6 +11,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -151,7 +152,7 @@ func ExampleMultiChainComparison() {
 		{Match: "reasoning_attempt_1", Fields: map[string]any{"rationale": "Most attempts say 4.", "answer": "4"}},
 	}}})
 	defer srv.Close()
-	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	model, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 	ctx := module.WithLM(context.Background(), model)
 
 	attempts := []map[string]any{

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -294,7 +294,7 @@ func ExampleParallel_Run() {
 		{Match: "Hamlet", Fields: map[string]any{"answer": "William Shakespeare"}},
 	}}})
 	defer srv.Close()
-	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	model, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 	ctx := module.WithLM(context.Background(), model)
 
 	qa := module.NewPredict(signature.MustParse("question -> answer"))

@@ -209,7 +209,8 @@ func (p *Predict) checkDemos(ctx context.Context, s predictState) {
 // any others sorted.
 func outputsInOrder(sig *signature.Signature, fields map[string]any) example.Example {
 	obj := make(example.Object, 0, len(fields))
-	for _, f := range sig.Outputs() {
+	for i := range sig.NumOutputs() { // Outputs would copy the fields
+		f := sig.Output(i)
 		if v, ok := fields[f.Name]; ok {
 			obj = append(obj, example.Member{Key: f.Name, Value: v})
 		}

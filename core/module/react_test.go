@@ -16,6 +16,7 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
@@ -742,7 +743,7 @@ func ExampleNewReAct() {
 		{Match: "", Fields: map[string]any{"next_thought": "Ask the tool.", "next_tool_name": "get_weather", "next_tool_args": map[string]any{"city": "Lisbon"}}},
 	}}})
 	defer srv.Close()
-	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	model, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 
 	agent, _ := module.NewReAct(signature.MustParse("question -> answer"), []*tool.Tool{weather}, module.MaxIters(5))
 	pred, err := agent.Forward(module.WithLM(context.Background(), model), module.Inputs{"question": "Weather in Lisbon?"})

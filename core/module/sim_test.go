@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -27,7 +28,7 @@ func startSim(t testing.TB, cfg lmtest.Config) lm.LM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
+	model, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func ExampleNewChainOfThought() {
 		{Match: "capital of France", Fields: map[string]any{"reasoning": "It is Paris.", "answer": "Paris"}},
 	}}})
 	defer srv.Close()
-	model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
+	model, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "UNSET_KEY"})
 
 	ctx := module.WithLM(context.Background(), model)
 	qa := module.NewChainOfThought(signature.MustParse("question -> answer"))

@@ -10,6 +10,7 @@ import (
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -31,7 +32,7 @@ func TestStreamAgainstSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	c, _ := cache.Open(context.Background(), cache.Options{})
 	defer c.Close()
 	stack := lm.NewStack(client, lm.ExecConfig{Cache: cacheStore{c}})
@@ -108,7 +109,7 @@ func TestStreamStopsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	ctx := module.WithLM(context.Background(), client)
 	p := module.NewPredict(signature.MustParse("question -> answer"))
 	n := 0

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 )
 
@@ -17,7 +17,7 @@ func simLM(t *testing.T, rules ...lmtest.Rule) (context.Context, *lmtest.Server)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	return module.WithLM(context.Background(), client), srv
 }
 

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/redact"
 )
 
@@ -23,7 +23,7 @@ const anthropicKeyEnv = "ANTHROPIC_API_KEY"
 func (s *Spec) Secrets() []string {
 	var out []string
 	endpoint := func(provider, baseURL, keyEnv string, headers map[string]string) {
-		def := lm.DefaultOpenAIAPIKeyEnv
+		def := openai.DefaultAPIKeyEnv
 		if provider == ProviderAnthropic {
 			def = anthropicKeyEnv
 		}

@@ -66,7 +66,7 @@ type LMSpec struct {
 	// Timeout bounds each request (Go duration, e.g. "60s"); default 10m.
 	Timeout string `yaml:"timeout"`
 	// MaxResponseBytes bounds the body of one completion (provider openai);
-	// a larger one fails the call. Default lm.DefaultMaxResponseBytes
+	// a larger one fails the call. Default openai.DefaultMaxResponseBytes
 	// (16 MiB).
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// ResponseFormat is the response_format the JSON adapter sends: auto

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/retrieve"
 )
 
@@ -19,7 +19,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{
+	emb, err := openai.NewEmbedder(openai.EmbedderConfig{
 		Model: "text-embedding-3-small", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_EXAMPLE_NO_KEY",
 	})
 	if err != nil {

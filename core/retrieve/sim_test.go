@@ -7,6 +7,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/retrieve"
 )
@@ -21,7 +22,7 @@ var simPassages = []retrieve.Passage{
 	{ID: "nile", Text: "The Nile is a major river flowing north through Egypt."},
 }
 
-func simEmbedder(t *testing.T, cfg lm.OpenAIEmbedderConfig) lm.Embedder {
+func simEmbedder(t *testing.T, cfg openai.EmbedderConfig) lm.Embedder {
 	t.Helper()
 	srv, err := lmtest.Start(t.Context(), lmtest.Config{})
 	if err != nil {
@@ -31,7 +32,7 @@ func simEmbedder(t *testing.T, cfg lm.OpenAIEmbedderConfig) lm.Embedder {
 	cfg.Model = "sim-embed"
 	cfg.BaseURL = srv.URL()
 	cfg.APIKeyEnv = "DSPEX_TEST_UNSET_EMBED_KEY"
-	emb, err := lm.NewOpenAIEmbedder(cfg)
+	emb, err := openai.NewEmbedder(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func simEmbedder(t *testing.T, cfg lm.OpenAIEmbedderConfig) lm.Embedder {
 // retrieves them through the Retrieve module.
 func TestSimulatorRetrieval(t *testing.T) {
 	t.Parallel()
-	ix := retrieve.NewIndex(simEmbedder(t, lm.OpenAIEmbedderConfig{BatchSize: 2, Dimensions: 256}))
+	ix := retrieve.NewIndex(simEmbedder(t, openai.EmbedderConfig{BatchSize: 2, Dimensions: 256}))
 	if err := ix.Add(t.Context(), simPassages...); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/anthropic"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/trace"
 )
@@ -200,7 +201,7 @@ func newProvider(s *programfile.Spec, field string, l programfile.LMSpec) (lm.LM
 			Params:    l.Params(),
 		})
 	default:
-		m, err = lm.NewOpenAI(lm.OpenAIConfig{
+		m, err = openai.New(openai.Config{
 			Model:            l.Model,
 			BaseURL:          l.BaseURL,
 			APIKeyEnv:        l.APIKeyEnv,
@@ -218,7 +219,7 @@ func newProvider(s *programfile.Spec, field string, l programfile.LMSpec) (lm.LM
 }
 
 func newEmbedder(s *programfile.Spec, e *programfile.EmbeddingsSpec, store lm.ResponseStore, hooks *lm.Hooks) (lm.Embedder, error) {
-	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{
+	emb, err := openai.NewEmbedder(openai.EmbedderConfig{
 		Model:      e.Model,
 		BaseURL:    e.BaseURL,
 		APIKeyEnv:  e.APIKeyEnv,

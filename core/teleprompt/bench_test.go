@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
@@ -34,7 +34,7 @@ func BenchmarkBootstrap(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, _ := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	ctx := module.WithLM(context.Background(), client)
 	student := module.NewPredict(signature.MustParse("question -> answer"))
 	wall := map[int]time.Duration{}

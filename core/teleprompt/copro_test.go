@@ -18,6 +18,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
@@ -51,7 +52,7 @@ func capitalsScripted(t testing.TB, script *lmtest.Script) (context.Context, []e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}

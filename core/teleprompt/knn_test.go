@@ -12,6 +12,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
@@ -22,7 +23,7 @@ import (
 // dimensions, so that distinct words rarely share one).
 func simEmbedder(t testing.TB, srv *lmtest.Server) lm.Embedder {
 	t.Helper()
-	emb, err := lm.NewOpenAIEmbedder(lm.OpenAIEmbedderConfig{Model: "dspex-sim-embed", BaseURL: srv.URL(),
+	emb, err := openai.NewEmbedder(openai.EmbedderConfig{Model: "dspex-sim-embed", BaseURL: srv.URL(),
 		APIKeyEnv: "DSPEX_TEST_UNSET", Dimensions: 1024})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,8 @@ import (
 
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
@@ -42,7 +42,7 @@ func capitals(t testing.TB) (context.Context, []example.Example, []example.Examp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}

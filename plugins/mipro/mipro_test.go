@@ -19,6 +19,7 @@ import (
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyrand"
@@ -32,7 +33,7 @@ var taskDir = filepath.Join("..", "..", "examples", "capitals")
 // client of a simulator.
 func newLM(t testing.TB, srv *lmtest.Server) lm.LM {
 	t.Helper()
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+	client, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ func TestSmallPackagesStaySmall(t *testing.T) {
 		"core/module",
 		"core/lm",
 		"core/lm/lmtest",
+		"core/lm/openai",
 		"core/tool",
 		"core/config",
 		"core/event",

@@ -21,7 +21,7 @@
 //		sim := lmtest.NewServer(t, lmtest.WithScript(&lmtest.Script{Rules: []lmtest.Rule{
 //			{Match: "France", Fields: map[string]any{"capital": "Paris"}},
 //		}}))
-//		model, _ := lm.NewOpenAI(lm.OpenAIConfig{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "unused"})
+//		model, _ := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "unused"})
 //		// run the program with module.WithLM(ctx, model), check its answer,
 //		// and sim.Requests() or sim.Stats() for what it sent
 //	}

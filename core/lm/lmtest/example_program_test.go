@@ -6,6 +6,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -34,7 +35,7 @@ func Example_program() {
 		panic(err)
 	}
 	defer sim.Close()
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "unused"})
+	model, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "unused"})
 	if err != nil {
 		panic(err)
 	}

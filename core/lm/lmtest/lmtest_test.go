@@ -9,6 +9,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // A program tested against the simulator: NewServer starts it for the
@@ -23,7 +24,7 @@ func TestNewServer(t *testing.T) {
 				{Match: "Italy", Fields: map[string]any{"capital": "Rome"}},
 			}}),
 		)
-		model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "sk-sim"})
+		model, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "sk-sim"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +39,7 @@ func TestNewServer(t *testing.T) {
 			t.Errorf("recorded %d requests, want 1", len(reqs))
 		}
 
-		wrongKey, err := lm.NewOpenAI(lm.OpenAIConfig{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "sk-other"})
+		wrongKey, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: sim.URL(), APIKey: "sk-other"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +60,7 @@ func TestNewServerOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim := lmtest.NewServer(t, lmtest.WithConfig(lmtest.Config{Models: []string{"extra"}}), lmtest.WithFaults(fault))
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "extra", BaseURL: sim.URL(), APIKey: "k"})
+	model, err := openai.New(openai.Config{Model: "extra", BaseURL: sim.URL(), APIKey: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}

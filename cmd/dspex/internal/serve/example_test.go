@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
-	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 )
@@ -26,7 +26,7 @@ func Example() {
 		return
 	}
 	defer sim.Close()
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "dspex-sim", BaseURL: sim.URL(), APIKeyEnv: "DSPEX_EXAMPLE_NO_KEY"})
+	model, err := openai.New(openai.Config{Model: "dspex-sim", BaseURL: sim.URL(), APIKeyEnv: "DSPEX_EXAMPLE_NO_KEY"})
 	if err != nil {
 		fmt.Println(err)
 		return

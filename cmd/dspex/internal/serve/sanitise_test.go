@@ -11,7 +11,7 @@ import (
 
 	"github.com/dspex/dspex/cmd/dspex/internal/serve"
 	"github.com/dspex/dspex/core/event"
-	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/redact"
 	"github.com/dspex/dspex/core/signature"
@@ -41,7 +41,7 @@ func TestLMErrorsAreSanitised(t *testing.T) {
 	t.Cleanup(func() { lmSrv.Close() })
 	baseURL := "http://" + ln.Addr().String() + "/v1?key=" + queryVal
 	t.Setenv("DSPEX_TEST_SANITISE_KEY", apiKey)
-	model, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: baseURL, APIKeyEnv: "DSPEX_TEST_SANITISE_KEY",
+	model, err := openai.New(openai.Config{Model: "m", BaseURL: baseURL, APIKeyEnv: "DSPEX_TEST_SANITISE_KEY",
 		Headers: map[string]string{"X-Tenant": headerVal}})
 	if err != nil {
 		t.Fatal(err)

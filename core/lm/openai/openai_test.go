@@ -1,4 +1,4 @@
-package lm
+package openai
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/core/lm"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -61,7 +62,7 @@ func recordingServer(t testing.TB, status int, body string) (string, <-chan capt
 	return base, got
 }
 
-func newTestOpenAI(t testing.TB, cfg OpenAIConfig) *OpenAI {
+func newTestOpenAI(t testing.TB, cfg Config) *Client {
 	t.Helper()
 	if cfg.Model == "" {
 		cfg.Model = "test-model"
@@ -69,51 +70,51 @@ func newTestOpenAI(t testing.TB, cfg OpenAIConfig) *OpenAI {
 	if cfg.APIKeyEnv == "" {
 		cfg.APIKeyEnv = unsetKeyEnv
 	}
-	o, err := NewOpenAI(cfg)
+	o, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewOpenAI: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return o
 }
 
-func userRequest(text string) *Request {
-	return &Request{Messages: []Message{{Role: RoleUser, Content: text}}}
+func userRequest(text string) *lm.Request {
+	return &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: text}}}
 }
 
 func TestNewOpenAI(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		cfg        OpenAIConfig
+		cfg        Config
 		wantErr    string
 		wantModel  string
-		wantFormat ResponseFormatMode
+		wantFormat lm.ResponseFormatMode
 		wantURL    string
 	}{
-		{name: "defaults", cfg: OpenAIConfig{Model: "gpt-4o-mini"}, wantModel: "gpt-4o-mini", wantFormat: ResponseFormatJSONSchema,
+		{name: "defaults", cfg: Config{Model: "gpt-4o-mini"}, wantModel: "gpt-4o-mini", wantFormat: lm.ResponseFormatJSONSchema,
 			wantURL: "https://api.openai.com/v1"},
-		{name: "url without credentials", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:8000/v1/?key=hunter2#x"},
-			wantModel: "m", wantFormat: ResponseFormatNone, wantURL: "http://127.0.0.1:8000/v1"},
-		{name: "auto, json mode only", cfg: OpenAIConfig{Model: "gpt-3.5-turbo", ResponseFormat: ResponseFormatAuto}, wantModel: "gpt-3.5-turbo", wantFormat: ResponseFormatJSONObject},
-		{name: "json_schema for an unknown model", cfg: OpenAIConfig{Model: "m", ResponseFormat: ResponseFormatJSONSchema}, wantModel: "m", wantFormat: ResponseFormatJSONSchema},
-		{name: "json_object", cfg: OpenAIConfig{Model: "gpt-4o", ResponseFormat: ResponseFormatJSONObject}, wantModel: "gpt-4o", wantFormat: ResponseFormatJSONObject},
-		{name: "none for a known model", cfg: OpenAIConfig{Model: "gpt-4o", ResponseFormat: ResponseFormatNone}, wantModel: "gpt-4o", wantFormat: ResponseFormatNone},
-		{name: "unknown mode", cfg: OpenAIConfig{Model: "m", ResponseFormat: "xml"}, wantErr: `unknown response format mode "xml"`},
-		{name: "empty model", cfg: OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1"}, wantErr: "model is empty"},
-		{name: "blank model", cfg: OpenAIConfig{Model: "  "}, wantErr: "model is empty"},
-		{name: "unparsable url", cfg: OpenAIConfig{Model: "m", BaseURL: "http://user:hunter2@[::1/v1"}, wantErr: "parse base url"},
-		{name: "no scheme", cfg: OpenAIConfig{Model: "m", BaseURL: "localhost:8000/v1"}, wantErr: "not an absolute http or https url"},
-		{name: "relative", cfg: OpenAIConfig{Model: "m", BaseURL: "/v1"}, wantErr: "not an absolute http or https url"},
-		{name: "other scheme", cfg: OpenAIConfig{Model: "m", BaseURL: "ftp://user:hunter2@example.com/v1"}, wantErr: "not an absolute http or https url"},
+		{name: "url without credentials", cfg: Config{Model: "m", BaseURL: "http://user:hunter2@127.0.0.1:8000/v1/?key=hunter2#x"},
+			wantModel: "m", wantFormat: lm.ResponseFormatNone, wantURL: "http://127.0.0.1:8000/v1"},
+		{name: "auto, json mode only", cfg: Config{Model: "gpt-3.5-turbo", ResponseFormat: lm.ResponseFormatAuto}, wantModel: "gpt-3.5-turbo", wantFormat: lm.ResponseFormatJSONObject},
+		{name: "json_schema for an unknown model", cfg: Config{Model: "m", ResponseFormat: lm.ResponseFormatJSONSchema}, wantModel: "m", wantFormat: lm.ResponseFormatJSONSchema},
+		{name: "json_object", cfg: Config{Model: "gpt-4o", ResponseFormat: lm.ResponseFormatJSONObject}, wantModel: "gpt-4o", wantFormat: lm.ResponseFormatJSONObject},
+		{name: "none for a known model", cfg: Config{Model: "gpt-4o", ResponseFormat: lm.ResponseFormatNone}, wantModel: "gpt-4o", wantFormat: lm.ResponseFormatNone},
+		{name: "unknown mode", cfg: Config{Model: "m", ResponseFormat: "xml"}, wantErr: `unknown response format mode "xml"`},
+		{name: "empty model", cfg: Config{BaseURL: "http://127.0.0.1:1/v1"}, wantErr: "model is empty"},
+		{name: "blank model", cfg: Config{Model: "  "}, wantErr: "model is empty"},
+		{name: "unparsable url", cfg: Config{Model: "m", BaseURL: "http://user:hunter2@[::1/v1"}, wantErr: "parse base url"},
+		{name: "no scheme", cfg: Config{Model: "m", BaseURL: "localhost:8000/v1"}, wantErr: "not an absolute http or https url"},
+		{name: "relative", cfg: Config{Model: "m", BaseURL: "/v1"}, wantErr: "not an absolute http or https url"},
+		{name: "other scheme", cfg: Config{Model: "m", BaseURL: "ftp://user:hunter2@example.com/v1"}, wantErr: "not an absolute http or https url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.cfg.APIKeyEnv = unsetKeyEnv
-			o, err := NewOpenAI(tt.cfg)
+			o, err := New(tt.cfg)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("NewOpenAI error = %v, want one containing %q", err, tt.wantErr)
+					t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
 				}
 				if strings.Contains(err.Error(), "hunter2") {
 					t.Errorf("error %q reveals the url's password", err)
@@ -121,16 +122,16 @@ func TestNewOpenAI(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("NewOpenAI: %v", err)
+				t.Fatalf("New: %v", err)
 			}
 			if got := o.Model(); got != tt.wantModel {
 				t.Errorf("Model() = %q, want %q", got, tt.wantModel)
 			}
-			if got := ResponseFormatFor(o); got != tt.wantFormat {
+			if got := lm.ResponseFormatFor(o); got != tt.wantFormat {
 				t.Errorf("ResponseFormatFor = %q, want %q", got, tt.wantFormat)
 			}
-			if tt.wantURL != "" && o.url != tt.wantURL {
-				t.Errorf("url = %q, want %q", o.url, tt.wantURL)
+			if tt.wantURL != "" && o.URL() != tt.wantURL {
+				t.Errorf("url = %q, want %q", o.URL(), tt.wantURL)
 			}
 		})
 	}
@@ -141,17 +142,17 @@ func TestOpenAIRequestBody(t *testing.T) {
 	schema := json.RawMessage(`{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"], "additionalProperties": false}`)
 	tests := []struct {
 		name     string
-		defaults Params
-		req      *Request
+		defaults lm.Params
+		req      *lm.Request
 		want     string // JSON body
 	}{
 		{
 			name: "messages only",
-			req: &Request{Messages: []Message{
-				{Role: RoleSystem, Content: "Be brief."},
-				{Role: RoleUser, Content: "Capital of France?"},
-				{Role: RoleAssistant, Content: "Paris."},
-				{Role: RoleUser, Content: "And Italy?"},
+			req: &lm.Request{Messages: []lm.Message{
+				{Role: lm.RoleSystem, Content: "Be brief."},
+				{Role: lm.RoleUser, Content: "Capital of France?"},
+				{Role: lm.RoleAssistant, Content: "Paris."},
+				{Role: lm.RoleUser, Content: "And Italy?"},
 			}},
 			want: `{"model":"test-model","messages":[
 				{"role":"system","content":"Be brief."},
@@ -161,36 +162,36 @@ func TestOpenAIRequestBody(t *testing.T) {
 		},
 		{
 			name: "every param",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
-				Temperature: Float(0.7), MaxTokens: Int(256), TopP: Float(0.9), N: Int(3),
-				Stop: []string{"\n\n", "END"}, Seed: Int64(42),
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{
+				Temperature: lm.Float(0.7), MaxTokens: lm.Int(256), TopP: lm.Float(0.9), N: lm.Int(3),
+				Stop: []string{"\n\n", "END"}, Seed: lm.Int64(42),
 			}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
 				"temperature":0.7,"max_tokens":256,"top_p":0.9,"n":3,"stop":["\n\n","END"],"seed":42}`,
 		},
 		{
 			name:     "request params win over defaults",
-			defaults: Params{Temperature: Float(0), MaxTokens: Int(1000), Stop: []string{"x"}, Extra: map[string]any{"a": 1, "b": 2}},
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
-				Temperature: Float(1), Extra: map[string]any{"b": 3},
+			defaults: lm.Params{Temperature: lm.Float(0), MaxTokens: lm.Int(1000), Stop: []string{"x"}, Extra: map[string]any{"a": 1, "b": 2}},
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{
+				Temperature: lm.Float(1), Extra: map[string]any{"b": 3},
 			}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
 				"temperature":1,"max_tokens":1000,"stop":["x"],"a":1,"b":3}`,
 		},
 		{
 			name: "zero temperature is sent",
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{Temperature: Float(0)}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{Temperature: lm.Float(0)}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":0}`,
 		},
 		{
 			name: "model override",
-			req:  &Request{Model: "other-model", Messages: []Message{{Role: RoleUser, Content: "hi"}}},
+			req:  &lm.Request{Model: "other-model", Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}},
 			want: `{"model":"other-model","messages":[{"role":"user","content":"hi"}]}`,
 		},
 		{
 			name: "extra fields, nested and overriding",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
-				MaxTokens: Int(10),
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{
+				MaxTokens: lm.Int(10),
 				Extra: map[string]any{
 					"chat_template_kwargs":  map[string]any{"enable_thinking": false},
 					"max_completion_tokens": 20,
@@ -202,33 +203,33 @@ func TestOpenAIRequestBody(t *testing.T) {
 		},
 		{
 			name: "json object",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
-				ResponseFormat: &ResponseFormat{Type: "json_object"}},
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}},
+				ResponseFormat: &lm.ResponseFormat{Type: "json_object"}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}`,
 		},
 		{
 			name: "json schema",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
-				ResponseFormat: &ResponseFormat{Type: "json_schema", Name: "qa", Schema: schema, Strict: true}},
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}},
+				ResponseFormat: &lm.ResponseFormat{Type: "json_schema", Name: "qa", Schema: schema, Strict: true}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema",
 				"json_schema":{"name":"qa","strict":true,"schema":{"type":"object",
 				"properties":{"answer":{"type":"string"}},"required":["answer"],"additionalProperties":false}}}}`,
 		},
 		{
 			name: "json schema without name",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}},
-				ResponseFormat: &ResponseFormat{Type: "json_schema", Schema: json.RawMessage(`{"type":"object"}`)}},
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}},
+				ResponseFormat: &lm.ResponseFormat{Type: "json_schema", Schema: json.RawMessage(`{"type":"object"}`)}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema",
 				"json_schema":{"name":"response","schema":{"type":"object"}}}}`,
 		},
 		{
 			name: "empty format type is no format",
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, ResponseFormat: &ResponseFormat{}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, ResponseFormat: &lm.ResponseFormat{}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}]}`,
 		},
 		{
 			name: "rollout id is not sent",
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, RolloutID: "rollout-7f3a"},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, RolloutID: "rollout-7f3a"},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}]}`,
 		},
 	}
@@ -236,7 +237,7 @@ func TestOpenAIRequestBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, got := recordingServer(t, http.StatusOK, completionJSON)
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: tt.defaults})
+			o := newTestOpenAI(t, Config{BaseURL: base, Params: tt.defaults})
 			if _, err := o.Complete(t.Context(), tt.req); err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
@@ -276,7 +277,7 @@ func TestOpenAIDefaultsNotShared(t *testing.T) {
 	t.Parallel()
 	base, got := recordingServer(t, http.StatusOK, completionJSON)
 	extra := map[string]any{"a": 1}
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: Params{Extra: extra}})
+	o := newTestOpenAI(t, Config{BaseURL: base, Params: lm.Params{Extra: extra}})
 	extra["a"] = 2 // the caller's map changing later must not change requests
 	if _, err := o.Complete(t.Context(), userRequest("hi")); err != nil {
 		t.Fatalf("Complete: %v", err)
@@ -292,25 +293,25 @@ func TestOpenAIHeaders(t *testing.T) {
 	tests := []struct {
 		name     string
 		env      string // value of keyEnv, "" for unset
-		cfg      OpenAIConfig
+		cfg      Config
 		wantAuth string // "" for no Authorization header
 		want     map[string]string
 	}{
-		{name: "no key sends no authorization", cfg: OpenAIConfig{APIKeyEnv: unsetKeyEnv}},
-		{name: "explicit key", cfg: OpenAIConfig{APIKey: testKey}, wantAuth: "Bearer " + testKey},
-		{name: "key from env", env: "sk-from-env", cfg: OpenAIConfig{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
-		{name: "explicit key beats env", env: "sk-from-env", cfg: OpenAIConfig{APIKey: testKey, APIKeyEnv: keyEnv}, wantAuth: "Bearer " + testKey},
-		{name: "empty env is no key", env: "", cfg: OpenAIConfig{APIKeyEnv: keyEnv}},
-		{name: "env key is trimmed", env: " sk-from-env\n", cfg: OpenAIConfig{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
+		{name: "no key sends no authorization", cfg: Config{APIKeyEnv: unsetKeyEnv}},
+		{name: "explicit key", cfg: Config{APIKey: testKey}, wantAuth: "Bearer " + testKey},
+		{name: "key from env", env: "sk-from-env", cfg: Config{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
+		{name: "explicit key beats env", env: "sk-from-env", cfg: Config{APIKey: testKey, APIKeyEnv: keyEnv}, wantAuth: "Bearer " + testKey},
+		{name: "empty env is no key", env: "", cfg: Config{APIKeyEnv: keyEnv}},
+		{name: "env key is trimmed", env: " sk-from-env\n", cfg: Config{APIKeyEnv: keyEnv}, wantAuth: "Bearer sk-from-env"},
 		{
 			name:     "custom headers",
-			cfg:      OpenAIConfig{APIKey: testKey, Headers: map[string]string{"HTTP-Referer": "https://dspex.dev", "X-Title": "dspex"}},
+			cfg:      Config{APIKey: testKey, Headers: map[string]string{"HTTP-Referer": "https://dspex.dev", "X-Title": "dspex"}},
 			wantAuth: "Bearer " + testKey,
 			want:     map[string]string{"Http-Referer": "https://dspex.dev", "X-Title": "dspex", "Content-Type": "application/json"},
 		},
 		{
 			name:     "authorization header replaces key",
-			cfg:      OpenAIConfig{APIKey: testKey, Headers: map[string]string{"Authorization": "Basic abc"}},
+			cfg:      Config{APIKey: testKey, Headers: map[string]string{"Authorization": "Basic abc"}},
 			wantAuth: "Basic abc",
 		},
 	}
@@ -321,7 +322,7 @@ func TestOpenAIHeaders(t *testing.T) {
 			cfg := tt.cfg
 			cfg.BaseURL = base
 			o := newTestOpenAI(t, cfg)
-			t.Setenv(keyEnv, "sk-changed-later") // read once, in NewOpenAI
+			t.Setenv(keyEnv, "sk-changed-later") // read once, in New
 			if _, err := o.Complete(t.Context(), userRequest("hi")); err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
@@ -364,9 +365,9 @@ func TestOpenAIHTTPClient(t *testing.T) {
 	t.Parallel()
 	base, _ := recordingServer(t, http.StatusInternalServerError, `{"error":{"message":"overloaded"}}`)
 	ct := &countingTransport{}
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, HTTPClient: &http.Client{Transport: ct}})
+	o := newTestOpenAI(t, Config{BaseURL: base, HTTPClient: &http.Client{Transport: ct}})
 	_, err := o.Complete(t.Context(), userRequest("hi"))
-	checkError(t, err, ErrServer, "test-model", base)
+	checkError(t, err, lm.ErrServer, "test-model", base)
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if ct.n != 1 {
@@ -378,42 +379,42 @@ func TestOpenAIResponse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		req  *Request
+		req  *lm.Request
 		body string
-		want *Response
+		want *lm.Response
 	}{
 		{
 			name: "one choice",
 			req:  userRequest("Capital of France?"),
 			body: completionJSON,
-			want: &Response{ID: "chatcmpl-1", Model: "test-model-0125",
-				Choices: []Choice{{Text: "Paris.", FinishReason: "stop"}},
-				Usage:   Usage{PromptTokens: 12, CompletionTokens: 3, TotalTokens: 15}},
+			want: &lm.Response{ID: "chatcmpl-1", Model: "test-model-0125",
+				Choices: []lm.Choice{{Text: "Paris.", FinishReason: "stop"}},
+				Usage:   lm.Usage{PromptTokens: 12, CompletionTokens: 3, TotalTokens: 15}},
 		},
 		{
 			name: "n choices in index order",
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{N: Int(3)}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{N: lm.Int(3)}},
 			body: `{"id":"c2","model":"test-model","choices":[
 				{"index":2,"message":{"role":"assistant","content":"two"},"finish_reason":"length"},
 				{"index":0,"message":{"role":"assistant","content":"zero"},"finish_reason":"stop"},
 				{"index":1,"message":{"role":"assistant","content":null,"refusal":"no"},"finish_reason":"content_filter"}],
 				"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}`,
-			want: &Response{ID: "c2", Model: "test-model",
-				Choices: []Choice{{"zero", "stop"}, {"", "content_filter"}, {"two", "length"}},
-				Usage:   Usage{PromptTokens: 5, CompletionTokens: 9, TotalTokens: 14}},
+			want: &lm.Response{ID: "c2", Model: "test-model",
+				Choices: []lm.Choice{{Text: "zero", FinishReason: "stop"}, {Text: "", FinishReason: "content_filter"}, {Text: "two", FinishReason: "length"}},
+				Usage:   lm.Usage{PromptTokens: 5, CompletionTokens: 9, TotalTokens: 14}},
 		},
 		{
 			name: "missing model and usage",
-			req:  &Request{Model: "asked-model", Messages: []Message{{Role: RoleUser, Content: "hi"}}},
+			req:  &lm.Request{Model: "asked-model", Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}},
 			body: `{"choices":[{"message":{"content":"ok"}}]}`,
-			want: &Response{Model: "asked-model", Choices: []Choice{{Text: "ok"}}},
+			want: &lm.Response{Model: "asked-model", Choices: []lm.Choice{{Text: "ok"}}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, _ := recordingServer(t, http.StatusOK, tt.body)
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+			o := newTestOpenAI(t, Config{BaseURL: base})
 			got, err := o.Complete(t.Context(), tt.req)
 			if err != nil {
 				t.Fatalf("Complete: %v", err)
@@ -430,15 +431,15 @@ func TestOpenAIResponse(t *testing.T) {
 }
 
 var allKinds = []error{
-	ErrAuth, ErrNotFound, ErrRateLimited, ErrContextWindow, ErrBadRequest,
-	ErrServer, ErrTimeout, ErrCanceled, ErrConnection, ErrBadResponse,
+	lm.ErrAuth, lm.ErrNotFound, lm.ErrRateLimited, lm.ErrContextWindow, lm.ErrBadRequest,
+	lm.ErrServer, lm.ErrTimeout, lm.ErrCanceled, lm.ErrConnection, lm.ErrBadResponse,
 }
 
 // checkError asserts err is an *Error of kind want, matching no other kind,
 // that names the model and base URL and does not reveal testKey.
-func checkError(t *testing.T, err error, want error, model, base string) *Error {
+func checkError(t *testing.T, err error, want error, model, base string) *lm.Error {
 	t.Helper()
-	var e *Error
+	var e *lm.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v (%T) is not an *lm.Error", err, err)
 	}
@@ -473,55 +474,55 @@ func TestOpenAIHTTPErrors(t *testing.T) {
 		wantStatus  int           // 0 means status
 		contentType string        // "" means application/json
 	}{
-		{name: "401", status: 401, want: ErrAuth, wantMsg: "Incorrect API key provided: sk-test-***6789.",
+		{name: "401", status: 401, want: lm.ErrAuth, wantMsg: "Incorrect API key provided: sk-test-***6789.",
 			body: `{"error":{"message":"Incorrect API key provided: sk-test-***6789.","type":"invalid_request_error","code":"invalid_api_key"}}`},
-		{name: "403", status: 403, want: ErrAuth, body: `{"error":{"message":"forbidden"}}`, wantMsg: "forbidden"},
-		{name: "echoed key is scrubbed", status: 401, want: ErrAuth, wantMsg: "bad key [redacted]",
+		{name: "403", status: 403, want: lm.ErrAuth, body: `{"error":{"message":"forbidden"}}`, wantMsg: "forbidden"},
+		{name: "echoed key is scrubbed", status: 401, want: lm.ErrAuth, wantMsg: "bad key [redacted]",
 			body: `{"error":"bad key ` + testKey + `"}`},
-		{name: "404 ollama", status: 404, want: ErrNotFound, body: `{"error":"model \"x\" not found, try pulling it first"}`,
+		{name: "404 ollama", status: 404, want: lm.ErrNotFound, body: `{"error":"model \"x\" not found, try pulling it first"}`,
 			wantMsg: `model "x" not found, try pulling it first`},
-		{name: "429 retry-after seconds", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "7"},
+		{name: "429 retry-after seconds", status: 429, want: lm.ErrRateLimited, header: map[string]string{"Retry-After": "7"},
 			body: `{"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}}`, wantMsg: "Rate limit reached",
 			retryAfter: 7 * time.Second},
-		{name: "429 retry-after-ms", status: 429, want: ErrRateLimited,
+		{name: "429 retry-after-ms", status: 429, want: lm.ErrRateLimited,
 			header: map[string]string{"retry-after-ms": "250", "Retry-After": "1"}, retryAfter: 250 * time.Millisecond},
-		{name: "429 retry-after date", status: 429, want: ErrRateLimited,
+		{name: "429 retry-after date", status: 429, want: lm.ErrRateLimited,
 			header:     map[string]string{"Retry-After": time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)},
 			retryAfter: 30 * time.Second, retrySlack: 10 * time.Second},
-		{name: "429 retry-after past date", status: 429, want: ErrRateLimited,
+		{name: "429 retry-after past date", status: 429, want: lm.ErrRateLimited,
 			header: map[string]string{"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}},
-		{name: "429 retry-after garbage", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "soon"}},
-		{name: "400 openai context length", status: 400, want: ErrContextWindow,
+		{name: "429 retry-after garbage", status: 429, want: lm.ErrRateLimited, header: map[string]string{"Retry-After": "soon"}},
+		{name: "400 openai context length", status: 400, want: lm.ErrContextWindow,
 			body:    `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
 			wantMsg: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. (code context_length_exceeded)"},
-		{name: "400 vllm context length", status: 400, want: ErrContextWindow,
+		{name: "400 vllm context length", status: 400, want: lm.ErrContextWindow,
 			body:    `{"object":"error","message":"This model's maximum context length is 4096 tokens.","type":"BadRequestError","param":null,"code":400}`,
 			wantMsg: "This model's maximum context length is 4096 tokens."},
-		{name: "400 llama.cpp context size", status: 400, want: ErrContextWindow,
+		{name: "400 llama.cpp context size", status: 400, want: lm.ErrContextWindow,
 			body: `{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}`},
-		{name: "413 too many tokens", status: 413, want: ErrContextWindow, body: "Too many tokens in request", contentType: "text/plain",
+		{name: "413 too many tokens", status: 413, want: lm.ErrContextWindow, body: "Too many tokens in request", contentType: "text/plain",
 			wantMsg: "Too many tokens in request"},
-		{name: "422 context window", status: 422, want: ErrContextWindow, body: `{"detail":"prompt exceeds the context window"}`,
+		{name: "422 context window", status: 422, want: lm.ErrContextWindow, body: `{"detail":"prompt exceeds the context window"}`,
 			wantMsg: "prompt exceeds the context window"},
-		{name: "413 other", status: 413, want: ErrBadRequest, body: "payload too large", contentType: "text/plain"},
-		{name: "422 validation", status: 422, want: ErrBadRequest,
+		{name: "413 other", status: 413, want: lm.ErrBadRequest, body: "payload too large", contentType: "text/plain"},
+		{name: "422 validation", status: 422, want: lm.ErrBadRequest,
 			body: `{"detail":[{"loc":["body","messages"],"msg":"field required"}]}`, wantMsg: "field required"},
-		{name: "400 other", status: 400, want: ErrBadRequest,
+		{name: "400 other", status: 400, want: lm.ErrBadRequest,
 			body:    `{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","code":null}}`,
 			wantMsg: "Invalid value for 'temperature'"},
-		{name: "408", status: 408, want: ErrTimeout},
-		{name: "409", status: 409, want: ErrBadRequest},
-		{name: "500", status: 500, want: ErrServer, body: `{"error":{"message":"The server had an error"}}`, wantMsg: "The server had an error"},
-		{name: "503 retry-after", status: 503, want: ErrServer, header: map[string]string{"Retry-After": "2"}, retryAfter: 2 * time.Second},
-		{name: "502 html", status: 502, want: ErrServer, body: "<html><body>Bad Gateway</body></html>", contentType: "text/html",
+		{name: "408", status: 408, want: lm.ErrTimeout},
+		{name: "409", status: 409, want: lm.ErrBadRequest},
+		{name: "500", status: 500, want: lm.ErrServer, body: `{"error":{"message":"The server had an error"}}`, wantMsg: "The server had an error"},
+		{name: "503 retry-after", status: 503, want: lm.ErrServer, header: map[string]string{"Retry-After": "2"}, retryAfter: 2 * time.Second},
+		{name: "502 html", status: 502, want: lm.ErrServer, body: "<html><body>Bad Gateway</body></html>", contentType: "text/html",
 			wantMsg: "<html><body>Bad Gateway</body></html>"},
-		{name: "500 empty body", status: 500, want: ErrServer},
-		{name: "long message is bounded", status: 400, want: ErrBadRequest, body: `{"error":"` + strings.Repeat("é", 5000) + `"}`},
-		{name: "200 malformed json", status: 200, want: ErrBadResponse, body: `{"id":"x","choices":[{`},
-		{name: "200 not json", status: 200, want: ErrBadResponse, body: "hello", contentType: "text/plain"},
-		{name: "200 no choices", status: 200, want: ErrBadResponse, body: `{"id":"x","choices":[]}`, wantMsg: "no choices"},
-		{name: "200 choices wrong type", status: 200, want: ErrBadResponse, body: `{"choices":"many"}`},
-		{name: "200 error object", status: 200, want: ErrBadResponse,
+		{name: "500 empty body", status: 500, want: lm.ErrServer},
+		{name: "long message is bounded", status: 400, want: lm.ErrBadRequest, body: `{"error":"` + strings.Repeat("é", 5000) + `"}`},
+		{name: "200 malformed json", status: 200, want: lm.ErrBadResponse, body: `{"id":"x","choices":[{`},
+		{name: "200 not json", status: 200, want: lm.ErrBadResponse, body: "hello", contentType: "text/plain"},
+		{name: "200 no choices", status: 200, want: lm.ErrBadResponse, body: `{"id":"x","choices":[]}`, wantMsg: "no choices"},
+		{name: "200 choices wrong type", status: 200, want: lm.ErrBadResponse, body: `{"choices":"many"}`},
+		{name: "200 error object", status: 200, want: lm.ErrBadResponse,
 			body: `{"error":{"message":"Provider returned error","code":502}}`, wantMsg: "Provider returned error (code 502)"},
 	}
 	for _, tt := range tests {
@@ -539,7 +540,7 @@ func TestOpenAIHTTPErrors(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey})
+			o := newTestOpenAI(t, Config{BaseURL: base, APIKey: testKey})
 			res, err := o.Complete(t.Context(), userRequest("hi"))
 			if err == nil {
 				t.Fatalf("Complete = %+v, want error %v", res, tt.want)
@@ -552,7 +553,7 @@ func TestOpenAIHTTPErrors(t *testing.T) {
 			if e.StatusCode != wantStatus {
 				t.Errorf("StatusCode = %d, want %d", e.StatusCode, wantStatus)
 			}
-			if got := RetryAfter(err); got > tt.retryAfter || got < tt.retryAfter-tt.retrySlack {
+			if got := lm.RetryAfter(err); got > tt.retryAfter || got < tt.retryAfter-tt.retrySlack {
 				t.Errorf("RetryAfter = %v, want %v (slack %v)", got, tt.retryAfter, tt.retrySlack)
 			}
 			if tt.wantMsg != "" && !strings.Contains(e.Message, tt.wantMsg) {
@@ -618,34 +619,34 @@ func TestOpenAITransportErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		server  func(t *testing.T) string
-		timeout time.Duration // OpenAIConfig.Timeout
+		timeout time.Duration // Config.Timeout
 		ctx     func(t *testing.T) context.Context
 		want    error
 		wantCtx error // the context error also matched, if any
 	}{
-		{name: "ctx deadline", server: hanging, want: ErrTimeout, wantCtx: context.DeadlineExceeded,
+		{name: "ctx deadline", server: hanging, want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded,
 			ctx: func(t *testing.T) context.Context {
 				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 				t.Cleanup(cancel)
 				return ctx
 			}},
-		{name: "ctx cancel", server: hanging, want: ErrCanceled, wantCtx: context.Canceled,
+		{name: "ctx cancel", server: hanging, want: lm.ErrCanceled, wantCtx: context.Canceled,
 			ctx: func(t *testing.T) context.Context {
 				ctx, cancel := context.WithCancel(t.Context())
 				time.AfterFunc(50*time.Millisecond, cancel)
 				t.Cleanup(cancel)
 				return ctx
 			}},
-		{name: "configured timeout", server: hanging, timeout: 50 * time.Millisecond, want: ErrTimeout, wantCtx: context.DeadlineExceeded},
-		{name: "connection refused", server: refused, want: ErrConnection},
-		{name: "connection closed without response", server: hangUp, want: ErrConnection},
-		{name: "truncated body", server: truncated, want: ErrConnection},
+		{name: "configured timeout", server: hanging, timeout: 50 * time.Millisecond, want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded},
+		{name: "connection refused", server: refused, want: lm.ErrConnection},
+		{name: "connection closed without response", server: hangUp, want: lm.ErrConnection},
+		{name: "truncated body", server: truncated, want: lm.ErrConnection},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base := tt.server(t)
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey, Timeout: tt.timeout})
+			o := newTestOpenAI(t, Config{BaseURL: base, APIKey: testKey, Timeout: tt.timeout})
 			ctx := t.Context()
 			if tt.ctx != nil {
 				ctx = tt.ctx(t)
@@ -666,11 +667,11 @@ func TestOpenAITransportErrors(t *testing.T) {
 func TestOpenAIDoneContextSendsNothing(t *testing.T) {
 	t.Parallel()
 	base, hits := hangingServer(t)
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+	o := newTestOpenAI(t, Config{BaseURL: base})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := o.Complete(ctx, userRequest("hi"))
-	checkError(t, err, ErrCanceled, "test-model", base)
+	checkError(t, err, lm.ErrCanceled, "test-model", base)
 	select {
 	case <-hits:
 		t.Error("a request reached the server after the context was cancelled")
@@ -682,23 +683,23 @@ func TestOpenAIInvalidRequests(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		req     *Request
+		req     *lm.Request
 		wantMsg string
 	}{
 		{name: "nil request", wantMsg: "nil context or request"},
-		{name: "unknown role", req: &Request{Messages: []Message{{Role: "tool", Content: "x"}}}, wantMsg: `unknown role "tool"`},
-		{name: "unknown format", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}},
-			ResponseFormat: &ResponseFormat{Type: "xml"}}, wantMsg: `unknown response format type "xml"`},
-		{name: "unencodable extra", req: &Request{Messages: []Message{{Role: RoleUser, Content: "x"}},
-			Params: Params{Extra: map[string]any{"f": make(chan int)}}}, wantMsg: `encode request: extra field "f"`},
+		{name: "unknown role", req: &lm.Request{Messages: []lm.Message{{Role: "tool", Content: "x"}}}, wantMsg: `unknown role "tool"`},
+		{name: "unknown format", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "x"}},
+			ResponseFormat: &lm.ResponseFormat{Type: "xml"}}, wantMsg: `unknown response format type "xml"`},
+		{name: "unencodable extra", req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "x"}},
+			Params: lm.Params{Extra: map[string]any{"f": make(chan int)}}}, wantMsg: `encode request: extra field "f"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, hits := hangingServer(t)
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+			o := newTestOpenAI(t, Config{BaseURL: base})
 			_, err := o.Complete(t.Context(), tt.req)
-			e := checkError(t, err, ErrBadRequest, "test-model", base)
+			e := checkError(t, err, lm.ErrBadRequest, "test-model", base)
 			if !strings.Contains(e.Message, tt.wantMsg) {
 				t.Errorf("Message = %q, want it to contain %q", e.Message, tt.wantMsg)
 			}
@@ -715,7 +716,7 @@ func TestOpenAIConcurrent(t *testing.T) {
 	t.Parallel()
 	base := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
-			Messages []Message `json:"messages"`
+			Messages []lm.Message `json:"messages"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		w.Header().Set("Content-Type", "application/json")
@@ -723,7 +724,7 @@ func TestOpenAIConcurrent(t *testing.T) {
 			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"content": body.Messages[0].Content}}},
 		})
 	})
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: Params{Temperature: Float(0)}})
+	o := newTestOpenAI(t, Config{BaseURL: base, Params: lm.Params{Temperature: lm.Float(0)}})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -752,18 +753,18 @@ func BenchmarkOpenAIComplete(b *testing.B) {
 		_, _ = io.WriteString(w, completionJSON)
 	}))
 	b.Cleanup(srv.Close)
-	req := &Request{
-		Messages: []Message{
-			{Role: RoleSystem, Content: "Answer questions with short factoid answers."},
-			{Role: RoleUser, Content: "What is the capital of France?"},
+	req := &lm.Request{
+		Messages: []lm.Message{
+			{Role: lm.RoleSystem, Content: "Answer questions with short factoid answers."},
+			{Role: lm.RoleUser, Content: "What is the capital of France?"},
 		},
-		Params: Params{Temperature: Float(0), MaxTokens: Int(64)},
+		Params: lm.Params{Temperature: lm.Float(0), MaxTokens: lm.Int(64)},
 	}
 	body := []byte(`{"messages":[{"content":"Answer questions with short factoid answers.","role":"system"},` +
 		`{"content":"What is the capital of France?","role":"user"}],"model":"test-model","max_tokens":64,"temperature":0}`)
 
 	b.Run("raw", func(b *testing.B) {
-		client := &http.Client{Transport: newTransport()}
+		client := &http.Client{Transport: lm.NewTransport()}
 		ctx := b.Context()
 		b.ReportAllocs()
 		for b.Loop() {
@@ -789,7 +790,7 @@ func BenchmarkOpenAIComplete(b *testing.B) {
 		}
 	})
 	b.Run("openai", func(b *testing.B) {
-		o := newTestOpenAI(b, OpenAIConfig{BaseURL: srv.URL + "/v1", APIKey: testKey})
+		o := newTestOpenAI(b, Config{BaseURL: srv.URL + "/v1", APIKey: testKey})
 		ctx := b.Context()
 		b.ReportAllocs()
 		for b.Loop() {
@@ -799,43 +800,6 @@ func BenchmarkOpenAIComplete(b *testing.B) {
 			}
 		}
 	})
-}
-
-func TestRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		header map[string]string
-		want   time.Duration
-	}{
-		{name: "none"},
-		{name: "seconds", header: map[string]string{"Retry-After": "12"}, want: 12 * time.Second},
-		{name: "fractional seconds", header: map[string]string{"Retry-After": "1.5"}, want: 1500 * time.Millisecond},
-		{name: "http date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 12:00:45 GMT"}, want: 45 * time.Second},
-		{name: "rfc 850 date", header: map[string]string{"Retry-After": "Sunday, 01-Mar-26 12:01:00 GMT"}, want: time.Minute},
-		{name: "past date", header: map[string]string{"Retry-After": "Sun, 01 Mar 2026 11:00:00 GMT"}},
-		{name: "milliseconds win", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "40"}, want: 40 * time.Millisecond},
-		{name: "bad milliseconds fall back", header: map[string]string{"Retry-After": "3", "Retry-After-Ms": "x"}, want: 3 * time.Second},
-		{name: "negative", header: map[string]string{"Retry-After": "-5"}},
-		{name: "zero", header: map[string]string{"Retry-After": "0"}},
-		{name: "not a number", header: map[string]string{"Retry-After": "NaN"}},
-		{name: "infinite", header: map[string]string{"Retry-After": "1e400"}},
-		{name: "absurd", header: map[string]string{"Retry-After-Ms": "1e30"}},
-		{name: "garbage", header: map[string]string{"Retry-After": "later"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			h := http.Header{}
-			for k, v := range tt.header {
-				h.Set(k, v)
-			}
-			if got := retryAfter(h, now); got != tt.want {
-				t.Errorf("retryAfter(%v) = %v, want %v", tt.header, got, tt.want)
-			}
-		})
-	}
 }
 
 // FuzzOpenAIResponseParsing feeds arbitrary bodies to the success and error
@@ -848,7 +812,7 @@ func FuzzOpenAIResponseParsing(f *testing.F) {
 	f.Add(429, []byte(`{"error":"slow down"}`), "Tue, 01 Jan 2030 00:00:00 GMT")
 	f.Add(503, []byte(`{"detail":[1,2]}`), "1e9")
 	f.Add(500, []byte("\xff\xfe"), "-1")
-	o := newTestOpenAI(f, OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey})
+	o := newTestOpenAI(f, Config{BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey})
 	f.Fuzz(func(t *testing.T, status int, body []byte, retry string) {
 		res := &http.Response{StatusCode: status, Header: http.Header{"Retry-After": {retry}},
 			Body: io.NopCloser(bytes.NewReader(body))}
@@ -863,8 +827,47 @@ func FuzzOpenAIResponseParsing(f *testing.F) {
 		if err == nil && len(r.Choices) == 0 {
 			t.Fatal("parse succeeded with no choices")
 		}
-		if err != nil && !errors.Is(err, ErrBadResponse) {
+		if err != nil && !errors.Is(err, lm.ErrBadResponse) {
 			t.Fatalf("parse error %v is not ErrBadResponse", err)
 		}
 	})
+}
+
+// maxErrorMessage is the most bytes of provider text an *lm.Error keeps
+// (lm.Endpoint.Scrub's bound).
+const maxErrorMessage = 1024
+
+// Chat and embedding clients send their requests to the base
+// URL's path with its query kept.
+func TestClientsKeepTheBaseQuery(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		http.Error(w, `{"error": {"message": "no"}}`, http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	base := srv.URL + "/v1?key=X"
+	ctx := context.Background()
+	req := &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}}
+
+	chat, err := New(Config{Model: "m", BaseURL: base, APIKeyEnv: unsetKeyEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = chat.Complete(ctx, req)
+	emb, err := NewEmbedder(EmbedderConfig{Model: "m", BaseURL: base, APIKeyEnv: unsetKeyEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = emb.Embed(ctx, []string{"hi"})
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"/v1/chat/completions?key=X", "/v1/embeddings?key=X"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("requests went to %q, want %q", got, want)
+	}
 }

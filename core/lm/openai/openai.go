@@ -1,4 +1,11 @@
-package lm
+// Package openai is the LM provider for OpenAI-compatible APIs: chat
+// completions (Client, with streaming) and embeddings (Embedder), spoken
+// over net/http, which OpenAI, vLLM, Ollama, llama.cpp, LM Studio,
+// OpenRouter and the DSPEx simulator (core/lm/lmtest) all serve. It is the
+// provider program files use by default. Like every HTTP provider it embeds
+// lm.Endpoint, and it links nothing beyond the standard library and
+// core/lm.
+package openai
 
 import (
 	"bytes"
@@ -9,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,17 +24,19 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
-// Defaults for OpenAIConfig.
+// Defaults for Config.
 const (
-	// DefaultOpenAIBaseURL is where requests go when OpenAIConfig.BaseURL is empty.
-	DefaultOpenAIBaseURL = "https://api.openai.com/v1"
-	// DefaultOpenAIAPIKeyEnv names the environment variable read for the API
-	// key when OpenAIConfig.APIKeyEnv is empty.
-	DefaultOpenAIAPIKeyEnv = "OPENAI_API_KEY"
-	// DefaultOpenAITimeout bounds one request when OpenAIConfig.Timeout is 0.
-	DefaultOpenAITimeout = 10 * time.Minute
+	// DefaultBaseURL is where requests go when Config.BaseURL is empty.
+	DefaultBaseURL = "https://api.openai.com/v1"
+	// DefaultAPIKeyEnv names the environment variable read for the API
+	// key when Config.APIKeyEnv is empty.
+	DefaultAPIKeyEnv = "OPENAI_API_KEY"
+	// DefaultTimeout bounds one request when Config.Timeout is 0.
+	DefaultTimeout = 10 * time.Minute
 )
 
 // defaultSchemaName names a json_schema response format whose Name is empty;
@@ -37,7 +47,7 @@ const defaultSchemaName = "response"
 const maxResponseBody = 64 << 20
 
 // DefaultMaxResponseBytes bounds a chat completion body read into memory
-// when OpenAIConfig.MaxResponseBytes is 0. A completion of this size is
+// when Config.MaxResponseBytes is 0. A completion of this size is
 // millions of tokens; reading and decoding one takes about three times its
 // size in memory while it is parsed.
 const DefaultMaxResponseBytes = 16 << 20
@@ -52,13 +62,10 @@ func putBuf(b *bytes.Buffer) {
 	}
 }
 
-// userAgent identifies DSPEx to providers.
-const userAgent = "dspex/0.1 (+https://github.com/dspex/dspex)"
-
-// OpenAIConfig configures an OpenAI-compatible chat-completions client. Only
+// Config configures an OpenAI-compatible chat-completions client. Only
 // Model is required; every other zero value has the default documented on
 // its field.
-type OpenAIConfig struct {
+type Config struct {
 	// Model is the model requests go to unless Request.Model overrides it.
 	// Required.
 	Model string
@@ -66,15 +73,15 @@ type OpenAIConfig struct {
 	// example "http://127.0.0.1:8000/v1" for vLLM or
 	// "http://localhost:11434/v1" for Ollama. Any OpenAI-compatible server
 	// works (vLLM, Ollama, llama.cpp, LM Studio, OpenRouter). Default
-	// DefaultOpenAIBaseURL. It must be an absolute http or https URL.
+	// DefaultBaseURL. It must be an absolute http or https URL.
 	BaseURL string
 	// APIKey is sent as "Authorization: Bearer <key>". It is never logged
 	// and never appears in errors. When empty the key is read from the
 	// environment variable named by APIKeyEnv.
 	APIKey string
 	// APIKeyEnv names the environment variable holding the API key when
-	// APIKey is empty. Default DefaultOpenAIAPIKeyEnv. It is read once, by
-	// NewOpenAI. When neither yields a key, requests carry no Authorization
+	// APIKey is empty. Default DefaultAPIKeyEnv. It is read once, by
+	// New. When neither yields a key, requests carry no Authorization
 	// header at all, as local servers expect; to keep a key set in
 	// OPENAI_API_KEY away from such a server, name a variable that is unset.
 	APIKeyEnv string
@@ -83,12 +90,12 @@ type OpenAIConfig struct {
 	Headers map[string]string
 	// Timeout bounds each request, from sending to the last byte of the
 	// response; a passed timeout is an ErrTimeout. 0 means
-	// DefaultOpenAITimeout; a negative value means no bound other than the
+	// DefaultTimeout; a negative value means no bound other than the
 	// caller's context.
 	Timeout time.Duration
 	// Params are the default sampling settings of every request; the
 	// request's own Params are merged over them (the request wins).
-	Params Params
+	Params lm.Params
 	// ResponseFormat chooses the response_format adapters send when they
 	// want JSON: json_schema (OpenAI structured outputs), json_object, or
 	// none. The zero value is ResponseFormatAuto, which decides from the
@@ -96,7 +103,7 @@ type OpenAIConfig struct {
 	// models get json_schema (or json_object), any other model nothing.
 	// Set json_schema for a local server that enforces schemas (vLLM,
 	// Ollama, llama.cpp and LM Studio do).
-	ResponseFormat ResponseFormatMode
+	ResponseFormat lm.ResponseFormatMode
 	// MaxResponseBytes bounds the body of one completion: a larger one
 	// fails with ErrBadResponse naming the bound, before more than the
 	// bound is read (at once when its Content-Length says so). 0 means
@@ -108,8 +115,8 @@ type OpenAIConfig struct {
 	HTTPClient *http.Client
 }
 
-// OpenAI is an LM speaking the OpenAI chat-completions API over net/http.
-// It is built once by NewOpenAI and is safe for concurrent use.
+// Client is an LM speaking the OpenAI chat-completions API over net/http.
+// It is built once by New and is safe for concurrent use.
 //
 // It does not use the official SDK (github.com/openai/openai-go): measured
 // against a loopback server, the SDK's per-request pipeline (option
@@ -121,9 +128,9 @@ type OpenAIConfig struct {
 // It makes exactly one HTTP request per Complete: retrying belongs to a
 // separate layer that sees every provider. Every failure is an *Error whose
 // Kind is one of the package's sentinels.
-type OpenAI struct {
-	endpoint
-	format ResponseFormatMode
+type Client struct {
+	lm.Endpoint
+	format lm.ResponseFormatMode
 	// chatURL is base URL + "/chat/completions"; headers are sent with
 	// every request (cloned per request, since a transport may keep them).
 	chatURL string
@@ -133,37 +140,33 @@ type OpenAI struct {
 }
 
 var (
-	_ LM                = (*OpenAI)(nil)
-	_ ResponseFormatter = (*OpenAI)(nil)
+	_ lm.LM                = (*Client)(nil)
+	_ lm.ResponseFormatter = (*Client)(nil)
 )
 
-// NewOpenAI returns a client for cfg. It fails when cfg.Model is empty,
+// New returns a client for cfg. It fails when cfg.Model is empty,
 // cfg.BaseURL is not an absolute http(s) URL or cfg.ResponseFormat is not a
 // known mode. It reads the API key from the environment here, once, and
 // never again.
-func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new openai client: model is empty")
 	}
 	if cfg.MaxResponseBytes < 0 {
 		return nil, fmt.Errorf("lm: new openai client %q: max response bytes must not be negative, got %d", cfg.Model, cfg.MaxResponseBytes)
 	}
-	base := cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL)
-	redacted, err := parseBaseURL("openai client", cfg.Model, base)
-	if err != nil {
-		return nil, err
-	}
-	key := apiKeyFrom(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultOpenAIAPIKeyEnv))
+	base := cmp.Or(cfg.BaseURL, DefaultBaseURL)
+	key := lm.APIKey(cfg.APIKey, cmp.Or(cfg.APIKeyEnv, DefaultAPIKeyEnv))
 
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: newTransport()}
+		hc = &http.Client{Transport: lm.NewTransport()}
 	}
 
 	headers := http.Header{}
 	headers.Set("Content-Type", "application/json")
 	headers.Set("Accept", "application/json")
-	headers.Set("User-Agent", userAgent)
+	headers.Set("User-Agent", lm.UserAgent)
 	if key != "" {
 		headers.Set("Authorization", "Bearer "+key)
 	}
@@ -173,32 +176,37 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 
 	timeout := cfg.Timeout
 	if timeout == 0 {
-		timeout = DefaultOpenAITimeout
-	}
-	format, err := parseResponseFormatMode(string(cfg.ResponseFormat))
-	if err != nil {
-		return nil, fmt.Errorf("lm: new openai client %q: %w", cfg.Model, err)
+		timeout = DefaultTimeout
 	}
 	params := cfg.Params
 	params.Stop = slices.Clone(params.Stop)
 	params.Extra = maps.Clone(params.Extra)
+	ep, err := lm.NewEndpoint("openai client", cfg.Model, base, key, timeout, params)
+	if err != nil {
+		return nil, err
+	}
+	format, err := lm.ParseResponseFormatMode(string(cfg.ResponseFormat))
+	if err != nil {
+		// errors.Unwrap drops the "lm: " that ParseResponseFormatMode adds.
+		return nil, fmt.Errorf("lm: new openai client %q: %w", cfg.Model, errors.Unwrap(err))
+	}
+	if format == lm.ResponseFormatAuto {
+		format = lm.AutoResponseFormat(cfg.Model)
+	}
 
-	return &OpenAI{
-		endpoint: endpoint{model: cfg.Model, url: redacted, apiKey: key, timeout: timeout, params: params},
-		format:   format.resolve(cfg.Model),
-		chatURL:  joinURL(base, "/chat/completions"),
+	return &Client{
+		Endpoint: ep,
+		format:   format,
+		chatURL:  lm.JoinURL(base, "/chat/completions"),
 		headers:  headers,
 		client:   hc,
 		maxBody:  cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes),
 	}, nil
 }
 
-// Model returns the configured model name.
-func (o *OpenAI) Model() string { return o.model }
-
 // ResponseFormat returns the response format mode adapters use with this
-// endpoint (OpenAIConfig.ResponseFormat, auto resolved for the model).
-func (o *OpenAI) ResponseFormat() ResponseFormatMode { return o.format }
+// endpoint (Config.ResponseFormat, auto resolved for the model).
+func (o *Client) ResponseFormat() lm.ResponseFormatMode { return o.format }
 
 // Complete sends req as one chat completion: messages, the model
 // (req.Model, else the configured one), the configured Params merged under
@@ -212,11 +220,11 @@ func (o *OpenAI) ResponseFormat() ResponseFormatMode { return o.format }
 // ErrContextWindow (400, 413 or 422 whose body says the prompt is too long),
 // ErrTimeout (408), ErrBadRequest (other 4xx) and ErrServer (5xx), with
 // RetryAfter taken from Retry-After or retry-after-ms on 429 and 5xx; a
-// cancelled ctx gives ErrCanceled, a passed deadline or OpenAIConfig.Timeout
+// cancelled ctx gives ErrCanceled, a passed deadline or Config.Timeout
 // ErrTimeout, a failed connection ErrConnection, and a 2xx body that is not a
 // completion with at least one choice ErrBadResponse.
-func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) {
-	model, serr := o.start(ctx, req)
+func (o *Client) Complete(ctx context.Context, req *lm.Request) (*lm.Response, error) {
+	model, serr := o.Start(ctx, req)
 	if serr != nil {
 		return nil, serr
 	}
@@ -225,11 +233,11 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 		return nil, err
 	}
 
-	callCtx, cancel := o.completeContext(ctx)
+	callCtx, cancel := o.CompleteContext(ctx)
 	defer cancel()
 	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.chatURL, bytes.NewReader(body))
 	if err != nil {
-		return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err}
+		return nil, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: o.URL(), Message: "build request: " + err.Error(), Err: err}
 	}
 	// A transport only reads a request's headers; only a client with a
 	// cookie jar adds to them, so only then does the request need a copy.
@@ -269,7 +277,7 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 // Params.Extra names are cleared before encoding, so that Extra wins.
 type chatRequest struct {
 	Model          string              `json:"model,omitzero"`
-	Messages       []Message           `json:"messages,omitzero"`
+	Messages       []lm.Message        `json:"messages,omitzero"`
 	Temperature    *float64            `json:"temperature,omitempty"`
 	MaxTokens      *int                `json:"max_tokens,omitempty"`
 	TopP           *float64            `json:"top_p,omitempty"`
@@ -299,8 +307,8 @@ type chatJSONSchema struct {
 // body encodes the JSON request body; stream asks for server-sent events
 // with a final usage chunk (Params.Extra may replace stream_options, never
 // stream).
-func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
-	p := o.params.Merge(req.Params)
+func (o *Client) body(model string, req *lm.Request, stream bool) ([]byte, error) {
+	p := o.Params().Merge(req.Params)
 	if stream {
 		if _, ok := p.Extra["stream"]; ok {
 			p.Extra = maps.Clone(p.Extra) // may be the configured defaults' map
@@ -322,13 +330,13 @@ func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
 		cr.StreamOptions = &chatStreamOptions{IncludeUsage: true}
 	}
 	if cr.Messages == nil {
-		cr.Messages = []Message{}
+		cr.Messages = []lm.Message{}
 	}
 	for i, m := range req.Messages {
 		switch m.Role {
-		case RoleSystem, RoleUser, RoleAssistant, "developer":
+		case lm.RoleSystem, lm.RoleUser, lm.RoleAssistant, "developer":
 		default:
-			return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url,
+			return nil, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: o.URL(),
 				Message: fmt.Sprintf("message %d: unknown role %q", i, m.Role)}
 		}
 	}
@@ -344,7 +352,7 @@ func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
 			}
 			cr.ResponseFormat = &chatResponseFormat{Type: rf.Type, JSONSchema: js}
 		default:
-			return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url,
+			return nil, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: o.URL(),
 				Message: fmt.Sprintf("unknown response format type %q", rf.Type)}
 		}
 	}
@@ -376,7 +384,7 @@ func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
 	// a third of what encoding/json's reflection and HTML escaping cost.
 	msgs := cr.Messages
 	cr.Messages = nil
-	b, err := json.Marshal(cr)
+	b, err := encodeHead(&cr, messagesSize(msgs))
 	if err == nil && msgs != nil {
 		b = appendMessages(b, msgs)
 	}
@@ -384,19 +392,141 @@ func (o *OpenAI) body(model string, req *Request, stream bool) ([]byte, error) {
 		b, err = appendFields(b, p.Extra)
 	}
 	if err != nil {
-		return nil, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "encode request: " + err.Error(), Err: err}
+		return nil, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: o.URL(), Message: "encode request: " + err.Error(), Err: err}
 	}
 	return b, nil
 }
 
-// appendMessages adds "messages":[...] to the JSON object obj.
-func appendMessages(obj []byte, msgs []Message) []byte {
-	size := len(obj) + 16
-	for _, m := range msgs {
-		size += len(m.Role) + len(m.Content) + 32
+// encodeHead encodes cr, whose Messages are nil, as json.Marshal does:
+// by hand in the usual case (no response format, plain model and stop
+// strings, finite floats), which saves encoding/json's reflection on
+// every call, else by json.Marshal itself.
+// room is how many more bytes the caller will append (the messages), so
+// that the body needs one buffer.
+func encodeHead(cr *chatRequest, room int) ([]byte, error) {
+	if b, ok := appendHead(make([]byte, 0, 128+room), cr); ok {
+		return b, nil
 	}
-	out := make([]byte, 0, size)
-	out = append(out, obj[:len(obj)-1]...) // drop '}'
+	return json.Marshal(cr)
+}
+
+// appendHead is encodeHead's hand-written encoder; false leaves cr to
+// json.Marshal.
+func appendHead(b []byte, cr *chatRequest) ([]byte, bool) {
+	if cr.ResponseFormat != nil || !plainString(cr.Model) {
+		return nil, false
+	}
+	b = append(b, '{')
+	field := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, name...)
+	}
+	if cr.Model != "" {
+		field(`"model":"`)
+		b = append(b, cr.Model...)
+		b = append(b, '"')
+	}
+	ok := true
+	if cr.Temperature != nil {
+		field(`"temperature":`)
+		b, ok = appendFloat(b, *cr.Temperature)
+	}
+	if cr.MaxTokens != nil {
+		field(`"max_tokens":`)
+		b = strconv.AppendInt(b, int64(*cr.MaxTokens), 10)
+	}
+	if cr.TopP != nil && ok {
+		field(`"top_p":`)
+		b, ok = appendFloat(b, *cr.TopP)
+	}
+	if cr.N != nil {
+		field(`"n":`)
+		b = strconv.AppendInt(b, int64(*cr.N), 10)
+	}
+	if len(cr.Stop) > 0 {
+		field(`"stop":[`)
+		for i, s := range cr.Stop {
+			if !plainString(s) {
+				return nil, false
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, s...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	if cr.Seed != nil {
+		field(`"seed":`)
+		b = strconv.AppendInt(b, *cr.Seed, 10)
+	}
+	if cr.Stream {
+		field(`"stream":true`)
+	}
+	if cr.StreamOptions != nil {
+		field(`"stream_options":{"include_usage":`)
+		b = strconv.AppendBool(b, cr.StreamOptions.IncludeUsage)
+		b = append(b, '}')
+	}
+	return append(b, '}'), ok
+}
+
+// plainString reports whether encoding/json writes s between quotes as it
+// is: printable ASCII other than '"', '\\', '<', '>' and '&'.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= utf8.RuneSelf, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// appendFloat writes f as encoding/json does; a NaN or an infinity, which
+// it refuses, reports false.
+func appendFloat(b []byte, f float64) ([]byte, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// "1e-07" → "1e-7", as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, true
+}
+
+// messagesSize estimates the bytes of "messages":[...] for msgs.
+func messagesSize(msgs []lm.Message) int {
+	size := 16
+	for _, m := range msgs {
+		// Escapes lengthen a prompt (each newline becomes "\\n"): an
+		// eighth more keeps the buffer from growing on typical prompts.
+		size += len(m.Role) + len(m.Content) + len(m.Content)/8 + 32
+	}
+	return size
+}
+
+// appendMessages adds "messages":[...] to the JSON object obj, in obj's
+// own buffer when it has room.
+func appendMessages(obj []byte, msgs []lm.Message) []byte {
+	out := obj[:len(obj)-1] // drop '}'
+	if size := messagesSize(msgs); cap(obj)-len(obj) < size {
+		out = make([]byte, 0, len(obj)+size)
+		out = append(out, obj[:len(obj)-1]...)
+	}
 	if len(obj) > 2 {
 		out = append(out, ',')
 	}
@@ -485,7 +615,7 @@ type chatResponse struct {
 	ID      string          `json:"id"`
 	Model   string          `json:"model"`
 	Choices []chatChoice    `json:"choices"`
-	Usage   Usage           `json:"usage"`
+	Usage   lm.Usage        `json:"usage"`
 	Error   json.RawMessage `json:"error"`
 }
 
@@ -498,14 +628,14 @@ type chatChoice struct {
 }
 
 // parse turns a 2xx body into a Response.
-func (o *OpenAI) parse(model string, raw []byte, httpRes *http.Response) (*Response, error) {
+func (o *Client) parse(model string, raw []byte, httpRes *http.Response) (*lm.Response, error) {
 	status := 0
 	if httpRes != nil {
 		status = httpRes.StatusCode
 	}
 	var cr chatResponse
-	if err := json.Unmarshal(raw, &cr); err != nil {
-		return nil, &Error{Kind: ErrBadResponse, Model: model, URL: o.url, StatusCode: status,
+	if err := decodeChat(raw, &cr); err != nil {
+		return nil, &lm.Error{Kind: lm.ErrBadResponse, Model: model, URL: o.URL(), StatusCode: status,
 			Message: "decode chat completion: " + err.Error() + ": " + o.clip(raw), Err: err}
 	}
 	if len(cr.Choices) == 0 {
@@ -513,14 +643,14 @@ func (o *OpenAI) parse(model string, raw []byte, httpRes *http.Response) (*Respo
 		// Some gateways (OpenRouter among them) answer 200 with an error
 		// object instead of a completion.
 		if len(cr.Error) > 0 && string(cr.Error) != "null" {
-			if text, _ := errorText(cr.Error); text != "" {
-				msg += ": " + o.scrub(text)
+			if text, _ := lm.ErrorText(cr.Error); text != "" {
+				msg += ": " + o.Scrub(text)
 			}
 		}
-		return nil, &Error{Kind: ErrBadResponse, Model: model, URL: o.url, StatusCode: status, Message: msg}
+		return nil, &lm.Error{Kind: lm.ErrBadResponse, Model: model, URL: o.URL(), StatusCode: status, Message: msg}
 	}
 	slices.SortStableFunc(cr.Choices, func(a, b chatChoice) int { return cmp.Compare(a.Index, b.Index) })
-	res := &Response{ID: cr.ID, Model: cr.Model, Usage: cr.Usage, Choices: make([]Choice, len(cr.Choices))}
+	res := &lm.Response{ID: cr.ID, Model: cr.Model, Usage: cr.Usage, Choices: make([]lm.Choice, len(cr.Choices))}
 	if res.Model == "" {
 		res.Model = model
 	}
@@ -568,8 +698,8 @@ func readBody(httpRes *http.Response, limit int64, buf *bytes.Buffer) (raw []byt
 }
 
 // tooLarge is the error for a completion body over the configured bound.
-func (o *OpenAI) tooLarge(model string, status int) *Error {
-	return &Error{Kind: ErrBadResponse, Model: model, URL: o.url, StatusCode: status,
+func (o *Client) tooLarge(model string, status int) *lm.Error {
+	return &lm.Error{Kind: lm.ErrBadResponse, Model: model, URL: o.URL(), StatusCode: status,
 		Message: fmt.Sprintf("response body is larger than the %d-byte limit (lm.max_response_bytes)", o.maxBody)}
 }
 
@@ -577,124 +707,53 @@ func (o *OpenAI) tooLarge(model string, status int) *Error {
 // callCtx the one bounded by the configured timeout, httpRes the response
 // if one arrived (with a status under 400: reading or decoding its body
 // failed).
-func (o *OpenAI) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, err error) *Error {
-	if e := o.endedError(ctx, callCtx, model); e != nil {
+func (o *Client) callError(ctx, callCtx context.Context, model string, httpRes *http.Response, err error) *lm.Error {
+	if e := o.EndedError(ctx, callCtx, model); e != nil {
 		return e
 	}
 	if httpRes == nil {
-		return o.sendError(model, err)
+		return o.SendError(model, err)
 	}
-	e := &Error{Kind: ErrConnection, Model: model, URL: o.url, StatusCode: httpRes.StatusCode, Err: err}
-	if !connectionFailure(err) {
-		e.Kind = ErrBadResponse
+	e := &lm.Error{Kind: lm.ErrConnection, Model: model, URL: o.URL(), StatusCode: httpRes.StatusCode, Err: err}
+	if !lm.ConnectionFailure(err) {
+		e.Kind = lm.ErrBadResponse
 	}
 	return e
 }
 
 // statusError classifies an HTTP error response.
-func (o *OpenAI) statusError(model string, httpRes *http.Response) *Error {
+func (o *Client) statusError(model string, httpRes *http.Response) *lm.Error {
 	var body []byte
 	if httpRes.Body != nil {
-		body, _ = io.ReadAll(io.LimitReader(httpRes.Body, maxErrorBody))
+		body, _ = io.ReadAll(io.LimitReader(httpRes.Body, lm.MaxErrorBody))
 	}
-	return o.httpError(model, httpRes.StatusCode, httpRes.Header, o.errorMessage(body), mentionsContextWindow(body))
-}
-
-// mentionsContextWindow reports whether an error body says the prompt does
-// not fit the model, in the words of OpenAI, vLLM, llama.cpp, Ollama and
-// others.
-func mentionsContextWindow(body []byte) bool {
-	lower := string(bytes.ToLower(body))
-	for _, marker := range [...]string{
-		"context_length_exceeded",
-		"exceed_context_size",
-		"maximum context length",
-		"context window",
-		"context length",
-		"context size",
-		"too many tokens",
-	} {
-		if strings.Contains(lower, marker) {
-			return true
-		}
-	}
-	return false
+	return o.HTTPError(model, httpRes.StatusCode, httpRes.Header, o.errorMessage(body), lm.MentionsContextWindow(body))
 }
 
 // errorMessage extracts the provider's message from an error body: OpenAI's
 // {"error":{"message":...}}, {"error":"..."} (Ollama, llama.cpp),
 // {"message":...} or {"detail":...} (FastAPI servers), else the text itself.
-func (o *OpenAI) errorMessage(body []byte) string {
+func (o *Client) errorMessage(body []byte) string {
 	var eb struct {
 		Error   json.RawMessage `json:"error"`
 		Message string          `json:"message"`
 		Detail  json.RawMessage `json:"detail"`
 	}
 	if json.Unmarshal(body, &eb) == nil {
-		if text, ok := errorText(eb.Error); ok {
-			return o.scrub(text)
+		if text, ok := lm.ErrorText(eb.Error); ok {
+			return o.Scrub(text)
 		}
 		if eb.Message != "" {
-			return o.scrub(eb.Message)
+			return o.Scrub(eb.Message)
 		}
-		if text, ok := errorText(eb.Detail); ok {
-			return o.scrub(text)
+		if text, ok := lm.ErrorText(eb.Detail); ok {
+			return o.Scrub(text)
 		}
 	}
 	return o.clip(body)
 }
 
-// errorText reads an error value that is a string, an object with a
-// message (and maybe a code), or any other JSON.
-func errorText(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, s != ""
-	}
-	var obj struct {
-		Message string          `json:"message"`
-		Code    json.RawMessage `json:"code"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
-		if code := strings.Trim(string(obj.Code), `"`); code != "" && code != "null" {
-			return obj.Message + " (code " + code + ")", true
-		}
-		return obj.Message, true
-	}
-	return string(raw), true
-}
-
 // clip renders a body as a bounded, scrubbed message.
-func (o *OpenAI) clip(body []byte) string {
-	return o.scrub(string(bytes.TrimSpace(body)))
-}
-
-// retryAfter reads the wait a server asked for: retry-after-ms (OpenAI's
-// millisecond form) first, then Retry-After in seconds or as an HTTP date.
-// It returns 0 when neither is present or valid, or the time has passed.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < float64(365*24*time.Hour/time.Millisecond) {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s > 0 && s < float64(365*24*time.Hour/time.Second) {
-			return time.Duration(s * float64(time.Second))
-		}
-		return 0
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+func (o *Client) clip(body []byte) string {
+	return o.Scrub(string(bytes.TrimSpace(body)))
 }

@@ -1,4 +1,4 @@
-package lm
+package openai
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
 )
 
@@ -44,9 +45,9 @@ const (
 
 // drainStream collects a stream's deltas and its error, checking that an error
 // comes last and only once.
-func drainStream(t *testing.T, seq func(func(Delta, error) bool)) ([]Delta, error) {
+func drainStream(t *testing.T, seq func(func(lm.Delta, error) bool)) ([]lm.Delta, error) {
 	t.Helper()
-	var deltas []Delta
+	var deltas []lm.Delta
 	var gotErr error
 	for d, err := range seq {
 		if gotErr != nil {
@@ -65,16 +66,16 @@ func drainStream(t *testing.T, seq func(func(Delta, error) bool)) ([]Delta, erro
 // panics on n > 1 streams whose earlier choices get text after a later one
 // appears (it grows a slice of strings.Builder values, which copies them),
 // so tests of several choices use this instead.
-func collectStream(seq func(func(Delta, error) bool)) (*Response, error) {
+func collectStream(seq func(func(lm.Delta, error) bool)) (*lm.Response, error) {
 	var texts []*strings.Builder
-	res := &Response{}
+	res := &lm.Response{}
 	for d, err := range seq {
 		if err != nil {
 			return nil, err
 		}
 		for len(texts) <= d.Index {
 			texts = append(texts, new(strings.Builder))
-			res.Choices = append(res.Choices, Choice{})
+			res.Choices = append(res.Choices, lm.Choice{})
 		}
 		texts[d.Index].WriteString(d.Text)
 		if d.FinishReason != "" {
@@ -90,8 +91,8 @@ func collectStream(seq func(func(Delta, error) bool)) (*Response, error) {
 	return res, nil
 }
 
-func usageOf(p, c int) *Usage {
-	return &Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
+func usageOf(p, c int) *lm.Usage {
+	return &lm.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
 }
 
 func TestOpenAIStream(t *testing.T) {
@@ -100,135 +101,135 @@ func TestOpenAIStream(t *testing.T) {
 		name    string
 		body    string
 		ctype   string // "" means text/event-stream
-		want    []Delta
+		want    []lm.Delta
 		wantErr error
 		wantMsg string
 	}{
 		{
 			name: "chunks in order with usage",
 			body: sseEvents(roleChunk, streamChunk(0, "Pa", ""), streamChunk(0, "ris", ""), streamChunk(0, ".", ""), streamChunk(0, "", "stop"), usageChunk, "[DONE]"),
-			want: []Delta{{Text: "Pa"}, {Text: "ris"}, {Text: "."}, {FinishReason: "stop"}, {Usage: usageOf(12, 3)}},
+			want: []lm.Delta{{Text: "Pa"}, {Text: "ris"}, {Text: "."}, {FinishReason: "stop"}, {Usage: usageOf(12, 3)}},
 		},
 		{
 			name: "n > 1 interleaved",
 			body: sseEvents(streamChunk(0, "a", ""), streamChunk(1, "x", ""), streamChunk(1, "y", ""), streamChunk(0, "b", "stop"), streamChunk(1, "", "length"),
 				`{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":4,"total_tokens":8}}`, "[DONE]"),
-			want: []Delta{{Text: "a"}, {Index: 1, Text: "x"}, {Index: 1, Text: "y"}, {Text: "b", FinishReason: "stop"},
+			want: []lm.Delta{{Text: "a"}, {Index: 1, Text: "x"}, {Index: 1, Text: "y"}, {Text: "b", FinishReason: "stop"},
 				{Index: 1, FinishReason: "length"}, {Usage: usageOf(4, 4)}},
 		},
 		{
 			name: "two choices in one chunk",
 			body: sseEvents(`{"choices":[{"index":0,"delta":{"content":"p"}},{"index":1,"delta":{"content":"q"}}]}`,
 				`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":1,"delta":{},"finish_reason":"stop"}]}`, "[DONE]"),
-			want: []Delta{{Text: "p"}, {Index: 1, Text: "q"}, {FinishReason: "stop"}, {Index: 1, FinishReason: "stop"}},
+			want: []lm.Delta{{Text: "p"}, {Index: 1, Text: "q"}, {FinishReason: "stop"}, {Index: 1, FinishReason: "stop"}},
 		},
 		{
 			name: "no usage",
 			body: sseEvents(streamChunk(0, "hi", "stop"), "[DONE]"),
-			want: []Delta{{Text: "hi", FinishReason: "stop"}},
+			want: []lm.Delta{{Text: "hi", FinishReason: "stop"}},
 		},
 		{
 			name: "usage on every chunk is yielded once at the end",
 			body: sseEvents(`{"choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}`,
 				`{"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4}}`,
 				"[DONE]"),
-			want: []Delta{{Text: "a"}, {Text: "b", FinishReason: "stop"}, {Usage: usageOf(2, 2)}},
+			want: []lm.Delta{{Text: "a"}, {Text: "b", FinishReason: "stop"}, {Usage: usageOf(2, 2)}},
 		},
 		{
 			name: "finished without [DONE]",
 			body: sseEvents(streamChunk(0, "hi", ""), streamChunk(0, "", "stop"), usageChunk),
-			want: []Delta{{Text: "hi"}, {FinishReason: "stop"}, {Usage: usageOf(12, 3)}},
+			want: []lm.Delta{{Text: "hi"}, {FinishReason: "stop"}, {Usage: usageOf(12, 3)}},
 		},
 		{
 			name: "comments, event names, CRLF and no space after the colon",
 			body: ": keep-alive\r\n\r\nevent: message\r\ndata:" + streamChunk(0, "ok", "stop") + "\r\n\r\nid: 7\r\nretry: 10\r\n\r\ndata:[DONE]\r\n\r\n",
-			want: []Delta{{Text: "ok", FinishReason: "stop"}},
+			want: []lm.Delta{{Text: "ok", FinishReason: "stop"}},
 		},
 		{
 			name: "data split over lines",
 			body: "data: {\"choices\":[{\"index\":0,\n" + "data: \"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]",
-			want: []Delta{{Text: "ok", FinishReason: "stop"}},
+			want: []lm.Delta{{Text: "ok", FinishReason: "stop"}},
 		},
 		{
 			name: "events after [DONE] are ignored",
 			body: sseEvents(streamChunk(0, "a", "stop"), "[DONE]", streamChunk(0, "b", "stop"), "{"),
-			want: []Delta{{Text: "a", FinishReason: "stop"}},
+			want: []lm.Delta{{Text: "a", FinishReason: "stop"}},
 		},
 		{
 			name:  "json completion instead of a stream",
 			ctype: "application/json",
 			body: `{"id":"c","choices":[{"index":1,"message":{"content":"two"},"finish_reason":"stop"},` +
 				`{"index":0,"message":{"content":"one"},"finish_reason":"length"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`,
-			want: []Delta{{Text: "one", FinishReason: "length"}, {Index: 1, Text: "two", FinishReason: "stop", Usage: usageOf(1, 2)}},
+			want: []lm.Delta{{Text: "one", FinishReason: "length"}, {Index: 1, Text: "two", FinishReason: "stop", Usage: usageOf(1, 2)}},
 		},
 		{
 			name:    "ended early",
 			body:    sseEvents(roleChunk, streamChunk(0, "Pa", "")),
-			want:    []Delta{{Text: "Pa"}},
-			wantErr: ErrConnection, wantMsg: "stream ended early",
+			want:    []lm.Delta{{Text: "Pa"}},
+			wantErr: lm.ErrConnection, wantMsg: "stream ended early",
 		},
 		{
 			name:    "one of two choices unfinished",
 			body:    sseEvents(streamChunk(0, "a", "stop"), streamChunk(1, "b", "")),
-			want:    []Delta{{Text: "a", FinishReason: "stop"}, {Index: 1, Text: "b"}},
-			wantErr: ErrConnection, wantMsg: "stream ended early",
+			want:    []lm.Delta{{Text: "a", FinishReason: "stop"}, {Index: 1, Text: "b"}},
+			wantErr: lm.ErrConnection, wantMsg: "stream ended early",
 		},
 		{
 			name:    "empty body",
-			wantErr: ErrConnection, wantMsg: "stream ended early",
+			wantErr: lm.ErrConnection, wantMsg: "stream ended early",
 		},
 		{
 			name:    "malformed event",
 			body:    sseEvents(streamChunk(0, "a", ""), `{"choices":[{"index":0,`, "[DONE]"),
-			want:    []Delta{{Text: "a"}},
-			wantErr: ErrBadResponse, wantMsg: "decode stream event",
+			want:    []lm.Delta{{Text: "a"}},
+			wantErr: lm.ErrBadResponse, wantMsg: "decode stream event",
 		},
 		{
 			name:    "choices of the wrong type",
 			body:    sseEvents(`{"choices":"many"}`),
-			wantErr: ErrBadResponse,
+			wantErr: lm.ErrBadResponse,
 		},
 		{
 			name:    "negative choice index",
 			body:    sseEvents(streamChunk(-1, "a", "stop"), "[DONE]"),
-			wantErr: ErrBadResponse, wantMsg: "out of range",
+			wantErr: lm.ErrBadResponse, wantMsg: "out of range",
 		},
 		{
 			name:    "error event",
 			body:    sseEvents(streamChunk(0, "a", ""), `{"error":{"message":"model overloaded","type":"server_error","code":"overloaded"}}`),
-			want:    []Delta{{Text: "a"}},
-			wantErr: ErrServer, wantMsg: "model overloaded (code overloaded)",
+			want:    []lm.Delta{{Text: "a"}},
+			wantErr: lm.ErrServer, wantMsg: "model overloaded (code overloaded)",
 		},
 		{
 			name:    "named error event",
 			body:    "event: error\ndata: {\"message\":\"upstream failed\"}\n\n",
-			wantErr: ErrServer, wantMsg: "upstream failed",
+			wantErr: lm.ErrServer, wantMsg: "upstream failed",
 		},
 		{
 			name:    "llama.cpp error line",
 			body:    "error: {\"code\":500,\"message\":\"slot unavailable\",\"type\":\"server_error\"}\n\n",
-			wantErr: ErrServer, wantMsg: "slot unavailable",
+			wantErr: lm.ErrServer, wantMsg: "slot unavailable",
 		},
 		{
 			name:    "echoed key is scrubbed",
 			body:    sseEvents(`{"error":"bad key ` + testKey + `"}`),
-			wantErr: ErrServer, wantMsg: "bad key [redacted]",
+			wantErr: lm.ErrServer, wantMsg: "bad key [redacted]",
 		},
 		{
 			name:    "line too long",
 			body:    "data: " + strings.Repeat("x", maxStreamEvent+1) + "\n\n",
-			wantErr: ErrBadResponse, wantMsg: "longer than",
+			wantErr: lm.ErrBadResponse, wantMsg: "longer than",
 		},
 		{
 			name:    "event too long",
 			body:    strings.Repeat("data: "+strings.Repeat("x", 1<<16)+"\n", 17) + "\n",
-			wantErr: ErrBadResponse, wantMsg: "longer than",
+			wantErr: lm.ErrBadResponse, wantMsg: "longer than",
 		},
 		{
 			name:    "json body that is not a completion",
 			ctype:   "application/json",
 			body:    `{"error":{"message":"nope"}}`,
-			wantErr: ErrBadResponse, wantMsg: "nope",
+			wantErr: lm.ErrBadResponse, wantMsg: "nope",
 		},
 	}
 	for _, tt := range tests {
@@ -242,7 +243,7 @@ func TestOpenAIStream(t *testing.T) {
 				w.Header().Set("Content-Type", ctype)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey})
+			o := newTestOpenAI(t, Config{BaseURL: base, APIKey: testKey})
 			got, err := drainStream(t, o.Stream(t.Context(), userRequest("hi")))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("deltas mismatch (-want +got):\n%s", diff)
@@ -268,26 +269,26 @@ func TestOpenAIStreamRequestBody(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		defaults Params
-		req      *Request
+		defaults lm.Params
+		req      *lm.Request
 		want     string
 	}{
 		{
 			name: "stream with usage",
-			req:  &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{Temperature: Float(0), N: Int(2)}},
+			req:  &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{Temperature: lm.Float(0), N: lm.Int(2)}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],"temperature":0,"n":2,
 				"stream":true,"stream_options":{"include_usage":true}}`,
 		},
 		{
 			name:     "extra cannot turn streaming off",
-			defaults: Params{Extra: map[string]any{"stream": false}},
+			defaults: lm.Params{Extra: map[string]any{"stream": false}},
 			req:      userRequest("hi"),
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
 				"stream":true,"stream_options":{"include_usage":true}}`,
 		},
 		{
 			name: "extra replaces stream options",
-			req: &Request{Messages: []Message{{Role: RoleUser, Content: "hi"}}, Params: Params{
+			req: &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "hi"}}, Params: lm.Params{
 				Extra: map[string]any{"stream_options": map[string]any{"include_usage": true, "continuous_usage_stats": true}}}},
 			want: `{"model":"test-model","messages":[{"role":"user","content":"hi"}],
 				"stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}`,
@@ -303,8 +304,8 @@ func TestOpenAIStreamRequestBody(t *testing.T) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				_, _ = io.WriteString(w, sseEvents(streamChunk(0, "ok", "stop"), "[DONE]"))
 			})
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Params: tt.defaults})
-			if _, err := Collect(o.Stream(t.Context(), tt.req)); err != nil {
+			o := newTestOpenAI(t, Config{BaseURL: base, Params: tt.defaults})
+			if _, err := lm.Collect(o.Stream(t.Context(), tt.req)); err != nil {
 				t.Fatalf("Stream: %v", err)
 			}
 			c := <-got
@@ -329,7 +330,7 @@ func TestOpenAIStreamRequestBody(t *testing.T) {
 	t.Run("complete does not stream", func(t *testing.T) {
 		t.Parallel()
 		base, got := recordingServer(t, http.StatusOK, completionJSON)
-		o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+		o := newTestOpenAI(t, Config{BaseURL: base})
 		if _, err := o.Complete(t.Context(), userRequest("hi")); err != nil {
 			t.Fatal(err)
 		}
@@ -349,12 +350,12 @@ func TestOpenAIStreamHTTPErrors(t *testing.T) {
 		want       error
 		retryAfter time.Duration
 	}{
-		{name: "401", status: 401, want: ErrAuth, body: `{"error":{"message":"bad key"}}`},
-		{name: "404", status: 404, want: ErrNotFound},
-		{name: "429", status: 429, want: ErrRateLimited, header: map[string]string{"Retry-After": "3"}, retryAfter: 3 * time.Second},
-		{name: "400 context", status: 400, want: ErrContextWindow, body: `{"error":{"message":"maximum context length is 8k","code":"context_length_exceeded"}}`},
-		{name: "400", status: 400, want: ErrBadRequest},
-		{name: "503", status: 503, want: ErrServer, header: map[string]string{"Retry-After-Ms": "20"}, retryAfter: 20 * time.Millisecond},
+		{name: "401", status: 401, want: lm.ErrAuth, body: `{"error":{"message":"bad key"}}`},
+		{name: "404", status: 404, want: lm.ErrNotFound},
+		{name: "429", status: 429, want: lm.ErrRateLimited, header: map[string]string{"Retry-After": "3"}, retryAfter: 3 * time.Second},
+		{name: "400 context", status: 400, want: lm.ErrContextWindow, body: `{"error":{"message":"maximum context length is 8k","code":"context_length_exceeded"}}`},
+		{name: "400", status: 400, want: lm.ErrBadRequest},
+		{name: "503", status: 503, want: lm.ErrServer, header: map[string]string{"Retry-After-Ms": "20"}, retryAfter: 20 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -367,7 +368,7 @@ func TestOpenAIStreamHTTPErrors(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, APIKey: testKey})
+			o := newTestOpenAI(t, Config{BaseURL: base, APIKey: testKey})
 			deltas, err := drainStream(t, o.Stream(t.Context(), userRequest("hi")))
 			if len(deltas) != 0 {
 				t.Errorf("deltas = %+v, want none", deltas)
@@ -376,7 +377,7 @@ func TestOpenAIStreamHTTPErrors(t *testing.T) {
 			if e.StatusCode != tt.status {
 				t.Errorf("StatusCode = %d, want %d", e.StatusCode, tt.status)
 			}
-			if got := RetryAfter(err); got != tt.retryAfter {
+			if got := lm.RetryAfter(err); got != tt.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", got, tt.retryAfter)
 			}
 		})
@@ -390,18 +391,18 @@ func TestOpenAIStreamInvalidRequests(t *testing.T) {
 	tests := []struct {
 		name string
 		ctx  context.Context
-		req  *Request
+		req  *lm.Request
 		want error
 	}{
-		{name: "nil request", ctx: t.Context(), want: ErrBadRequest},
-		{name: "unknown role", ctx: t.Context(), req: &Request{Messages: []Message{{Role: "tool", Content: "x"}}}, want: ErrBadRequest},
-		{name: "done context", ctx: cancelled, req: userRequest("hi"), want: ErrCanceled},
+		{name: "nil request", ctx: t.Context(), want: lm.ErrBadRequest},
+		{name: "unknown role", ctx: t.Context(), req: &lm.Request{Messages: []lm.Message{{Role: "tool", Content: "x"}}}, want: lm.ErrBadRequest},
+		{name: "done context", ctx: cancelled, req: userRequest("hi"), want: lm.ErrCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			base, hits := hangingServer(t)
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+			o := newTestOpenAI(t, Config{BaseURL: base})
 			_, err := drainStream(t, o.Stream(tt.ctx, tt.req))
 			checkError(t, err, tt.want, "test-model", base)
 			select {
@@ -439,12 +440,12 @@ func TestOpenAIStreamMidStreamCut(t *testing.T) {
 			_ = conn.Close() // no terminating chunk: the body breaks off
 		}
 	})
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+	o := newTestOpenAI(t, Config{BaseURL: base})
 	deltas, err := drainStream(t, o.Stream(t.Context(), userRequest("hi")))
-	if diff := cmp.Diff([]Delta{{Text: "Par"}}, deltas); diff != "" {
+	if diff := cmp.Diff([]lm.Delta{{Text: "Par"}}, deltas); diff != "" {
 		t.Errorf("deltas mismatch (-want +got):\n%s", diff)
 	}
-	checkError(t, err, ErrConnection, "test-model", base)
+	checkError(t, err, lm.ErrConnection, "test-model", base)
 }
 
 func TestOpenAIStreamConsumerBreak(t *testing.T) {
@@ -459,7 +460,7 @@ func TestOpenAIStreamConsumerBreak(t *testing.T) {
 		case <-done:
 		}
 	})
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: base})
+	o := newTestOpenAI(t, Config{BaseURL: base})
 	n := 0
 	for d, err := range o.Stream(t.Context(), userRequest("hi")) {
 		if err != nil {
@@ -485,19 +486,19 @@ func TestOpenAIStreamContext(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		timeout time.Duration // OpenAIConfig.Timeout
+		timeout time.Duration // Config.Timeout
 		ctx     func(t *testing.T) (context.Context, context.CancelFunc)
 		cancel  bool // cancel ctx after the first delta
 		want    error
 		wantCtx error
 	}{
-		{name: "cancel mid-stream", cancel: true, want: ErrCanceled, wantCtx: context.Canceled,
+		{name: "cancel mid-stream", cancel: true, want: lm.ErrCanceled, wantCtx: context.Canceled,
 			ctx: func(t *testing.T) (context.Context, context.CancelFunc) { return context.WithCancel(t.Context()) }},
-		{name: "deadline mid-stream", want: ErrTimeout, wantCtx: context.DeadlineExceeded,
+		{name: "deadline mid-stream", want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded,
 			ctx: func(t *testing.T) (context.Context, context.CancelFunc) {
 				return context.WithTimeout(t.Context(), 300*time.Millisecond)
 			}},
-		{name: "configured timeout", timeout: 300 * time.Millisecond, want: ErrTimeout, wantCtx: context.DeadlineExceeded},
+		{name: "configured timeout", timeout: 300 * time.Millisecond, want: lm.ErrTimeout, wantCtx: context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -510,13 +511,13 @@ func TestOpenAIStreamContext(t *testing.T) {
 				case <-done:
 				}
 			})
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: base, Timeout: tt.timeout})
+			o := newTestOpenAI(t, Config{BaseURL: base, Timeout: tt.timeout})
 			ctx, cancel := t.Context(), context.CancelFunc(func() {})
 			if tt.ctx != nil {
 				ctx, cancel = tt.ctx(t)
 			}
 			defer cancel()
-			var deltas []Delta
+			var deltas []lm.Delta
 			var gotErr error
 			var errAt time.Time
 			start := time.Now()
@@ -582,18 +583,18 @@ func TestOpenAIStreamCollectEqualsComplete(t *testing.T) {
 	tests := []struct {
 		name    string
 		texts   []string
-		collect func(func(func(Delta, error) bool)) (*Response, error)
+		collect func(func(func(lm.Delta, error) bool)) (*lm.Response, error)
 	}{
 		{name: "one choice", texts: []string{"The capital of France is Paris."},
-			collect: func(seq func(func(Delta, error) bool)) (*Response, error) { return Collect(seq) }},
+			collect: func(seq func(func(lm.Delta, error) bool)) (*lm.Response, error) { return lm.Collect(seq) }},
 		{name: "three choices", texts: []string{"The capital of France is Paris.", "", "Paris, of course — «Paris»!\nNew line."},
 			collect: collectStream},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			o := newTestOpenAI(t, OpenAIConfig{BaseURL: dualModeServer(t, tt.texts)})
-			req := &Request{Messages: []Message{{Role: RoleUser, Content: "Capital of France?"}}, Params: Params{N: Int(len(tt.texts))}}
+			o := newTestOpenAI(t, Config{BaseURL: dualModeServer(t, tt.texts)})
+			req := &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: "Capital of France?"}}, Params: lm.Params{N: lm.Int(len(tt.texts))}}
 			want, err := o.Complete(t.Context(), req)
 			if err != nil {
 				t.Fatalf("Complete: %v", err)
@@ -619,20 +620,20 @@ func TestOpenAIStreamSimulator(t *testing.T) {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	o := newTestOpenAI(t, OpenAIConfig{BaseURL: sim.URL(), Model: "dspex-sim"})
-	req := &Request{
-		Messages: []Message{
-			{Role: RoleSystem, Content: "Your input fields are:\n1. `question` (str)\nYour output fields are:\n1. `answer` (str)"},
-			{Role: RoleUser, Content: "[[ ## question ## ]]\nWhat is the capital of France?"},
+	o := newTestOpenAI(t, Config{BaseURL: sim.URL(), Model: "dspex-sim"})
+	req := &lm.Request{
+		Messages: []lm.Message{
+			{Role: lm.RoleSystem, Content: "Your input fields are:\n1. `question` (str)\nYour output fields are:\n1. `answer` (str)"},
+			{Role: lm.RoleUser, Content: "[[ ## question ## ]]\nWhat is the capital of France?"},
 		},
-		Params: Params{N: Int(2), Seed: Int64(3)},
+		Params: lm.Params{N: lm.Int(2), Seed: lm.Int64(3)},
 	}
 	want, err := o.Complete(t.Context(), req)
 	if err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	var pieces int
-	got, err := collectStream(func(yield func(Delta, error) bool) {
+	got, err := collectStream(func(yield func(lm.Delta, error) bool) {
 		for d, err := range o.Stream(t.Context(), req) {
 			pieces++
 			if !yield(d, err) {
@@ -666,24 +667,24 @@ func FuzzOpenAIStreamParsing(f *testing.F) {
 	f.Add([]byte("error: {}\n\ndata: [DONE]"))
 	f.Add([]byte("data: {\"choices\":[{\"index\":99999}]}\n\n"))
 	f.Add([]byte(": c\r\ndata:{\"choices\":null,\"usage\":null}\r\n\r\n"))
-	o := newTestOpenAI(f, OpenAIConfig{BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey})
+	o := newTestOpenAI(f, Config{BaseURL: "http://127.0.0.1:1/v1", APIKey: testKey})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s := &chatStream{o: o, model: "m", status: 200,
-			fail: func(err error) *Error { return &Error{Kind: ErrConnection, Err: err} }}
+			fail: func(err error) *lm.Error { return &lm.Error{Kind: lm.ErrConnection, Err: err} }}
 		var sawErr bool
-		s.run(bytes.NewReader(body), func(d Delta, err error) bool {
+		s.run(bytes.NewReader(body), func(d lm.Delta, err error) bool {
 			if sawErr {
 				t.Fatalf("pair after an error: %+v, %v", d, err)
 			}
 			if err != nil {
 				sawErr = true
-				var e *Error
+				var e *lm.Error
 				if !errors.As(err, &e) || e.Kind == nil {
 					t.Fatalf("error %v is not a kinded *Error", err)
 				}
 				return true
 			}
-			if d.Index < 0 || d.Index >= maxStreamChoices {
+			if d.Index < 0 || d.Index >= lm.MaxStreamChoices {
 				t.Fatalf("delta index %d", d.Index)
 			}
 			return true
@@ -691,7 +692,7 @@ func FuzzOpenAIStreamParsing(f *testing.F) {
 	})
 }
 
-func ExampleOpenAI_Stream() {
+func ExampleClient_Stream() {
 	// A stand-in for an OpenAI-compatible server that streams.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -700,13 +701,13 @@ func ExampleOpenAI_Stream() {
 	}))
 	defer srv.Close()
 
-	model, err := NewOpenAI(OpenAIConfig{Model: "llama3", BaseURL: srv.URL + "/v1", APIKeyEnv: "EXAMPLE_UNSET_KEY"})
+	model, err := New(Config{Model: "llama3", BaseURL: srv.URL + "/v1", APIKeyEnv: "EXAMPLE_UNSET_KEY"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	for d, err := range model.Stream(context.Background(), &Request{
-		Messages: []Message{{Role: RoleUser, Content: "Capital of France?"}},
+	for d, err := range model.Stream(context.Background(), &lm.Request{
+		Messages: []lm.Message{{Role: lm.RoleUser, Content: "Capital of France?"}},
 	}) {
 		if err != nil {
 			fmt.Println("error:", err)

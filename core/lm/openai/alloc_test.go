@@ -1,4 +1,4 @@
-package lm_test
+package openai_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 const cannedCompletion = `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`
@@ -30,9 +31,11 @@ func (c *cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // The client's own work per call stays within an allocation budget (the
 // transport here allocates next to nothing). It was 43 on Go 1.26 before
 // the headers stopped being copied per request and the context of a
-// request without a timeout was dropped; it is 38 now.
+// request without a timeout was dropped; 38 then, 29 since the completion
+// is read by a hand-written decoder, and 28 since the request body is
+// written into one buffer.
 func TestOpenAICompleteAllocations(t *testing.T) {
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET",
+	client, err := openai.New(openai.Config{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET",
 		Timeout: -1, HTTPClient: &http.Client{Transport: &cannedTransport{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +47,7 @@ func TestOpenAICompleteAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	const budget = 40
+	const budget = 29
 	t.Logf("%.0f allocations per call", allocs)
 	if allocs > budget {
 		t.Errorf("%.0f allocations per call, budget %d", allocs, budget)
@@ -59,7 +62,7 @@ func TestOpenAICookieJarKeepsSharedHeaders(t *testing.T) {
 	hc := &http.Client{Transport: tr, Jar: jar}
 	u, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:1/v1/", nil)
 	jar.SetCookies(u.URL, []*http.Cookie{{Name: "session", Value: "s1"}})
-	client, err := lm.NewOpenAI(lm.OpenAIConfig{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET", HTTPClient: hc})
+	client, err := openai.New(openai.Config{Model: "m", BaseURL: "http://127.0.0.1:1/v1", APIKeyEnv: "DSPEX_TEST_UNSET", HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +74,9 @@ func TestOpenAICookieJarKeepsSharedHeaders(t *testing.T) {
 			t.Errorf("Cookie headers %q, want one session=s1", got)
 		}
 	}
+}
+
+// ask is a request of one user message.
+func ask(q string) *lm.Request {
+	return &lm.Request{Messages: []lm.Message{{Role: lm.RoleUser, Content: q}}}
 }

@@ -1,13 +1,11 @@
-package lm
+package openai
 
 import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,38 +16,40 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
-// Defaults for OpenAIEmbedderConfig.
+// Defaults for EmbedderConfig.
 const (
 	// DefaultEmbeddingBatchSize is how many texts go into one request when
-	// OpenAIEmbedderConfig.BatchSize is 0.
+	// EmbedderConfig.BatchSize is 0.
 	DefaultEmbeddingBatchSize = 256
 	// DefaultEmbeddingConcurrency is how many requests one Embed call keeps
-	// in flight when OpenAIEmbedderConfig.MaxConcurrentBatches is 0.
+	// in flight when EmbedderConfig.MaxConcurrentBatches is 0.
 	DefaultEmbeddingConcurrency = 4
 )
 
 // errBatchFailed is the cancellation cause given to the other batches of an
 // Embed call when one batch fails.
-var errBatchFailed = errors.New("lm: another embedding batch failed")
+var errBatchFailed = errors.New("openai: another embedding batch failed")
 
-// OpenAIEmbedderConfig configures an OpenAI-compatible embeddings client.
+// EmbedderConfig configures an OpenAI-compatible embeddings client.
 // Only Model is required; every other zero value has the default documented
-// on its field. The connection fields mean what they mean in OpenAIConfig.
-type OpenAIEmbedderConfig struct {
+// on its field. The connection fields mean what they mean in Config.
+type EmbedderConfig struct {
 	// Model is the embedding model, for example "text-embedding-3-small".
 	// Required.
 	Model string
 	// BaseURL is the API root that "/embeddings" is appended to. Default
-	// DefaultOpenAIBaseURL. It must be an absolute http or https URL.
+	// DefaultBaseURL. It must be an absolute http or https URL.
 	BaseURL string
 	// APIKey is sent as "Authorization: Bearer <key>"; it is never logged
 	// and never appears in errors. When empty it is read, once, from the
 	// environment variable named by APIKeyEnv.
 	APIKey string
 	// APIKeyEnv names the environment variable holding the API key when
-	// APIKey is empty. Default DefaultOpenAIAPIKeyEnv. When neither yields a
+	// APIKey is empty. Default DefaultAPIKeyEnv. When neither yields a
 	// key, requests carry no Authorization header.
 	APIKeyEnv string
 	// Headers are added to every request. An "Authorization" entry replaces
@@ -57,7 +57,7 @@ type OpenAIEmbedderConfig struct {
 	Headers map[string]string
 	// Timeout bounds each request (one batch), from sending to the last byte
 	// of the response; a passed timeout is an ErrTimeout. 0 means
-	// DefaultOpenAITimeout; a negative value means no bound other than the
+	// DefaultTimeout; a negative value means no bound other than the
 	// caller's context.
 	Timeout time.Duration
 	// Dimensions, when positive, is sent as "dimensions" (models that can
@@ -72,24 +72,24 @@ type OpenAIEmbedderConfig struct {
 	// each have their own bound.
 	MaxConcurrentBatches int
 	// HTTPClient sends the requests. nil means a client of its own with a
-	// pooled transport, as for OpenAIConfig.HTTPClient.
+	// pooled transport, as for Config.HTTPClient.
 	HTTPClient *http.Client
 }
 
-// OpenAIEmbedder is an Embedder speaking the OpenAI embeddings API
+// Embedder is an Embedder speaking the OpenAI embeddings API
 // (POST {base}/embeddings) over net/http, which vLLM, Ollama, llama.cpp,
 // LM Studio and the DSPEx simulator also serve. It is built once by
-// NewOpenAIEmbedder and is safe for concurrent use.
+// NewEmbedder and is safe for concurrent use.
 //
 // It shares the chat client's transport set-up, headers, API-key handling
 // and error mapping: every failure is an *Error whose Kind is one of the
-// package's sentinels, classified exactly as OpenAI.Complete classifies
+// package's sentinels, classified exactly as Client.Complete classifies
 // it. Like the chat client it never retries; retrying is a separate layer.
-type OpenAIEmbedder struct {
+type Embedder struct {
 	// conn carries what the chat client and the embedder have in common:
 	// the HTTP client, headers, redacted URL, key (for scrubbing) and
 	// timeout, and with them the error-mapping methods.
-	conn       *OpenAI
+	conn       *Client
 	model      string
 	endpoint   string
 	dimensions int
@@ -97,13 +97,13 @@ type OpenAIEmbedder struct {
 	workers    int
 }
 
-var _ Embedder = (*OpenAIEmbedder)(nil)
+var _ lm.Embedder = (*Embedder)(nil)
 
-// NewOpenAIEmbedder returns an embeddings client for cfg. It fails when
+// NewEmbedder returns an embeddings client for cfg. It fails when
 // cfg.Model is empty, cfg.BaseURL is not an absolute http(s) URL, or a
 // numeric field is negative. It reads the API key from the environment
 // here, once, and never again.
-func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
+func NewEmbedder(cfg EmbedderConfig) (*Embedder, error) {
 	if strings.TrimSpace(cfg.Model) == "" {
 		return nil, errors.New("lm: new openai embedder: model is empty")
 	}
@@ -115,7 +115,7 @@ func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
 			return nil, fmt.Errorf("lm: new openai embedder %q: %s %d is negative", cfg.Model, f.name, f.v)
 		}
 	}
-	conn, err := NewOpenAI(OpenAIConfig{
+	conn, err := New(Config{
 		Model:      cfg.Model,
 		BaseURL:    cfg.BaseURL,
 		APIKey:     cfg.APIKey,
@@ -127,10 +127,10 @@ func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lm: new openai embedder: %w", err)
 	}
-	e := &OpenAIEmbedder{
+	e := &Embedder{
 		conn:       conn,
 		model:      cfg.Model,
-		endpoint:   joinURL(cmp.Or(cfg.BaseURL, DefaultOpenAIBaseURL), "/embeddings"),
+		endpoint:   lm.JoinURL(cmp.Or(cfg.BaseURL, DefaultBaseURL), "/embeddings"),
 		dimensions: cfg.Dimensions,
 		batchSize:  cfg.BatchSize,
 		workers:    cfg.MaxConcurrentBatches,
@@ -145,12 +145,12 @@ func NewOpenAIEmbedder(cfg OpenAIEmbedderConfig) (*OpenAIEmbedder, error) {
 }
 
 // EmbeddingModel returns the configured model name.
-func (e *OpenAIEmbedder) EmbeddingModel() string { return e.model }
+func (e *Embedder) EmbeddingModel() string { return e.model }
 
 // EmbeddingDimensions returns the configured vector length, 0 when the
 // model's own length is used. With EmbeddingModel it is what an embedding
 // cache keys on (see EmbeddingCacheKey).
-func (e *OpenAIEmbedder) EmbeddingDimensions() int { return e.dimensions }
+func (e *Embedder) EmbeddingDimensions() int { return e.dimensions }
 
 // Embed returns one vector per text, in the order of texts, and the tokens
 // the provider counted (prompt and total; embeddings have no completion
@@ -159,24 +159,24 @@ func (e *OpenAIEmbedder) EmbeddingDimensions() int { return e.dimensions }
 // every request has ended by the time Embed returns, and the error is that
 // first failure. No texts means no request: nil, zero usage and no error.
 //
-// Failures are *Error values classified as by OpenAI.Complete (HTTP
+// Failures are *Error values classified as by Client.Complete (HTTP
 // statuses, ErrCanceled, ErrTimeout, ErrConnection). A 2xx answer is an
 // ErrBadResponse unless it holds exactly one vector per input, each index
 // once, all of one non-zero length (Dimensions, when set). Vectors may come
 // as JSON numbers or base64 little-endian float32s.
-func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, Usage, error) {
+func (e *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, lm.Usage, error) {
 	if ctx == nil {
-		return nil, Usage{}, &Error{Kind: ErrBadRequest, Model: e.model, URL: e.conn.url, Message: "nil context"}
+		return nil, lm.Usage{}, &lm.Error{Kind: lm.ErrBadRequest, Model: e.model, URL: e.conn.URL(), Message: "nil context"}
 	}
 	if len(texts) == 0 {
-		return nil, Usage{}, nil
+		return nil, lm.Usage{}, nil
 	}
 	if ctx.Err() != nil {
-		return nil, Usage{}, e.conn.contextError(ctx, e.model)
+		return nil, lm.Usage{}, e.conn.ContextError(ctx, e.model)
 	}
 	out := make([][]float32, len(texts))
 	batches := (len(texts) + e.batchSize - 1) / e.batchSize
-	usages := make([]Usage, batches)
+	usages := make([]lm.Usage, batches)
 	run := func(ctx context.Context, b int) error {
 		lo := b * e.batchSize
 		hi := min(lo+e.batchSize, len(texts))
@@ -187,20 +187,20 @@ func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 
 	if batches == 1 {
 		if err := run(ctx, 0); err != nil {
-			return nil, Usage{}, err
+			return nil, lm.Usage{}, err
 		}
 	} else if err := e.runBatches(ctx, batches, run); err != nil {
-		return nil, Usage{}, err
+		return nil, lm.Usage{}, err
 	}
 
 	dim := len(out[0])
 	for i, v := range out {
 		if len(v) != dim {
-			return nil, Usage{}, &Error{Kind: ErrBadResponse, Model: e.model, URL: e.conn.url,
+			return nil, lm.Usage{}, &lm.Error{Kind: lm.ErrBadResponse, Model: e.model, URL: e.conn.URL(),
 				Message: fmt.Sprintf("embedding %d has %d dimensions, embedding 0 has %d", i, len(v), dim)}
 		}
 	}
-	var usage Usage
+	var usage lm.Usage
 	for _, u := range usages {
 		usage = usage.Add(u)
 	}
@@ -210,7 +210,7 @@ func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 // runBatches runs run for batches 0..n-1 on at most e.workers goroutines,
 // all of which have returned when it does. The first error cancels the
 // context the others run under and is returned.
-func (e *OpenAIEmbedder) runBatches(ctx context.Context, n int, run func(context.Context, int) error) error {
+func (e *Embedder) runBatches(ctx context.Context, n int, run func(context.Context, int) error) error {
 	gctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -245,7 +245,7 @@ func (e *OpenAIEmbedder) runBatches(ctx context.Context, n int, run func(context
 	// Workers stop before starting a batch once the caller's context has
 	// ended, which leaves batches undone but no error behind.
 	if done.Load() != int64(n) {
-		return e.conn.contextError(ctx, e.model)
+		return e.conn.ContextError(ctx, e.model)
 	}
 	return nil
 }
@@ -264,58 +264,58 @@ type embeddingResponse struct {
 		Index     *int            `json:"index"`
 		Embedding json.RawMessage `json:"embedding"`
 	} `json:"data"`
-	Usage Usage           `json:"usage"`
+	Usage lm.Usage        `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
 
 // embedBatch sends one request for texts and writes their vectors into dst
 // (len(dst) == len(texts)).
-func (e *OpenAIEmbedder) embedBatch(ctx context.Context, texts []string, dst [][]float32) (Usage, error) {
+func (e *Embedder) embedBatch(ctx context.Context, texts []string, dst [][]float32) (lm.Usage, error) {
 	body, err := json.Marshal(embeddingRequest{Model: e.model, Input: texts, Dimensions: e.dimensions, EncodingFormat: "float"})
 	if err != nil {
-		return Usage{}, &Error{Kind: ErrBadRequest, Model: e.model, URL: e.conn.url, Message: "encode request: " + err.Error(), Err: err}
+		return lm.Usage{}, &lm.Error{Kind: lm.ErrBadRequest, Model: e.model, URL: e.conn.URL(), Message: "encode request: " + err.Error(), Err: err}
 	}
-	callCtx, cancel := e.conn.callContext(ctx)
+	callCtx, cancel := e.conn.CallContext(ctx)
 	defer cancel()
 	httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return Usage{}, &Error{Kind: ErrBadRequest, Model: e.model, URL: e.conn.url, Message: "build request: " + err.Error(), Err: err}
+		return lm.Usage{}, &lm.Error{Kind: lm.ErrBadRequest, Model: e.model, URL: e.conn.URL(), Message: "build request: " + err.Error(), Err: err}
 	}
 	httpReq.Header = e.conn.headers.Clone()
 	httpRes, err := e.conn.client.Do(httpReq)
 	if err != nil {
-		return Usage{}, e.conn.callError(ctx, callCtx, e.model, nil, err)
+		return lm.Usage{}, e.conn.callError(ctx, callCtx, e.model, nil, err)
 	}
 	defer httpRes.Body.Close()
 	if httpRes.StatusCode >= 400 {
-		return Usage{}, e.conn.statusError(e.model, httpRes)
+		return lm.Usage{}, e.conn.statusError(e.model, httpRes)
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
 	if _, err := buf.ReadFrom(io.LimitReader(httpRes.Body, maxResponseBody+1)); err != nil {
-		return Usage{}, e.conn.callError(ctx, callCtx, e.model, httpRes, err)
+		return lm.Usage{}, e.conn.callError(ctx, callCtx, e.model, httpRes, err)
 	}
 	raw := buf.Bytes()
 	if len(raw) > maxResponseBody {
-		return Usage{}, e.badResponse(httpRes, fmt.Sprintf("response body larger than %d bytes", maxResponseBody), nil)
+		return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("response body larger than %d bytes", maxResponseBody), nil)
 	}
 	return e.parse(raw, httpRes, dst)
 }
 
 // parse decodes and checks a 2xx body, filling dst in index order.
-func (e *OpenAIEmbedder) parse(raw []byte, httpRes *http.Response, dst [][]float32) (Usage, error) {
+func (e *Embedder) parse(raw []byte, httpRes *http.Response, dst [][]float32) (lm.Usage, error) {
 	var er embeddingResponse
 	if err := json.Unmarshal(raw, &er); err != nil {
-		return Usage{}, e.badResponse(httpRes, "decode embeddings: "+err.Error()+": "+e.conn.clip(raw), err)
+		return lm.Usage{}, e.badResponse(httpRes, "decode embeddings: "+err.Error()+": "+e.conn.clip(raw), err)
 	}
 	if len(er.Data) != len(dst) {
 		msg := fmt.Sprintf("%d embeddings for %d inputs", len(er.Data), len(dst))
 		// Gateways may answer 200 with an error object.
-		if text, ok := errorText(er.Error); ok && len(er.Data) == 0 {
-			msg += ": " + e.conn.scrub(text)
+		if text, ok := lm.ErrorText(er.Error); ok && len(er.Data) == 0 {
+			msg += ": " + e.conn.Scrub(text)
 		}
-		return Usage{}, e.badResponse(httpRes, msg, nil)
+		return lm.Usage{}, e.badResponse(httpRes, msg, nil)
 	}
 	want := e.dimensions
 	seen := make([]bool, len(dst))
@@ -325,24 +325,24 @@ func (e *OpenAIEmbedder) parse(raw []byte, httpRes *http.Response, dst [][]float
 			i = *d.Index
 		}
 		if i < 0 || i >= len(dst) {
-			return Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding index %d outside [0, %d)", i, len(dst)), nil)
+			return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding index %d outside [0, %d)", i, len(dst)), nil)
 		}
 		if seen[i] {
-			return Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding index %d appears twice", i), nil)
+			return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding index %d appears twice", i), nil)
 		}
 		seen[i] = true
 		v, err := decodeVector(d.Embedding)
 		if err != nil {
-			return Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d: %v", i, err), err)
+			return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d: %v", i, err), err)
 		}
 		if len(v) == 0 {
-			return Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d is empty", i), nil)
+			return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d is empty", i), nil)
 		}
 		if want == 0 {
 			want = len(v)
 		}
 		if len(v) != want {
-			return Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d has %d dimensions, want %d", i, len(v), want), nil)
+			return lm.Usage{}, e.badResponse(httpRes, fmt.Sprintf("embedding %d has %d dimensions, want %d", i, len(v), want), nil)
 		}
 		dst[i] = v
 	}
@@ -376,16 +376,6 @@ func decodeVector(raw json.RawMessage) ([]float32, error) {
 	return v, nil
 }
 
-// float32sFromLE reads little-endian float32s (len(b) a multiple of 4), the
-// form of base64 vectors and of vectors in the embedding cache.
-func float32sFromLE(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return v
-}
-
 // checkFinite rejects NaN and infinite components, which JSON numbers cannot
 // express but base64 floats can.
 func checkFinite(v []float32) error {
@@ -397,31 +387,16 @@ func checkFinite(v []float32) error {
 	return nil
 }
 
-func (e *OpenAIEmbedder) badResponse(httpRes *http.Response, msg string, err error) *Error {
-	return &Error{Kind: ErrBadResponse, Model: e.model, URL: e.conn.url, StatusCode: httpRes.StatusCode, Message: msg, Err: err}
+func (e *Embedder) badResponse(httpRes *http.Response, msg string, err error) *lm.Error {
+	return &lm.Error{Kind: lm.ErrBadResponse, Model: e.model, URL: e.conn.URL(), StatusCode: httpRes.StatusCode, Message: msg, Err: err}
 }
 
-// embeddingKeyVersion starts every embedding cache key's hashed input, so
-// that a change of encoding can never collide with old entries, and so that
-// no embedding key equals a key of another kind.
-const embeddingKeyVersion = "dspex/embedding/v1"
-
-// EmbeddingCacheKey returns the cache key of one text's vector: the hex
-// SHA-256 of a length-prefixed encoding of a version tag, model, dimensions
-// (0 for the model's own length) and text, so that no two distinct triples
-// share an encoding. The base URL and the API key are never part of it:
-// the same model behind another endpoint or key gives the same vectors, and
-// keys must not leak into cache files.
-func EmbeddingCacheKey(model string, dimensions int, text string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	put := func(s string) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		h.Write([]byte(s))
+// float32sFromLE reads little-endian float32s (len(b) a multiple of 4), the
+// form of base64 vectors.
+func float32sFromLE(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	put(embeddingKeyVersion)
-	put(model)
-	h.Write(n[:binary.PutVarint(n[:], int64(dimensions))])
-	put(text)
-	return hex.EncodeToString(h.Sum(nil))
+	return v
 }

@@ -1,4 +1,4 @@
-package lm_test
+package openai_test
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
 )
 
 // embedUnsetKeyEnv names an environment variable the tests never set, so
@@ -101,7 +102,7 @@ func numberedTexts(n int) []string {
 	return texts
 }
 
-func newTestEmbedder(t testing.TB, cfg lm.OpenAIEmbedderConfig) *lm.OpenAIEmbedder {
+func newTestEmbedder(t testing.TB, cfg openai.EmbedderConfig) *openai.Embedder {
 	t.Helper()
 	if cfg.Model == "" {
 		cfg.Model = "emb"
@@ -109,7 +110,7 @@ func newTestEmbedder(t testing.TB, cfg lm.OpenAIEmbedderConfig) *lm.OpenAIEmbedd
 	if cfg.APIKeyEnv == "" {
 		cfg.APIKeyEnv = embedUnsetKeyEnv
 	}
-	e, err := lm.NewOpenAIEmbedder(cfg)
+	e, err := openai.NewEmbedder(cfg)
 	if err != nil {
 		t.Fatalf("NewOpenAIEmbedder: %v", err)
 	}
@@ -142,23 +143,23 @@ func TestNewOpenAIEmbedder(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		cfg     lm.OpenAIEmbedderConfig
+		cfg     openai.EmbedderConfig
 		wantErr string
 	}{
-		{"defaults", lm.OpenAIEmbedderConfig{Model: "emb"}, ""},
-		{"empty model", lm.OpenAIEmbedderConfig{Model: " "}, "model is empty"},
-		{"relative url", lm.OpenAIEmbedderConfig{Model: "emb", BaseURL: "/v1"}, "not an absolute http or https url"},
-		{"ftp url", lm.OpenAIEmbedderConfig{Model: "emb", BaseURL: "ftp://host/v1"}, "not an absolute http or https url"},
-		{"negative dimensions", lm.OpenAIEmbedderConfig{Model: "emb", Dimensions: -1}, "dimensions -1 is negative"},
-		{"negative batch", lm.OpenAIEmbedderConfig{Model: "emb", BatchSize: -2}, "batch size -2 is negative"},
-		{"negative concurrency", lm.OpenAIEmbedderConfig{Model: "emb", MaxConcurrentBatches: -3}, "max concurrent batches -3 is negative"},
-		{"url credentials hidden", lm.OpenAIEmbedderConfig{Model: "emb", BaseURL: "gopher://user:" + embedTestKey + "@host"}, "not an absolute"},
+		{"defaults", openai.EmbedderConfig{Model: "emb"}, ""},
+		{"empty model", openai.EmbedderConfig{Model: " "}, "model is empty"},
+		{"relative url", openai.EmbedderConfig{Model: "emb", BaseURL: "/v1"}, "not an absolute http or https url"},
+		{"ftp url", openai.EmbedderConfig{Model: "emb", BaseURL: "ftp://host/v1"}, "not an absolute http or https url"},
+		{"negative dimensions", openai.EmbedderConfig{Model: "emb", Dimensions: -1}, "dimensions -1 is negative"},
+		{"negative batch", openai.EmbedderConfig{Model: "emb", BatchSize: -2}, "batch size -2 is negative"},
+		{"negative concurrency", openai.EmbedderConfig{Model: "emb", MaxConcurrentBatches: -3}, "max concurrent batches -3 is negative"},
+		{"url credentials hidden", openai.EmbedderConfig{Model: "emb", BaseURL: "gopher://user:" + embedTestKey + "@host"}, "not an absolute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.cfg.APIKeyEnv = embedUnsetKeyEnv
-			e, err := lm.NewOpenAIEmbedder(tt.cfg)
+			e, err := openai.NewEmbedder(tt.cfg)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)
@@ -182,11 +183,11 @@ func TestOpenAIEmbedderRequest(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		cfg  lm.OpenAIEmbedderConfig
+		cfg  openai.EmbedderConfig
 		want string // request body
 	}{
-		{"plain", lm.OpenAIEmbedderConfig{}, `{"model":"emb","input":["t0","t1"],"encoding_format":"float"}`},
-		{"dimensions", lm.OpenAIEmbedderConfig{Dimensions: 2}, `{"model":"emb","input":["t0","t1"],"dimensions":2,"encoding_format":"float"}`},
+		{"plain", openai.EmbedderConfig{}, `{"model":"emb","input":["t0","t1"],"encoding_format":"float"}`},
+		{"dimensions", openai.EmbedderConfig{Dimensions: 2}, `{"model":"emb","input":["t0","t1"],"dimensions":2,"encoding_format":"float"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,7 +250,7 @@ func TestOpenAIEmbedderEmptyInput(t *testing.T) {
 	t.Parallel()
 	var hits atomic.Int32
 	base := embedServer(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base})
+	e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base})
 	for _, texts := range [][]string{nil, {}} {
 		vecs, usage, err := e.Embed(t.Context(), texts)
 		if vecs != nil || usage != (lm.Usage{}) || err != nil {
@@ -291,7 +292,7 @@ func TestOpenAIEmbedderBatchOrder(t *testing.T) {
 		writeEmbeddings(w, indexVectors(t, req))
 		answered <- b
 	})
-	e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base})
+	e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base})
 	go func() {
 		for range 3 {
 			<-arrived
@@ -352,7 +353,7 @@ func TestOpenAIEmbedderConcurrencyBound(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 		writeEmbeddings(w, indexVectors(t, req))
 	})
-	e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, BatchSize: 3, MaxConcurrentBatches: 2})
+	e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, BatchSize: 3, MaxConcurrentBatches: 2})
 	vecs, _, err := e.Embed(t.Context(), numberedTexts(29))
 	if err != nil {
 		t.Fatal(err)
@@ -394,7 +395,7 @@ func TestOpenAIEmbedderBatchFailureCancels(t *testing.T) {
 		case <-time.After(30 * time.Second):
 		}
 	})
-	e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, BatchSize: 2, MaxConcurrentBatches: 3})
+	e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, BatchSize: 2, MaxConcurrentBatches: 3})
 	start := time.Now()
 	_, _, err := e.Embed(t.Context(), numberedTexts(6))
 	if el := time.Since(start); el > 10*time.Second {
@@ -440,7 +441,7 @@ func TestOpenAIEmbedderHTTPErrors(t *testing.T) {
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.body)
 			})
-			e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, APIKey: embedTestKey})
+			e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, APIKey: embedTestKey})
 			_, _, err := e.Embed(t.Context(), []string{"a"})
 			got := checkEmbedError(t, err, tt.want)
 			if got.StatusCode != tt.status {
@@ -474,7 +475,7 @@ func TestOpenAIEmbedderCancellation(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
 		base, hit := hanging(t)
-		e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, BatchSize: 1})
+		e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, BatchSize: 1})
 		ctx, cancel := context.WithCancel(t.Context())
 		go func() { <-hit; cancel() }()
 		_, _, err := e.Embed(ctx, []string{"a", "b", "c"})
@@ -483,7 +484,7 @@ func TestOpenAIEmbedderCancellation(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		t.Parallel()
 		base, _ := hanging(t)
-		e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base})
+		e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base})
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		_, _, err := e.Embed(ctx, []string{"a"})
@@ -492,14 +493,14 @@ func TestOpenAIEmbedderCancellation(t *testing.T) {
 	t.Run("configured timeout", func(t *testing.T) {
 		t.Parallel()
 		base, _ := hanging(t)
-		e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, Timeout: 50 * time.Millisecond})
+		e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, Timeout: 50 * time.Millisecond})
 		_, _, err := e.Embed(t.Context(), []string{"a"})
 		checkEmbedError(t, err, lm.ErrTimeout)
 	})
 	t.Run("done before call", func(t *testing.T) {
 		t.Parallel()
 		base, hit := hanging(t)
-		e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base})
+		e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		_, _, err := e.Embed(ctx, []string{"a"})
@@ -575,7 +576,7 @@ func TestOpenAIEmbedderResponses(t *testing.T) {
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = io.WriteString(w, body)
 			})
-			e := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: base, Dimensions: tt.dims, BatchSize: tt.batch})
+			e := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: base, Dimensions: tt.dims, BatchSize: tt.batch})
 			vecs, _, err := e.Embed(t.Context(), []string{"a", "b"})
 			if tt.wantMsg == "" {
 				if err != nil {
@@ -594,35 +595,6 @@ func TestOpenAIEmbedderResponses(t *testing.T) {
 				t.Errorf("vectors returned with an error: %v", vecs)
 			}
 		})
-	}
-}
-
-func TestEmbeddingCacheKey(t *testing.T) {
-	t.Parallel()
-	k := lm.EmbeddingCacheKey("text-embedding-3-small", 256, "hello")
-	if len(k) != 64 || strings.Trim(k, "0123456789abcdef") != "" {
-		t.Fatalf("key %q is not hex SHA-256", k)
-	}
-	if k != lm.EmbeddingCacheKey("text-embedding-3-small", 256, "hello") {
-		t.Error("key is not deterministic")
-	}
-	distinct := [][3]any{
-		{"text-embedding-3-small", 256, "hello"},
-		{"text-embedding-3-large", 256, "hello"},
-		{"text-embedding-3-small", 0, "hello"},
-		{"text-embedding-3-small", 256, "hello "},
-		{"ab", 0, "c"},
-		{"a", 0, "bc"},
-		{"", 0, ""},
-		{"", -1, ""},
-	}
-	seen := map[string]int{}
-	for i, d := range distinct {
-		key := lm.EmbeddingCacheKey(d[0].(string), d[1].(int), d[2].(string))
-		if j, ok := seen[key]; ok {
-			t.Errorf("inputs %v and %v share a key", distinct[j], d)
-		}
-		seen[key] = i
 	}
 }
 
@@ -653,7 +625,7 @@ func TestOpenAIEmbedderSimulator(t *testing.T) {
 		"Revenue in emerging markets grew this quarter.",
 		"Photosynthesis turns light into sugar.",
 	}
-	whole := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: srv.URL()})
+	whole := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: srv.URL()})
 	first, usage, err := whole.Embed(t.Context(), texts)
 	if err != nil {
 		t.Fatal(err)
@@ -671,7 +643,7 @@ func TestOpenAIEmbedderSimulator(t *testing.T) {
 	if diff := cmp.Diff(first, again); diff != "" {
 		t.Errorf("second call differs (-first +second):\n%s", diff)
 	}
-	batched := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: srv.URL(), BatchSize: 2, MaxConcurrentBatches: 2})
+	batched := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: srv.URL(), BatchSize: 2, MaxConcurrentBatches: 2})
 	split, _, err := batched.Embed(t.Context(), texts)
 	if err != nil {
 		t.Fatal(err)
@@ -686,7 +658,7 @@ func TestOpenAIEmbedderSimulator(t *testing.T) {
 				texts[pair[0]], texts[pair[1]], near, texts[pair[0]], texts[pair[2]], far)
 		}
 	}
-	short := newTestEmbedder(t, lm.OpenAIEmbedderConfig{BaseURL: srv.URL(), Dimensions: 16})
+	short := newTestEmbedder(t, openai.EmbedderConfig{BaseURL: srv.URL(), Dimensions: 16})
 	vecs, _, err := short.Embed(t.Context(), texts[:1])
 	if err != nil {
 		t.Fatal(err)

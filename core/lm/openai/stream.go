@@ -1,4 +1,4 @@
-package lm
+package openai
 
 import (
 	"bufio"
@@ -11,13 +11,15 @@ import (
 	"iter"
 	"mime"
 	"net/http"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
 // maxStreamEvent bounds one server-sent event: each line, and the data lines
 // of one event together.
 const maxStreamEvent = 1 << 20
 
-var _ Streamer = (*OpenAI)(nil)
+var _ lm.Streamer = (*Client)(nil)
 
 // Stream sends req as a streaming chat completion ("stream": true, with
 // "stream_options": {"include_usage": true}) and yields the answer as the
@@ -34,49 +36,49 @@ var _ Streamer = (*OpenAI)(nil)
 // finished ("stream ended early"), ErrBadResponse for an event that is not
 // a completion chunk or longer than 1 MiB, ErrServer for an error event
 // ({"error": ...}), ErrCanceled when ctx is cancelled and ErrTimeout when
-// its deadline or OpenAIConfig.Timeout (which bounds the whole stream)
+// its deadline or Config.Timeout (which bounds the whole stream)
 // passes. Stopping the iteration early cancels the request and closes the
 // connection; Stream starts no goroutine of its own.
 //
 // A server that ignores "stream" and answers with a JSON completion is
 // accepted: its choices are yielded as one delta each, usage on the last.
 // Stream is safe for concurrent use.
-func (o *OpenAI) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, error] {
-	return func(yield func(Delta, error) bool) {
-		model, serr := o.start(ctx, req)
+func (o *Client) Stream(ctx context.Context, req *lm.Request) iter.Seq2[lm.Delta, error] {
+	return func(yield func(lm.Delta, error) bool) {
+		model, serr := o.Start(ctx, req)
 		if serr != nil {
-			yield(Delta{}, serr)
+			yield(lm.Delta{}, serr)
 			return
 		}
 		body, err := o.body(model, req, true)
 		if err != nil {
-			yield(Delta{}, err)
+			yield(lm.Delta{}, err)
 			return
 		}
 
 		// callCtx also ends the request when the consumer stops early.
-		callCtx, cancel := o.callContext(ctx)
+		callCtx, cancel := o.CallContext(ctx)
 		defer cancel()
 		httpReq, err := http.NewRequestWithContext(callCtx, http.MethodPost, o.chatURL, bytes.NewReader(body))
 		if err != nil {
-			yield(Delta{}, &Error{Kind: ErrBadRequest, Model: model, URL: o.url, Message: "build request: " + err.Error(), Err: err})
+			yield(lm.Delta{}, &lm.Error{Kind: lm.ErrBadRequest, Model: model, URL: o.URL(), Message: "build request: " + err.Error(), Err: err})
 			return
 		}
 		httpReq.Header = o.headers.Clone()
 		httpReq.Header.Set("Accept", "text/event-stream")
 		httpRes, err := o.client.Do(httpReq)
 		if err != nil {
-			yield(Delta{}, o.callError(ctx, callCtx, model, nil, err))
+			yield(lm.Delta{}, o.callError(ctx, callCtx, model, nil, err))
 			return
 		}
 		defer httpRes.Body.Close()
 		if httpRes.StatusCode >= 400 {
-			yield(Delta{}, o.statusError(model, httpRes))
+			yield(lm.Delta{}, o.statusError(model, httpRes))
 			return
 		}
 		s := &chatStream{
 			o: o, model: model, status: httpRes.StatusCode, ctx: callCtx,
-			fail: func(err error) *Error { return o.callError(ctx, callCtx, model, httpRes, err) },
+			fail: func(err error) *lm.Error { return o.callError(ctx, callCtx, model, httpRes, err) },
 		}
 		if mt, _, _ := mime.ParseMediaType(httpRes.Header.Get("Content-Type")); mt == "application/json" {
 			s.whole(httpRes, yield)
@@ -88,17 +90,17 @@ func (o *OpenAI) Stream(ctx context.Context, req *Request) iter.Seq2[Delta, erro
 
 // chatStream decodes one streamed chat completion.
 type chatStream struct {
-	o      *OpenAI
+	o      *Client
 	model  string
 	status int
 	// ctx is checked before each event, so that a cancelled stream stops
 	// even while events are still buffered; nil in fuzz tests.
 	ctx context.Context
 	// fail classifies an error reading the body.
-	fail func(error) *Error
+	fail func(error) *lm.Error
 
 	finished  map[int]bool // choices seen; true once given a finish reason
-	usage     *Usage       // the latest usage, if any
+	usage     *lm.Usage    // the latest usage, if any
 	usageSent bool         // usage was yielded after its last change
 	done      bool         // "data: [DONE]" arrived
 }
@@ -112,16 +114,16 @@ type chatChunk struct {
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *Usage          `json:"usage"`
+	Usage *lm.Usage       `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
 
 // errStreamEventTooLong reports an event over maxStreamEvent bytes.
-var errStreamEventTooLong = fmt.Errorf("lm: stream event longer than %d bytes", maxStreamEvent)
+var errStreamEventTooLong = fmt.Errorf("openai: stream event longer than %d bytes", maxStreamEvent)
 
 // run reads server-sent events from body until [DONE], the end of the
 // body, an error, or the consumer stops.
-func (s *chatStream) run(body io.Reader, yield func(Delta, error) bool) {
+func (s *chatStream) run(body io.Reader, yield func(lm.Delta, error) bool) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 4096), maxStreamEvent)
 	var (
@@ -156,7 +158,7 @@ func (s *chatStream) run(body io.Reader, yield func(Delta, error) bool) {
 				data = append(data, '\n')
 			}
 			if len(data)+len(value) > maxStreamEvent {
-				s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+				s.yieldErr(yield, &lm.Error{Kind: lm.ErrBadResponse, Model: s.model, URL: s.o.URL(), StatusCode: s.status,
 					Message: errStreamEventTooLong.Error(), Err: errStreamEventTooLong})
 				return
 			}
@@ -166,7 +168,7 @@ func (s *chatStream) run(body io.Reader, yield func(Delta, error) bool) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+			s.yieldErr(yield, &lm.Error{Kind: lm.ErrBadResponse, Model: s.model, URL: s.o.URL(), StatusCode: s.status,
 				Message: errStreamEventTooLong.Error(), Err: errStreamEventTooLong})
 			return
 		}
@@ -181,7 +183,7 @@ func (s *chatStream) run(body io.Reader, yield func(Delta, error) bool) {
 }
 
 // dispatch handles one event and reports whether to read on.
-func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error) bool) bool {
+func (s *chatStream) dispatch(event string, data []byte, yield func(lm.Delta, error) bool) bool {
 	if s.done {
 		return false
 	}
@@ -204,7 +206,7 @@ func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error
 	}
 	var c chatChunk
 	if err := json.Unmarshal(data, &c); err != nil {
-		s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
+		s.yieldErr(yield, &lm.Error{Kind: lm.ErrBadResponse, Model: s.model, URL: s.o.URL(), StatusCode: s.status,
 			Message: "decode stream event: " + err.Error() + ": " + s.o.clip(data), Err: err})
 		return false
 	}
@@ -216,12 +218,12 @@ func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error
 		s.finished = map[int]bool{}
 	}
 	for _, ch := range c.Choices {
-		if ch.Index < 0 || ch.Index >= maxStreamChoices {
-			s.yieldErr(yield, &Error{Kind: ErrBadResponse, Model: s.model, URL: s.o.url, StatusCode: s.status,
-				Message: fmt.Sprintf("stream choice index %d out of range [0, %d)", ch.Index, maxStreamChoices)})
+		if ch.Index < 0 || ch.Index >= lm.MaxStreamChoices {
+			s.yieldErr(yield, &lm.Error{Kind: lm.ErrBadResponse, Model: s.model, URL: s.o.URL(), StatusCode: s.status,
+				Message: fmt.Sprintf("stream choice index %d out of range [0, %d)", ch.Index, lm.MaxStreamChoices)})
 			return false
 		}
-		d := Delta{Index: ch.Index}
+		d := lm.Delta{Index: ch.Index}
 		if ch.Delta.Content != nil {
 			d.Text = *ch.Delta.Content
 		}
@@ -243,7 +245,7 @@ func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error
 		// usage on every chunk have theirs yielded once, at the end.
 		if len(c.Choices) == 0 {
 			s.usageSent = true
-			if !yield(Delta{Usage: &u}, nil) {
+			if !yield(lm.Delta{Usage: &u}, nil) {
 				return false
 			}
 		}
@@ -252,16 +254,16 @@ func (s *chatStream) dispatch(event string, data []byte, yield func(Delta, error
 }
 
 // end finishes a stream whose body ended or said [DONE].
-func (s *chatStream) end(yield func(Delta, error) bool) {
+func (s *chatStream) end(yield func(lm.Delta, error) bool) {
 	if !s.done && !s.allFinished() {
-		s.yieldErr(yield, &Error{Kind: ErrConnection, Model: s.model, URL: s.o.url, StatusCode: s.status,
+		s.yieldErr(yield, &lm.Error{Kind: lm.ErrConnection, Model: s.model, URL: s.o.URL(), StatusCode: s.status,
 			Message: "stream ended early", Err: io.ErrUnexpectedEOF})
 		return
 	}
 	if s.usage != nil && !s.usageSent {
 		s.usageSent = true
 		u := *s.usage
-		yield(Delta{Usage: &u}, nil)
+		yield(lm.Delta{Usage: &u}, nil)
 	}
 }
 
@@ -277,7 +279,7 @@ func (s *chatStream) allFinished() bool {
 }
 
 // eventError is the error for an error event whose data is raw.
-func (s *chatStream) eventError(raw []byte) *Error {
+func (s *chatStream) eventError(raw []byte) *lm.Error {
 	msg := "error event in stream"
 	var wrapped struct {
 		Error json.RawMessage `json:"error"`
@@ -285,33 +287,48 @@ func (s *chatStream) eventError(raw []byte) *Error {
 	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Error) > 0 && string(wrapped.Error) != "null" {
 		raw = wrapped.Error
 	}
-	if text, ok := errorText(raw); ok {
-		msg += ": " + s.o.scrub(text)
+	if text, ok := lm.ErrorText(raw); ok {
+		msg += ": " + s.o.Scrub(text)
 	}
-	return &Error{Kind: ErrServer, Model: s.model, URL: s.o.url, StatusCode: s.status, Message: msg}
+	return &lm.Error{Kind: lm.ErrServer, Model: s.model, URL: s.o.URL(), StatusCode: s.status, Message: msg}
 }
 
 // yieldErr yields err as the last pair, once.
-func (s *chatStream) yieldErr(yield func(Delta, error) bool, err *Error) {
+func (s *chatStream) yieldErr(yield func(lm.Delta, error) bool, err *lm.Error) {
 	s.done = true
-	yield(Delta{}, err)
+	yield(lm.Delta{}, err)
 }
 
 // whole yields a completion that came back in one JSON body.
-func (s *chatStream) whole(httpRes *http.Response, yield func(Delta, error) bool) {
+func (s *chatStream) whole(httpRes *http.Response, yield func(lm.Delta, error) bool) {
 	raw, tooLarge, err := readBody(httpRes, s.o.maxBody, new(bytes.Buffer))
 	if tooLarge {
-		yield(Delta{}, s.o.tooLarge(s.model, s.status))
+		yield(lm.Delta{}, s.o.tooLarge(s.model, s.status))
 		return
 	}
 	if err != nil {
-		yield(Delta{}, s.fail(err))
+		yield(lm.Delta{}, s.fail(err))
 		return
 	}
 	res, err := s.o.parse(s.model, raw, httpRes)
 	if err != nil {
-		yield(Delta{}, err)
+		yield(lm.Delta{}, err)
 		return
 	}
-	yieldResponse(res, false, yield)
+	yieldResponse(res, yield)
+}
+
+// yieldResponse yields a whole response as a stream: one delta per choice,
+// with the usage on the last (as lm.StreamOrComplete does).
+func yieldResponse(res *lm.Response, yield func(lm.Delta, error) bool) {
+	for i, c := range res.Choices {
+		d := lm.Delta{Index: i, Text: c.Text, FinishReason: c.FinishReason}
+		if i == len(res.Choices)-1 {
+			u := res.Usage
+			d.Usage = &u
+		}
+		if !yield(d, nil) {
+			return
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package lm
+package openai
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dspex/dspex/core/lm"
 )
 
 // bigCompletion is a completion whose answer is n bytes of text.
@@ -41,18 +43,18 @@ func TestMaxResponseBytes(t *testing.T) {
 	under := bigCompletion(limit - 200)
 	for _, length := range []bool{true, false} {
 		t.Run(fmt.Sprintf("content-length=%v", length), func(t *testing.T) {
-			o, err := NewOpenAI(OpenAIConfig{Model: "m", BaseURL: bigServer(t, over, length), APIKeyEnv: "DSPEX_TEST_NO_KEY", MaxResponseBytes: limit})
+			o, err := New(Config{Model: "m", BaseURL: bigServer(t, over, length), APIKeyEnv: "DSPEX_TEST_NO_KEY", MaxResponseBytes: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = o.Complete(context.Background(), userRequest("q"))
-			if !errors.Is(err, ErrBadResponse) || !strings.Contains(err.Error(), "262144-byte limit (lm.max_response_bytes)") {
+			if !errors.Is(err, lm.ErrBadResponse) || !strings.Contains(err.Error(), "262144-byte limit (lm.max_response_bytes)") {
 				t.Fatalf("Complete of a %d-byte body = %v, want ErrBadResponse naming the %d-byte limit", len(over), err, limit)
 			}
-			if Retryable(err) {
+			if lm.Retryable(err) {
 				t.Error("an over-limit response is retryable")
 			}
-			o, err = NewOpenAI(OpenAIConfig{Model: "m", BaseURL: bigServer(t, under, length), APIKeyEnv: "DSPEX_TEST_NO_KEY", MaxResponseBytes: int64(len(under))})
+			o, err = New(Config{Model: "m", BaseURL: bigServer(t, under, length), APIKeyEnv: "DSPEX_TEST_NO_KEY", MaxResponseBytes: int64(len(under))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,8 +64,8 @@ func TestMaxResponseBytes(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewOpenAI(OpenAIConfig{Model: "m", MaxResponseBytes: -1}); err == nil || !strings.Contains(err.Error(), "max response bytes") {
-		t.Errorf("NewOpenAI with a negative limit: %v", err)
+	if _, err := New(Config{Model: "m", MaxResponseBytes: -1}); err == nil || !strings.Contains(err.Error(), "max response bytes") {
+		t.Errorf("New with a negative limit: %v", err)
 	}
 }
 
@@ -71,7 +73,7 @@ func TestMaxResponseBytes(t *testing.T) {
 // about size bytes.
 func allocPerCall(t testing.TB, size int, length bool) (body int, alloc uint64) {
 	completion := bigCompletion(size)
-	o, err := NewOpenAI(OpenAIConfig{Model: "m", BaseURL: bigServer(t, completion, length), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
+	o, err := New(Config{Model: "m", BaseURL: bigServer(t, completion, length), APIKeyEnv: "DSPEX_TEST_NO_KEY"})
 	if err != nil {
 		t.Fatal(err)
 	}
