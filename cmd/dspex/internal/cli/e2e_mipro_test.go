@@ -1,0 +1,161 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/dspex/dspex/core/trace"
+)
+
+// samplerPython returns the repository's virtualenv interpreter when it
+// can run the sampler plugin (dspex_plugins and Optuna; make setup), or
+// skips the test.
+func samplerPython(t *testing.T) string {
+	t.Helper()
+	python, err := filepath.Abs("../../../../.venv/bin/python")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no Python virtualenv at %s: run `make setup` to test dspex optimize --optimizer mipro", python)
+	}
+	if out, err := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna").CombinedOutput(); err != nil {
+		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
+	}
+	return python
+}
+
+var trialLineRE = regexp.MustCompile(`(?m)^trial (\d+)/10 \(minibatch of 35\): score \d+\.\d\d, best full score so far \d+\.\d\d; [\d,]+ LM calls$`)
+
+// MIPROv2 light on the bundled task, against the simulator: a line per
+// trial, a state that beats the program as given on held-out data when
+// dspex eval --state loads it.
+func TestOptimizeMIPROLight(t *testing.T) {
+	python := samplerPython(t)
+	_, prog := capitalsSim(t)
+	dev := filepath.Join(capitals, "dev.jsonl")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	env := []string{"DSPEX_PYTHON=" + python}
+
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	out, stderr, code := runDspex(t, env, "optimize", "--program", prog, "--train", filepath.Join(capitals, "train.jsonl"),
+		"--optimizer", "mipro", "--auto", "light", "--out", state, "--db", db, "--no-cache")
+	if code != 0 || !strings.Contains(out, "saved "+state) {
+		t.Fatalf("optimize: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if n := len(trialLineRE.FindAllString(stderr, -1)); n != 10 {
+		t.Errorf("%d trial lines, want one per sampled trial (10):\n%s", n, stderr)
+	}
+	for _, want := range []string{"mipro (MIPROv2, auto light, seed 9)", "trial 0 (the program as given, all 52 examples)",
+		"full evaluation after trial 10/10", "dspex: mipro: 13 trials in the study (10 sampled)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+
+	score := func(args ...string) float64 {
+		t.Helper()
+		out, stderr, code := runDspex(t, nil, append([]string{"eval", "--program", prog, "--data", dev, "--db", db, "--no-cache", "--json"}, args...)...)
+		var res struct {
+			Score float64 `json:"score"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Fatalf("eval %v: exit %d: %.500s\n%s", args, code, out, stderr)
+		}
+		return res.Score
+	}
+	base, optimized := score(), score("--state", state)
+	if optimized <= base {
+		t.Errorf("MIPROv2's program scores %.2f on dev, not above the program as given (%.2f)", optimized, base)
+	}
+}
+
+// --sampler picks the plugin's sampler through the study's options; the
+// plugin's log, kept in the trace database, says which it built.
+func TestOptimizeMIPROSamplerFlag(t *testing.T) {
+	python := samplerPython(t)
+	_, prog := capitalsSim(t)
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
+		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--sampler", "random", "--trials-in-flight", "2",
+		"--out", state, "--db", db, "--no-cache", "--no-progress")
+	if code != 0 || !strings.Contains(out, "saved "+state) || !strings.Contains(stderr, "chosen by the sampler (random)") {
+		t.Fatalf("optimize --sampler random: exit %d\n%s\n%s", code, out, stderr)
+	}
+	ctx := context.Background()
+	r, err := trace.OpenReader(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	runs, err := r.Runs(ctx, trace.ListOptions{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs: %v, %v", runs, err)
+	}
+	events, err := r.Events(ctx, runs[0].ID, "plugin.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samplers []string
+	for _, ev := range events {
+		var log struct {
+			Message string         `json:"message"`
+			Fields  map[string]any `json:"fields"`
+		}
+		if json.Unmarshal(ev.Data, &log) == nil && log.Message == "study created" && log.Fields["study"] == "mipro-9" {
+			samplers = append(samplers, log.Fields["sampler"].(string))
+		}
+	}
+	if len(samplers) != 1 || samplers[0] != "random" {
+		t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
+	}
+}
+
+// Without a Python that runs the sampler plugin, mipro fails before any LM
+// call, saying what to set and install.
+func TestOptimizeMIPROWithoutOptuna(t *testing.T) {
+	python := samplerPython(t)
+	// The virtualenv's Python with an optuna that fails to import, and a
+	// Python without the plugins at all.
+	hide := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(hide, "optuna"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hide, "optuna", "__init__.py"), []byte("raise ImportError('No module named optuna (hidden by the test)')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noOptuna := filepath.Join(hide, "python")
+	if err := os.WriteFile(noOptuna, []byte("#!/bin/sh\nPYTHONPATH='"+hide+"' exec '"+python+"' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pythons := map[string]string{"without optuna": noOptuna}
+	if sys, err := exec.LookPath("python3"); err == nil && exec.Command(sys, "-c", "import dspex_plugins").Run() != nil {
+		pythons["without dspex_plugins"] = sys
+	}
+	for name, py := range pythons {
+		t.Run(name, func(t *testing.T) {
+			_, prog := capitalsSim(t)
+			state := filepath.Join(t.TempDir(), "mipro.json")
+			_, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + py}, "optimize", "--program", prog,
+				"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--out", state, "--no-traces", "--no-cache")
+			for _, want := range []string{"DSPEX_PYTHON", "pip install 'dspex_plugins[sampler]'"} {
+				if code != 1 || !strings.Contains(stderr, want) {
+					t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, stderr)
+				}
+			}
+			if strings.Contains(stderr, "LM calls") {
+				t.Errorf("LM calls were made before the error:\n%s", stderr)
+			}
+			if _, err := os.Stat(state); err == nil {
+				t.Error("a state was saved")
+			}
+		})
+	}
+}
