@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dspex/dspex/core/trace"
 )
@@ -158,4 +160,67 @@ func TestOptimizeMIPROWithoutOptuna(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A mipro optimization killed with SIGKILL continues with --resume RUN:
+// the trials it logged are read back from the trace database and not
+// evaluated again, and the run ends as the uninterrupted one would.
+func TestOptimizeMIPROResumeAfterSIGKILL(t *testing.T) {
+	python := samplerPython(t)
+	_, prog := capitalsSim(t, "--latency", "10ms")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	args := []string{"optimize", "--program", prog, "--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro",
+		"--out", state, "--db", db, "--no-cache", "--concurrency", "4"}
+	env := []string{"DSPEX_PYTHON=" + python}
+
+	cmd := exec.Command(dspexBin, args...)
+	cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "DSPEX_DB="), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var runID string
+	logged := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && logged < 4 {
+		time.Sleep(20 * time.Millisecond)
+		r, err := trace.OpenReader(ctx, db)
+		if err != nil {
+			continue
+		}
+		if runs, err := r.Runs(ctx, trace.ListOptions{}); err == nil && len(runs) == 1 {
+			runID = runs[0].ID
+			trials, _ := r.Trials(ctx, runID)
+			logged = countMIPROTrials(trials)
+		}
+		r.Close()
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if logged < 4 || logged >= 13 {
+		t.Fatalf("%d trials logged before the kill; the test needs a kill mid-search", logged)
+	}
+
+	out, stderr, code := runDspex(t, env, append(args, "--resume", runID)...)
+	if code != 0 || !strings.Contains(out, "saved "+state) {
+		t.Fatalf("resume: exit %d\n%s\n%s", code, out, stderr)
+	}
+	restored := strings.Count(stderr, "(restored from the run resumed)")
+	if restored < logged {
+		t.Errorf("%d lines restored from the run resumed, %d trials were logged before the kill:\n%s", restored, logged, stderr)
+	}
+	if !strings.Contains(stderr, "dspex: mipro: 13 trials in the study (10 sampled)") {
+		t.Errorf("the resumed run did not end with 13 trials:\n%s", stderr)
+	}
+}
+
+func countMIPROTrials(trials []trace.Trial) int {
+	n := 0
+	for _, tr := range trials {
+		if tr.Optimizer == "MIPROv2" && tr.Kind == trace.TrialEvaluated && tr.Score != nil {
+			n++
+		}
+	}
+	return n
 }
