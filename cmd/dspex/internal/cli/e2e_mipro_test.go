@@ -224,3 +224,33 @@ func countMIPROTrials(trials []trace.Trial) int {
 	}
 	return n
 }
+
+// Flags that cannot make a MIPROv2 run are refused before anything starts
+// (exit 2), with what to do; no Python is needed to find out.
+func TestOptimizeMIPROUsageErrors(t *testing.T) {
+	_, prog := capitalsSim(t)
+	train := filepath.Join(capitals, "train.jsonl")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"auto with counts", []string{"--auto", "light", "--num-trials", "5"}, "--auto light sets the candidates and trials"},
+		{"trials alone", []string{"--num-trials", "5"}, "give both --num-candidates and --num-trials"},
+		{"unknown auto", []string{"--auto", "extreme"}, `--auto "extreme": expected light, medium or heavy`},
+		{"unknown sampler", []string{"--sampler", "grid"}, `--sampler "grid": expected one of tpe, random, nsgaii, bruteforce`},
+		{"unknown prompt model", []string{"--prompt-model", "big"}, `--prompt-model "big": no such endpoint under models:`},
+		{"half zero-shot", []string{"--max-bootstrapped-demos", "0"}, "set both to 0 for instructions only"},
+		{"minibatch over the valset", []string{"--num-candidates", "3", "--num-trials", "4", "--minibatch-size", "60"}, "minibatch size 60 exceeds the validation set (52 examples)"},
+		{"no trials in flight", []string{"--trials-in-flight", "0"}, "--trials-in-flight 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"optimize", "--program", prog, "--train", train, "--optimizer", "mipro",
+				"--out", filepath.Join(t.TempDir(), "s.json"), "--no-traces"}, tc.args...)
+			_, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=/nonexistent/python"}, args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}

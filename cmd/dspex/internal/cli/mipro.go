@@ -231,10 +231,10 @@ func miproPlanLine(plan mipro.Plan, cfg mipro.Config, on string) string {
 		scored = fmt.Sprintf("each on a minibatch of %d of a validation set of %d examples; every %d trials and at the end the best-averaging one is scored on all of it",
 			min(plan.MinibatchSize, plan.ValSize), plan.ValSize, plan.FullEvalSteps)
 	}
-	return fmt.Sprintf("mipro (MIPROv2, auto %s, seed %d): the program as given, %s;\n"+
-		"  %s (demos bootstrapped from %d training examples, instructions proposed by the prompt model),\n"+
+	return fmt.Sprintf("mipro (MIPROv2, auto %s, seed %d): the program as given and the optimized one, each %s;\n"+
+		"  in between %s (demos bootstrapped from %d training examples, instructions proposed by the prompt model),\n"+
 		"  then %d trials chosen by the sampler (%s), %s;\n"+
-		"  the best fully scored program is saved, and scored again with the program as given",
+		"  the program with the best full score is saved",
 		plan.Auto, plan.Seed, on, what, plan.TrainSize, plan.NumTrials, samplerName, scored)
 }
 
