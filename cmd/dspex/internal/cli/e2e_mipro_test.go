@@ -254,3 +254,44 @@ func TestOptimizeMIPROUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// --prompt-model names an endpoint of the program file's models: section:
+// the proposals go to it, the task to lm:.
+func TestOptimizeMIPROPromptModel(t *testing.T) {
+	python := samplerPython(t)
+	url, _ := capitalsSim(t)
+	script := writeFile(t, "proposer.yaml", `rules:
+  - match: proposed_instruction
+    fields: {proposed_instruction: "Give only the answer, in as few words as possible, exactly as a quiz expects."}
+`)
+	proposer := startMockLM(t, "--script", script)
+	prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\n"+
+		"models:\n  - {name: proposer, model: dspex-proposer, base_url: \""+proposer+"\", api_key_env: DSPEX_TEST_UNSET}\n"+
+		"program: {module: predict, signature: \"question -> answer\"}\n")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
+		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--prompt-model", "proposer",
+		"--out", state, "--db", db, "--no-cache", "--no-progress")
+	if code != 0 {
+		t.Fatalf("optimize --prompt-model proposer: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if strings.Contains(stderr, "kept the original instruction") {
+		t.Errorf("proposals fell back to the original instruction:\n%s", stderr)
+	}
+	export, _, code := runDspex(t, nil, "traces", "export", runIDOf(t, stderr), "--db", db)
+	if code != 0 || !strings.Contains(export, "dspex-proposer") || !strings.Contains(export, "in as few words as possible") {
+		t.Errorf("the trace does not show calls to the proposer endpoint and its instruction (exit %d)", code)
+	}
+}
+
+var runIDRE = regexp.MustCompile(`optimize run ([0-9a-f]+)`)
+
+func runIDOf(t *testing.T, stderr string) string {
+	t.Helper()
+	m := runIDRE.FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("no run id in %q", stderr)
+	}
+	return m[1]
+}
