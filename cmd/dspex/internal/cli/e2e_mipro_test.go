@@ -91,6 +91,43 @@ func TestOptimizeMIPROSamplerFlag(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "saved "+state) || !strings.Contains(stderr, "chosen by the sampler (random)") {
 		t.Fatalf("optimize --sampler random: exit %d\n%s\n%s", code, out, stderr)
 	}
+	if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random" {
+		t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
+	}
+}
+
+// A plugins: section in the program file (or --config) replaces the
+// built-in sampler plugin: here it sets the plugin's default sampler.
+func TestOptimizeMIPROPluginsSection(t *testing.T) {
+	python := samplerPython(t)
+	url, _ := capitalsSim(t)
+	for _, where := range []string{"program file", "--config"} {
+		t.Run(where, func(t *testing.T) {
+			section := "plugins:\n  plugins:\n    sampler:\n      args: [\"-m\", \"dspex_plugins.sampler\"]\n" +
+				"      env: {DSPEX_SAMPLER: random}\n      capabilities: [sampler]\n"
+			lm := "lm: {model: dspex-sim, base_url: \"" + url + "\", api_key_env: DSPEX_TEST_UNSET}\nprogram: {module: predict, signature: \"question -> answer\"}\n"
+			prog, extra := writeFile(t, "p.yaml", lm+section), []string(nil)
+			if where == "--config" {
+				prog, extra = writeFile(t, "p.yaml", lm), []string{"--config", writeFile(t, "plugins.yaml", section)}
+			}
+			db := filepath.Join(t.TempDir(), "traces.db")
+			args := append([]string{"optimize", "--program", prog, "--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro",
+				"--out", filepath.Join(t.TempDir(), "s.json"), "--db", db, "--no-cache", "--no-progress"}, extra...)
+			out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+			}
+			if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random" {
+				t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
+			}
+		})
+	}
+}
+
+// studySamplers reads, from the plugin's log in the trace database of a
+// one-run database, the sampler each creation of MIPROv2's study built.
+func studySamplers(t *testing.T, db string) []string {
+	t.Helper()
 	ctx := context.Background()
 	r, err := trace.OpenReader(ctx, db)
 	if err != nil {
@@ -112,12 +149,11 @@ func TestOptimizeMIPROSamplerFlag(t *testing.T) {
 			Fields  map[string]any `json:"fields"`
 		}
 		if json.Unmarshal(ev.Data, &log) == nil && log.Message == "study created" && log.Fields["study"] == "mipro-9" {
-			samplers = append(samplers, log.Fields["sampler"].(string))
+			s, _ := log.Fields["sampler"].(string)
+			samplers = append(samplers, s)
 		}
 	}
-	if len(samplers) != 1 || samplers[0] != "random" {
-		t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
-	}
+	return samplers
 }
 
 // Without a Python that runs the sampler plugin, mipro fails before any LM
