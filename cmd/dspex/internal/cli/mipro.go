@@ -156,8 +156,12 @@ func (f *optimizeFlags) openSampler(ctx context.Context, ss *session, cfg mipro.
 	if err := awaitFirstStart(ctx, p, limit); err != nil {
 		return fail(fmt.Errorf("the sampler plugin did not start: %w; %s", err, samplerHint))
 	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = mipro.DefaultSeed
+	}
 	probe := sampler.StudyConfig{ID: "dspex-optimize-check", Space: []sampler.Param{sampler.Indices("check", 2)},
-		Seed: cfg.Seed, Sampler: cfg.SamplerName}
+		Seed: seed, Sampler: cfg.SamplerName, Options: cfg.SamplerOptions}
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	if _, err := client.CreateStudy(cctx, probe); err != nil {
