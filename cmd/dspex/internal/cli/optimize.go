@@ -80,7 +80,7 @@ prints the run id at the start.`,
 	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted optimization RUN")
 	cmd.Flags().IntVar(&f.candidates, "candidates", 16, "random-search: candidate programs beyond the three baselines")
 	cmd.Flags().IntVar(&f.maxBoot, "max-bootstrapped-demos", 4, "bootstrapped demos per predictor")
-	cmd.Flags().IntVar(&f.maxLabeled, "max-labeled-demos", 16, "labeled demos per predictor")
+	cmd.Flags().IntVar(&f.maxLabeled, "max-labeled-demos", 16, "labeled demos per predictor (mipro: 4 unless given)")
 	cmd.Flags().Int64Var(&f.seed, "seed", 0, "seed of the optimizer's sampling (mipro: 0 means 9, DSPy's default)")
 	cmd.Flags().IntVar(&f.k, "k", 3, "knn: neighbours per call")
 	cmd.Flags().IntVar(&f.breadth, "breadth", 10, "copro: instructions proposed per round")
