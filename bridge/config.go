@@ -196,16 +196,25 @@ func (c SupervisorConfig) backoff(n int) time.Duration {
 	return min(time.Duration(d), time.Duration(c.BackoffMax))
 }
 
-// EchoPlugin is the name of the built-in echo plugin.
-const EchoPlugin = "echo"
+// Names of the built-in plugins.
+const (
+	// EchoPlugin is the echo plugin, the conformance reference.
+	EchoPlugin = "echo"
+	// SamplerPlugin is Optuna's sampler for MIPROv2 (plugins/sampler is
+	// its Go client). It needs Optuna beside dspex_plugins: pip install
+	// 'dspex_plugins[sampler]'.
+	SamplerPlugin = "sampler"
+)
 
 // DefaultConfig returns the built-in registry: the echo plugin, started as
-// `<python> -m dspex_plugins.echo`, serving the "echo" capability. Each
-// call returns a fresh copy.
+// `<python> -m dspex_plugins.echo`, serving the "echo" capability, and the
+// sampler plugin, `<python> -m dspex_plugins.sampler`, serving "sampler".
+// Each call returns a fresh copy.
 func DefaultConfig() Config {
 	return Config{
 		Plugins: map[string]PluginSpec{
-			EchoPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
+			EchoPlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
+			SamplerPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
 		},
 		Capabilities: map[string]string{},
 	}

@@ -68,6 +68,29 @@ func TestParseConfigWithoutSection(t *testing.T) {
 	}
 }
 
+// The built-in registry: echo and the sampler, each the one plugin for its
+// capability, run by the configured interpreter.
+func TestDefaultConfigBuiltIns(t *testing.T) {
+	cfg := DefaultConfig()
+	want := map[string]PluginSpec{
+		EchoPlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
+		SamplerPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
+	}
+	if diff := cmp.Diff(want, cfg.Plugins); diff != "" {
+		t.Errorf("built-in plugins (-want +got):\n%s", diff)
+	}
+	for capability, plugin := range map[string]string{"echo": EchoPlugin, "sampler": SamplerPlugin} {
+		if got, err := cfg.Resolve(capability, ""); err != nil || got != plugin {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", capability, got, err, plugin)
+		}
+	}
+	// Each call is a fresh copy.
+	cfg.Plugins[SamplerPlugin].Args[1] = "changed"
+	if DefaultConfig().Plugins[SamplerPlugin].Args[1] != "dspex_plugins.sampler" {
+		t.Error("DefaultConfig shares its specs between calls")
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown key", "plugins:\n  plugins:\n    x:\n      comand: y\n", "comand"},

@@ -43,7 +43,7 @@
 //
 // Config (YAML-decodable, see LoadConfig) names the Python interpreter,
 // the plugins and the capability each serves; DefaultConfig holds the
-// built-in registry (the echo plugin). Host creates one Plugin per name on
+// built-in registry (the echo and sampler plugins). Host creates one Plugin per name on
 // demand and resolves capabilities, with an optional per-optimizer
 // override, to plugins.
 //

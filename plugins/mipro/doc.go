@@ -2,7 +2,8 @@
 // demo sets, has the prompt model propose grounded instructions (as DSPEx
 // programs), and searches the combinations of instructions and demo sets
 // with a Bayesian sampler — an Optuna study held by the Python sampler
-// plugin (plugins/sampler) — evaluating every candidate in Go.
+// plugin (plugins/sampler) — evaluating every candidate in Go. From the
+// command line it is `dspex optimize --optimizer mipro` (docs/cli.md).
 //
 // # What follows DSPy 3.4.1
 //

@@ -411,6 +411,67 @@ func Split(trainset, valset []example.Example) (train, val []example.Example, er
 	return trainset[:cut], trainset[cut:], nil
 }
 
+// Plan is what a Compile with the optimizer's settings will do on a
+// program and data, worked out without calling an LM.
+type Plan struct {
+	// Auto is the run mode in effect (Off when the counts were given).
+	Auto Auto
+	// NumTrials is how many sampled trials run.
+	NumTrials int
+	// InstructionCandidates and DemoSetCandidates are the candidates
+	// proposed per predictor (0 demo sets when zero-shot).
+	InstructionCandidates, DemoSetCandidates int
+	// ZeroShot: instructions only, no demos.
+	ZeroShot bool
+	// Minibatch reports trials scored on minibatches of MinibatchSize,
+	// with a full evaluation every FullEvalSteps trials; otherwise every
+	// trial is scored on the whole validation set.
+	Minibatch     bool
+	MinibatchSize int
+	FullEvalSteps int
+	// TrainSize and ValSize are the examples that bootstrap and propose,
+	// and those that score (after the split and the auto mode's sample).
+	TrainSize, ValSize int
+	// Seed is the seed in effect.
+	Seed int64
+}
+
+// Plan checks the settings and the data as Compile does before its first
+// LM call, and says what Compile will do: the errors are Compile's
+// (ErrConfig, ErrData). valset nil splits the training set as DSPy.
+func (o *Optimizer) Plan(program module.Program, trainset, valset []example.Example) (Plan, error) {
+	preds := program.NamedPredictors()
+	if len(preds) == 0 {
+		return Plan{}, fmt.Errorf("%w: the program has no predictors", ErrConfig)
+	}
+	s, err := o.settings(len(preds))
+	if err != nil {
+		return Plan{}, err
+	}
+	train, val, err := Split(trainset, valset)
+	if err != nil {
+		return Plan{}, err
+	}
+	if len(train) == 0 {
+		return Plan{}, fmt.Errorf("%w: no training examples left after the validation split (%d examples)", ErrData, len(trainset))
+	}
+	valSize := len(val)
+	if s.auto != Off {
+		valSize = min(autoSettings[s.auto].valSize, valSize)
+		s.minibatch = valSize > minMinibatchSize
+	}
+	if s.minibatch && s.minibatchSize > valSize {
+		return Plan{}, fmt.Errorf("%w: minibatch size %d exceeds the validation set (%d examples)", ErrConfig, s.minibatchSize, valSize)
+	}
+	p := Plan{Auto: s.auto, NumTrials: s.numTrials, InstructionCandidates: s.numInstruct, DemoSetCandidates: s.numDemos,
+		ZeroShot: s.zeroShot, Minibatch: s.minibatch, MinibatchSize: s.minibatchSize,
+		FullEvalSteps: s.fullEvalSteps, TrainSize: len(train), ValSize: valSize, Seed: s.seed}
+	if s.zeroShot {
+		p.DemoSetCandidates = 0
+	}
+	return p, nil
+}
+
 // Compile optimizes a copy of program (never changed) and returns the best
 // program with the trial log. valset nil splits the training set as DSPy.
 // The task model runs every evaluation and bootstrap (Config.TaskModel, else

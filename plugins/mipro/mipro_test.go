@@ -67,6 +67,40 @@ func capitals(t testing.TB) (train, dev []example.Example, task, prompt lm.LM) {
 	return train, dev, newLM(t, taskSrv), newLM(t, promptSrv)
 }
 
+// Plan says what Compile will do, and refuses what Compile refuses before
+// its first LM call.
+func TestPlan(t *testing.T) {
+	train, dev, _, _ := capitals(t)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		train, val []example.Example
+		want       Plan
+		err        error
+	}{
+		{"light without a valset", Config{}, train, nil,
+			Plan{Auto: Light, NumTrials: 10, InstructionCandidates: 3, DemoSetCandidates: 6, Minibatch: true, MinibatchSize: 35, FullEvalSteps: 5, TrainSize: len(train) - len(train)*8/10, ValSize: len(train) * 8 / 10, Seed: 9}, nil},
+		{"light on 40: no minibatches", Config{Seed: 3}, train, dev[:40],
+			Plan{Auto: Light, NumTrials: 10, InstructionCandidates: 3, DemoSetCandidates: 6, MinibatchSize: 35, FullEvalSteps: 5, TrainSize: len(train), ValSize: 40, Seed: 3}, nil},
+		{"zero-shot off", Config{ZeroShot: true, NumCandidates: 4, NumTrials: 7, MinibatchSize: 10}, train, dev[:20],
+			Plan{Auto: Off, NumTrials: 7, InstructionCandidates: 4, ZeroShot: true, Minibatch: true, MinibatchSize: 10, FullEvalSteps: 5, TrainSize: len(train), ValSize: 20, Seed: 9}, nil},
+		{"minibatch too large", Config{NumCandidates: 4, NumTrials: 7}, train, dev[:20], Plan{}, ErrConfig},
+		{"trials without candidates", Config{NumTrials: 7}, train, nil, Plan{}, ErrConfig},
+		{"one example", Config{}, train[:1], nil, Plan{}, ErrData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := New(tc.cfg).Plan(student, tc.train, tc.val)
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("Plan: %v, want %v", err, tc.err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNumTrialsAndAutoSettings(t *testing.T) {
 	for _, tc := range []struct {
 		auto             Auto

@@ -30,18 +30,15 @@ import (
 // Capability is the capability the plugin serves.
 const Capability = "sampler"
 
-// PluginName is the name Spec's plugin is usually configured under.
-const PluginName = "sampler"
+// PluginName is the name of the built-in sampler plugin.
+const PluginName = bridge.SamplerPlugin
 
 // Spec returns how to start the Python sampler plugin:
-// `<python> -m dspex_plugins.sampler`, serving Capability. It needs the
-// `sampler` extra (Optuna) installed beside dspex_plugins.
+// `<python> -m dspex_plugins.sampler`, serving Capability: the built-in
+// registry's sampler plugin (bridge.DefaultConfig). It needs the `sampler`
+// extra (Optuna) installed beside dspex_plugins.
 func Spec() bridge.PluginSpec {
-	return bridge.PluginSpec{
-		Command:      "python",
-		Args:         []string{"-m", "dspex_plugins.sampler"},
-		Capabilities: []string{Capability},
-	}
+	return bridge.DefaultConfig().Plugins[bridge.SamplerPlugin]
 }
 
 // Errors the plugin answers with, for errors.Is. Each call's error is an

@@ -155,6 +155,13 @@ func (o *observer) endProgress() {
 	}
 }
 
+// showTrials turns on MIPROv2's trial lines (see progress.showTrials).
+func (o *observer) showTrials(total int, calls func() int) {
+	if o.progress != nil {
+		o.progress.showTrials(total, calls)
+	}
+}
+
 // progressf publishes progress of the run.
 func (o *observer) progressf(ctx context.Context, label string, done, total, errs int) {
 	event.Publish(ctx, event.Progress, o.run, &event.ProgressInfo{Label: label, Done: done, Total: total, Errors: errs})

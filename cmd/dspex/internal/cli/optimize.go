@@ -14,12 +14,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/bridge"
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/runenv"
 	"github.com/dspex/dspex/core/teleprompt"
 	"github.com/dspex/dspex/core/trace"
+	"github.com/dspex/dspex/plugins/mipro"
+	"github.com/dspex/dspex/plugins/sampler"
 )
 
 type optimizeFlags struct {
@@ -36,10 +40,13 @@ type optimizeFlags struct {
 	k          int
 	breadth    int
 	depth      int
+	mipro      miproFlags
+	// changed reports the flags given on the command line.
+	changed func(name string) bool
 }
 
 // Optimizers the command offers.
-var optimizerNames = []string{"labeled", "bootstrap", "random-search", "knn", "copro"}
+var optimizerNames = []string{"labeled", "bootstrap", "random-search", "knn", "copro", "mipro"}
 
 func newOptimizeCommand(s *streams) *cobra.Command {
 	f := &optimizeFlags{}
@@ -48,7 +55,8 @@ func newOptimizeCommand(s *streams) *cobra.Command {
 		Short: "Optimize a program's demos or instructions and save its state",
 		Long: `Compile the program with an optimizer — labeled (LabeledFewShot), bootstrap
 (BootstrapFewShot), random-search (BootstrapFewShotWithRandomSearch), knn
-(KNNFewShot; needs an embeddings: section) or copro (COPRO) — score it before
+(KNNFewShot; needs an embeddings: section), copro (COPRO) or mipro (MIPROv2;
+its sampler is a Python plugin with Optuna, see docs/plugins.md) — score it before
 and after on the validation set (--val, else the training set), and save the
 optimized program's state to --out in DSPy's JSON format (load it with
 dspex run --state, or with DSPy).
@@ -58,9 +66,13 @@ that was interrupted (even killed) continues with --resume RUN: candidates
 it finished are restored from the database, not evaluated again. The command
 prints the run id at the start.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runOptimize(cmd.Context(), s, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.changed = cmd.Flags().Changed
+			return runOptimize(cmd.Context(), s, f)
+		},
 	}
 	f.register(cmd)
+	f.mipro.register(cmd)
 	cmd.Flags().StringVar(&f.train, "train", "", "JSONL training set")
 	cmd.Flags().StringVar(&f.val, "val", "", "JSONL validation set (default: the training set)")
 	cmd.Flags().StringVar(&f.optimizer, "optimizer", "bootstrap", "optimizer: "+strings.Join(optimizerNames, ", "))
@@ -68,8 +80,8 @@ prints the run id at the start.`,
 	cmd.Flags().StringVar(&f.resume, "resume", "", "continue the interrupted optimization RUN")
 	cmd.Flags().IntVar(&f.candidates, "candidates", 16, "random-search: candidate programs beyond the three baselines")
 	cmd.Flags().IntVar(&f.maxBoot, "max-bootstrapped-demos", 4, "bootstrapped demos per predictor")
-	cmd.Flags().IntVar(&f.maxLabeled, "max-labeled-demos", 16, "labeled demos per predictor")
-	cmd.Flags().Int64Var(&f.seed, "seed", 0, "seed of the optimizer's sampling")
+	cmd.Flags().IntVar(&f.maxLabeled, "max-labeled-demos", 16, "labeled demos per predictor (mipro: 4 unless given)")
+	cmd.Flags().Int64Var(&f.seed, "seed", 0, "seed of the optimizer's sampling (mipro: 0 means 9, DSPy's default)")
 	cmd.Flags().IntVar(&f.k, "k", 3, "knn: neighbours per call")
 	cmd.Flags().IntVar(&f.breadth, "breadth", 10, "copro: instructions proposed per round")
 	cmd.Flags().IntVar(&f.depth, "depth", 3, "copro: rounds")
@@ -94,6 +106,12 @@ func (f *optimizeFlags) fingerprint() (string, error) {
 		parts = append(parts, b)
 	}
 	settings := fmt.Sprintf("%s|%s|%s|%d|%d|%d|%d|%d|%d|%d", f.optimizer, f.metric, f.field, f.candidates, f.maxBoot, f.maxLabeled, f.seed, f.k, f.breadth, f.depth)
+	if f.optimizer == "mipro" {
+		// What changes the trials; the sampler plugin's configuration
+		// does not (a resumed run may use another interpreter).
+		m := f.mipro
+		settings += fmt.Sprintf("|%s|%d|%d|%s|%s|%d|%d", m.auto, m.numTrials, m.numCandidates, m.sampler, m.promptModel, m.trialsInFlight, m.minibatchSize)
+	}
 	return teleprompt.Fingerprint(append(parts, []byte(settings))...), nil
 }
 
@@ -123,6 +141,26 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	if f.optimizer == "copro" && f.breadth < 2 {
 		return usageError("--breadth %d: copro needs at least 2 (each round keeps the current instructions and proposes breadth-1 new ones)", f.breadth)
 	}
+	var (
+		miproCfg  mipro.Config
+		miproPlan mipro.Plan
+		miproVal  []example.Example // nil: MIPROv2 splits the training set, as DSPy
+	)
+	if f.optimizer == "mipro" {
+		changed := f.changed
+		if changed == nil {
+			changed = func(string) bool { return false }
+		}
+		if miproCfg, err = f.miproConfig(t, changed); err != nil {
+			return err
+		}
+		if f.val != "" {
+			miproVal = valset
+		}
+		if miproPlan, err = planMIPRO(miproCfg, t, trainset, miproVal); err != nil {
+			return err
+		}
+	}
 	if err := checkOutPath(f.out); err != nil {
 		return err
 	}
@@ -131,8 +169,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		return err
 	}
 	resume := map[string]teleprompt.Finished{}
+	var logged []trace.Trial
 	if f.resume != "" {
-		if resume, err = f.loadResume(ctx, fp); err != nil {
+		if resume, logged, err = f.loadResume(ctx, fp); err != nil {
 			return err
 		}
 	}
@@ -148,6 +187,15 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		return err
 	}
 	defer func() { err = ss.end(ctx, err) }()
+	var samplerClient *sampler.Client
+	if f.optimizer == "mipro" {
+		var host *bridge.Host
+		if host, samplerClient, err = f.openSampler(ctx, ss, miproCfg); err != nil {
+			return err
+		}
+		defer shutdownHost(host)
+		ss.obs.showTrials(miproPlan.NumTrials, func() int { return ss.usage.Total().Calls })
+	}
 	boot := &teleprompt.BootstrapStats{}
 	ctx = teleprompt.WithBootstrapStats(ctx, boot)
 	fmt.Fprintf(s.err, "dspex: optimize run %s (resume with --resume %s)\n", ss.obs.RunID(), ss.obs.RunID())
@@ -160,14 +208,21 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}()
 
 	if !f.env.quiet {
-		fmt.Fprintf(s.err, "dspex: %s\n", f.plan(scoredOn, len(valset)))
+		plan := f.plan(scoredOn, len(valset))
+		if f.optimizer == "mipro" {
+			plan = miproPlanLine(miproPlan, miproCfg, fmt.Sprintf("scored on %s (%d examples)", scoredOn, len(valset)))
+		}
+		fmt.Fprintf(s.err, "dspex: %s\n", plan)
 	}
 	trials := &teleprompt.Trials{Optimizer: f.optimizer, Metric: t.metric, Valset: valset, Eval: f.evalOptions("eval"), Resume: resume}
 	before, err := trials.Run(ctx, "baseline", t.prog, func(context.Context) (module.Program, error) { return t.prog.Clone(), nil })
 	if err != nil {
 		return err
 	}
-	var after *teleprompt.Candidate
+	var (
+		after    *teleprompt.Candidate
+		miproRes *mipro.Result // nil unless MIPROv2 ran (not when resumed after it)
+	)
 	switch f.optimizer {
 	case "random-search":
 		rs := &teleprompt.RandomSearch{Metric: t.metric, MaxBootstrappedDemos: f.maxBoot, MaxLabeledDemos: f.maxLabeled,
@@ -177,6 +232,26 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 		after = res.Best
+	case "mipro":
+		cfg := miproCfg
+		cfg.Sampler = samplerClient
+		cfg.Resume = miproResume(logged)
+		if name := f.mipro.promptModel; name != "" {
+			if cfg.PromptModel, err = ss.env.Model(name); err != nil {
+				return err
+			}
+		}
+		after, err = trials.Run(ctx, "compiled", t.prog, func(ctx context.Context) (module.Program, error) {
+			res, err := mipro.New(cfg).Compile(ctx, t.prog, trainset, miproVal)
+			if err != nil {
+				return nil, err
+			}
+			miproRes = res
+			return res.Program, nil
+		})
+		if err != nil {
+			return err
+		}
 	default:
 		opt, err := f.newOptimizer(t, ss.env, resume)
 		if err != nil {
@@ -196,6 +271,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	printComparison(s, t, before, after, scoredOn, len(valset), f.out)
 	if !f.env.quiet {
 		reportBootstrap(s, boot.Totals())
+		if miproRes != nil {
+			reportMIPRO(s, miproRes)
+		}
 	}
 	reportSkipped(s, t.skipped)
 	return nil
@@ -219,7 +297,7 @@ func (f *optimizeFlags) expectedCandidates() int {
 	case "copro":
 		return 0
 	}
-	return 2
+	return 2 // mipro too: its trials have lines of their own
 }
 
 // plan says, before the first LM call, what the optimization will score,
@@ -311,30 +389,32 @@ func (f *optimizeFlags) newOptimizer(t *task, env *runenv.Env, resume map[string
 
 // loadResume reads the finished candidates of the run to resume, checking
 // that it is the same optimization.
-func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map[string]teleprompt.Finished, error) {
+// It returns the run's stored trials too, for optimizers that read their
+// own log back (MIPROv2).
+func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map[string]teleprompt.Finished, []trace.Trial, error) {
 	r, err := openTraces(ctx, f.observe.db)
 	if err != nil {
-		return nil, fmt.Errorf("--resume %s: %w", f.resume, err)
+		return nil, nil, fmt.Errorf("--resume %s: %w", f.resume, err)
 	}
 	defer r.Close()
 	run, err := r.Run(ctx, f.resume)
 	if err != nil {
-		return nil, fmt.Errorf("--resume %s: %w", f.resume, err)
+		return nil, nil, fmt.Errorf("--resume %s: %w", f.resume, err)
 	}
 	var meta struct {
 		Fingerprint string `json:"fingerprint"`
 	}
 	_ = json.Unmarshal(run.Meta, &meta)
 	if run.Name != "optimize" || meta.Fingerprint == "" {
-		return nil, fmt.Errorf("--resume %s: run %s is a %q run, not an optimization", f.resume, run.ID, run.Name)
+		return nil, nil, fmt.Errorf("--resume %s: run %s is a %q run, not an optimization", f.resume, run.ID, run.Name)
 	}
 	if meta.Fingerprint != fingerprint {
-		return nil, fmt.Errorf("--resume %s: run %s belongs to a different optimization (program, data or optimizer settings differ)", f.resume, run.ID)
+		return nil, nil, fmt.Errorf("--resume %s: run %s belongs to a different optimization (program, data or optimizer settings differ)", f.resume, run.ID)
 	}
 	f.resume = run.ID
 	trials, err := r.Trials(ctx, run.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	done := map[string]teleprompt.Finished{}
 	for _, tr := range trials {
@@ -345,7 +425,7 @@ func (f *optimizeFlags) loadResume(ctx context.Context, fingerprint string) (map
 			done[id] = fin
 		}
 	}
-	return done, nil
+	return done, trials, nil
 }
 
 // printComparison ends an optimization with a before/after table, scored

@@ -104,6 +104,7 @@ func TestPluginsListBuiltIn(t *testing.T) {
 	}
 	for _, want := range []string{
 		"NAME", "echo", "python -m dspex_plugins.echo", "configured",
+		"sampler", "python -m dspex_plugins.sampler",
 		"python: python interpreter /nowhere/python not found: set DSPEX_PYTHON (or plugins.python)",
 	} {
 		if !strings.Contains(out, want) {
@@ -127,6 +128,7 @@ func TestPluginsListJSON(t *testing.T) {
 	want := []pluginReport{
 		{Name: "echo", Capabilities: []string{"echo"}, Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Status: "configured"},
 		{Name: "fake", Capabilities: []string{"echo"}, Command: exe, Status: "configured"},
+		{Name: "sampler", Capabilities: []string{"sampler"}, Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Status: "configured"},
 		{Name: "tuner", Capabilities: []string{"finetune"}, Command: "/bin/true", Sandbox: true, Status: "configured"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -169,21 +171,23 @@ func TestPluginsCheckFake(t *testing.T) {
 }
 
 func TestPluginsCheckFailures(t *testing.T) {
-	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "crashy": "exit", "old": "oldproto"}, "")
+	// The fakes replace both built-in plugins (echo and sampler).
+	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "sampler": "normal", "crashy": "exit", "old": "oldproto"}, "")
 	out, err := runPluginsCLI(t, "check", "--config", path)
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("exit %d (%v), want 1:\n%s", code, err, out)
 	}
 	for _, want := range []string{
-		"crashy  start   FAIL  plugin crashy: start: plugin process exited before the handshake (exit code 3); stderr: fake plugin: giving up at once",
-		`old     info    FAIL  protocol "dspex.plugin.v0", want "dspex.plugin.v1"`,
-		"echo    stop    ok",
+		"crashy   start   FAIL  plugin crashy: start: plugin process exited before the handshake (exit code 3); stderr: fake plugin: giving up at once",
+		`old      info    FAIL  protocol "dspex.plugin.v0", want "dspex.plugin.v1"`,
+		"echo     stop    ok",
+		"sampler  stop    ok",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if msg := err.Error(); !strings.Contains(msg, "2 of 3 plugins failed their checks (crashy, old)") {
+	if msg := err.Error(); !strings.Contains(msg, "2 of 4 plugins failed their checks (crashy, old)") {
 		t.Errorf("error %q", msg)
 	}
 }
@@ -225,7 +229,7 @@ func TestPluginsCheckIgnoresPlantedPython(t *testing.T) {
 
 func TestPluginsCheckUnknown(t *testing.T) {
 	_, err := runPluginsCLI(t, "check", "nope")
-	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo)`) {
+	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo, sampler)`) {
 		t.Errorf("check nope: exit %d, %v", code, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/plugins/mipro"
 )
 
 const (
@@ -47,6 +48,11 @@ type progress struct {
 	candTotal int
 	candSub   *event.Subscription
 	candN     int
+	// trialTotal is how many sampled trials MIPROv2 runs; trialN how many
+	// have been shown; calls, when set, counts the LM calls so far.
+	trialTotal int
+	trialN     int
+	calls      func() int
 
 	mu       sync.Mutex
 	sub      *event.Subscription
@@ -117,6 +123,14 @@ func (p *progress) showCandidates(describe func(id string) string, total int) {
 	p.describe, p.candTotal = describe, total
 }
 
+// showTrials sets what MIPROv2's trial lines show: total sampled trials
+// and, with calls, the LM calls made so far.
+func (p *progress) showTrials(total int, calls func() int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trialTotal, p.calls = total, calls
+}
+
 // handleCandidate prints a line for each evaluated candidate:
 //
 //	candidate 3/10: demos bootstrapped in training-set order (4 demos): score 74.24, best so far 74.24
@@ -124,6 +138,10 @@ func (p *progress) handleCandidate(ev event.Event) {
 	info, ok := ev.Data.(*event.OptimizerTrialInfo)
 	if !ok || info.Score == nil {
 		return // a proposal, scored later
+	}
+	if kind, ok := info.Candidate["kind"].(string); ok && info.Optimizer == mipro.Name {
+		p.handleTrial(info, kind)
+		return
 	}
 	id, _ := info.Candidate["id"].(string)
 	demos := 0
@@ -151,15 +169,57 @@ func (p *progress) handleCandidate(ev event.Event) {
 	if resumed, _ := info.Candidate["resumed"].(bool); resumed {
 		b.WriteString(" (restored from the run resumed)")
 	}
+	p.printLine(b.String())
+}
+
+// printLine prints a permanent line above the bar.
+func (p *progress) printLine(line string) {
 	if p.tty && p.drawnLine() {
 		p.clearLine()
 	}
-	fmt.Fprintln(p.w, b.String())
+	fmt.Fprintln(p.w, line)
 	// The candidate's own bars are done; a bar already under way (events
 	// of two subscriptions may arrive in either order) is drawn again.
 	if p.tty && p.last != nil && !finished(p.last) {
 		p.draw()
 	}
+}
+
+// handleTrial prints a line for each of MIPROv2's trials:
+//
+//	trial 7/20 (minibatch of 35): score 62.86, best full score so far 60.00; 412 LM calls
+func (p *progress) handleTrial(info *event.OptimizerTrialInfo, kind string) {
+	size, _ := info.Candidate["batch_size"].(int)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	total := ""
+	if p.trialTotal > 0 {
+		total = fmt.Sprintf("/%d", p.trialTotal)
+	}
+	var b strings.Builder
+	switch mipro.TrialKind(kind) {
+	case mipro.Baseline:
+		fmt.Fprintf(&b, "trial 0 (the program as given, all %d examples)", size)
+	case mipro.FullEval:
+		fmt.Fprintf(&b, "full evaluation after trial %d%s (the best-averaging candidate, all %d examples)", p.trialN, total, size)
+	default:
+		p.trialN++
+		scope := fmt.Sprintf("all %d examples", size)
+		if info.Minibatch {
+			scope = fmt.Sprintf("minibatch of %d", size)
+		}
+		fmt.Fprintf(&b, "trial %d%s (%s)", p.trialN, total, scope)
+	}
+	fmt.Fprintf(&b, ": score %.2f", *info.Score)
+	if info.BestScore != nil {
+		fmt.Fprintf(&b, ", best full score so far %.2f", *info.BestScore)
+	}
+	if resumed, _ := info.Candidate["resumed"].(bool); resumed {
+		b.WriteString(" (restored from the run resumed)")
+	} else if p.calls != nil {
+		fmt.Fprintf(&b, "; %s", countNoun(int64(p.calls()), "LM call", "LM calls"))
+	}
+	p.printLine(b.String())
 }
 
 // drawnLine reports whether a bar's line is on the terminal.

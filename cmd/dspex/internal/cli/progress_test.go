@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/plugins/mipro"
 )
 
 // publishProgress publishes Done 0..total for label, one second apart,
@@ -268,5 +271,39 @@ func TestProgressCandidateLines(t *testing.T) {
 	}
 	if strings.Count(out, "\n") != 2 {
 		t.Errorf("terminal output has %d line ends, want one per candidate: %q", strings.Count(out, "\n"), out)
+	}
+}
+
+// MIPROv2's trials are lines of their own: the baseline, each sampled
+// trial counted against the total, each full evaluation, with the best
+// full score and the LM calls so far (not for trials restored from a
+// resumed run, which made none).
+func TestProgressTrialLines(t *testing.T) {
+	trial := func(kind string, size int, mini bool, score, best float64, resumed bool) event.Event {
+		return event.Event{Kind: event.OptimizerTrial, Time: time.Now(), Data: &event.OptimizerTrialInfo{
+			Optimizer: mipro.Name, Candidate: map[string]any{"id": "trial", "kind": kind, "batch_size": size, "resumed": resumed},
+			Score: &score, BestScore: &best, Minibatch: mini,
+		}}
+	}
+	var buf bytes.Buffer
+	p := newProgress(&buf, false)
+	p.showCandidates(describeCandidate, 2)
+	calls := 0
+	p.showTrials(10, func() int { calls += 35; return calls })
+	p.handleCandidate(candidateEvent("baseline", 0, 34.85, 34.85))
+	p.handleCandidate(trial("baseline", 52, false, 32.69, 32.69, true))
+	p.handleCandidate(trial("sampled", 35, true, 57.14, 32.69, false))
+	p.handleCandidate(trial("sampled", 52, false, 40, 40, false))
+	p.handleCandidate(trial("full_eval", 52, false, 57.69, 57.69, false))
+	p.Close()
+	want := []string{
+		"candidate 1/2: the program as given (0 demos): score 34.85, best so far 34.85",
+		"trial 0 (the program as given, all 52 examples): score 32.69, best full score so far 32.69 (restored from the run resumed)",
+		"trial 1/10 (minibatch of 35): score 57.14, best full score so far 32.69; 35 LM calls",
+		"trial 2/10 (all 52 examples): score 40.00, best full score so far 40.00; 70 LM calls",
+		"full evaluation after trial 2/10 (the best-averaging candidate, all 52 examples): score 57.69, best full score so far 57.69; 105 LM calls",
+	}
+	if diff := cmp.Diff(strings.Join(want, "\n")+"\n", buf.String()); diff != "" {
+		t.Errorf("trial lines (-want +got):\n%s", diff)
 	}
 }
