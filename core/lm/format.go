@@ -76,14 +76,6 @@ func ResponseFormatFor(m LM) ResponseFormatMode {
 	return ResponseFormatNone
 }
 
-// resolve turns auto into the mode for model.
-func (m ResponseFormatMode) resolve(model string) ResponseFormatMode {
-	if m == "" || m == ResponseFormatAuto {
-		return AutoResponseFormat(model)
-	}
-	return m
-}
-
 // AutoResponseFormat is what ResponseFormatAuto means for a model name. It
 // follows the model catalogue DSPy 3.4.1 ships (supports_response_schema,
 // and response_format among the supported parameters) for OpenAI's chat

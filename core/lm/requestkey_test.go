@@ -29,7 +29,7 @@ func keyRequests() []*Request {
 		{Params: Params{Temperature: f(0)}},
 		{Params: Params{Temperature: f(0.7), MaxTokens: i(256), TopP: f(1), N: i(3), Stop: []string{"\n\n", "<end>"}, Seed: i64(-42)}},
 		{Params: Params{Temperature: f(1e-7), TopP: f(1e21)}},
-		{Params: Params{Temperature: f(-0.0), TopP: f(123456789.125)}},
+		{Params: Params{Temperature: f(math.Copysign(0, -1)), TopP: f(123456789.125)}},
 		{Params: Params{Temperature: f(1e-6), TopP: f(9.999999e20)}},
 		{Params: Params{Temperature: f(5e-324), TopP: f(math.MaxFloat64)}},
 		{Params: Params{Stop: []string{}}},
