@@ -24,8 +24,8 @@ func (c cannedLM) Complete(context.Context, *lm.Request) (*lm.Response, error) {
 // sections as ranges of lines, and 25 since formatting and the prediction
 // stopped copying the signature's fields and the user message's parts
 // are allocated once; every LM call also keeps an lm.CallStats (one
-// allocation with its context). The budget leaves room for the race
-// detector's own allocations.
+// allocation with its context): 26. The budget leaves room for the race
+// detector's own two allocations.
 func TestPredictAllocations(t *testing.T) {
 	cot := NewChainOfThought(signature.MustParse("question -> answer: int"))
 	ctx := WithLM(context.Background(), cannedLM{text: "[[ ## reasoning ## ]]\nTwo plus two is four.\n\n[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]"})
@@ -35,7 +35,7 @@ func TestPredictAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	const budget = 27
+	const budget = 28
 	t.Logf("%.0f allocations per call", allocs)
 	if allocs > budget {
 		t.Errorf("%.0f allocations per call, budget %d", allocs, budget)
