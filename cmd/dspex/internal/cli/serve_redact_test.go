@@ -14,27 +14,40 @@ import (
 	"github.com/dspex/dspex/core/trace"
 )
 
-// An LM endpoint that fails echoing the request's URL and headers: the
-// client of dspex serve gets neither, and the request log and the trace
-// database hold the error with the header value and the base URL's query
-// parameter redacted.
-func TestServeRedactsLMSecrets(t *testing.T) {
-	const (
-		headerVal = "tenant-secret-4567"
-		queryVal  = "query-secret-89ab"
-	)
+// Secrets of the program files below: a header value and a query
+// parameter of the base URL.
+const (
+	headerVal = "tenant-secret-4567"
+	queryVal  = "query-secret-89ab"
+)
+
+// echoingLM starts an LM endpoint that fails with status, echoing the
+// request's URL and X-Tenant header in its error, and writes a program file
+// that calls it with both secrets; it returns the file and the endpoint's
+// address.
+func echoingLM(t *testing.T, status int) (prog, addr string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lmSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
+		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"error": {"message": "upstream failed for %s, tenant %s"}}`, r.URL.String(), r.Header.Get("X-Tenant"))
 	})}
 	go lmSrv.Serve(ln)
 	t.Cleanup(func() { lmSrv.Close() })
-	prog := writeFile(t, "p.yaml", "lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1?key="+queryVal+"\", api_key_env: DSPEX_TEST_UNSET,\n"+
+	prog = writeFile(t, "p.yaml", "lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1?key="+queryVal+"\", api_key_env: DSPEX_TEST_UNSET,\n"+
 		"  headers: {X-Tenant: "+headerVal+"}, retry: {max_attempts: 1}}\nprogram: {module: predict, signature: \"q -> a\"}\n")
+	return prog, ln.Addr().String()
+}
+
+// An LM endpoint that fails echoing the request's URL and headers: the
+// client of dspex serve gets neither, and the request log and the trace
+// database hold the error with the header value and the base URL's query
+// parameter redacted.
+func TestServeRedactsLMSecrets(t *testing.T) {
+	prog, lmAddr := echoingLM(t, http.StatusInternalServerError)
 	db := filepath.Join(t.TempDir(), "traces.db")
 	p, code, _, stderr := startServe(t, "--program", prog, "--db", db, "--log-level", "info", "--no-cache")
 	if p == nil {
@@ -51,7 +64,7 @@ func TestServeRedactsLMSecrets(t *testing.T) {
 	if res.StatusCode != http.StatusBadGateway || !strings.Contains(answer, res.Header.Get("X-Request-Id")) {
 		t.Errorf("answer %d %s", res.StatusCode, answer)
 	}
-	for _, leak := range []string{headerVal, queryVal, ln.Addr().String()} {
+	for _, leak := range []string{headerVal, queryVal, lmAddr} {
 		if strings.Contains(answer, leak) {
 			t.Errorf("the client's answer holds %q: %s", leak, answer)
 		}
@@ -90,22 +103,7 @@ func TestServeRedactsLMSecrets(t *testing.T) {
 // standard error and in its exit message — with the program's secrets
 // redacted, as its logs and traces are.
 func TestRunRedactsLMSecrets(t *testing.T) {
-	const (
-		headerVal = "tenant-secret-4567"
-		queryVal  = "query-secret-89ab"
-	)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lmSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"error": {"message": "bad request for %s, tenant %s"}}`, r.URL.String(), r.Header.Get("X-Tenant"))
-	})}
-	go lmSrv.Serve(ln)
-	t.Cleanup(func() { lmSrv.Close() })
-	prog := writeFile(t, "p.yaml", "lm: {model: m, base_url: \"http://"+ln.Addr().String()+"/v1?key="+queryVal+"\", api_key_env: DSPEX_TEST_UNSET,\n"+
-		"  headers: {X-Tenant: "+headerVal+"}, retry: {max_attempts: 1}}\nprogram: {module: predict, signature: \"q -> a\"}\n")
+	prog, _ := echoingLM(t, http.StatusBadRequest)
 	for _, args := range [][]string{
 		{"--input", `{"q": "x"}`},
 		{"--inputs", writeFile(t, "in.jsonl", "{\"q\": \"x\"}\n{\"q\": \"y\"}\n")},
