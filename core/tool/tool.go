@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -167,9 +166,7 @@ func (t *Tool) String() string {
 	if t.desc != "" {
 		desc = strings.ReplaceAll(", whose description is <desc>"+t.desc+"</desc>.", "\n", "  ")
 	}
-	var b strings.Builder
-	writePyRepr(&b, t.args)
-	return t.name + desc + " It takes arguments " + b.String() + "."
+	return t.name + desc + " It takes arguments " + pyjson.Repr(t.args) + "."
 }
 
 // Error is a failed tool call: arguments refused before the call, the
@@ -572,82 +569,4 @@ func fieldTitle(name string) string {
 		prevLetter = isLetter
 	}
 	return b.String()
-}
-
-// writePyRepr writes a JSON-model value as Python's repr() writes the
-// equivalent dict, list or scalar: {'a': [1, 2.0], 'b': None}.
-func writePyRepr(b *strings.Builder, v any) {
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("None")
-	case bool:
-		if x {
-			b.WriteString("True")
-		} else {
-			b.WriteString("False")
-		}
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case float64:
-		b.WriteString(pyjson.FormatFloat(x))
-	case string:
-		writePyStr(b, x)
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writePyRepr(b, e)
-		}
-		b.WriteByte(']')
-	case pyjson.Object:
-		b.WriteByte('{')
-		for i, m := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writePyStr(b, m.Key)
-			b.WriteString(": ")
-			writePyRepr(b, m.Value)
-		}
-		b.WriteByte('}')
-	default:
-		writePyRepr(b, pyjson.Normalize(v))
-	}
-}
-
-// writePyStr writes Python's repr() of a str: single quotes unless the text
-// holds a single quote and no double quote; backslashes, the chosen quote
-// and non-printable characters escaped.
-func writePyStr(b *strings.Builder, s string) {
-	quote := byte('\'')
-	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
-		quote = '"'
-	}
-	b.WriteByte(quote)
-	for _, r := range s {
-		switch {
-		case r == rune(quote) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(b, `\x%02x`, r)
-		case r < 0x7f || unicode.IsPrint(r):
-			b.WriteRune(r)
-		case r <= 0xff:
-			fmt.Fprintf(b, `\x%02x`, r)
-		case r <= 0xffff:
-			fmt.Fprintf(b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(b, `\U%08x`, r)
-		}
-	}
-	b.WriteByte(quote)
 }
