@@ -5,19 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/bridge"
-	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
@@ -27,65 +23,13 @@ import (
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/trace"
 	"github.com/dspex/dspex/plugins/sampler"
+	"github.com/dspex/dspex/plugins/sampler/samplertest"
 )
-
-// pythonForTests returns an interpreter that can run the sampler plugin
-// from this checkout ($DSPEX_PYTHON, else the repository's .venv) and the
-// environment that makes it import this checkout's python/ first, or skips.
-func pythonForTests(t *testing.T) (string, map[string]string) {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, ok := bridge.RepoRoot(wd)
-	if !ok {
-		t.Fatalf("no repository root above %s", wd)
-	}
-	python := os.Getenv("DSPEX_PYTHON")
-	if python == "" {
-		python = filepath.Join(root, ".venv", "bin", "python")
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python at %s (set DSPEX_PYTHON or run `make setup`)", python)
-	}
-	env := map[string]string{"PYTHONPATH": filepath.Join(root, "python")}
-	probe := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna")
-	probe.Env = append(os.Environ(), "PYTHONPATH="+env["PYTHONPATH"])
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
-	}
-	return python, env
-}
 
 // pluginSampler starts the Python sampler plugin through the bridge host.
 func pluginSampler(t *testing.T) (*sampler.Client, *bridge.Plugin) {
 	t.Helper()
-	python, env := pythonForTests(t)
-	cfg := bridge.DefaultConfig()
-	cfg.Python = python
-	spec := sampler.Spec()
-	spec.Env = env
-	cfg.Plugins[sampler.PluginName] = spec
-	cfg.Supervisor = bridge.SupervisorConfig{
-		StartTimeout:    config.Duration(60 * time.Second),
-		HealthInterval:  config.Duration(time.Second),
-		HealthTimeout:   config.Duration(5 * time.Second),
-		BackoffInitial:  config.Duration(10 * time.Millisecond),
-		ShutdownTimeout: config.Duration(5 * time.Second),
-	}
-	host, err := bridge.NewHost(cfg, bridge.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := host.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	c, p, err := sampler.Open(host, "")
+	c, p, err := sampler.Open(samplertest.Host(t), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,6 @@ package sampler
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -14,8 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/dspex/dspex/bridge"
-	"github.com/dspex/dspex/core/config"
+	"github.com/dspex/dspex/plugins/sampler/samplertest"
 )
 
 func TestRequestConversion(t *testing.T) {
@@ -51,35 +47,6 @@ func TestRequestConversion(t *testing.T) {
 	if !errors.Is(e, ErrNotFound) || errors.Is(e, ErrInvalid) || status.Code(e) != codes.NotFound {
 		t.Errorf("error mapping of %v", e)
 	}
-}
-
-// pythonForTests returns an interpreter that can run the sampler plugin
-// from this checkout ($DSPEX_PYTHON, else the repository's .venv), and the
-// environment that makes it import this checkout's python/ first, or skips.
-func pythonForTests(t *testing.T) (string, map[string]string) {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, ok := bridge.RepoRoot(wd)
-	if !ok {
-		t.Fatalf("no repository root above %s", wd)
-	}
-	python := os.Getenv("DSPEX_PYTHON")
-	if python == "" {
-		python = filepath.Join(root, ".venv", "bin", "python")
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python at %s (set DSPEX_PYTHON or run `make setup`)", python)
-	}
-	env := map[string]string{"PYTHONPATH": filepath.Join(root, "python")}
-	probe := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna")
-	probe.Env = append(os.Environ(), "PYTHONPATH="+env["PYTHONPATH"])
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
-	}
-	return python, env
 }
 
 func ctxTimeout(t *testing.T, d time.Duration) context.Context {
@@ -171,28 +138,7 @@ func tellAll(t *testing.T, c *Client, study string, trials []Trial) {
 // tells the two under their numbers, and the next asks are those of an
 // uninterrupted study.
 func TestPythonSamplerReplayAfterKill(t *testing.T) {
-	python, env := pythonForTests(t)
-	cfg := bridge.DefaultConfig()
-	cfg.Python = python
-	spec := Spec()
-	spec.Env = env
-	cfg.Plugins[PluginName] = spec
-	cfg.Supervisor = bridge.SupervisorConfig{
-		StartTimeout:    config.Duration(60 * time.Second),
-		HealthInterval:  config.Duration(time.Second),
-		HealthTimeout:   config.Duration(5 * time.Second),
-		BackoffInitial:  config.Duration(10 * time.Millisecond),
-		ShutdownTimeout: config.Duration(5 * time.Second),
-	}
-	host, err := bridge.NewHost(cfg, bridge.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := host.Shutdown(ctxTimeout(t, 20*time.Second)); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	host := samplertest.Host(t)
 	c, p, err := Open(host, "")
 	if err != nil {
 		t.Fatal(err)
