@@ -21,6 +21,7 @@ import (
 	"github.com/dspex/dspex/core/pyjson"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/tool"
+	"github.com/dspex/dspex/core/tool/tooltest"
 )
 
 // scriptLM answers each request with respond, recording the messages. It is
@@ -81,8 +82,8 @@ func lastUserMsg(msgs []lm.Message) string { return msgs[len(msgs)-1].Content }
 // trajectory's formatting, the extract step — equal DSPy 3.4.1's for the
 // same signature, tools and LM answers.
 func TestReActPromptsMatchDSPy(t *testing.T) {
-	g := loadDSPyGolden(t)
-	tools := goldenTools(t)
+	g := tooltest.LoadDSPyGolden(t)
+	tools := tooltest.GoldenTools(t)
 	sig := signature.MustParse("question, hints: list[str] -> answer, confidence: float").
 		WithInstructions("Answer the question with the tools.")
 	agent, err := module.NewReAct(sig, []*tool.Tool{tools["search_wikipedia"], tools["lookup"]})
@@ -203,11 +204,11 @@ func (r *toolLog) list() []string {
 }
 
 func weatherTools(t testing.TB, rec *toolLog) []*tool.Tool {
-	weather := mustTool(t, "get_weather", "Current weather in a city.", func(_ context.Context, a WeatherArgs) (any, error) {
+	weather := tooltest.MustTool(t, "get_weather", "Current weather in a city.", func(_ context.Context, a WeatherArgs) (any, error) {
 		rec.add("get_weather(%s)", a.City)
 		return "Sunny, 21 °C in " + a.City, nil
 	})
-	convert := mustTool(t, "to_fahrenheit", "Converts Celsius to Fahrenheit.", func(_ context.Context, a ConvertArgs) (any, error) {
+	convert := tooltest.MustTool(t, "to_fahrenheit", "Converts Celsius to Fahrenheit.", func(_ context.Context, a ConvertArgs) (any, error) {
 		rec.add("to_fahrenheit(%g)", a.Celsius)
 		return a.Celsius*9/5 + 32, nil
 	})
@@ -353,7 +354,7 @@ func TestReActToolFailuresBecomeObservations(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &toolLog{}
-			flaky := mustTool(t, "flaky", "", func(_ context.Context, a struct {
+			flaky := tooltest.MustTool(t, "flaky", "", func(_ context.Context, a struct {
 				Mode string `json:"mode"`
 			}) (any, error) {
 				rec.add("flaky(%s)", a.Mode)
@@ -562,7 +563,7 @@ func TestReActErrorsPropagate(t *testing.T) {
 	t.Run("context canceled by a tool", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		stop := mustTool(t, "stop", "", func(ctx context.Context, _ struct{}) (any, error) {
+		stop := tooltest.MustTool(t, "stop", "", func(ctx context.Context, _ struct{}) (any, error) {
 			cancel()
 			return nil, ctx.Err()
 		})

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,124 +12,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/tool"
+	"github.com/dspex/dspex/core/tool/tooltest"
 )
 
-// dspyGolden is core/module/testdata/golden/react/dspy_react.json, written by DSPy 3.4.1
-// (see gen_golden.py there).
-type dspyGolden struct {
-	DSPyVersion string            `json:"dspy_version"`
-	Tools       map[string]string `json:"tools"`
-	State       map[string]struct {
-		Instructions string `json:"instructions"`
-		Fields       []struct {
-			Prefix      string `json:"prefix"`
-			Description string `json:"description"`
-		} `json:"fields"`
-	} `json:"state"`
-	Requests [][]struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	} `json:"requests"`
-	Trajectory map[string]any `json:"trajectory"`
-	Answer     string         `json:"answer"`
-	Confidence float64        `json:"confidence"`
-}
-
-func loadDSPyGolden(t *testing.T) *dspyGolden {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "module", "testdata", "golden", "react", "dspy_react.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g dspyGolden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	return &g
-}
-
-// The Go twins of the Python tools in gen_golden.py.
-
-type SearchArgs struct {
-	Query string `json:"query"`
-}
-
-type LookupArgs struct {
-	Title   string  `json:"title" desc:"the page's title"`
-	Limit   int     `json:"limit"`
-	Section *string `json:"section"`
-}
-
-type LookupResult struct {
-	Title   string  `json:"title"`
-	Text    string  `json:"text"`
-	Section *string `json:"section"`
-}
-
-type SinkLeaf struct {
-	V float64 `json:"v"`
-}
-
-type SinkFilter struct {
-	Year      int        `json:"year" desc:"publication year"`
-	Lang      string     `json:"lang" literal:"en,de"`
-	Note      *string    `json:"note"`
-	SinkLeaf  SinkLeaf   `json:"leaf" desc:"dropped by DSPy's $ref resolution"`
-	MaybeLeaf *SinkLeaf  `json:"maybe_leaf"`
-	Leaves    []SinkLeaf `json:"leaves"`
-}
-
-type SinkArgs struct {
-	A int            `json:"a"`
-	B float64        `json:"b"`
-	C bool           `json:"c"`
-	D []string       `json:"d" desc:"some strings"`
-	E map[string]int `json:"e"`
-	G any            `json:"g"`
-	H SinkFilter     `json:"h"`
-	J map[string]any `json:"j"`
-	K string         `json:"k" literal:"x"`
-	M []any          `json:"m"`
-	F *int           `json:"f"`
-	O *SinkFilter    `json:"o" desc:"an optional filter"`
-}
-
-func searchWikipedia(context.Context, SearchArgs) (any, error) {
-	return []string{
-		"Go | Go is a programming language designed at Google.",
-		"Gopher | A small burrowing rodent.",
-	}, nil
-}
-
-func lookup(_ context.Context, a LookupArgs) (any, error) {
-	text := "Go was designed at Google by Griesemer, Pike and Thompson."
-	if a.Limit < len(text) {
-		text = text[:a.Limit]
-	}
-	return LookupResult{Title: a.Title, Text: text, Section: a.Section}, nil
-}
-
-func mustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A) (any, error)) *tool.Tool {
-	t.Helper()
-	tl, err := tool.New(name, desc, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tl
-}
-
-func goldenTools(t testing.TB) map[string]*tool.Tool {
-	return map[string]*tool.Tool{
-		"search_wikipedia": mustTool(t, "search_wikipedia", "Search Wikipedia for abstracts.\n\n    Returns the top results.", searchWikipedia),
-		"lookup":           mustTool(t, "lookup", "", lookup),
-		"kitchen_sink": mustTool(t, "kitchen_sink", "Takes \"everything\".\nTabs\tand\\backslashes.",
-			func(context.Context, SinkArgs) (any, error) { return "", nil }),
-	}
-}
-
 func TestToolDescriptionMatchesDSPy(t *testing.T) {
-	g := loadDSPyGolden(t)
-	tools := goldenTools(t)
+	g := tooltest.LoadDSPyGolden(t)
+	tools := tooltest.GoldenTools(t)
 	if len(g.Tools) != len(tools) {
 		t.Fatalf("golden has %d tools, test %d", len(g.Tools), len(tools))
 	}
@@ -145,7 +31,7 @@ func TestToolDescriptionMatchesDSPy(t *testing.T) {
 }
 
 func TestToolSchemaAccessors(t *testing.T) {
-	tl := goldenTools(t)["lookup"]
+	tl := tooltest.GoldenTools(t)["lookup"]
 	if tl.Name() != "lookup" || tl.Desc() != "" || tl.ArgType().Name != "LookupArgs" {
 		t.Errorf("name %q desc %q type %q", tl.Name(), tl.Desc(), tl.ArgType().Name)
 	}
@@ -169,7 +55,7 @@ func TestToolSchemaAccessors(t *testing.T) {
 }
 
 func TestNewToolRefuses(t *testing.T) {
-	okFn := func(context.Context, SearchArgs) (any, error) { return nil, nil }
+	okFn := func(context.Context, tooltest.SearchArgs) (any, error) { return nil, nil }
 	cases := []struct {
 		name  string
 		build func() error
@@ -180,7 +66,7 @@ func TestNewToolRefuses(t *testing.T) {
 		{"leading digit", func() error { _, err := tool.New("1search", "", okFn); return err }, "not an identifier"},
 		{"finish is reserved", func() error { _, err := tool.New("finish", "", okFn); return err }, "reserved"},
 		{"nil function", func() error {
-			_, err := tool.New[SearchArgs]("search", "", nil)
+			_, err := tool.New[tooltest.SearchArgs]("search", "", nil)
 			return err
 		}, "no function"},
 		{"string arguments", func() error {
@@ -188,7 +74,7 @@ func TestNewToolRefuses(t *testing.T) {
 			return err
 		}, "is not a struct"},
 		{"pointer arguments", func() error {
-			_, err := tool.New("search", "", func(context.Context, *SearchArgs) (any, error) { return nil, nil })
+			_, err := tool.New("search", "", func(context.Context, *tooltest.SearchArgs) (any, error) { return nil, nil })
 			return err
 		}, "is not a struct"},
 		{"unsupported field type", func() error {
@@ -211,12 +97,12 @@ var errNotFound = errors.New("page not found")
 func TestToolCall(t *testing.T) {
 	var calls atomic.Int32
 	type args struct {
-		Title      string      `json:"title"`
-		Limit      int         `json:"limit"`
-		Tags       []string    `json:"tags"`
-		SinkFilter *SinkFilter `json:"filter"`
+		Title      string               `json:"title"`
+		Limit      int                  `json:"limit"`
+		Tags       []string             `json:"tags"`
+		SinkFilter *tooltest.SinkFilter `json:"filter"`
 	}
-	tl := mustTool(t, "lookup", "Looks a page up.", func(_ context.Context, a args) (any, error) {
+	tl := tooltest.MustTool(t, "lookup", "Looks a page up.", func(_ context.Context, a args) (any, error) {
 		calls.Add(1)
 		switch a.Title {
 		case "missing":
@@ -226,7 +112,7 @@ func TestToolCall(t *testing.T) {
 		case "list":
 			return a.Tags, nil
 		case "struct":
-			return LookupResult{Title: a.Title, Text: "t"}, nil
+			return tooltest.LookupResult{Title: a.Title, Text: "t"}, nil
 		case "nil":
 			return nil, nil
 		case "filter":
@@ -310,7 +196,7 @@ func TestToolCall(t *testing.T) {
 }
 
 func TestToolCallJSON(t *testing.T) {
-	tl := goldenTools(t)["lookup"]
+	tl := tooltest.GoldenTools(t)["lookup"]
 	cases := []struct {
 		raw, want, wantErr string
 	}{
@@ -338,7 +224,7 @@ func TestToolCallJSON(t *testing.T) {
 }
 
 func TestToolWithoutArguments(t *testing.T) {
-	tl := mustTool(t, "now", "Tells the time.", func(context.Context, struct{}) (any, error) { return "noon", nil })
+	tl := tooltest.MustTool(t, "now", "Tells the time.", func(context.Context, struct{}) (any, error) { return "noon", nil })
 	if got := tl.String(); got != "now, whose description is <desc>Tells the time.</desc>. It takes arguments {}." {
 		t.Errorf("String = %q", got)
 	}
@@ -366,7 +252,7 @@ func countNodes(n TreeNode) int {
 // DSPy cannot describe a recursive argument type at all; here the
 // recursion is cut off in the description and still checked in values.
 func TestToolWithRecursiveArguments(t *testing.T) {
-	tl := mustTool(t, "count", "", func(_ context.Context, a struct {
+	tl := tooltest.MustTool(t, "count", "", func(_ context.Context, a struct {
 		Root TreeNode `json:"root"`
 	}) (any, error) {
 		return countNodes(a.Root), nil
@@ -392,7 +278,7 @@ func TestPythonReprOfStrings(t *testing.T) {
 		X string `json:"x" desc:"it's \"quoted\"\ttab\\ é \u200b \x01"`
 		Y string `json:"y" desc:"plain 'single'"`
 	}
-	tl := mustTool(t, "q", "", func(context.Context, args) (any, error) { return nil, nil })
+	tl := tooltest.MustTool(t, "q", "", func(context.Context, args) (any, error) { return nil, nil })
 	// Python: repr() of these descriptions.
 	want := `q. It takes arguments {'x': {'type': 'string', 'description': 'it\'s "quoted"\ttab\\ é \u200b \x01'}, 'y': {'type': 'string', 'description': "plain 'single'"}}.`
 	if got := tl.String(); got != want {

@@ -1,21 +1,22 @@
-package module_test
-
-// The DSPy ReAct golden and the Go twins of its Python tools, shared by the
-// ReAct tests (core/tool's tests keep their own copy).
+// Package tooltest holds the Go twins of the Python tools with which
+// DSPy 3.4.1 wrote the ReAct golden (core/module/testdata/golden/react), for
+// the tests of core/tool and core/module.
+package tooltest
 
 import (
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/dspex/dspex/core/tool"
 )
 
-// dspyGolden is testdata/golden/react/dspy_react.json, written by DSPy 3.4.1
+// DSPyGolden is core/module/testdata/golden/react/dspy_react.json, written by DSPy 3.4.1
 // (see gen_golden.py there).
-type dspyGolden struct {
+type DSPyGolden struct {
 	DSPyVersion string            `json:"dspy_version"`
 	Tools       map[string]string `json:"tools"`
 	State       map[string]struct {
@@ -34,13 +35,15 @@ type dspyGolden struct {
 	Confidence float64        `json:"confidence"`
 }
 
-func loadDSPyGolden(t *testing.T) *dspyGolden {
+// LoadDSPyGolden reads the golden written by DSPy.
+func LoadDSPyGolden(t testing.TB) *DSPyGolden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "golden", "react", "dspy_react.json"))
+	_, here, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "module", "testdata", "golden", "react", "dspy_react.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g dspyGolden
+	var g DSPyGolden
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,8 @@ func lookup(_ context.Context, a LookupArgs) (any, error) {
 	return LookupResult{Title: a.Title, Text: text, Section: a.Section}, nil
 }
 
-func mustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A) (any, error)) *tool.Tool {
+// MustTool builds a tool with tool.New, failing the test on an error.
+func MustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A) (any, error)) *tool.Tool {
 	t.Helper()
 	tl, err := tool.New(name, desc, fn)
 	if err != nil {
@@ -117,11 +121,13 @@ func mustTool[A any](t testing.TB, name, desc string, fn func(context.Context, A
 	return tl
 }
 
-func goldenTools(t testing.TB) map[string]*tool.Tool {
+// GoldenTools returns the Go twins of the Python tools of gen_golden.py,
+// by name.
+func GoldenTools(t testing.TB) map[string]*tool.Tool {
 	return map[string]*tool.Tool{
-		"search_wikipedia": mustTool(t, "search_wikipedia", "Search Wikipedia for abstracts.\n\n    Returns the top results.", searchWikipedia),
-		"lookup":           mustTool(t, "lookup", "", lookup),
-		"kitchen_sink": mustTool(t, "kitchen_sink", "Takes \"everything\".\nTabs\tand\\backslashes.",
+		"search_wikipedia": MustTool(t, "search_wikipedia", "Search Wikipedia for abstracts.\n\n    Returns the top results.", searchWikipedia),
+		"lookup":           MustTool(t, "lookup", "", lookup),
+		"kitchen_sink": MustTool(t, "kitchen_sink", "Takes \"everything\".\nTabs\tand\\backslashes.",
 			func(context.Context, SinkArgs) (any, error) { return "", nil }),
 	}
 }
