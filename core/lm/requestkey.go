@@ -68,16 +68,16 @@ func appendCanonical(dst []byte, model string, req *Request) ([]byte, bool) {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, requestKeyVersion, 10)
 	b = append(b, `,"model":`...)
-	b = appendHTMLSafeString(b, model)
+	b = AppendJSONString(b, model, true)
 	b = append(b, `,"messages":[`...)
 	for i, m := range req.Messages {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		b = appendHTMLSafeString(b, m.Role)
+		b = AppendJSONString(b, m.Role, true)
 		b = append(b, ',')
-		b = appendHTMLSafeString(b, m.Content)
+		b = AppendJSONString(b, m.Content, true)
 		b = append(b, ']')
 	}
 	b = append(b, `],"params":{`...)
@@ -115,7 +115,7 @@ func appendCanonical(dst []byte, model string, req *Request) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendHTMLSafeString(b, s)
+			b = AppendJSONString(b, s, true)
 		}
 		b = append(b, ']')
 	}
@@ -139,7 +139,7 @@ func appendCanonical(dst []byte, model string, req *Request) ([]byte, bool) {
 	}
 	if req.RolloutID != "" {
 		b = append(b, `,"rollout_id":`...)
-		b = appendHTMLSafeString(b, req.RolloutID)
+		b = AppendJSONString(b, req.RolloutID, true)
 	}
 	return append(b, '}'), true
 }
@@ -165,18 +165,24 @@ func appendFloat(b []byte, f float64) ([]byte, bool) {
 	return b, true
 }
 
-// appendHTMLSafeString writes s as encoding/json does by default: short
-// escapes for quote, backslash, \b, \f, \n, \r and \t, \u00XX for other
-// control characters and for <, > and &, \u2028 and \u2029 escaped, and
-// invalid UTF-8 as \ufffd.
-func appendHTMLSafeString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, byte for byte as
+// encoding/json writes it with SetEscapeHTML(escapeHTML): short escapes for
+// quote, backslash, \b, \f, \n, \r and \t, \u00XX for other control
+// characters (and for <, > and & when escapeHTML), \u2028 and \u2029
+// escaped, and invalid UTF-8 as \ufffd. The cache key and the providers'
+// request bodies are written with it.
+func AppendJSONString(dst []byte, s string, escapeHTML bool) []byte {
+	safe := &jsonSafe
+	if escapeHTML {
+		safe = &htmlSafe
+	}
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if htmlSafe[c] {
+			if safe[c] {
 				i++
 				continue
 			}
@@ -222,12 +228,14 @@ func appendHTMLSafeString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// htmlSafe marks the ASCII bytes encoding/json writes as they are.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
+// htmlSafe and jsonSafe mark the ASCII bytes encoding/json writes as they
+// are, with and without HTML escaping.
+var htmlSafe, jsonSafe = func() (html, plain [utf8.RuneSelf]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+		plain[c] = c != '"' && c != '\\'
+		html[c] = plain[c] && c != '<' && c != '>' && c != '&'
 	}
-	return t
+	return html, plain
 }()
 
 // requestKey hashes a canonical form.
