@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/providertest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -430,34 +431,11 @@ func TestOpenAIResponse(t *testing.T) {
 	}
 }
 
-var allKinds = []error{
-	lm.ErrAuth, lm.ErrNotFound, lm.ErrRateLimited, lm.ErrContextWindow, lm.ErrBadRequest,
-	lm.ErrServer, lm.ErrTimeout, lm.ErrCanceled, lm.ErrConnection, lm.ErrBadResponse,
-}
-
-// checkError asserts err is an *Error of kind want, matching no other kind,
-// that names the model and base URL and does not reveal testKey.
+// checkError asserts err is an *lm.Error of kind want, matching no other
+// kind, that names the model and base URL and does not reveal testKey.
 func checkError(t *testing.T, err error, want error, model, base string) *lm.Error {
 	t.Helper()
-	var e *lm.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T) is not an *lm.Error", err, err)
-	}
-	for _, k := range allKinds {
-		if got := errors.Is(err, k); got != (k == want) {
-			t.Errorf("errors.Is(err, %v) = %v; err = %v", k, got, err)
-		}
-	}
-	if e.Model != model {
-		t.Errorf("Model = %q, want %q", e.Model, model)
-	}
-	if e.URL != base {
-		t.Errorf("URL = %q, want %q", e.URL, base)
-	}
-	if strings.Contains(err.Error(), testKey) || strings.Contains(e.Message, testKey) {
-		t.Errorf("error %q reveals the API key", err)
-	}
-	return e
+	return providertest.CheckError(t, err, want, model, base, testKey)
 }
 
 func TestOpenAIHTTPErrors(t *testing.T) {
