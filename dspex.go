@@ -203,23 +203,11 @@ func NewLM(baseURL, model string, opts ...Option) (*LM, error) {
 			return nil, fmt.Errorf("dspex: open the response cache: %w", err)
 		}
 		m.cache = c
-		exec.Cache = responseStore{c}
+		exec.Cache = c.Store()
 	}
 	if exec.Hooks == nil {
 		exec.Hooks = lm.EventHooks(nil)
 	}
 	m.top = lm.NewStack(client, exec)
 	return m, nil
-}
-
-// responseStore adapts the cache to the LM layer's store.
-type responseStore struct{ c *cache.Cache }
-
-func (r responseStore) Get(ctx context.Context, key string) ([]byte, bool) {
-	v, _, ok := r.c.Get(ctx, key)
-	return v, ok
-}
-
-func (r responseStore) Set(ctx context.Context, key string, value []byte) error {
-	return r.c.Set(ctx, key, value)
 }

@@ -407,3 +407,22 @@ func (c *Cache) Close() error {
 	}
 	return err
 }
+
+// Store is the cache seen as a plain key → bytes store, without the tier
+// of a hit: the shape the LM layer's response store (lm.ResponseStore) and
+// similar consumers want. Safe for concurrent use.
+type Store struct{ c *Cache }
+
+// Store returns the cache as a Store.
+func (c *Cache) Store() Store { return Store{c} }
+
+// Get returns the value under key and whether it was found.
+func (s Store) Get(ctx context.Context, key string) ([]byte, bool) {
+	v, _, ok := s.c.Get(ctx, key)
+	return v, ok
+}
+
+// Set stores value under key.
+func (s Store) Set(ctx context.Context, key string, value []byte) error {
+	return s.c.Set(ctx, key, value)
+}

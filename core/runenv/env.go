@@ -69,7 +69,7 @@ func Open(ctx context.Context, s *programfile.Spec, opts Options) (*Env, error) 
 			env.Warnings = append(env.Warnings, warn)
 		}
 		env.Cache = c
-		store = responseStore{c}
+		store = c.Store()
 	}
 	build := func(field string, l programfile.LMSpec) (*lm.Stack, error) {
 		provider, err := newProvider(s, field, l)
@@ -152,17 +152,8 @@ func openCache(ctx context.Context, s *programfile.Spec, override string, onFail
 	return c, nil, nil
 }
 
-// responseStore adapts the cache to the LM layer's store.
-type responseStore struct{ c *cache.Cache }
-
-func (r responseStore) Get(ctx context.Context, key string) ([]byte, bool) {
-	v, _, ok := r.c.Get(ctx, key)
-	return v, ok
-}
-
-func (r responseStore) Set(ctx context.Context, key string, value []byte) error {
-	return r.c.Set(ctx, key, value)
-}
+// The response cache is the LM layer's store as it is.
+var _ lm.ResponseStore = cache.Store{}
 
 func endpointName(l programfile.LMSpec) string {
 	base := l.BaseURL
