@@ -1780,7 +1780,10 @@ type ToolSpec struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	// ArgsJSONSchema is the JSON schema of the tool's argument object.
+	// ArgsJSONSchema is the JSON schema of the tool's argument object:
+	// {"type": "object", "properties": {...}, "required": [...]}. The
+	// properties, in order, are the Python function's parameters; required
+	// ones come first, the others default to None.
 	ArgsJsonSchema string `protobuf:"bytes,3,opt,name=args_json_schema,json=argsJsonSchema,proto3" json:"args_json_schema,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -1838,9 +1841,13 @@ func (x *ToolSpec) GetArgsJsonSchema() string {
 }
 
 type StartSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tools         []*ToolSpec            `protobuf:"bytes,1,rep,name=tools,proto3" json:"tools,omitempty"`
-	Options       map[string]string      `protobuf:"bytes,2,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Tools []*ToolSpec            `protobuf:"bytes,1,rep,name=tools,proto3" json:"tools,omitempty"`
+	// Options: "max_output_bytes" (each of stdout and stderr is kept up to
+	// this many bytes; default 65536), "output_limit_bytes" (code that writes
+	// more than this in all ends with OutputLimitExceeded; default 16 times
+	// max_output_bytes).
+	Options       map[string]string `protobuf:"bytes,2,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2016,10 +2023,14 @@ func (*ExecuteClientMessage_Code) isExecuteClientMessage_Msg() {}
 func (*ExecuteClientMessage_ToolResult) isExecuteClientMessage_Msg() {}
 
 type ExecuteCode struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	SessionId      string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Code           string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	TimeoutSeconds float64                `protobuf:"fixed64,3,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Code      string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// TimeoutSeconds bounds the execution's wall-clock time (0: no bound set
+	// by the plugin; the host keeps its own). Past it the plugin raises
+	// ExecutionTimeout in the running code and answers an ExecError with
+	// killed_by "timeout".
+	TimeoutSeconds float64 `protobuf:"fixed64,3,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -2076,10 +2087,13 @@ func (x *ExecuteCode) GetTimeoutSeconds() float64 {
 }
 
 type ToolResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	ResultJson    string                 `protobuf:"bytes,2,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CallId string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	// ResultJSON is the tool's result as JSON (a string result is a JSON
+	// string).
+	ResultJson string `protobuf:"bytes,2,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// Error, when not empty, is raised in the code as ToolError(error).
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2230,6 +2244,8 @@ type ExecuteServerMessage_ToolCall struct {
 }
 
 type ExecuteServerMessage_Output struct {
+	// Output is reserved for streaming output; version 1 of the plugin
+	// sends none and reports the captured output in the result or error.
 	Output *Output `protobuf:"bytes,2,opt,name=output,proto3,oneof"`
 }
 
@@ -2250,10 +2266,11 @@ func (*ExecuteServerMessage_Result) isExecuteServerMessage_Msg() {}
 func (*ExecuteServerMessage_Error) isExecuteServerMessage_Msg() {}
 
 type ToolCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CallId        string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	ArgsJson      string                 `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CallId string                 `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// ArgsJSON is a JSON object of the arguments by name.
+	ArgsJson      string `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2362,19 +2379,90 @@ func (x *Output) GetText() string {
 	return ""
 }
 
+// Captured is what the code wrote while it ran.
+type Captured struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stdout string                 `protobuf:"bytes,1,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr string                 `protobuf:"bytes,2,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Truncated: more was written than max_output_bytes; the rest was
+	// dropped.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Captured) Reset() {
+	*x = Captured{}
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Captured) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Captured) ProtoMessage() {}
+
+func (x *Captured) ProtoReflect() protoreflect.Message {
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Captured.ProtoReflect.Descriptor instead.
+func (*Captured) Descriptor() ([]byte, []int) {
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Captured) GetStdout() string {
+	if x != nil {
+		return x.Stdout
+	}
+	return ""
+}
+
+func (x *Captured) GetStderr() string {
+	if x != nil {
+		return x.Stderr
+	}
+	return ""
+}
+
+func (x *Captured) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type ExecResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ValueRepr is repr() of the last expression's value ("" for none).
 	ValueRepr string `protobuf:"bytes,1,opt,name=value_repr,json=valueRepr,proto3" json:"value_repr,omitempty"`
 	// ValueJSON is its JSON form when it has one.
-	ValueJson     string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	ValueJson string    `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	Output    *Captured `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
+	// Submitted: the code called SUBMIT; SubmitJSON is the JSON object of
+	// its fields (SUBMIT(x) with one positional argument submits
+	// {"output": x}, as DSPy's default SUBMIT).
+	Submitted  bool   `protobuf:"varint,4,opt,name=submitted,proto3" json:"submitted,omitempty"`
+	SubmitJson string `protobuf:"bytes,5,opt,name=submit_json,json=submitJson,proto3" json:"submit_json,omitempty"`
+	// ToolCalls counts the tool calls the code made.
+	ToolCalls     int32 `protobuf:"varint,6,opt,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecResult) Reset() {
 	*x = ExecResult{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2474,7 @@ func (x *ExecResult) String() string {
 func (*ExecResult) ProtoMessage() {}
 
 func (x *ExecResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2487,7 @@ func (x *ExecResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResult.ProtoReflect.Descriptor instead.
 func (*ExecResult) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ExecResult) GetValueRepr() string {
@@ -2416,19 +2504,54 @@ func (x *ExecResult) GetValueJson() string {
 	return ""
 }
 
+func (x *ExecResult) GetOutput() *Captured {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *ExecResult) GetSubmitted() bool {
+	if x != nil {
+		return x.Submitted
+	}
+	return false
+}
+
+func (x *ExecResult) GetSubmitJson() string {
+	if x != nil {
+		return x.SubmitJson
+	}
+	return ""
+}
+
+func (x *ExecResult) GetToolCalls() int32 {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return 0
+}
+
 type ExecError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Type is the exception's class name ("NameError", "Timeout").
-	Type          string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Traceback     string `protobuf:"bytes,3,opt,name=traceback,proto3" json:"traceback,omitempty"`
+	// Type is the exception's class name ("NameError", "ToolError",
+	// "ExecutionTimeout", "OutputLimitExceeded", "MemoryError").
+	Type      string    `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Message   string    `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Traceback string    `protobuf:"bytes,3,opt,name=traceback,proto3" json:"traceback,omitempty"`
+	Output    *Captured `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
+	// KilledBy names the limit that ended the code: "timeout", "output" or
+	// "memory"; empty for an ordinary exception. The host discards an
+	// interpreter whose code hit a limit.
+	KilledBy      string `protobuf:"bytes,5,opt,name=killed_by,json=killedBy,proto3" json:"killed_by,omitempty"`
+	ToolCalls     int32  `protobuf:"varint,6,opt,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecError) Reset() {
 	*x = ExecError{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2563,7 @@ func (x *ExecError) String() string {
 func (*ExecError) ProtoMessage() {}
 
 func (x *ExecError) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2576,7 @@ func (x *ExecError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecError.ProtoReflect.Descriptor instead.
 func (*ExecError) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecError) GetType() string {
@@ -2477,6 +2600,27 @@ func (x *ExecError) GetTraceback() string {
 	return ""
 }
 
+func (x *ExecError) GetOutput() *Captured {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *ExecError) GetKilledBy() string {
+	if x != nil {
+		return x.KilledBy
+	}
+	return ""
+}
+
+func (x *ExecError) GetToolCalls() int32 {
+	if x != nil {
+		return x.ToolCalls
+	}
+	return 0
+}
+
 type ResetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -2486,7 +2630,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2498,7 +2642,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2511,7 +2655,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResetRequest) GetSessionId() string {
@@ -2529,7 +2673,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2685,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2698,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 type StopSessionRequest struct {
@@ -2566,7 +2710,7 @@ type StopSessionRequest struct {
 
 func (x *StopSessionRequest) Reset() {
 	*x = StopSessionRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +2722,7 @@ func (x *StopSessionRequest) String() string {
 func (*StopSessionRequest) ProtoMessage() {}
 
 func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +2735,7 @@ func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionRequest.ProtoReflect.Descriptor instead.
 func (*StopSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StopSessionRequest) GetSessionId() string {
@@ -2609,7 +2753,7 @@ type StopSessionResponse struct {
 
 func (x *StopSessionResponse) Reset() {
 	*x = StopSessionResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2765,7 @@ func (x *StopSessionResponse) String() string {
 func (*StopSessionResponse) ProtoMessage() {}
 
 func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2778,7 @@ func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionResponse.ProtoReflect.Descriptor instead.
 func (*StopSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 var File_dspex_plugin_v1_plugin_proto protoreflect.FileDescriptor
@@ -2821,17 +2965,31 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\targs_json\x18\x03 \x01(\tR\bargsJson\"4\n" +
 	"\x06Output\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"J\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"X\n" +
+	"\bCaptured\x12\x16\n" +
+	"\x06stdout\x18\x01 \x01(\tR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x02 \x01(\tR\x06stderr\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\xdb\x01\n" +
 	"\n" +
 	"ExecResult\x12\x1d\n" +
 	"\n" +
 	"value_repr\x18\x01 \x01(\tR\tvalueRepr\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x02 \x01(\tR\tvalueJson\"W\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x121\n" +
+	"\x06output\x18\x03 \x01(\v2\x19.dspex.plugin.v1.CapturedR\x06output\x12\x1c\n" +
+	"\tsubmitted\x18\x04 \x01(\bR\tsubmitted\x12\x1f\n" +
+	"\vsubmit_json\x18\x05 \x01(\tR\n" +
+	"submitJson\x12\x1d\n" +
+	"\n" +
+	"tool_calls\x18\x06 \x01(\x05R\ttoolCalls\"\xc6\x01\n" +
 	"\tExecError\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
-	"\ttraceback\x18\x03 \x01(\tR\ttraceback\"-\n" +
+	"\ttraceback\x18\x03 \x01(\tR\ttraceback\x121\n" +
+	"\x06output\x18\x04 \x01(\v2\x19.dspex.plugin.v1.CapturedR\x06output\x12\x1b\n" +
+	"\tkilled_by\x18\x05 \x01(\tR\bkilledBy\x12\x1d\n" +
+	"\n" +
+	"tool_calls\x18\x06 \x01(\x05R\ttoolCalls\"-\n" +
 	"\fResetRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\"\x0f\n" +
@@ -2876,7 +3034,7 @@ func file_dspex_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_dspex_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: dspex.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: dspex.plugin.v1.InfoResponse
@@ -2917,88 +3075,91 @@ var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*ExecuteServerMessage)(nil), // 36: dspex.plugin.v1.ExecuteServerMessage
 	(*ToolCall)(nil),             // 37: dspex.plugin.v1.ToolCall
 	(*Output)(nil),               // 38: dspex.plugin.v1.Output
-	(*ExecResult)(nil),           // 39: dspex.plugin.v1.ExecResult
-	(*ExecError)(nil),            // 40: dspex.plugin.v1.ExecError
-	(*ResetRequest)(nil),         // 41: dspex.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),        // 42: dspex.plugin.v1.ResetResponse
-	(*StopSessionRequest)(nil),   // 43: dspex.plugin.v1.StopSessionRequest
-	(*StopSessionResponse)(nil),  // 44: dspex.plugin.v1.StopSessionResponse
-	nil,                          // 45: dspex.plugin.v1.InfoResponse.DetailsEntry
-	nil,                          // 46: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	nil,                          // 47: dspex.plugin.v1.AskResponse.ParamsEntry
-	nil,                          // 48: dspex.plugin.v1.BestResponse.ParamsEntry
-	nil,                          // 49: dspex.plugin.v1.PastTrial.ParamsEntry
-	nil,                          // 50: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	nil,                          // 51: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	nil,                          // 52: dspex.plugin.v1.JobStatus.MetricsEntry
-	nil,                          // 53: dspex.plugin.v1.JobEvent.MetricsEntry
-	nil,                          // 54: dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	(*Captured)(nil),             // 39: dspex.plugin.v1.Captured
+	(*ExecResult)(nil),           // 40: dspex.plugin.v1.ExecResult
+	(*ExecError)(nil),            // 41: dspex.plugin.v1.ExecError
+	(*ResetRequest)(nil),         // 42: dspex.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),        // 43: dspex.plugin.v1.ResetResponse
+	(*StopSessionRequest)(nil),   // 44: dspex.plugin.v1.StopSessionRequest
+	(*StopSessionResponse)(nil),  // 45: dspex.plugin.v1.StopSessionResponse
+	nil,                          // 46: dspex.plugin.v1.InfoResponse.DetailsEntry
+	nil,                          // 47: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	nil,                          // 48: dspex.plugin.v1.AskResponse.ParamsEntry
+	nil,                          // 49: dspex.plugin.v1.BestResponse.ParamsEntry
+	nil,                          // 50: dspex.plugin.v1.PastTrial.ParamsEntry
+	nil,                          // 51: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	nil,                          // 52: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	nil,                          // 53: dspex.plugin.v1.JobStatus.MetricsEntry
+	nil,                          // 54: dspex.plugin.v1.JobEvent.MetricsEntry
+	nil,                          // 55: dspex.plugin.v1.StartSessionRequest.OptionsEntry
 }
 var file_dspex_plugin_v1_plugin_proto_depIdxs = []int32{
-	45, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
+	46, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
 	9,  // 1: dspex.plugin.v1.SearchParam.categorical:type_name -> dspex.plugin.v1.Categorical
 	10, // 2: dspex.plugin.v1.SearchParam.int_range:type_name -> dspex.plugin.v1.IntRange
 	11, // 3: dspex.plugin.v1.SearchParam.float_range:type_name -> dspex.plugin.v1.FloatRange
 	8,  // 4: dspex.plugin.v1.CreateStudyRequest.space:type_name -> dspex.plugin.v1.SearchParam
-	46, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	47, // 6: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
-	48, // 7: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
-	49, // 8: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
+	47, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	48, // 6: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
+	49, // 7: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
+	50, // 8: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
 	21, // 9: dspex.plugin.v1.ReplayRequest.trials:type_name -> dspex.plugin.v1.PastTrial
-	50, // 10: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	51, // 11: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	52, // 12: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
-	53, // 13: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
+	51, // 10: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	52, // 11: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	53, // 12: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
+	54, // 13: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
 	30, // 14: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
-	54, // 15: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	55, // 15: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
 	34, // 16: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
 	35, // 17: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
 	37, // 18: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
 	38, // 19: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
-	39, // 20: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
-	40, // 21: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
-	12, // 22: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 23: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 24: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	0,  // 25: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
-	2,  // 26: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
-	4,  // 27: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
-	6,  // 28: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
-	13, // 29: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
-	15, // 30: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
-	17, // 31: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
-	19, // 32: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
-	22, // 33: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
-	24, // 34: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
-	26, // 35: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
-	28, // 36: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
-	29, // 37: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
-	31, // 38: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
-	33, // 39: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
-	41, // 40: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
-	43, // 41: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
-	1,  // 42: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
-	3,  // 43: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
-	5,  // 44: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
-	7,  // 45: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
-	14, // 46: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
-	16, // 47: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
-	18, // 48: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
-	20, // 49: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
-	23, // 50: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
-	25, // 51: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
-	27, // 52: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
-	25, // 53: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
-	25, // 54: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
-	32, // 55: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
-	36, // 56: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
-	42, // 57: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
-	44, // 58: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
-	42, // [42:59] is the sub-list for method output_type
-	25, // [25:42] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	40, // 20: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
+	41, // 21: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
+	39, // 22: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
+	39, // 23: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
+	12, // 24: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 25: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 26: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	0,  // 27: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
+	2,  // 28: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
+	4,  // 29: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
+	6,  // 30: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
+	13, // 31: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
+	15, // 32: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
+	17, // 33: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
+	19, // 34: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
+	22, // 35: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
+	24, // 36: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
+	26, // 37: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
+	28, // 38: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
+	29, // 39: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
+	31, // 40: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
+	33, // 41: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
+	42, // 42: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
+	44, // 43: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
+	1,  // 44: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
+	3,  // 45: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
+	5,  // 46: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
+	7,  // 47: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
+	14, // 48: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
+	16, // 49: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
+	18, // 50: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
+	20, // 51: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
+	23, // 52: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
+	25, // 53: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
+	27, // 54: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
+	25, // 55: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
+	25, // 56: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
+	32, // 57: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
+	36, // 58: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
+	43, // 59: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
+	45, // 60: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
+	44, // [44:61] is the sub-list for method output_type
+	27, // [27:44] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_dspex_plugin_v1_plugin_proto_init() }
@@ -3032,7 +3193,7 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dspex_plugin_v1_plugin_proto_rawDesc), len(file_dspex_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

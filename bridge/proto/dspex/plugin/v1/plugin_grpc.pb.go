@@ -828,10 +828,10 @@ type InterpreterClient interface {
 	// StartSession creates a persistent namespace with the given tools.
 	StartSession(ctx context.Context, in *StartSessionRequest, opts ...grpc.CallOption) (*StartSessionResponse, error)
 	// Execute runs code: the client sends the code, the server streams
-	// tool-call requests (answered with tool results on the same stream),
-	// output, and finally a result or an error.
+	// tool-call requests (answered with tool results on the same stream)
+	// and finally one result or one error, which carries the captured output.
 	Execute(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecuteClientMessage, ExecuteServerMessage], error)
-	// Reset clears a session's namespace.
+	// Reset clears a session's namespace (tools and SUBMIT stay defined).
 	Reset(ctx context.Context, in *ResetRequest, opts ...grpc.CallOption) (*ResetResponse, error)
 	StopSession(ctx context.Context, in *StopSessionRequest, opts ...grpc.CallOption) (*StopSessionResponse, error)
 }
@@ -894,10 +894,10 @@ type InterpreterServer interface {
 	// StartSession creates a persistent namespace with the given tools.
 	StartSession(context.Context, *StartSessionRequest) (*StartSessionResponse, error)
 	// Execute runs code: the client sends the code, the server streams
-	// tool-call requests (answered with tool results on the same stream),
-	// output, and finally a result or an error.
+	// tool-call requests (answered with tool results on the same stream)
+	// and finally one result or one error, which carries the captured output.
 	Execute(grpc.BidiStreamingServer[ExecuteClientMessage, ExecuteServerMessage]) error
-	// Reset clears a session's namespace.
+	// Reset clears a session's namespace (tools and SUBMIT stay defined).
 	Reset(context.Context, *ResetRequest) (*ResetResponse, error)
 	StopSession(context.Context, *StopSessionRequest) (*StopSessionResponse, error)
 	mustEmbedUnimplementedInterpreterServer()

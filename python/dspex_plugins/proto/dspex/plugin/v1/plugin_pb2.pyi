@@ -424,23 +424,47 @@ class Output(_message.Message):
     text: str
     def __init__(self, stream: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
+class Captured(_message.Message):
+    __slots__ = ("stdout", "stderr", "truncated")
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    stdout: str
+    stderr: str
+    truncated: bool
+    def __init__(self, stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
 class ExecResult(_message.Message):
-    __slots__ = ("value_repr", "value_json")
+    __slots__ = ("value_repr", "value_json", "output", "submitted", "submit_json", "tool_calls")
     VALUE_REPR_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_JSON_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     value_repr: str
     value_json: str
-    def __init__(self, value_repr: _Optional[str] = ..., value_json: _Optional[str] = ...) -> None: ...
+    output: Captured
+    submitted: bool
+    submit_json: str
+    tool_calls: int
+    def __init__(self, value_repr: _Optional[str] = ..., value_json: _Optional[str] = ..., output: _Optional[_Union[Captured, _Mapping]] = ..., submitted: _Optional[bool] = ..., submit_json: _Optional[str] = ..., tool_calls: _Optional[int] = ...) -> None: ...
 
 class ExecError(_message.Message):
-    __slots__ = ("type", "message", "traceback")
+    __slots__ = ("type", "message", "traceback", "output", "killed_by", "tool_calls")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    KILLED_BY_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
     traceback: str
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    output: Captured
+    killed_by: str
+    tool_calls: int
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., traceback: _Optional[str] = ..., output: _Optional[_Union[Captured, _Mapping]] = ..., killed_by: _Optional[str] = ..., tool_calls: _Optional[int] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
     __slots__ = ("session_id",)

@@ -744,6 +744,12 @@ class FineTuner:
 class InterpreterStub:
     """---- interpreter: CodeAct's Python, run inside the sandbox ----------------
 
+    One plugin process holds sessions, each a persistent namespace with the
+    session's tools and SUBMIT. The host runs one execution at a time per
+    process; a process whose code timed out, crashed or hit a limit is
+    discarded by the host, never reused. The contract is written up in
+    docs/plugins.md ("The interpreter plugin").
+
     """
 
     def __init__(self, channel):
@@ -777,6 +783,12 @@ class InterpreterStub:
 class InterpreterServicer:
     """---- interpreter: CodeAct's Python, run inside the sandbox ----------------
 
+    One plugin process holds sessions, each a persistent namespace with the
+    session's tools and SUBMIT. The host runs one execution at a time per
+    process; a process whose code timed out, crashed or hit a limit is
+    discarded by the host, never reused. The contract is written up in
+    docs/plugins.md ("The interpreter plugin").
+
     """
 
     def StartSession(self, request, context):
@@ -788,15 +800,15 @@ class InterpreterServicer:
 
     def Execute(self, request_iterator, context):
         """Execute runs code: the client sends the code, the server streams
-        tool-call requests (answered with tool results on the same stream),
-        output, and finally a result or an error.
+        tool-call requests (answered with tool results on the same stream)
+        and finally one result or one error, which carries the captured output.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Reset(self, request, context):
-        """Reset clears a session's namespace.
+        """Reset clears a session's namespace (tools and SUBMIT stay defined).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -841,6 +853,12 @@ def add_InterpreterServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Interpreter:
     """---- interpreter: CodeAct's Python, run inside the sandbox ----------------
+
+    One plugin process holds sessions, each a persistent namespace with the
+    session's tools and SUBMIT. The host runs one execution at a time per
+    process; a process whose code timed out, crashed or hit a limit is
+    discarded by the host, never reused. The contract is written up in
+    docs/plugins.md ("The interpreter plugin").
 
     """
 
