@@ -1,0 +1,645 @@
+"""The interpreter plugin: CodeAct's and ProgramOfThought's Python, run for the Go host.
+
+Run as ``python -m dspex_plugins.interpreter`` (by the host, which sets the magic cookie,
+and which launches it inside the OS sandbox when the plugin's configuration says
+``sandbox: true``). It serves PluginInfo (capabilities ``["interpreter"]``) and the
+Interpreter service of ``bridge/proto``:
+
+- **StartSession** creates a persistent namespace holding one Python function per tool
+  (``ToolSpec``) and ``SUBMIT``. A tool function checks its arguments against the tool's
+  parameters (from the JSON schema), sends a ``ToolCall`` over the execute stream and
+  blocks until the host answers with a ``ToolResult``: the result (decoded from JSON) is
+  returned; an error is raised as :class:`ToolError` with the host's message.
+- **Execute** runs code in a session's namespace, as a REPL cell: when the last
+  statement is an expression, its value is the result (``value_repr``, ``value_json``).
+  ``SUBMIT(**fields)`` ends the code at once with the final outputs (``submitted``);
+  ``SUBMIT(x)`` submits ``{"output": x}``, as DSPy's default ``SUBMIT`` does. Output
+  written to ``sys.stdout`` and ``sys.stderr`` by the code's thread is captured, each
+  stream kept up to ``max_output_bytes``; code that writes more than
+  ``output_limit_bytes`` in all is stopped with :class:`OutputLimitExceeded`. Past the
+  execution's ``timeout_seconds`` the plugin raises :class:`ExecutionTimeout` in the
+  code. Either limit, and ``MemoryError``, is reported with ``killed_by`` set, and the
+  host then discards this process: code stuck in C cannot be interrupted from Python,
+  so the host also kills the process when the answer does not come soon after the
+  timeout.
+- **Reset** clears a session's namespace; **StopSession** drops it.
+
+Executions are serialized: one runs at a time in a process (the host runs one session per
+process). Everything here is plain CPython; the isolation (no network, read-only host
+files, resource limits) is the sandbox's. The plugin writes nothing but its socket: a
+scratch directory, when ``DSPEX_SCRATCH_DIR`` names one, becomes the working directory.
+The contract is written up in docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import io
+import json
+import keyword
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TextIO
+
+import grpc
+
+from dspex_plugins import __version__, sdk
+from dspex_plugins.proto import plugin_pb2, plugin_pb2_grpc
+
+NAME = "interpreter"
+CAPABILITIES = ("interpreter",)
+
+SCRATCH_DIR_ENV = "DSPEX_SCRATCH_DIR"
+"""A writable directory the plugin makes its working directory (the sandbox's scratch)."""
+
+DEFAULT_MAX_OUTPUT_BYTES = 64 << 10
+"""Each of stdout and stderr is kept up to this many bytes by default."""
+OUTPUT_LIMIT_FACTOR = 16
+"""By default code may write this many times max_output_bytes before it is stopped."""
+MAX_SESSIONS = 64
+"""Sessions one process holds at most; StartSession past it is refused."""
+
+_TIMEOUT_GRACE_SECONDS = 0.5
+"""How long the plugin waits for timed-out code to stop before answering anyway."""
+
+_log = logging.getLogger(NAME)
+
+
+class ToolError(Exception):
+    """A tool call failed on the host: bad arguments, or the tool's own error."""
+
+
+class ExecutionTimeout(BaseException):
+    """Raised in running code when it passes its execution's timeout.
+
+    A BaseException, so that ``except Exception`` in the code does not swallow it.
+    """
+
+
+class OutputLimitExceeded(BaseException):
+    """Raised in running code that writes more output than the session allows."""
+
+
+class _Submit(BaseException):
+    """SUBMIT's way out of the code: carries the final outputs."""
+
+    def __init__(self, fields: dict[str, object]) -> None:
+        super().__init__()
+        self.fields = fields
+
+
+# ---- Output capture -------------------------------------------------------------------
+
+
+class _Capture:
+    """The output of one execution: stdout and stderr, each capped, and a total limit."""
+
+    def __init__(self, max_bytes: int, limit_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.limit_bytes = limit_bytes
+        self.buffers = {"stdout": io.StringIO(), "stderr": io.StringIO()}
+        self.kept = {"stdout": 0, "stderr": 0}
+        self.written = 0
+        self.truncated = False
+        self.lock = threading.Lock()
+
+    def write(self, stream: str, text: str) -> None:
+        with self.lock:
+            size = len(text.encode("utf-8", "replace"))
+            self.written += size
+            room = self.max_bytes - self.kept[stream]
+            if size <= room:
+                self.buffers[stream].write(text)
+                self.kept[stream] += size
+            else:
+                if room > 0:
+                    part = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                    self.buffers[stream].write(part)
+                    self.kept[stream] += len(part.encode("utf-8"))
+                self.truncated = True
+            over = self.written > self.limit_bytes
+        if over:
+            raise OutputLimitExceeded(
+                f"the code wrote more than {self.limit_bytes} bytes of output and was stopped"
+            )
+
+    def message(self) -> plugin_pb2.Captured:
+        return plugin_pb2.Captured(
+            stdout=self.buffers["stdout"].getvalue(),
+            stderr=self.buffers["stderr"].getvalue(),
+            truncated=self.truncated,
+        )
+
+
+class _Router(io.TextIOBase):
+    """Stands in for sys.stdout or sys.stderr: writes from the thread running code go to
+    that execution's capture, everything else to the original stream (the plugin's
+    stderr, which the host logs)."""
+
+    def __init__(self, name: str, original: TextIO) -> None:
+        super().__init__()
+        self._name = name
+        self._original = original
+        self._local = threading.local()
+
+    def bind(self, capture: _Capture | None) -> None:
+        """Send this thread's writes to capture (None: to the original stream)."""
+        self._local.capture = capture
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        capture: _Capture | None = getattr(self._local, "capture", None)
+        if capture is None:
+            return self._original.write(text)
+        capture.write(self._name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        if getattr(self._local, "capture", None) is None:
+            self._original.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+
+_routers_lock = threading.Lock()
+
+
+def _install_routers() -> tuple[_Router, _Router]:
+    """Put routers in front of sys.stdout and sys.stderr, unless they are there."""
+    with _routers_lock:
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router("stdout", sys.stdout)
+        if not isinstance(sys.stderr, _Router):
+            sys.stderr = _Router("stderr", sys.stderr)
+        return sys.stdout, sys.stderr
+
+
+# ---- Tools ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Param:
+    name: str
+    required: bool
+
+
+def tool_params(spec: plugin_pb2.ToolSpec) -> list[_Param]:
+    """Return a tool's parameters from its JSON schema: the properties in order,
+    required ones first. Raises ValueError for a schema that is not an object's."""
+    if not spec.args_json_schema.strip():
+        return []
+    try:
+        schema = json.loads(spec.args_json_schema)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"tool {spec.name}: args_json_schema is not JSON: {err}") from None
+    if not isinstance(schema, dict):
+        raise ValueError(f"tool {spec.name}: args_json_schema is not a JSON object")
+    props = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    if not isinstance(props, dict):
+        raise ValueError(f"tool {spec.name}: properties is not an object")
+    params = [_Param(name, name in required) for name in props]
+    for p in params:
+        if not p.name.isidentifier() or keyword.iskeyword(p.name):
+            raise ValueError(f"tool {spec.name}: argument {p.name!r} is not a Python name")
+    return sorted(params, key=lambda p: not p.required)
+
+
+ToolCaller = Callable[[str, dict[str, object]], object]
+"""Sends one tool call to the host and returns its result (or raises ToolError)."""
+
+
+def make_tool_function(
+    spec: plugin_pb2.ToolSpec, call: Callable[[], ToolCaller | None]
+) -> Callable[..., object]:
+    """Return the Python function that stands for a host tool in a namespace.
+
+    Arguments are bound by position or by name to the tool's parameters; missing
+    required arguments and unknown ones raise TypeError naming the tool. ``call``
+    returns the current execution's caller (None outside an execution).
+    """
+    params = tool_params(spec)
+    names = [p.name for p in params]
+    name = spec.name
+
+    def tool(*args: object, **kwargs: object) -> object:
+        if len(args) > len(names):
+            raise TypeError(
+                f"{name}() takes {len(names)} positional argument(s) but {len(args)} were given"
+                f" (its arguments: {', '.join(names) or 'none'})"
+            )
+        bound: dict[str, object] = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(
+                    f"{name}() got an unexpected keyword argument {key!r}"
+                    f" (its arguments: {', '.join(names) or 'none'})"
+                )
+            if key in bound:
+                raise TypeError(f"{name}() got multiple values for argument {key!r}")
+            bound[key] = value
+        missing = [p.name for p in params if p.required and p.name not in bound]
+        if missing:
+            raise TypeError(f"{name}() missing required argument(s): {', '.join(missing)}")
+        caller = call()
+        if caller is None:
+            raise ToolError(f"tool {name} can only be called while code runs")
+        return caller(name, bound)
+
+    tool.__name__ = name
+    tool.__qualname__ = name
+    tool.__doc__ = spec.description or None
+    return tool
+
+
+def _submit(*args: object, **fields: object) -> NoReturn:
+    """SUBMIT(**fields) ends the code with the final outputs; SUBMIT(x) submits
+    {"output": x}."""
+    if args and fields:
+        raise TypeError("SUBMIT takes either keyword arguments (the output fields) or one value")
+    if len(args) > 1:
+        raise TypeError(f"SUBMIT takes one positional argument, {len(args)} were given")
+    raise _Submit(dict(fields) if not args else {"output": args[0]})
+
+
+# ---- Sessions and executions ----------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """A persistent namespace and the tools it was created with."""
+
+    id: str
+    tools: list[plugin_pb2.ToolSpec]
+    max_output_bytes: int
+    output_limit_bytes: int
+    namespace: dict[str, Any] = field(default_factory=dict)
+    caller: ToolCaller | None = None
+
+    def reset(self) -> None:
+        """Give the session a fresh namespace with its tools and SUBMIT."""
+        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        for spec in self.tools:
+            ns[spec.name] = make_tool_function(spec, lambda: self.caller)
+        ns["SUBMIT"] = _submit
+        ns["ToolError"] = ToolError
+        self.namespace = ns
+
+
+def _json_or_empty(value: object) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return ""
+
+
+def compile_cell(code: str) -> tuple[Any, Any | None]:
+    """Compile code as a REPL cell: the statements, and the last one separately when it
+    is an expression (its value is the result). Raises SyntaxError."""
+    tree = ast.parse(code, "<code>", "exec")
+    last = None
+    tail = tree.body[-1] if tree.body else None
+    if isinstance(tail, ast.Expr):
+        tree.body.pop()
+        last = compile(ast.Expression(tail.value), "<code>", "eval")
+    return compile(tree, "<code>", "exec"), last
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
+
+
+class _Execution:
+    """One run of code on its own thread, talking to the execute stream through queues."""
+
+    def __init__(self, session: Session, code: str, timeout: float) -> None:
+        self.session = session
+        self.code = code
+        self.timeout = timeout
+        self.capture = _Capture(session.max_output_bytes, session.output_limit_bytes)
+        self.out: queue.Queue[plugin_pb2.ExecuteServerMessage | None] = queue.Queue()
+        self.pending: dict[str, queue.Queue[plugin_pb2.ToolResult]] = {}
+        self.pending_lock = threading.Lock()
+        self.tool_calls = 0
+        self.finished = threading.Event()
+        self.timed_out = False
+        self.thread = threading.Thread(target=self._run, name="interpreter-exec", daemon=True)
+
+    # Runs on the execution's thread.
+    def _run(self) -> None:
+        stdout, stderr = _install_routers()
+        stdout.bind(self.capture)
+        stderr.bind(self.capture)
+        self.session.caller = self._call_tool
+        try:
+            msg = self._execute()
+        finally:
+            self.session.caller = None
+            stdout.bind(None)
+            stderr.bind(None)
+        if not self.finished.is_set():
+            self.finished.set()
+            self.out.put(msg)
+            self.out.put(None)
+
+    def _execute(self) -> plugin_pb2.ExecuteServerMessage:
+        try:
+            body, last = compile_cell(self.code)
+        except SyntaxError as err:
+            return self._error(err, "")
+        ns = self.session.namespace
+        try:
+            exec(body, ns)  # noqa: S102 - running the LM's code is this plugin's purpose
+            value = eval(last, ns) if last is not None else None  # noqa: S307
+        except _Submit as sub:
+            return plugin_pb2.ExecuteServerMessage(
+                result=plugin_pb2.ExecResult(
+                    output=self.capture.message(),
+                    submitted=True,
+                    submit_json=json.dumps(sub.fields, default=repr),
+                    tool_calls=self.tool_calls,
+                )
+            )
+        except ExecutionTimeout as err:
+            return self._error(err, "timeout")
+        except OutputLimitExceeded as err:
+            return self._error(err, "output")
+        except MemoryError as err:
+            return self._error(err, "memory")
+        except BaseException as err:
+            return self._error(err, "")
+        result = plugin_pb2.ExecResult(output=self.capture.message(), tool_calls=self.tool_calls)
+        if value is not None:
+            try:
+                result.value_repr = repr(value)
+            except Exception as err:
+                result.value_repr = f"<repr failed: {type(err).__name__}>"
+            result.value_json = _json_or_empty(value)
+        return plugin_pb2.ExecuteServerMessage(result=result)
+
+    def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
+        if isinstance(err, ExecutionTimeout) and not err.args:
+            err = ExecutionTimeout(f"the code ran past its timeout of {self.timeout:g}s")
+        tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        return plugin_pb2.ExecuteServerMessage(
+            error=plugin_pb2.ExecError(
+                type=type(err).__name__,
+                message=str(err),
+                traceback=tb,
+                output=self.capture.message(),
+                killed_by=killed_by,
+                tool_calls=self.tool_calls,
+            )
+        )
+
+    def _call_tool(self, name: str, args: dict[str, object]) -> object:
+        try:
+            args_json = json.dumps(args)
+        except (TypeError, ValueError) as err:
+            raise ToolError(
+                f"tool {name}: the arguments are not JSON-serializable: {err}"
+            ) from None
+        call_id = uuid.uuid4().hex
+        box: queue.Queue[plugin_pb2.ToolResult] = queue.Queue(maxsize=1)
+        with self.pending_lock:
+            self.pending[call_id] = box
+        self.tool_calls += 1
+        self.out.put(
+            plugin_pb2.ExecuteServerMessage(
+                tool_call=plugin_pb2.ToolCall(call_id=call_id, name=name, args_json=args_json)
+            )
+        )
+        try:
+            # Short waits, so that the timeout's exception gets through.
+            while True:
+                try:
+                    result = box.get(timeout=0.05)
+                    break
+                except queue.Empty:
+                    continue
+        finally:
+            with self.pending_lock:
+                self.pending.pop(call_id, None)
+        if result.error:
+            raise ToolError(result.error)
+        if not result.result_json:
+            return None
+        return json.loads(result.result_json)
+
+    # Called from the stream's reader.
+    def deliver(self, result: plugin_pb2.ToolResult) -> None:
+        with self.pending_lock:
+            box = self.pending.get(result.call_id)
+        if box is None:
+            _log.warning("tool result for no pending call", extra={"call_id": result.call_id})
+            return
+        box.put(result)
+
+    def on_timeout(self) -> plugin_pb2.ExecuteServerMessage | None:
+        """Raise ExecutionTimeout in the code; return the error to answer if the code
+        does not stop within the grace period (None when it stopped)."""
+        self.timed_out = True
+        ident = self.thread.ident
+        if ident is not None:
+            _raise_in_thread(ident, ExecutionTimeout)
+        self.thread.join(_TIMEOUT_GRACE_SECONDS)
+        if not self.thread.is_alive():
+            return None
+        if self.finished.is_set():
+            return None
+        self.finished.set()
+        return self.timeout_error("did not stop: this interpreter must be discarded")
+
+    def timeout_error(self, what: str) -> plugin_pb2.ExecuteServerMessage:
+        return plugin_pb2.ExecuteServerMessage(
+            error=plugin_pb2.ExecError(
+                type="ExecutionTimeout",
+                message=f"the code ran past its timeout of {self.timeout:g}s and {what}",
+                output=self.capture.message(),
+                killed_by="timeout",
+                tool_calls=self.tool_calls,
+            )
+        )
+
+
+class InterpreterService(plugin_pb2_grpc.InterpreterServicer):
+    """The Interpreter service: sessions by id. Safe for concurrent use; executions run
+    one at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._exec_lock = threading.Lock()
+
+    def _session(self, session_id: str, context: grpc.ServicerContext) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
+        return session
+
+    def StartSession(
+        self, request: plugin_pb2.StartSessionRequest, context: grpc.ServicerContext
+    ) -> plugin_pb2.StartSessionResponse:
+        try:
+            max_output = _int_option(request.options, "max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES)
+            limit = _int_option(
+                request.options, "output_limit_bytes", OUTPUT_LIMIT_FACTOR * max_output
+            )
+            unknown = set(request.options) - {"max_output_bytes", "output_limit_bytes"}
+            if unknown:
+                raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+            names: set[str] = set()
+            for spec in request.tools:
+                if not spec.name.isidentifier() or keyword.iskeyword(spec.name):
+                    raise ValueError(f"tool name {spec.name!r} is not a Python name")
+                if spec.name in names or spec.name in ("SUBMIT", "ToolError"):
+                    raise ValueError(f"tool name {spec.name!r} is taken")
+                names.add(spec.name)
+                tool_params(spec)
+        except ValueError as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        session = Session(
+            id=uuid.uuid4().hex,
+            tools=list(request.tools),
+            max_output_bytes=max_output,
+            output_limit_bytes=limit,
+        )
+        session.reset()
+        with self._lock:
+            if len(self._sessions) >= MAX_SESSIONS:
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this interpreter holds {MAX_SESSIONS} sessions: stop one first",
+                )
+            self._sessions[session.id] = session
+        _log.debug("session started", extra={"session": session.id, "tools": len(names)})
+        return plugin_pb2.StartSessionResponse(session_id=session.id)
+
+    def Reset(
+        self, request: plugin_pb2.ResetRequest, context: grpc.ServicerContext
+    ) -> plugin_pb2.ResetResponse:
+        session = self._session(request.session_id, context)
+        with self._exec_lock:
+            session.reset()
+        return plugin_pb2.ResetResponse()
+
+    def StopSession(
+        self, request: plugin_pb2.StopSessionRequest, context: grpc.ServicerContext
+    ) -> plugin_pb2.StopSessionResponse:
+        with self._lock:
+            self._sessions.pop(request.session_id, None)
+        return plugin_pb2.StopSessionResponse()
+
+    def Execute(
+        self,
+        request_iterator: Iterator[plugin_pb2.ExecuteClientMessage],
+        context: grpc.ServicerContext,
+    ) -> Iterator[plugin_pb2.ExecuteServerMessage]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("msg") != "code":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be the code")
+        code = first.code
+        session = self._session(code.session_id, context)
+        if code.timeout_seconds < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "timeout_seconds is negative")
+        if not self._exec_lock.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "another execution is running in this interpreter",
+            )
+        try:
+            yield from self._execute(session, code, request_iterator, context)
+        finally:
+            self._exec_lock.release()
+
+    def _execute(
+        self,
+        session: Session,
+        code: plugin_pb2.ExecuteCode,
+        requests: Iterator[plugin_pb2.ExecuteClientMessage],
+        context: grpc.ServicerContext,
+    ) -> Iterator[plugin_pb2.ExecuteServerMessage]:
+        run = _Execution(session, code.code, code.timeout_seconds)
+        reader = threading.Thread(
+            target=_read_results, args=(requests, run), name="interpreter-read", daemon=True
+        )
+        started = time.monotonic()
+        run.thread.start()
+        reader.start()
+        deadline = started + code.timeout_seconds if code.timeout_seconds > 0 else None
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                msg = run.out.get(timeout=wait)
+            except queue.Empty:
+                if run.timed_out:
+                    # The code stopped but its answer never came (the timeout's
+                    # exception hit the thread while it was answering).
+                    yield run.timeout_error("did not answer after its timeout")
+                    return
+                late = run.on_timeout()
+                if late is not None:
+                    yield late
+                    return
+                deadline = time.monotonic() + 2 * _TIMEOUT_GRACE_SECONDS
+                continue
+            if msg is None:
+                return
+            if not context.is_active():
+                return
+            yield msg
+
+
+def _read_results(requests: Iterator[plugin_pb2.ExecuteClientMessage], run: _Execution) -> None:
+    try:
+        for msg in requests:
+            if msg.WhichOneof("msg") == "tool_result":
+                run.deliver(msg.tool_result)
+    except grpc.RpcError:
+        return
+    except ValueError:
+        # The stream was closed under the iterator.
+        return
+
+
+def _int_option(options: Mapping[str, str], key: str, default: int) -> int:
+    raw = options.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"option {key}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise ValueError(f"option {key}={value} must be positive")
+    return value
+
+
+def register(server: grpc.Server) -> None:
+    """Add the Interpreter service to a plugin's server."""
+    plugin_pb2_grpc.add_InterpreterServicer_to_server(InterpreterService(), server)
+
+
+def main() -> NoReturn:
+    scratch = os.environ.get(SCRATCH_DIR_ENV, "")
+    if scratch:
+        os.chdir(scratch)
+    sdk.serve(NAME, __version__, CAPABILITIES, register, details={"cwd": os.getcwd()})
+
+
+if __name__ == "__main__":
+    main()
