@@ -204,17 +204,24 @@ const (
 	// its Go client). It needs Optuna beside dspex_plugins: pip install
 	// 'dspex_plugins[sampler]'.
 	SamplerPlugin = "sampler"
+	// InterpreterPlugin is CodeAct's Python interpreter (plugins/codeact is
+	// its Go client): `<python> -m dspex_plugins.interpreter`, serving
+	// "interpreter". It runs untrusted code: set sandbox: true in the
+	// plugins: section to launch it inside the OS sandbox.
+	InterpreterPlugin = "interpreter"
 )
 
 // DefaultConfig returns the built-in registry: the echo plugin, started as
-// `<python> -m dspex_plugins.echo`, serving the "echo" capability, and the
-// sampler plugin, `<python> -m dspex_plugins.sampler`, serving "sampler".
-// Each call returns a fresh copy.
+// `<python> -m dspex_plugins.echo`, serving the "echo" capability, the
+// sampler plugin, `<python> -m dspex_plugins.sampler`, serving "sampler",
+// and the interpreter plugin, `<python> -m dspex_plugins.interpreter`,
+// serving "interpreter". Each call returns a fresh copy.
 func DefaultConfig() Config {
 	return Config{
 		Plugins: map[string]PluginSpec{
-			EchoPlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
-			SamplerPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
+			EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
+			SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
+			InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}},
 		},
 		Capabilities: map[string]string{},
 	}

@@ -43,9 +43,10 @@ plugins:
 	want := Config{
 		Python: "/opt/py/bin/python",
 		Plugins: map[string]PluginSpec{
-			"echo":    DefaultConfig().Plugins["echo"],
-			"sampler": {Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}, Env: map[string]string{"OPTUNA_LOG": "warn"}},
-			"tuner":   {Command: "/usr/local/bin/tuner", Sandbox: true, Capabilities: []string{"finetune"}},
+			"echo":        DefaultConfig().Plugins["echo"],
+			"interpreter": DefaultConfig().Plugins["interpreter"],
+			"sampler":     {Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}, Env: map[string]string{"OPTUNA_LOG": "warn"}},
+			"tuner":       {Command: "/usr/local/bin/tuner", Sandbox: true, Capabilities: []string{"finetune"}},
 		},
 		Capabilities: map[string]string{"finetune": "tuner"},
 		Supervisor: SupervisorConfig{
@@ -68,18 +69,19 @@ func TestParseConfigWithoutSection(t *testing.T) {
 	}
 }
 
-// The built-in registry: echo and the sampler, each the one plugin for its
+// The built-in registry: echo, the sampler and the interpreter, each the one plugin for its
 // capability, run by the configured interpreter.
 func TestDefaultConfigBuiltIns(t *testing.T) {
 	cfg := DefaultConfig()
 	want := map[string]PluginSpec{
-		EchoPlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
-		SamplerPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
+		EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
+		SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
+		InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}},
 	}
 	if diff := cmp.Diff(want, cfg.Plugins); diff != "" {
 		t.Errorf("built-in plugins (-want +got):\n%s", diff)
 	}
-	for capability, plugin := range map[string]string{"echo": EchoPlugin, "sampler": SamplerPlugin} {
+	for capability, plugin := range map[string]string{"echo": EchoPlugin, "sampler": SamplerPlugin, "interpreter": InterpreterPlugin} {
 		if got, err := cfg.Resolve(capability, ""); err != nil || got != plugin {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", capability, got, err, plugin)
 		}

@@ -105,6 +105,7 @@ func TestPluginsListBuiltIn(t *testing.T) {
 	for _, want := range []string{
 		"NAME", "echo", "python -m dspex_plugins.echo", "configured",
 		"sampler", "python -m dspex_plugins.sampler",
+		"interpreter", "python -m dspex_plugins.interpreter",
 		"python: python interpreter /nowhere/python not found: set DSPEX_PYTHON (or plugins.python)",
 	} {
 		if !strings.Contains(out, want) {
@@ -128,6 +129,7 @@ func TestPluginsListJSON(t *testing.T) {
 	want := []pluginReport{
 		{Name: "echo", Capabilities: []string{"echo"}, Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Status: "configured"},
 		{Name: "fake", Capabilities: []string{"echo"}, Command: exe, Status: "configured"},
+		{Name: "interpreter", Capabilities: []string{"interpreter"}, Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Status: "configured"},
 		{Name: "sampler", Capabilities: []string{"sampler"}, Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Status: "configured"},
 		{Name: "tuner", Capabilities: []string{"finetune"}, Command: "/bin/true", Sandbox: true, Status: "configured"},
 	}
