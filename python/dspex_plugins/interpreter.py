@@ -561,10 +561,23 @@ class InterpreterService(plugin_pb2_grpc.InterpreterServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 "another execution is running in this interpreter",
             )
+        released = False
+
+        def release() -> None:
+            # Before the final answer goes out: the host may send the next
+            # code as soon as it has it.
+            nonlocal released
+            if not released:
+                released = True
+                self._exec_lock.release()
+
         try:
-            yield from self._execute(session, code, request_iterator, context)
+            for msg in self._execute(session, code, request_iterator, context):
+                if msg.WhichOneof("msg") in ("result", "error"):
+                    release()
+                yield msg
         finally:
-            self._exec_lock.release()
+            release()
 
     def _execute(
         self,

@@ -1,0 +1,87 @@
+// Package codeacttest gives Go tests the interpreter plugin of this
+// checkout, through the real bridge, or skips the test when no Python with
+// dspex_plugins is at hand.
+package codeacttest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/config"
+	"github.com/dspex/dspex/plugins/codeact"
+)
+
+// Python returns the interpreter that runs this checkout's plugins:
+// $DSPEX_PYTHON, else the repository's .venv. It skips the test when there
+// is none, or when it cannot import dspex_plugins.interpreter.
+func Python(t testing.TB) string {
+	t.Helper()
+	root := repoRoot(t)
+	python := os.Getenv(bridge.PythonEnv)
+	if python == "" {
+		python = filepath.Join(root, ".venv", "bin", "python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Skipf("no Python at %s (set %s or run `make setup`)", python, bridge.PythonEnv)
+	}
+	probe := exec.Command(python, "-c", "import dspex_plugins.interpreter")
+	probe.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, "python"))
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("%s cannot run the interpreter plugin (run `make setup`): %v: %s", python, err, out)
+	}
+	return python
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := bridge.RepoRoot(wd)
+	if !ok {
+		t.Fatalf("no repository root above %s", wd)
+	}
+	return root
+}
+
+// Plugins returns the built-in registry with Python(t) as the interpreter,
+// this checkout's python/ on PYTHONPATH, and quick health checks.
+func Plugins(t testing.TB) *bridge.Config {
+	t.Helper()
+	cfg := bridge.DefaultConfig()
+	cfg.Python = Python(t)
+	spec := cfg.Plugins[bridge.InterpreterPlugin]
+	spec.Env = map[string]string{"PYTHONPATH": filepath.Join(repoRoot(t), "python")}
+	cfg.Plugins[bridge.InterpreterPlugin] = spec
+	cfg.Supervisor = bridge.SupervisorConfig{
+		StartTimeout:    config.Duration(60 * time.Second),
+		HealthInterval:  config.Duration(time.Second),
+		HealthTimeout:   config.Duration(5 * time.Second),
+		ShutdownTimeout: config.Duration(5 * time.Second),
+	}
+	return &cfg
+}
+
+// Pool returns a pool of this checkout's interpreter plugin with cfg (its
+// Plugins set by Plugins(t) when nil), closed when the test ends.
+func Pool(t testing.TB, cfg codeact.Config) *codeact.Pool {
+	t.Helper()
+	if cfg.Plugins == nil {
+		cfg.Plugins = Plugins(t)
+	}
+	pool, err := codeact.NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := pool.Close(); err != nil {
+			t.Errorf("close pool: %v", err)
+		}
+	})
+	return pool
+}
