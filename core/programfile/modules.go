@@ -36,9 +36,10 @@ type ModuleSpec struct {
 	// steps' inputs by name. A program has either Steps or one Module.
 	Steps []StepSpec `yaml:"steps"`
 
-	// Tools are ReAct's built-in tools: "calculator".
+	// Tools are the built-in tools of react and code_act: "calculator".
 	Tools []string `yaml:"tools"`
-	// MaxIters bounds ReAct's loop; default 20.
+	// MaxIters bounds the loop of react (default 20), code_act (default 5)
+	// and program_of_thought (default 3).
 	MaxIters int `yaml:"max_iters"`
 
 	// N is how many rollouts best_of_n and refine try (default 3), and how
@@ -78,6 +79,51 @@ const (
 )
 
 var moduleKinds = []string{ModulePredict, ModuleChainOfThought, ModuleReAct, ModuleBestOfN, ModuleRefine, ModuleMCC}
+
+// Module kinds that run on a plugin: the core knows their names, and the
+// command that runs the file hands their builders in (WithModules).
+const (
+	ModuleCodeAct          = "code_act"
+	ModuleProgramOfThought = "program_of_thought"
+)
+
+var pluginModuleKinds = []string{ModuleCodeAct, ModuleProgramOfThought}
+
+// ModuleBuilder builds a module kind the core does not build itself
+// (code_act and program_of_thought, from plugins/codeact, which the core
+// may not import): from the module's spec, its signature (instructions and
+// field descriptions applied) and its built-in tools, named in the file's
+// order. It returns the program and the output fields it produces, in the
+// order commands print them.
+type ModuleBuilder func(m *ModuleSpec, sig *signature.Signature, tools []*tool.Tool) (module.Program, []signature.Field, error)
+
+// Option configures LoadFile and Parse.
+type Option func(*Spec)
+
+// WithModules lets the file name the given module kinds; a kind the core
+// builds itself cannot be replaced.
+func WithModules(builders map[string]ModuleBuilder) Option {
+	return func(s *Spec) {
+		if s.modules == nil {
+			s.modules = map[string]ModuleBuilder{}
+		}
+		for kind, b := range builders {
+			if !slices.Contains(moduleKinds, kind) {
+				s.modules[kind] = b
+			}
+		}
+	}
+}
+
+// kinds lists the module kinds the file may name.
+func (s *Spec) kinds() []string {
+	kinds := slices.Clone(moduleKinds)
+	for k := range s.modules {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds[len(moduleKinds):])
+	return kinds
+}
 
 // builtinTools are the tools a program file's react module may name.
 var builtinTools = map[string]func() *tool.Tool{
@@ -225,10 +271,16 @@ func predictOptions(m *ModuleSpec) []module.PredictOption {
 
 func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 	if m.Module == "" {
-		return nil, s.errorf(field+".module", nil, "required: one of %s", strings.Join(moduleKinds, ", "))
+		return nil, s.errorf(field+".module", nil, "required: one of %s", strings.Join(s.kinds(), ", "))
+	}
+	if build, ok := s.modules[m.Module]; ok {
+		return s.buildPluginModule(field, m, build)
+	}
+	if slices.Contains(pluginModuleKinds, m.Module) {
+		return nil, s.errorf(field+".module", nil, "%s runs on the interpreter plugin, which this command does not start; run the file with dspex run, eval, optimize or serve", m.Module)
 	}
 	if !slices.Contains(moduleKinds, m.Module) {
-		return nil, s.errorf(field+".module", nil, "%q is not a module; expected one of %s", m.Module, strings.Join(moduleKinds, ", "))
+		return nil, s.errorf(field+".module", nil, "%q is not a module; expected one of %s", m.Module, strings.Join(s.kinds(), ", "))
 	}
 	if m.Module == ModuleBestOfN || m.Module == ModuleRefine {
 		return s.buildSampler(field, m)
@@ -253,13 +305,9 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 		if len(m.Tools) == 0 {
 			return nil, s.errorf(field+".tools", nil, "react needs tools; built-in tools: %s", strings.Join(toolNames(), ", "))
 		}
-		var tools []*tool.Tool
-		for i, name := range m.Tools {
-			mk, ok := builtinTools[name]
-			if !ok {
-				return nil, s.errorf(fmt.Sprintf("%s.tools.%d", field, i), nil, "%q is not a built-in tool; built-in tools: %s", name, strings.Join(toolNames(), ", "))
-			}
-			tools = append(tools, mk())
+		tools, err := s.builtinTools(field, m)
+		if err != nil {
+			return nil, err
 		}
 		var opts []module.ReActOption
 		if m.MaxIters > 0 {
@@ -272,6 +320,36 @@ func (s *Spec) buildModule(field string, m *ModuleSpec) (*built, error) {
 		return &built{r, append([]signature.Field{{Name: module.TrajectoryField}}, sig.Outputs()...), sig}, nil
 	}
 	return nil, s.errorf(field+".module", nil, "unsupported module %q", m.Module)
+}
+
+// builtinTools makes the built-in tools a module names.
+func (s *Spec) builtinTools(field string, m *ModuleSpec) ([]*tool.Tool, error) {
+	var tools []*tool.Tool
+	for i, name := range m.Tools {
+		mk, ok := builtinTools[name]
+		if !ok {
+			return nil, s.errorf(fmt.Sprintf("%s.tools.%d", field, i), nil, "%q is not a built-in tool; built-in tools: %s", name, strings.Join(toolNames(), ", "))
+		}
+		tools = append(tools, mk())
+	}
+	return tools, nil
+}
+
+// buildPluginModule builds a kind handed in with WithModules.
+func (s *Spec) buildPluginModule(field string, m *ModuleSpec, build ModuleBuilder) (*built, error) {
+	sig, err := s.signatureOf(field, m)
+	if err != nil {
+		return nil, err
+	}
+	tools, err := s.builtinTools(field, m)
+	if err != nil {
+		return nil, err
+	}
+	prog, outputs, err := build(m, sig, tools)
+	if err != nil {
+		return nil, s.errorf(field, err, "%v", err)
+	}
+	return &built{prog, outputs, sig}, nil
 }
 
 func toolNames() []string {

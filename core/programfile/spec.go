@@ -43,8 +43,9 @@ type Spec struct {
 	// whole run.
 	Plugins yaml.Node `yaml:"plugins"`
 
-	file string
-	root *yaml.Node
+	file    string
+	root    *yaml.Node
+	modules map[string]ModuleBuilder
 }
 
 // LMSpec is the lm: section (and each entry of models:).
@@ -154,8 +155,11 @@ func (e *FileError) Unwrap() error { return e.Err }
 // maxFileSize bounds program files; anything larger is surely not one.
 const maxFileSize = 8 << 20
 
+// File is the name the file was read from (LoadFile's path, Parse's name).
+func (s *Spec) File() string { return s.file }
+
 // LoadFile reads and validates a program file.
-func LoadFile(path string) (*Spec, error) {
+func LoadFile(path string, opts ...Option) (*Spec, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, &FileError{File: path, Reason: "cannot read program file", Err: err}
@@ -167,7 +171,7 @@ func LoadFile(path string) (*Spec, error) {
 	if err != nil {
 		return nil, &FileError{File: path, Reason: "cannot read program file", Err: err}
 	}
-	return Parse(path, b)
+	return Parse(path, b, opts...)
 }
 
 var (
@@ -176,7 +180,7 @@ var (
 )
 
 // Parse reads a program file's contents; name is used in errors.
-func Parse(name string, data []byte) (*Spec, error) {
+func Parse(name string, data []byte, opts ...Option) (*Spec, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, yamlError(name, err)
@@ -185,6 +189,9 @@ func Parse(name string, data []byte) (*Spec, error) {
 		return nil, &FileError{File: name, Reason: "file is empty; expected lm: and program: sections"}
 	}
 	spec := &Spec{file: name, root: &root}
+	for _, o := range opts {
+		o(spec)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(spec); err != nil {

@@ -82,6 +82,9 @@ type Observation struct {
 	StateLost bool          `json:"state_lost,omitempty"`
 	ToolCalls int           `json:"tool_calls,omitempty"`
 	Duration  time.Duration `json:"-"`
+	// Exit is how the interpreter process ended, when it crashed and the
+	// bridge saw how (nil otherwise).
+	Exit *bridge.ExitStatus `json:"-"`
 }
 
 // Output is the execution's output as DSPy's ProgramOfThought and CodeAct
@@ -244,10 +247,16 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		return nil, ctx.Err()
 	case errors.Is(err, bridge.ErrPluginExited) || it.plugin.State() != bridge.StateRunning:
 		it.breakFor(KilledByCrash)
-		return &Observation{
+		obs := &Observation{
 			Error:    &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter process died while running the code (" + crashDetail(err) + ")"},
 			KilledBy: KilledByCrash, Duration: time.Since(start),
-		}, nil
+		}
+		var be *bridge.Error
+		if errors.As(err, &be) && be.Exit != nil {
+			exit := *be.Exit
+			obs.Exit = &exit
+		}
+		return obs, nil
 	case runCtx.Err() != nil:
 		it.breakFor(KilledByTimeout)
 		return &Observation{

@@ -17,6 +17,7 @@ import (
 	"github.com/dspex/dspex/core/program"
 	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/runenv"
+	"github.com/dspex/dspex/plugins/codeact"
 )
 
 // envFlags are the flags every command that calls an LM shares.
@@ -164,7 +165,7 @@ func (f *envFlags) report(s *streams, t *lm.Tracker, spec *programfile.Spec, see
 // loadProgram loads the program file at path and builds its program, with
 // the state file at state loaded into it when state is not empty.
 func loadProgram(path, state string) (*programfile.Spec, module.Program, error) {
-	spec, err := programfile.LoadFile(path)
+	spec, err := programfile.LoadFile(path, programModules())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,6 +192,9 @@ type session struct {
 	seen  answerSources
 	s     *streams
 	flags *envFlags
+	// interpreters run the program's code_act and program_of_thought
+	// modules; nil when it has none.
+	interpreters *codeact.Pool
 }
 
 // startSession starts observing the run described by info (continuing the
@@ -212,6 +216,12 @@ func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlag
 		return ctx, nil, ss.end(ctx, err)
 	}
 	ctx = module.WithAdapter(module.WithLM(lm.WithTracker(ctx, ss.usage), ss.env.LM), spec.NewAdapter())
+	if ss.interpreters, err = openInterpreters(spec, obs.bus); err != nil {
+		return ctx, nil, ss.end(ctx, err)
+	}
+	if ss.interpreters != nil {
+		ctx = codeact.WithPool(ctx, ss.interpreters)
+	}
 	return ctx, ss, nil
 }
 
@@ -219,6 +229,9 @@ func startSession(ctx context.Context, s *streams, ef *envFlags, of *observeFlag
 // error and usage, closes the observer so that every trace is written, and
 // prints the usage line. It returns runErr, else the observer's error.
 func (ss *session) end(ctx context.Context, runErr error) error {
+	if ss.interpreters != nil {
+		_ = ss.interpreters.Close()
+	}
 	if ss.env != nil {
 		if err := ss.env.Close(); err != nil {
 			fmt.Fprintf(ss.s.err, "dspex: warning: close the response cache: %v\n", err)

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/plugins/codeact"
+)
+
+type execFlags struct {
+	timeout   time.Duration
+	config    string
+	unsafe    bool
+	maxOutput int
+}
+
+// maxSnippetBytes bounds the code dspex exec reads.
+const maxSnippetBytes = 4 << 20
+
+func newExecCommand(s *streams) *cobra.Command {
+	f := &execFlags{}
+	cmd := &cobra.Command{
+		Use:   "exec [FILE|-]",
+		Short: "Run one Python snippet in a fresh sandboxed interpreter and print the observation",
+		Long: `Run one Python snippet (from FILE, or standard input when FILE is "-" or
+left out) in a fresh interpreter plugin process, as CodeAct runs the code an
+LM writes, and print one JSON object:
+
+  {"stdout": "...", "stderr": "...", "error": null, "exit": 0, "duration_ms": 12.5}
+
+"error" is null, or the exception that ended the code ({"type", "message",
+"traceback"}); "exit" is 0 when the code ran through, 1 when it raised, 124
+when its timeout ended it, and the process's exit code (128 + the signal for
+a signal) when it killed the interpreter; "killed_by" ("timeout", "output",
+"memory", "crash") is present when a limit ended the code; "value" is the
+repr of the last expression's value, when it has one.
+
+The interpreter runs untrusted code: it is refused when no OS sandbox can be
+created, unless --unsafe-no-sandbox runs it without one (which is logged on
+standard error). The command exits 0 when the code ran through, 1 when it
+failed or was killed (the observation is printed either way), 2 on bad
+usage.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "-"
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return runExec(cmd.Context(), s, f, path)
+		},
+	}
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "wall-clock limit of the execution")
+	cmd.Flags().StringVar(&f.config, "config", "", "YAML file with a plugins: section (default: the built-in registry)")
+	cmd.Flags().BoolVar(&f.unsafe, "unsafe-no-sandbox", false, "run the code without the OS sandbox, with your user's rights (logged)")
+	cmd.Flags().IntVar(&f.maxOutput, "max-output", 64<<10, "bytes of stdout and of stderr kept; code that writes 16 times more is stopped")
+	return cmd
+}
+
+// execReport is what dspex exec prints.
+type execReport struct {
+	Stdout     string             `json:"stdout"`
+	Stderr     string             `json:"stderr"`
+	Error      *codeact.ExecError `json:"error"`
+	Exit       int                `json:"exit"`
+	DurationMS float64            `json:"duration_ms"`
+	KilledBy   string             `json:"killed_by,omitempty"`
+	Value      string             `json:"value,omitempty"`
+	Truncated  bool               `json:"truncated,omitempty"`
+}
+
+func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
+	if f.timeout <= 0 {
+		return usageError("--timeout %s: want a positive duration", f.timeout)
+	}
+	if f.maxOutput <= 0 {
+		return usageError("--max-output %d: want a positive number of bytes", f.maxOutput)
+	}
+	code, err := readSnippet(s, path)
+	if err != nil {
+		return err
+	}
+	pcfg, err := loadPluginConfig(f.config)
+	if err != nil {
+		return err
+	}
+	name, err := pcfg.Resolve(codeact.Capability, "")
+	if err != nil {
+		return err
+	}
+	spec := pcfg.Plugins[name]
+	if f.unsafe {
+		fmt.Fprintf(s.err, "dspex: warning: --unsafe-no-sandbox: running the code WITHOUT the OS sandbox, with this user's rights (plugin %s)\n", name)
+		spec.Sandbox = false
+	} else if err := sandboxAvailable(); err != nil {
+		return fmt.Errorf("refusing to run untrusted code: %w; --unsafe-no-sandbox runs it without one", err)
+	} else {
+		spec.Sandbox = true
+	}
+	pcfg.Plugins[name] = spec
+	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, Timeout: f.timeout,
+		Session: codeact.SessionOptions{MaxOutputBytes: f.maxOutput}})
+	if err != nil {
+		if errors.Is(err, bridge.ErrPythonNotFound) {
+			err = fmt.Errorf("%w; %s", err, interpreterHint)
+		}
+		return err
+	}
+	defer pool.Close()
+	session, err := pool.NewSession(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer session.Close()
+	obs, err := session.Execute(ctx, code)
+	if obs == nil {
+		return err
+	}
+	rep := execReport{Stdout: obs.Stdout, Stderr: obs.Stderr, Error: obs.Error, DurationMS: float64(obs.Duration.Microseconds()) / 1000,
+		KilledBy: obs.KilledBy, Value: obs.Value, Truncated: obs.Truncated, Exit: exitOf(obs)}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	s.out.Write(append(b, '\n'))
+	if rep.Exit != 0 {
+		return &ExitError{Code: 1, Err: errors.New("the code failed"), Reported: true}
+	}
+	return nil
+}
+
+// exitOf is the observation's "exit": 0 ran through, 1 raised, 124 timed
+// out, else how the crashed process ended.
+func exitOf(obs *codeact.Observation) int {
+	switch {
+	case obs.Error == nil:
+		return 0
+	case obs.KilledBy == codeact.KilledByTimeout:
+		return 124
+	case obs.KilledBy == codeact.KilledByCrash && obs.Exit != nil:
+		if obs.Exit.Signal != "" {
+			if n, ok := signalNumbers[obs.Exit.Signal]; ok {
+				return 128 + n
+			}
+			return 137
+		}
+		if obs.Exit.Code > 0 {
+			return obs.Exit.Code
+		}
+	}
+	return 1
+}
+
+var signalNumbers = map[string]int{"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGBUS": 7,
+	"SIGFPE": 8, "SIGKILL": 9, "SIGSEGV": 11, "SIGPIPE": 13, "SIGALRM": 14, "SIGTERM": 15, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGSYS": 31}
+
+func readSnippet(s *streams, path string) (string, error) {
+	var r io.Reader = s.in
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("read the snippet: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxSnippetBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("read the snippet: %w", err)
+	}
+	if len(b) > maxSnippetBytes {
+		return "", fmt.Errorf("the snippet is more than %d bytes", maxSnippetBytes)
+	}
+	return string(b), nil
+}
+
+// sandboxAvailable says why no OS sandbox can be created here, nil when
+// one can.
+func sandboxAvailable() error {
+	return errors.New("no OS sandbox can be created: this build of dspex does not enforce plugins' sandbox: true yet")
+}
