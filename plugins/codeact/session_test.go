@@ -18,23 +18,34 @@ type itemArgs struct {
 	Item string `json:"item" desc:"the item's name"`
 }
 
+// plainItem is itemArgs without a description, as DSPy sees a parameter
+// with no arg_desc.
+type plainItem struct {
+	Item string `json:"item"`
+}
+
+func (a itemArgs) item() string  { return a.Item }
+func (a plainItem) item() string { return a.Item }
+
 // shopTools are two Go tools: a price list and a stock count.
-func shopTools(t testing.TB) []*tool.Tool {
+func shopTools(t testing.TB) []*tool.Tool { return shopToolsOf[itemArgs](t) }
+
+func shopToolsOf[A interface{ item() string }](t testing.TB) []*tool.Tool {
 	t.Helper()
 	prices := map[string]int{"apple": 3, "pear": 5}
 	stock := map[string]int{"apple": 7, "pear": 2}
-	price, err := tool.New("price", "Returns the price of one item in euros.", func(_ context.Context, a itemArgs) (any, error) {
-		p, ok := prices[a.Item]
+	price, err := tool.New("price", "Returns the price of one item in euros.", func(_ context.Context, a A) (any, error) {
+		p, ok := prices[a.item()]
 		if !ok {
-			return nil, errors.New("no such item: " + a.Item)
+			return nil, errors.New("no such item: " + a.item())
 		}
 		return p, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	quantity, err := tool.New("quantity", "Returns how many of an item are in stock.", func(_ context.Context, a itemArgs) (any, error) {
-		return stock[a.Item], nil
+	quantity, err := tool.New("quantity", "Returns how many of an item are in stock.", func(_ context.Context, a A) (any, error) {
+		return stock[a.item()], nil
 	})
 	if err != nil {
 		t.Fatal(err)
