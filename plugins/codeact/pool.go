@@ -92,7 +92,6 @@ type Pool struct {
 	live     int // interpreters started or starting and not yet killed
 	starting int
 	closed   bool
-	lastErr  error
 	changed  chan struct{}
 
 	wg sync.WaitGroup
@@ -168,8 +167,9 @@ func (p *Pool) refill() {
 			p.starting--
 			switch {
 			case err != nil:
+				// Acquire, which waits while a start is under way, then
+				// starts one itself and returns its error.
 				p.live--
-				p.lastErr = err
 			case p.closed:
 				p.live--
 				p.wg.Go(it.kill)
