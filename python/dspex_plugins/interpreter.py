@@ -318,6 +318,15 @@ def compile_cell(code: str) -> tuple[Any, Any | None]:
     return compile(tree, "<code>", "exec"), last
 
 
+def format_traceback(err: BaseException) -> str:
+    """The exception's traceback without the plugin's own frames: what the code's
+    author (the LM) can act on."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(err), err, tb))
+
+
 def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
 
@@ -393,7 +402,7 @@ class _Execution:
     def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
         if isinstance(err, ExecutionTimeout) and not err.args:
             err = ExecutionTimeout(f"the code ran past its timeout of {self.timeout:g}s")
-        tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+        tb = format_traceback(err)
         return plugin_pb2.ExecuteServerMessage(
             error=plugin_pb2.ExecError(
                 type=type(err).__name__,
