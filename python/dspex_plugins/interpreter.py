@@ -14,7 +14,8 @@ Interpreter service of ``bridge/proto``:
   statement is an expression, its value is the result (``value_repr``, ``value_json``).
   ``SUBMIT(**fields)`` ends the code at once with the final outputs (``submitted``);
   ``SUBMIT(x)`` submits ``{"output": x}``, as DSPy's default ``SUBMIT`` does. Output
-  written to ``sys.stdout`` and ``sys.stderr`` by the code's thread is captured, each
+  written to ``sys.stdout`` and ``sys.stderr`` by the code's thread, and to file
+  descriptors 1 and 2 while the code runs (C code, subprocesses), is captured, each
   stream kept up to ``max_output_bytes``; code that writes more than
   ``output_limit_bytes`` in all is stopped with :class:`OutputLimitExceeded`. Past the
   execution's ``timeout_seconds`` the plugin raises :class:`ExecutionTimeout` in the
@@ -34,6 +35,7 @@ The contract is written up in docs/plugins.md.
 from __future__ import annotations
 
 import ast
+import codecs
 import ctypes
 import io
 import json
@@ -70,6 +72,8 @@ MAX_SESSIONS = 64
 
 _TIMEOUT_GRACE_SECONDS = 0.5
 """How long the plugin waits for timed-out code to stop before answering anyway."""
+_DRAIN_SECONDS = 0.2
+"""How long the plugin waits, after the code, for output still in its pipes."""
 
 _log = logging.getLogger(NAME)
 
@@ -110,6 +114,7 @@ class _Capture:
         self.kept = {"stdout": 0, "stderr": 0}
         self.written = 0
         self.truncated = False
+        self.limit_hit = False
         self.lock = threading.Lock()
 
     def write(self, stream: str, text: str) -> None:
@@ -127,6 +132,7 @@ class _Capture:
                     self.kept[stream] += len(part.encode("utf-8"))
                 self.truncated = True
             over = self.written > self.limit_bytes
+            self.limit_hit = self.limit_hit or over
         if over:
             raise OutputLimitExceeded(
                 f"the code wrote more than {self.limit_bytes} bytes of output and was stopped"
@@ -177,14 +183,80 @@ class _Router(io.TextIOBase):
 _routers_lock = threading.Lock()
 
 
+_host_stream: TextIO | None = None
+
+
 def _install_routers() -> tuple[_Router, _Router]:
-    """Put routers in front of sys.stdout and sys.stderr, unless they are there."""
+    """Put routers in front of sys.stdout and sys.stderr, unless they are there.
+
+    What does not come from running code goes to a duplicate of the process's
+    stderr, taken once, so that it still reaches the host while file descriptors
+    1 and 2 point at an execution's pipes."""
+    global _host_stream
     with _routers_lock:
+        if _host_stream is None:
+            sys.stderr.flush()
+            _host_stream = os.fdopen(
+                os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace"
+            )
         if not isinstance(sys.stdout, _Router):
-            sys.stdout = _Router("stdout", sys.stdout)
+            sys.stdout = _Router("stdout", _host_stream)
         if not isinstance(sys.stderr, _Router):
-            sys.stderr = _Router("stderr", sys.stderr)
+            sys.stderr = _Router("stderr", _host_stream)
         return sys.stdout, sys.stderr
+
+
+class _FdCapture:
+    """Points file descriptors 1 and 2 at pipes while code runs, so that what
+    subprocesses and C code write reaches the execution's capture (and its
+    limit) too. When the limit is passed, the pipe is closed (writers get
+    EPIPE) and on_limit is called."""
+
+    def __init__(self, capture: _Capture, on_limit: Callable[[], None]) -> None:
+        self._capture = capture
+        self._on_limit = on_limit
+        self._saved: list[tuple[int, int]] = []
+        self._readers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            r, w = os.pipe()
+            self._saved.append((fd, os.dup(fd)))
+            os.dup2(w, fd)
+            os.close(w)
+            reader = threading.Thread(
+                target=self._read, args=(r, name), name=f"interpreter-{name}", daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
+
+    def stop(self) -> None:
+        """Restore the descriptors and take in what was written; a process the
+        code left running that still holds a pipe is not waited for."""
+        for fd, saved in self._saved:
+            os.dup2(saved, fd)
+            os.close(saved)
+        for reader in self._readers:
+            reader.join(_DRAIN_SECONDS)
+
+    def _read(self, r: int, name: str) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        try:
+            while chunk := os.read(r, 1 << 16):
+                try:
+                    self._capture.write(name, decoder.decode(chunk))
+                except OutputLimitExceeded:
+                    self._on_limit()
+                    return
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self._capture.write(name, tail)
+        except OutputLimitExceeded:
+            self._on_limit()
+        except OSError:
+            return
+        finally:
+            os.close(r)
 
 
 # ---- Tools ----------------------------------------------------------------------------
@@ -352,6 +424,8 @@ class _Execution:
         stdout, stderr = _install_routers()
         stdout.bind(self.capture)
         stderr.bind(self.capture)
+        fds = _FdCapture(self.capture, self._output_limit)
+        fds.start()
         self.session.caller = self._call_tool
         try:
             msg = self._execute()
@@ -359,10 +433,21 @@ class _Execution:
             self.session.caller = None
             stdout.bind(None)
             stderr.bind(None)
+            fds.stop()
+        if self.capture.limit_hit and msg.WhichOneof("msg") != "error":
+            msg = self._error(OutputLimitExceeded(), "output")
+        # What the pipes took in after the message was built.
+        final = msg.result if msg.WhichOneof("msg") == "result" else msg.error
+        final.output.CopyFrom(self.capture.message())
         if not self.finished.is_set():
             self.finished.set()
             self.out.put(msg)
             self.out.put(None)
+
+    def _output_limit(self) -> None:
+        ident = self.thread.ident
+        if ident is not None and self.thread.is_alive():
+            _raise_in_thread(ident, OutputLimitExceeded)
 
     def _execute(self) -> plugin_pb2.ExecuteServerMessage:
         try:
@@ -402,6 +487,9 @@ class _Execution:
     def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
         if isinstance(err, ExecutionTimeout) and not err.args:
             err = ExecutionTimeout(f"the code ran past its timeout of {self.timeout:g}s")
+        if isinstance(err, OutputLimitExceeded) and not err.args:
+            limit = self.capture.limit_bytes
+            err = OutputLimitExceeded(f"the code wrote more than {limit} bytes and was stopped")
         tb = format_traceback(err)
         return plugin_pb2.ExecuteServerMessage(
             error=plugin_pb2.ExecError(

@@ -215,6 +215,30 @@ def test_output_is_capped_and_a_flood_is_stopped(stub: plugin_pb2_grpc.Interpret
     assert msg.error.killed_by == "output"
 
 
+def test_output_of_subprocesses_and_file_descriptors_is_captured(
+    stub: plugin_pb2_grpc.InterpreterStub,
+) -> None:
+    s = start(stub, options={"max_output_bytes": "100", "output_limit_bytes": "100000"})
+    code = (
+        "import os, subprocess, sys\n"
+        "os.write(1, b'fd one\\n')\n"
+        "os.write(2, b'fd two\\n')\n"
+        "subprocess.run([sys.executable, '-c', 'print(\"child\")'], check=True)\n"
+        "print('python')"
+    )
+    msg, _ = execute(stub, s, code)
+    assert msg.WhichOneof("msg") == "result", msg
+    assert sorted(msg.result.output.stdout.splitlines()) == ["child", "fd one", "python"]
+    assert msg.result.output.stderr == "fd two\n"
+    msg, _ = execute(stub, s, "import os\nwhile True:\n    os.write(1, b'x' * 10000)")
+    assert msg.error.type == "OutputLimitExceeded"
+    assert msg.error.killed_by == "output"
+    assert len(msg.error.output.stdout) == 100
+    # The plugin's own stderr is back: the next execution is fine.
+    msg, _ = execute(stub, s, "print('again')")
+    assert msg.result.output.stdout == "again\n"
+
+
 def test_timeout_interrupts_the_code(stub: plugin_pb2_grpc.InterpreterStub) -> None:
     s = start(stub)
     msg, _ = execute(
