@@ -147,32 +147,36 @@ class _Capture:
 
 
 class _Router(io.TextIOBase):
-    """Stands in for sys.stdout or sys.stderr: writes from the thread running code go to
-    that execution's capture, everything else to the original stream (the plugin's
-    stderr, which the host logs)."""
+    """Stands in for sys.stdout or sys.stderr: writes from the thread running code go
+    to file descriptor ``fd`` (1 or 2), which points at the execution's pipe while the
+    code runs, so that they keep their order with what C code and subprocesses
+    write; everything else goes to the original stream (the plugin's stderr, which
+    the host logs)."""
 
-    def __init__(self, name: str, original: TextIO) -> None:
+    def __init__(self, fd: int, original: TextIO) -> None:
         super().__init__()
-        self._name = name
+        self._fd = fd
         self._original = original
         self._local = threading.local()
 
-    def bind(self, capture: _Capture | None) -> None:
-        """Send this thread's writes to capture (None: to the original stream)."""
-        self._local.capture = capture
+    def bind(self, active: bool) -> None:
+        """Send this thread's writes to the file descriptor (False: to the original
+        stream)."""
+        self._local.active = active
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        capture: _Capture | None = getattr(self._local, "capture", None)
-        if capture is None:
+        if not getattr(self._local, "active", False):
             return self._original.write(text)
-        capture.write(self._name, text)
+        data = text.encode("utf-8", "replace")
+        while data:
+            data = data[os.write(self._fd, data) :]
         return len(text)
 
     def flush(self) -> None:
-        if getattr(self._local, "capture", None) is None:
+        if not getattr(self._local, "active", False):
             self._original.flush()
 
     @property
@@ -200,9 +204,9 @@ def _install_routers() -> tuple[_Router, _Router]:
                 os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace"
             )
         if not isinstance(sys.stdout, _Router):
-            sys.stdout = _Router("stdout", _host_stream)
+            sys.stdout = _Router(1, _host_stream)
         if not isinstance(sys.stderr, _Router):
-            sys.stderr = _Router("stderr", _host_stream)
+            sys.stderr = _Router(2, _host_stream)
         return sys.stdout, sys.stderr
 
 
@@ -403,6 +407,20 @@ def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
 
 
+def _clear_raised(thread_id: int) -> None:
+    """Drop an exception _raise_in_thread left pending in a thread."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+
+
+def _describe(value: object) -> tuple[str, str]:
+    """repr() and JSON of a result value ("" for JSON it has none)."""
+    try:
+        text = repr(value)
+    except Exception as err:
+        text = f"<repr failed: {type(err).__name__}>"
+    return text, _json_or_empty(value)
+
+
 class _Execution:
     """One run of code on its own thread, talking to the execute stream through queues."""
 
@@ -417,22 +435,26 @@ class _Execution:
         self.tool_calls = 0
         self.finished = threading.Event()
         self.timed_out = False
+        # running is True while the code (or its value's repr) runs: interrupts
+        # are raised only then.
+        self.running = True
+        self.running_lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="interpreter-exec", daemon=True)
 
     # Runs on the execution's thread.
     def _run(self) -> None:
         stdout, stderr = _install_routers()
-        stdout.bind(self.capture)
-        stderr.bind(self.capture)
-        fds = _FdCapture(self.capture, self._output_limit)
+        fds = _FdCapture(self.capture, lambda: self._interrupt(OutputLimitExceeded))
         fds.start()
+        stdout.bind(True)
+        stderr.bind(True)
         self.session.caller = self._call_tool
         try:
             msg = self._execute()
         finally:
             self.session.caller = None
-            stdout.bind(None)
-            stderr.bind(None)
+            stdout.bind(False)
+            stderr.bind(False)
             fds.stop()
         if self.capture.limit_hit and msg.WhichOneof("msg") != "error":
             msg = self._error(OutputLimitExceeded(), "output")
@@ -444,20 +466,38 @@ class _Execution:
             self.out.put(msg)
             self.out.put(None)
 
-    def _output_limit(self) -> None:
-        ident = self.thread.ident
-        if ident is not None and self.thread.is_alive():
-            _raise_in_thread(ident, OutputLimitExceeded)
+    def _interrupt(self, exc: type[BaseException]) -> None:
+        """Raise exc in the code's thread, if the code still runs."""
+        with self.running_lock:
+            ident = self.thread.ident
+            if self.running and ident is not None:
+                _raise_in_thread(ident, exc)
+
+    def _code_done(self) -> None:
+        """Mark the code as ended and drop an interrupt raised too late to land in it,
+        so that none lands in the plugin's own code."""
+        with self.running_lock:
+            self.running = False
+            ident = self.thread.ident
+            if ident is not None:
+                _clear_raised(ident)
 
     def _execute(self) -> plugin_pb2.ExecuteServerMessage:
         try:
             body, last = compile_cell(self.code)
         except SyntaxError as err:
+            self._code_done()
             return self._error(err, "")
         ns = self.session.namespace
+        value_repr = value_json = ""
         try:
-            exec(body, ns)  # noqa: S102 - running the LM's code is this plugin's purpose
-            value = eval(last, ns) if last is not None else None  # noqa: S307
+            try:
+                exec(body, ns)  # noqa: S102 - running the LM's code is this plugin's purpose
+                value = eval(last, ns) if last is not None else None  # noqa: S307
+                if value is not None:
+                    value_repr, value_json = _describe(value)
+            finally:
+                self._code_done()
         except _Submit as sub:
             return plugin_pb2.ExecuteServerMessage(
                 result=plugin_pb2.ExecResult(
@@ -475,13 +515,12 @@ class _Execution:
             return self._error(err, "memory")
         except BaseException as err:
             return self._error(err, "")
-        result = plugin_pb2.ExecResult(output=self.capture.message(), tool_calls=self.tool_calls)
-        if value is not None:
-            try:
-                result.value_repr = repr(value)
-            except Exception as err:
-                result.value_repr = f"<repr failed: {type(err).__name__}>"
-            result.value_json = _json_or_empty(value)
+        result = plugin_pb2.ExecResult(
+            output=self.capture.message(),
+            tool_calls=self.tool_calls,
+            value_repr=value_repr,
+            value_json=value_json,
+        )
         return plugin_pb2.ExecuteServerMessage(result=result)
 
     def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
@@ -549,9 +588,7 @@ class _Execution:
         """Raise ExecutionTimeout in the code; return the error to answer if the code
         does not stop within the grace period (None when it stopped)."""
         self.timed_out = True
-        ident = self.thread.ident
-        if ident is not None:
-            _raise_in_thread(ident, ExecutionTimeout)
+        self._interrupt(ExecutionTimeout)
         self.thread.join(_TIMEOUT_GRACE_SECONDS)
         if not self.thread.is_alive():
             return None
