@@ -109,7 +109,7 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		c.prot.Seccomp = true
-		c.prot.Namespaces = namespaces
+		c.prot.Namespaces = slices.Clone(namespaces)
 		c.prot.HostUID = os.Getuid()
 		if c.cg, err = newCgroup(cfg.Limits); err == nil {
 			c.prot.Cgroup = "v" + strconv.Itoa(c.cg.version)
@@ -132,13 +132,9 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 		c.release()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		c.release()
-		return nil, fmt.Errorf("%w: cannot find the running executable to re-execute as the limits helper: %v", ErrUnavailable, err)
-	}
 	c.cmd = &exec.Cmd{
-		Path:        self,
+		// The running executable, even if its file was replaced since.
+		Path:        "/proc/self/exe",
 		Args:        append([]string{helperName}, helperArgs...),
 		Env:         []string{helperEnv + "=" + string(spec)},
 		ExtraFiles:  extra,
@@ -328,6 +324,8 @@ func (c *Cmd) classify() string {
 		// bwrap exits with 128+N when its payload dies of signal N.
 		sig = ps.ExitCode() - 128
 	}
+	// A command that ignores SIGXCPU dies of SIGKILL at the hard CPU
+	// limit a second later, reported as "signal:9".
 	switch {
 	case sig < 0:
 		return ""
@@ -335,26 +333,8 @@ func (c *Cmd) classify() string {
 		return KilledByCPU
 	case sig == int(syscall.SIGXFSZ):
 		return KilledByFileSize
-	case sig == int(syscall.SIGKILL) && c.cpuExceeded():
-		return KilledByCPU
 	}
 	return "signal:" + strconv.Itoa(sig)
-}
-
-// cpuExceeded reports whether the command's children used their CPU
-// allowance (the hard RLIMIT_CPU kill is a plain SIGKILL).
-func (c *Cmd) cpuExceeded() bool {
-	if c.cfg.Limits.CPU <= 0 {
-		return false
-	}
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_CHILDREN, &ru); err != nil {
-		return false
-	}
-	// RUSAGE_CHILDREN covers every reaped child of this process, so it
-	// only rules out; the exit code is what decides.
-	used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return used >= c.cfg.Limits.CPU
 }
 
 // KilledBy names the limit that ended the command (see Result.KilledBy);
@@ -394,6 +374,10 @@ func (c *Cmd) Kill() { c.kill("") }
 // kill ends the sandbox, recording why (reason "" records nothing).
 func (c *Cmd) kill(reason string) {
 	c.mu.Lock()
+	if c.waited {
+		c.mu.Unlock()
+		return
+	}
 	if c.killedBy == "" && reason != "" {
 		c.killedBy = reason
 	}
@@ -404,11 +388,9 @@ func (c *Cmd) kill(reason string) {
 		c.mu.Unlock()
 		return
 	}
-	if !c.waited {
-		pid := c.cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		_ = c.cmd.Process.Kill()
-	}
+	pid := c.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = c.cmd.Process.Kill()
 	cg := c.cg
 	c.mu.Unlock()
 	if cg != nil {
