@@ -49,7 +49,7 @@ func Check(ctx context.Context, cfg Config) Report {
 	}
 	rep.Duration = res.Duration
 	if err != nil {
-		rep.Reason = err.Error()
+		rep.Reason = strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
 		return rep
 	}
 	var seen struct {
