@@ -82,5 +82,7 @@ func (p *Plugin) newRunner(ctx context.Context, env []string, socketDir string) 
 			return nil, fmt.Errorf("sandbox: hand the socket directory to uid %d: %w", rep.Protections.HostUID, err)
 		}
 	}
-	return newSandboxRunner(ctx, p.name, p.spec, env, p.sandboxConfig(socketDir))
+	cfg := p.sandboxConfig(socketDir)
+	cfg.Runtime = rep.Runtime // resolved once, by the check
+	return newSandboxRunner(ctx, p.name, p.spec, env, cfg)
 }

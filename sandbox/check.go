@@ -19,8 +19,11 @@ type Report struct {
 	// Bwrap is bubblewrap's path and BwrapVersion its version line.
 	Bwrap        string `json:"bwrap,omitempty"`
 	BwrapVersion string `json:"bwrap_version,omitempty"`
-	// Python is the interpreter checked.
-	Python string `json:"python,omitempty"`
+	// Python is the interpreter checked, and Runtime its resolution
+	// (nil when it failed): set it as Config.Runtime to skip resolving
+	// the interpreter on later sandboxes.
+	Python  string   `json:"python,omitempty"`
+	Runtime *Runtime `json:"runtime,omitempty"`
 	// UID is the uid the probe saw inside (65534 when all is well).
 	UID int `json:"uid"`
 	// Network is true when the probe saw any network interface but the
@@ -43,6 +46,19 @@ func Check(ctx context.Context, cfg Config) Report {
 	var rep Report
 	rep.Bwrap, rep.BwrapVersion = bwrapVersion(ctx)
 	cfg.Timeout = 20 * time.Second
+	if cfg.Runtime == nil && !cfg.Unsafe {
+		py := cfg.Python
+		if py == "" {
+			py = DefaultPython
+		}
+		rt, err := ResolvePython(ctx, py)
+		if err != nil {
+			rep.Reason = err.Error()
+			return rep
+		}
+		cfg.Runtime = &rt
+	}
+	rep.Runtime = cfg.Runtime
 	res, c, err := run(ctx, cfg, nil, "python", "-I", "-c", checkScript)
 	if c != nil {
 		rep.Protections, rep.Python = c.Protections(), c.python

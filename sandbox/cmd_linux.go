@@ -67,9 +67,14 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 		return nil, errors.New("sandbox: no command")
 	}
 	cfg = cfg.withDefaults()
-	rt, err := probeRuntime(ctx, cfg.Python)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	var rt Runtime
+	if cfg.Runtime != nil {
+		rt = *cfg.Runtime
+	} else {
+		var err error
+		if rt, err = ResolvePython(ctx, cfg.Python); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 	}
 	argv = slices.Clone(argv)
 	if argv[0] == "python" || argv[0] == "python3" {
@@ -154,7 +159,7 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 
 // buildEnv is the command's environment: cfg's, or the default, with
 // PATH, HOME and TMPDIR filled in.
-func buildEnv(env map[string]string, rt runtime) map[string]string {
+func buildEnv(env map[string]string, rt Runtime) map[string]string {
 	out := map[string]string{"LANG": "C.UTF-8"}
 	if env != nil {
 		out = map[string]string{}

@@ -40,3 +40,8 @@ func (c *Cmd) Kill()                                {}
 func (c *Cmd) Close() error                         { return nil }
 func (c *Cmd) kill(string)                          {}
 func bwrapVersion(context.Context) (string, string) { return "", "" }
+
+// ResolvePython fails: the sandbox needs Linux.
+func ResolvePython(ctx context.Context, python string) (Runtime, error) {
+	return Runtime{}, errNoSandbox
+}

@@ -41,11 +41,28 @@ type Config struct {
 	// sys.path), so a virtualenv's python brings its venv and base
 	// runtime. argv[0] "python" or "python3" runs it.
 	Python string
+	// Runtime, when set, is Python already resolved (ResolvePython), and
+	// Python is ignored. Default nil: Python is resolved on each Command.
+	Runtime *Runtime
 	// Unsafe runs the command with NO isolation at all (no namespaces,
 	// no seccomp, no cgroup), only the timeout, rlimits and output caps.
 	// It is for machines where no sandbox can be made and the user
 	// explicitly opted out; the caller must log that it did.
 	Unsafe bool
+}
+
+// Runtime is a Python interpreter and what it needs to see; see
+// ResolvePython.
+type Runtime struct {
+	// Executable is the interpreter's path as Python reports it
+	// (sys.executable: a virtualenv's own bin/python, not its target).
+	Executable string `json:"executable"`
+	// Prefixes are sys.prefix, sys.base_prefix and the exec prefixes,
+	// bound read-only unless they are shared system prefixes (/usr, ...).
+	Prefixes []string `json:"prefixes"`
+	// Path is sys.path as an isolated interpreter (-I) sees it; each
+	// existing entry is bound read-only.
+	Path []string `json:"path"`
 }
 
 // Limits are the resource limits of one sandbox. Zero fields take the

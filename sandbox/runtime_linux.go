@@ -14,29 +14,21 @@ import (
 	"time"
 )
 
-// runtime is a Python interpreter and what it needs to see.
-type runtime struct {
-	// Executable is the interpreter's path, as Python reports it
-	// (sys.executable: a virtualenv's own bin/python, not its target).
-	Executable string `json:"executable"`
-	// Prefixes are sys.prefix, sys.base_prefix and the exec prefixes.
-	Prefixes []string `json:"prefixes"`
-	// Path is sys.path as an isolated interpreter (-I) sees it.
-	Path []string `json:"path"`
-}
-
 // probeScript prints the runtime as JSON.
 const probeScript = `import json, sys
 print(json.dumps({"executable": sys.executable,
   "prefixes": sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}),
   "path": [p for p in sys.path if p]}))`
 
-// probeRuntime asks the interpreter python where it lives. A pyenv shim or
-// a symlink resolves to the real interpreter this way.
-func probeRuntime(ctx context.Context, python string) (runtime, error) {
+// ResolvePython asks the interpreter python (a path, or a name looked up
+// in $PATH) where it lives: a pyenv shim or a symlink resolves to the real
+// interpreter this way. Command does this on each call unless
+// Config.Runtime is set; a caller that starts many sandboxes resolves
+// once (a few tens of milliseconds saved per sandbox).
+func ResolvePython(ctx context.Context, python string) (Runtime, error) {
 	path, err := exec.LookPath(python)
 	if err != nil {
-		return runtime{}, fmt.Errorf("python interpreter %s: %w", python, err)
+		return Runtime{}, fmt.Errorf("python interpreter %s: %w", python, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -47,11 +39,11 @@ func probeRuntime(ctx context.Context, python string) (runtime, error) {
 		if errors.As(err, &ee) {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 		}
-		return runtime{}, fmt.Errorf("probe python interpreter %s: %w", path, err)
+		return Runtime{}, fmt.Errorf("probe python interpreter %s: %w", path, err)
 	}
-	var rt runtime
+	var rt Runtime
 	if err := json.Unmarshal(out, &rt); err != nil || rt.Executable == "" {
-		return runtime{}, fmt.Errorf("probe python interpreter %s: unexpected answer %q", path, out)
+		return Runtime{}, fmt.Errorf("probe python interpreter %s: unexpected answer %q", path, out)
 	}
 	return rt, nil
 }
@@ -66,7 +58,7 @@ var systemLibDirs = []string{"/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/l
 var sharedPrefixes = []string{"/", "/usr", "/usr/local", "/opt"}
 
 // mounts are bwrap's filesystem arguments for the runtime, in order.
-func (rt runtime) mounts() ([]string, error) {
+func (rt Runtime) mounts() ([]string, error) {
 	var args []string
 	bound := map[string]bool{}
 	covered := func(p string) bool {
