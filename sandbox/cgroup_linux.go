@@ -22,6 +22,10 @@ import (
 // cgroupRoot is where cgroup file systems are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
+// cgroupPrefix starts the name of every sandbox's cgroup:
+// dspex-sandbox-<creator pid>-<random>.
+const cgroupPrefix = "dspex-sandbox-"
+
 // cgroup is one sandbox's cgroup: on v2 one directory, on v1 one per
 // controller (pids, memory).
 type cgroup struct {
@@ -79,7 +83,8 @@ func newCgroup(lim Limits) (*cgroup, error) {
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	name := "dspex-sandbox-" + hex.EncodeToString(id[:])
+	// The creator's pid in the name tells whose a leftover cgroup was.
+	name := cgroupPrefix + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(id[:])
 	own := ownCgroups()
 	cg := &cgroup{version: version, dirs: map[string]string{}}
 	if version == 2 {

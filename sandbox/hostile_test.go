@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,12 +86,13 @@ func hostPids(t *testing.T) int {
 	return n
 }
 
-// sandboxCgroupsLeft lists dspex-sandbox cgroups still present.
+// sandboxCgroupsLeft lists the cgroups of this process's sandboxes still
+// present.
 func sandboxCgroupsLeft() []string {
 	var left []string
+	name := cgroupPrefix + strconv.Itoa(os.Getpid()) + "-*"
 	for _, pattern := range []string{
-		"/sys/fs/cgroup/*/dspex-sandbox-*", "/sys/fs/cgroup/*/*/dspex-sandbox-*", "/sys/fs/cgroup/*/*/*/dspex-sandbox-*",
-		"/sys/fs/cgroup/dspex-sandbox-*",
+		"/sys/fs/cgroup/" + name, "/sys/fs/cgroup/*/" + name, "/sys/fs/cgroup/*/*/" + name, "/sys/fs/cgroup/*/*/*/" + name,
 	} {
 		m, _ := filepath.Glob(pattern)
 		left = append(left, m...)
@@ -393,6 +395,28 @@ print("chroot", call("chroot", b"/tmp"))`,
 					"unshare Operation not permitted\nsetuid Invalid argument 65534\nchroot Operation not permitted")
 			},
 		},
+	}
+	if runtime.GOARCH == "amd64" {
+		cases = append(cases, struct {
+			name  string
+			cfg   func(Config) Config
+			code  string
+			check func(t *testing.T, res Result)
+		}{
+			// i386 system calls (int 0x80) from a 64-bit process must not
+			// slip past the seccomp filter: the process is killed.
+			name: "seccomp: foreign-architecture system call",
+			code: `import ctypes, mmap
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(b"\xb8\x14\x00\x00\x00\xcd\x80\xc3")  # mov eax, 20 (i386 getpid); int 0x80; ret
+f = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+print("i386 getpid:", f())`,
+			check: func(t *testing.T, res Result) {
+				if res.KilledBy != "signal:"+strconv.Itoa(int(syscall.SIGSYS)) {
+					t.Fatalf("killed by %q, stdout %q: want SIGSYS", res.KilledBy, res.Stdout)
+				}
+			},
+		})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
