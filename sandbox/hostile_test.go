@@ -26,7 +26,7 @@ import (
 // see it.
 const hostileSecret = "DSPEX_HOSTILE_SECRET"
 
-func requireSandbox(t *testing.T) Config {
+func requireSandbox(t testing.TB) Config {
 	t.Helper()
 	cfg := Config{Python: testPython(t), Timeout: 20 * time.Second}
 	if os.Getenv("DSPEX_SANDBOX_SKIP") == "1" {
