@@ -92,6 +92,7 @@ func newCgroup(lim Limits) (*cgroup, error) {
 		if err := enableV2(parent); err != nil {
 			return nil, err
 		}
+		sweepStale(parent)
 		dir := filepath.Join(parent, name)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create cgroup: %w", err)
@@ -108,6 +109,7 @@ func newCgroup(lim Limits) (*cgroup, error) {
 		if _, err := os.Stat(parent); err != nil || own[c] == "" {
 			parent = filepath.Join(cgroupRoot, c)
 		}
+		sweepStale(parent)
 		dir := filepath.Join(parent, name)
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			cg.remove()
@@ -120,6 +122,25 @@ func newCgroup(lim Limits) (*cgroup, error) {
 		return nil, err
 	}
 	return cg, nil
+}
+
+// sweepStale removes the empty cgroups that sandboxes of dead processes
+// left under parent (a dspex killed before it could clean up; its
+// sandboxes died with it). A cgroup with processes in it cannot be
+// removed, so this never touches a live sandbox.
+func sweepStale(parent string) {
+	matches, _ := filepath.Glob(filepath.Join(parent, cgroupPrefix+"*"))
+	for _, dir := range matches {
+		rest := strings.TrimPrefix(filepath.Base(dir), cgroupPrefix)
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.Remove(dir)
+		}
+	}
 }
 
 // enableV2 makes the pids and memory controllers available to children of

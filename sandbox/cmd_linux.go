@@ -39,6 +39,8 @@ type Cmd struct {
 	cg      *cgroup
 	seccomp *os.File
 	prot    Protections
+	// unsafeDir is the working directory of an Unsafe command.
+	unsafeDir string
 
 	stopCtx func() bool // ends the context watch
 	timer   *time.Timer
@@ -90,6 +92,19 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 	}
 	c := &Cmd{cfg: cfg, python: rt.Executable}
 	env := buildEnv(cfg.Env, rt)
+	if cfg.Unsafe {
+		// No /scratch: a private temporary directory stands in for it.
+		dir, err := os.MkdirTemp("", "dspex-unsafe-")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		c.unsafeDir = dir
+		for _, k := range []string{"HOME", "TMPDIR"} {
+			if _, set := cfg.Env[k]; !set {
+				env[k] = dir
+			}
+		}
+	}
 	plan := helperPlan{Rlimits: rlimits(cfg.Limits)}
 	c.prot.Rlimits = true
 	var helperArgs []string
@@ -151,7 +166,7 @@ func Command(ctx context.Context, cfg Config, argv ...string) (*Cmd, error) {
 	if cfg.Unsafe {
 		// The helper execs argv directly: env travels through it.
 		c.cmd.Args = append([]string{helperName, "/usr/bin/env", "-i"}, append(envList(env), argv...)...)
-		c.cmd.Dir = os.TempDir()
+		c.cmd.Dir = c.unsafeDir
 	}
 	c.stopCtx = context.AfterFunc(ctx, func() { c.kill("") })
 	return c, nil
@@ -428,6 +443,9 @@ func (c *Cmd) release() {
 	}
 	if c.seccomp != nil {
 		c.seccomp.Close()
+	}
+	if c.unsafeDir != "" {
+		_ = os.RemoveAll(c.unsafeDir)
 	}
 }
 

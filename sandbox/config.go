@@ -45,7 +45,9 @@ type Config struct {
 	// Python is ignored. Default nil: Python is resolved on each Command.
 	Runtime *Runtime
 	// Unsafe runs the command with NO isolation at all (no namespaces,
-	// no seccomp, no cgroup), only the timeout, rlimits and output caps.
+	// no seccomp, no cgroup), only the timeout, rlimits, output caps and
+	// Env; its working directory and HOME are a private temporary
+	// directory, removed after.
 	// It is for machines where no sandbox can be made and the user
 	// explicitly opted out; the caller must log that it did.
 	Unsafe bool
