@@ -342,6 +342,11 @@ func (c Config) Validate() error {
 				return fmt.Errorf("%w: plugin %s lists an empty capability", ErrConfig, name)
 			}
 		}
+		for _, path := range spec.SandboxReadOnly {
+			if !filepath.IsAbs(path) {
+				return fmt.Errorf("%w: plugin %s: sandbox_read_only path %q is not absolute", ErrConfig, name, path)
+			}
+		}
 	}
 	for capability, name := range c.Capabilities {
 		if _, ok := c.Plugins[name]; !ok {

@@ -36,26 +36,28 @@ func (p *Plugin) sandboxConfig(socketDir string) sandbox.Config {
 	return cfg
 }
 
-// sandboxReport checks, once per plugin, that a sandbox can be created
-// with the plugin's interpreter.
+// sandboxReport checks that a sandbox can be created with the plugin's
+// interpreter. A success is kept for the plugin's later starts; a failure
+// is checked again at the next start.
 func (p *Plugin) sandboxReport(ctx context.Context) sandbox.Report {
 	p.sandboxMu.Lock()
 	defer p.sandboxMu.Unlock()
-	if p.sandboxRep == nil {
-		ctx, cancel := context.WithTimeout(ctx, sandboxCheckTimeout)
-		defer cancel()
-		cfg := p.sandboxConfig(os.TempDir())
-		cfg.ReadWrite = nil
-		rep := sandbox.Check(ctx, cfg)
-		p.sandboxRep = &rep
-		if rep.Available {
-			prot := rep.Protections
-			p.publish(event.PluginLog, &event.PluginLogEntry{Plugin: p.name, Source: "host", Level: "info",
-				Message: fmt.Sprintf("sandboxed: namespaces %s, seccomp %v, cgroup %q, host uid %d, rlimits %v",
-					strings.Join(prot.Namespaces, ","), prot.Seccomp, prot.Cgroup, prot.HostUID, prot.Rlimits)})
-		}
+	if p.sandboxRep != nil {
+		return *p.sandboxRep
 	}
-	return *p.sandboxRep
+	ctx, cancel := context.WithTimeout(ctx, sandboxCheckTimeout)
+	defer cancel()
+	cfg := p.sandboxConfig(os.TempDir())
+	cfg.ReadWrite = nil
+	rep := sandbox.Check(ctx, cfg)
+	if rep.Available {
+		p.sandboxRep = &rep
+		prot := rep.Protections
+		p.publish(event.PluginLog, &event.PluginLogEntry{Plugin: p.name, Source: "host", Level: "info",
+			Message: fmt.Sprintf("sandboxed: namespaces %s, seccomp %v, cgroup %q, host uid %d, rlimits %v",
+				strings.Join(prot.Namespaces, ","), prot.Seccomp, prot.Cgroup, prot.HostUID, prot.Rlimits)})
+	}
+	return rep
 }
 
 // newRunner prepares the plugin's process: in the sandbox when its spec
