@@ -184,8 +184,11 @@ for p in ["/root", "/home", os.path.expanduser("~/.ssh"), "/root/.ssh/id_rsa", "
 			},
 		},
 		{
-			name:  "the repository",
-			code:  `import os; print(os.path.exists(` + strconv.Quote(repo) + `), os.path.exists(` + strconv.Quote(filepath.Join(repo, "go.mod")) + `))`,
+			// The repository's directory itself may exist, as the parent of
+			// a virtualenv inside it; its files must not.
+			name: "the repository",
+			code: `import os; print(os.path.exists(` + strconv.Quote(filepath.Join(repo, "go.mod")) + `), os.path.exists(` +
+				strconv.Quote(filepath.Join(repo, "sandbox", "hostile_test.go")) + `))`,
 			check: func(t *testing.T, res Result) { wantOK(t, res, "False False") },
 		},
 		{
@@ -378,8 +381,8 @@ f(0)`,
 			name: "symlinks in scratch",
 			code: `import os
 os.symlink("/etc/shadow", "/scratch/s")
-os.symlink("/root", "/scratch/r")
-os.symlink("/proc/1/root/root", "/scratch/p")
+os.symlink("/root/.ssh", "/scratch/r")
+os.symlink("/proc/1/root/root/.bashrc", "/scratch/p")
 for p in ["/scratch/s", "/scratch/r", "/scratch/p"]:
     try:
         print(p, os.listdir(p) if os.path.isdir(p) else open(p).read())
