@@ -14,7 +14,7 @@ import (
 // nothing), and returns its output and how it ended. A command that fails
 // or is killed by a limit is not an error: Result says so. The error is
 // ErrUnavailable (wrapped, with the reason) when no sandbox can be made,
-// or a failure to start.
+// a failure to start, or ctx's error when cancelling ctx killed it.
 func Run(ctx context.Context, cfg Config, stdin io.Reader, argv ...string) (Result, error) {
 	res, _, err := run(ctx, cfg, stdin, argv...)
 	return res, err
@@ -44,7 +44,13 @@ func run(ctx context.Context, cfg Config, stdin io.Reader, argv ...string) (Resu
 		Duration: time.Since(start),
 		KilledBy: c.KilledBy(),
 	}
-	return res, c, setupFailure(res)
+	if err := setupFailure(res); err != nil {
+		return res, c, err
+	}
+	if err := ctx.Err(); err != nil && res.KilledBy == "signal:9" {
+		return res, c, fmt.Errorf("sandbox: run cancelled: %w", err)
+	}
+	return res, c, nil
 }
 
 // capWriter keeps the first limit bytes written and calls over, once,

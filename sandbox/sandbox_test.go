@@ -113,8 +113,8 @@ func TestContextCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	res, err := Run(ctx, Config{Python: testPython(t)}, nil, "python", "-c", "import time; time.sleep(60)")
-	if err != nil {
-		t.Fatal(err)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v, want context.Canceled", err)
 	}
 	if res.Duration > 10*time.Second || res.KilledBy != "signal:9" {
 		t.Fatalf("%+v", res)
