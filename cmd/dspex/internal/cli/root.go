@@ -59,6 +59,7 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newServeCommand(s),
 		newPluginsCommand(s),
 		newExecCommand(s),
+		newSandboxCommand(s),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: 2, Err: err} })
 	markUsageErrors(root)
