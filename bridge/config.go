@@ -258,8 +258,9 @@ const (
 	SamplerPlugin = "sampler"
 	// InterpreterPlugin is CodeAct's Python interpreter (plugins/codeact is
 	// its Go client): `<python> -m dspex_plugins.interpreter`, serving
-	// "interpreter". It runs untrusted code: set sandbox: true in the
-	// plugins: section to launch it inside the OS sandbox.
+	// "interpreter". It runs untrusted code, so it runs in the OS sandbox
+	// (Sandbox: true); where none can be created it does not start unless
+	// the configuration sets unsafe_no_sandbox.
 	InterpreterPlugin = "interpreter"
 )
 
@@ -267,13 +268,13 @@ const (
 // `<python> -m dspex_plugins.echo`, serving the "echo" capability, the
 // sampler plugin, `<python> -m dspex_plugins.sampler`, serving "sampler",
 // and the interpreter plugin, `<python> -m dspex_plugins.interpreter`,
-// serving "interpreter". Each call returns a fresh copy.
+// serving "interpreter", sandboxed. Each call returns a fresh copy.
 func DefaultConfig() Config {
 	return Config{
 		Plugins: map[string]PluginSpec{
 			EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
 			SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
-			InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}},
+			InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}, Sandbox: true},
 		},
 		Capabilities: map[string]string{},
 	}

@@ -76,7 +76,7 @@ func TestDefaultConfigBuiltIns(t *testing.T) {
 	want := map[string]PluginSpec{
 		EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
 		SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
-		InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}},
+		InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}, Sandbox: true},
 	}
 	if diff := cmp.Diff(want, cfg.Plugins); diff != "" {
 		t.Errorf("built-in plugins (-want +got):\n%s", diff)

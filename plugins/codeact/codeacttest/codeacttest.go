@@ -50,13 +50,21 @@ func repoRoot(t testing.TB) string {
 }
 
 // Plugins returns the built-in registry with Python(t) as the interpreter,
-// this checkout's python/ on PYTHONPATH, and quick health checks.
+// this checkout's python/ on PYTHONPATH, and quick health checks. The
+// interpreter runs in the OS sandbox when one can be created here, and
+// without one otherwise (unsafe_no_sandbox).
 func Plugins(t testing.TB) *bridge.Config {
 	t.Helper()
 	cfg := bridge.DefaultConfig()
 	cfg.Python = Python(t)
 	spec := cfg.Plugins[bridge.InterpreterPlugin]
-	spec.Env = map[string]string{"PYTHONPATH": filepath.Join(repoRoot(t), "python")}
+	code := filepath.Join(repoRoot(t), "python")
+	spec.Env = map[string]string{"PYTHONPATH": code}
+	// In the OS sandbox, as the built-in registry has it, where one can be
+	// created (make setup installs bubblewrap); elsewhere the tests still
+	// run, unsandboxed, and the bridge logs that.
+	spec.Sandbox, spec.UnsafeNoSandbox = true, true
+	spec.SandboxReadOnly = []string{code}
 	cfg.Plugins[bridge.InterpreterPlugin] = spec
 	cfg.Supervisor = bridge.SupervisorConfig{
 		StartTimeout:    config.Duration(60 * time.Second),

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dspex/dspex/sandbox"
 )
 
 // interpreterPython returns the repository's virtualenv interpreter when
@@ -40,10 +42,18 @@ func TestExec(t *testing.T) {
 	env := []string{"DSPEX_PYTHON=" + interpreterPython(t)}
 	snippet := writeFile(t, "s.py", "import sys\nprint('out')\nprint('err', file=sys.stderr)\n6 * 7\n")
 
-	_, stderr, code := runDspex(t, env, "exec", snippet)
+	// Without bubblewrap no sandbox can be created: refused, unless
+	// --unsafe-no-sandbox, which says so.
+	noBwrap := append([]string{"PATH=" + t.TempDir()}, env...)
+	_, stderr, code := runDspex(t, noBwrap, "exec", snippet)
 	if code != 1 || !strings.Contains(stderr, "refusing to run untrusted code") || !strings.Contains(stderr, "--unsafe-no-sandbox") {
 		t.Errorf("without a sandbox: exit %d, stderr %q", code, stderr)
 	}
+	out, stderr, code := runDspex(t, noBwrap, "exec", "--unsafe-no-sandbox", snippet)
+	if code != 0 || !strings.Contains(out, `"stdout":"out\n"`) || !strings.Contains(stderr, "WITHOUT isolation") {
+		t.Errorf("--unsafe-no-sandbox without a sandbox: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	sandboxed := sandbox.Check(t.Context(), sandbox.Config{Python: interpreterPython(t)}).Available
 
 	for _, tc := range []struct {
 		name, code string
@@ -53,6 +63,7 @@ func TestExec(t *testing.T) {
 		errType    string
 	}{
 		{"ok", "", []string{snippet}, 0, "", ""},
+		{"uid", "import os\nos.getuid()", nil, 0, "", ""},
 		{"raises", "1/0", nil, 1, "", "ZeroDivisionError"},
 		{"exits", "import os\nos._exit(3)", nil, 3, "crash", "InterpreterCrash"},
 		{"segfault", "import ctypes\nctypes.string_at(0)", nil, 139, "crash", "InterpreterCrash"},
@@ -60,14 +71,14 @@ func TestExec(t *testing.T) {
 		{"flood", "while True:\n    print('x' * 1000)", []string{"--max-output", "100"}, 1, "output", "OutputLimitExceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"exec", "--unsafe-no-sandbox"}, tc.args...)
+			args := append([]string{"exec"}, tc.args...)
+			if !sandboxed {
+				args = append(args, "--unsafe-no-sandbox")
+			}
 			if tc.code != "" {
 				args = append(args, writeFile(t, "c.py", tc.code))
 			}
 			out, stderr, code := runDspex(t, env, args...)
-			if !strings.Contains(stderr, "WITHOUT the OS sandbox") {
-				t.Errorf("--unsafe-no-sandbox is not logged: %q", stderr)
-			}
 			var obs execObservation
 			if err := json.Unmarshal([]byte(out), &obs); err != nil {
 				t.Fatalf("%v: %q (stderr %q)", err, out, stderr)
@@ -80,6 +91,9 @@ func TestExec(t *testing.T) {
 			}
 			if tc.name == "ok" && (obs.Stdout != "out\n" || obs.Stderr != "err\n" || obs.Value != "42" || obs.Duration <= 0) {
 				t.Errorf("observation %+v", obs)
+			}
+			if tc.name == "uid" && sandboxed && obs.Value != "65534" {
+				t.Errorf("uid %s inside the sandbox", obs.Value)
 			}
 		})
 	}
@@ -117,7 +131,11 @@ func TestRunInterpreterModules(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := startMockLM(t, "--script", writeFile(t, "script.yaml", tc.script))
-			prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram:\n  "+tc.program+"\n")
+			// Sandboxed where a sandbox can be created, as the built-in
+			// registry has it; elsewhere without one.
+			prog := writeFile(t, "p.yaml", "lm: {model: dspex-sim, base_url: \""+url+"\", api_key_env: DSPEX_TEST_UNSET}\nprogram:\n  "+tc.program+
+				"\nplugins:\n  plugins:\n    interpreter:\n      args: [-m, dspex_plugins.interpreter]\n      capabilities: [interpreter]\n"+
+				"      sandbox: true\n      unsafe_no_sandbox: true\n")
 			out, stderr, code := runDspex(t, env, "run", "--program", prog, "--input", tc.input, "--no-cache")
 			if code != 0 || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, stderr)

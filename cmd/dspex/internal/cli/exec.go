@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/plugins/codeact"
+	"github.com/dspex/dspex/sandbox"
 )
 
 type execFlags struct {
@@ -43,9 +46,10 @@ a signal) when it killed the interpreter; "killed_by" ("timeout", "output",
 "memory", "crash") is present when a limit ended the code; "value" is the
 repr of the last expression's value, when it has one.
 
-The interpreter runs untrusted code: it is refused when no OS sandbox can be
-created, unless --unsafe-no-sandbox runs it without one (which is logged on
-standard error). The command exits 0 when the code ran through, 1 when it
+The code is untrusted: the interpreter runs in the OS sandbox (see dspex
+sandbox check), and when none can be created here the command refuses, unless
+--unsafe-no-sandbox lets it run without one, which is logged on standard
+error. The command exits 0 when the code ran through, 1 when it
 failed or was killed (the observation is printed either way), 2 on bad
 usage.`,
 		Args: cobra.MaximumNArgs(1),
@@ -59,7 +63,7 @@ usage.`,
 	}
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "wall-clock limit of the execution")
 	cmd.Flags().StringVar(&f.config, "config", "", "YAML file with a plugins: section (default: the built-in registry)")
-	cmd.Flags().BoolVar(&f.unsafe, "unsafe-no-sandbox", false, "run the code without the OS sandbox, with your user's rights (logged)")
+	cmd.Flags().BoolVar(&f.unsafe, "unsafe-no-sandbox", false, "where no OS sandbox can be created, run the code without one, with your user's rights (logged)")
 	cmd.Flags().IntVar(&f.maxOutput, "max-output", 64<<10, "bytes of stdout and of stderr kept; code that writes 16 times more is stopped")
 	return cmd
 }
@@ -96,17 +100,25 @@ func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
 		return err
 	}
 	spec := pcfg.Plugins[name]
-	if f.unsafe {
-		fmt.Fprintf(s.err, "dspex: warning: --unsafe-no-sandbox: running the code WITHOUT the OS sandbox, with this user's rights (plugin %s)\n", name)
-		spec.Sandbox = false
-	} else if err := sandboxAvailable(); err != nil {
-		return fmt.Errorf("refusing to run untrusted code: %w; --unsafe-no-sandbox runs it without one", err)
-	} else {
-		spec.Sandbox = true
-	}
+	// Always in the sandbox; --unsafe-no-sandbox only lets the bridge go
+	// on without one where none can be created, which it logs.
+	spec.Sandbox, spec.UnsafeNoSandbox = true, f.unsafe
 	pcfg.Plugins[name] = spec
+	bus := event.NewBus()
+	defer bus.Close()
+	warnings, err := bus.Subscribe(event.SubscribeOptions{Name: "exec warnings", Kinds: []event.Kind{event.PluginLog}}, func(e event.Event) {
+		// The bridge's word on the sandbox (running without one), not the
+		// interpreter's exit when it is killed at the end.
+		if l, ok := e.Data.(*event.PluginLogEntry); ok && l.Source == "host" && l.Level == "warn" && strings.Contains(l.Message, "sandbox") {
+			fmt.Fprintf(s.err, "dspex: warning: %s: %s\n", l.Plugin, l.Message)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer warnings.Close()
 	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, Timeout: f.timeout,
-		Session: codeact.SessionOptions{MaxOutputBytes: f.maxOutput}})
+		Session: codeact.SessionOptions{MaxOutputBytes: f.maxOutput}, Bus: bus})
 	if err != nil {
 		if errors.Is(err, bridge.ErrPythonNotFound) {
 			err = fmt.Errorf("%w; %s", err, interpreterHint)
@@ -116,6 +128,9 @@ func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
 	defer pool.Close()
 	session, err := pool.NewSession(ctx, nil)
 	if err != nil {
+		if errors.Is(err, sandbox.ErrUnavailable) {
+			return fmt.Errorf("refusing to run untrusted code: %w; --unsafe-no-sandbox runs it without isolation", err)
+		}
 		return err
 	}
 	defer session.Close()
@@ -179,10 +194,4 @@ func readSnippet(s *streams, path string) (string, error) {
 		return "", fmt.Errorf("the snippet is more than %d bytes", maxSnippetBytes)
 	}
 	return string(b), nil
-}
-
-// sandboxAvailable says why no OS sandbox can be created here, nil when
-// one can.
-func sandboxAvailable() error {
-	return errors.New("no OS sandbox can be created: this build of dspex does not enforce plugins' sandbox: true yet")
 }

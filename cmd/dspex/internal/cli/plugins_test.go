@@ -129,7 +129,7 @@ func TestPluginsListJSON(t *testing.T) {
 	want := []pluginReport{
 		{Name: "echo", Capabilities: []string{"echo"}, Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Status: "configured"},
 		{Name: "fake", Capabilities: []string{"echo"}, Command: exe, Status: "configured"},
-		{Name: "interpreter", Capabilities: []string{"interpreter"}, Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Status: "configured"},
+		{Name: "interpreter", Capabilities: []string{"interpreter"}, Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Sandbox: true, Status: "configured"},
 		{Name: "sampler", Capabilities: []string{"sampler"}, Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Status: "configured"},
 		{Name: "tuner", Capabilities: []string{"finetune"}, Command: "/bin/true", Sandbox: true, Status: "configured"},
 	}
