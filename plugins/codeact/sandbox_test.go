@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/bridge"
-
 	"github.com/dspex/dspex/plugins/codeact"
 	"github.com/dspex/dspex/plugins/codeact/codeacttest"
 	"github.com/dspex/dspex/sandbox"
