@@ -271,6 +271,10 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 func crashDetail(err error) string {
 	var be *bridge.Error
 	if errors.As(err, &be) && be.Exit != nil {
+		if be.Exit.ByHost {
+			// Code that holds the GIL in C stops the health checks too.
+			return be.Exit.String() + ": it stopped answering the host's health checks"
+		}
 		return be.Exit.String()
 	}
 	return "the process exited"
