@@ -3,6 +3,7 @@ package codeact_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +292,34 @@ func kindStrings(ks []event.Kind) []string {
 		out[i] = string(k)
 	}
 	return out
+}
+
+// More sessions than interpreters: each waits for one, none shares one.
+func TestConcurrentSessionsShareABoundedPool(t *testing.T) {
+	pool := codeacttest.Pool(t, codeact.Config{Max: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := range 6 {
+		wg.Go(func() {
+			s, err := pool.NewSession(t.Context(), shopTools(t))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			code := fmt.Sprintf("n = %d\nimport time\ntime.sleep(0.05)\nn * price('apple')", i)
+			obs, err := s.Execute(t.Context(), code)
+			if err == nil && obs.Value != fmt.Sprint(3*i) {
+				err = fmt.Errorf("session %d: %+v", i, obs)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
