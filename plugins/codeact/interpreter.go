@@ -224,9 +224,14 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 	it.uses++
 	it.mu.Unlock()
 	start := time.Now()
-	runCtx, cancel := context.WithCancel(ctx)
+	var (
+		runCtx context.Context
+		cancel context.CancelFunc
+	)
 	if timeout > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, timeout+killGrace)
+	} else {
+		runCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
 	obs, err := it.stream(runCtx, session, code, timeout, tools)
