@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyrand"
@@ -111,5 +112,32 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 			out[pi] = append(out[pi], np.Predictor.Demos())
 		}
 	}
+	// One event per candidate, in candidate order (the sets were built
+	// concurrently).
+	if event.Enabled(ctx, event.OptimizerDemoSet) {
+		for pi, np := range r.program.NamedPredictors() {
+			for i, set := range out[pi] {
+				demos := make([]any, len(set))
+				for j, d := range set {
+					demos[j] = d.Object()
+				}
+				publish(ctx, event.OptimizerDemoSet, &event.OptimizerDemoSetInfo{Optimizer: Name, Predictor: np.Name, Index: i,
+					Source: demoSetSource(i, maxLabeled), Demos: demos})
+			}
+		}
+	}
 	return out, nil
+}
+
+// demoSetSource says how demo set i was made.
+func demoSetSource(i, maxLabeled int) string {
+	switch {
+	case i == 0, i == 1 && maxLabeled <= 0:
+		return "zero_shot"
+	case i == 1:
+		return "labeled"
+	case i == 2:
+		return "bootstrap"
+	}
+	return "bootstrap_shuffled"
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
@@ -364,6 +365,11 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 	res.Instructions = make([][]string, len(preds))
 	for _, prop := range props {
 		res.Instructions[prop.Predictor] = append(res.Instructions[prop.Predictor], prop.Instruction)
+		// One event per candidate, in candidate order (the proposals ran
+		// concurrently).
+		publish(ctx, event.OptimizerInstruction, &event.OptimizerInstructionInfo{Optimizer: Name,
+			Predictor: preds[prop.Predictor].Name, Index: prop.Index, Instruction: prop.Instruction,
+			Tip: prop.Tip, RolloutID: prop.RolloutID, Fallback: prop.Fallback})
 	}
 	res.Proposals = props
 	return nil

@@ -1,15 +1,21 @@
 package mipro
 
 import (
+	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dspex/dspex/core/evaluate"
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/signature"
 	"github.com/dspex/dspex/core/teleprompt"
+	"github.com/dspex/dspex/core/trace"
 )
 
 // On the bundled task, with one simulator in dataset mode as both the task
@@ -62,5 +68,92 @@ func TestMIPROBeatsBootstrapOnCapitals(t *testing.T) {
 	}
 	if !(miproScore > bootScore && bootScore > base) {
 		t.Errorf("dev: MIPROv2 %.1f, BootstrapFewShot %.1f, zero-shot %.1f; want MIPROv2 > BootstrapFewShot > zero-shot", miproScore, bootScore, base)
+	}
+}
+
+// Each demo set built and each instruction proposed is an event of its own
+// kind, kept by the trace store as a row of the run's events and read back
+// in candidate order.
+func TestCandidateEventsInTraceStore(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	path := filepath.Join(t.TempDir(), "trace.db")
+	store, err := trace.Open(ctx, path, trace.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := event.NewBus()
+	if err := store.Attach(bus); err != nil {
+		t.Fatal(err)
+	}
+	rctx, span := event.StartRun(event.WithBus(ctx, bus))
+	event.Publish(rctx, event.RunStart, span, &event.RunInfo{Name: "optimize"})
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	res, err := New(Config{Metric: metric.ExactMatch("answer"), Sampler: &fakeSampler{}, PromptModel: prompt,
+		NumCandidates: 4, NumTrials: 3, MinibatchSize: 10}).Compile(rctx, student, train[:20], dev[:30])
+	if err != nil {
+		t.Fatal(err)
+	}
+	event.Publish(context.WithoutCancel(rctx), event.RunEnd, span, &event.RunInfo{Name: "optimize"})
+	bus.Close()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	reader, err := trace.OpenReader(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	sets, err := reader.Events(ctx, span.RunID, string(event.OptimizerDemoSet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotSets []event.OptimizerDemoSetInfo
+	for _, e := range sets {
+		var info event.OptimizerDemoSetInfo
+		if err := json.Unmarshal(e.Data, &info); err != nil {
+			t.Fatalf("demo set row %s: %v", e.Data, err)
+		}
+		gotSets = append(gotSets, info)
+	}
+	if len(gotSets) != len(res.DemoSets[0]) || len(gotSets) != 4 {
+		t.Fatalf("%d demo set rows, %d demo sets", len(gotSets), len(res.DemoSets[0]))
+	}
+	for i, info := range gotSets {
+		want := event.OptimizerDemoSetInfo{Optimizer: Name, Predictor: student.NamedPredictors()[0].Name, Index: i,
+			Source: []string{"zero_shot", "labeled", "bootstrap", "bootstrap_shuffled"}[i]}
+		if got := info; got.Optimizer != want.Optimizer || got.Predictor != want.Predictor || got.Index != want.Index || got.Source != want.Source {
+			t.Errorf("demo set row %d: %+v, want %+v", i, got, want)
+		}
+		if len(info.Demos) != len(res.DemoSets[0][i]) {
+			t.Errorf("demo set %d: %d demos stored, %d built", i, len(info.Demos), len(res.DemoSets[0][i]))
+		}
+		for j, d := range info.Demos {
+			q, _ := res.DemoSets[0][i][j].Get("question")
+			if d.(map[string]any)["question"] != q {
+				t.Errorf("demo set %d demo %d: %v, want question %v", i, j, d, q)
+			}
+		}
+	}
+
+	props, err := reader.Events(ctx, span.RunID, string(event.OptimizerInstruction))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []event.OptimizerInstructionInfo
+	for _, e := range props {
+		var info event.OptimizerInstructionInfo
+		if err := json.Unmarshal(e.Data, &info); err != nil {
+			t.Fatalf("instruction row %s: %v", e.Data, err)
+		}
+		got = append(got, info)
+	}
+	for _, p := range res.Proposals {
+		want = append(want, event.OptimizerInstructionInfo{Optimizer: Name, Predictor: student.NamedPredictors()[0].Name,
+			Index: p.Index, Instruction: p.Instruction, Tip: p.Tip, RolloutID: p.RolloutID, Fallback: p.Fallback})
+	}
+	if diff := cmp.Diff(want, got); diff != "" || len(got) != 4 {
+		t.Errorf("instruction rows (-proposals +stored):\n%s", diff)
 	}
 }
