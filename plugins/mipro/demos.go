@@ -3,6 +3,7 @@ package mipro
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -36,9 +37,14 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 	if labeled == 0 {
 		labeled = -1 // teleprompt: negative means none
 	}
+	maxErrors := r.s.maxErrors
+	if maxErrors < 0 {
+		// BootstrapFewShot has no "never"; no run counts this many.
+		maxErrors = math.MaxInt
+	}
 	bootstrap := func(size int) *teleprompt.BootstrapFewShot {
 		return &teleprompt.BootstrapFewShot{Metric: c.Metric, MetricThreshold: c.MetricThreshold, MaxBootstrappedDemos: size,
-			MaxLabeledDemos: labeled, MaxErrors: r.s.maxErrors, Teacher: c.Teacher}
+			MaxLabeledDemos: labeled, MaxErrors: maxErrors, Teacher: c.Teacher}
 	}
 	// The random draws first, in DSPy's order (each shuffled set's shuffle,
 	// then its size); then the sets are built at once, at most

@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -140,8 +141,9 @@ type Config struct {
 	// ViewDataBatchSize is how many training examples each dataset summary
 	// call sees; default 10.
 	ViewDataBatchSize int
-	// MaxErrors bounds failures while bootstrapping and evaluating;
-	// default 10.
+	// MaxErrors bounds failures while bootstrapping and in each
+	// evaluation; default 10 (DSPy's max_errors); negative means never
+	// stop for errors (failed examples still score 0).
 	MaxErrors int
 	// Concurrency bounds the examples of one evaluation run at once;
 	// default 16.
@@ -341,8 +343,8 @@ func (o *Optimizer) settings(predictors int) (settings, error) {
 	if s.viewBatch <= 0 {
 		s.viewBatch = defaultViewDataBatch
 	}
-	if s.maxErrors <= 0 {
-		s.maxErrors = 10
+	if s.maxErrors == 0 {
+		s.maxErrors = evaluate.DefaultMaxErrors
 	}
 	if s.concurrency <= 0 {
 		s.concurrency = 16

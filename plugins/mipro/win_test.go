@@ -3,13 +3,16 @@ package mipro
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
@@ -155,5 +158,44 @@ func TestCandidateEventsInTraceStore(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" || len(got) != 4 {
 		t.Errorf("instruction rows (-proposals +stored):\n%s", diff)
+	}
+}
+
+// MaxErrors -1 (the CLI's --max-errors -1) never stops for errors, in
+// bootstrapping or in the trials; the default stops at 10.
+func TestMaxErrorsUnlimited(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	exact := metric.ExactMatch("answer")
+	// Only capitals can be scored: every other example is a failure.
+	m := metric.FromFunc("capitals_only", func(ctx context.Context, ex example.Example, pred *example.Prediction) (metric.Result, error) {
+		if topic, _ := ex.Get("topic"); topic != "capital" {
+			return metric.Result{}, errors.New("not a capital")
+		}
+		return exact.Score(ctx, ex, pred)
+	})
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	cfg := Config{Metric: m, Sampler: &fakeSampler{}, PromptModel: prompt, NumCandidates: 3, NumTrials: 2, MinibatchSize: 10}
+
+	capped, err := New(cfg).Compile(ctx, student, train[:30], dev[:30])
+	stopped := err != nil
+	if err == nil {
+		for _, tr := range capped.Trials {
+			stopped = stopped || strings.Contains(tr.Error, "too many errors")
+		}
+	}
+	if !stopped {
+		t.Error("the default MaxErrors did not stop anything")
+	}
+
+	cfg.MaxErrors = -1
+	res, err := New(cfg).Compile(ctx, student, train[:30], dev[:30])
+	if err != nil {
+		t.Fatalf("MaxErrors -1: %v", err)
+	}
+	for _, tr := range res.Trials {
+		if tr.Error != "" {
+			t.Errorf("MaxErrors -1: trial %d failed: %s", tr.Number, tr.Error)
+		}
 	}
 }
