@@ -44,7 +44,7 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 	}
 	bootstrap := func(size int) *teleprompt.BootstrapFewShot {
 		return &teleprompt.BootstrapFewShot{Metric: c.Metric, MetricThreshold: c.MetricThreshold, MaxBootstrappedDemos: size,
-			MaxLabeledDemos: labeled, MaxErrors: maxErrors, Teacher: c.Teacher}
+			MaxLabeledDemos: labeled, MaxErrors: maxErrors, Teacher: withTimeout(c.Teacher, c.Timeout)}
 	}
 	// The random draws first, in DSPy's order (each shuffled set's shuffle,
 	// then its size); then the sets are built at once, at most

@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/lm/lmtest"
 	"github.com/dspex/dspex/core/metric"
 	"github.com/dspex/dspex/core/module"
@@ -197,5 +199,56 @@ func TestMaxErrorsUnlimited(t *testing.T) {
 		if tr.Error != "" {
 			t.Errorf("MaxErrors -1: trial %d failed: %s", tr.Number, tr.Error)
 		}
+	}
+}
+
+// slowOn is a task LM that never answers (until its context ends) a prompt
+// whose last message asks one of the given questions.
+type slowOn struct {
+	lm.LM
+	questions []example.Example
+}
+
+func (s slowOn) Complete(ctx context.Context, req *lm.Request) (*lm.Response, error) {
+	last := req.Messages[len(req.Messages)-1].Content
+	for _, ex := range s.questions {
+		if q, _ := ex.Get("question"); strings.Contains(last, q.(string)) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Minute):
+			}
+		}
+	}
+	return s.LM.Complete(ctx, req)
+}
+
+// Config.Timeout (the CLI's --timeout) bounds each example of every trial:
+// with a task model that hangs on the validation questions, each trial's
+// examples time out and the trial fails, instead of the run hanging.
+func TestTimeoutBoundsTrials(t *testing.T) {
+	train, dev, task, prompt := capitals(t)
+	val := dev[:20]
+	ctx := module.WithLM(t.Context(), slowOn{LM: task, questions: val})
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	start := time.Now()
+	res, err := New(Config{Metric: metric.ExactMatch("answer"), Sampler: &fakeSampler{}, PromptModel: prompt,
+		NumCandidates: 3, NumTrials: 2, MinibatchSize: 10, Timeout: 50 * time.Millisecond}).Compile(ctx, student, train[:20], val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Errorf("the run took %v", elapsed)
+	}
+	if len(res.Trials) < 3 {
+		t.Fatalf("%d trials", len(res.Trials))
+	}
+	for _, tr := range res.Trials {
+		if tr.Score != 0 || !strings.Contains(tr.Error, "timed out after 50ms") {
+			t.Errorf("trial %d: score %.1f, error %q; want a failed evaluation that timed out", tr.Number, tr.Score, tr.Error)
+		}
+	}
+	if _, ok := res.Program.(*module.Predict); !ok {
+		t.Errorf("the optimized program is a %T, want the student's type", res.Program)
 	}
 }

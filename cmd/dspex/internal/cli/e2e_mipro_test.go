@@ -331,3 +331,58 @@ func runIDOf(t *testing.T, stderr string) string {
 	}
 	return m[1]
 }
+
+// --timeout bounds every example of the trials, as of the other
+// optimizers' evaluations, and --max-errors -1 lets every evaluation run
+// to the end: against a simulator slower than the timeout, each trial's
+// examples time out (kept as evaluation rows) and score 0, and the run
+// still finishes.
+func TestOptimizeMIPROTimeoutAndUnlimitedErrors(t *testing.T) {
+	python := samplerPython(t)
+	_, prog := capitalsSim(t, "--latency", "300ms")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
+		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--auto", "light",
+		"--timeout", "30ms", "--max-errors", "-1", "--out", state, "--db", db, "--no-cache")
+	if code != 0 || !strings.Contains(out, "saved "+state) {
+		t.Fatalf("optimize: exit %d\n%s\n%s", code, out, stderr)
+	}
+	ctx := context.Background()
+	r, err := trace.OpenReader(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	runs, err := r.Runs(ctx, trace.ListOptions{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs %v: %v", runs, err)
+	}
+	trials, err := r.Trials(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countMIPROTrials(trials); n != 13 {
+		t.Errorf("%d trials, want 13", n)
+	}
+	for _, tr := range trials {
+		if tr.Score != nil && *tr.Score != 0 {
+			t.Errorf("trial %d scored %.2f; every example should have timed out", tr.Trial, *tr.Score)
+		}
+	}
+	results, err := r.EvalResults(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timedOut := 0
+	for _, res := range results {
+		if strings.Contains(res.Error, "mipro: timed out after 30ms") {
+			timedOut++
+		}
+	}
+	// The baseline and the full evaluations (52 examples each) and the
+	// minibatches (35 each).
+	if want := 3*52 + 10*35; timedOut < want {
+		t.Errorf("%d examples of the trials timed out, want %d", timedOut, want)
+	}
+}

@@ -55,7 +55,8 @@ func (f *miproFlags) register(cmd *cobra.Command) {
 func (f *optimizeFlags) miproConfig(t *task, changed func(string) bool) (mipro.Config, error) {
 	m := f.mipro
 	cfg := mipro.Config{Metric: t.metric, SamplerName: m.sampler, NumCandidates: m.numCandidates, NumTrials: m.numTrials,
-		MinibatchSize: m.minibatchSize, Seed: f.seed, MaxErrors: f.maxErrors, Concurrency: f.concurrency, TrialsInFlight: m.trialsInFlight}
+		MinibatchSize: m.minibatchSize, Seed: f.seed, MaxErrors: f.maxErrors, Timeout: f.timeout, Concurrency: f.concurrency,
+		TrialsInFlight: m.trialsInFlight}
 	switch {
 	case m.numTrials < 0 || m.numCandidates < 0:
 		return cfg, usageError("--num-trials and --num-candidates cannot be negative")
