@@ -409,8 +409,9 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 			assessed, src.example = a, a.Example
 			src.correct = make([]bool, n)
 			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamDataset))
-		} else if fields, ok := s.cfg.Dataset.propose(p, msgs, s.cfg.Seed); ok {
-			rule, src.proposer = &Rule{Fields: fields}, true
+		} else if isProposerPrompt(p) {
+			src.proposer = true
+			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamProposer))
 		}
 	}
 	snip := snippet(firstInput(p, lastUserMessage(msgs)))
@@ -433,6 +434,8 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 			dc := s.cfg.Dataset.answer(assessed, p, rand.New(rand.NewPCG(dataKey, reqSeed+uint64(i))))
 			src.correct[i] = dc.correct
 			chosen = &Rule{Fields: dc.fields}
+		} else if src.proposer {
+			chosen = &Rule{Fields: s.cfg.Dataset.propose(p, msgs, mix64(dataKey^mix64(reqSeed+uint64(i))))}
 		}
 		c := completion{Text: buildText(p, jsonMode, chosen, g, respSchema, spoil == FaultBadFields), Finish: "stop"}
 		c = limit(c, stops, req.maxTokens())

@@ -172,10 +172,11 @@
 // from what the prompt shows: descriptions quote the dataset questions
 // seen, one per topic; a proposed instruction names the topics of the
 // questions shown and carries the skill model's cue categories that its
-// tip input gives, some of them decided by a hash of Config.Seed and the
-// messages (see ProposedCues and docs/simulated-lm.md). Different tips and
-// demos give instructions of different quality; the same prompt always
-// the same one. Stats counts ProposerHits.
+// tip input gives, some of them decided by a hash of Config.Seed, the
+// messages and the request's seed plus the choice's index (see
+// ProposedCues and docs/simulated-lm.md). Different tips, demos and
+// choices give instructions of different quality; the same request always
+// the same ones. Stats counts ProposerHits.
 //
 // # Token usage
 //

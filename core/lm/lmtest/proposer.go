@@ -88,14 +88,18 @@ func ProposedCues(tip Tip, bits [3]bool) (format, task, reasoning bool) {
 	return got[0], got[1], got[2]
 }
 
-// propose answers a proposer prompt: false when none of the prompt's
-// outputs is a proposer output (then the usual placeholders answer).
-func (d *Dataset) propose(p *prompt, msgs []Message, seed int64) (map[string]any, bool) {
-	if p == nil || !slices.ContainsFunc(p.Outputs, func(f promptField) bool { return slices.Contains(proposerOutputs, f.Name) }) {
-		return nil, false
-	}
+// isProposerPrompt reports whether one of the prompt's outputs is a
+// proposer output.
+func isProposerPrompt(p *prompt) bool {
+	return p != nil && slices.ContainsFunc(p.Outputs, func(f promptField) bool { return slices.Contains(proposerOutputs, f.Name) })
+}
+
+// propose answers a proposer prompt's outputs (see isProposerPrompt); h
+// is the choice's hash, from Config.Seed, the messages and the request's
+// seed plus the choice's index, so that the n choices of one request
+// differ as the choices of a sampling model do.
+func (d *Dataset) propose(p *prompt, msgs []Message, h uint64) map[string]any {
 	user := lastUserMessage(msgs)
-	h := messagesKey(msgs) ^ mix64(uint64(seed)^mix64(streamProposer))
 	topics, quotes := d.topicsIn(user)
 	tip := TipNone
 	if v, ok := sectionValue(user, "tip"); ok {
@@ -116,7 +120,7 @@ func (d *Dataset) propose(p *prompt, msgs []Message, seed int64) (map[string]any
 			out[f.Name] = description(f.Name, quotes)
 		}
 	}
-	return out, true
+	return out
 }
 
 // maxQuotedQuestions bounds the questions a description quotes.

@@ -89,6 +89,22 @@ func TestProposerBehaviour(t *testing.T) {
 	if creative := propose(s, demos, "Don't be afraid to be creative when creating the new instruction!"); creative == simple {
 		t.Error("the creative and simple tips proposed the same instruction")
 	}
+	// The n choices of one request differ as a sampling model's do;
+	// choice i with seed s is choice 0 with seed s+i.
+	body := dsBody(proposerMessages(demos, ""), map[string]any{"n": 8, "seed": 5})
+	r8 := complete(t, s, body)
+	distinct := map[string]bool{}
+	for _, c := range r8.Choices {
+		_, vals := sections(c.Message.Content)
+		distinct[vals["proposed_instruction"]] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("8 choices gave %d distinct instructions", len(distinct))
+	}
+	r1 := complete(t, s, dsBody(proposerMessages(demos, ""), map[string]any{"seed": 8}))
+	if r1.Choices[0].Message.Content != r8.Choices[3].Message.Content {
+		t.Errorf("choice 0 with seed 8 %q, choice 3 with seed 5 %q", r1.Choices[0].Message.Content, r8.Choices[3].Message.Content)
+	}
 	if none := propose(s, "No task demos provided.", "Keep the instruction clear and concise."); strings.Contains(none, "capital") {
 		t.Errorf("without dataset questions in the prompt: %q", none)
 	}
@@ -101,8 +117,8 @@ func TestProposerBehaviour(t *testing.T) {
 	if want := `"What is the capital of Spain?" and "Who wrote Hamlet?"`; !strings.Contains(vals["observations"], want) {
 		t.Errorf("observations %q do not quote %s", vals["observations"], want)
 	}
-	if got := s.Stats().ProposerHits; got != 5 {
-		t.Errorf("ProposerHits = %d, want 5", got)
+	if got := s.Stats().ProposerHits; got != 7 {
+		t.Errorf("ProposerHits = %d, want 7", got)
 	}
 	if got := s.Stats().DatasetHits; got != 0 {
 		t.Errorf("DatasetHits = %d, want 0", got)
