@@ -1,0 +1,206 @@
+package mipro
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dspex/dspex/core/example"
+	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/plugins/sampler"
+)
+
+// dspyGolden is testdata/golden/mipro/mipro.json, written by
+// gen_dspy_mipro.py beside it (DSPy 3.4.1's MIPROv2 against the simulator).
+type dspyGolden struct {
+	DSPyVersion string `json:"dspy_version"`
+	Config      struct {
+		Seed          int64 `json:"seed"`
+		NumCandidates int   `json:"num_candidates"`
+		NumTrials     int   `json:"num_trials"`
+		MinibatchSize int   `json:"minibatch_size"`
+		MaxBoot       int   `json:"max_bootstrapped_demos"`
+		MaxLabeled    int   `json:"max_labeled_demos"`
+	} `json:"config"`
+	DatasetSummary string               `json:"dataset_summary"`
+	DemoSets       [][][]map[string]any `json:"demo_sets"`
+	Instructions   [][]string           `json:"instructions"`
+	Trials         []dspyTrial          `json:"trials"`
+	Best           struct {
+		Score  float64        `json:"score"`
+		Params map[string]int `json:"params"`
+	} `json:"best"`
+}
+
+type dspyTrial struct {
+	Number int64          `json:"number"`
+	Kind   TrialKind      `json:"kind"`
+	Params map[string]int `json:"params"`
+	Score  float64        `json:"score"`
+	// Minibatch are the valset indices scored, in rng.sample's order; nil
+	// means the whole valset.
+	Minibatch []int `json:"minibatch"`
+}
+
+// Golden task of gen_dspy_mipro.py: NTRAIN and NVAL.
+const parityTrain, parityVal = 16, 20
+
+// evalRecorder records the examples each evaluation scored: the metric
+// notes every example, and each Tell (a sampled trial) or added trial (the
+// baseline and full evaluations) closes an evaluation.
+type evalRecorder struct {
+	metric.Metric
+	Sampler
+	mu    sync.Mutex
+	cur   []string
+	evals [][]string
+}
+
+func (r *evalRecorder) Score(ctx context.Context, ex example.Example, pred *example.Prediction) (metric.Result, error) {
+	r.mu.Lock()
+	r.cur = append(r.cur, ex.String("question"))
+	r.mu.Unlock()
+	return r.Metric.Score(ctx, ex, pred)
+}
+
+func (r *evalRecorder) close() {
+	r.mu.Lock()
+	r.evals = append(r.evals, r.cur)
+	r.cur = nil
+	r.mu.Unlock()
+}
+
+func (r *evalRecorder) Tell(ctx context.Context, study string, n int64, v float64, s sampler.State) error {
+	r.close()
+	return r.Sampler.Tell(ctx, study, n, v, s)
+}
+
+func (r *evalRecorder) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
+	r.close()
+	return r.Sampler.Replay(ctx, study, trials)
+}
+
+// TestDSPyMIPROParity runs MIPROv2 as gen_dspy_mipro.py ran DSPy's: the
+// same data, settings, seed and simulator, and the sampler plugin's TPE in
+// rng=continuous mode. The demo sets, the instruction candidates, every
+// trial (its parameters, the minibatch it was scored on, its score) and
+// the program returned are DSPy's.
+func TestDSPyMIPROParity(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden", "mipro", "mipro.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g dspyGolden
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := pluginSampler(t) // skips without Python and Optuna
+	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := example.LoadJSONL(filepath.Join(taskDir, "dev.jsonl"), "question")
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, val := train[:parityTrain], dev[:parityVal]
+	// `dspex mock-lm --dataset train.jsonl --dataset dev.jsonl`, as the script starts it.
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := newLM(t, lmtest.NewServer(t, lmtest.WithDataset(ds)))
+
+	rec := &evalRecorder{Metric: metric.ExactMatch("answer"), Sampler: c}
+	cfg := Config{
+		Metric: rec, Sampler: rec, SamplerOptions: map[string]string{"rng": "continuous"},
+		Auto: Off, NumCandidates: g.Config.NumCandidates, NumTrials: g.Config.NumTrials,
+		MinibatchSize: g.Config.MinibatchSize, MaxBootstrappedDemos: g.Config.MaxBoot,
+		MaxLabeledDemos: g.Config.MaxLabeled, Seed: g.Config.Seed,
+		// One example at a time: the metric sees each minibatch in its order.
+		Concurrency: 1,
+	}
+	ctx := module.WithLM(t.Context(), model)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	res, err := New(cfg).Compile(ctx, student, train, val)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("dataset summary", func(t *testing.T) {
+		if res.DatasetSummary != g.DatasetSummary {
+			t.Errorf("summary %q, DSPy's %q (%s)", res.DatasetSummary, g.DatasetSummary, res.SummaryError)
+		}
+	})
+	t.Run("demo sets", func(t *testing.T) {
+		got := make([][][]map[string]any, len(res.DemoSets))
+		for i, sets := range res.DemoSets {
+			for _, set := range sets {
+				demos := []map[string]any{}
+				for _, d := range set {
+					demos = append(demos, d.Map())
+				}
+				got[i] = append(got[i], demos)
+			}
+		}
+		if diff := cmp.Diff(g.DemoSets, got); diff != "" {
+			t.Errorf("demo sets differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+		}
+	})
+	t.Run("instructions", func(t *testing.T) {
+		if diff := cmp.Diff(g.Instructions, res.Instructions); diff != "" {
+			t.Errorf("instruction candidates differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+		}
+	})
+	t.Run("trials", func(t *testing.T) {
+		index := map[string]int{}
+		for i, e := range val {
+			index[e.String("question")] = i
+		}
+		if len(rec.evals) != len(res.Trials) {
+			t.Fatalf("%d evaluations recorded for %d trials", len(rec.evals), len(res.Trials))
+		}
+		// The baseline's evaluation follows the bootstraps' metric calls.
+		if n := len(rec.evals[0]); n > len(val) {
+			rec.evals[0] = rec.evals[0][n-len(val):]
+		}
+		got := make([]dspyTrial, len(res.Trials))
+		for i, tr := range res.Trials {
+			got[i] = dspyTrial{Number: tr.Number, Kind: tr.Kind, Params: tr.Params, Score: tr.Score}
+			if tr.Minibatch {
+				for _, q := range rec.evals[i] {
+					got[i].Minibatch = append(got[i].Minibatch, index[q])
+				}
+			} else if n := len(rec.evals[i]); n != len(val) {
+				t.Errorf("trial %d: a full evaluation scored %d examples, want %d", tr.Number, n, len(val))
+			}
+			if tr.Error != "" {
+				t.Errorf("trial %d: %s", tr.Number, tr.Error)
+			}
+		}
+		if diff := cmp.Diff(g.Trials, got); diff != "" {
+			t.Errorf("trial sequence differs from DSPy's (-DSPy +DSPEx):\n%s", diff)
+		}
+	})
+	t.Run("best", func(t *testing.T) {
+		if res.Score != g.Best.Score {
+			t.Errorf("best score %v, DSPy's %v", res.Score, g.Best.Score)
+		}
+		p := res.Program.NamedPredictors()[0].Predictor
+		got := fmt.Sprintf("%q with %d demos", p.Signature().Instructions(), len(p.Demos()))
+		want := fmt.Sprintf("%q with %d demos", g.Instructions[0][g.Best.Params["0_predictor_instruction"]],
+			len(g.DemoSets[0][g.Best.Params["0_predictor_demos"]]))
+		if got != want {
+			t.Errorf("best program %s, DSPy's %s", got, want)
+		}
+	})
+}
