@@ -89,12 +89,8 @@ func (r *evalRecorder) Replay(ctx context.Context, study string, trials []sample
 	return r.Sampler.Replay(ctx, study, trials)
 }
 
-// TestDSPyMIPROParity runs MIPROv2 as gen_dspy_mipro.py ran DSPy's: the
-// same data, settings, seed and simulator, and the sampler plugin's TPE in
-// rng=continuous mode. The demo sets, the instruction candidates, every
-// trial (its parameters, the minibatch it was scored on, its score) and
-// the program returned are DSPy's.
-func TestDSPyMIPROParity(t *testing.T) {
+func readDSPyGolden(t *testing.T) dspyGolden {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "golden", "mipro", "mipro.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +99,14 @@ func TestDSPyMIPROParity(t *testing.T) {
 	if err := json.Unmarshal(data, &g); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := pluginSampler(t) // skips without Python and Optuna
+	return g
+}
+
+// parityRun runs MIPROv2 on the golden's task and settings with the
+// continuous RNG (WithSamplerRNG), scoring with m and sampling with s; it
+// returns the result and the valset.
+func parityRun(t *testing.T, g dspyGolden, m metric.Metric, s Sampler) (*Result, []example.Example) {
+	t.Helper()
 	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
 	if err != nil {
 		t.Fatal(err)
@@ -119,11 +122,8 @@ func TestDSPyMIPROParity(t *testing.T) {
 		t.Fatal(err)
 	}
 	model := newLM(t, lmtest.NewServer(t, lmtest.WithDataset(ds)))
-
-	rec := &evalRecorder{Metric: metric.ExactMatch("answer"), Sampler: c}
 	cfg := Config{
-		Metric: rec, Sampler: rec, SamplerOptions: map[string]string{"rng": "continuous"},
-		Auto: Off, NumCandidates: g.Config.NumCandidates, NumTrials: g.Config.NumTrials,
+		Metric: m, Sampler: s, Auto: Off, NumCandidates: g.Config.NumCandidates, NumTrials: g.Config.NumTrials,
 		MinibatchSize: g.Config.MinibatchSize, MaxBootstrappedDemos: g.Config.MaxBoot,
 		MaxLabeledDemos: g.Config.MaxLabeled, Seed: g.Config.Seed,
 		// One example at a time: the metric sees each minibatch in its order.
@@ -131,10 +131,23 @@ func TestDSPyMIPROParity(t *testing.T) {
 	}
 	ctx := module.WithLM(t.Context(), model)
 	student := module.NewPredict(signature.MustParse("question -> answer"))
-	res, err := New(cfg).Compile(ctx, student, train, val)
+	res, err := New(cfg, WithSamplerRNG(sampler.RNGContinuous)).Compile(ctx, student, train, val)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res, val
+}
+
+// TestDSPyMIPROParity runs MIPROv2 as gen_dspy_mipro.py ran DSPy's: the
+// same data, settings, seed and simulator, and the sampler plugin's TPE in
+// rng=continuous mode. The demo sets, the instruction candidates, every
+// trial (its parameters, the minibatch it was scored on, its score) and
+// the program returned are DSPy's.
+func TestDSPyMIPROParity(t *testing.T) {
+	g := readDSPyGolden(t)
+	c, _ := pluginSampler(t) // skips without Python and Optuna
+	rec := &evalRecorder{Metric: metric.ExactMatch("answer"), Sampler: c}
+	res, val := parityRun(t, g, rec, rec)
 
 	t.Run("dataset summary", func(t *testing.T) {
 		if res.DatasetSummary != g.DatasetSummary {
@@ -203,4 +216,40 @@ func TestDSPyMIPROParity(t *testing.T) {
 			t.Errorf("best program %s, DSPy's %s", got, want)
 		}
 	})
+}
+
+// A SIGKILLed sampler plugin during the parity run: the supervisor
+// restarts it, the continuous study is re-driven from the calls made so far
+// (sampler.Redrive), and the run still asks and scores DSPy's trials.
+func TestDSPyMIPROParityAfterKill(t *testing.T) {
+	g := readDSPyGolden(t)
+	want := make([]string, len(g.Trials))
+	for i, tr := range g.Trials {
+		want[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
+	}
+	for _, tc := range []struct {
+		op string
+		at int
+	}{
+		{"ask", 3},    // trial 3, while the sampler is still random
+		{"ask", 11},   // trial 13, a TPE trial after two full evaluations
+		{"tell", 9},   // trial 10, evaluated, not yet told
+		{"replay", 2}, // the first full evaluation
+	} {
+		t.Run(fmt.Sprintf("%s %d", tc.op, tc.at), func(t *testing.T) {
+			c, p := pluginSampler(t)
+			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+			res, _ := parityRun(t, g, metric.ExactMatch("answer"), killTest{k, t})
+			if k.killed != 1 || res.Rebuilds < 1 {
+				t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
+			}
+			got := make([]string, len(res.Trials))
+			for i, tr := range res.Trials {
+				got[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("after the kill the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+			}
+		})
+	}
 }
