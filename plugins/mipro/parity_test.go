@@ -105,7 +105,7 @@ func readDSPyGolden(t *testing.T) dspyGolden {
 // parityRun runs MIPROv2 on the golden's task and settings with the
 // continuous RNG (WithSamplerRNG), scoring with m and sampling with s; it
 // returns the result and the valset.
-func parityRun(t *testing.T, g dspyGolden, m metric.Metric, s Sampler) (*Result, []example.Example) {
+func parityRun(t *testing.T, g dspyGolden, m metric.Metric, s Sampler, opts ...Option) (*Result, []example.Example) {
 	t.Helper()
 	train, err := example.LoadJSONL(filepath.Join(taskDir, "train.jsonl"), "question")
 	if err != nil {
@@ -131,7 +131,7 @@ func parityRun(t *testing.T, g dspyGolden, m metric.Metric, s Sampler) (*Result,
 	}
 	ctx := module.WithLM(t.Context(), model)
 	student := module.NewPredict(signature.MustParse("question -> answer"))
-	res, err := New(cfg, WithSamplerRNG(sampler.RNGContinuous)).Compile(ctx, student, train, val)
+	res, err := New(cfg, append([]Option{WithSamplerRNG(sampler.RNGContinuous)}, opts...)...).Compile(ctx, student, train, val)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +216,31 @@ func TestDSPyMIPROParity(t *testing.T) {
 			t.Errorf("best program %s, DSPy's %s", got, want)
 		}
 	})
+}
+
+// A parity run resumed from the log of an interrupted one: with the
+// continuous RNG the logged sampled trials are asked again (and must come
+// back as logged), so the sampler goes on with DSPy's sequence.
+func TestDSPyMIPROParityResumed(t *testing.T) {
+	g := readDSPyGolden(t)
+	c, _ := pluginSampler(t)
+	full, _ := parityRun(t, g, metric.ExactMatch("answer"), c)
+	for _, cut := range []int{4, 9} {
+		t.Run(fmt.Sprintf("after %d trials", cut), func(t *testing.T) {
+			logged := full.Trials[:cut]
+			res, _ := parityRun(t, g, metric.ExactMatch("answer"), c, func(cfg *Config) { cfg.Resume = logged })
+			if len(res.Trials) != len(g.Trials) {
+				t.Fatalf("%d trials, DSPy ran %d", len(res.Trials), len(g.Trials))
+			}
+			for i, tr := range res.Trials {
+				want := g.Trials[i]
+				if tr.Resumed != (i < cut) || tr.Kind != want.Kind || !cmp.Equal(tr.Params, want.Params) || tr.Score != want.Score {
+					t.Errorf("trial %d: %s %v %v (resumed %v), DSPy's %s %v %v", i, tr.Kind, tr.Params, tr.Score, tr.Resumed,
+						want.Kind, want.Params, want.Score)
+				}
+			}
+		})
+	}
 }
 
 // A SIGKILLed sampler plugin during the parity run: the supervisor
