@@ -275,13 +275,43 @@ func TestDSPyMIPROParityAfterKill(t *testing.T) {
 			if k.killed != 1 || res.Rebuilds < 1 {
 				t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
 			}
-			got := make([]string, len(res.Trials))
-			for i, tr := range res.Trials {
-				got[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, trialLines(res)); diff != "" {
 				t.Errorf("after the kill the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
 			}
 		})
 	}
+}
+
+// With trials in flight the continuous study is re-driven as well: the
+// asks of a batch before its tells, in the order they were made.
+func TestContinuousKilledWithTrialsInFlight(t *testing.T) {
+	g := readDSPyGolden(t)
+	c, _ := pluginSampler(t)
+	ref, _ := parityRun(t, g, metric.ExactMatch("answer"), c, WithTrialsInFlight(2))
+	want := trialLines(ref)
+	for _, tc := range []struct {
+		op string
+		at int
+	}{{"ask", 8}, {"tell", 5}} {
+		t.Run(fmt.Sprintf("%s %d", tc.op, tc.at), func(t *testing.T) {
+			c, p := pluginSampler(t)
+			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+			res, _ := parityRun(t, g, metric.ExactMatch("answer"), killTest{k, t}, WithTrialsInFlight(2))
+			if k.killed != 1 || res.Rebuilds < 1 {
+				t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
+			}
+			if diff := cmp.Diff(want, trialLines(res)); diff != "" {
+				t.Errorf("after the kill the trials differ from an uninterrupted run's (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// trialLines writes each trial's number, kind, parameters and score.
+func trialLines(res *Result) []string {
+	out := make([]string, len(res.Trials))
+	for i, tr := range res.Trials {
+		out[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
+	}
+	return out
 }
