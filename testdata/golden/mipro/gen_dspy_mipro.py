@@ -42,6 +42,7 @@ import json
 import os
 import pathlib
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,8 @@ def load(name: str) -> list[dict[str, Any]]:
 def main() -> None:
     # Before DSPy and LiteLLM are imported: no model-cost download, no cache on disk.
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    os.environ["DSPY_CACHEDIR"] = tempfile.mkdtemp(prefix="dspy-cache-")
+    cache = tempfile.mkdtemp(prefix="dspy-cache-")
+    os.environ["DSPY_CACHEDIR"] = cache
     loopback_only()
     sim, url = start_simulator()
     try:
@@ -122,6 +124,7 @@ def main() -> None:
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def run(url: str) -> None:
