@@ -25,7 +25,7 @@ VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,dev
 
 .PHONY: all setup setup-go setup-python setup-tools build test test-go test-python fuzz-brief fuzz \
-	lint vet staticcheck fmt-check lint-python proto proto-check demo bench clean
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench golden-dspy clean
 
 all: build
 
@@ -111,6 +111,12 @@ demo: setup build
 ## bench: run the Go benchmarks and print their figures
 bench: setup-go
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## golden-dspy: rerun DSPy to regenerate the MIPROv2 golden (not part of test; needs DSPy
+## 3.4.1 with Optuna in DSPY_PYTHON's own virtualenv, never in .venv)
+DSPY_PYTHON ?= /opt/dspy-venv/bin/python
+golden-dspy: build
+	DSPEX=$(abspath $(DSPEX)) $(DSPY_PYTHON) testdata/golden/mipro/gen_dspy_mipro.py
 
 clean:
 	rm -rf $(BIN)

@@ -189,8 +189,13 @@ func (r *run) datasetSummary(ctx context.Context) (string, error) {
 
 // programCode stands in for DSPy's get_dspy_source_code, which reads the
 // Python source: Python-like pseudo-code of each predictor's signature and
-// the predictors in order.
+// the predictors in order. For a lone Predict or ChainOfThought DSPy reads
+// no source and gives "\n\n"; so does DSPEx.
 func programCode(p module.Program) string {
+	switch p.(type) {
+	case *module.Predict, *module.ChainOfThought:
+		return "\n\n"
+	}
 	var b strings.Builder
 	for _, np := range p.NamedPredictors() {
 		sig := np.Predictor.Signature()
