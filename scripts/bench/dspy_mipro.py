@@ -15,13 +15,15 @@ It prints one machine-readable line on stdout,
 where wall_s is the time of MIPROv2.compile alone (imports, the LM set-up and
 Optuna's import are done before the clock starts, as the DSPEx side starts its
 sampler plugin before its clock), and lm_calls is the LM's own history (the
-harness counts the requests at the simulator as well). Scores against the
+harness counts the requests at the simulator as well); optuna_s is the time
+spent inside Optuna's calls. Scores against the
 simulator measure the optimizer, not a model.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import logging
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +51,43 @@ def loopback(url: str) -> bool:
 def load(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class OptunaClock:
+    """Wall time spent inside the Optuna calls DSPy's MIPROv2 makes (study
+    creation, ask, suggest, tell, add_trial): DSPy's in-process counterpart
+    of the time DSPEx spends in sampler plugin calls. Nested calls count
+    once."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._depth = 0
+
+    def wrap(self, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.seconds += time.perf_counter() - start
+                    self.calls += 1
+
+        return timed
+
+    def install(self, optuna: Any) -> None:
+        import optuna.study._optimize as optimize
+
+        optuna.create_study = self.wrap(optuna.create_study)
+        optuna.trial.create_trial = self.wrap(optuna.trial.create_trial)
+        optuna.study.Study.ask = self.wrap(optuna.study.Study.ask)
+        optuna.study.Study.add_trial = self.wrap(optuna.study.Study.add_trial)
+        optuna.trial.Trial.suggest_categorical = self.wrap(optuna.trial.Trial.suggest_categorical)
+        optimize._tell_with_warning = self.wrap(optimize._tell_with_warning)
 
 
 def main() -> int:
@@ -75,6 +115,8 @@ def main() -> int:
 
     logging.getLogger("dspy").setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    clock = OptunaClock()
+    clock.install(optuna)
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
     lm = dspy.LM(
@@ -102,6 +144,8 @@ def main() -> int:
     out = {
         "wall_s": round(wall, 4),
         "lm_calls": len(lm.history),
+        "optuna_s": round(clock.seconds, 4),
+        "optuna_calls": clock.calls,
         "score": getattr(best, "score", None),
         "trials": len(getattr(best, "trial_logs", {}) or {}),
         "dspy": dspy.__version__,

@@ -1,0 +1,321 @@
+package mipro
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/lm/lmtest"
+	"github.com/dspex/dspex/core/lm/openai"
+	"github.com/dspex/dspex/core/metric"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/signature"
+	"github.com/dspex/dspex/plugins/sampler"
+	"github.com/dspex/dspex/plugins/sampler/samplertest"
+)
+
+// The benchmark's settings, shared with scripts/bench/dspy_mipro.py's
+// command line: MIPROv2 auto light, seed 9, the first benchValset dev
+// examples as the validation set (over 50, so trials run on minibatches
+// of 35 as in DSPy), 16 evaluation threads (DSPEx's default Concurrency;
+// DSPy's default is 8, so the script is given 16), the simulator answering
+// every call in 50 ms.
+const (
+	benchLatency    = 50 * time.Millisecond
+	benchValset     = 60
+	benchSeed       = 9
+	benchThreads    = 16
+	benchInFlight   = 5 // TrialsInFlight of the concurrent variant: one batch per full-evaluation step
+	benchDSPyEnv    = "DSPEX_BENCH_DSPY_PYTHON"
+	benchDSPyScript = "scripts/bench/dspy_mipro.py"
+	benchProposer   = "scripts/bench/proposer.yaml"
+)
+
+// timedSampler is a Sampler that measures the wall time during which at
+// least one call to the plugin is outstanding (with trials in flight,
+// overlapping calls count once), so that busy/wall is the share of the
+// run spent waiting on the plugin.
+type timedSampler struct {
+	Sampler
+	mu     sync.Mutex
+	active int
+	since  time.Time
+	busy   time.Duration
+	calls  int
+}
+
+func (s *timedSampler) enter() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == 0 {
+		s.since = time.Now()
+	}
+	s.active++
+	s.calls++
+}
+
+func (s *timedSampler) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 {
+		s.busy += time.Since(s.since)
+	}
+}
+
+func (s *timedSampler) CreateStudy(ctx context.Context, cfg sampler.StudyConfig) (string, error) {
+	s.enter()
+	defer s.leave()
+	return s.Sampler.CreateStudy(ctx, cfg)
+}
+
+func (s *timedSampler) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	s.enter()
+	defer s.leave()
+	return s.Sampler.Ask(ctx, study)
+}
+
+func (s *timedSampler) Tell(ctx context.Context, study string, number int64, value float64, state sampler.State) error {
+	s.enter()
+	defer s.leave()
+	return s.Sampler.Tell(ctx, study, number, value, state)
+}
+
+func (s *timedSampler) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
+	s.enter()
+	defer s.leave()
+	return s.Sampler.Replay(ctx, study, trials)
+}
+
+func (s *timedSampler) Rebuild(ctx context.Context, cfg sampler.StudyConfig, history []sampler.PastTrial) error {
+	s.enter()
+	defer s.leave()
+	return s.Sampler.Rebuild(ctx, cfg, history)
+}
+
+var _ Sampler = (*timedSampler)(nil)
+
+// benchRun is one optimization's figures.
+type benchRun struct {
+	wall, plugin time.Duration
+	lmCalls      int64 // requests the simulator received, cancelled ones included
+	samplerCalls int
+	score        float64
+}
+
+// BenchmarkMIPRO runs a fixed MIPROv2 (auto light, seed 9) on the bundled
+// task against one simulator answering in 50 ms, with the real sampler
+// plugin, and reports per run: the wall time of Compile (the plugin is
+// started before the clock), the LM calls the simulator received, and the
+// wall time spent inside sampler plugin calls, alone and as a share of the
+// wall time (goal < 1%) — for TrialsInFlight 1 (DSPy's sequence) and
+// benchInFlight; plugin-% is the sequential run's. When $DSPEX_BENCH_DSPY_PYTHON names a Python with
+// dspy==3.4.1 and optuna (`make bench-mipro` builds one), each round also
+// runs DSPy's MIPROv2 with the same settings on the same simulator
+// (scripts/bench/dspy_mipro.py), alternating with the DSPEx runs, and
+// reports its wall time, LM calls, the share of it spent inside Optuna
+// (in DSPy's process: the counterpart of plugin-%) and the ratio of the
+// wall times (dspy-x-dspex, above 1 when DSPEx is faster). Each round is
+// logged.
+//
+//	go test ./plugins/mipro -run '^$' -bench BenchmarkMIPRO -benchtime 3x
+func BenchmarkMIPRO(b *testing.B) {
+	wd, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := filepath.Join(wd, "..", "..")
+	train, dev, _, _ := capitals(b)
+	ds, err := lmtest.LoadDatasetFiles([]string{filepath.Join(taskDir, "train.jsonl"), filepath.Join(taskDir, "dev.jsonl")}, lmtest.DatasetOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	script, err := lmtest.LoadScript(filepath.Join(root, benchProposer))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{
+		Dataset: ds,
+		Script:  script,
+		Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: benchLatency},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+
+	client, _, err := sampler.Open(samplertest.Host(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The plugin's first study imports Optuna and its TPE sampler (a third
+	// of a second here); DSPy's script imports Optuna before its clock
+	// starts too, so warm the plugin up off the clock.
+	warm := time.Now()
+	if err := warmSampler(b.Context(), client); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("sampler plugin warm-up (first study, ask, tell): %.1fms", ms(time.Since(warm)))
+	dspyPython := os.Getenv(benchDSPyEnv)
+
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	runs := 0
+	dspex := func(inFlight int) benchRun {
+		runs++
+		provider, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The default execution layers, no cache.
+		ctx := module.WithLM(context.Background(), lm.NewStack(provider, lm.ExecConfig{}))
+		timed := &timedSampler{Sampler: client}
+		opt := New(Config{
+			Metric:         metric.ExactMatch("answer"),
+			Sampler:        timed,
+			StudyID:        fmt.Sprintf("bench-%d", runs),
+			Auto:           Light,
+			Seed:           benchSeed,
+			Concurrency:    benchThreads,
+			TrialsInFlight: inFlight,
+		})
+		before := srv.Stats().Requests
+		start := time.Now()
+		res, err := opt.Compile(ctx, student, train, dev[:benchValset])
+		wall := time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return benchRun{wall: wall, plugin: timed.busy, lmCalls: srv.Stats().Requests - before, samplerCalls: timed.calls, score: res.Score}
+	}
+	dspy := func() benchRun {
+		before := srv.Stats().Requests
+		r, err := runDSPy(b.Context(), dspyPython, root, srv.URL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.lmCalls = srv.Stats().Requests - before
+		return r
+	}
+
+	var seq, conc, py benchRun
+	add := func(sum *benchRun, r benchRun) {
+		sum.wall += r.wall
+		sum.plugin += r.plugin
+		sum.lmCalls += r.lmCalls
+		sum.samplerCalls += r.samplerCalls
+		sum.score += r.score
+	}
+	round := 0
+	for b.Loop() {
+		round++
+		s := dspex(1)
+		add(&seq, s)
+		b.Logf("round %d dspex trials-in-flight=1: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%), score %.1f",
+			round, s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.score)
+		if dspyPython != "" {
+			d := dspy()
+			add(&py, d)
+			b.Logf("round %d dspy 3.4.1:             %.3fs, %d LM calls, Optuna (in process) %.1fms in %d calls (%.2f%%), score %.1f; %.2fx DSPEx's wall time",
+				round, d.wall.Seconds(), d.lmCalls, ms(d.plugin), d.samplerCalls, share(d), d.score, d.wall.Seconds()/s.wall.Seconds())
+		}
+		c := dspex(benchInFlight)
+		add(&conc, c)
+		b.Logf("round %d dspex trials-in-flight=%d: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%), score %.1f",
+			round, benchInFlight, c.wall.Seconds(), c.lmCalls, ms(c.plugin), c.samplerCalls, share(c), c.score)
+	}
+	n := float64(b.N)
+	b.ReportMetric(seq.wall.Seconds()/n, "wall-s")
+	b.ReportMetric(float64(seq.lmCalls)/n, "lm-calls")
+	b.ReportMetric(ms(seq.plugin)/n, "plugin-ms")
+	b.ReportMetric(share(seq), "plugin-%")
+	b.ReportMetric(conc.wall.Seconds()/n, "inflight-wall-s")
+	b.ReportMetric(float64(conc.lmCalls)/n, "inflight-lm-calls")
+	b.ReportMetric(share(conc), "inflight-plugin-%")
+	if dspyPython != "" {
+		b.ReportMetric(py.wall.Seconds()/n, "dspy-wall-s")
+		b.ReportMetric(float64(py.lmCalls)/n, "dspy-lm-calls")
+		b.ReportMetric(share(py), "dspy-optuna-%")
+		b.ReportMetric(py.wall.Seconds()/seq.wall.Seconds(), "dspy-x-dspex")
+	}
+}
+
+// warmSampler creates a throwaway study and runs one trial through it.
+func warmSampler(ctx context.Context, s Sampler) error {
+	id, err := s.CreateStudy(ctx, sampler.StudyConfig{ID: "bench-warmup", Space: []sampler.Param{sampler.Indices("p", 3)}, Seed: benchSeed})
+	if err != nil {
+		return err
+	}
+	tr, err := s.Ask(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.Tell(ctx, id, tr.Number, 1, sampler.Complete)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// share is the plugin's share of the wall time, in percent.
+func share(r benchRun) float64 { return 100 * float64(r.plugin) / float64(r.wall) }
+
+// runDSPy runs scripts/bench/dspy_mipro.py with python against the
+// simulator at baseURL and reads its result line.
+func runDSPy(ctx context.Context, python, root, baseURL string) (benchRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, filepath.Join(root, benchDSPyScript),
+		"--api-base", baseURL,
+		"--valset-size", fmt.Sprint(benchValset),
+		"--seed", fmt.Sprint(benchSeed),
+		"--num-threads", fmt.Sprint(benchThreads),
+		"--auto", string(Light))
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return benchRun{}, fmt.Errorf("%s %s: %w\n%s", python, benchDSPyScript, err, tail(stderr.String(), 4000))
+	}
+	const prefix = "DSPY_MIPRO "
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		var out struct {
+			Wall   float64  `json:"wall_s"`
+			Optuna float64  `json:"optuna_s"`
+			Calls  int      `json:"optuna_calls"`
+			Score  *float64 `json:"score"`
+		}
+		if err := json.Unmarshal([]byte(line), &out); err != nil {
+			return benchRun{}, fmt.Errorf("%s: result line %q: %w", benchDSPyScript, line, err)
+		}
+		r := benchRun{
+			wall:         time.Duration(out.Wall * float64(time.Second)),
+			plugin:       time.Duration(out.Optuna * float64(time.Second)),
+			samplerCalls: out.Calls,
+		}
+		if out.Score != nil {
+			r.score = *out.Score
+		}
+		return r, nil
+	}
+	return benchRun{}, fmt.Errorf("%s printed no %q line:\n%s", benchDSPyScript, prefix, tail(stdout.String()+stderr.String(), 4000))
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
