@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,9 +53,12 @@ type timedSampler struct {
 	since  time.Time
 	busy   time.Duration
 	calls  int
+	// per operation: total time and calls ("ask", "tell", ...)
+	opTime  map[string]time.Duration
+	opCalls map[string]int
 }
 
-func (s *timedSampler) enter() {
+func (s *timedSampler) enter() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active == 0 {
@@ -62,44 +66,54 @@ func (s *timedSampler) enter() {
 	}
 	s.active++
 	s.calls++
+	return time.Now()
 }
 
-func (s *timedSampler) leave() {
+func (s *timedSampler) leave(op string, start time.Time) {
+	d := time.Since(start)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
 	if s.active == 0 {
 		s.busy += time.Since(s.since)
 	}
+	if s.opTime == nil {
+		s.opTime, s.opCalls = map[string]time.Duration{}, map[string]int{}
+	}
+	s.opTime[op] += d
+	s.opCalls[op]++
+}
+
+// mean is op's mean call time in milliseconds.
+func (s *timedSampler) mean(op string) float64 {
+	if s.opCalls[op] == 0 {
+		return 0
+	}
+	return ms(s.opTime[op]) / float64(s.opCalls[op])
 }
 
 func (s *timedSampler) CreateStudy(ctx context.Context, cfg sampler.StudyConfig) (string, error) {
-	s.enter()
-	defer s.leave()
+	defer s.leave("create", s.enter())
 	return s.Sampler.CreateStudy(ctx, cfg)
 }
 
 func (s *timedSampler) Ask(ctx context.Context, study string) (sampler.Trial, error) {
-	s.enter()
-	defer s.leave()
+	defer s.leave("ask", s.enter())
 	return s.Sampler.Ask(ctx, study)
 }
 
 func (s *timedSampler) Tell(ctx context.Context, study string, number int64, value float64, state sampler.State) error {
-	s.enter()
-	defer s.leave()
+	defer s.leave("tell", s.enter())
 	return s.Sampler.Tell(ctx, study, number, value, state)
 }
 
 func (s *timedSampler) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
-	s.enter()
-	defer s.leave()
+	defer s.leave("replay", s.enter())
 	return s.Sampler.Replay(ctx, study, trials)
 }
 
 func (s *timedSampler) Rebuild(ctx context.Context, cfg sampler.StudyConfig, history []sampler.PastTrial) error {
-	s.enter()
-	defer s.leave()
+	defer s.leave("rebuild", s.enter())
 	return s.Sampler.Rebuild(ctx, cfg, history)
 }
 
@@ -110,6 +124,7 @@ type benchRun struct {
 	wall, plugin time.Duration
 	lmCalls      int64 // requests the simulator received, cancelled ones included
 	samplerCalls int
+	ask, tell    float64 // mean sampler call times, ms
 	score        float64
 }
 
@@ -166,6 +181,11 @@ func BenchmarkMIPRO(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("sampler plugin warm-up (first study, ask, tell): %.1fms", ms(time.Since(warm)))
+	rtt, err := idleRoundTrip(b.Context(), client)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("sampler plugin round trip after 100ms idle (Best, median of 9): %.2fms", rtt)
 	dspyPython := os.Getenv(benchDSPyEnv)
 
 	student := module.NewPredict(signature.MustParse("question -> answer"))
@@ -195,7 +215,8 @@ func BenchmarkMIPRO(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		return benchRun{wall: wall, plugin: timed.busy, lmCalls: srv.Stats().Requests - before, samplerCalls: timed.calls, score: res.Score}
+		return benchRun{wall: wall, plugin: timed.busy, lmCalls: srv.Stats().Requests - before, samplerCalls: timed.calls,
+			ask: timed.mean("ask"), tell: timed.mean("tell"), score: res.Score}
 	}
 	dspy := func() benchRun {
 		before := srv.Stats().Requests
@@ -213,6 +234,8 @@ func BenchmarkMIPRO(b *testing.B) {
 		sum.plugin += r.plugin
 		sum.lmCalls += r.lmCalls
 		sum.samplerCalls += r.samplerCalls
+		sum.ask += r.ask
+		sum.tell += r.tell
 		sum.score += r.score
 	}
 	round := 0
@@ -220,8 +243,8 @@ func BenchmarkMIPRO(b *testing.B) {
 		round++
 		s := dspex(1)
 		add(&seq, s)
-		b.Logf("round %d dspex trials-in-flight=1: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%), score %.1f",
-			round, s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.score)
+		b.Logf("round %d dspex trials-in-flight=1: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%; ask %.2fms, tell %.2fms), score %.1f",
+			round, s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.ask, s.tell, s.score)
 		if dspyPython != "" {
 			d := dspy()
 			add(&py, d)
@@ -230,14 +253,17 @@ func BenchmarkMIPRO(b *testing.B) {
 		}
 		c := dspex(benchInFlight)
 		add(&conc, c)
-		b.Logf("round %d dspex trials-in-flight=%d: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%), score %.1f",
-			round, benchInFlight, c.wall.Seconds(), c.lmCalls, ms(c.plugin), c.samplerCalls, share(c), c.score)
+		b.Logf("round %d dspex trials-in-flight=%d: %.3fs, %d LM calls, plugin %.1fms in %d calls (%.2f%%; ask %.2fms, tell %.2fms), score %.1f",
+			round, benchInFlight, c.wall.Seconds(), c.lmCalls, ms(c.plugin), c.samplerCalls, share(c), c.ask, c.tell, c.score)
 	}
 	n := float64(b.N)
 	b.ReportMetric(seq.wall.Seconds()/n, "wall-s")
 	b.ReportMetric(float64(seq.lmCalls)/n, "lm-calls")
 	b.ReportMetric(ms(seq.plugin)/n, "plugin-ms")
 	b.ReportMetric(share(seq), "plugin-%")
+	b.ReportMetric(seq.ask/n, "ask-ms")
+	b.ReportMetric(seq.tell/n, "tell-ms")
+	b.ReportMetric(rtt, "idle-rtt-ms")
 	b.ReportMetric(conc.wall.Seconds()/n, "inflight-wall-s")
 	b.ReportMetric(float64(conc.lmCalls)/n, "inflight-lm-calls")
 	b.ReportMetric(share(conc), "inflight-plugin-%")
@@ -260,6 +286,23 @@ func warmSampler(ctx context.Context, s Sampler) error {
 		return err
 	}
 	return s.Tell(ctx, id, tr.Number, 1, sampler.Complete)
+}
+
+// idleRoundTrip is the median time of the plugin's cheapest call (Best on
+// the warm-up study) made after 100 ms of quiet, as MIPROv2's asks and
+// tells come between evaluations: the transport's share of a call.
+func idleRoundTrip(ctx context.Context, c *sampler.Client) (float64, error) {
+	var times []float64
+	for range 9 {
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		if _, _, err := c.Best(ctx, "bench-warmup"); err != nil {
+			return 0, err
+		}
+		times = append(times, ms(time.Since(start)))
+	}
+	slices.Sort(times)
+	return times[len(times)/2], nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
