@@ -31,11 +31,16 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def loopback(url: str) -> bool:
@@ -64,9 +69,9 @@ class OptunaClock:
         self.calls = 0
         self._depth = 0
 
-    def wrap(self, fn: Any) -> Any:
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
-        def timed(*args: Any, **kwargs: Any) -> Any:
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
             self._depth += 1
             start = time.perf_counter()
             try:
@@ -79,7 +84,7 @@ class OptunaClock:
 
         return timed
 
-    def install(self, optuna: Any) -> None:
+    def install(self, optuna: ModuleType) -> None:
         import optuna.study._optimize as optimize
 
         optuna.create_study = self.wrap(optuna.create_study)
@@ -119,9 +124,7 @@ def main() -> int:
     clock.install(optuna)
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
-    lm = dspy.LM(
-        f"openai/{args.model}", api_base=args.api_base, api_key="unused", cache=False
-    )
+    lm = dspy.LM(f"openai/{args.model}", api_base=args.api_base, api_key="unused", cache=False)
     dspy.configure(lm=lm)
 
     data = Path(args.data)
