@@ -25,7 +25,7 @@ VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,dev
 
 .PHONY: all setup setup-go setup-python setup-tools setup-sandbox build test test-go test-python fuzz-brief fuzz \
-	lint vet staticcheck fmt-check lint-python proto proto-check demo bench clean
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy clean
 
 all: build
 
@@ -119,9 +119,39 @@ proto-check: setup-go setup-python
 demo: setup build
 	@bash scripts/demo.sh $(DSPEX)
 
-## bench: run the Go benchmarks and print their figures
+## bench: run the Go benchmarks and print their figures (BenchmarkMIPRO runs
+## DSPy beside DSPEx once `make bench-mipro` has made the DSPy virtualenv)
 bench: setup-go
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	DSPEX_BENCH_DSPY_PYTHON=$$([ -x $(BENCH_PY) ] && echo $(abspath $(BENCH_PY))) \
+		$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The MIPROv2 benchmark's DSPy runs from its own virtualenv (never .venv):
+# DSPy $(DSPY_VERSION) with the Optuna version the plugins' .venv holds.
+BENCH_VENV   := $(BIN)/bench-venv
+BENCH_PY     := $(BENCH_VENV)/bin/python
+DSPY_VERSION := 3.4.1
+MIPRO_ROUNDS ?= 3
+
+$(BENCH_VENV)/.installed: $(VENV)/.installed
+	@echo "== bench: DSPy $(DSPY_VERSION) into $(BENCH_VENV) (its own virtualenv; the first time takes a few minutes)"
+	@[ -x $(BENCH_PY) ] || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check "dspy==$(DSPY_VERSION)" \
+		"optuna==$$($(VENV_PY) -c 'import optuna; print(optuna.__version__)')"
+	@touch $@
+
+## bench-mipro: MIPROv2 in DSPEx and in DSPy $(DSPY_VERSION), alternating, on one
+## simulator at 50 ms (MIPRO_ROUNDS rounds; about 12 s each); DSPEx alone
+## when DSPy does not install
+bench-mipro: setup-go setup-python
+	@if $(MAKE) --no-print-directory $(BENCH_VENV)/.installed; then py=$(abspath $(BENCH_PY)); \
+	else echo "== bench-mipro: DSPy $(DSPY_VERSION) did not install: DSPEx alone"; py=; fi; \
+	DSPEX_BENCH_DSPY_PYTHON=$$py $(GO) test -run '^$$' -bench '^BenchmarkMIPRO$$' -benchtime $(MIPRO_ROUNDS)x ./plugins/mipro
+
+## golden-dspy: rerun DSPy to regenerate the MIPROv2 golden (not part of test; needs DSPy
+## 3.4.1 with Optuna in DSPY_PYTHON's own virtualenv, never in .venv)
+DSPY_PYTHON ?= /opt/dspy-venv/bin/python
+golden-dspy: build
+	DSPEX=$(abspath $(DSPEX)) $(DSPY_PYTHON) testdata/golden/mipro/gen_dspy_mipro.py
 
 clean:
 	rm -rf $(BIN)

@@ -51,6 +51,13 @@ const (
 	SubscriberError  Kind = "event.subscriber"    // *SubscriberProblem
 )
 
+// Candidates an optimizer built or proposed before its search (MIPROv2's
+// demo sets and instruction proposals), one event each.
+const (
+	OptimizerDemoSet     Kind = "optimizer.demo_set"    // *OptimizerDemoSetInfo
+	OptimizerInstruction Kind = "optimizer.instruction" // *OptimizerInstructionInfo
+)
+
 // Event is one thing that happened.
 type Event struct {
 	Kind Kind

@@ -163,6 +163,37 @@ type OptimizerTrialInfo struct {
 	Minibatch bool `json:"minibatch,omitempty"`
 }
 
+// OptimizerDemoSetInfo is a candidate demo set an optimizer built for one
+// predictor.
+type OptimizerDemoSetInfo struct {
+	Optimizer string `json:"optimizer"`
+	// Predictor is the predictor's dotted name; Index the candidate's
+	// number among its demo sets (the value a trial picks).
+	Predictor string `json:"predictor"`
+	Index     int    `json:"index"`
+	// Source says how the set was made (e.g. "zero_shot", "labeled",
+	// "bootstrap", "bootstrap_shuffled").
+	Source string `json:"source,omitempty"`
+	// Demos are the demos' fields, as JSON-ready data.
+	Demos []any `json:"demos"`
+}
+
+// OptimizerInstructionInfo is a candidate instruction an optimizer
+// proposed for one predictor.
+type OptimizerInstructionInfo struct {
+	Optimizer string `json:"optimizer"`
+	// Predictor is the predictor's dotted name; Index the candidate's
+	// number among its instructions (the value a trial picks).
+	Predictor   string `json:"predictor"`
+	Index       int    `json:"index"`
+	Instruction string `json:"instruction"`
+	// Tip and RolloutID are what the proposal drew (MIPROv2).
+	Tip       string `json:"tip,omitempty"`
+	RolloutID string `json:"rollout_id,omitempty"`
+	// Fallback is why the original instruction stands in for the proposal.
+	Fallback string `json:"fallback,omitempty"`
+}
+
 // SubscriberProblem reports a subscriber that panicked or stalled.
 type SubscriberProblem struct {
 	Subscriber string `json:"subscriber"`

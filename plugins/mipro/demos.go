@@ -3,9 +3,11 @@ package mipro
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/module"
 	"github.com/dspex/dspex/core/pyrand"
@@ -35,9 +37,14 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 	if labeled == 0 {
 		labeled = -1 // teleprompt: negative means none
 	}
+	maxErrors := r.s.maxErrors
+	if maxErrors < 0 {
+		// BootstrapFewShot has no "never"; no run counts this many.
+		maxErrors = math.MaxInt
+	}
 	bootstrap := func(size int) *teleprompt.BootstrapFewShot {
 		return &teleprompt.BootstrapFewShot{Metric: c.Metric, MetricThreshold: c.MetricThreshold, MaxBootstrappedDemos: size,
-			MaxLabeledDemos: labeled, MaxErrors: r.s.maxErrors, Teacher: c.Teacher}
+			MaxLabeledDemos: labeled, MaxErrors: maxErrors, Teacher: withTimeout(c.Teacher, c.Timeout)}
 	}
 	// The random draws first, in DSPy's order (each shuffled set's shuffle,
 	// then its size); then the sets are built at once, at most
@@ -111,5 +118,32 @@ func (r *run) demoSets(ctx context.Context) ([][][]example.Example, error) {
 			out[pi] = append(out[pi], np.Predictor.Demos())
 		}
 	}
+	// One event per candidate, in candidate order (the sets were built
+	// concurrently).
+	if event.Enabled(ctx, event.OptimizerDemoSet) {
+		for pi, np := range r.program.NamedPredictors() {
+			for i, set := range out[pi] {
+				demos := make([]any, len(set))
+				for j, d := range set {
+					demos[j] = d.Object()
+				}
+				publish(ctx, event.OptimizerDemoSet, &event.OptimizerDemoSetInfo{Optimizer: Name, Predictor: np.Name, Index: i,
+					Source: demoSetSource(i, maxLabeled), Demos: demos})
+			}
+		}
+	}
 	return out, nil
+}
+
+// demoSetSource says how demo set i was made.
+func demoSetSource(i, maxLabeled int) string {
+	switch {
+	case i == 0, i == 1 && maxLabeled <= 0:
+		return "zero_shot"
+	case i == 1:
+		return "labeled"
+	case i == 2:
+		return "bootstrap"
+	}
+	return "bootstrap_shuffled"
 }

@@ -38,7 +38,8 @@
 //
 //   - DSPy's program-aware proposer reads the program's Python source; Go
 //     programs have none, so the proposer gets Python-like pseudo-code of
-//     each predictor's signature.
+//     each predictor's signature. For a lone Predict or ChainOfThought,
+//     whose source DSPy does not read, both send "\n\n".
 //   - DSPy proposes an instruction for candidate 0 and then overwrites it
 //     with the original; DSPEx draws the same random numbers but makes no
 //     calls for it. A proposal that fails or comes back empty is replaced
@@ -46,6 +47,10 @@
 //   - When every sampled combination has been fully evaluated, a full
 //     evaluation step does nothing (DSPy raises); a space with fewer
 //     combinations than full evaluations is refused up front (ErrSpace).
+//   - DSPy's full evaluation adds its trial while the last minibatch
+//     trial is still running, and tells that trial afterwards; DSPEx tells
+//     first, then adds. The study's trials are the same under the same
+//     numbers, and the sampler asks the same next trials.
 //   - TrialsInFlight > 1 asks the sampler for that many trials before
 //     telling any, evaluates them concurrently and tells them in trial
 //     order; a batch never crosses a full evaluation. With 1 (the default)
@@ -60,6 +65,23 @@
 // evaluated running) and the call is tried again. With the plugin's default
 // RNG rule the rebuilt study asks what the lost one would have: no trial is
 // lost or repeated, and the run ends as an uninterrupted one.
+//
+// # DSPy's own trial sequence
+//
+// WithSamplerRNG(sampler.RNGContinuous) (SamplerOptions "rng":
+// "continuous"; `dspex optimize --sampler-rng continuous`) has the plugin
+// draw from one TPE sampler seeded once, as DSPy does: with the same seed,
+// data and LM answers the run asks, scores and returns what DSPy 3.4.1's
+// MIPROv2 does (TestDSPyMIPROParity, against a golden that
+// testdata/golden/mipro/gen_dspy_mipro.py records from DSPy; `make
+// golden-dspy`). Such a study cannot be rebuilt from its trials, so the
+// search also logs every Ask, Tell and Replay it made, and after a plugin
+// restart makes them again (sampler.Redrive, which checks that each Ask
+// comes back as logged); a resumed run asks its logged sampled trials
+// again instead of replaying them. Both then go on as an uninterrupted run.
+// The trial rule stays the default: its rebuild needs no call log and
+// replays faster, and its trials differ from DSPy's only in which random
+// draws TPE makes.
 //
 // # Resuming an interrupted run
 //

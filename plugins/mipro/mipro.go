@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -140,9 +141,14 @@ type Config struct {
 	// ViewDataBatchSize is how many training examples each dataset summary
 	// call sees; default 10.
 	ViewDataBatchSize int
-	// MaxErrors bounds failures while bootstrapping and evaluating;
-	// default 10.
+	// MaxErrors bounds failures while bootstrapping and in each
+	// evaluation; default 10 (DSPy's max_errors); negative means never
+	// stop for errors (failed examples still score 0).
 	MaxErrors int
+	// Timeout bounds each run of the program on one example, in
+	// bootstrapping and in every evaluation (the CLI's --timeout); the run
+	// then fails, and counts as an error. Default none.
+	Timeout time.Duration
 	// Concurrency bounds the examples of one evaluation run at once;
 	// default 16.
 	Concurrency int
@@ -341,8 +347,8 @@ func (o *Optimizer) settings(predictors int) (settings, error) {
 	if s.viewBatch <= 0 {
 		s.viewBatch = defaultViewDataBatch
 	}
-	if s.maxErrors <= 0 {
-		s.maxErrors = 10
+	if s.maxErrors == 0 {
+		s.maxErrors = evaluate.DefaultMaxErrors
 	}
 	if s.concurrency <= 0 {
 		s.concurrency = 16
@@ -524,8 +530,11 @@ func (o *Optimizer) Compile(ctx context.Context, program module.Program, trainse
 		"max_labeled_demos": s.maxLabeled, "seed": s.seed, "valset": len(val), "trainset": len(train),
 		"metric": c.Metric.Name(), "trials_in_flight": s.inFlight,
 	}})
-	r := &run{o: o, s: s, rng: rng, program: program.Clone(), train: train, val: val}
+	r := &run{o: o, s: s, rng: rng, program: withTimeout(program.Clone(), c.Timeout), train: train, val: val}
 	res, err := r.compile(taskCtx, promptCtx)
+	if err == nil {
+		res.Program = withoutTimeout(res.Program)
+	}
 	end := &event.OptimizerInfo{Optimizer: Name}
 	if err != nil {
 		end.Error = err.Error()
@@ -563,6 +572,47 @@ func (r *run) compile(taskCtx, promptCtx context.Context) (*Result, error) {
 	}
 	return res, nil
 }
+
+// timed bounds each Forward of a program by Config.Timeout. The run
+// optimizes a timed program, so that every clone the search and the
+// bootstraps make, and every evaluation of one, is bounded too; Compile
+// returns the program inside.
+type timed struct {
+	module.Program
+	timeout time.Duration
+}
+
+// withTimeout returns p bounded by d, or p when d is not positive.
+func withTimeout(p module.Program, d time.Duration) module.Program {
+	if d <= 0 || p == nil {
+		return p
+	}
+	return &timed{Program: p, timeout: d}
+}
+
+// withoutTimeout returns the program inside a timed one.
+func withoutTimeout(p module.Program) module.Program {
+	if t, ok := p.(*timed); ok {
+		return t.Program
+	}
+	return p
+}
+
+func (t *timed) Forward(ctx context.Context, inputs module.Inputs) (*example.Prediction, error) {
+	tctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	pred, err := t.Program.Forward(tctx, inputs)
+	if err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("mipro: timed out after %v: %w", t.timeout, err)
+		}
+		// The program reported the deadline in its own terms.
+		return nil, fmt.Errorf("mipro: timed out after %v: %w (%w)", t.timeout, err, context.DeadlineExceeded)
+	}
+	return pred, err
+}
+
+func (t *timed) Clone() module.Program { return &timed{Program: t.Program.Clone(), timeout: t.timeout} }
 
 func publish(ctx context.Context, kind event.Kind, data any) {
 	event.Publish(ctx, kind, event.SpanFrom(ctx), data)

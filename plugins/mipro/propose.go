@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
@@ -188,8 +189,13 @@ func (r *run) datasetSummary(ctx context.Context) (string, error) {
 
 // programCode stands in for DSPy's get_dspy_source_code, which reads the
 // Python source: Python-like pseudo-code of each predictor's signature and
-// the predictors in order.
+// the predictors in order. For a lone Predict or ChainOfThought DSPy reads
+// no source and gives "\n\n"; so does DSPEx.
 func programCode(p module.Program) string {
+	switch p.(type) {
+	case *module.Predict, *module.ChainOfThought:
+		return "\n\n"
+	}
 	var b strings.Builder
 	for _, np := range p.NamedPredictors() {
 		sig := np.Predictor.Signature()
@@ -364,6 +370,11 @@ func (r *run) propose(ctx context.Context, demos [][][]example.Example, res *Res
 	res.Instructions = make([][]string, len(preds))
 	for _, prop := range props {
 		res.Instructions[prop.Predictor] = append(res.Instructions[prop.Predictor], prop.Instruction)
+		// One event per candidate, in candidate order (the proposals ran
+		// concurrently).
+		publish(ctx, event.OptimizerInstruction, &event.OptimizerInstructionInfo{Optimizer: Name,
+			Predictor: preds[prop.Predictor].Name, Index: prop.Index, Instruction: prop.Instruction,
+			Tip: prop.Tip, RolloutID: prop.RolloutID, Fallback: prop.Fallback})
 	}
 	res.Proposals = props
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,10 @@ type search struct {
 	best      module.Program
 	bestScore float64
 	resume    map[int64]Trial
+	// ops are the study's successful Ask, Tell and Replay calls in order:
+	// with the continuous RNG a rebuild makes them again (sampler.Redrive).
+	ops        []sampler.Op
+	continuous bool
 }
 
 func paramName(i int, what string) string { return strconv.Itoa(i) + "_predictor_" + what }
@@ -157,6 +162,7 @@ func (r *run) search(ctx context.Context, res *Result) error {
 		id = fmt.Sprintf("mipro-%d", s.seed)
 	}
 	st.study = sampler.StudyConfig{ID: id, Space: st.space(), Seed: s.seed, Sampler: r.o.cfg.SamplerName, Options: r.o.cfg.SamplerOptions}
+	st.continuous = st.study.Continuous()
 	if err := st.checkSpace(); err != nil {
 		return err
 	}
@@ -263,7 +269,7 @@ func (st *search) batch(ctx context.Context, k int) error {
 			return err
 		}
 		var idx map[string]int
-		if resumed {
+		if resumed && !st.continuous {
 			// The study gets the logged trial as asked, told below.
 			idx = logged.Params
 			st.log = append(st.log, entry{params: toParams(idx)})
@@ -280,6 +286,7 @@ func (st *search) batch(ctx context.Context, k int) error {
 					return fmt.Errorf("%w: the study holds %d trials after replaying trial %d", ErrSampler, n, number)
 				}
 				e.inStudy = true
+				st.ops = append(st.ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, State: sampler.Running}}})
 				return nil
 			}); err != nil {
 				return err
@@ -299,7 +306,13 @@ func (st *search) batch(ctx context.Context, k int) error {
 			if idx, err = st.indices(t); err != nil {
 				return err
 			}
+			if resumed && st.comboKey(idx) != st.comboKey(logged.Params) {
+				// The continuous RNG asks the logged trials again, so that
+				// the sampler draws as the interrupted run did.
+				return fmt.Errorf("%w: trial %d is logged with %v, the sampler asked %v", ErrResume, number, logged.Params, idx)
+			}
 			st.log = append(st.log, entry{params: toParams(idx), inStudy: true})
+			st.ops = append(st.ops, sampler.Op{Kind: sampler.OpAsk, Number: t.Number, Params: t.Params})
 		}
 		p := &pending{number: number, idx: idx, prog: st.candidate(idx), set: r.val, resumed: resumed, score: logged.Score, err: logged.Error}
 		if r.s.minibatch && r.s.minibatchSize < len(r.val) {
@@ -439,7 +452,8 @@ func (st *search) addTrial(ctx context.Context, idx map[string]int, score float6
 		if st.log[number].told { // a rebuild replayed it
 			return nil
 		}
-		n, err := st.r.o.cfg.Sampler.Replay(ctx, st.study.ID, []sampler.PastTrial{{Params: st.log[number].params, Value: score}})
+		trials := []sampler.PastTrial{{Params: st.log[number].params, Value: score}}
+		n, err := st.r.o.cfg.Sampler.Replay(ctx, st.study.ID, trials)
 		if err != nil {
 			return err
 		}
@@ -447,6 +461,7 @@ func (st *search) addTrial(ctx context.Context, idx map[string]int, score float6
 			return fmt.Errorf("%w: the study holds %d trials after adding trial %d", ErrSampler, n, number)
 		}
 		st.log[number].told, st.log[number].inStudy = true, true
+		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpReplay, Trials: trials})
 		return nil
 	})
 }
@@ -461,13 +476,24 @@ func (st *search) tell(ctx context.Context, number int64) error {
 			return err
 		}
 		e.told = true
+		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpTell, Number: number, Value: e.value, State: sampler.Complete})
 		return nil
 	})
 }
 
 // rebuild recreates the study from the log: evaluated trials complete,
-// the others running (told later under their numbers).
+// the others running (told later under their numbers). With the
+// continuous RNG it makes the study's calls again instead (sampler.Redrive),
+// so that the sampler's random generator is where it was.
 func (st *search) rebuild(ctx context.Context) error {
+	if st.continuous {
+		if err := sampler.Redrive(ctx, st.r.o.cfg.Sampler, st.study, st.ops); err != nil {
+			return err
+		}
+		st.res.Rebuilds++
+		progress(ctx, "mipro: sampler study rebuilt", len(st.log), len(st.log))
+		return nil
+	}
 	history := make([]sampler.PastTrial, len(st.log))
 	for i, e := range st.log {
 		history[i] = sampler.PastTrial{Params: e.params, Value: e.value, State: sampler.Complete}
@@ -574,4 +600,19 @@ func sameTrial(a, b Trial) bool {
 	}
 	a.Params, b.Params = nil, nil
 	return a.Number == b.Number && a.Kind == b.Kind && a.Score == b.Score && a.Minibatch == b.Minibatch && a.BatchSize == b.BatchSize && a.Error == b.Error
+}
+
+// WithSamplerRNG sets the sampler plugin's RNG rule (Config.SamplerOptions
+// "rng"): sampler.RNGTrial, the plugin's default, or sampler.RNGContinuous,
+// which asks DSPy's own trial sequence for the same seed and scores
+// (TestDSPyMIPROParity). Both survive a plugin restart exactly: a trial
+// study is rebuilt from the trial log, a continuous one by making its
+// calls again (sampler.Redrive).
+func WithSamplerRNG(rule string) Option {
+	return func(c *Config) {
+		opts := make(map[string]string, len(c.SamplerOptions)+1)
+		maps.Copy(opts, c.SamplerOptions)
+		opts["rng"] = rule
+		c.SamplerOptions = opts
+	}
 }

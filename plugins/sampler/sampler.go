@@ -8,16 +8,20 @@
 // the study again with the same configuration and replays the logged
 // trials, and with the default RNG rule ("trial": each Ask draws from a
 // sampler seeded from the study's seed and the trial's number) the next
-// Ask proposes what an uninterrupted study would have. See
-// python/dspex_plugins/sampler.py for the rule and for the "continuous"
-// mode, which asks exactly what DSPy's MIPROv2 asks.
+// Ask proposes what an uninterrupted study would have. The other rule,
+// RNGContinuous, draws from one sampler seeded once and asks exactly what
+// DSPy's MIPROv2 asks; such a study is restored with Redrive, which makes
+// the logged Ask, Tell and Replay calls again in their order. See
+// python/dspex_plugins/sampler.py for both rules.
 package sampler
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -207,8 +211,8 @@ type StudyConfig struct {
 	// Sampler is "tpe", "random", "nsgaii" or "bruteforce". Default: the
 	// plugin's DSPEX_SAMPLER, else "tpe".
 	Sampler string
-	// RNG is "trial" (the default: Replay restores the study exactly) or
-	// "continuous" (DSPy's own sequence; a rebuild must re-drive Ask/Tell).
+	// RNG is RNGTrial (the default: Rebuild restores the study exactly)
+	// or RNGContinuous (DSPy's own sequence; Redrive restores it).
 	RNG string
 	// Options are the sampler's other options, e.g. "constant_liar":
 	// "true", "n_startup_trials": "10".
@@ -335,6 +339,107 @@ func (c *Client) Rebuild(ctx context.Context, cfg StudyConfig, history []PastTri
 	}
 	if n != int64(len(history)) {
 		return &Error{Op: "rebuild", Study: cfg.ID, Err: fmt.Errorf("replayed %d trials, the study holds %d", len(history), n)}
+	}
+	return nil
+}
+
+// The RNG rules of StudyConfig.RNG.
+const (
+	// RNGTrial seeds each Ask from the study's seed and the trial's
+	// number: Rebuild (Replay of the history) restores a study exactly.
+	RNGTrial = "trial"
+	// RNGContinuous draws from one sampler seeded once, as DSPy's MIPROv2
+	// does: the same seed and scores ask DSPy's own trials. Only Redrive
+	// restores such a study exactly.
+	RNGContinuous = "continuous"
+)
+
+// Continuous reports whether cfg asks for RNGContinuous (in RNG, or in
+// Options["rng"] when RNG is "").
+func (cfg StudyConfig) Continuous() bool {
+	rng := cfg.RNG
+	if rng == "" {
+		rng = cfg.Options["rng"]
+	}
+	return strings.EqualFold(strings.TrimSpace(rng), RNGContinuous)
+}
+
+// OpKind says what an Op did.
+type OpKind string
+
+const (
+	OpAsk    OpKind = "ask"    // Ask answered Number with Params
+	OpTell   OpKind = "tell"   // Tell of Number with Value and State
+	OpReplay OpKind = "replay" // Replay of Trials
+)
+
+// Op is one call that changed a study, in a log for Redrive.
+type Op struct {
+	Kind   OpKind
+	Number int64       // OpAsk, OpTell: the trial's number
+	Params Params      // OpAsk: what was asked
+	Value  float64     // OpTell
+	State  State       // OpTell; "" means Complete
+	Trials []PastTrial // OpReplay
+}
+
+// ErrDiverged: a re-driven Ask answered other parameters than the log
+// holds (another seed, sampler, Optuna or history).
+var ErrDiverged = errors.New("sampler: re-driven study diverged from its log")
+
+// Redrive creates the study cfg describes (cfg.ID must be set) and makes
+// the logged calls again, in order: each Ask is asked again and must
+// answer the logged trial (else ErrDiverged), each Tell and Replay is made
+// again. A sampler seeded once (RNGContinuous) then holds the state of the
+// study the log was taken from, random generator included, and goes on
+// asking what that study would have; Rebuild cannot promise that. Use it
+// after a plugin restart, with the log of every successful Ask, Tell and
+// Replay on the study.
+func (c *Client) Redrive(ctx context.Context, cfg StudyConfig, ops []Op) error {
+	return Redrive(ctx, c, cfg, ops)
+}
+
+// Driver is what Redrive calls; *Client implements it, and so may a
+// wrapper of one.
+type Driver interface {
+	CreateStudy(ctx context.Context, cfg StudyConfig) (string, error)
+	Ask(ctx context.Context, study string) (Trial, error)
+	Tell(ctx context.Context, study string, number int64, value float64, state State) error
+	Replay(ctx context.Context, study string, trials []PastTrial) (int64, error)
+}
+
+var _ Driver = (*Client)(nil)
+
+// Redrive is Client.Redrive through any Driver.
+func Redrive(ctx context.Context, c Driver, cfg StudyConfig, ops []Op) error {
+	if cfg.ID == "" {
+		return &Error{Op: "redrive", Err: errors.New("the study config has no ID")}
+	}
+	if _, err := c.CreateStudy(ctx, cfg); err != nil {
+		return err
+	}
+	for i, op := range ops {
+		switch op.Kind {
+		case OpAsk:
+			t, err := c.Ask(ctx, cfg.ID)
+			if err != nil {
+				return err
+			}
+			if t.Number != op.Number || !maps.Equal(t.Params, op.Params) {
+				return &Error{Op: "redrive", Study: cfg.ID, Err: fmt.Errorf("%w: call %d asked trial %d with %v, the log holds trial %d with %v",
+					ErrDiverged, i, t.Number, t.Params, op.Number, op.Params)}
+			}
+		case OpTell:
+			if err := c.Tell(ctx, cfg.ID, op.Number, op.Value, op.State); err != nil {
+				return err
+			}
+		case OpReplay:
+			if _, err := c.Replay(ctx, cfg.ID, op.Trials); err != nil {
+				return err
+			}
+		default:
+			return &Error{Op: "redrive", Study: cfg.ID, Err: fmt.Errorf("%w: call %d has kind %q", ErrInvalid, i, op.Kind)}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package sampler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -225,5 +226,83 @@ func TestPythonSamplerReplayAfterKill(t *testing.T) {
 	tellAll(t, c, "s", append(flight, next...))
 	if got := rounds(t, c, "s", 4, &log); !cmp.Equal(got, want) {
 		t.Errorf("after the replay the study asked differently from an uninterrupted one:\n%s", cmp.Diff(want, got))
+	}
+}
+
+// fakeDriver answers Ask from a script and records the calls it gets.
+type fakeDriver struct {
+	asks  []Trial
+	calls []string
+}
+
+func (f *fakeDriver) CreateStudy(_ context.Context, cfg StudyConfig) (string, error) {
+	f.calls = append(f.calls, "create "+cfg.ID)
+	return cfg.ID, nil
+}
+
+func (f *fakeDriver) Ask(context.Context, string) (Trial, error) {
+	t := f.asks[0]
+	f.asks = f.asks[1:]
+	f.calls = append(f.calls, fmt.Sprintf("ask %d", t.Number))
+	return t, nil
+}
+
+func (f *fakeDriver) Tell(_ context.Context, _ string, n int64, v float64, s State) error {
+	f.calls = append(f.calls, fmt.Sprintf("tell %d %v %s", n, v, s))
+	return nil
+}
+
+func (f *fakeDriver) Replay(_ context.Context, _ string, trials []PastTrial) (int64, error) {
+	f.calls = append(f.calls, fmt.Sprintf("replay %d", len(trials)))
+	return 0, nil
+}
+
+// Redrive makes the logged calls again in their order, and refuses an Ask
+// that answers other than the log.
+func TestRedrive(t *testing.T) {
+	p0, p1 := Params{"x": ChoiceValue("0")}, Params{"x": ChoiceValue("1")}
+	ops := []Op{
+		{Kind: OpReplay, Trials: []PastTrial{{Params: p0, Value: 0.5}}},
+		{Kind: OpAsk, Number: 1, Params: p1},
+		{Kind: OpAsk, Number: 2, Params: p0},
+		{Kind: OpTell, Number: 2, Value: 0.25},
+		{Kind: OpTell, Number: 1, Value: 0.75, State: Complete},
+		{Kind: OpReplay, Trials: []PastTrial{{Params: p1, Value: 0.5}}},
+		{Kind: OpAsk, Number: 4, Params: p1},
+	}
+	cfg := StudyConfig{ID: "s", RNG: RNGContinuous}
+	f := &fakeDriver{asks: []Trial{{1, p1}, {2, p0}, {4, p1}}}
+	if err := Redrive(context.Background(), f, cfg, ops); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"create s", "replay 1", "ask 1", "ask 2", "tell 2 0.25 ", "tell 1 0.75 complete", "replay 1", "ask 4"}
+	if diff := cmp.Diff(want, f.calls); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+
+	f = &fakeDriver{asks: []Trial{{1, p0}}}
+	err := Redrive(context.Background(), f, cfg, ops[1:2])
+	if !errors.Is(err, ErrDiverged) {
+		t.Errorf("an Ask that answers otherwise: %v, want ErrDiverged", err)
+	}
+	if err := Redrive(context.Background(), f, StudyConfig{}, nil); err == nil {
+		t.Error("Redrive without a study ID succeeded")
+	}
+	if err := Redrive(context.Background(), &fakeDriver{}, cfg, []Op{{Kind: "drop"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an unknown op: %v, want ErrInvalid", err)
+	}
+	for _, tc := range []struct {
+		cfg  StudyConfig
+		want bool
+	}{
+		{StudyConfig{}, false},
+		{StudyConfig{RNG: RNGTrial}, false},
+		{StudyConfig{RNG: " Continuous"}, true},
+		{StudyConfig{Options: map[string]string{"rng": "continuous"}}, true},
+		{StudyConfig{RNG: RNGTrial, Options: map[string]string{"rng": "continuous"}}, false},
+	} {
+		if got := tc.cfg.Continuous(); got != tc.want {
+			t.Errorf("%+v: Continuous() = %v", tc.cfg, got)
+		}
 	}
 }

@@ -44,9 +44,16 @@ of the trial being asked (the number of trials the study holds). A suggestion is
 function of the seed, the trial's number and the history only, and ``Replay`` of the same
 history gives the same next suggestions, in the uninterrupted study and in the rebuilt
 one alike. With ``rng=continuous`` the sampler is built once, exactly as DSPy builds it,
-so the suggestions are DSPy's own; a rebuild then reproduces them only if Go re-drives
-the history (``Ask`` + ``Tell`` for each trial that was asked, ``Replay`` for each that
-was added, in the original order), which draws from the generator as the first run did.
+so the suggestions are DSPy's own (plugins/mipro's TestDSPyMIPROParity checks a whole
+MIPROv2 run against DSPy 3.4.1's). A rebuild then reproduces them only if Go re-drives
+the history: every ``Ask``, ``Tell`` and ``Replay`` the study got, made again in the
+original order (trials in flight included), which draws from the generator as the first
+run did; Go's ``sampler.Redrive`` does that and checks that each Ask comes back as
+logged, and MIPROv2 uses it after a restart. A call whose answer Go never saw (an Ask
+answered as the plugin died) is not in the log; made again after the re-drive, it draws
+what it drew the first time. What a re-drive cannot survive is another Optuna or numpy,
+or other sampler options, in the restarted plugin: the first Ask that comes back
+otherwise fails the rebuild (Go's ``sampler.ErrDiverged``).
 NSGA-II keeps each trial's generation in the trial's system attributes, which a replayed
 trial lacks (``PastTrial`` has no field for them): its replay matches the uninterrupted
 study only within the first generation (``population_size`` trials, 50 by default).

@@ -206,6 +206,104 @@ def test_continuous_rng_needs_the_history_re_driven() -> None:
     assert ask_tell(redriven, 6) == want
 
 
+Op = tuple[str, int, tuple[int, ...], float]
+"""A call on a study, as Go logs it for a re-drive: ("ask", number, indices, 0),
+("tell", number, (), value) or ("add", -1, indices, value)."""
+
+
+def params_of(idx: Sequence[int]) -> dict[str, plugin_pb2.ParamValue]:
+    return {
+        name: plugin_pb2.ParamValue(categorical=str(i)) for name, i in zip(SIZES, idx, strict=True)
+    }
+
+
+def drive(service: sampler.SamplerService, ops: Sequence[Op]) -> list[Op]:
+    """Make the calls: an "ask" with number -1 asks anew, one with a number checks that
+    the study asks that trial with those indices; returns the calls made, as logged."""
+    log: list[Op] = []
+    for kind, number, idx, value in ops:
+        if kind == "ask":
+            got = service.ask(plugin_pb2.AskRequest(study_id="s"))
+            asked = (got.trial_number, indices(got.params))
+            if number >= 0:
+                assert asked == (number, idx)
+            log.append(("ask", *asked, 0.0))
+        elif kind == "tell":
+            service.tell(plugin_pb2.TellRequest(study_id="s", trial_number=number, value=value))
+            log.append((kind, number, idx, value))
+        else:
+            trial = plugin_pb2.PastTrial(params=params_of(idx), value=value)
+            service.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[trial]))
+            log.append((kind, number, idx, value))
+    return log
+
+
+def mipro_calls(
+    service: sampler.SamplerService, rounds: int, in_flight: int = 1, full_every: int = 5
+) -> list[Op]:
+    """MIPROv2's calls as plugins/mipro makes them: up to `in_flight` asks (a batch never
+    crosses a full evaluation), then their tells (scored by :func:`score`), and after
+    every `full_every` trials a full evaluation of the best trial so far, added with a
+    lower score."""
+    log: list[Op] = []
+    done = 0
+    while done < rounds:
+        k = min(in_flight, rounds - done, full_every - done % full_every)
+        asked = drive(service, [("ask", -1, (), 0.0)] * k)
+        log += asked
+        log += drive(service, [("tell", n, (), score(idx)) for _, n, idx, _ in asked])
+        done += k
+        if done % full_every == 0:
+            best = max((op for op in log if op[0] == "ask"), key=lambda op: score(op[2]))
+            log += drive(service, [("add", -1, best[2], score(best[2]) - 0.1)])
+    return log
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_continuous_rebuild_re_drives_the_calls(in_flight: int) -> None:
+    """rng=continuous after a restart: Go makes the logged calls again (sampler.Redrive:
+    each ask must come back as logged, the tells and added trials are made again, in the
+    original order), and the rebuilt study asks what the uninterrupted one asks, with
+    trials in flight, added full evaluations, and a trial still running at the crash."""
+    first = sampler.SamplerService()
+    create(first, rng="continuous")
+    log = drive(first, [("add", -1, (0, 0, 0, 0), 0.3)])
+    log += mipro_calls(first, 14, in_flight=in_flight)
+    log += drive(first, [("ask", -1, (), 0.0)])  # running when the plugin dies
+    running = log[-1]
+
+    restarted = sampler.SamplerService()
+    create(restarted, rng="continuous")
+    assert drive(restarted, log) == log
+
+    for service in (first, restarted):
+        drive(service, [("tell", running[1], (), score(running[2]))])
+    assert mipro_calls(restarted, 10, in_flight=in_flight) == mipro_calls(
+        first, 10, in_flight=in_flight
+    )
+
+
+def test_continuous_full_evaluation_before_or_after_the_tell() -> None:
+    """DSPy adds a full evaluation while its last minibatch trial is still running (inside
+    the objective) and tells that trial afterwards; plugins/mipro tells first, then adds.
+    The continuous sampler asks the same next trials either way."""
+    services = []
+    for tell_first in (True, False):
+        service = sampler.SamplerService()
+        create(service, rng="continuous")
+        drive(service, [("add", -1, (0, 0, 0, 0), 0.3)])
+        for _ in range(3):
+            for _ in range(4):
+                ((_, n, i, _),) = drive(service, [("ask", -1, (), 0.0)])
+                drive(service, [("tell", n, (), score(i))])
+            ((_, last, idx, _),) = drive(service, [("ask", -1, (), 0.0)])
+            full = ("add", -1, idx, score(idx) - 0.1)
+            last_tell = ("tell", last, (), score(idx))
+            drive(service, [last_tell, full] if tell_first else [full, last_tell])
+        services.append(service)
+    assert mipro_calls(services[0], 12) == mipro_calls(services[1], 12)
+
+
 def test_trials_in_flight_and_replayed_running() -> None:
     """Several trials asked before any is told; a restart replays them as running, and
     they are told afterwards under the same numbers."""

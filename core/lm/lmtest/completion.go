@@ -347,6 +347,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		if src.rule >= 0 {
 			st.ScriptHits++
 		}
+		if src.proposer {
+			st.ProposerHits++
+		}
 		if src.example >= 0 {
 			st.DatasetHits++
 			st.DatasetAnswers += int64(len(src.correct))
@@ -371,11 +374,14 @@ type answerSource struct {
 	rule    int    // script rule index, -1 for none
 	example int    // dataset example index, -1 for none
 	correct []bool // per choice, for dataset answers
+	// proposer is set when the dataset's proposer behaviour answered.
+	proposer bool
 }
 
 // answer builds the n completions for a request. spoil is FaultTruncated,
 // FaultBadFields or "". A matching script rule answers first; else the
-// dataset, when it knows the question; else placeholders.
+// dataset, when it knows the question, or its proposer behaviour, when
+// the prompt asks for a proposer output; else placeholders.
 func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind) ([]completion, answerSource) {
 	p, ok := parsePrompt(systemText(msgs))
 	if !ok {
@@ -403,6 +409,9 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 			assessed, src.example = a, a.Example
 			src.correct = make([]bool, n)
 			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamDataset))
+		} else if isProposerPrompt(p) {
+			src.proposer = true
+			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamProposer))
 		}
 	}
 	snip := snippet(firstInput(p, lastUserMessage(msgs)))
@@ -425,6 +434,8 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 			dc := s.cfg.Dataset.answer(assessed, p, rand.New(rand.NewPCG(dataKey, reqSeed+uint64(i))))
 			src.correct[i] = dc.correct
 			chosen = &Rule{Fields: dc.fields}
+		} else if src.proposer {
+			chosen = &Rule{Fields: s.cfg.Dataset.propose(p, msgs, mix64(dataKey^mix64(reqSeed+uint64(i))))}
 		}
 		c := completion{Text: buildText(p, jsonMode, chosen, g, respSchema, spoil == FaultBadFields), Finish: "stop"}
 		c = limit(c, stops, req.maxTokens())

@@ -164,6 +164,20 @@
 // seed s+i. Stats counts DatasetHits, DatasetAnswers and DatasetCorrect;
 // RecordedRequest.Example and Correct show each request's draw.
 //
+// # The proposer behaviour
+//
+// In dataset mode the simulator also answers an instruction optimizer's
+// proposer prompts (DSPy's GenerateSingleModuleInstruction, whose output
+// is proposed_instruction, and the dataset and program descriptions)
+// from what the prompt shows: descriptions quote the dataset questions
+// seen, one per topic; a proposed instruction names the topics of the
+// questions shown and carries the skill model's cue categories that its
+// tip input gives, some of them decided by a hash of Config.Seed, the
+// messages and the request's seed plus the choice's index (see
+// ProposedCues and docs/simulated-lm.md). Different tips, demos and
+// choices give instructions of different quality; the same request always
+// the same ones. Stats counts ProposerHits.
+//
 // # Token usage
 //
 // Usage is an estimate, not a tokenizer: a text of c characters (Unicode

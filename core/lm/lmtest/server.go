@@ -148,6 +148,10 @@ type Stats struct {
 	// whose drawn answer was the gold one (a truncated or badfields fault
 	// may still spoil its text).
 	DatasetHits, DatasetAnswers, DatasetCorrect int64
+	// ProposerHits counts completions answered by the dataset's proposer
+	// behaviour (instruction proposals and dataset or program
+	// descriptions).
+	ProposerHits int64
 	// PromptTokens and CompletionTokens sum the usage reported.
 	PromptTokens, CompletionTokens int64
 	// InFlight is how many model requests are being answered now;

@@ -78,21 +78,22 @@ func TestOptimizeMIPROLight(t *testing.T) {
 	}
 }
 
-// --sampler picks the plugin's sampler through the study's options; the
-// plugin's log, kept in the trace database, says which it built.
+// --sampler and --sampler-rng pick the plugin's sampler and its RNG rule
+// through the study's options; the plugin's log, kept in the trace
+// database, says which it built.
 func TestOptimizeMIPROSamplerFlag(t *testing.T) {
 	python := samplerPython(t)
 	_, prog := capitalsSim(t)
 	db := filepath.Join(t.TempDir(), "traces.db")
 	state := filepath.Join(t.TempDir(), "mipro.json")
 	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
-		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--sampler", "random", "--trials-in-flight", "2",
+		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--sampler", "random", "--sampler-rng", "continuous", "--trials-in-flight", "2",
 		"--out", state, "--db", db, "--no-cache", "--no-progress")
 	if code != 0 || !strings.Contains(out, "saved "+state) || !strings.Contains(stderr, "chosen by the sampler (random)") {
 		t.Fatalf("optimize --sampler random: exit %d\n%s\n%s", code, out, stderr)
 	}
-	if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random" {
-		t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
+	if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random rng=continuous" {
+		t.Errorf("the run's study was created with samplers %v, want [random rng=continuous]", samplers)
 	}
 }
 
@@ -117,7 +118,7 @@ func TestOptimizeMIPROPluginsSection(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 			}
-			if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random" {
+			if samplers := studySamplers(t, db); len(samplers) != 1 || samplers[0] != "random rng=trial" {
 				t.Errorf("the run's study was created with samplers %v, want [random]", samplers)
 			}
 		})
@@ -150,7 +151,8 @@ func studySamplers(t *testing.T, db string) []string {
 		}
 		if json.Unmarshal(ev.Data, &log) == nil && log.Message == "study created" && log.Fields["study"] == "mipro-9" {
 			s, _ := log.Fields["sampler"].(string)
-			samplers = append(samplers, s)
+			rng, _ := log.Fields["rng"].(string)
+			samplers = append(samplers, s+" rng="+rng)
 		}
 	}
 	return samplers
@@ -275,6 +277,7 @@ func TestOptimizeMIPROUsageErrors(t *testing.T) {
 		{"trials alone", []string{"--num-trials", "5"}, "give both --num-candidates and --num-trials"},
 		{"unknown auto", []string{"--auto", "extreme"}, `--auto "extreme": expected light, medium or heavy`},
 		{"unknown sampler", []string{"--sampler", "grid"}, `--sampler "grid": expected one of tpe, random, nsgaii, bruteforce`},
+		{"unknown sampler rng", []string{"--sampler-rng", "global"}, `--sampler-rng "global": expected trial or continuous`},
 		{"unknown prompt model", []string{"--prompt-model", "big"}, `--prompt-model "big": no such endpoint under models:`},
 		{"half zero-shot", []string{"--max-bootstrapped-demos", "0"}, "set both to 0 for instructions only"},
 		{"minibatch over the valset", []string{"--num-candidates", "3", "--num-trials", "4", "--minibatch-size", "60"}, "minibatch size 60 exceeds the validation set (52 examples)"},
@@ -330,4 +333,59 @@ func runIDOf(t *testing.T, stderr string) string {
 		t.Fatalf("no run id in %q", stderr)
 	}
 	return m[1]
+}
+
+// --timeout bounds every example of the trials, as of the other
+// optimizers' evaluations, and --max-errors -1 lets every evaluation run
+// to the end: against a simulator slower than the timeout, each trial's
+// examples time out (kept as evaluation rows) and score 0, and the run
+// still finishes.
+func TestOptimizeMIPROTimeoutAndUnlimitedErrors(t *testing.T) {
+	python := samplerPython(t)
+	_, prog := capitalsSim(t, "--latency", "300ms")
+	db := filepath.Join(t.TempDir(), "traces.db")
+	state := filepath.Join(t.TempDir(), "mipro.json")
+	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
+		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "mipro", "--auto", "light",
+		"--timeout", "30ms", "--max-errors", "-1", "--out", state, "--db", db, "--no-cache")
+	if code != 0 || !strings.Contains(out, "saved "+state) {
+		t.Fatalf("optimize: exit %d\n%s\n%s", code, out, stderr)
+	}
+	ctx := context.Background()
+	r, err := trace.OpenReader(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	runs, err := r.Runs(ctx, trace.ListOptions{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs %v: %v", runs, err)
+	}
+	trials, err := r.Trials(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countMIPROTrials(trials); n != 13 {
+		t.Errorf("%d trials, want 13", n)
+	}
+	for _, tr := range trials {
+		if tr.Score != nil && *tr.Score != 0 {
+			t.Errorf("trial %d scored %.2f; every example should have timed out", tr.Trial, *tr.Score)
+		}
+	}
+	results, err := r.EvalResults(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timedOut := 0
+	for _, res := range results {
+		if strings.Contains(res.Error, "mipro: timed out after 30ms") {
+			timedOut++
+		}
+	}
+	// The baseline and the full evaluations (52 examples each) and the
+	// minibatches (35 each).
+	if want := 3*52 + 10*35; timedOut < want {
+		t.Errorf("%d examples of the trials timed out, want %d", timedOut, want)
+	}
 }

@@ -24,6 +24,7 @@ type miproFlags struct {
 	numTrials      int
 	numCandidates  int
 	sampler        string
+	samplerRNG     string
 	promptModel    string
 	trialsInFlight int
 	minibatchSize  int
@@ -43,6 +44,7 @@ func (f *miproFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.numTrials, "num-trials", 0, "mipro without --auto: sampled trials")
 	cmd.Flags().IntVar(&f.numCandidates, "num-candidates", 0, "mipro without --auto: instructions and demo sets proposed per predictor")
 	cmd.Flags().StringVar(&f.sampler, "sampler", "", "mipro: the sampler plugin's sampler: "+strings.Join(samplerNames, ", ")+" (default: the plugin's, tpe)")
+	cmd.Flags().StringVar(&f.samplerRNG, "sampler-rng", "", "mipro: the sampler's RNG rule: trial (each trial seeded from the seed and its number) or continuous (one generator, DSPy's own trial sequence) (default: the plugin's, trial)")
 	cmd.Flags().StringVar(&f.promptModel, "prompt-model", "", "mipro: the endpoint of the program file's models: section that proposes instructions (default: the task LM)")
 	cmd.Flags().IntVar(&f.trialsInFlight, "trials-in-flight", 1, "mipro: trials asked and evaluated at once (1: DSPy's sequence)")
 	cmd.Flags().IntVar(&f.minibatchSize, "minibatch-size", mipro.DefaultMinibatchSize, "mipro: examples in each trial's minibatch")
@@ -55,7 +57,8 @@ func (f *miproFlags) register(cmd *cobra.Command) {
 func (f *optimizeFlags) miproConfig(t *task, changed func(string) bool) (mipro.Config, error) {
 	m := f.mipro
 	cfg := mipro.Config{Metric: t.metric, SamplerName: m.sampler, NumCandidates: m.numCandidates, NumTrials: m.numTrials,
-		MinibatchSize: m.minibatchSize, Seed: f.seed, MaxErrors: f.maxErrors, Concurrency: f.concurrency, TrialsInFlight: m.trialsInFlight}
+		MinibatchSize: m.minibatchSize, Seed: f.seed, MaxErrors: f.maxErrors, Timeout: f.timeout, Concurrency: f.concurrency,
+		TrialsInFlight: m.trialsInFlight}
 	switch {
 	case m.numTrials < 0 || m.numCandidates < 0:
 		return cfg, usageError("--num-trials and --num-candidates cannot be negative")
@@ -65,6 +68,11 @@ func (f *optimizeFlags) miproConfig(t *task, changed func(string) bool) (mipro.C
 		return cfg, usageError("--minibatch-size %d: want at least 1", m.minibatchSize)
 	case m.sampler != "" && !slices.Contains(samplerNames, m.sampler):
 		return cfg, usageError("--sampler %q: expected one of %s", m.sampler, strings.Join(samplerNames, ", "))
+	case m.samplerRNG != "" && m.samplerRNG != sampler.RNGTrial && m.samplerRNG != sampler.RNGContinuous:
+		return cfg, usageError("--sampler-rng %q: expected %s or %s", m.samplerRNG, sampler.RNGTrial, sampler.RNGContinuous)
+	}
+	if m.samplerRNG != "" {
+		cfg.SamplerOptions = map[string]string{"rng": m.samplerRNG}
 	}
 	manual := m.numTrials > 0 || m.numCandidates > 0
 	switch {
