@@ -24,19 +24,30 @@ VENV      := .venv
 VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,dev
 
-.PHONY: all setup setup-go setup-python setup-tools build test test-go test-python fuzz-brief fuzz \
+.PHONY: all setup setup-go setup-python setup-tools setup-sandbox build test test-go test-python fuzz-brief fuzz \
 	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy clean
 
 all: build
 
 ## setup: install everything a fresh machine lacks (idempotent)
-setup: setup-go setup-tools setup-python
+setup: setup-go setup-tools setup-python setup-sandbox
 
 setup-go:
 	@echo "== setup: Go modules (go mod download; the first time downloads them, a minute or so)"
 	@$(GO) mod download
 
 setup-tools: $(STATICCHECK)
+
+# The sandbox (sandbox/, docs/sandbox.md) runs untrusted code in bubblewrap.
+# Installed only when bwrap is missing; apt-get only (elsewhere: a hint).
+setup-sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "== setup: bubblewrap (apt-get install bubblewrap)"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: no apt-get here: install bubblewrap (bwrap) with the system's package manager" >&2; exit 1; fi; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq >/dev/null && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }
 
 # The file name carries the version, so changing STATICCHECK_VERSION installs
 # the new one.

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/dspex/dspex/core/config"
+	"github.com/dspex/dspex/sandbox"
 )
 
 // Handshake values shared with every DSPEx plugin (the Python SDK in
@@ -74,12 +75,63 @@ type PluginSpec struct {
 	Args []string `yaml:"args,omitempty" json:"args,omitempty"`
 	// Env is added to the host's environment for the process.
 	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
-	// Sandbox asks for the plugin to run inside the OS sandbox. It is
-	// recorded but NOT enforced yet: the sandbox is a later issue, and until
-	// it lands a plugin runs with the host user's rights either way.
+	// Sandbox runs the plugin inside the OS sandbox (package sandbox): no
+	// network, no view of the host's processes or files, uid 65534. It
+	// sees, read-only, only its interpreter's runtime (a virtualenv and
+	// what its sys.path names, which holds the plugin's code), or for a
+	// non-Python command the executable itself; and, writable, only the
+	// directory of its gRPC socket, bound at the same path. Its
+	// environment is the spec's Env and go-plugin's handshake variables,
+	// nothing of the host's. When no sandbox can be created here, starting
+	// the plugin fails (sandbox.ErrUnavailable) unless UnsafeNoSandbox is
+	// set.
 	Sandbox bool `yaml:"sandbox,omitempty" json:"sandbox,omitempty"`
+	// UnsafeNoSandbox lets a plugin marked Sandbox run WITHOUT isolation
+	// when no sandbox can be created on this machine; each such start is
+	// logged as a warning. Default false: refuse to start.
+	UnsafeNoSandbox bool `yaml:"unsafe_no_sandbox,omitempty" json:"unsafe_no_sandbox,omitempty"`
+	// SandboxReadOnly are more host paths a sandboxed plugin may read (at
+	// the same path): its code, when that is not on its interpreter's
+	// sys.path (a script run by path). Relative paths are not allowed.
+	SandboxReadOnly []string `yaml:"sandbox_read_only,omitempty" json:"sandbox_read_only,omitempty"`
+	// SandboxLimits caps a sandboxed plugin's resources; zero fields take
+	// the defaults documented on SandboxLimits.
+	SandboxLimits SandboxLimits `yaml:"sandbox_limits,omitempty" json:"sandbox_limits,omitempty"`
 	// Capabilities are the capabilities the plugin serves.
 	Capabilities []string `yaml:"capabilities,omitempty" json:"capabilities,omitempty"`
+}
+
+// SandboxLimits are the resource limits of a sandboxed plugin process as
+// a whole (see sandbox.Limits). A plugin lives long and serves many calls,
+// so its defaults differ from a one-shot sandbox's: no CPU-time limit
+// (per-call limits are the plugin's business), 1 GiB of memory, 256
+// processes and threads (gRPC's thread pools count), 16 MiB per file,
+// 1024 open files. Negative means no limit.
+type SandboxLimits struct {
+	CPU       config.Duration `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+	Memory    int64           `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Processes int             `yaml:"processes,omitempty" json:"processes,omitempty"`
+	FileSize  int64           `yaml:"file_size,omitempty" json:"file_size,omitempty"`
+	OpenFiles int             `yaml:"open_files,omitempty" json:"open_files,omitempty"`
+}
+
+// limits returns the sandbox limits with the plugin defaults filled in.
+func (l SandboxLimits) limits() sandbox.Limits {
+	out := sandbox.Limits{CPU: time.Duration(l.CPU), Memory: l.Memory, Processes: l.Processes,
+		FileSize: l.FileSize, OpenFiles: l.OpenFiles}
+	if out.CPU == 0 {
+		out.CPU = -1
+	}
+	if out.Memory == 0 {
+		out.Memory = 1 << 30
+	}
+	if out.Processes == 0 {
+		out.Processes = 256
+	}
+	if out.OpenFiles == 0 {
+		out.OpenFiles = 1024
+	}
+	return out
 }
 
 // SupervisorConfig sets how a plugin is supervised. The zero value uses
@@ -290,6 +342,11 @@ func (c Config) Validate() error {
 				return fmt.Errorf("%w: plugin %s lists an empty capability", ErrConfig, name)
 			}
 		}
+		for _, path := range spec.SandboxReadOnly {
+			if !filepath.IsAbs(path) {
+				return fmt.Errorf("%w: plugin %s: sandbox_read_only path %q is not absolute", ErrConfig, name, path)
+			}
+		}
 	}
 	for capability, name := range c.Capabilities {
 		if _, ok := c.Plugins[name]; !ok {
@@ -475,6 +532,7 @@ func (c Config) Spec(name string) (PluginSpec, error) {
 		return PluginSpec{}, fmt.Errorf("%w %q (configured: %s)", ErrUnknownPlugin, name, strings.Join(c.Names(), ", "))
 	}
 	spec.Args = slices.Clone(spec.Args)
+	spec.SandboxReadOnly = slices.Clone(spec.SandboxReadOnly)
 	spec.Capabilities = slices.Clone(spec.Capabilities)
 	spec.Env = maps.Clone(spec.Env)
 	if isPython(spec.Command) {

@@ -338,3 +338,32 @@ func FuzzParseConfig(f *testing.F) {
 		_ = cfg.Supervisor.WithDefaults().backoff(3)
 	})
 }
+
+func TestParseConfigSandbox(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`plugins:
+  plugins:
+    interp:
+      args: ["-m", "x"]
+      sandbox: true
+      unsafe_no_sandbox: true
+      sandbox_read_only: [/opt/code]
+      sandbox_limits: {cpu: 30s, memory: 268435456, processes: 32, file_size: 1048576, open_files: 64}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cfg.Plugins["interp"]
+	if !spec.Sandbox || !spec.UnsafeNoSandbox || len(spec.SandboxReadOnly) != 1 {
+		t.Fatalf("spec %+v", spec)
+	}
+	lim := spec.SandboxLimits.limits()
+	if lim.CPU != 30*time.Second || lim.Memory != 256<<20 || lim.Processes != 32 || lim.FileSize != 1<<20 || lim.OpenFiles != 64 {
+		t.Errorf("limits %+v", lim)
+	}
+	if def := (SandboxLimits{}).limits(); def.CPU != -1 || def.Memory != 1<<30 || def.Processes != 256 || def.OpenFiles != 1024 {
+		t.Errorf("default plugin limits %+v", def)
+	}
+	if _, err := ParseConfig([]byte("plugins:\n  plugins:\n    x:\n      sandbox_read_only: [relative/dir]\n")); !errors.Is(err, ErrConfig) {
+		t.Errorf("relative sandbox_read_only: %v, want ErrConfig", err)
+	}
+}

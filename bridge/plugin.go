@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/sandbox"
 )
 
 // State is where a plugin is in its life.
@@ -61,6 +62,11 @@ type Options struct {
 	// published. Default hclog.Debug, which keeps raw stderr text (a Python
 	// traceback): go-plugin logs non-JSON stderr lines at Debug.
 	LogLevel hclog.Level
+	// UnsafeNoSandbox lets every plugin marked sandbox run WITHOUT
+	// isolation when no sandbox can be created (as PluginSpec's
+	// UnsafeNoSandbox does for one); each such start is logged as a
+	// warning. Default false: such plugins fail to start.
+	UnsafeNoSandbox bool
 }
 
 // controllerShutdown is go-plugin's GRPCController method that asks a
@@ -209,6 +215,11 @@ type Plugin struct {
 	killOnce     sync.Once
 	shutdownErr  error // set by the supervisor before done closes
 
+	// sandboxRep is the sandbox check's result, made on the first
+	// sandboxed start.
+	sandboxMu  sync.Mutex
+	sandboxRep *sandbox.Report
+
 	mu       sync.Mutex
 	state    State
 	gen      *generation
@@ -248,10 +259,6 @@ func NewPlugin(name string, spec PluginSpec, cfg SupervisorConfig, opts Options)
 	}
 	p.life, p.stop = context.WithCancel(context.Background())
 	p.cb = p.newBreaker()
-	if spec.Sandbox {
-		p.publish(event.PluginLog, &event.PluginLogEntry{Plugin: name, Source: "host", Level: "warn",
-			Message: "sandbox requested but not enforced yet: the plugin runs with the host user's rights"})
-	}
 	go p.supervise()
 	if p.cfg.Eager {
 		p.requestStart()
@@ -422,8 +429,8 @@ func (p *Plugin) startGeneration() (*generation, error) {
 	gen.client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig{MagicCookieKey: MagicCookieKey, MagicCookieValue: MagicCookieValue},
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {grpcPluginName: &connPlugin{}}},
-		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, _ string) (runner.Runner, error) {
-			r, err := newProcRunner(p.name, p.spec, cmd.Env)
+		RunnerFunc: func(_ hclog.Logger, cmd *exec.Cmd, socketDir string) (runner.Runner, error) {
+			r, err := p.newRunner(p.life, cmd.Env, socketDir)
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dspex/dspex/sandbox"
 )
 
 // sysProcAttr puts the plugin in a process group of its own, so that a
@@ -33,6 +35,24 @@ func exitStatus(pid int, ps *os.ProcessState, byHost bool) ExitStatus {
 		st.Code = -1
 		if st.Signal = unix.SignalName(ws.Signal()); st.Signal == "" {
 			st.Signal = ws.Signal().String()
+		}
+	}
+	return st
+}
+
+// sandboxExitStatus is how a sandboxed plugin ended. bwrap, the process
+// the host waits for, exits with 128+N when the plugin dies of signal N.
+func sandboxExitStatus(pid int, c *sandbox.Cmd, byHost bool) ExitStatus {
+	ps := c.ProcessState()
+	if ps == nil {
+		return ExitStatus{Pid: pid, Code: -1, ByHost: byHost}
+	}
+	st := exitStatus(pid, ps, byHost)
+	if st.Signal == "" && st.Code > 128 && st.Code < 128+65 {
+		sig := syscall.Signal(st.Code - 128)
+		st.Code = -1
+		if st.Signal = unix.SignalName(sig); st.Signal == "" {
+			st.Signal = sig.String()
 		}
 	}
 	return st

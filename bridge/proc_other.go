@@ -5,6 +5,8 @@ package bridge
 import (
 	"os"
 	"syscall"
+
+	"github.com/dspex/dspex/sandbox"
 )
 
 // sysProcAttr: outside Linux the plugin shares the host's process group.
@@ -18,4 +20,11 @@ func exitStatus(pid int, ps *os.ProcessState, byHost bool) ExitStatus {
 		st.Signal = "a signal"
 	}
 	return st
+}
+
+func sandboxExitStatus(pid int, c *sandbox.Cmd, byHost bool) ExitStatus {
+	if ps := c.ProcessState(); ps != nil {
+		return exitStatus(pid, ps, byHost)
+	}
+	return ExitStatus{Pid: pid, Code: -1, ByHost: byHost}
 }

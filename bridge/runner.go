@@ -7,9 +7,12 @@ import (
 	"io"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/dspex/dspex/sandbox"
 )
 
 // procRunner is go-plugin's runner.Runner for one plugin process: an
@@ -21,6 +24,9 @@ type procRunner struct {
 	name           string
 	cmd            *exec.Cmd
 	stdout, stderr io.ReadCloser
+	// sandboxed, when set, runs the process in the OS sandbox instead of
+	// cmd (which then only describes it).
+	sandboxed *sandbox.Cmd
 
 	mu                      sync.Mutex
 	started, waited, killed bool
@@ -55,6 +61,38 @@ func newProcRunner(name string, spec PluginSpec, env []string) (*procRunner, err
 	return &procRunner{name: name, cmd: cmd, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
 }
 
+// newSandboxRunner prepares the process for spec inside the sandbox made
+// from cfg. env is go-plugin's environment: only its own variables (the
+// magic cookie, PLUGIN_*) pass, then the spec's; nothing of the host's.
+func newSandboxRunner(ctx context.Context, name string, spec PluginSpec, env []string, cfg sandbox.Config) (*procRunner, error) {
+	cfg.Env = map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") {
+			cfg.Env[k] = v
+		}
+	}
+	for k, v := range spec.Env {
+		cfg.Env[k] = v
+	}
+	sb, err := sandbox.Command(ctx, cfg, append([]string{spec.Command}, spec.Args...)...)
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := sb.StdoutPipe()
+	if err != nil {
+		sb.Close()
+		return nil, err
+	}
+	stderr, err := sb.StderrPipe()
+	if err != nil {
+		sb.Close()
+		return nil, err
+	}
+	return &procRunner{name: name, cmd: &exec.Cmd{Path: spec.Command, Args: append([]string{spec.Command}, spec.Args...)},
+		sandboxed: sb, stdout: stdout, stderr: stderr, exited: make(chan struct{})}, nil
+}
+
 var errKilledBeforeStart = errors.New("killed before it started")
 
 // Start launches the process, unless it was killed before it could be.
@@ -62,7 +100,18 @@ func (r *procRunner) Start(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.killed {
+		if r.sandboxed != nil {
+			r.sandboxed.Close()
+		}
 		return errKilledBeforeStart
+	}
+	if r.sandboxed != nil {
+		if err := r.sandboxed.Start(); err != nil {
+			r.sandboxed.Close()
+			return fmt.Errorf("launch %s in the sandbox: %w", r.cmd.Path, err)
+		}
+		r.started, r.pid = true, r.sandboxed.Pid()
+		return nil
 	}
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("launch %s: %w", r.cmd.Path, err)
@@ -78,6 +127,16 @@ func (r *procRunner) Wait(context.Context) error {
 	r.mu.Unlock()
 	if !started {
 		return errors.New("plugin process not started")
+	}
+	if r.sandboxed != nil {
+		err := r.sandboxed.Wait()
+		r.mu.Lock()
+		r.waited = true
+		r.status = sandboxExitStatus(r.pid, r.sandboxed, r.killed)
+		r.mu.Unlock()
+		r.sandboxed.Close()
+		close(r.exited)
+		return err
 	}
 	err := r.cmd.Wait()
 	r.mu.Lock()
@@ -95,7 +154,11 @@ func (r *procRunner) Kill(context.Context) error {
 	defer r.mu.Unlock()
 	r.killed = true
 	if r.started && !r.waited {
-		killGroup(r.cmd.Process)
+		if r.sandboxed != nil {
+			r.sandboxed.Kill()
+		} else {
+			killGroup(r.cmd.Process)
+		}
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ type pluginReport struct {
 	Capabilities []string `json:"capabilities"`
 	Command      string   `json:"command"`
 	Args         []string `json:"args,omitempty"`
-	// Sandbox is recorded, not enforced yet.
+	// Sandbox: the plugin runs inside the OS sandbox (docs/sandbox.md).
 	Sandbox bool `json:"sandbox,omitempty"`
 	// Status is "configured": the CLI runs no plugin while listing.
 	Status string `json:"status"`

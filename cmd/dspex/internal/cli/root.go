@@ -58,6 +58,7 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newOptimizeCommand(s),
 		newServeCommand(s),
 		newPluginsCommand(s),
+		newSandboxCommand(s),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: 2, Err: err} })
 	markUsageErrors(root)
