@@ -173,23 +173,24 @@ func TestPluginsCheckFake(t *testing.T) {
 }
 
 func TestPluginsCheckFailures(t *testing.T) {
-	// The fakes replace both built-in plugins (echo and sampler).
-	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "sampler": "normal", "crashy": "exit", "old": "oldproto"}, "")
+	// The fakes replace the built-in plugins (echo, interpreter and sampler).
+	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "interpreter": "normal", "sampler": "normal", "crashy": "exit", "old": "oldproto"}, "")
 	out, err := runPluginsCLI(t, "check", "--config", path)
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("exit %d (%v), want 1:\n%s", code, err, out)
 	}
 	for _, want := range []string{
-		"crashy   start   FAIL  plugin crashy: start: plugin process exited before the handshake (exit code 3); stderr: fake plugin: giving up at once",
-		`old      info    FAIL  protocol "dspex.plugin.v0", want "dspex.plugin.v1"`,
-		"echo     stop    ok",
-		"sampler  stop    ok",
+		"crashy       start   FAIL  plugin crashy: start: plugin process exited before the handshake (exit code 3); stderr: fake plugin: giving up at once",
+		`old          info    FAIL  protocol "dspex.plugin.v0", want "dspex.plugin.v1"`,
+		"echo         stop    ok",
+		"interpreter  stop    ok",
+		"sampler      stop    ok",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if msg := err.Error(); !strings.Contains(msg, "2 of 4 plugins failed their checks (crashy, old)") {
+	if msg := err.Error(); !strings.Contains(msg, "2 of 5 plugins failed their checks (crashy, old)") {
 		t.Errorf("error %q", msg)
 	}
 }
@@ -231,7 +232,7 @@ func TestPluginsCheckIgnoresPlantedPython(t *testing.T) {
 
 func TestPluginsCheckUnknown(t *testing.T) {
 	_, err := runPluginsCLI(t, "check", "nope")
-	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo, sampler)`) {
+	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo, interpreter, sampler)`) {
 		t.Errorf("check nope: exit %d, %v", code, err)
 	}
 }
