@@ -1484,8 +1484,11 @@ type JobStatus struct {
 	Error          string             `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	Progress       float64            `protobuf:"fixed64,5,opt,name=progress,proto3" json:"progress,omitempty"`
 	Metrics        map[string]float64 `protobuf:"bytes,6,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ProviderState is the backend's own word for the state (e.g. OpenAI's
+	// "validating_files"), for display; State is the portable one.
+	ProviderState string `protobuf:"bytes,7,opt,name=provider_state,json=providerState,proto3" json:"provider_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobStatus) Reset() {
@@ -1560,11 +1563,23 @@ func (x *JobStatus) GetMetrics() map[string]float64 {
 	return nil
 }
 
+func (x *JobStatus) GetProviderState() string {
+	if x != nil {
+		return x.ProviderState
+	}
+	return ""
+}
+
+// A job is followed by id alone after a restart of the plugin or of dspex:
+// the backend and its options travel with every request, so the plugin
+// holds nothing Go cannot give it again.
 type WatchJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Backend        string                 `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	BackendOptions map[string]string      `protobuf:"bytes,3,rep,name=backend_options,json=backendOptions,proto3" json:"backend_options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WatchJobRequest) Reset() {
@@ -1604,14 +1619,32 @@ func (x *WatchJobRequest) GetJobId() string {
 	return ""
 }
 
+func (x *WatchJobRequest) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *WatchJobRequest) GetBackendOptions() map[string]string {
+	if x != nil {
+		return x.BackendOptions
+	}
+	return nil
+}
+
 type JobEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	Progress      float64                `protobuf:"fixed64,3,opt,name=progress,proto3" json:"progress,omitempty"`
-	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
-	Metrics       map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Step          int64                  `protobuf:"varint,6,opt,name=step,proto3" json:"step,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	JobId    string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	State    string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Progress float64                `protobuf:"fixed64,3,opt,name=progress,proto3" json:"progress,omitempty"`
+	Message  string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Metrics  map[string]float64     `protobuf:"bytes,5,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Step     int64                  `protobuf:"varint,6,opt,name=step,proto3" json:"step,omitempty"`
+	// FineTunedModel is set on the event that ends a succeeded job.
+	FineTunedModel string `protobuf:"bytes,7,opt,name=fine_tuned_model,json=fineTunedModel,proto3" json:"fine_tuned_model,omitempty"`
+	// Error is set on the event that ends a failed job.
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1688,11 +1721,27 @@ func (x *JobEvent) GetStep() int64 {
 	return 0
 }
 
+func (x *JobEvent) GetFineTunedModel() string {
+	if x != nil {
+		return x.FineTunedModel
+	}
+	return ""
+}
+
+func (x *JobEvent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type CancelJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Backend        string                 `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	BackendOptions map[string]string      `protobuf:"bytes,3,rep,name=backend_options,json=backendOptions,proto3" json:"backend_options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CancelJobRequest) Reset() {
@@ -1732,11 +1781,27 @@ func (x *CancelJobRequest) GetJobId() string {
 	return ""
 }
 
+func (x *CancelJobRequest) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *CancelJobRequest) GetBackendOptions() map[string]string {
+	if x != nil {
+		return x.BackendOptions
+	}
+	return nil
+}
+
 type GetJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	JobId          string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Backend        string                 `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	BackendOptions map[string]string      `protobuf:"bytes,3,rep,name=backend_options,json=backendOptions,proto3" json:"backend_options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetJobRequest) Reset() {
@@ -1774,6 +1839,20 @@ func (x *GetJobRequest) GetJobId() string {
 		return x.JobId
 	}
 	return ""
+}
+
+func (x *GetJobRequest) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *GetJobRequest) GetBackendOptions() map[string]string {
+	if x != nil {
+		return x.BackendOptions
+	}
+	return nil
 }
 
 type ToolSpec struct {
@@ -2897,33 +2976,51 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aA\n" +
 	"\x13BackendOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x93\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x02\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12(\n" +
 	"\x10fine_tuned_model\x18\x03 \x01(\tR\x0efineTunedModel\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1a\n" +
 	"\bprogress\x18\x05 \x01(\x01R\bprogress\x12A\n" +
-	"\ametrics\x18\x06 \x03(\v2'.dspex.plugin.v1.JobStatus.MetricsEntryR\ametrics\x1a:\n" +
+	"\ametrics\x18\x06 \x03(\v2'.dspex.plugin.v1.JobStatus.MetricsEntryR\ametrics\x12%\n" +
+	"\x0eprovider_state\x18\a \x01(\tR\rproviderState\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"(\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe4\x01\n" +
 	"\x0fWatchJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xff\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12]\n" +
+	"\x0fbackend_options\x18\x03 \x03(\v24.dspex.plugin.v1.WatchJobRequest.BackendOptionsEntryR\x0ebackendOptions\x1aA\n" +
+	"\x13BackendOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
 	"\bJobEvent\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1a\n" +
 	"\bprogress\x18\x03 \x01(\x01R\bprogress\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12@\n" +
 	"\ametrics\x18\x05 \x03(\v2&.dspex.plugin.v1.JobEvent.MetricsEntryR\ametrics\x12\x12\n" +
-	"\x04step\x18\x06 \x01(\x03R\x04step\x1a:\n" +
+	"\x04step\x18\x06 \x01(\x03R\x04step\x12(\n" +
+	"\x10fine_tuned_model\x18\a \x01(\tR\x0efineTunedModel\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\")\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe6\x01\n" +
 	"\x10CancelJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"&\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12^\n" +
+	"\x0fbackend_options\x18\x03 \x03(\v25.dspex.plugin.v1.CancelJobRequest.BackendOptionsEntryR\x0ebackendOptions\x1aA\n" +
+	"\x13BackendOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x01\n" +
 	"\rGetJobRequest\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"j\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12[\n" +
+	"\x0fbackend_options\x18\x03 \x03(\v22.dspex.plugin.v1.GetJobRequest.BackendOptionsEntryR\x0ebackendOptions\x1aA\n" +
+	"\x13BackendOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"j\n" +
 	"\bToolSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12(\n" +
@@ -3034,7 +3131,7 @@ func file_dspex_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_dspex_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: dspex.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: dspex.plugin.v1.InfoResponse
@@ -3090,8 +3187,11 @@ var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	nil,                          // 51: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
 	nil,                          // 52: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
 	nil,                          // 53: dspex.plugin.v1.JobStatus.MetricsEntry
-	nil,                          // 54: dspex.plugin.v1.JobEvent.MetricsEntry
-	nil,                          // 55: dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	nil,                          // 54: dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
+	nil,                          // 55: dspex.plugin.v1.JobEvent.MetricsEntry
+	nil,                          // 56: dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
+	nil,                          // 57: dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
+	nil,                          // 58: dspex.plugin.v1.StartSessionRequest.OptionsEntry
 }
 var file_dspex_plugin_v1_plugin_proto_depIdxs = []int32{
 	46, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
@@ -3107,59 +3207,62 @@ var file_dspex_plugin_v1_plugin_proto_depIdxs = []int32{
 	51, // 10: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
 	52, // 11: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
 	53, // 12: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
-	54, // 13: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
-	30, // 14: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
-	55, // 15: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
-	34, // 16: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
-	35, // 17: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
-	37, // 18: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
-	38, // 19: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
-	40, // 20: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
-	41, // 21: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
-	39, // 22: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
-	39, // 23: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
-	12, // 24: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 25: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 26: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	0,  // 27: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
-	2,  // 28: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
-	4,  // 29: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
-	6,  // 30: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
-	13, // 31: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
-	15, // 32: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
-	17, // 33: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
-	19, // 34: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
-	22, // 35: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
-	24, // 36: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
-	26, // 37: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
-	28, // 38: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
-	29, // 39: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
-	31, // 40: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
-	33, // 41: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
-	42, // 42: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
-	44, // 43: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
-	1,  // 44: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
-	3,  // 45: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
-	5,  // 46: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
-	7,  // 47: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
-	14, // 48: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
-	16, // 49: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
-	18, // 50: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
-	20, // 51: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
-	23, // 52: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
-	25, // 53: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
-	27, // 54: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
-	25, // 55: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
-	25, // 56: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
-	32, // 57: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
-	36, // 58: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
-	43, // 59: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
-	45, // 60: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	54, // 13: dspex.plugin.v1.WatchJobRequest.backend_options:type_name -> dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
+	55, // 14: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
+	56, // 15: dspex.plugin.v1.CancelJobRequest.backend_options:type_name -> dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
+	57, // 16: dspex.plugin.v1.GetJobRequest.backend_options:type_name -> dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
+	30, // 17: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
+	58, // 18: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	34, // 19: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
+	35, // 20: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
+	37, // 21: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
+	38, // 22: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
+	40, // 23: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
+	41, // 24: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
+	39, // 25: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
+	39, // 26: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
+	12, // 27: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 28: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 29: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	0,  // 30: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
+	2,  // 31: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
+	4,  // 32: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
+	6,  // 33: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
+	13, // 34: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
+	15, // 35: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
+	17, // 36: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
+	19, // 37: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
+	22, // 38: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
+	24, // 39: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
+	26, // 40: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
+	28, // 41: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
+	29, // 42: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
+	31, // 43: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
+	33, // 44: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
+	42, // 45: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
+	44, // 46: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
+	1,  // 47: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
+	3,  // 48: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
+	5,  // 49: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
+	7,  // 50: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
+	14, // 51: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
+	16, // 52: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
+	18, // 53: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
+	20, // 54: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
+	23, // 55: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
+	25, // 56: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
+	27, // 57: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
+	25, // 58: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
+	25, // 59: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
+	32, // 60: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
+	36, // 61: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
+	43, // 62: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
+	45, // 63: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
+	47, // [47:64] is the sub-list for method output_type
+	30, // [30:47] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_dspex_plugin_v1_plugin_proto_init() }
@@ -3193,7 +3296,7 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dspex_plugin_v1_plugin_proto_rawDesc), len(file_dspex_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
