@@ -694,3 +694,75 @@ func rawJSON(s sql.NullString) json.RawMessage {
 	}
 	return json.RawMessage(s.String)
 }
+
+// RunScore sums up a run's scores: its optimizer trials and its evaluated
+// examples.
+type RunScore struct {
+	// Trials counts evaluated trials (those with a score, minibatch ones
+	// included); Best is the highest full (not minibatch) trial score,
+	// nil when there is none.
+	Trials int      `json:"trials"`
+	Best   *float64 `json:"best,omitempty"`
+	// Examples counts evaluated examples; Mean is their mean score, nil
+	// when there are none.
+	Examples int      `json:"examples"`
+	Mean     *float64 `json:"mean,omitempty"`
+}
+
+// Scores returns the RunScore of each of the runs ids that has trials or
+// evaluated examples.
+func (r *Reader) Scores(ctx context.Context, ids []string) (map[string]RunScore, error) {
+	out := make(map[string]RunScore, len(ids))
+	if r.version < 2 || len(ids) == 0 {
+		return out, nil
+	}
+	in := `(?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	read := func(query string, scan func(id string, n int, v sql.NullFloat64)) error {
+		rows, err := r.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id string
+				n  int
+				v  sql.NullFloat64
+			)
+			if err := rows.Scan(&id, &n, &v); err != nil {
+				return err
+			}
+			scan(id, n, v)
+		}
+		return rows.Err()
+	}
+	err := read(`SELECT run_id, count(*), max(CASE WHEN NOT minibatch THEN score END) FROM optimizer_trials
+		WHERE kind = 'trial' AND score IS NOT NULL AND run_id IN `+in+` GROUP BY run_id`,
+		func(id string, n int, v sql.NullFloat64) {
+			s := out[id]
+			s.Trials = n
+			if v.Valid {
+				s.Best = &v.Float64
+			}
+			out[id] = s
+		})
+	if err == nil {
+		err = read(`SELECT run_id, count(*), avg(score) FROM eval_results WHERE run_id IN `+in+` GROUP BY run_id`,
+			func(id string, n int, v sql.NullFloat64) {
+				s := out[id]
+				s.Examples = n
+				if v.Valid {
+					s.Mean = &v.Float64
+				}
+				out[id] = s
+			})
+	}
+	if err != nil {
+		return nil, r.fail("read scores in", err)
+	}
+	return out, nil
+}
