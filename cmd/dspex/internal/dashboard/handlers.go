@@ -66,6 +66,20 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	v, err := s.loadRun(r.Context(), r.PathValue("id"))
+	if errors.Is(err, trace.ErrNotFound) || errors.Is(err, trace.ErrNoDatabase) {
+		// A run about to start (a page opened as its command starts):
+		// the page waits for it and fills in when it appears.
+		var buf bytes.Buffer
+		id := r.PathValue("id")
+		if err := s.pages.ExecuteTemplate(&buf, "waiting.html", map[string]any{"ID": id, "Short": short(id), "Message": err.Error()}); err != nil {
+			s.fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write(buf.Bytes())
+		return
+	}
 	if err != nil {
 		s.fail(w, err)
 		return
