@@ -300,4 +300,3 @@ func TestOtherProcessRunsAndHostileOutput(t *testing.T) {
 	_ = slow.Wait()
 	waitJS(t, ctx, "the killed run shown as died", `document.querySelector("#runs tbody tr .state").textContent === "died"`, 20*time.Second)
 }
-
