@@ -14,7 +14,6 @@ type liveState struct {
 	mu       sync.Mutex
 	progress map[string]event.ProgressInfo
 	version  map[string]uint64
-	all      uint64
 }
 
 func newLiveState() *liveState {
@@ -29,7 +28,6 @@ func (l *liveState) handle(ev event.Event) {
 		l.progress[ev.RunID] = *p
 	}
 	l.version[ev.RunID]++
-	l.all++
 }
 
 // get returns a run's latest progress and its change counter.
@@ -38,11 +36,4 @@ func (l *liveState) get(runID string) (event.ProgressInfo, bool, uint64) {
 	defer l.mu.Unlock()
 	p, ok := l.progress[runID]
 	return p, ok, l.version[runID]
-}
-
-// changes counts every event seen.
-func (l *liveState) changes() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.all
 }
