@@ -4,35 +4,53 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
-// dspexBin is the dspex binary, built once: the runs the dashboard shows
-// are made by real dspex processes.
-var dspexBin string
+// The runs the dashboard shows are made by real dspex processes: the
+// binary is built once, by the first test that needs it (fuzzing needs
+// none).
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dspex-dashboard")
-	if err != nil {
-		panic(err)
-	}
-	dspexBin = filepath.Join(dir, "dspex")
-	build := exec.Command("go", "build", "-o", dspexBin, "github.com/dspex/dspex/cmd/dspex")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build dspex: " + err.Error())
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
+}
+
+// dspexPath returns the dspex binary, building it the first time.
+func dspexPath(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "dspex-dashboard"); buildErr != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(buildDir, "dspex"), "github.com/dspex/dspex/cmd/dspex")
+		out, err := build.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build dspex: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "dspex")
 }
 
 const capitals = "../../../../examples/capitals"
@@ -105,7 +123,7 @@ var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
 func startMockLM(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, dspexBin, append([]string{"mock-lm", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.CommandContext(ctx, dspexPath(t), append([]string{"mock-lm", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
@@ -156,7 +174,7 @@ func program(t *testing.T, url string) string {
 
 // dspexCmd is a dspex command with its caches kept in the test's folders.
 func dspexCmd(t *testing.T, args ...string) *exec.Cmd {
-	cmd := exec.Command(dspexBin, args...)
+	cmd := exec.Command(dspexPath(t), args...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir(), "XDG_STATE_HOME="+t.TempDir(), "DSPEX_DB=", "DSPEX_DASHBOARD_TOKEN=")
 	return cmd
 }
