@@ -93,6 +93,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	reader *trace.Reader
+	tried  time.Time // the last look for a newer schema
 	ln     net.Listener
 	srv    *http.Server
 
@@ -157,9 +158,10 @@ func loopback(host string) bool {
 func (s *Server) openReader(ctx context.Context) (*trace.Reader, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.reader != nil && s.reader.SchemaVersion() >= trace.SchemaVersion {
+	if s.reader != nil && (s.reader.SchemaVersion() >= trace.SchemaVersion || time.Since(s.tried) < time.Second) {
 		return s.reader, nil
 	}
+	s.tried = time.Now()
 	r, err := trace.OpenReader(ctx, s.cfg.DB)
 	if err != nil {
 		if s.reader != nil {
