@@ -80,7 +80,7 @@ func scoreText(sc trace.RunScore, kind string) string {
 	case sc.Best != nil && (kind == "optimize" || sc.Mean == nil):
 		return fmtScore(*sc.Best)
 	case sc.Mean != nil:
-		return fmtScore(*sc.Mean)
+		return fmtScore(100 * *sc.Mean) // as dspex eval reports it
 	}
 	return ""
 }
@@ -540,7 +540,8 @@ func (s *Server) loadEval(ctx context.Context, r *trace.Reader, id string, v *ru
 		}
 	}
 	if len(results) > 0 {
-		v.EvalMean = fmtScore(sum / float64(len(results)))
+		// Mean metric × 100, as dspex eval (and DSPy) report it.
+		v.EvalMean = fmtScore(100 * sum / float64(len(results)))
 	}
 	// An evaluation lists its examples; an optimization has too many
 	// (every candidate's), and lists its candidates instead.
