@@ -228,7 +228,12 @@ func TestOtherProcessRunsAndHostileOutput(t *testing.T) {
 	}
 	// The list learns of the run from the file another process wrote.
 	waitJS(t, ctx, "the run in the list", `document.querySelector("#runs tbody tr a") !== null`, 20*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#runs tbody tr a"))); err != nil {
+	// Follow the link (a live update may replace the list under a click).
+	runHref, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#runs tbody tr a").getAttribute("href")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(strings.TrimSuffix(base, "/")+runHref)); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the evaluation's examples", `document.querySelector("#examples") !== null`, 20*time.Second)
