@@ -25,12 +25,12 @@ VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,dev
 
 .PHONY: all setup setup-go setup-python setup-tools setup-sandbox build test test-go test-python fuzz-brief fuzz \
-	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy clean
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy screenshots clean
 
 all: build
 
 ## setup: install everything a fresh machine lacks (idempotent)
-setup: setup-go setup-tools setup-python setup-sandbox
+setup: setup-go setup-tools setup-python setup-sandbox setup-browser
 
 setup-go:
 	@echo "== setup: Go modules (go mod download; the first time downloads them, a minute or so)"
@@ -48,6 +48,18 @@ setup-sandbox:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq >/dev/null && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }
+
+# The dashboard's tests (cmd/dspex/internal/dashboard, docs/dashboard.md)
+# drive headless Chromium. Installed only when chromium is missing; apt-get
+# only (elsewhere: a hint).
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "== setup: Chromium for the dashboard's browser tests (apt-get install chromium)"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: no apt-get here: install Chromium (chromium) with the system's package manager" >&2; exit 1; fi; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq >/dev/null && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # The file name carries the version, so changing STATICCHECK_VERSION installs
 # the new one.
@@ -75,8 +87,10 @@ build: setup-go
 ## test: lint, then every test (race detector on), then brief fuzzing
 test: setup lint proto-check test-go test-python fuzz-brief
 
+# The dashboard's browser tests fail, rather than skip, without Chromium here
+# (setup installs it).
 test-go:
-	$(GO) test -race -count=1 ./...
+	DSPEX_REQUIRE_BROWSER=1 $(GO) test -race -count=1 ./...
 
 test-python: setup-python
 	$(VENV_PY) -m pytest -q python/tests
@@ -152,6 +166,12 @@ bench-mipro: setup-go setup-python
 DSPY_PYTHON ?= /opt/dspy-venv/bin/python
 golden-dspy: build
 	DSPEX=$(abspath $(DSPEX)) $(DSPY_PYTHON) testdata/golden/mipro/gen_dspy_mipro.py
+
+## screenshots: regenerate the dashboard screenshots in docs/img (1280x800 and
+## 390x844) from a real optimization on the simulated LM
+screenshots: setup-go setup-browser
+	DSPEX_REQUIRE_BROWSER=1 DSPEX_DASHBOARD_SCREENSHOTS=$(abspath docs/img) \
+		$(GO) test -count=1 -run '^TestOptimizeDashboardLive$$' ./cmd/dspex/internal/dashboard
 
 clean:
 	rm -rf $(BIN)

@@ -143,6 +143,50 @@ type Run struct {
 	Recorded Totals `json:"recorded"`
 	// Spans counts the run's spans.
 	Spans int `json:"spans"`
+	// Pid and Host name the process that last wrote the run's events, and
+	// HeartbeatAt is that process's last sign of life (zero in files
+	// older than schema version 4). See State.
+	Pid         int       `json:"pid,omitempty"`
+	Host        string    `json:"host,omitempty"`
+	HeartbeatAt time.Time `json:"heartbeat_at,omitzero"`
+}
+
+// Run states beyond the stored Status ("running", "ok", "error").
+const (
+	// StateDied is a run whose end was never stored and whose process is
+	// gone: killed, crashed, or cut off from its trace file.
+	StateDied = "died"
+)
+
+// DeadAfter is how old a running run's heartbeat may get before State
+// takes its process for dead, on whatever host it runs. Stores beat every
+// DefaultHeartbeatInterval.
+const DeadAfter = 15 * time.Second
+
+// State is the run's status as of now: its stored Status, except that a
+// run still "running" whose process is gone is StateDied. The process is
+// gone when it runs on this host and no process has its pid, or when its
+// heartbeat is older than DeadAfter (a pid reused by another process, a
+// host that stopped). A run from a file older than schema version 4 has
+// no heartbeat: it counts as died once it has written nothing for 10
+// minutes.
+func (r Run) State(now time.Time) string {
+	if r.Status != "running" {
+		return r.Status
+	}
+	if r.HeartbeatAt.IsZero() {
+		if now.Sub(r.UpdatedAt) > activeGrace {
+			return StateDied
+		}
+		return r.Status
+	}
+	if now.Sub(r.HeartbeatAt) > DeadAfter {
+		return StateDied
+	}
+	if r.Pid > 0 && r.Host != "" && r.Host == hostName() && !processAlive(r.Pid) {
+		return StateDied
+	}
+	return r.Status
 }
 
 // Duration is the run's length; for a run not ended, the time up to its
@@ -181,14 +225,14 @@ func limit(n int) int {
 	return n
 }
 
-// runSQL selects runs and their counts; %s is the WHERE, ORDER and LIMIT
-// choosing them.
+// runSQL selects runs and their counts; the first %s is the WHERE, ORDER and
+// LIMIT choosing them, the second the process columns (see runQuery).
 const runSQL = `WITH page AS (SELECT * FROM runs %s)
 	SELECT p.id, p.name, p.program, p.meta, p.started_at, p.ended_at, p.updated_at, p.status, p.error,
 		p.calls, p.cache_hits, p.prompt_tokens, p.completion_tokens, p.cost_usd, p.cost_unknown_calls,
 		coalesce(l.calls, 0), coalesce(l.hits, 0), coalesce(l.prompt, 0), coalesce(l.completion, 0),
 		coalesce(l.cost, 0), coalesce(l.unknown, 0),
-		(SELECT count(*) FROM spans s WHERE s.run_id = p.id)
+		(SELECT count(*) FROM spans s WHERE s.run_id = p.id), %s
 	FROM page p LEFT JOIN (
 		SELECT run_id, count(*) AS calls, sum(cache_hit) AS hits, sum(prompt_tokens) AS prompt,
 			sum(completion_tokens) AS completion, sum(cost_usd) AS cost,
@@ -197,13 +241,23 @@ const runSQL = `WITH page AS (SELECT * FROM runs %s)
 	) l ON l.run_id = p.id
 	ORDER BY p.started_at DESC, p.id DESC`
 
+// runQuery is runSQL choosing runs by where; files older than schema
+// version 4 have no process columns.
+func (r *Reader) runQuery(where string) string {
+	process := "p.pid, p.host, p.heartbeat_at"
+	if r.version < 4 {
+		process = "NULL, NULL, NULL"
+	}
+	return fmt.Sprintf(runSQL, where, process)
+}
+
 // Runs returns runs, newest first.
 func (r *Reader) Runs(ctx context.Context, opts ListOptions) ([]Run, error) {
 	if r.version < 1 {
 		return nil, nil
 	}
 	where := `WHERE ?1 = '' OR name = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2`
-	runs, err := r.queryRuns(ctx, fmt.Sprintf(runSQL, where), opts.Name, limit(opts.Limit))
+	runs, err := r.queryRuns(ctx, r.runQuery(where), opts.Name, limit(opts.Limit))
 	if err != nil {
 		return nil, r.fail("list runs in", err)
 	}
@@ -223,7 +277,7 @@ func (r *Reader) Run(ctx context.Context, id string) (Run, error) {
 	// An exact match wins; the prefix scan uses the primary key's index.
 	where := `WHERE id = ?1 OR (id > ?1 AND substr(id, 1, length(?1)) = ?1)
 		ORDER BY id = ?1 DESC, id LIMIT 3`
-	runs, err := r.queryRuns(ctx, fmt.Sprintf(runSQL, where), id)
+	runs, err := r.queryRuns(ctx, r.runQuery(where), id)
 	if err != nil {
 		return Run{}, r.fail("read run in", err)
 	}
@@ -265,13 +319,16 @@ func (r *Reader) queryRuns(ctx context.Context, query string, args ...any) ([]Ru
 			ended                 sql.NullInt64
 			rep, rec              = &run.Reported, &run.Recorded
 			recPrompt, recComplet int64
+			pid, beat             sql.NullInt64
+			host                  sql.NullString
 		)
 		if err := rows.Scan(&run.ID, &run.Name, &run.Program, &meta, &started, &ended, &updated, &run.Status, &run.Error,
 			&rep.Calls, &rep.CacheHits, &rep.PromptTokens, &rep.CompletionTokens, &rep.CostUSD, &rep.CostUnknownCalls,
 			&rec.Calls, &rec.CacheHits, &recPrompt, &recComplet, &rec.CostUSD, &rec.CostUnknownCalls,
-			&run.Spans); err != nil {
+			&run.Spans, &pid, &host, &beat); err != nil {
 			return nil, err
 		}
+		run.Pid, run.Host, run.HeartbeatAt = int(pid.Int64), host.String, nullTime(beat)
 		rec.PromptTokens, rec.CompletionTokens = int(recPrompt), int(recComplet)
 		run.Meta = rawJSON(meta)
 		run.StartedAt, run.EndedAt, run.UpdatedAt = fromNS(started), nullTime(ended), fromNS(updated)
@@ -384,6 +441,11 @@ type LMCallQuery struct {
 	RunID string
 	// Limit bounds the calls returned. 0: DefaultLimit; negative: no bound.
 	Limit int
+	// SpanID keeps the one call of that span; "" keeps all.
+	SpanID string
+	// NoContent leaves out the messages, params and completions (for
+	// statistics over many calls).
+	NoContent bool
 }
 
 // LMCalls returns LM calls, newest first.
@@ -391,16 +453,30 @@ func (r *Reader) LMCalls(ctx context.Context, q LMCallQuery) ([]LMCall, error) {
 	if r.version < 1 {
 		return nil, nil
 	}
-	where, args := "", []any{limit(q.Limit)}
+	var conds []string
+	args := []any{limit(q.Limit)}
 	if q.RunID != "" {
-		where, args = "WHERE c.run_id = ?2", append(args, q.RunID)
+		args = append(args, q.RunID)
+		conds = append(conds, fmt.Sprintf("c.run_id = ?%d", len(args)))
+	}
+	if q.SpanID != "" {
+		args = append(args, q.SpanID)
+		conds = append(conds, fmt.Sprintf("c.span_id = ?%d", len(args)))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
 	}
 	finishes := "c.finish_reasons"
 	if r.version < 3 {
 		finishes = "NULL"
 	}
+	content := "c.messages, c.params, c.completions"
+	if q.NoContent {
+		content = "NULL, NULL, NULL"
+	}
 	rows, err := r.db.QueryContext(ctx, `SELECT c.span_id, c.run_id, coalesce(s.parent_id, ''), c.model, c.adapter,
-		c.messages, c.params, c.completions, `+finishes+`, coalesce(c.prompt_tokens, 0), coalesce(c.completion_tokens, 0),
+		`+content+`, `+finishes+`, coalesce(c.prompt_tokens, 0), coalesce(c.completion_tokens, 0),
 		coalesce(c.total_tokens, 0), coalesce(c.cost_usd, 0), coalesce(c.cost_known, 0), coalesce(c.latency_ms, 0),
 		coalesce(c.queue_wait_ms, 0), coalesce(c.cache_hit, 0), coalesce(c.attempts, 0), coalesce(c.error, ''),
 		coalesce(c.error_kind, ''), c.created_at, c.ended_at
@@ -617,4 +693,76 @@ func rawJSON(s sql.NullString) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(s.String)
+}
+
+// RunScore sums up a run's scores: its optimizer trials and its evaluated
+// examples.
+type RunScore struct {
+	// Trials counts evaluated trials (those with a score, minibatch ones
+	// included); Best is the highest full (not minibatch) trial score,
+	// nil when there is none.
+	Trials int      `json:"trials"`
+	Best   *float64 `json:"best,omitempty"`
+	// Examples counts evaluated examples; Mean is their mean score, nil
+	// when there are none.
+	Examples int      `json:"examples"`
+	Mean     *float64 `json:"mean,omitempty"`
+}
+
+// Scores returns the RunScore of each of the runs ids that has trials or
+// evaluated examples.
+func (r *Reader) Scores(ctx context.Context, ids []string) (map[string]RunScore, error) {
+	out := make(map[string]RunScore, len(ids))
+	if r.version < 2 || len(ids) == 0 {
+		return out, nil
+	}
+	in := `(?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	read := func(query string, scan func(id string, n int, v sql.NullFloat64)) error {
+		rows, err := r.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id string
+				n  int
+				v  sql.NullFloat64
+			)
+			if err := rows.Scan(&id, &n, &v); err != nil {
+				return err
+			}
+			scan(id, n, v)
+		}
+		return rows.Err()
+	}
+	err := read(`SELECT run_id, count(*), max(CASE WHEN NOT minibatch THEN score END) FROM optimizer_trials
+		WHERE kind = 'trial' AND score IS NOT NULL AND run_id IN `+in+` GROUP BY run_id`,
+		func(id string, n int, v sql.NullFloat64) {
+			s := out[id]
+			s.Trials = n
+			if v.Valid {
+				s.Best = &v.Float64
+			}
+			out[id] = s
+		})
+	if err == nil {
+		err = read(`SELECT run_id, count(*), avg(score) FROM eval_results WHERE run_id IN `+in+` GROUP BY run_id`,
+			func(id string, n int, v sql.NullFloat64) {
+				s := out[id]
+				s.Examples = n
+				if v.Valid {
+					s.Mean = &v.Float64
+				}
+				out[id] = s
+			})
+	}
+	if err != nil {
+		return nil, r.fail("read scores in", err)
+	}
+	return out, nil
 }

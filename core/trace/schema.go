@@ -14,7 +14,7 @@ import (
 
 // SchemaVersion is the version of the schema this package writes. Open
 // migrates older files to it and refuses newer ones.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // walSizeLimit is the size the write-ahead log is truncated to after a
 // checkpoint.
@@ -135,6 +135,14 @@ var migrations = [][]string{
 	// that answers cut off by max_tokens show in traces.
 	{
 		`ALTER TABLE lm_calls ADD COLUMN finish_reasons TEXT`,
+	},
+	// 4: the process writing each run (its pid and host) and that
+	// process's last sign of life, so that readers can tell a run whose
+	// process died from one still running.
+	{
+		`ALTER TABLE runs ADD COLUMN pid INTEGER`,
+		`ALTER TABLE runs ADD COLUMN host TEXT`,
+		`ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER`,
 	},
 }
 

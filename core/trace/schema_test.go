@@ -118,7 +118,7 @@ func TestOpenRefusesFiles(t *testing.T) {
 			s, _ := openStore(t, path, Options{})
 			closeStore(t, s)
 			rawExec(t, path, `UPDATE trace_meta SET value = 7 WHERE name = 'schema_version'`)
-		}, ErrNewerSchema, "trace: database PATH has schema version 7, newer than this dspex (3); upgrade dspex"},
+		}, ErrNewerSchema, "trace: database PATH has schema version 7, newer than this dspex (" + strconv.Itoa(SchemaVersion) + "); upgrade dspex"},
 		{"another database", func(t *testing.T, path string) {
 			rawExec(t, path, `CREATE TABLE customers (id INTEGER PRIMARY KEY)`, `CREATE TABLE orders (id INTEGER PRIMARY KEY)`)
 		}, ErrNotTraceDB, "trace: not a dspex trace database: PATH holds other tables (customers, orders)"},

@@ -28,6 +28,9 @@ const (
 	// DefaultRetentionInterval is how often retention runs in a store
 	// that stays open (a long dspex serve).
 	DefaultRetentionInterval = 10 * time.Minute
+	// DefaultHeartbeatInterval is how often a store marks the runs it is
+	// writing as alive (see Run.State).
+	DefaultHeartbeatInterval = 2 * time.Second
 )
 
 // EventHTTPRefused is the kind of the events-table row counting HTTP
@@ -102,6 +105,12 @@ type Options struct {
 	// RetentionInterval is how often Retention is applied while the store
 	// is open. Default 10m.
 	RetentionInterval time.Duration
+	// HeartbeatInterval is how often the store records, in each run it
+	// started and has not ended, that its process is alive, so that a
+	// reader can tell a run whose process died (see Run.State). Default
+	// 2s; readers take a run whose heartbeat is older than DeadAfter as
+	// dead, so it must stay well below that.
+	HeartbeatInterval time.Duration
 	// Redact removes secrets (API keys, LM header values, base URL query
 	// parameters) from the text of stored errors and of events stored as
 	// JSON in the events table. Prompts and answers are stored as they
@@ -133,6 +142,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetentionInterval <= 0 {
 		o.RetentionInterval = DefaultRetentionInterval
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	return o
 }
@@ -358,6 +370,8 @@ func (s *Store) run() {
 	var tick <-chan time.Time // non-nil while the batch waits for the timer
 	housekeeping := time.NewTicker(min(s.opts.RefusalInterval, s.opts.RetentionInterval))
 	defer housekeeping.Stop()
+	heartbeat := time.NewTicker(s.opts.HeartbeatInterval)
+	defer heartbeat.Stop()
 	refusals := newRefusals()
 	sinceRetention := 0
 	lastRetention := time.Now()
@@ -401,6 +415,12 @@ func (s *Store) run() {
 			}
 		case <-tick:
 			flush()
+		case <-heartbeat.C:
+			// Best effort: a missed beat is made up by the next one, and
+			// readers allow for several.
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.HeartbeatInterval)
+			_ = s.w.heartbeat(ctx, time.Now())
+			cancel()
 		case <-housekeeping.C:
 			if time.Since(refusals.since) >= s.opts.RefusalInterval && refusals.pending() {
 				batch = refusals.appendTo(batch)

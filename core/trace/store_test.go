@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -140,7 +141,13 @@ func TestStoreRecordsARun(t *testing.T) {
 		Reported: Totals{Calls: 1, PromptTokens: 7, CompletionTokens: 3, CostUSD: 0.25},
 		Recorded: Totals{Calls: 1, PromptTokens: 7, CompletionTokens: 3, CostUSD: 0.25},
 		Spans:    2,
+		// The writing process: this one, alive when it last wrote.
+		Pid: os.Getpid(), Host: hostName(),
 	}
+	if run.HeartbeatAt.IsZero() || run.HeartbeatAt.Before(run.StartedAt) {
+		t.Errorf("heartbeat %v; want one at or after the run's start %v", run.HeartbeatAt, run.StartedAt)
+	}
+	run.HeartbeatAt = time.Time{}
 	if diff := cmp.Diff(want, run); diff != "" {
 		t.Errorf("run (-want +got):\n%s", diff)
 	}

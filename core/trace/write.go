@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -22,10 +23,18 @@ const (
 	// touchRunSQL creates the run's row on first sight of any of its
 	// events. Until the run's start is seen, its start time is the earliest
 	// event seen.
-	touchRunSQL = `INSERT INTO runs (id, started_at, updated_at) VALUES (?1, ?2, ?3)
+	// It also records the writing process (?4 pid, ?5 host) and its
+	// heartbeat (?6, the commit's wall-clock time): the last process to
+	// write a run's events is the one running it (a resumed run moves).
+	touchRunSQL = `INSERT INTO runs (id, started_at, updated_at, pid, host, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 		ON CONFLICT (id) DO UPDATE SET
 			started_at = CASE WHEN runs.start_seen THEN runs.started_at ELSE min(runs.started_at, excluded.started_at) END,
-			updated_at = max(runs.updated_at, excluded.updated_at)`
+			updated_at = max(runs.updated_at, excluded.updated_at),
+			pid = excluded.pid, host = excluded.host,
+			heartbeat_at = max(coalesce(runs.heartbeat_at, 0), excluded.heartbeat_at)`
+	// heartbeatSQL marks a run this process is still writing as alive.
+	heartbeatSQL = `UPDATE runs SET heartbeat_at = max(coalesce(heartbeat_at, 0), ?2)
+		WHERE id = ?1 AND ended_at IS NULL AND pid = ?3 AND host = ?4`
 	runStartSQL = `UPDATE runs SET name = ?2, program = ?3, meta = ?4, started_at = ?5, start_seen = 1 WHERE id = ?1`
 	runEndSQL   = `UPDATE runs SET
 			name = CASE WHEN ?2 != '' THEN ?2 ELSE name END,
@@ -100,6 +109,13 @@ type writer struct {
 	skipErr                                                      func(error)
 	redact                                                       func(string) string
 
+	// pid and host name this process in the runs it writes; open are the
+	// runs whose start it wrote and whose end it has not, which its
+	// heartbeat keeps marked alive.
+	pid  int
+	host string
+	open map[string]bool
+
 	// Per batch, reused: run → its earliest and latest event; the spans
 	// whose end is in the batch; and their starts, once seen.
 	runs   map[string][2]int64
@@ -114,7 +130,8 @@ type spanKey struct {
 }
 
 func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
-	w := &writer{db: db, runs: make(map[string][2]int64), ends: make(map[spanKey]bool), starts: make(map[spanKey]*event.Event)}
+	w := &writer{db: db, runs: make(map[string][2]int64), ends: make(map[spanKey]bool), starts: make(map[spanKey]*event.Event),
+		pid: os.Getpid(), host: hostName(), open: make(map[string]bool)}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
@@ -203,8 +220,9 @@ func (w *writer) write(batch []event.Event, clock func() time.Time) (runStarts, 
 	} {
 		*p.dst = sqlTx.StmtContext(ctx, *p.src)
 	}
+	beat := time.Now().UnixNano()
 	for id, r := range w.runs {
-		if _, err := t.touchRun.ExecContext(ctx, id, r[0], r[1]); err != nil {
+		if _, err := t.touchRun.ExecContext(ctx, id, r[0], r[1], w.pid, w.host, beat); err != nil {
 			return 0, 0, fmt.Errorf("record run %s: %w", id, err)
 		}
 	}
@@ -220,8 +238,14 @@ func (w *writer) write(batch []event.Event, clock func() time.Time) (runStarts, 
 			}
 			continue
 		}
-		if ev.Kind == event.RunStart {
+		switch ev.Kind {
+		case event.RunStart:
 			runStarts++
+			if ev.RunID != "" {
+				w.open[ev.RunID] = true
+			}
+		case event.RunEnd:
+			delete(w.open, ev.RunID)
 		}
 	}
 	return runStarts, skipped, sqlTx.Commit()
@@ -523,4 +547,28 @@ func goText(v any) string {
 		s = s[:maxFallbackText] + "..."
 	}
 	return s
+}
+
+// hostName is this machine's name, "" when it cannot be had.
+func hostName() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// heartbeat marks the runs this process is writing as alive at now.
+func (w *writer) heartbeat(ctx context.Context, now time.Time) error {
+	if len(w.open) == 0 {
+		return nil
+	}
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for id := range w.open {
+		if _, err := tx.ExecContext(ctx, heartbeatSQL, id, now.UnixNano(), w.pid, w.host); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }

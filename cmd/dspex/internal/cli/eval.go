@@ -48,6 +48,7 @@ func (f *taskFlags) register(cmd *cobra.Command) {
 	_ = cmd.MarkFlagRequired("program")
 	f.env.register(cmd)
 	f.observe.register(cmd)
+	f.observe.registerDashboard(cmd)
 }
 
 // task is a loaded program with its metric.

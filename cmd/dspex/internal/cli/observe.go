@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dspex/dspex/cmd/dspex/internal/dashboard"
 	"github.com/dspex/dspex/core/event"
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/logging"
@@ -35,6 +36,11 @@ type observeFlags struct {
 	// many are expected, 0 when unknown.
 	describeCandidate func(id string) string
 	candidates        int
+
+	// dashboard is --dashboard's address ("" for none); dashboardToken
+	// its --dashboard-token.
+	dashboard      string
+	dashboardToken string
 }
 
 func (f *observeFlags) register(cmd *cobra.Command) {
@@ -69,6 +75,7 @@ type observer struct {
 	logger   *logging.Logger
 	otel     *telemetry.Exporter
 	progress *progress
+	dash     *dashboard.Server
 	run      event.Span
 	info     event.RunInfo
 }
@@ -142,6 +149,9 @@ func startObserving(ctx context.Context, s *streams, f *observeFlags, info event
 	} else {
 		ctx, o.run = event.StartRun(ctx)
 	}
+	if err := o.startDashboard(s, f, o.bus); err != nil {
+		return fail(err)
+	}
 	event.Publish(ctx, event.RunStart, o.run, &o.info)
 	return ctx, o, nil
 }
@@ -190,6 +200,12 @@ func (o *observer) close() error {
 	if o.store != nil {
 		if err := o.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("trace database: %w", err))
+		}
+	}
+	if o.dash != nil {
+		// After the store: open pages get the run's final state.
+		if err := o.dash.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("dashboard: %w", err))
 		}
 	}
 	if o.logger != nil {

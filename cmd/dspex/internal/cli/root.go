@@ -60,6 +60,7 @@ func NewRootCommand(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		newPluginsCommand(s),
 		newExecCommand(s),
 		newSandboxCommand(s),
+		newDashboardCommand(s),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &ExitError{Code: 2, Err: err} })
 	markUsageErrors(root)

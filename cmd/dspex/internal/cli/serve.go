@@ -73,6 +73,7 @@ exits 0.`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 0, "how long shutdown waits for accepted requests (default: --timeout + 5s)")
 	f.env.register(cmd)
 	f.observe.register(cmd)
+	f.observe.registerDashboard(cmd)
 	_ = fl.MarkHidden("no-progress")
 	_ = cmd.MarkFlagRequired("program")
 	return cmd
