@@ -156,7 +156,7 @@ func TestTracesSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("after the kill %d LM calls readable, %d were committed before it: %v", len(calls), committed, err)
 	}
 	out, _, code := runDspex(t, nil, "traces", "list", "--db", db)
-	if code != 0 || !strings.Contains(out, "running") {
-		t.Errorf("traces list after SIGKILL (exit %d): %s", code, out)
+	if code != 0 || !strings.Contains(out, trace.StateDied) {
+		t.Errorf("traces list after SIGKILL (want the run shown as %q) (exit %d): %s", trace.StateDied, code, out)
 	}
 }

@@ -60,8 +60,9 @@ func newTracesListCommand(s *streams, db *string) *cobra.Command {
 		Use:   "list [-n 20] [--name NAME] [--db FILE] [--json]",
 		Short: "List runs, newest first",
 		Long: `list prints the newest runs first: id, command name, start (local time),
-duration, status, number of spans, LM calls, tokens and cost. A run whose
-process is still going (or died without ending it) shows as "running".
+duration, status, number of spans, LM calls, tokens and cost. A run not
+ended shows as "running" while its process is alive and as "died" once it
+is gone (killed or crashed without ending the run).
 With --json it prints one JSON array of runs instead.`,
 		Example: `  dspex traces list
   dspex traces list -n 5 --name eval --json`,
@@ -205,25 +206,31 @@ func runTracesList(ctx context.Context, s *streams, path string, opts trace.List
 		_, err := fmt.Fprintf(s.out, "no runs in %s\n", r.Path())
 		return err
 	}
+	now := time.Now()
 	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSTARTED\tDURATION\tSTATUS\tSPANS\tLM CALLS\tTOKENS\tCOST")
 	for _, run := range runs {
 		u := run.Usage()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.ID, orDash(run.Name),
-			run.StartedAt.Local().Format("2006-01-02 15:04:05"), humanDuration(run.Duration()), run.Status,
+			run.StartedAt.Local().Format("2006-01-02 15:04:05"), humanDuration(run.Duration()), run.State(now),
 			groupThousands(int64(run.Spans)), groupThousands(int64(u.Calls)),
 			groupThousands(int64(u.PromptTokens+u.CompletionTokens)), cost(u))
 	}
 	return tw.Flush()
 }
 
-// runJSON is a run as the CLI writes it: the stored run plus its duration.
+// runJSON is a run as the CLI writes it: the stored run plus its duration
+// and its state now (the stored status, or "died" for a run whose process
+// is gone; see trace.Run.State).
 type runJSON struct {
 	trace.Run
-	DurationNS int64 `json:"duration_ns"`
+	DurationNS int64  `json:"duration_ns"`
+	State      string `json:"state"`
 }
 
-func newRunJSON(r trace.Run) runJSON { return runJSON{Run: r, DurationNS: int64(r.Duration())} }
+func newRunJSON(r trace.Run) runJSON {
+	return runJSON{Run: r, DurationNS: int64(r.Duration()), State: r.State(time.Now())}
+}
 
 // runRecord is everything stored for one run.
 type runRecord struct {
@@ -295,7 +302,7 @@ func writeRunSummary(w *errWriter, rec *runRecord) {
 	} else {
 		w.printf("duration  %s\n", humanDuration(run.Duration()))
 	}
-	status := run.Status
+	status := run.State(time.Now())
 	if run.Error != "" {
 		status += ": " + oneLine(run.Error, 200)
 	}
