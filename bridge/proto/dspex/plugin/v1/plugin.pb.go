@@ -878,8 +878,12 @@ func (x *CreateStudyRequest) GetSamplerOptions() map[string]string {
 }
 
 type CreateStudyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	// The plugin makes the changes that AskRequest.before and
+	// ReplayRequest.before carry. A plugin that predates them leaves it false
+	// (and would ignore them): callers then make each change as its own call.
+	FusedCalls    bool `protobuf:"varint,2,opt,name=fused_calls,json=fusedCalls,proto3" json:"fused_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,16 +925,113 @@ func (x *CreateStudyResponse) GetStudyId() string {
 	return ""
 }
 
+func (x *CreateStudyResponse) GetFusedCalls() bool {
+	if x != nil {
+		return x.FusedCalls
+	}
+	return false
+}
+
+// StudyChange is a Tell or a Replay carried by another call (its before),
+// made exactly as that call alone would make it, saving its round trip.
+type StudyChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*StudyChange_Tell
+	//	*StudyChange_Replay
+	Change        isStudyChange_Change `protobuf_oneof:"change"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StudyChange) Reset() {
+	*x = StudyChange{}
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StudyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StudyChange) ProtoMessage() {}
+
+func (x *StudyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StudyChange.ProtoReflect.Descriptor instead.
+func (*StudyChange) Descriptor() ([]byte, []int) {
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StudyChange) GetChange() isStudyChange_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *StudyChange) GetTell() *TellRequest {
+	if x != nil {
+		if x, ok := x.Change.(*StudyChange_Tell); ok {
+			return x.Tell
+		}
+	}
+	return nil
+}
+
+func (x *StudyChange) GetReplay() *ReplayRequest {
+	if x != nil {
+		if x, ok := x.Change.(*StudyChange_Replay); ok {
+			return x.Replay
+		}
+	}
+	return nil
+}
+
+type isStudyChange_Change interface {
+	isStudyChange_Change()
+}
+
+type StudyChange_Tell struct {
+	// Its study_id is "" or the carrying call's.
+	Tell *TellRequest `protobuf:"bytes,1,opt,name=tell,proto3,oneof"`
+}
+
+type StudyChange_Replay struct {
+	// Its study_id is "" or the carrying call's; it carries no before.
+	Replay *ReplayRequest `protobuf:"bytes,2,opt,name=replay,proto3,oneof"`
+}
+
+func (*StudyChange_Tell) isStudyChange_Change() {}
+
+func (*StudyChange_Replay) isStudyChange_Change() {}
+
 type AskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	// Changes to make first, in order, as Tell and Replay calls would. The
+	// plugin checks them all before making any: a refused change leaves the
+	// study as it was and nothing is asked.
+	Before        []*StudyChange `protobuf:"bytes,2,rep,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AskRequest) Reset() {
 	*x = AskRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1043,7 @@ func (x *AskRequest) String() string {
 func (*AskRequest) ProtoMessage() {}
 
 func (x *AskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1056,7 @@ func (x *AskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskRequest.ProtoReflect.Descriptor instead.
 func (*AskRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AskRequest) GetStudyId() string {
@@ -965,17 +1066,27 @@ func (x *AskRequest) GetStudyId() string {
 	return ""
 }
 
+func (x *AskRequest) GetBefore() []*StudyChange {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
 type AskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TrialNumber   int64                  `protobuf:"varint,1,opt,name=trial_number,json=trialNumber,proto3" json:"trial_number,omitempty"`
-	Params        map[string]*ParamValue `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TrialNumber int64                  `protobuf:"varint,1,opt,name=trial_number,json=trialNumber,proto3" json:"trial_number,omitempty"`
+	Params      map[string]*ParamValue `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How many of the request's before changes were made (all of them; a
+	// plugin that predates before answers 0).
+	Applied       int32 `protobuf:"varint,3,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AskResponse) Reset() {
 	*x = AskResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1098,7 @@ func (x *AskResponse) String() string {
 func (*AskResponse) ProtoMessage() {}
 
 func (x *AskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1111,7 @@ func (x *AskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskResponse.ProtoReflect.Descriptor instead.
 func (*AskResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AskResponse) GetTrialNumber() int64 {
@@ -1017,6 +1128,13 @@ func (x *AskResponse) GetParams() map[string]*ParamValue {
 	return nil
 }
 
+func (x *AskResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
 type TellRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	StudyId     string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
@@ -1030,7 +1148,7 @@ type TellRequest struct {
 
 func (x *TellRequest) Reset() {
 	*x = TellRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1160,7 @@ func (x *TellRequest) String() string {
 func (*TellRequest) ProtoMessage() {}
 
 func (x *TellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1173,7 @@ func (x *TellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TellRequest.ProtoReflect.Descriptor instead.
 func (*TellRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TellRequest) GetStudyId() string {
@@ -1094,7 +1212,7 @@ type TellResponse struct {
 
 func (x *TellResponse) Reset() {
 	*x = TellResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1224,7 @@ func (x *TellResponse) String() string {
 func (*TellResponse) ProtoMessage() {}
 
 func (x *TellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1237,7 @@ func (x *TellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TellResponse.ProtoReflect.Descriptor instead.
 func (*TellResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 type BestRequest struct {
@@ -1131,7 +1249,7 @@ type BestRequest struct {
 
 func (x *BestRequest) Reset() {
 	*x = BestRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1261,7 @@ func (x *BestRequest) String() string {
 func (*BestRequest) ProtoMessage() {}
 
 func (x *BestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1274,7 @@ func (x *BestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BestRequest.ProtoReflect.Descriptor instead.
 func (*BestRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BestRequest) GetStudyId() string {
@@ -1178,7 +1296,7 @@ type BestResponse struct {
 
 func (x *BestResponse) Reset() {
 	*x = BestResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1308,7 @@ func (x *BestResponse) String() string {
 func (*BestResponse) ProtoMessage() {}
 
 func (x *BestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1321,7 @@ func (x *BestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BestResponse.ProtoReflect.Descriptor instead.
 func (*BestResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BestResponse) GetFound() bool {
@@ -1245,7 +1363,7 @@ type PastTrial struct {
 
 func (x *PastTrial) Reset() {
 	*x = PastTrial{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1375,7 @@ func (x *PastTrial) String() string {
 func (*PastTrial) ProtoMessage() {}
 
 func (x *PastTrial) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1388,7 @@ func (x *PastTrial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PastTrial.ProtoReflect.Descriptor instead.
 func (*PastTrial) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PastTrial) GetParams() map[string]*ParamValue {
@@ -1295,16 +1413,18 @@ func (x *PastTrial) GetState() string {
 }
 
 type ReplayRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
-	Trials        []*PastTrial           `protobuf:"bytes,2,rep,name=trials,proto3" json:"trials,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	Trials  []*PastTrial           `protobuf:"bytes,2,rep,name=trials,proto3" json:"trials,omitempty"`
+	// Changes to make first, as AskRequest.before.
+	Before        []*StudyChange `protobuf:"bytes,3,rep,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplayRequest) Reset() {
 	*x = ReplayRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1436,7 @@ func (x *ReplayRequest) String() string {
 func (*ReplayRequest) ProtoMessage() {}
 
 func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1449,7 @@ func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRequest.ProtoReflect.Descriptor instead.
 func (*ReplayRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReplayRequest) GetStudyId() string {
@@ -1346,16 +1466,26 @@ func (x *ReplayRequest) GetTrials() []*PastTrial {
 	return nil
 }
 
+func (x *ReplayRequest) GetBefore() []*StudyChange {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
 type ReplayResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Trials        int64                  `protobuf:"varint,1,opt,name=trials,proto3" json:"trials,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Trials int64                  `protobuf:"varint,1,opt,name=trials,proto3" json:"trials,omitempty"`
+	// How many of the request's before changes were made, as
+	// AskResponse.applied.
+	Applied       int32 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplayResponse) Reset() {
 	*x = ReplayResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1497,7 @@ func (x *ReplayResponse) String() string {
 func (*ReplayResponse) ProtoMessage() {}
 
 func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,12 +1510,19 @@ func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayResponse.ProtoReflect.Descriptor instead.
 func (*ReplayResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReplayResponse) GetTrials() int64 {
 	if x != nil {
 		return x.Trials
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
 	}
 	return 0
 }
@@ -1405,7 +1542,7 @@ type StartJobRequest struct {
 
 func (x *StartJobRequest) Reset() {
 	*x = StartJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1554,7 @@ func (x *StartJobRequest) String() string {
 func (*StartJobRequest) ProtoMessage() {}
 
 func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1567,7 @@ func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobRequest.ProtoReflect.Descriptor instead.
 func (*StartJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartJobRequest) GetBaseModel() string {
@@ -1490,7 +1627,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1639,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1652,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobStatus) GetJobId() string {
@@ -1569,7 +1706,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1718,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1731,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1618,7 +1755,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1767,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1780,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JobEvent) GetJobId() string {
@@ -1697,7 +1834,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1846,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1859,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1741,7 +1878,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1890,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1903,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1791,7 +1928,7 @@ type ToolSpec struct {
 
 func (x *ToolSpec) Reset() {
 	*x = ToolSpec{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1940,7 @@ func (x *ToolSpec) String() string {
 func (*ToolSpec) ProtoMessage() {}
 
 func (x *ToolSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1953,7 @@ func (x *ToolSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolSpec.ProtoReflect.Descriptor instead.
 func (*ToolSpec) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ToolSpec) GetName() string {
@@ -1854,7 +1991,7 @@ type StartSessionRequest struct {
 
 func (x *StartSessionRequest) Reset() {
 	*x = StartSessionRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2003,7 @@ func (x *StartSessionRequest) String() string {
 func (*StartSessionRequest) ProtoMessage() {}
 
 func (x *StartSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2016,7 @@ func (x *StartSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSessionRequest.ProtoReflect.Descriptor instead.
 func (*StartSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StartSessionRequest) GetTools() []*ToolSpec {
@@ -1905,7 +2042,7 @@ type StartSessionResponse struct {
 
 func (x *StartSessionResponse) Reset() {
 	*x = StartSessionResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2054,7 @@ func (x *StartSessionResponse) String() string {
 func (*StartSessionResponse) ProtoMessage() {}
 
 func (x *StartSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2067,7 @@ func (x *StartSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSessionResponse.ProtoReflect.Descriptor instead.
 func (*StartSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StartSessionResponse) GetSessionId() string {
@@ -1953,7 +2090,7 @@ type ExecuteClientMessage struct {
 
 func (x *ExecuteClientMessage) Reset() {
 	*x = ExecuteClientMessage{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2102,7 @@ func (x *ExecuteClientMessage) String() string {
 func (*ExecuteClientMessage) ProtoMessage() {}
 
 func (x *ExecuteClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2115,7 @@ func (x *ExecuteClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteClientMessage.ProtoReflect.Descriptor instead.
 func (*ExecuteClientMessage) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecuteClientMessage) GetMsg() isExecuteClientMessage_Msg {
@@ -2037,7 +2174,7 @@ type ExecuteCode struct {
 
 func (x *ExecuteCode) Reset() {
 	*x = ExecuteCode{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2186,7 @@ func (x *ExecuteCode) String() string {
 func (*ExecuteCode) ProtoMessage() {}
 
 func (x *ExecuteCode) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2199,7 @@ func (x *ExecuteCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteCode.ProtoReflect.Descriptor instead.
 func (*ExecuteCode) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecuteCode) GetSessionId() string {
@@ -2100,7 +2237,7 @@ type ToolResult struct {
 
 func (x *ToolResult) Reset() {
 	*x = ToolResult{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2249,7 @@ func (x *ToolResult) String() string {
 func (*ToolResult) ProtoMessage() {}
 
 func (x *ToolResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2262,7 @@ func (x *ToolResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolResult.ProtoReflect.Descriptor instead.
 func (*ToolResult) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ToolResult) GetCallId() string {
@@ -2164,7 +2301,7 @@ type ExecuteServerMessage struct {
 
 func (x *ExecuteServerMessage) Reset() {
 	*x = ExecuteServerMessage{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2313,7 @@ func (x *ExecuteServerMessage) String() string {
 func (*ExecuteServerMessage) ProtoMessage() {}
 
 func (x *ExecuteServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2326,7 @@ func (x *ExecuteServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteServerMessage.ProtoReflect.Descriptor instead.
 func (*ExecuteServerMessage) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExecuteServerMessage) GetMsg() isExecuteServerMessage_Msg {
@@ -2277,7 +2414,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2426,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2439,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ToolCall) GetCallId() string {
@@ -2337,7 +2474,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2486,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2499,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Output) GetStream() string {
@@ -2393,7 +2530,7 @@ type Captured struct {
 
 func (x *Captured) Reset() {
 	*x = Captured{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2542,7 @@ func (x *Captured) String() string {
 func (*Captured) ProtoMessage() {}
 
 func (x *Captured) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2555,7 @@ func (x *Captured) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Captured.ProtoReflect.Descriptor instead.
 func (*Captured) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Captured) GetStdout() string {
@@ -2462,7 +2599,7 @@ type ExecResult struct {
 
 func (x *ExecResult) Reset() {
 	*x = ExecResult{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2611,7 @@ func (x *ExecResult) String() string {
 func (*ExecResult) ProtoMessage() {}
 
 func (x *ExecResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2624,7 @@ func (x *ExecResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResult.ProtoReflect.Descriptor instead.
 func (*ExecResult) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecResult) GetValueRepr() string {
@@ -2551,7 +2688,7 @@ type ExecError struct {
 
 func (x *ExecError) Reset() {
 	*x = ExecError{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2700,7 @@ func (x *ExecError) String() string {
 func (*ExecError) ProtoMessage() {}
 
 func (x *ExecError) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2713,7 @@ func (x *ExecError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecError.ProtoReflect.Descriptor instead.
 func (*ExecError) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecError) GetType() string {
@@ -2630,7 +2767,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2779,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2792,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResetRequest) GetSessionId() string {
@@ -2673,7 +2810,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2822,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2835,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 type StopSessionRequest struct {
@@ -2710,7 +2847,7 @@ type StopSessionRequest struct {
 
 func (x *StopSessionRequest) Reset() {
 	*x = StopSessionRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2859,7 @@ func (x *StopSessionRequest) String() string {
 func (*StopSessionRequest) ProtoMessage() {}
 
 func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2872,7 @@ func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionRequest.ProtoReflect.Descriptor instead.
 func (*StopSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StopSessionRequest) GetSessionId() string {
@@ -2753,7 +2890,7 @@ type StopSessionResponse struct {
 
 func (x *StopSessionResponse) Reset() {
 	*x = StopSessionResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2902,7 @@ func (x *StopSessionResponse) String() string {
 func (*StopSessionResponse) ProtoMessage() {}
 
 func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2915,7 @@ func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionResponse.ProtoReflect.Descriptor instead.
 func (*StopSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 var File_dspex_plugin_v1_plugin_proto protoreflect.FileDescriptor
@@ -2844,15 +2981,23 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fsampler_options\x18\x05 \x03(\v27.dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntryR\x0esamplerOptions\x1aA\n" +
 	"\x13SamplerOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
 	"\x13CreateStudyResponse\x12\x19\n" +
-	"\bstudy_id\x18\x01 \x01(\tR\astudyId\"'\n" +
+	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x12\x1f\n" +
+	"\vfused_calls\x18\x02 \x01(\bR\n" +
+	"fusedCalls\"\x85\x01\n" +
+	"\vStudyChange\x122\n" +
+	"\x04tell\x18\x01 \x01(\v2\x1c.dspex.plugin.v1.TellRequestH\x00R\x04tell\x128\n" +
+	"\x06replay\x18\x02 \x01(\v2\x1e.dspex.plugin.v1.ReplayRequestH\x00R\x06replayB\b\n" +
+	"\x06change\"]\n" +
 	"\n" +
 	"AskRequest\x12\x19\n" +
-	"\bstudy_id\x18\x01 \x01(\tR\astudyId\"\xca\x01\n" +
+	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x124\n" +
+	"\x06before\x18\x02 \x03(\v2\x1c.dspex.plugin.v1.StudyChangeR\x06before\"\xe4\x01\n" +
 	"\vAskResponse\x12!\n" +
 	"\ftrial_number\x18\x01 \x01(\x03R\vtrialNumber\x12@\n" +
-	"\x06params\x18\x02 \x03(\v2(.dspex.plugin.v1.AskResponse.ParamsEntryR\x06params\x1aV\n" +
+	"\x06params\x18\x02 \x03(\v2(.dspex.plugin.v1.AskResponse.ParamsEntryR\x06params\x12\x18\n" +
+	"\aapplied\x18\x03 \x01(\x05R\aapplied\x1aV\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
 	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"w\n" +
@@ -2878,12 +3023,14 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x1aV\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
-	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"\x94\x01\n" +
 	"\rReplayRequest\x12\x19\n" +
 	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x122\n" +
-	"\x06trials\x18\x02 \x03(\v2\x1a.dspex.plugin.v1.PastTrialR\x06trials\"(\n" +
+	"\x06trials\x18\x02 \x03(\v2\x1a.dspex.plugin.v1.PastTrialR\x06trials\x124\n" +
+	"\x06before\x18\x03 \x03(\v2\x1c.dspex.plugin.v1.StudyChangeR\x06before\"B\n" +
 	"\x0eReplayResponse\x12\x16\n" +
-	"\x06trials\x18\x01 \x01(\x03R\x06trials\"\xe1\x03\n" +
+	"\x06trials\x18\x01 \x01(\x03R\x06trials\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x05R\aapplied\"\xe1\x03\n" +
 	"\x0fStartJobRequest\x12\x1d\n" +
 	"\n" +
 	"base_model\x18\x01 \x01(\tR\tbaseModel\x12%\n" +
@@ -3034,7 +3181,7 @@ func file_dspex_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_dspex_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: dspex.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: dspex.plugin.v1.InfoResponse
@@ -3051,115 +3198,120 @@ var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*ParamValue)(nil),           // 12: dspex.plugin.v1.ParamValue
 	(*CreateStudyRequest)(nil),   // 13: dspex.plugin.v1.CreateStudyRequest
 	(*CreateStudyResponse)(nil),  // 14: dspex.plugin.v1.CreateStudyResponse
-	(*AskRequest)(nil),           // 15: dspex.plugin.v1.AskRequest
-	(*AskResponse)(nil),          // 16: dspex.plugin.v1.AskResponse
-	(*TellRequest)(nil),          // 17: dspex.plugin.v1.TellRequest
-	(*TellResponse)(nil),         // 18: dspex.plugin.v1.TellResponse
-	(*BestRequest)(nil),          // 19: dspex.plugin.v1.BestRequest
-	(*BestResponse)(nil),         // 20: dspex.plugin.v1.BestResponse
-	(*PastTrial)(nil),            // 21: dspex.plugin.v1.PastTrial
-	(*ReplayRequest)(nil),        // 22: dspex.plugin.v1.ReplayRequest
-	(*ReplayResponse)(nil),       // 23: dspex.plugin.v1.ReplayResponse
-	(*StartJobRequest)(nil),      // 24: dspex.plugin.v1.StartJobRequest
-	(*JobStatus)(nil),            // 25: dspex.plugin.v1.JobStatus
-	(*WatchJobRequest)(nil),      // 26: dspex.plugin.v1.WatchJobRequest
-	(*JobEvent)(nil),             // 27: dspex.plugin.v1.JobEvent
-	(*CancelJobRequest)(nil),     // 28: dspex.plugin.v1.CancelJobRequest
-	(*GetJobRequest)(nil),        // 29: dspex.plugin.v1.GetJobRequest
-	(*ToolSpec)(nil),             // 30: dspex.plugin.v1.ToolSpec
-	(*StartSessionRequest)(nil),  // 31: dspex.plugin.v1.StartSessionRequest
-	(*StartSessionResponse)(nil), // 32: dspex.plugin.v1.StartSessionResponse
-	(*ExecuteClientMessage)(nil), // 33: dspex.plugin.v1.ExecuteClientMessage
-	(*ExecuteCode)(nil),          // 34: dspex.plugin.v1.ExecuteCode
-	(*ToolResult)(nil),           // 35: dspex.plugin.v1.ToolResult
-	(*ExecuteServerMessage)(nil), // 36: dspex.plugin.v1.ExecuteServerMessage
-	(*ToolCall)(nil),             // 37: dspex.plugin.v1.ToolCall
-	(*Output)(nil),               // 38: dspex.plugin.v1.Output
-	(*Captured)(nil),             // 39: dspex.plugin.v1.Captured
-	(*ExecResult)(nil),           // 40: dspex.plugin.v1.ExecResult
-	(*ExecError)(nil),            // 41: dspex.plugin.v1.ExecError
-	(*ResetRequest)(nil),         // 42: dspex.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),        // 43: dspex.plugin.v1.ResetResponse
-	(*StopSessionRequest)(nil),   // 44: dspex.plugin.v1.StopSessionRequest
-	(*StopSessionResponse)(nil),  // 45: dspex.plugin.v1.StopSessionResponse
-	nil,                          // 46: dspex.plugin.v1.InfoResponse.DetailsEntry
-	nil,                          // 47: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	nil,                          // 48: dspex.plugin.v1.AskResponse.ParamsEntry
-	nil,                          // 49: dspex.plugin.v1.BestResponse.ParamsEntry
-	nil,                          // 50: dspex.plugin.v1.PastTrial.ParamsEntry
-	nil,                          // 51: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	nil,                          // 52: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	nil,                          // 53: dspex.plugin.v1.JobStatus.MetricsEntry
-	nil,                          // 54: dspex.plugin.v1.JobEvent.MetricsEntry
-	nil,                          // 55: dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	(*StudyChange)(nil),          // 15: dspex.plugin.v1.StudyChange
+	(*AskRequest)(nil),           // 16: dspex.plugin.v1.AskRequest
+	(*AskResponse)(nil),          // 17: dspex.plugin.v1.AskResponse
+	(*TellRequest)(nil),          // 18: dspex.plugin.v1.TellRequest
+	(*TellResponse)(nil),         // 19: dspex.plugin.v1.TellResponse
+	(*BestRequest)(nil),          // 20: dspex.plugin.v1.BestRequest
+	(*BestResponse)(nil),         // 21: dspex.plugin.v1.BestResponse
+	(*PastTrial)(nil),            // 22: dspex.plugin.v1.PastTrial
+	(*ReplayRequest)(nil),        // 23: dspex.plugin.v1.ReplayRequest
+	(*ReplayResponse)(nil),       // 24: dspex.plugin.v1.ReplayResponse
+	(*StartJobRequest)(nil),      // 25: dspex.plugin.v1.StartJobRequest
+	(*JobStatus)(nil),            // 26: dspex.plugin.v1.JobStatus
+	(*WatchJobRequest)(nil),      // 27: dspex.plugin.v1.WatchJobRequest
+	(*JobEvent)(nil),             // 28: dspex.plugin.v1.JobEvent
+	(*CancelJobRequest)(nil),     // 29: dspex.plugin.v1.CancelJobRequest
+	(*GetJobRequest)(nil),        // 30: dspex.plugin.v1.GetJobRequest
+	(*ToolSpec)(nil),             // 31: dspex.plugin.v1.ToolSpec
+	(*StartSessionRequest)(nil),  // 32: dspex.plugin.v1.StartSessionRequest
+	(*StartSessionResponse)(nil), // 33: dspex.plugin.v1.StartSessionResponse
+	(*ExecuteClientMessage)(nil), // 34: dspex.plugin.v1.ExecuteClientMessage
+	(*ExecuteCode)(nil),          // 35: dspex.plugin.v1.ExecuteCode
+	(*ToolResult)(nil),           // 36: dspex.plugin.v1.ToolResult
+	(*ExecuteServerMessage)(nil), // 37: dspex.plugin.v1.ExecuteServerMessage
+	(*ToolCall)(nil),             // 38: dspex.plugin.v1.ToolCall
+	(*Output)(nil),               // 39: dspex.plugin.v1.Output
+	(*Captured)(nil),             // 40: dspex.plugin.v1.Captured
+	(*ExecResult)(nil),           // 41: dspex.plugin.v1.ExecResult
+	(*ExecError)(nil),            // 42: dspex.plugin.v1.ExecError
+	(*ResetRequest)(nil),         // 43: dspex.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),        // 44: dspex.plugin.v1.ResetResponse
+	(*StopSessionRequest)(nil),   // 45: dspex.plugin.v1.StopSessionRequest
+	(*StopSessionResponse)(nil),  // 46: dspex.plugin.v1.StopSessionResponse
+	nil,                          // 47: dspex.plugin.v1.InfoResponse.DetailsEntry
+	nil,                          // 48: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	nil,                          // 49: dspex.plugin.v1.AskResponse.ParamsEntry
+	nil,                          // 50: dspex.plugin.v1.BestResponse.ParamsEntry
+	nil,                          // 51: dspex.plugin.v1.PastTrial.ParamsEntry
+	nil,                          // 52: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	nil,                          // 53: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	nil,                          // 54: dspex.plugin.v1.JobStatus.MetricsEntry
+	nil,                          // 55: dspex.plugin.v1.JobEvent.MetricsEntry
+	nil,                          // 56: dspex.plugin.v1.StartSessionRequest.OptionsEntry
 }
 var file_dspex_plugin_v1_plugin_proto_depIdxs = []int32{
-	46, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
+	47, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
 	9,  // 1: dspex.plugin.v1.SearchParam.categorical:type_name -> dspex.plugin.v1.Categorical
 	10, // 2: dspex.plugin.v1.SearchParam.int_range:type_name -> dspex.plugin.v1.IntRange
 	11, // 3: dspex.plugin.v1.SearchParam.float_range:type_name -> dspex.plugin.v1.FloatRange
 	8,  // 4: dspex.plugin.v1.CreateStudyRequest.space:type_name -> dspex.plugin.v1.SearchParam
-	47, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	48, // 6: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
-	49, // 7: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
-	50, // 8: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
-	21, // 9: dspex.plugin.v1.ReplayRequest.trials:type_name -> dspex.plugin.v1.PastTrial
-	51, // 10: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	52, // 11: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	53, // 12: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
-	54, // 13: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
-	30, // 14: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
-	55, // 15: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
-	34, // 16: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
-	35, // 17: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
-	37, // 18: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
-	38, // 19: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
-	40, // 20: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
-	41, // 21: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
-	39, // 22: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
-	39, // 23: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
-	12, // 24: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 25: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 26: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	0,  // 27: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
-	2,  // 28: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
-	4,  // 29: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
-	6,  // 30: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
-	13, // 31: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
-	15, // 32: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
-	17, // 33: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
-	19, // 34: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
-	22, // 35: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
-	24, // 36: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
-	26, // 37: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
-	28, // 38: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
-	29, // 39: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
-	31, // 40: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
-	33, // 41: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
-	42, // 42: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
-	44, // 43: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
-	1,  // 44: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
-	3,  // 45: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
-	5,  // 46: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
-	7,  // 47: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
-	14, // 48: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
-	16, // 49: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
-	18, // 50: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
-	20, // 51: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
-	23, // 52: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
-	25, // 53: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
-	27, // 54: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
-	25, // 55: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
-	25, // 56: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
-	32, // 57: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
-	36, // 58: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
-	43, // 59: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
-	45, // 60: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
-	44, // [44:61] is the sub-list for method output_type
-	27, // [27:44] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	48, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	18, // 6: dspex.plugin.v1.StudyChange.tell:type_name -> dspex.plugin.v1.TellRequest
+	23, // 7: dspex.plugin.v1.StudyChange.replay:type_name -> dspex.plugin.v1.ReplayRequest
+	15, // 8: dspex.plugin.v1.AskRequest.before:type_name -> dspex.plugin.v1.StudyChange
+	49, // 9: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
+	50, // 10: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
+	51, // 11: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
+	22, // 12: dspex.plugin.v1.ReplayRequest.trials:type_name -> dspex.plugin.v1.PastTrial
+	15, // 13: dspex.plugin.v1.ReplayRequest.before:type_name -> dspex.plugin.v1.StudyChange
+	52, // 14: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	53, // 15: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	54, // 16: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
+	55, // 17: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
+	31, // 18: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
+	56, // 19: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	35, // 20: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
+	36, // 21: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
+	38, // 22: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
+	39, // 23: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
+	41, // 24: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
+	42, // 25: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
+	40, // 26: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
+	40, // 27: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
+	12, // 28: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 29: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 30: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	0,  // 31: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
+	2,  // 32: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
+	4,  // 33: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
+	6,  // 34: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
+	13, // 35: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
+	16, // 36: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
+	18, // 37: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
+	20, // 38: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
+	23, // 39: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
+	25, // 40: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
+	27, // 41: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
+	29, // 42: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
+	30, // 43: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
+	32, // 44: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
+	34, // 45: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
+	43, // 46: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
+	45, // 47: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
+	1,  // 48: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
+	3,  // 49: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
+	5,  // 50: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
+	7,  // 51: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
+	14, // 52: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
+	17, // 53: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
+	19, // 54: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
+	21, // 55: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
+	24, // 56: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
+	26, // 57: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
+	28, // 58: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
+	26, // 59: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
+	26, // 60: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
+	33, // 61: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
+	37, // 62: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
+	44, // 63: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
+	46, // 64: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
+	48, // [48:65] is the sub-list for method output_type
+	31, // [31:48] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_dspex_plugin_v1_plugin_proto_init() }
@@ -3177,11 +3329,15 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 		(*ParamValue_IntValue)(nil),
 		(*ParamValue_FloatValue)(nil),
 	}
-	file_dspex_plugin_v1_plugin_proto_msgTypes[33].OneofWrappers = []any{
+	file_dspex_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{
+		(*StudyChange_Tell)(nil),
+		(*StudyChange_Replay)(nil),
+	}
+	file_dspex_plugin_v1_plugin_proto_msgTypes[34].OneofWrappers = []any{
 		(*ExecuteClientMessage_Code)(nil),
 		(*ExecuteClientMessage_ToolResult)(nil),
 	}
-	file_dspex_plugin_v1_plugin_proto_msgTypes[36].OneofWrappers = []any{
+	file_dspex_plugin_v1_plugin_proto_msgTypes[37].OneofWrappers = []any{
 		(*ExecuteServerMessage_ToolCall)(nil),
 		(*ExecuteServerMessage_Output)(nil),
 		(*ExecuteServerMessage_Result)(nil),
@@ -3193,7 +3349,7 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dspex_plugin_v1_plugin_proto_rawDesc), len(file_dspex_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
