@@ -176,7 +176,16 @@ type benchRun struct {
 // started before the clock), the LM calls the simulator received, and the
 // wall time spent inside sampler plugin calls, alone and as a share of the
 // wall time (goal < 1%) — for TrialsInFlight 1 (DSPy's sequence) and
-// benchInFlight; plugin-% is the sequential run's. When $DSPEX_BENCH_DSPY_PYTHON names a Python with
+// benchInFlight; plugin-% is the sequential run's, whose tells ride on the
+// next asks (FusedSampler). Each round also runs the sequential search
+// with each tell and replay a call of its own (unfused-plugin-%, the same
+// measure), so that the two are compared under the same load; and since a
+// plugin call's wall time is mostly the machine's scheduling, the log line
+// gives the load average, and plugin-cpu-ms and plugin-runq-ms are the
+// plugin process's CPU time during the fused run and the time its threads
+// waited for a CPU (from /proc/<pid>/task/*/schedstat; its CPU time
+// includes what it does between calls, gRPC's and the health checks'
+// wake-ups). When $DSPEX_BENCH_DSPY_PYTHON names a Python with
 // dspy==3.4.1 and optuna (`make bench-mipro` builds one), each round also
 // runs DSPy's MIPROv2 with the same settings on the same simulator
 // (scripts/bench/dspy_mipro.py), alternating with the DSPEx runs, and
@@ -227,14 +236,19 @@ func BenchmarkMIPRO(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("sampler plugin: warm-up (first study, ask, tell) %.1fms; a call after 100ms idle (Best, median of 9) %.2fms", ms(warmup), rtt)
+	// The plugin's CPU time while no call is made: what its CPU time during
+	// a run holds besides the calls.
+	idle := "its CPU time cannot be read from /proc/<pid>/task/*/schedstat (plugin-cpu-ms is 0)"
+	if cpu0, _, ok := procTimes(plugin.Pid()); ok {
+		time.Sleep(time.Second)
+		cpu1, _, _ := procTimes(plugin.Pid())
+		idle = fmt.Sprintf("idle, it uses %.2fms of CPU per second", ms(cpu1-cpu0))
+	}
+	b.Logf("sampler plugin: warm-up (first study, ask, tell) %.1fms; a call after 100ms idle (Best, median of 9) %.2fms; %s", ms(warmup), rtt, idle)
 	dspyPython := os.Getenv(benchDSPyEnv)
 
 	student := module.NewPredict(signature.MustParse("question -> answer"))
 	runs := 0
-	if _, _, ok := procTimes(plugin.Pid()); !ok {
-		b.Logf("the plugin's CPU time cannot be read from /proc/%d/task/*/schedstat: plugin-cpu-ms is 0", plugin.Pid())
-	}
 	dspex := func(inFlight int, fused bool) benchRun {
 		runs++
 		provider, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
@@ -304,13 +318,13 @@ func BenchmarkMIPRO(b *testing.B) {
 		round++
 		s := dspex(1, true)
 		add(&seq, s)
-		line := fmt.Sprintf("round %d (load %s) | DSPEx %.3fs, %d LM calls, plugin %.1fms in %d calls = %.2f%% (ask %.2fms, tell %.2fms; plugin CPU %.1fms, waited for a CPU %.1fms), score %.1f",
-			round, loadAvg(), s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.ask, s.tell, ms(s.pluginCPU), ms(s.pluginWait), s.score)
+		line := fmt.Sprintf("round %d (load %s) | DSPEx %.3fs, %d LM calls, plugin %.1fms in %d calls = %.2f%% (ask carrying a tell %.2fms; plugin CPU %.1fms, waited for a CPU %.1fms), score %.1f",
+			round, loadAvg(), s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.ask, ms(s.pluginCPU), ms(s.pluginWait), s.score)
 		load = append(load, loadAvg())
 		u := dspex(1, false)
 		add(&unfused, u)
-		line += fmt.Sprintf(" | unfused %.3fs, plugin %.1fms in %d calls = %.2f%% (plugin CPU %.1fms)",
-			u.wall.Seconds(), ms(u.plugin), u.samplerCalls, share(u), ms(u.pluginCPU))
+		line += fmt.Sprintf(" | unfused %.3fs, plugin %.1fms in %d calls = %.2f%% (ask %.2fms, tell %.2fms; plugin CPU %.1fms)",
+			u.wall.Seconds(), ms(u.plugin), u.samplerCalls, share(u), u.ask, u.tell, ms(u.pluginCPU))
 		if dspyPython != "" {
 			d := dspy()
 			add(&py, d)
@@ -329,7 +343,8 @@ func BenchmarkMIPRO(b *testing.B) {
 	b.ReportMetric(ms(seq.plugin)/n, "plugin-ms")
 	b.ReportMetric(share(seq), "plugin-%")
 	b.ReportMetric(seq.ask/n, "ask-ms")
-	b.ReportMetric(seq.tell/n, "tell-ms")
+	b.ReportMetric(unfused.ask/n, "unfused-ask-ms")
+	b.ReportMetric(unfused.tell/n, "unfused-tell-ms")
 	b.ReportMetric(rtt, "idle-rtt-ms")
 	b.ReportMetric(float64(seq.samplerCalls)/n, "plugin-calls")
 	b.ReportMetric(ms(seq.pluginCPU)/n, "plugin-cpu-ms")

@@ -211,6 +211,22 @@ func TestDSPyMIPROParity(t *testing.T) {
 			t.Errorf("trial sequence differs from DSPy's (%s) (-DSPy +DSPEx):\n%s", versions, diff)
 		}
 	})
+	// The recorder is a plain Sampler (it closes an evaluation at each
+	// tell): the run above made each tell as a call of its own. With the
+	// client itself, a FusedSampler, the tells ride on the next asks.
+	t.Run("fused calls", func(t *testing.T) {
+		want := make([]string, len(g.Trials))
+		for i, tr := range g.Trials {
+			want[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
+		}
+		fused, _ := parityRun(t, g, metric.ExactMatch("answer"), c)
+		if diff := cmp.Diff(want, trialLines(fused)); diff != "" {
+			t.Errorf("with fused calls the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+		}
+		if fused.Score != g.Best.Score {
+			t.Errorf("best score %v, DSPy's %v", fused.Score, g.Best.Score)
+		}
+	})
 	t.Run("best", func(t *testing.T) {
 		if res.Score != g.Best.Score {
 			t.Errorf("best score %v, DSPy's %v", res.Score, g.Best.Score)
