@@ -493,33 +493,39 @@ func (st *search) before() ([]sampler.Op, func(n int)) {
 		}
 	}
 	var ops []sampler.Op
-	var made []func()
+	var changes []change
 	for _, c := range st.pending {
-		e := &st.log[c.number]
+		e := st.log[c.number]
 		switch c.kind {
 		case tellTrial:
 			if e.told {
 				continue
 			}
 			ops = append(ops, sampler.Op{Kind: sampler.OpTell, Number: c.number, Value: e.value, State: sampler.Complete})
-			made = append(made, func() { e.told = true })
 		case addTrial:
 			if e.told { // a rebuild replayed it
 				continue
 			}
 			ops = append(ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, Value: e.value}}})
-			made = append(made, func() { e.told, e.inStudy = true, true })
 		case addRunning:
 			if e.inStudy {
 				continue
 			}
 			ops = append(ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, State: sampler.Running}}})
-			made = append(made, func() { e.inStudy = true })
 		}
+		changes = append(changes, c)
 	}
 	return ops, func(n int) {
-		for i := range n {
-			made[i]()
+		for i, c := range changes[:n] {
+			e := &st.log[c.number]
+			switch c.kind {
+			case tellTrial:
+				e.told = true
+			case addTrial:
+				e.told, e.inStudy = true, true
+			case addRunning:
+				e.inStudy = true
+			}
 			st.ops = append(st.ops, ops[i])
 		}
 		if n == len(ops) {
@@ -550,16 +556,16 @@ func (st *search) ask(ctx context.Context) (sampler.Trial, error) {
 				made(applied(err))
 				return err
 			}
+			made(len(ops))
 		} else {
 			if err := st.makeEach(ctx, ops, made); err != nil {
 				return err
 			}
-			t, err = st.r.o.cfg.Sampler.Ask(ctx, st.study.ID)
-			if err != nil {
+			made(len(ops))
+			if t, err = st.r.o.cfg.Sampler.Ask(ctx, st.study.ID); err != nil {
 				return err
 			}
 		}
-		made(len(ops))
 		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpAsk, Number: t.Number, Params: t.Params})
 		return nil
 	})
@@ -605,8 +611,9 @@ func (st *search) flush(ctx context.Context) error {
 }
 
 // makeEach makes changes one call each (a plain Sampler), marking those
-// made. A replay must leave the study with at most the log's trials, and
-// the last one with exactly those.
+// made when one fails (the caller marks them all when none does). A replay
+// must leave the study with at most the log's trials, and the last one
+// with exactly those.
 func (st *search) makeEach(ctx context.Context, ops []sampler.Op, made func(int)) error {
 	want := int64(len(st.log))
 	for i, op := range ops {
