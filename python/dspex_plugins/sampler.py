@@ -69,7 +69,7 @@ each change as its own call when a study's creation did not say so.
 
 With ``rng=trial`` the sampler that asks trial ``n`` is the study's TPE or random
 sampler with its random generators seeded anew (:func:`reseed`), which asks what a new
-``TPESampler(seed=...)`` would at a tenth of the cost of building one; other samplers are
+``TPESampler(seed=...)`` would without the 0.3 ms of building one; other samplers are
 built anew for each Ask.
 
 ``Replay`` appends trials without sampling (``study.add_trial``). Its states are
@@ -397,8 +397,8 @@ class _Study:
     def seed_for(self, number: int) -> None:
         """``rng=trial``: give the study the sampler that asks trial ``number``. A TPE or
         random sampler is reseeded in place (:func:`reseed`), which asks what a new one
-        would (``test_reseed_asks_what_a_new_sampler_asks``) for a tenth of the cost; any
-        other is built anew."""
+        would (``test_reseed_asks_what_a_new_sampler_asks``) without the cost of building
+        one; any other is built anew."""
         seed = trial_seed(self.seed, number)
         if not reseed(self.study.sampler, seed):
             self.study.sampler = self.make_sampler(seed)
