@@ -117,7 +117,46 @@ func (s *timedSampler) Rebuild(ctx context.Context, cfg sampler.StudyConfig, his
 	return s.Sampler.Rebuild(ctx, cfg, history)
 }
 
-var _ Sampler = (*timedSampler)(nil)
+// AskAfter is an ask (carrying the tells and replays before it).
+func (s *timedSampler) AskAfter(ctx context.Context, study string, before []sampler.Op) (sampler.Trial, error) {
+	defer s.leave("ask", s.enter())
+	return s.Sampler.(FusedSampler).AskAfter(ctx, study, before)
+}
+
+// ReplayAfter is a replay (carrying the tells and replays before it).
+func (s *timedSampler) ReplayAfter(ctx context.Context, study string, before []sampler.Op, trials []sampler.PastTrial) (int64, error) {
+	defer s.leave("replay", s.enter())
+	return s.Sampler.(FusedSampler).ReplayAfter(ctx, study, before, trials)
+}
+
+var _ FusedSampler = (*timedSampler)(nil)
+
+// plainSampler hides a FusedSampler's fused calls: the search then makes
+// each tell and replay as a call of its own (the benchmark's unfused run).
+type plainSampler struct{ Sampler }
+
+// procTimes is a process's CPU time and the time its threads waited for a
+// CPU (run queue), summed over its threads from /proc/<pid>/task/*/schedstat
+// (nanoseconds); ok is false where that cannot be read.
+func procTimes(pid int) (cpu, wait time.Duration, ok bool) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, 0, false
+	}
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended
+		}
+		var run, queued int64
+		if _, err := fmt.Sscan(string(data), &run, &queued); err != nil {
+			return 0, 0, false
+		}
+		cpu += time.Duration(run)
+		wait += time.Duration(queued)
+	}
+	return cpu, wait, true
+}
 
 // benchRun is one optimization's figures.
 type benchRun struct {
@@ -126,6 +165,9 @@ type benchRun struct {
 	samplerCalls int
 	ask, tell    float64 // mean sampler call times, ms
 	score        float64
+	// The plugin process's CPU time during the run, and the time its
+	// threads waited for a CPU (the machine's load, seen by the plugin).
+	pluginCPU, pluginWait time.Duration
 }
 
 // BenchmarkMIPRO runs a fixed MIPROv2 (auto light, seed 9) on the bundled
@@ -134,7 +176,16 @@ type benchRun struct {
 // started before the clock), the LM calls the simulator received, and the
 // wall time spent inside sampler plugin calls, alone and as a share of the
 // wall time (goal < 1%) — for TrialsInFlight 1 (DSPy's sequence) and
-// benchInFlight; plugin-% is the sequential run's. When $DSPEX_BENCH_DSPY_PYTHON names a Python with
+// benchInFlight; plugin-% is the sequential run's, whose tells ride on the
+// next asks (FusedSampler). Each round also runs the sequential search
+// with each tell and replay a call of its own (unfused-plugin-%, the same
+// measure), so that the two are compared under the same load; and since a
+// plugin call's wall time is mostly the machine's scheduling, the log line
+// gives the load average, and plugin-cpu-ms and plugin-runq-ms are the
+// plugin process's CPU time during the fused run and the time its threads
+// waited for a CPU (from /proc/<pid>/task/*/schedstat; its CPU time
+// includes what it does between calls, gRPC's and the health checks'
+// wake-ups). When $DSPEX_BENCH_DSPY_PYTHON names a Python with
 // dspy==3.4.1 and optuna (`make bench-mipro` builds one), each round also
 // runs DSPy's MIPROv2 with the same settings on the same simulator
 // (scripts/bench/dspy_mipro.py), alternating with the DSPEx runs, and
@@ -169,7 +220,7 @@ func BenchmarkMIPRO(b *testing.B) {
 	}
 	defer srv.Close()
 
-	client, _, err := sampler.Open(samplertest.Host(b), "")
+	client, plugin, err := sampler.Open(samplertest.Host(b), "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,12 +236,20 @@ func BenchmarkMIPRO(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("sampler plugin: warm-up (first study, ask, tell) %.1fms; a call after 100ms idle (Best, median of 9) %.2fms", ms(warmup), rtt)
+	// The plugin's CPU time while no call is made: what its CPU time during
+	// a run holds besides the calls.
+	idle := "its CPU time cannot be read from /proc/<pid>/task/*/schedstat (plugin-cpu-ms is 0)"
+	if cpu0, _, ok := procTimes(plugin.Pid()); ok {
+		time.Sleep(time.Second)
+		cpu1, _, _ := procTimes(plugin.Pid())
+		idle = fmt.Sprintf("idle, it uses %.2fms of CPU per second", ms(cpu1-cpu0))
+	}
+	b.Logf("sampler plugin: warm-up (first study, ask, tell) %.1fms; a call after 100ms idle (Best, median of 9) %.2fms; %s", ms(warmup), rtt, idle)
 	dspyPython := os.Getenv(benchDSPyEnv)
 
 	student := module.NewPredict(signature.MustParse("question -> answer"))
 	runs := 0
-	dspex := func(inFlight int) benchRun {
+	dspex := func(inFlight int, fused bool) benchRun {
 		runs++
 		provider, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: srv.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 		if err != nil {
@@ -199,9 +258,13 @@ func BenchmarkMIPRO(b *testing.B) {
 		// The default execution layers, no cache.
 		ctx := module.WithLM(context.Background(), lm.NewStack(provider, lm.ExecConfig{}))
 		timed := &timedSampler{Sampler: client}
+		var s Sampler = timed
+		if !fused {
+			s = plainSampler{timed}
+		}
 		opt := New(Config{
 			Metric:         metric.ExactMatch("answer"),
-			Sampler:        timed,
+			Sampler:        s,
 			StudyID:        fmt.Sprintf("bench-%d", runs),
 			Auto:           Light,
 			Seed:           benchSeed,
@@ -209,14 +272,21 @@ func BenchmarkMIPRO(b *testing.B) {
 			TrialsInFlight: inFlight,
 		})
 		before := srv.Stats().Requests
+		pid := plugin.Pid()
+		cpu0, wait0, _ := procTimes(pid)
 		start := time.Now()
 		res, err := opt.Compile(ctx, student, train, dev[:benchValset])
 		wall := time.Since(start)
 		if err != nil {
 			b.Fatal(err)
 		}
-		return benchRun{wall: wall, plugin: timed.busy, lmCalls: srv.Stats().Requests - before, samplerCalls: timed.calls,
+		cpu1, wait1, ok := procTimes(pid)
+		r := benchRun{wall: wall, plugin: timed.busy, lmCalls: srv.Stats().Requests - before, samplerCalls: timed.calls,
 			ask: timed.mean("ask"), tell: timed.mean("tell"), score: res.Score}
+		if ok && plugin.Pid() == pid {
+			r.pluginCPU, r.pluginWait = cpu1-cpu0, wait1-wait0
+		}
+		return r
 	}
 	dspy := func() benchRun {
 		before := srv.Stats().Requests
@@ -228,7 +298,7 @@ func BenchmarkMIPRO(b *testing.B) {
 		return r
 	}
 
-	var seq, conc, py benchRun
+	var seq, unfused, conc, py benchRun
 	add := func(sum *benchRun, r benchRun) {
 		sum.wall += r.wall
 		sum.plugin += r.plugin
@@ -237,23 +307,31 @@ func BenchmarkMIPRO(b *testing.B) {
 		sum.ask += r.ask
 		sum.tell += r.tell
 		sum.score += r.score
+		sum.pluginCPU += r.pluginCPU
+		sum.pluginWait += r.pluginWait
 	}
+	var load []string
 	// One log line per round: the testing package keeps only a benchmark's
 	// first ten lines of log.
 	round := 0
 	for b.Loop() {
 		round++
-		s := dspex(1)
+		s := dspex(1, true)
 		add(&seq, s)
-		line := fmt.Sprintf("round %d | DSPEx %.3fs, %d LM calls, plugin %.1fms in %d calls = %.2f%% (ask %.2fms, tell %.2fms), score %.1f",
-			round, s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.ask, s.tell, s.score)
+		line := fmt.Sprintf("round %d (load %s) | DSPEx %.3fs, %d LM calls, plugin %.1fms in %d calls = %.2f%% (ask carrying a tell %.2fms; plugin CPU %.1fms, waited for a CPU %.1fms), score %.1f",
+			round, loadAvg(), s.wall.Seconds(), s.lmCalls, ms(s.plugin), s.samplerCalls, share(s), s.ask, ms(s.pluginCPU), ms(s.pluginWait), s.score)
+		load = append(load, loadAvg())
+		u := dspex(1, false)
+		add(&unfused, u)
+		line += fmt.Sprintf(" | unfused %.3fs, plugin %.1fms in %d calls = %.2f%% (ask %.2fms, tell %.2fms; plugin CPU %.1fms)",
+			u.wall.Seconds(), ms(u.plugin), u.samplerCalls, share(u), u.ask, u.tell, ms(u.pluginCPU))
 		if dspyPython != "" {
 			d := dspy()
 			add(&py, d)
 			line += fmt.Sprintf(" | DSPy %.3fs, %d LM calls, Optuna %.1fms in %d calls = %.2f%%, score %.1f | DSPy/DSPEx %.2f",
 				d.wall.Seconds(), d.lmCalls, ms(d.plugin), d.samplerCalls, share(d), d.score, d.wall.Seconds()/s.wall.Seconds())
 		}
-		c := dspex(benchInFlight)
+		c := dspex(benchInFlight, true)
 		add(&conc, c)
 		line += fmt.Sprintf(" | DSPEx %d in flight %.3fs, %d LM calls, plugin %.1fms = %.2f%%",
 			benchInFlight, c.wall.Seconds(), c.lmCalls, ms(c.plugin), share(c))
@@ -265,8 +343,15 @@ func BenchmarkMIPRO(b *testing.B) {
 	b.ReportMetric(ms(seq.plugin)/n, "plugin-ms")
 	b.ReportMetric(share(seq), "plugin-%")
 	b.ReportMetric(seq.ask/n, "ask-ms")
-	b.ReportMetric(seq.tell/n, "tell-ms")
+	b.ReportMetric(unfused.ask/n, "unfused-ask-ms")
+	b.ReportMetric(unfused.tell/n, "unfused-tell-ms")
 	b.ReportMetric(rtt, "idle-rtt-ms")
+	b.ReportMetric(float64(seq.samplerCalls)/n, "plugin-calls")
+	b.ReportMetric(ms(seq.pluginCPU)/n, "plugin-cpu-ms")
+	b.ReportMetric(ms(seq.pluginWait)/n, "plugin-runq-ms")
+	b.ReportMetric(share(unfused), "unfused-plugin-%")
+	b.ReportMetric(float64(unfused.samplerCalls)/n, "unfused-plugin-calls")
+	b.Logf("load average (1 min) at each round: %s", strings.Join(load, ", "))
 	b.ReportMetric(conc.wall.Seconds()/n, "inflight-wall-s")
 	b.ReportMetric(float64(conc.lmCalls)/n, "inflight-lm-calls")
 	b.ReportMetric(share(conc), "inflight-plugin-%")
@@ -309,6 +394,15 @@ func idleRoundTrip(ctx context.Context, c *sampler.Client) (float64, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// loadAvg is the machine's 1-minute load average (/proc/loadavg), or "?".
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
 
 // share is the plugin's share of the wall time, in percent.
 func share(r benchRun) float64 { return 100 * float64(r.plugin) / float64(r.wall) }

@@ -61,10 +61,18 @@
 // Go keeps the trial log (every trial's parameters and, once evaluated, its
 // value). When the plugin restarts (calls fail while it is down, then with
 // sampler.ErrNotFound), the study is rebuilt from the log
-// (sampler.Client.Rebuild: evaluated trials complete, trials still being
-// evaluated running) and the call is tried again. With the plugin's default
+// (as sampler.Client.Rebuild does: evaluated trials complete, trials still
+// being evaluated running) and the call is tried again. With the plugin's default
 // RNG rule the rebuilt study asks what the lost one would have: no trial is
 // lost or repeated, and the run ends as an uninterrupted one.
+//
+// # Round trips
+//
+// With a FusedSampler (sampler.Client is one) a trial's tell, and a full
+// evaluation's add_trial, ride on the next ask (sampler.Client.AskAfter);
+// those left at the end on one last replay: the study gets the same calls
+// in the same order, in half the round trips (12 instead of 24 for auto
+// light). After a restart the log's replay rides on the next call too.
 //
 // # DSPy's own trial sequence
 //

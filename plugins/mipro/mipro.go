@@ -89,6 +89,20 @@ type Sampler interface {
 
 var _ Sampler = (*sampler.Client)(nil)
 
+// FusedSampler is a Sampler whose asks and replays carry the study's other
+// changes (sampler.Client.AskAfter and ReplayAfter); *sampler.Client is
+// one. With one, the search tells each trial (and adds each full
+// evaluation) in the round trip of the next ask, or of its last replay:
+// the same calls on the study, in the same order, in half the round trips.
+// With a plain Sampler each change is a call of its own, made at once.
+type FusedSampler interface {
+	Sampler
+	AskAfter(ctx context.Context, study string, before []sampler.Op) (sampler.Trial, error)
+	ReplayAfter(ctx context.Context, study string, before []sampler.Op, trials []sampler.PastTrial) (int64, error)
+}
+
+var _ FusedSampler = (*sampler.Client)(nil)
+
 // Config configures MIPROv2. Its zero value, with a Metric and a Sampler,
 // is DSPy's default MIPROv2 (auto "light", seed 9).
 type Config struct {

@@ -211,6 +211,22 @@ func TestDSPyMIPROParity(t *testing.T) {
 			t.Errorf("trial sequence differs from DSPy's (%s) (-DSPy +DSPEx):\n%s", versions, diff)
 		}
 	})
+	// The recorder is a plain Sampler (it closes an evaluation at each
+	// tell): the run above made each tell as a call of its own. With the
+	// client itself, a FusedSampler, the tells ride on the next asks.
+	t.Run("fused calls", func(t *testing.T) {
+		want := make([]string, len(g.Trials))
+		for i, tr := range g.Trials {
+			want[i] = fmt.Sprintf("%d %s %v %v", tr.Number, tr.Kind, tr.Params, tr.Score)
+		}
+		fused, _ := parityRun(t, g, metric.ExactMatch("answer"), c)
+		if diff := cmp.Diff(want, trialLines(fused)); diff != "" {
+			t.Errorf("with fused calls the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+		}
+		if fused.Score != g.Best.Score {
+			t.Errorf("best score %v, DSPy's %v", fused.Score, g.Best.Score)
+		}
+	})
 	t.Run("best", func(t *testing.T) {
 		if res.Score != g.Best.Score {
 			t.Errorf("best score %v, DSPy's %v", res.Score, g.Best.Score)
@@ -268,17 +284,19 @@ func TestDSPyMIPROParityAfterKill(t *testing.T) {
 		{"tell", 9},   // trial 10, evaluated, not yet told
 		{"replay", 2}, // the first full evaluation
 	} {
-		t.Run(fmt.Sprintf("%s %d", tc.op, tc.at), func(t *testing.T) {
-			c, p := pluginSampler(t)
-			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
-			res, _ := parityRun(t, g, metric.ExactMatch("answer"), killTest{k, t})
-			if k.killed != 1 || res.Rebuilds < 1 {
-				t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
-			}
-			if diff := cmp.Diff(want, trialLines(res)); diff != "" {
-				t.Errorf("after the kill the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
-			}
-		})
+		for _, mode := range killModes {
+			t.Run(fmt.Sprintf("%s %d %s", tc.op, tc.at, mode), func(t *testing.T) {
+				c, p := pluginSampler(t)
+				k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+				res, _ := parityRun(t, g, metric.ExactMatch("answer"), killSampler(mode, k, t))
+				if k.killed != 1 || res.Rebuilds < 1 {
+					t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
+				}
+				if diff := cmp.Diff(want, trialLines(res)); diff != "" {
+					t.Errorf("after the kill the trials differ from DSPy's (-DSPy +DSPEx):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 
@@ -293,17 +311,19 @@ func TestContinuousKilledWithTrialsInFlight(t *testing.T) {
 		op string
 		at int
 	}{{"ask", 8}, {"tell", 5}} {
-		t.Run(fmt.Sprintf("%s %d", tc.op, tc.at), func(t *testing.T) {
-			c, p := pluginSampler(t)
-			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
-			res, _ := parityRun(t, g, metric.ExactMatch("answer"), killTest{k, t}, WithTrialsInFlight(2))
-			if k.killed != 1 || res.Rebuilds < 1 {
-				t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
-			}
-			if diff := cmp.Diff(want, trialLines(res)); diff != "" {
-				t.Errorf("after the kill the trials differ from an uninterrupted run's (-want +got):\n%s", diff)
-			}
-		})
+		for _, mode := range killModes {
+			t.Run(fmt.Sprintf("%s %d %s", tc.op, tc.at, mode), func(t *testing.T) {
+				c, p := pluginSampler(t)
+				k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+				res, _ := parityRun(t, g, metric.ExactMatch("answer"), killSampler(mode, k, t), WithTrialsInFlight(2))
+				if k.killed != 1 || res.Rebuilds < 1 {
+					t.Fatalf("killed %d times, %d rebuilds", k.killed, res.Rebuilds)
+				}
+				if diff := cmp.Diff(want, trialLines(res)); diff != "" {
+					t.Errorf("after the kill the trials differ from an uninterrupted run's (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 

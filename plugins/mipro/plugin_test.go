@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -116,11 +117,150 @@ func (k killTest) Replay(ctx context.Context, study string, trials []sampler.Pas
 	return k.Sampler.Replay(ctx, study, trials)
 }
 
+// fusedKillTest is killTest with the fused calls of its sampler (a
+// FusedSampler): a call that carries changes counts each as its op
+// ("tell", "replay") before counting itself, and the kill comes before
+// the call, so "tell 3" kills the plugin just before the call that
+// carries the third tell.
+type fusedKillTest struct{ killTest }
+
+func (k fusedKillTest) changes(before []sampler.Op) {
+	for _, op := range before {
+		k.maybeKill(k.t, string(op.Kind))
+	}
+}
+
+func (k fusedKillTest) AskAfter(ctx context.Context, study string, before []sampler.Op) (sampler.Trial, error) {
+	k.changes(before)
+	k.maybeKill(k.t, "ask")
+	return k.Sampler.(FusedSampler).AskAfter(ctx, study, before)
+}
+
+func (k fusedKillTest) ReplayAfter(ctx context.Context, study string, before []sampler.Op, trials []sampler.PastTrial) (int64, error) {
+	k.changes(before)
+	if len(trials) > 0 {
+		k.maybeKill(k.t, "replay")
+	}
+	return k.Sampler.(FusedSampler).ReplayAfter(ctx, study, before, trials)
+}
+
+// killModes are the two ways the search drives the plugin: each change a
+// call of its own (a plain Sampler), and fused calls.
+var killModes = []string{"plain", "fused"}
+
+// killSampler wraps k for mode.
+func killSampler(mode string, k *killer, t *testing.T) Sampler {
+	if mode == "fused" {
+		return fusedKillTest{killTest{k, t}}
+	}
+	return killTest{k, t}
+}
+
+// counting counts the round trips to the plugin and the changes fused
+// calls carried; as a plain Sampler it hides the fused calls.
+type counting struct {
+	Sampler
+	mu      sync.Mutex
+	calls   int
+	carried int
+}
+
+func (c *counting) count(changes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	c.carried += changes
+}
+
+func (c *counting) CreateStudy(ctx context.Context, cfg sampler.StudyConfig) (string, error) {
+	c.count(0)
+	return c.Sampler.CreateStudy(ctx, cfg)
+}
+
+func (c *counting) Ask(ctx context.Context, study string) (sampler.Trial, error) {
+	c.count(0)
+	return c.Sampler.Ask(ctx, study)
+}
+
+func (c *counting) Tell(ctx context.Context, study string, n int64, v float64, s sampler.State) error {
+	c.count(0)
+	return c.Sampler.Tell(ctx, study, n, v, s)
+}
+
+func (c *counting) Replay(ctx context.Context, study string, trials []sampler.PastTrial) (int64, error) {
+	c.count(0)
+	return c.Sampler.Replay(ctx, study, trials)
+}
+
+type countingFused struct{ *counting }
+
+func (c countingFused) AskAfter(ctx context.Context, study string, before []sampler.Op) (sampler.Trial, error) {
+	c.count(len(before))
+	return c.Sampler.(FusedSampler).AskAfter(ctx, study, before)
+}
+
+func (c countingFused) ReplayAfter(ctx context.Context, study string, before []sampler.Op, trials []sampler.PastTrial) (int64, error) {
+	c.count(len(before))
+	return c.Sampler.(FusedSampler).ReplayAfter(ctx, study, before, trials)
+}
+
+// With a FusedSampler the search tells each trial and adds each full
+// evaluation in the round trip of the next ask (the last ones on one
+// replay): the same trials, a study left in the same state (the next ask
+// of both is the same), in about half the round trips — for trials one at
+// a time and in flight, with either RNG rule.
+func TestFusedCallsHalveTheRoundTrips(t *testing.T) {
+	c, _ := pluginSampler(t)
+	train, dev, task, prompt := capitals(t)
+	ctx := module.WithLM(t.Context(), task)
+	student := module.NewPredict(signature.MustParse("question -> answer"))
+	for _, tc := range []struct {
+		inFlight int
+		rng      string
+	}{{1, sampler.RNGTrial}, {3, sampler.RNGTrial}, {1, sampler.RNGContinuous}, {3, sampler.RNGContinuous}} {
+		t.Run(fmt.Sprintf("%d in flight, rng %s", tc.inFlight, tc.rng), func(t *testing.T) {
+			var runs [2]*Result
+			var counts [2]*counting
+			var next [2]sampler.Trial
+			for i, mode := range []string{"plain", "fused"} {
+				counts[i] = &counting{Sampler: c}
+				var s Sampler = counts[i]
+				if mode == "fused" {
+					s = countingFused{counts[i]}
+				}
+				id := fmt.Sprintf("%s-%d-%s", mode, tc.inFlight, tc.rng)
+				cfg := Config{Metric: metric.ExactMatch("answer"), PromptModel: prompt, NumCandidates: 5, NumTrials: 10,
+					MinibatchSize: 10, TrialsInFlight: tc.inFlight, Sampler: s, StudyID: id}
+				res, err := New(cfg, WithSamplerRNG(tc.rng)).Compile(ctx, student, train[:30], dev[:40])
+				if err != nil {
+					t.Fatal(err)
+				}
+				runs[i] = res
+				if next[i], err = c.Ask(t.Context(), id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(runs[0].Trials, runs[1].Trials); diff != "" {
+				t.Errorf("fused calls ran other trials (-plain +fused):\n%s", diff)
+			}
+			if !cmp.Equal(next[0], next[1]) {
+				t.Errorf("the studies were left differently: next asks %v and %v", next[0], next[1])
+			}
+			plain, fused := counts[0], counts[1]
+			// Plain: create, 10 asks, 10 tells, the baseline and 2 full
+			// evaluations; fused: create, 10 asks, one last replay.
+			if plain.calls != 24 || fused.calls != 12 || fused.carried != 12 || plain.carried != 0 {
+				t.Errorf("plain: %d calls; fused: %d calls carrying %d changes; want 24, 12 carrying 12", plain.calls, fused.calls, fused.carried)
+			}
+		})
+	}
+}
+
 // A SIGKILLed sampler plugin mid-run: the supervisor restarts it, the
 // study is rebuilt from the trial log, and the run ends with the same
 // complete, unique trial log and best program as an uninterrupted run.
 func TestSamplerKilledMidRun(t *testing.T) {
-	c, p := pluginSampler(t)
+	c, _ := pluginSampler(t)
 	train, dev, task, prompt := capitals(t)
 	ctx := module.WithLM(t.Context(), task)
 	student := module.NewPredict(signature.MustParse("question -> answer"))
@@ -151,28 +291,35 @@ func TestSamplerKilledMidRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
-			cfg.Sampler = killTest{k, t}
-			cfg.StudyID = "killed"
-			got, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k.killed != 1 || got.Rebuilds < 1 {
-				t.Fatalf("killed %d times, %d rebuilds", k.killed, got.Rebuilds)
-			}
-			seen := map[int64]bool{}
-			for i, tr := range got.Trials {
-				if tr.Number != int64(i) || seen[tr.Number] {
-					t.Errorf("trial %d numbered %d", i, tr.Number)
-				}
-				seen[tr.Number] = true
-			}
-			if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
-				t.Errorf("trial log differs from an uninterrupted run:\n%s", diff)
-			}
-			if want.Score != got.Score || state(want.Program) != state(got.Program) {
-				t.Errorf("best program differs: %.2f vs %.2f", want.Score, got.Score)
+			for _, mode := range killModes {
+				t.Run(mode, func(t *testing.T) {
+					// A plugin of its own: the supervisor gives up after 5
+					// restarts within a minute.
+					c, p := pluginSampler(t)
+					k := &killer{Sampler: c, plugin: p, op: tc.op, at: tc.at}
+					cfg.Sampler = killSampler(mode, k, t)
+					cfg.StudyID = "killed-" + mode
+					got, err := New(cfg).Compile(ctx, student, train[:30], dev[:40])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if k.killed != 1 || got.Rebuilds < 1 {
+						t.Fatalf("killed %d times, %d rebuilds", k.killed, got.Rebuilds)
+					}
+					seen := map[int64]bool{}
+					for i, tr := range got.Trials {
+						if tr.Number != int64(i) || seen[tr.Number] {
+							t.Errorf("trial %d numbered %d", i, tr.Number)
+						}
+						seen[tr.Number] = true
+					}
+					if diff := cmp.Diff(want.Trials, got.Trials); diff != "" {
+						t.Errorf("trial log differs from an uninterrupted run:\n%s", diff)
+					}
+					if want.Score != got.Score || state(want.Program) != state(got.Program) {
+						t.Errorf("best program differs: %.2f vs %.2f", want.Score, got.Score)
+					}
+				})
 			}
 		})
 	}

@@ -60,7 +60,31 @@ type search struct {
 	// with the continuous RNG a rebuild makes them again (sampler.Redrive).
 	ops        []sampler.Op
 	continuous bool
+
+	// fused is the sampler when it is a FusedSampler: the changes in
+	// pending then ride on the next ask (or on the last flush); else they
+	// are made at once, one call each.
+	fused   FusedSampler
+	pending []change
+	// replayLog: the study was created anew after a restart and is empty;
+	// the next call replays the whole log first (RNGTrial, fused sampler).
+	replayLog bool
 }
+
+// change is a change to the study that the search has decided on and not
+// made yet.
+type change struct {
+	kind   changeKind
+	number int64 // the trial's number in the log
+}
+
+type changeKind int
+
+const (
+	tellTrial  changeKind = iota // tell an evaluated trial
+	addTrial                     // add a fully evaluated trial (complete)
+	addRunning                   // add a resumed trial as running
+)
 
 func paramName(i int, what string) string { return strconv.Itoa(i) + "_predictor_" + what }
 
@@ -163,6 +187,7 @@ func (r *run) search(ctx context.Context, res *Result) error {
 	}
 	st.study = sampler.StudyConfig{ID: id, Space: st.space(), Seed: s.seed, Sampler: r.o.cfg.SamplerName, Options: r.o.cfg.SamplerOptions}
 	st.continuous = st.study.Continuous()
+	st.fused, _ = r.o.cfg.Sampler.(FusedSampler)
 	if err := st.checkSpace(); err != nil {
 		return err
 	}
@@ -217,6 +242,9 @@ func (r *run) search(ctx context.Context, res *Result) error {
 				return err
 			}
 		}
+	}
+	if err := st.flush(ctx); err != nil {
+		return err
 	}
 	for n := range st.resume {
 		if n >= int64(len(st.log)) {
@@ -273,31 +301,12 @@ func (st *search) batch(ctx context.Context, k int) error {
 			// The study gets the logged trial as asked, told below.
 			idx = logged.Params
 			st.log = append(st.log, entry{params: toParams(idx)})
-			if err := st.call(ctx, "replay", func() error {
-				e := &st.log[number]
-				if e.inStudy {
-					return nil
-				}
-				n, err := r.o.cfg.Sampler.Replay(ctx, st.study.ID, []sampler.PastTrial{{Params: e.params, State: sampler.Running}})
-				if err != nil {
-					return err
-				}
-				if n != number+1 {
-					return fmt.Errorf("%w: the study holds %d trials after replaying trial %d", ErrSampler, n, number)
-				}
-				e.inStudy = true
-				st.ops = append(st.ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, State: sampler.Running}}})
-				return nil
-			}); err != nil {
+			if err := st.change(ctx, addRunning, number); err != nil {
 				return err
 			}
 		} else {
-			var t sampler.Trial
-			if err := st.call(ctx, "ask", func() error {
-				var err error
-				t, err = r.o.cfg.Sampler.Ask(ctx, st.study.ID)
-				return err
-			}); err != nil {
+			t, err := st.ask(ctx)
+			if err != nil {
 				return err
 			}
 			if t.Number != number {
@@ -312,7 +321,6 @@ func (st *search) batch(ctx context.Context, k int) error {
 				return fmt.Errorf("%w: trial %d is logged with %v, the sampler asked %v", ErrResume, number, logged.Params, idx)
 			}
 			st.log = append(st.log, entry{params: toParams(idx), inStudy: true})
-			st.ops = append(st.ops, sampler.Op{Kind: sampler.OpAsk, Number: t.Number, Params: t.Params})
 		}
 		p := &pending{number: number, idx: idx, prog: st.candidate(idx), set: r.val, resumed: resumed, score: logged.Score, err: logged.Error}
 		if r.s.minibatch && r.s.minibatchSize < len(r.val) {
@@ -362,7 +370,7 @@ func (st *search) batch(ctx context.Context, k int) error {
 			}
 			c.scores = append(c.scores, p.score)
 		}
-		if err := st.tell(ctx, p.number); err != nil {
+		if err := st.change(ctx, tellTrial, p.number); err != nil {
 			return err
 		}
 	}
@@ -448,48 +456,207 @@ func (st *search) evaluate(ctx context.Context, prog module.Program, set []examp
 func (st *search) addTrial(ctx context.Context, idx map[string]int, score float64) error {
 	number := int64(len(st.log))
 	st.log = append(st.log, entry{params: toParams(idx), value: score, evaluated: true})
-	return st.call(ctx, "add trial", func() error {
-		if st.log[number].told { // a rebuild replayed it
+	return st.change(ctx, addTrial, number)
+}
+
+// change queues a change to the study: with a fused sampler it rides on
+// the next call, else it is made now.
+func (st *search) change(ctx context.Context, kind changeKind, number int64) error {
+	st.pending = append(st.pending, change{kind, number})
+	if st.fused != nil {
+		return nil
+	}
+	return st.flush(ctx)
+}
+
+// before returns the pending changes still to make, as the calls that make
+// them, and marks them made in the log when called with how many were.
+func (st *search) before() ([]sampler.Op, func(n int)) {
+	if st.replayLog {
+		// The whole log: evaluated trials complete, the others running.
+		history := make([]sampler.PastTrial, len(st.log))
+		for i, e := range st.log {
+			history[i] = sampler.PastTrial{Params: e.params, Value: e.value, State: sampler.Complete}
+			if !e.evaluated {
+				history[i].State = sampler.Running
+			}
+		}
+		return []sampler.Op{{Kind: sampler.OpReplay, Trials: history}}, func(n int) {
+			if n == 0 {
+				return
+			}
+			for i := range st.log {
+				st.log[i].inStudy = true
+				st.log[i].told = st.log[i].evaluated
+			}
+			st.replayLog, st.pending = false, nil
+		}
+	}
+	var ops []sampler.Op
+	var changes []change
+	for _, c := range st.pending {
+		e := st.log[c.number]
+		switch c.kind {
+		case tellTrial:
+			if e.told {
+				continue
+			}
+			ops = append(ops, sampler.Op{Kind: sampler.OpTell, Number: c.number, Value: e.value, State: sampler.Complete})
+		case addTrial:
+			if e.told { // a rebuild replayed it
+				continue
+			}
+			ops = append(ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, Value: e.value}}})
+		case addRunning:
+			if e.inStudy {
+				continue
+			}
+			ops = append(ops, sampler.Op{Kind: sampler.OpReplay, Trials: []sampler.PastTrial{{Params: e.params, State: sampler.Running}}})
+		}
+		changes = append(changes, c)
+	}
+	return ops, func(n int) {
+		for i, c := range changes[:n] {
+			e := &st.log[c.number]
+			switch c.kind {
+			case tellTrial:
+				e.told = true
+			case addTrial:
+				e.told, e.inStudy = true, true
+			case addRunning:
+				e.inStudy = true
+			}
+			st.ops = append(st.ops, ops[i])
+		}
+		if n == len(ops) {
+			st.pending = nil
+		}
+	}
+}
+
+// applied is how many of the changes a failed call carried were made.
+func applied(err error) int {
+	var e *sampler.Error
+	if errors.As(err, &e) {
+		return e.Applied
+	}
+	return 0
+}
+
+// ask makes the pending changes and asks the next trial: one round trip
+// with a fused sampler.
+func (st *search) ask(ctx context.Context) (sampler.Trial, error) {
+	var t sampler.Trial
+	err := st.call(ctx, "ask", func() error {
+		ops, made := st.before()
+		var err error
+		if st.fused != nil {
+			t, err = st.fused.AskAfter(ctx, st.study.ID, ops)
+			if err != nil {
+				made(applied(err))
+				return err
+			}
+			made(len(ops))
+		} else {
+			if err := st.makeEach(ctx, ops, made); err != nil {
+				return err
+			}
+			made(len(ops))
+			if t, err = st.r.o.cfg.Sampler.Ask(ctx, st.study.ID); err != nil {
+				return err
+			}
+		}
+		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpAsk, Number: t.Number, Params: t.Params})
+		return nil
+	})
+	return t, err
+}
+
+// flush makes the pending changes: with a fused sampler in one round trip
+// (a Replay that carries them), else one call each.
+func (st *search) flush(ctx context.Context) error {
+	if len(st.pending) == 0 && !st.replayLog {
+		return nil
+	}
+	return st.call(ctx, "flush", func() error {
+		ops, made := st.before()
+		if len(ops) == 0 {
+			made(0)
 			return nil
 		}
-		trials := []sampler.PastTrial{{Params: st.log[number].params, Value: score}}
-		n, err := st.r.o.cfg.Sampler.Replay(ctx, st.study.ID, trials)
-		if err != nil {
+		want := int64(len(st.log))
+		if st.fused != nil {
+			// The last change, when it is a replay, is the call's own.
+			carried, trials := ops, []sampler.PastTrial(nil)
+			if last := ops[len(ops)-1]; last.Kind == sampler.OpReplay {
+				carried, trials = ops[:len(ops)-1], last.Trials
+			}
+			n, err := st.fused.ReplayAfter(ctx, st.study.ID, carried, trials)
+			if err != nil {
+				made(min(applied(err), len(carried)))
+				return err
+			}
+			made(len(ops))
+			if n != want {
+				return fmt.Errorf("%w: the study holds %d trials, the log %d", ErrSampler, n, want)
+			}
+			return nil
+		}
+		if err := st.makeEach(ctx, ops, made); err != nil {
 			return err
 		}
-		if n != number+1 {
-			return fmt.Errorf("%w: the study holds %d trials after adding trial %d", ErrSampler, n, number)
-		}
-		st.log[number].told, st.log[number].inStudy = true, true
-		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpReplay, Trials: trials})
+		made(len(ops))
 		return nil
 	})
 }
 
-func (st *search) tell(ctx context.Context, number int64) error {
-	return st.call(ctx, "tell", func() error {
-		e := &st.log[number]
-		if e.told {
-			return nil
+// makeEach makes changes one call each (a plain Sampler), marking those
+// made when one fails (the caller marks them all when none does). A replay
+// must leave the study with at most the log's trials, and the last one
+// with exactly those.
+func (st *search) makeEach(ctx context.Context, ops []sampler.Op, made func(int)) error {
+	want := int64(len(st.log))
+	for i, op := range ops {
+		if op.Kind == sampler.OpTell {
+			if err := st.r.o.cfg.Sampler.Tell(ctx, st.study.ID, op.Number, op.Value, op.State); err != nil {
+				made(i)
+				return err
+			}
+			continue
 		}
-		if err := st.r.o.cfg.Sampler.Tell(ctx, st.study.ID, number, e.value, sampler.Complete); err != nil {
+		n, err := st.r.o.cfg.Sampler.Replay(ctx, st.study.ID, op.Trials)
+		if err != nil {
+			made(i)
 			return err
 		}
-		e.told = true
-		st.ops = append(st.ops, sampler.Op{Kind: sampler.OpTell, Number: number, Value: e.value, State: sampler.Complete})
-		return nil
-	})
+		if n > want || (n != want && i == len(ops)-1) {
+			made(i + 1)
+			return fmt.Errorf("%w: the study holds %d trials after a replay, the log %d", ErrSampler, n, want)
+		}
+	}
+	return nil
 }
 
 // rebuild recreates the study from the log: evaluated trials complete,
 // the others running (told later under their numbers). With the
 // continuous RNG it makes the study's calls again instead (sampler.Redrive),
-// so that the sampler's random generator is where it was.
+// so that the sampler's random generator is where it was. With a fused
+// sampler and the trial RNG it creates the study, and the next call
+// replays the log before its own changes.
 func (st *search) rebuild(ctx context.Context) error {
 	if st.continuous {
 		if err := sampler.Redrive(ctx, st.r.o.cfg.Sampler, st.study, st.ops); err != nil {
 			return err
 		}
+		st.res.Rebuilds++
+		progress(ctx, "mipro: sampler study rebuilt", len(st.log), len(st.log))
+		return nil
+	}
+	if st.fused != nil {
+		if _, err := st.fused.CreateStudy(ctx, st.study); err != nil {
+			return err
+		}
+		st.replayLog = true
 		st.res.Rebuilds++
 		progress(ctx, "mipro: sampler study rebuilt", len(st.log), len(st.log))
 		return nil

@@ -13,6 +13,13 @@
 // DSPy's MIPROv2 asks; such a study is restored with Redrive, which makes
 // the logged Ask, Tell and Replay calls again in their order. See
 // python/dspex_plugins/sampler.py for both rules.
+//
+// A tell is usually followed by the next ask. AskAfter (and TellAndAsk)
+// carries the tells and replays made before an ask in the ask's round
+// trip, ReplayAfter in a replay's: the plugin makes them exactly as the
+// calls of their own would, in order, all checked before any is made. A
+// study whose plugin did not say that it takes such fused calls (its
+// CreateStudy answer) gets each change as a call of its own.
 package sampler
 
 import (
@@ -22,6 +29,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -64,6 +72,12 @@ type Error struct {
 	Op    string // "create study", "ask", "tell", "best", "replay"
 	Study string
 	Err   error
+	// Applied is how many of the changes an AskAfter or ReplayAfter
+	// carried were made before it failed: 0 when they rode on the call
+	// (the plugin checks them all before making any; a plugin that died
+	// mid-call lost the study anyway), those made when each was its own
+	// call (a plugin without fused calls).
+	Applied int
 }
 
 func (e *Error) Error() string {
@@ -242,6 +256,9 @@ type BestTrial struct {
 // Client calls the Sampler service. Safe for concurrent use.
 type Client struct {
 	rpc pluginv1.SamplerClient
+	// fused holds, per study id, whether its CreateStudy answered
+	// fused_calls: the plugin makes the changes an Ask or Replay carries.
+	fused sync.Map
 }
 
 // New returns a client over a plugin's connection (bridge.Plugin.Conn,
@@ -270,7 +287,134 @@ func (c *Client) CreateStudy(ctx context.Context, cfg StudyConfig) (string, erro
 	if err != nil {
 		return "", &Error{Op: "create study", Study: cfg.ID, Err: err}
 	}
+	c.fused.Store(resp.GetStudyId(), resp.GetFusedCalls())
 	return resp.GetStudyId(), nil
+}
+
+// Fused reports whether the plugin makes the changes that AskAfter and
+// ReplayAfter carry in the same round trip (its CreateStudy of study said
+// so); when not, they make each change as a call of its own.
+func (c *Client) Fused(study string) bool {
+	v, ok := c.fused.Load(study)
+	return ok && v.(bool)
+}
+
+// AskAfter makes the changes in before — each an OpTell or an OpReplay,
+// in order, exactly as Tell and Replay would — and then asks, all in one
+// round trip when the plugin takes fused calls (Fused), else one call
+// each. The plugin checks every change before making any: a refused one
+// fails the call with nothing changed and nothing asked. A failed call's
+// *Error says in Applied how many changes were made.
+func (c *Client) AskAfter(ctx context.Context, study string, before []Op) (Trial, error) {
+	changes, err := changesProto(before)
+	if err != nil {
+		return Trial{}, &Error{Op: "ask", Study: study, Err: err}
+	}
+	if len(before) > 0 && !c.Fused(study) {
+		if n, err := c.makeEach(ctx, study, before); err != nil {
+			err.(*Error).Applied = n
+			return Trial{}, err
+		}
+		t, err := c.Ask(ctx, study)
+		if err != nil {
+			err.(*Error).Applied = len(before)
+		}
+		return t, err
+	}
+	resp, err := c.rpc.Ask(ctx, &pluginv1.AskRequest{StudyId: study, Before: changes})
+	if err != nil {
+		return Trial{}, &Error{Op: "ask", Study: study, Err: err}
+	}
+	if int(resp.GetApplied()) != len(before) {
+		return Trial{}, &Error{Op: "ask", Study: study, Err: unfused(resp.GetApplied(), len(before)), Applied: int(resp.GetApplied())}
+	}
+	return Trial{Number: resp.GetTrialNumber(), Params: fromProto(resp.GetParams())}, nil
+}
+
+// TellAndAsk tells a trial's result and asks the next trial: AskAfter
+// with one OpTell.
+func (c *Client) TellAndAsk(ctx context.Context, study string, number int64, value float64, state State) (Trial, error) {
+	return c.AskAfter(ctx, study, []Op{{Kind: OpTell, Number: number, Value: value, State: state}})
+}
+
+// ReplayAfter is Replay after the changes in before, as AskAfter makes
+// them (in the same round trip when the plugin takes fused calls). With
+// no trials it only makes the changes, and answers the number of trials
+// the study holds.
+func (c *Client) ReplayAfter(ctx context.Context, study string, before []Op, trials []PastTrial) (int64, error) {
+	changes, err := changesProto(before)
+	if err != nil {
+		return 0, &Error{Op: "replay", Study: study, Err: err}
+	}
+	if len(before) > 0 && !c.Fused(study) {
+		if n, err := c.makeEach(ctx, study, before); err != nil {
+			err.(*Error).Applied = n
+			return 0, err
+		}
+		n, err := c.Replay(ctx, study, trials)
+		if err != nil {
+			err.(*Error).Applied = len(before)
+		}
+		return n, err
+	}
+	resp, err := c.rpc.Replay(ctx, &pluginv1.ReplayRequest{StudyId: study, Trials: pastProto(trials), Before: changes})
+	if err != nil {
+		return 0, &Error{Op: "replay", Study: study, Err: err}
+	}
+	if int(resp.GetApplied()) != len(before) {
+		return 0, &Error{Op: "replay", Study: study, Err: unfused(resp.GetApplied(), len(before)), Applied: int(resp.GetApplied())}
+	}
+	return resp.GetTrials(), nil
+}
+
+// ErrUnfused: a plugin answered a fused call without making the changes
+// it carried (one that predates them, though its study said otherwise).
+var ErrUnfused = errors.New("sampler: the plugin did not make the changes the call carried")
+
+func unfused(applied int32, want int) error {
+	return fmt.Errorf("%w: it made %d of %d", ErrUnfused, applied, want)
+}
+
+// makeEach makes the changes one call each and returns how many were made.
+func (c *Client) makeEach(ctx context.Context, study string, changes []Op) (int, error) {
+	for i, op := range changes {
+		var err error
+		if op.Kind == OpTell {
+			err = c.Tell(ctx, study, op.Number, op.Value, op.State)
+		} else {
+			_, err = c.Replay(ctx, study, op.Trials)
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(changes), nil
+}
+
+// changesProto converts the changes a call carries; each must be an
+// OpTell or an OpReplay.
+func changesProto(ops []Op) ([]*pluginv1.StudyChange, error) {
+	out := make([]*pluginv1.StudyChange, len(ops))
+	for i, op := range ops {
+		switch op.Kind {
+		case OpTell:
+			out[i] = &pluginv1.StudyChange{Change: &pluginv1.StudyChange_Tell{Tell: &pluginv1.TellRequest{
+				TrialNumber: op.Number, Value: op.Value, State: string(op.State)}}}
+		case OpReplay:
+			out[i] = &pluginv1.StudyChange{Change: &pluginv1.StudyChange_Replay{Replay: &pluginv1.ReplayRequest{Trials: pastProto(op.Trials)}}}
+		default:
+			return nil, fmt.Errorf("%w: change %d has kind %q, want %q or %q", ErrInvalid, i, op.Kind, OpTell, OpReplay)
+		}
+	}
+	return out, nil
+}
+
+func pastProto(trials []PastTrial) []*pluginv1.PastTrial {
+	out := make([]*pluginv1.PastTrial, len(trials))
+	for i, t := range trials {
+		out[i] = &pluginv1.PastTrial{Params: toProto(t.Params), Value: t.Value, State: string(t.State)}
+	}
+	return out
 }
 
 // Ask starts a trial and returns its number and parameters. Several trials
@@ -311,11 +455,7 @@ func (c *Client) Best(ctx context.Context, study string) (BestTrial, bool, error
 // It returns the number of trials the study then holds, which is the next
 // trial's number.
 func (c *Client) Replay(ctx context.Context, study string, trials []PastTrial) (int64, error) {
-	req := &pluginv1.ReplayRequest{StudyId: study, Trials: make([]*pluginv1.PastTrial, len(trials))}
-	for i, t := range trials {
-		req.Trials[i] = &pluginv1.PastTrial{Params: toProto(t.Params), Value: t.Value, State: string(t.State)}
-	}
-	resp, err := c.rpc.Replay(ctx, req)
+	resp, err := c.rpc.Replay(ctx, &pluginv1.ReplayRequest{StudyId: study, Trials: pastProto(trials)})
 	if err != nil {
 		return 0, &Error{Op: "replay", Study: study, Err: err}
 	}
@@ -408,9 +548,20 @@ type Driver interface {
 	Replay(ctx context.Context, study string, trials []PastTrial) (int64, error)
 }
 
-var _ Driver = (*Client)(nil)
+// FusedDriver is a Driver whose asks and replays carry changes
+// (AskAfter, ReplayAfter); *Client is one. Redrive through one makes the
+// logged tells and replays in the round trip of the ask that follows them.
+type FusedDriver interface {
+	Driver
+	AskAfter(ctx context.Context, study string, before []Op) (Trial, error)
+	ReplayAfter(ctx context.Context, study string, before []Op, trials []PastTrial) (int64, error)
+}
 
-// Redrive is Client.Redrive through any Driver.
+var _ FusedDriver = (*Client)(nil)
+
+// Redrive is Client.Redrive through any Driver. Through a FusedDriver the
+// tells and replays ride on the next ask (those after the last ask on one
+// ReplayAfter): the same calls, in the same order, in fewer round trips.
 func Redrive(ctx context.Context, c Driver, cfg StudyConfig, ops []Op) error {
 	if cfg.ID == "" {
 		return &Error{Op: "redrive", Err: errors.New("the study config has no ID")}
@@ -418,6 +569,50 @@ func Redrive(ctx context.Context, c Driver, cfg StudyConfig, ops []Op) error {
 	if _, err := c.CreateStudy(ctx, cfg); err != nil {
 		return err
 	}
+	fused, ok := c.(FusedDriver)
+	if !ok {
+		return redriveEach(ctx, c, cfg.ID, ops)
+	}
+	var waiting []Op
+	for i, op := range ops {
+		switch op.Kind {
+		case OpAsk:
+			t, err := fused.AskAfter(ctx, cfg.ID, waiting)
+			if err != nil {
+				return err
+			}
+			if err := sameAsk(cfg.ID, i, t, op); err != nil {
+				return err
+			}
+			waiting = nil
+		case OpTell, OpReplay:
+			waiting = append(waiting, op)
+		default:
+			return &Error{Op: "redrive", Study: cfg.ID, Err: fmt.Errorf("%w: call %d has kind %q", ErrInvalid, i, op.Kind)}
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	var trials []PastTrial
+	if last := waiting[len(waiting)-1]; last.Kind == OpReplay {
+		waiting, trials = waiting[:len(waiting)-1], last.Trials
+	}
+	_, err := fused.ReplayAfter(ctx, cfg.ID, waiting, trials)
+	return err
+}
+
+func sameAsk(study string, i int, t Trial, op Op) error {
+	if t.Number != op.Number || !maps.Equal(t.Params, op.Params) {
+		return &Error{Op: "redrive", Study: study, Err: fmt.Errorf("%w: call %d asked trial %d with %v, the log holds trial %d with %v",
+			ErrDiverged, i, t.Number, t.Params, op.Number, op.Params)}
+	}
+	return nil
+}
+
+// redriveEach makes the logged calls one by one.
+func redriveEach(ctx context.Context, c Driver, study string, ops []Op) error {
+	cfg := StudyConfig{ID: study}
 	for i, op := range ops {
 		switch op.Kind {
 		case OpAsk:
@@ -425,9 +620,8 @@ func Redrive(ctx context.Context, c Driver, cfg StudyConfig, ops []Op) error {
 			if err != nil {
 				return err
 			}
-			if t.Number != op.Number || !maps.Equal(t.Params, op.Params) {
-				return &Error{Op: "redrive", Study: cfg.ID, Err: fmt.Errorf("%w: call %d asked trial %d with %v, the log holds trial %d with %v",
-					ErrDiverged, i, t.Number, t.Params, op.Number, op.Params)}
+			if err := sameAsk(cfg.ID, i, t, op); err != nil {
+				return err
 			}
 		case OpTell:
 			if err := c.Tell(ctx, cfg.ID, op.Number, op.Value, op.State); err != nil {

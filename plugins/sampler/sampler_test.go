@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
 	"github.com/dspex/dspex/plugins/sampler/samplertest"
 )
 
@@ -305,4 +309,322 @@ func TestRedrive(t *testing.T) {
 			t.Errorf("%+v: Continuous() = %v", tc.cfg, got)
 		}
 	}
+}
+
+// fusedDriver is a fakeDriver that also takes fused calls.
+type fusedDriver struct{ fakeDriver }
+
+func (f *fusedDriver) AskAfter(ctx context.Context, study string, before []Op) (Trial, error) {
+	f.calls = append(f.calls, fmt.Sprintf("after %s:", kinds(before)))
+	return f.Ask(ctx, study)
+}
+
+func (f *fusedDriver) ReplayAfter(ctx context.Context, study string, before []Op, trials []PastTrial) (int64, error) {
+	f.calls = append(f.calls, fmt.Sprintf("after %s:", kinds(before)))
+	return f.Replay(ctx, study, trials)
+}
+
+func kinds(ops []Op) string {
+	var out []string
+	for _, op := range ops {
+		if op.Kind == OpTell {
+			out = append(out, fmt.Sprintf("tell %d", op.Number))
+		} else {
+			out = append(out, fmt.Sprintf("replay %d", len(op.Trials)))
+		}
+	}
+	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// Redrive through a FusedDriver makes the same calls in the same order,
+// each run of tells and replays riding on the ask after it, those after
+// the last ask on one ReplayAfter; and still refuses a diverged ask.
+func TestRedriveFused(t *testing.T) {
+	p0, p1 := Params{"x": ChoiceValue("0")}, Params{"x": ChoiceValue("1")}
+	ops := []Op{
+		{Kind: OpReplay, Trials: []PastTrial{{Params: p0, Value: 0.5}}},
+		{Kind: OpAsk, Number: 1, Params: p1},
+		{Kind: OpAsk, Number: 2, Params: p0},
+		{Kind: OpTell, Number: 2, Value: 0.25},
+		{Kind: OpTell, Number: 1, Value: 0.75, State: Complete},
+		{Kind: OpReplay, Trials: []PastTrial{{Params: p1, Value: 0.5}}},
+		{Kind: OpAsk, Number: 4, Params: p1},
+	}
+	cfg := StudyConfig{ID: "s", RNG: RNGContinuous}
+	for _, tc := range []struct {
+		name string
+		ops  []Op
+		want []string
+	}{
+		{"ending with an ask", ops, []string{"create s", "after [replay 1]:", "ask 1", "after []:", "ask 2",
+			"after [tell 2, tell 1, replay 1]:", "ask 4"}},
+		{"ending with a replay", ops[:6], []string{"create s", "after [replay 1]:", "ask 1", "after []:", "ask 2",
+			"after [tell 2, tell 1]:", "replay 1"}},
+		{"ending with a tell", ops[:5], []string{"create s", "after [replay 1]:", "ask 1", "after []:", "ask 2",
+			"after [tell 2, tell 1]:", "replay 0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fusedDriver{fakeDriver{asks: []Trial{{1, p1}, {2, p0}, {4, p1}}}}
+			if err := Redrive(context.Background(), f, cfg, tc.ops); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, f.calls); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+	f := &fusedDriver{fakeDriver{asks: []Trial{{1, p1}, {3, p0}}}}
+	if err := Redrive(context.Background(), f, cfg, ops[:3]); !errors.Is(err, ErrDiverged) {
+		t.Errorf("an ask that answers otherwise: %v, want ErrDiverged", err)
+	}
+	if err := Redrive(context.Background(), &fusedDriver{}, cfg, []Op{{Kind: "drop"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an unknown op: %v, want ErrInvalid", err)
+	}
+}
+
+// oldPlugin answers as a plugin that predates fused calls would: it
+// ignores before (applied 0). It records the calls it gets.
+type oldPlugin struct {
+	pluginv1.SamplerClient
+	calls *[]string
+}
+
+func (o oldPlugin) Ask(_ context.Context, req *pluginv1.AskRequest, _ ...grpc.CallOption) (*pluginv1.AskResponse, error) {
+	*o.calls = append(*o.calls, fmt.Sprintf("ask carrying %d", len(req.GetBefore())))
+	return &pluginv1.AskResponse{TrialNumber: 3}, nil
+}
+
+func (o oldPlugin) Tell(_ context.Context, req *pluginv1.TellRequest, _ ...grpc.CallOption) (*pluginv1.TellResponse, error) {
+	*o.calls = append(*o.calls, fmt.Sprintf("tell %d", req.GetTrialNumber()))
+	return &pluginv1.TellResponse{}, nil
+}
+
+// CreateStudy says it takes fused calls for seed 1 (as no plugin that
+// ignores them should).
+func (o oldPlugin) CreateStudy(_ context.Context, req *pluginv1.CreateStudyRequest, _ ...grpc.CallOption) (*pluginv1.CreateStudyResponse, error) {
+	return &pluginv1.CreateStudyResponse{StudyId: req.GetStudyId(), FusedCalls: req.GetSeed() == 1}, nil
+}
+
+// A fused call goes only to a plugin whose study said it takes them, else
+// each change is a call of its own; a plugin that answers a fused call
+// without making its changes is an error.
+func TestFusedCallsNeedThePlugin(t *testing.T) {
+	var calls []string
+	c := &Client{rpc: oldPlugin{calls: &calls}}
+	if _, err := c.AskAfter(t.Context(), "s", []Op{{Kind: OpAsk}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an ask carried by an ask: %v, want ErrInvalid", err)
+	}
+	space := []Param{Indices("p", 2)}
+	if _, err := c.CreateStudy(t.Context(), StudyConfig{ID: "s", Seed: 1, Space: space}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Fused("s") || c.Fused("other") {
+		t.Fatalf("Fused(s) = %v, Fused(other) = %v", c.Fused("s"), c.Fused("other"))
+	}
+	_, err := c.TellAndAsk(t.Context(), "s", 2, 0.5, Complete)
+	var e *Error
+	if !errors.Is(err, ErrUnfused) || !errors.As(err, &e) || e.Applied != 0 {
+		t.Errorf("a plugin that made no change: %v, want ErrUnfused with Applied 0", err)
+	}
+	if _, err := c.CreateStudy(t.Context(), StudyConfig{ID: "s", Seed: 2, Space: space}); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := c.TellAndAsk(t.Context(), "s", 2, 0.5, Complete); err != nil || tr.Number != 3 {
+		t.Fatalf("TellAndAsk without fused calls: %v, %v", tr, err)
+	}
+	if want := []string{"ask carrying 1", "tell 2", "ask carrying 0"}; !cmp.Equal(calls, want) {
+		t.Errorf("calls %q, want %q", calls, want)
+	}
+}
+
+// The real plugin: fused calls (TellAndAsk, AskAfter, ReplayAfter) ask
+// what the plain calls ask, with trials in flight and full evaluations
+// added; the fallback (a client that did not create the study) makes each
+// change as a call of its own with the same result; a refused change
+// makes none; and after a SIGKILL a continuous study re-driven with fused
+// calls asks on as the uninterrupted one.
+func TestPythonSamplerFusedCalls(t *testing.T) {
+	host := samplertest.Host(t)
+	c, p, err := Open(host, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 120*time.Second)
+	cfg := func(id string) StudyConfig {
+		cfg := mipro(id)
+		cfg.RNG = RNGContinuous
+		cfg.Options = map[string]string{"n_startup_trials": "4"}
+		return cfg
+	}
+	baseline := PastTrial{Params: Params{}, Value: 0.3}
+	for _, prm := range mipro("").Space {
+		baseline.Params[prm.Name] = ChoiceValue("0")
+	}
+	// step drives one study through MIPROv2's calls: two trials in flight,
+	// told in order, then a full evaluation of the second; as plain calls,
+	// or carried by the next ask (fused: c; fallback: another client).
+	type driver struct {
+		id      string
+		fused   *Client // nil: plain calls
+		waiting []Op
+		log     []Op
+	}
+	ask := func(d *driver) Trial {
+		t.Helper()
+		var tr Trial
+		var err error
+		if d.fused != nil {
+			tr, err = d.fused.AskAfter(ctx, d.id, d.waiting)
+		} else {
+			tr, err = c.Ask(ctx, d.id)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.waiting = nil
+		d.log = append(d.log, Op{Kind: OpAsk, Number: tr.Number, Params: tr.Params})
+		return tr
+	}
+	change := func(d *driver, op Op) {
+		t.Helper()
+		if d.fused != nil {
+			d.waiting = append(d.waiting, op)
+		} else if err := makeOne(ctx, c, d.id, op); err != nil {
+			t.Fatal(err)
+		}
+		d.log = append(d.log, op)
+	}
+	round := func(d *driver) {
+		a, b := ask(d), ask(d)
+		change(d, Op{Kind: OpTell, Number: a.Number, Value: score(indices(t, a.Params))})
+		change(d, Op{Kind: OpTell, Number: b.Number, Value: score(indices(t, b.Params))})
+		change(d, Op{Kind: OpReplay, Trials: []PastTrial{{Params: b.Params, Value: score(indices(t, b.Params)) - 0.1}}})
+	}
+	other := New(p.Conn()) // never created a study: falls back to plain calls
+	plain, fused, fallback := &driver{id: "plain"}, &driver{id: "fused", fused: c}, &driver{id: "fallback", fused: other}
+	for _, d := range []*driver{plain, fused, fallback} {
+		if _, err := c.CreateStudy(ctx, cfg(d.id)); err != nil {
+			t.Fatal(err)
+		}
+		change(d, Op{Kind: OpReplay, Trials: []PastTrial{baseline}})
+		for range 6 {
+			round(d)
+		}
+	}
+	if !c.Fused("fused") || other.Fused("fallback") {
+		t.Fatalf("Fused: %v (the creating client), %v (another)", c.Fused("fused"), other.Fused("fallback"))
+	}
+	if diff := cmp.Diff(plain.log, fused.log); diff != "" {
+		t.Fatalf("fused calls asked otherwise (-plain +fused):\n%s", diff)
+	}
+	if diff := cmp.Diff(plain.log, fallback.log); diff != "" {
+		t.Fatalf("the fallback asked otherwise (-plain +fallback):\n%s", diff)
+	}
+	// The waiting changes on a last replay.
+	n, err := c.ReplayAfter(ctx, "fused", fused.waiting, nil)
+	if err != nil || n != int64(1+6*3) {
+		t.Fatalf("ReplayAfter: %d trials, %v; want 19", n, err)
+	}
+	fused.waiting = nil
+
+	// A refused change (trial 99) makes none of them and asks nothing.
+	_, err = c.AskAfter(ctx, "fused", []Op{{Kind: OpReplay, Trials: []PastTrial{baseline}}, {Kind: OpTell, Number: 99, Value: 1}})
+	var e *Error
+	if !errors.Is(err, ErrNotFound) || !errors.As(err, &e) || e.Applied != 0 || !strings.Contains(err.Error(), "before[1]") {
+		t.Errorf("a tell of trial 99: %v, want ErrNotFound naming before[1], Applied 0", err)
+	}
+	if n, err := c.Replay(ctx, "fused", nil); err != nil || n != 19 {
+		t.Errorf("after the refused call the study holds %d trials (%v), want 19", n, err)
+	}
+
+	// A SIGKILL: the study is lost; re-driven (fused) from its log, it asks
+	// on as the plain study, which the kill did not touch.
+	want := ask(plain)
+	pid := p.Pid()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for p.Pid() == pid || p.Pid() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the plugin did not restart within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := p.WaitReady(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if _, err := c.TellAndAsk(ctx, "fused", 0, 1, Complete); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a fused call after the restart: %v, want ErrNotFound", err)
+	}
+	if err := c.Redrive(ctx, cfg("fused"), fused.log); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(fused); !cmp.Equal(got, want) {
+		t.Errorf("after the re-drive: %v, the uninterrupted study asked %v", got, want)
+	}
+}
+
+// makeOne makes a change as its own call.
+func makeOne(ctx context.Context, c *Client, study string, op Op) error {
+	if op.Kind == OpTell {
+		return c.Tell(ctx, study, op.Number, op.Value, op.State)
+	}
+	_, err := c.Replay(ctx, study, op.Trials)
+	return err
+}
+
+// BenchmarkTellThenAsk measures what a trial costs MIPROv2 in round trips
+// to the real plugin: after an idle pause standing for an evaluation (the
+// plugin's threads asleep), the trial is told and the next one asked — as
+// two calls (Tell, Ask) or as one (TellAndAsk). It reports each one's
+// median wall time; both run alternately on one study each, so that the
+// machine's load weighs on both alike.
+//
+//	go test ./plugins/sampler -run '^$' -bench BenchmarkTellThenAsk -benchtime 40x
+func BenchmarkTellThenAsk(b *testing.B) {
+	host := samplertest.Host(b)
+	c, _, err := Open(host, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg := StudyConfig{ID: "x", Seed: 9, Space: []Param{Indices("0_predictor_instruction", 6), Indices("0_predictor_demos", 6)},
+		// Random asks only: the sampler's own work is the same every trial.
+		Options: map[string]string{"n_startup_trials": "1000000"}}
+	last := map[string]Trial{}
+	for _, id := range []string{"plain", "fused"} {
+		cfg.ID = id
+		if _, err := c.CreateStudy(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		if last[id], err = c.Ask(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var plain, fused []float64
+	for b.Loop() {
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		if err := c.Tell(ctx, "plain", last["plain"].Number, 0.5, Complete); err != nil {
+			b.Fatal(err)
+		}
+		if last["plain"], err = c.Ask(ctx, "plain"); err != nil {
+			b.Fatal(err)
+		}
+		plain = append(plain, float64(time.Since(start))/float64(time.Millisecond))
+
+		time.Sleep(50 * time.Millisecond)
+		start = time.Now()
+		if last["fused"], err = c.TellAndAsk(ctx, "fused", last["fused"].Number, 0.5, Complete); err != nil {
+			b.Fatal(err)
+		}
+		fused = append(fused, float64(time.Since(start))/float64(time.Millisecond))
+	}
+	median := func(xs []float64) float64 {
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	b.ReportMetric(median(plain), "tell+ask-ms")
+	b.ReportMetric(median(fused), "tellandask-ms")
 }

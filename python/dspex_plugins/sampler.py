@@ -58,6 +58,20 @@ NSGA-II keeps each trial's generation in the trial's system attributes, which a 
 trial lacks (``PastTrial`` has no field for them): its replay matches the uninterrupted
 study only within the first generation (``population_size`` trials, 50 by default).
 
+**Fused calls.** ``AskRequest.before`` and ``ReplayRequest.before`` carry Tells and
+Replays to make first, in order, each exactly as its own call would: MIPROv2 tells a
+trial (and adds a full evaluation) in the round trip of the next Ask, which halves its
+calls to the plugin. All the changes of a call are checked (against the trials' states
+as the earlier ones leave them) before any is made; a refused one, named by its place
+(``before[2]``), leaves the study as it was. ``CreateStudyResponse.fused_calls`` says
+that the plugin makes them; a plugin that predates them would ignore them, so Go makes
+each change as its own call when a study's creation did not say so.
+
+With ``rng=trial`` the sampler that asks trial ``n`` is the study's TPE or random
+sampler with its random generators seeded anew (:func:`reseed`), which asks what a new
+``TPESampler(seed=...)`` would without the 0.3 ms of building one; other samplers are
+built anew for each Ask.
+
 ``Replay`` appends trials without sampling (``study.add_trial``). Its states are
 ``complete`` (the default, with a finite value), ``pruned``, ``fail`` and ``running``: a
 trial Go had asked and is still evaluating when the plugin died is replayed as
@@ -380,6 +394,42 @@ class _Study:
     make_sampler: SamplerFactory
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def seed_for(self, number: int) -> None:
+        """``rng=trial``: give the study the sampler that asks trial ``number``. A TPE or
+        random sampler is reseeded in place (:func:`reseed`), which asks what a new one
+        would (``test_reseed_asks_what_a_new_sampler_asks``) without the cost of building
+        one; any other is built anew."""
+        seed = trial_seed(self.seed, number)
+        if not reseed(self.study.sampler, seed):
+            self.study.sampler = self.make_sampler(seed)
+
+
+def reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> bool:
+    """Seed a TPE or random sampler's random generators with ``seed``, as its constructor
+    does, and report whether it did: False for other samplers (and Optuna versions whose
+    samplers keep their generators elsewhere), which must be built anew.
+
+    Everything else a TPE sampler holds is its options and a cache of the study's
+    intersection search space that gives what a fresh computation gives."""
+    from optuna.samplers import RandomSampler, TPESampler
+
+    gens = []
+    if type(sampler) is TPESampler:
+        gens = [getattr(sampler, "_rng", None)]
+        inner = getattr(sampler, "_random_sampler", None)
+        if type(inner) is not RandomSampler:
+            return False
+        gens.append(getattr(inner, "_rng", None))
+    elif type(sampler) is RandomSampler:
+        gens = [getattr(sampler, "_rng", None)]
+    else:
+        return False
+    if not all(hasattr(g, "rng") for g in gens):
+        return False
+    for g in gens:
+        g.rng.seed(seed)  # type: ignore[union-attr]
+    return True
+
 
 class SamplerService(plugin_pb2_grpc.SamplerServicer):
     """The Sampler service: Optuna studies by id. Safe for concurrent use; calls on one
@@ -506,67 +556,128 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
                 "direction": direction,
             },
         )
-        return plugin_pb2.CreateStudyResponse(study_id=study_id)
+        return plugin_pb2.CreateStudyResponse(study_id=study_id, fused_calls=True)
 
     def ask(self, request: plugin_pb2.AskRequest) -> plugin_pb2.AskResponse:
-        """Start a trial and suggest its parameters, in the space's order."""
+        """Make the request's ``before`` changes (each as :meth:`tell` or :meth:`replay`
+        would; all are checked before any is made), then start a trial and suggest its
+        parameters, in the space's order."""
         held = self._get(request.study_id)
         with held.lock:
+            changes = self._plan(held, request.study_id, request.before)
+            for make in changes:
+                make()
             study = held.study
             if held.rng == "trial":
-                number = len(study.get_trials(deepcopy=False))
-                study.sampler = held.make_sampler(trial_seed(held.seed, number))
+                held.seed_for(len(study.get_trials(deepcopy=False)))
             trial = study.ask()
             params = {name: _suggest(trial, name, dist) for name, dist in held.space.items()}
         _log.debug(
             "trial asked",
-            extra={"study": request.study_id, "trial": trial.number, "params": params},
+            extra={
+                "study": request.study_id,
+                "trial": trial.number,
+                "params": params,
+                "before": len(changes),
+            },
         )
         return plugin_pb2.AskResponse(
             trial_number=trial.number,
             params={name: to_proto(held.space[name], v) for name, v in params.items()},
+            applied=len(changes),
         )
 
     def tell(self, request: plugin_pb2.TellRequest) -> plugin_pb2.TellResponse:
         """Finish a running trial: complete (with a finite value), pruned or fail."""
         held = self._get(request.study_id)
+        with held.lock:
+            finished = self._finished(held)
+            self._tell_change(held, request.study_id, request, finished)()
+        return plugin_pb2.TellResponse()
+
+    # -- changes: checked first (against the trials' states as the earlier changes of the
+    # same call leave them), then made --
+
+    @staticmethod
+    def _finished(held: _Study) -> list[bool]:
+        return [t.state.is_finished() for t in held.study.get_trials(deepcopy=False)]
+
+    def _plan(
+        self,
+        held: _Study,
+        study_id: str,
+        before: Sequence[plugin_pb2.StudyChange],
+    ) -> list[Callable[[], None]]:
+        """Check a call's ``before`` changes and return them, each ready to make."""
+        finished = self._finished(held)
+        out: list[Callable[[], None]] = []
+        for i, change in enumerate(before):
+            which = change.WhichOneof("change")
+            try:
+                if which == "tell":
+                    if change.tell.study_id not in ("", study_id):
+                        raise _invalid(f"a tell of study {change.tell.study_id!r}")
+                    out.append(self._tell_change(held, study_id, change.tell, finished))
+                elif which == "replay":
+                    if change.replay.study_id not in ("", study_id):
+                        raise _invalid(f"a replay of study {change.replay.study_id!r}")
+                    if change.replay.before:
+                        raise _invalid("a replay that carries changes of its own")
+                    built = self._built_trials(held, change.replay.trials)
+                    finished.extend(t.state.is_finished() for t in built)
+                    out.append(self._replay_change(held, study_id, built))
+                else:
+                    raise _invalid("neither a tell nor a replay")
+            except SamplerError as err:
+                raise SamplerError(err.code, f"change before[{i}]: {err}") from None
+        return out
+
+    def _tell_change(
+        self,
+        held: _Study,
+        study_id: str,
+        request: plugin_pb2.TellRequest,
+        finished: list[bool],
+    ) -> Callable[[], None]:
+        """Check a tell against the trials' states (``finished``, which it updates)."""
         state_name = request.state.strip().lower() or "complete"
         if state_name not in _STATES:
             raise _invalid(f"state {request.state!r}: want one of {', '.join(_STATES)}")
+        number = request.trial_number
         if state_name == "complete" and not math.isfinite(request.value):
-            raise _invalid(f"trial {request.trial_number}: value {request.value} is not finite")
-        from optuna.trial import TrialState
-
-        with held.lock:
+            raise _invalid(f"trial {number}: value {request.value} is not finite")
+        if not 0 <= number < len(finished):
+            raise SamplerError(
+                grpc.StatusCode.NOT_FOUND,
+                f"study {study_id!r} has no trial {number} (it holds {len(finished)})",
+            )
+        if finished[number]:
             trials = held.study.get_trials(deepcopy=False)
-            number = request.trial_number
-            if not 0 <= number < len(trials):
-                raise SamplerError(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"study {request.study_id!r} has no trial {number} (it holds {len(trials)})",
-                )
-            if trials[number].state.is_finished():
-                raise SamplerError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"trial {number} of study {request.study_id!r} is already"
-                    f" {trials[number].state.name.lower()}",
-                )
+            state = "finished by an earlier change of this call"
+            if number < len(trials) and trials[number].state.is_finished():
+                state = trials[number].state.name.lower()
+            raise SamplerError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"trial {number} of study {study_id!r} is already {state}",
+            )
+        finished[number] = True
+        value = request.value
+
+        def make() -> None:
+            from optuna.trial import TrialState
+
             if state_name == "complete":
-                held.study.tell(number, request.value)
+                held.study.tell(number, value)
             else:
                 held.study.tell(
                     number, state=TrialState.PRUNED if state_name == "pruned" else TrialState.FAIL
                 )
-        _log.debug(
-            "trial told",
-            extra={
-                "study": request.study_id,
-                "trial": number,
-                "state": state_name,
-                "value": request.value,
-            },
-        )
-        return plugin_pb2.TellResponse()
+            _log.debug(
+                "trial told",
+                extra={"study": study_id, "trial": number, "state": state_name, "value": value},
+            )
+
+        return make
 
     def best(self, request: plugin_pb2.BestRequest) -> plugin_pb2.BestResponse:
         """The best complete trial (Optuna's ``best_trial``); found=False if none."""
@@ -584,9 +695,41 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
         )
 
     def replay(self, request: plugin_pb2.ReplayRequest) -> plugin_pb2.ReplayResponse:
-        """Append the given trials, in order, without sampling; all or none. Answers the
-        number of trials the study then holds (the next trial's number)."""
+        """Make the request's ``before`` changes, then append the given trials, in order,
+        without sampling; all or none. Answers the number of trials the study then holds
+        (the next trial's number)."""
         held = self._get(request.study_id)
+        built = self._built_trials(held, request.trials)
+        with held.lock:
+            changes = self._plan(held, request.study_id, request.before)
+            for make in changes:
+                make()
+            self._replay_change(held, request.study_id, built)()
+            total = len(held.study.get_trials(deepcopy=False))
+        return plugin_pb2.ReplayResponse(trials=total, applied=len(changes))
+
+    @staticmethod
+    def _replay_change(
+        held: _Study, study_id: str, built: list[optuna.trial.FrozenTrial]
+    ) -> Callable[[], None]:
+        def make() -> None:
+            held.study.add_trials(built)
+            _log.info(
+                "trials replayed",
+                extra={
+                    "study": study_id,
+                    "trials": len(built),
+                    "total": len(held.study.get_trials(deepcopy=False)),
+                },
+            )
+
+        return make
+
+    @staticmethod
+    def _built_trials(
+        held: _Study, trials: Sequence[plugin_pb2.PastTrial]
+    ) -> list[optuna.trial.FrozenTrial]:
+        """The replayed trials as Optuna's, checked against the study's space."""
         from optuna.trial import TrialState, create_trial
 
         by_name = {
@@ -596,7 +739,7 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
             "running": TrialState.RUNNING,
         }
         built = []
-        for i, past in enumerate(request.trials):
+        for i, past in enumerate(trials):
             state_name = past.state.strip().lower() or "complete"
             if state_name not in _REPLAY_STATES:
                 raise _invalid(
@@ -626,14 +769,7 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
                 )
             except ValueError as err:
                 raise _invalid(f"replayed trial {i}: {err}") from None
-        with held.lock:
-            held.study.add_trials(built)
-            total = len(held.study.get_trials(deepcopy=False))
-        _log.info(
-            "trials replayed",
-            extra={"study": request.study_id, "trials": len(built), "total": total},
-        )
-        return plugin_pb2.ReplayResponse(trials=total)
+        return built
 
 
 def register(server: grpc.Server) -> None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -335,6 +335,245 @@ def test_trials_in_flight_and_replayed_running() -> None:
     assert ask_tell(restarted, 5) == ask_tell(first, 5)
 
 
+# ---- Fused calls (AskRequest.before, ReplayRequest.before) --------------------------
+
+
+def change_of(op: Op) -> plugin_pb2.StudyChange:
+    kind, number, idx, value = op
+    if kind == "tell":
+        return plugin_pb2.StudyChange(tell=plugin_pb2.TellRequest(trial_number=number, value=value))
+    trial = plugin_pb2.PastTrial(params=params_of(idx), value=value)
+    return plugin_pb2.StudyChange(replay=plugin_pb2.ReplayRequest(trials=[trial]))
+
+
+def fused_drive(service: sampler.SamplerService, ops: Sequence[Op]) -> tuple[list[Op], int]:
+    """:func:`drive` as plugins/mipro makes the calls with a fused sampler: the tells and
+    added trials before an ask ride on it (AskRequest.before), those after the last ask
+    on a last replay (ReplayRequest.before) or as calls of their own. Returns the calls
+    made, as logged, and the number of round trips."""
+    log: list[Op] = []
+    calls = 0
+    waiting: list[Op] = []
+    for op in ops:
+        if op[0] != "ask":
+            waiting.append(op)
+            continue
+        got = service.ask(
+            plugin_pb2.AskRequest(study_id="s", before=[change_of(w) for w in waiting])
+        )
+        calls += 1
+        assert got.applied == len(waiting)
+        asked = (got.trial_number, indices(got.params))
+        if op[1] >= 0:
+            assert asked == (op[1], op[2])
+        log += [*waiting, ("ask", *asked, 0.0)]
+        waiting = []
+    if waiting and waiting[-1][0] == "add":
+        last = change_of(waiting[-1]).replay
+        got_replay = service.replay(
+            plugin_pb2.ReplayRequest(
+                study_id="s", trials=last.trials, before=[change_of(w) for w in waiting[:-1]]
+            )
+        )
+        calls += 1
+        assert got_replay.applied == len(waiting) - 1
+        log += waiting
+    elif waiting:
+        calls += len(waiting)
+        log += drive(service, waiting)
+    return log, calls
+
+
+@pytest.mark.parametrize("rng", sampler.RNG_MODES)
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_fused_calls_are_the_calls_they_carry(rng: str, in_flight: int) -> None:
+    """A tell or replay carried by the next ask (or by a replay) changes the study as the
+    call of its own would: MIPROv2's calls made both ways ask the same trials, also
+    afterwards, with either RNG rule, in fewer round trips."""
+    plain = sampler.SamplerService()
+    create(plain, rng=rng)
+    log = drive(plain, [("add", -1, (0, 0, 0, 0), 0.3)])
+    log += mipro_calls(plain, 15, in_flight=in_flight)
+
+    fused = sampler.SamplerService()
+    create(fused, rng=rng)
+    again, calls = fused_drive(fused, log)
+    assert again == log
+    assert calls < len(log) * 2 // 3
+    assert history(fused) == history(plain)
+    assert mipro_calls(fused, 8, in_flight=in_flight) == mipro_calls(plain, 8, in_flight=in_flight)
+
+
+def test_create_study_says_it_takes_fused_calls() -> None:
+    service = sampler.SamplerService()
+    request = plugin_pb2.CreateStudyRequest(study_id="s", space=space(), seed=9)
+    assert service.create_study(request).fused_calls
+
+
+def test_a_running_trial_replayed_and_told_in_one_call() -> None:
+    """A restart replays a trial in flight as running; its tell may ride on the same
+    call, after it."""
+    service = sampler.SamplerService()
+    create(service)
+    running = plugin_pb2.PastTrial(params=params_of((1, 1, 1, 1)), state="running")
+    got = service.ask(
+        plugin_pb2.AskRequest(
+            study_id="s",
+            before=[
+                plugin_pb2.StudyChange(replay=plugin_pb2.ReplayRequest(trials=[baseline()])),
+                plugin_pb2.StudyChange(replay=plugin_pb2.ReplayRequest(trials=[running])),
+                plugin_pb2.StudyChange(
+                    tell=plugin_pb2.TellRequest(study_id="s", trial_number=1, value=0.7)
+                ),
+            ],
+        )
+    )
+    assert (got.applied, got.trial_number) == (3, 2)
+    trials = service._studies["s"].study.get_trials(deepcopy=False)
+    assert [(t.state.name, t.value) for t in trials[:2]] == [("COMPLETE", 0.3), ("COMPLETE", 0.7)]
+
+
+def tell_change(number: int, value: float = 0.5, **more: str) -> plugin_pb2.StudyChange:
+    return plugin_pb2.StudyChange(
+        tell=plugin_pb2.TellRequest(trial_number=number, value=value, **more)
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "code", "message"),
+    [
+        ([tell_change(0), tell_change(9)], "NOT_FOUND", r"before\[1\]: .*no trial 9"),
+        (
+            [tell_change(1), tell_change(0), tell_change(1)],
+            "FAILED_PRECONDITION",
+            r"before\[2\]: trial 1 .* already finished by an earlier change",
+        ),
+        ([tell_change(0, float("nan"))], "INVALID_ARGUMENT", r"before\[0\]: .*not finite"),
+        ([tell_change(0, state="done")], "INVALID_ARGUMENT", r"before\[0\]: state"),
+        ([tell_change(0, study_id="t")], "INVALID_ARGUMENT", r"a tell of study 't'"),
+        ([plugin_pb2.StudyChange()], "INVALID_ARGUMENT", r"before\[0\]: neither"),
+        (
+            [
+                tell_change(0),
+                plugin_pb2.StudyChange(
+                    replay=plugin_pb2.ReplayRequest(trials=[baseline()], before=[tell_change(1)])
+                ),
+            ],
+            "INVALID_ARGUMENT",
+            r"before\[1\]: a replay that carries changes",
+        ),
+        (
+            [plugin_pb2.StudyChange(replay=plugin_pb2.ReplayRequest(study_id="t"))],
+            "INVALID_ARGUMENT",
+            r"a replay of study 't'",
+        ),
+        (
+            [
+                tell_change(0),
+                plugin_pb2.StudyChange(
+                    replay=plugin_pb2.ReplayRequest(
+                        trials=[plugin_pb2.PastTrial(params=params_of((9, 0, 0, 0)))]
+                    )
+                ),
+            ],
+            "INVALID_ARGUMENT",
+            r"before\[1\]: .*'9' is outside",
+        ),
+    ],
+)
+def test_a_refused_change_makes_none(
+    before: list[plugin_pb2.StudyChange], code: str, message: str
+) -> None:
+    """The changes of a call are all checked before any is made: a refused one (named by
+    its place) leaves the study as it was, and nothing is asked or replayed."""
+    service = sampler.SamplerService()
+    create(service)
+    for _ in range(2):
+        service.ask(plugin_pb2.AskRequest(study_id="s"))
+    trials = service._studies["s"].study.get_trials
+    for call in (
+        lambda: service.ask(plugin_pb2.AskRequest(study_id="s", before=before)),
+        lambda: service.replay(
+            plugin_pb2.ReplayRequest(study_id="s", trials=[baseline()], before=before)
+        ),
+    ):
+        with pytest.raises(sampler.SamplerError, match=message) as err:
+            call()
+        assert code_of(err).name == code
+        assert [t.state.name for t in trials(deepcopy=False)] == ["RUNNING", "RUNNING"]
+
+
+# ---- rng=trial: a sampler reseeded in place ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"constant_liar": "true", "n_startup_trials": "4"},
+        {"multivariate": "false", "n_startup_trials": "3"},
+        {"sampler": "random"},
+    ],
+)
+def test_reseed_asks_what_a_new_sampler_asks(
+    options: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rng=trial reseeds the study's TPE or random sampler for each ask instead of building
+    one: both ask the same trials, with trials in flight, pruned, failed and replayed
+    ones, and after a restart replays the history into a fresh study."""
+    reseeded = sampler.SamplerService()
+    create(reseeded, options=options)
+    made = 0
+    real = sampler.reseed
+
+    def counted(s: Any, seed: int) -> bool:
+        nonlocal made
+        ok = real(s, seed)
+        made += ok
+        return ok
+
+    monkeypatch.setattr(sampler, "reseed", counted)
+
+    def scenario(service: sampler.SamplerService) -> list[Op]:
+        log = drive(service, [("add", -1, (0, 0, 0, 0), 0.3)])
+        log += mipro_calls(service, 7, in_flight=3)
+        asked = [service.ask(plugin_pb2.AskRequest(study_id="s")) for _ in range(2)]
+        service.tell(
+            plugin_pb2.TellRequest(study_id="s", trial_number=asked[0].trial_number, state="pruned")
+        )
+        service.tell(
+            plugin_pb2.TellRequest(study_id="s", trial_number=asked[1].trial_number, state="fail")
+        )
+        running = plugin_pb2.PastTrial(params=params_of((4, 3, 2, 5)), state="running")
+        service.replay(plugin_pb2.ReplayRequest(study_id="s", trials=[running]))
+        log += mipro_calls(service, 8, in_flight=2)
+        return log
+
+    want = scenario(reseeded)
+    assert made > 10
+
+    monkeypatch.setattr(sampler, "reseed", lambda s, seed: False)
+    built = sampler.SamplerService()
+    create(built, options=options)
+    assert scenario(built) == want
+
+    monkeypatch.setattr(sampler, "reseed", real)
+    restarted = sampler.SamplerService()
+    create(restarted, options=options)
+    restarted.replay(plugin_pb2.ReplayRequest(study_id="s", trials=history(reseeded)))
+    assert mipro_calls(restarted, 6, in_flight=2) == mipro_calls(built, 6, in_flight=2)
+
+
+def test_reseed_takes_tpe_and_random_only() -> None:
+    sampler.load_optuna()
+    assert sampler.reseed(optuna.samplers.TPESampler(seed=1), 2)
+    assert sampler.reseed(optuna.samplers.RandomSampler(seed=1), 2)
+    assert not sampler.reseed(optuna.samplers.NSGAIISampler(seed=1), 2)
+
+    mine = type("Mine", (optuna.samplers.TPESampler,), {})
+    assert not sampler.reseed(mine(seed=1), 2)
+
+
 def test_tell_states() -> None:
     service = sampler.SamplerService()
     create(service)
@@ -622,6 +861,16 @@ def test_grpc_round_trip_and_statuses(stub: plugin_pb2_grpc.SamplerStub) -> None
             )
         )
     assert sorted(a.trial_number for a in asked) == list(range(13, 21))
+
+    # Their tells ride on the next ask; a refused one makes none of them.
+    tells = [tell_change(a.trial_number, score(indices(a.params))) for a in asked]
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Ask(plugin_pb2.AskRequest(study_id=study_id, before=[*tells, tells[0]]), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "before[8]" in str(refused.value.details())
+    got = stub.Ask(plugin_pb2.AskRequest(study_id=study_id, before=tells), timeout=10)
+    assert (got.applied, got.trial_number) == (8, 21)
+    assert created.fused_calls
 
     rpcs: list[tuple[Callable[[], object], str]] = [
         (lambda: stub.Ask(plugin_pb2.AskRequest(study_id="nope"), timeout=10), "NOT_FOUND"),

@@ -878,8 +878,12 @@ func (x *CreateStudyRequest) GetSamplerOptions() map[string]string {
 }
 
 type CreateStudyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	// The plugin makes the changes that AskRequest.before and
+	// ReplayRequest.before carry. A plugin that predates them leaves it false
+	// (and would ignore them): callers then make each change as its own call.
+	FusedCalls    bool `protobuf:"varint,2,opt,name=fused_calls,json=fusedCalls,proto3" json:"fused_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,16 +925,113 @@ func (x *CreateStudyResponse) GetStudyId() string {
 	return ""
 }
 
+func (x *CreateStudyResponse) GetFusedCalls() bool {
+	if x != nil {
+		return x.FusedCalls
+	}
+	return false
+}
+
+// StudyChange is a Tell or a Replay carried by another call (its before),
+// made exactly as that call alone would make it, saving its round trip.
+type StudyChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*StudyChange_Tell
+	//	*StudyChange_Replay
+	Change        isStudyChange_Change `protobuf_oneof:"change"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StudyChange) Reset() {
+	*x = StudyChange{}
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StudyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StudyChange) ProtoMessage() {}
+
+func (x *StudyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StudyChange.ProtoReflect.Descriptor instead.
+func (*StudyChange) Descriptor() ([]byte, []int) {
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StudyChange) GetChange() isStudyChange_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *StudyChange) GetTell() *TellRequest {
+	if x != nil {
+		if x, ok := x.Change.(*StudyChange_Tell); ok {
+			return x.Tell
+		}
+	}
+	return nil
+}
+
+func (x *StudyChange) GetReplay() *ReplayRequest {
+	if x != nil {
+		if x, ok := x.Change.(*StudyChange_Replay); ok {
+			return x.Replay
+		}
+	}
+	return nil
+}
+
+type isStudyChange_Change interface {
+	isStudyChange_Change()
+}
+
+type StudyChange_Tell struct {
+	// Its study_id is "" or the carrying call's.
+	Tell *TellRequest `protobuf:"bytes,1,opt,name=tell,proto3,oneof"`
+}
+
+type StudyChange_Replay struct {
+	// Its study_id is "" or the carrying call's; it carries no before.
+	Replay *ReplayRequest `protobuf:"bytes,2,opt,name=replay,proto3,oneof"`
+}
+
+func (*StudyChange_Tell) isStudyChange_Change() {}
+
+func (*StudyChange_Replay) isStudyChange_Change() {}
+
 type AskRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	// Changes to make first, in order, as Tell and Replay calls would. The
+	// plugin checks them all before making any: a refused change leaves the
+	// study as it was and nothing is asked.
+	Before        []*StudyChange `protobuf:"bytes,2,rep,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AskRequest) Reset() {
 	*x = AskRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1043,7 @@ func (x *AskRequest) String() string {
 func (*AskRequest) ProtoMessage() {}
 
 func (x *AskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1056,7 @@ func (x *AskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskRequest.ProtoReflect.Descriptor instead.
 func (*AskRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AskRequest) GetStudyId() string {
@@ -965,17 +1066,27 @@ func (x *AskRequest) GetStudyId() string {
 	return ""
 }
 
+func (x *AskRequest) GetBefore() []*StudyChange {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
 type AskResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TrialNumber   int64                  `protobuf:"varint,1,opt,name=trial_number,json=trialNumber,proto3" json:"trial_number,omitempty"`
-	Params        map[string]*ParamValue `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TrialNumber int64                  `protobuf:"varint,1,opt,name=trial_number,json=trialNumber,proto3" json:"trial_number,omitempty"`
+	Params      map[string]*ParamValue `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How many of the request's before changes were made (all of them; a
+	// plugin that predates before answers 0).
+	Applied       int32 `protobuf:"varint,3,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AskResponse) Reset() {
 	*x = AskResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1098,7 @@ func (x *AskResponse) String() string {
 func (*AskResponse) ProtoMessage() {}
 
 func (x *AskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1111,7 @@ func (x *AskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskResponse.ProtoReflect.Descriptor instead.
 func (*AskResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AskResponse) GetTrialNumber() int64 {
@@ -1017,6 +1128,13 @@ func (x *AskResponse) GetParams() map[string]*ParamValue {
 	return nil
 }
 
+func (x *AskResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
 type TellRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	StudyId     string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
@@ -1030,7 +1148,7 @@ type TellRequest struct {
 
 func (x *TellRequest) Reset() {
 	*x = TellRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1160,7 @@ func (x *TellRequest) String() string {
 func (*TellRequest) ProtoMessage() {}
 
 func (x *TellRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1173,7 @@ func (x *TellRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TellRequest.ProtoReflect.Descriptor instead.
 func (*TellRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TellRequest) GetStudyId() string {
@@ -1094,7 +1212,7 @@ type TellResponse struct {
 
 func (x *TellResponse) Reset() {
 	*x = TellResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1224,7 @@ func (x *TellResponse) String() string {
 func (*TellResponse) ProtoMessage() {}
 
 func (x *TellResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1237,7 @@ func (x *TellResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TellResponse.ProtoReflect.Descriptor instead.
 func (*TellResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 type BestRequest struct {
@@ -1131,7 +1249,7 @@ type BestRequest struct {
 
 func (x *BestRequest) Reset() {
 	*x = BestRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1261,7 @@ func (x *BestRequest) String() string {
 func (*BestRequest) ProtoMessage() {}
 
 func (x *BestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1274,7 @@ func (x *BestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BestRequest.ProtoReflect.Descriptor instead.
 func (*BestRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BestRequest) GetStudyId() string {
@@ -1178,7 +1296,7 @@ type BestResponse struct {
 
 func (x *BestResponse) Reset() {
 	*x = BestResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1308,7 @@ func (x *BestResponse) String() string {
 func (*BestResponse) ProtoMessage() {}
 
 func (x *BestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1321,7 @@ func (x *BestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BestResponse.ProtoReflect.Descriptor instead.
 func (*BestResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BestResponse) GetFound() bool {
@@ -1245,7 +1363,7 @@ type PastTrial struct {
 
 func (x *PastTrial) Reset() {
 	*x = PastTrial{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1375,7 @@ func (x *PastTrial) String() string {
 func (*PastTrial) ProtoMessage() {}
 
 func (x *PastTrial) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1388,7 @@ func (x *PastTrial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PastTrial.ProtoReflect.Descriptor instead.
 func (*PastTrial) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PastTrial) GetParams() map[string]*ParamValue {
@@ -1295,16 +1413,18 @@ func (x *PastTrial) GetState() string {
 }
 
 type ReplayRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StudyId       string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
-	Trials        []*PastTrial           `protobuf:"bytes,2,rep,name=trials,proto3" json:"trials,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StudyId string                 `protobuf:"bytes,1,opt,name=study_id,json=studyId,proto3" json:"study_id,omitempty"`
+	Trials  []*PastTrial           `protobuf:"bytes,2,rep,name=trials,proto3" json:"trials,omitempty"`
+	// Changes to make first, as AskRequest.before.
+	Before        []*StudyChange `protobuf:"bytes,3,rep,name=before,proto3" json:"before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplayRequest) Reset() {
 	*x = ReplayRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1436,7 @@ func (x *ReplayRequest) String() string {
 func (*ReplayRequest) ProtoMessage() {}
 
 func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1449,7 @@ func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayRequest.ProtoReflect.Descriptor instead.
 func (*ReplayRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReplayRequest) GetStudyId() string {
@@ -1346,16 +1466,26 @@ func (x *ReplayRequest) GetTrials() []*PastTrial {
 	return nil
 }
 
+func (x *ReplayRequest) GetBefore() []*StudyChange {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
 type ReplayResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Trials        int64                  `protobuf:"varint,1,opt,name=trials,proto3" json:"trials,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Trials int64                  `protobuf:"varint,1,opt,name=trials,proto3" json:"trials,omitempty"`
+	// How many of the request's before changes were made, as
+	// AskResponse.applied.
+	Applied       int32 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplayResponse) Reset() {
 	*x = ReplayResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1497,7 @@ func (x *ReplayResponse) String() string {
 func (*ReplayResponse) ProtoMessage() {}
 
 func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,12 +1510,19 @@ func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayResponse.ProtoReflect.Descriptor instead.
 func (*ReplayResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReplayResponse) GetTrials() int64 {
 	if x != nil {
 		return x.Trials
+	}
+	return 0
+}
+
+func (x *ReplayResponse) GetApplied() int32 {
+	if x != nil {
+		return x.Applied
 	}
 	return 0
 }
@@ -1405,7 +1542,7 @@ type StartJobRequest struct {
 
 func (x *StartJobRequest) Reset() {
 	*x = StartJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1554,7 @@ func (x *StartJobRequest) String() string {
 func (*StartJobRequest) ProtoMessage() {}
 
 func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1567,7 @@ func (x *StartJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartJobRequest.ProtoReflect.Descriptor instead.
 func (*StartJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartJobRequest) GetBaseModel() string {
@@ -1493,7 +1630,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1642,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1655,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobStatus) GetJobId() string {
@@ -1584,7 +1721,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1733,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1746,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1651,7 +1788,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1800,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1813,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JobEvent) GetJobId() string {
@@ -1746,7 +1883,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1895,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1908,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1806,7 +1943,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1955,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1968,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1870,7 +2007,7 @@ type ToolSpec struct {
 
 func (x *ToolSpec) Reset() {
 	*x = ToolSpec{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2019,7 @@ func (x *ToolSpec) String() string {
 func (*ToolSpec) ProtoMessage() {}
 
 func (x *ToolSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2032,7 @@ func (x *ToolSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolSpec.ProtoReflect.Descriptor instead.
 func (*ToolSpec) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ToolSpec) GetName() string {
@@ -1933,7 +2070,7 @@ type StartSessionRequest struct {
 
 func (x *StartSessionRequest) Reset() {
 	*x = StartSessionRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2082,7 @@ func (x *StartSessionRequest) String() string {
 func (*StartSessionRequest) ProtoMessage() {}
 
 func (x *StartSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2095,7 @@ func (x *StartSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSessionRequest.ProtoReflect.Descriptor instead.
 func (*StartSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StartSessionRequest) GetTools() []*ToolSpec {
@@ -1984,7 +2121,7 @@ type StartSessionResponse struct {
 
 func (x *StartSessionResponse) Reset() {
 	*x = StartSessionResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2133,7 @@ func (x *StartSessionResponse) String() string {
 func (*StartSessionResponse) ProtoMessage() {}
 
 func (x *StartSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2146,7 @@ func (x *StartSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartSessionResponse.ProtoReflect.Descriptor instead.
 func (*StartSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StartSessionResponse) GetSessionId() string {
@@ -2032,7 +2169,7 @@ type ExecuteClientMessage struct {
 
 func (x *ExecuteClientMessage) Reset() {
 	*x = ExecuteClientMessage{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2181,7 @@ func (x *ExecuteClientMessage) String() string {
 func (*ExecuteClientMessage) ProtoMessage() {}
 
 func (x *ExecuteClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2194,7 @@ func (x *ExecuteClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteClientMessage.ProtoReflect.Descriptor instead.
 func (*ExecuteClientMessage) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecuteClientMessage) GetMsg() isExecuteClientMessage_Msg {
@@ -2116,7 +2253,7 @@ type ExecuteCode struct {
 
 func (x *ExecuteCode) Reset() {
 	*x = ExecuteCode{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2265,7 @@ func (x *ExecuteCode) String() string {
 func (*ExecuteCode) ProtoMessage() {}
 
 func (x *ExecuteCode) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2278,7 @@ func (x *ExecuteCode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteCode.ProtoReflect.Descriptor instead.
 func (*ExecuteCode) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ExecuteCode) GetSessionId() string {
@@ -2179,7 +2316,7 @@ type ToolResult struct {
 
 func (x *ToolResult) Reset() {
 	*x = ToolResult{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2328,7 @@ func (x *ToolResult) String() string {
 func (*ToolResult) ProtoMessage() {}
 
 func (x *ToolResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2341,7 @@ func (x *ToolResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolResult.ProtoReflect.Descriptor instead.
 func (*ToolResult) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ToolResult) GetCallId() string {
@@ -2243,7 +2380,7 @@ type ExecuteServerMessage struct {
 
 func (x *ExecuteServerMessage) Reset() {
 	*x = ExecuteServerMessage{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2255,7 +2392,7 @@ func (x *ExecuteServerMessage) String() string {
 func (*ExecuteServerMessage) ProtoMessage() {}
 
 func (x *ExecuteServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2268,7 +2405,7 @@ func (x *ExecuteServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecuteServerMessage.ProtoReflect.Descriptor instead.
 func (*ExecuteServerMessage) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExecuteServerMessage) GetMsg() isExecuteServerMessage_Msg {
@@ -2356,7 +2493,7 @@ type ToolCall struct {
 
 func (x *ToolCall) Reset() {
 	*x = ToolCall{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2505,7 @@ func (x *ToolCall) String() string {
 func (*ToolCall) ProtoMessage() {}
 
 func (x *ToolCall) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2518,7 @@ func (x *ToolCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
 func (*ToolCall) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ToolCall) GetCallId() string {
@@ -2416,7 +2553,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2565,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2578,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Output) GetStream() string {
@@ -2472,7 +2609,7 @@ type Captured struct {
 
 func (x *Captured) Reset() {
 	*x = Captured{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +2621,7 @@ func (x *Captured) String() string {
 func (*Captured) ProtoMessage() {}
 
 func (x *Captured) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +2634,7 @@ func (x *Captured) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Captured.ProtoReflect.Descriptor instead.
 func (*Captured) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Captured) GetStdout() string {
@@ -2541,7 +2678,7 @@ type ExecResult struct {
 
 func (x *ExecResult) Reset() {
 	*x = ExecResult{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2690,7 @@ func (x *ExecResult) String() string {
 func (*ExecResult) ProtoMessage() {}
 
 func (x *ExecResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2703,7 @@ func (x *ExecResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResult.ProtoReflect.Descriptor instead.
 func (*ExecResult) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecResult) GetValueRepr() string {
@@ -2630,7 +2767,7 @@ type ExecError struct {
 
 func (x *ExecError) Reset() {
 	*x = ExecError{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2779,7 @@ func (x *ExecError) String() string {
 func (*ExecError) ProtoMessage() {}
 
 func (x *ExecError) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2792,7 @@ func (x *ExecError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecError.ProtoReflect.Descriptor instead.
 func (*ExecError) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecError) GetType() string {
@@ -2709,7 +2846,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2858,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2871,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResetRequest) GetSessionId() string {
@@ -2752,7 +2889,7 @@ type ResetResponse struct {
 
 func (x *ResetResponse) Reset() {
 	*x = ResetResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +2901,7 @@ func (x *ResetResponse) String() string {
 func (*ResetResponse) ProtoMessage() {}
 
 func (x *ResetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +2914,7 @@ func (x *ResetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetResponse.ProtoReflect.Descriptor instead.
 func (*ResetResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 type StopSessionRequest struct {
@@ -2789,7 +2926,7 @@ type StopSessionRequest struct {
 
 func (x *StopSessionRequest) Reset() {
 	*x = StopSessionRequest{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +2938,7 @@ func (x *StopSessionRequest) String() string {
 func (*StopSessionRequest) ProtoMessage() {}
 
 func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +2951,7 @@ func (x *StopSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionRequest.ProtoReflect.Descriptor instead.
 func (*StopSessionRequest) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StopSessionRequest) GetSessionId() string {
@@ -2832,7 +2969,7 @@ type StopSessionResponse struct {
 
 func (x *StopSessionResponse) Reset() {
 	*x = StopSessionResponse{}
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2981,7 @@ func (x *StopSessionResponse) String() string {
 func (*StopSessionResponse) ProtoMessage() {}
 
 func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_dspex_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2994,7 @@ func (x *StopSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSessionResponse.ProtoReflect.Descriptor instead.
 func (*StopSessionResponse) Descriptor() ([]byte, []int) {
-	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_dspex_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 var File_dspex_plugin_v1_plugin_proto protoreflect.FileDescriptor
@@ -2923,15 +3060,23 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fsampler_options\x18\x05 \x03(\v27.dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntryR\x0esamplerOptions\x1aA\n" +
 	"\x13SamplerOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
 	"\x13CreateStudyResponse\x12\x19\n" +
-	"\bstudy_id\x18\x01 \x01(\tR\astudyId\"'\n" +
+	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x12\x1f\n" +
+	"\vfused_calls\x18\x02 \x01(\bR\n" +
+	"fusedCalls\"\x85\x01\n" +
+	"\vStudyChange\x122\n" +
+	"\x04tell\x18\x01 \x01(\v2\x1c.dspex.plugin.v1.TellRequestH\x00R\x04tell\x128\n" +
+	"\x06replay\x18\x02 \x01(\v2\x1e.dspex.plugin.v1.ReplayRequestH\x00R\x06replayB\b\n" +
+	"\x06change\"]\n" +
 	"\n" +
 	"AskRequest\x12\x19\n" +
-	"\bstudy_id\x18\x01 \x01(\tR\astudyId\"\xca\x01\n" +
+	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x124\n" +
+	"\x06before\x18\x02 \x03(\v2\x1c.dspex.plugin.v1.StudyChangeR\x06before\"\xe4\x01\n" +
 	"\vAskResponse\x12!\n" +
 	"\ftrial_number\x18\x01 \x01(\x03R\vtrialNumber\x12@\n" +
-	"\x06params\x18\x02 \x03(\v2(.dspex.plugin.v1.AskResponse.ParamsEntryR\x06params\x1aV\n" +
+	"\x06params\x18\x02 \x03(\v2(.dspex.plugin.v1.AskResponse.ParamsEntryR\x06params\x12\x18\n" +
+	"\aapplied\x18\x03 \x01(\x05R\aapplied\x1aV\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
 	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"w\n" +
@@ -2957,12 +3102,14 @@ const file_dspex_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x1aV\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
-	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.dspex.plugin.v1.ParamValueR\x05value:\x028\x01\"\x94\x01\n" +
 	"\rReplayRequest\x12\x19\n" +
 	"\bstudy_id\x18\x01 \x01(\tR\astudyId\x122\n" +
-	"\x06trials\x18\x02 \x03(\v2\x1a.dspex.plugin.v1.PastTrialR\x06trials\"(\n" +
+	"\x06trials\x18\x02 \x03(\v2\x1a.dspex.plugin.v1.PastTrialR\x06trials\x124\n" +
+	"\x06before\x18\x03 \x03(\v2\x1c.dspex.plugin.v1.StudyChangeR\x06before\"B\n" +
 	"\x0eReplayResponse\x12\x16\n" +
-	"\x06trials\x18\x01 \x01(\x03R\x06trials\"\xe1\x03\n" +
+	"\x06trials\x18\x01 \x01(\x03R\x06trials\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x05R\aapplied\"\xe1\x03\n" +
 	"\x0fStartJobRequest\x12\x1d\n" +
 	"\n" +
 	"base_model\x18\x01 \x01(\tR\tbaseModel\x12%\n" +
@@ -3131,7 +3278,7 @@ func file_dspex_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_dspex_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_dspex_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: dspex.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: dspex.plugin.v1.InfoResponse
@@ -3148,121 +3295,126 @@ var file_dspex_plugin_v1_plugin_proto_goTypes = []any{
 	(*ParamValue)(nil),           // 12: dspex.plugin.v1.ParamValue
 	(*CreateStudyRequest)(nil),   // 13: dspex.plugin.v1.CreateStudyRequest
 	(*CreateStudyResponse)(nil),  // 14: dspex.plugin.v1.CreateStudyResponse
-	(*AskRequest)(nil),           // 15: dspex.plugin.v1.AskRequest
-	(*AskResponse)(nil),          // 16: dspex.plugin.v1.AskResponse
-	(*TellRequest)(nil),          // 17: dspex.plugin.v1.TellRequest
-	(*TellResponse)(nil),         // 18: dspex.plugin.v1.TellResponse
-	(*BestRequest)(nil),          // 19: dspex.plugin.v1.BestRequest
-	(*BestResponse)(nil),         // 20: dspex.plugin.v1.BestResponse
-	(*PastTrial)(nil),            // 21: dspex.plugin.v1.PastTrial
-	(*ReplayRequest)(nil),        // 22: dspex.plugin.v1.ReplayRequest
-	(*ReplayResponse)(nil),       // 23: dspex.plugin.v1.ReplayResponse
-	(*StartJobRequest)(nil),      // 24: dspex.plugin.v1.StartJobRequest
-	(*JobStatus)(nil),            // 25: dspex.plugin.v1.JobStatus
-	(*WatchJobRequest)(nil),      // 26: dspex.plugin.v1.WatchJobRequest
-	(*JobEvent)(nil),             // 27: dspex.plugin.v1.JobEvent
-	(*CancelJobRequest)(nil),     // 28: dspex.plugin.v1.CancelJobRequest
-	(*GetJobRequest)(nil),        // 29: dspex.plugin.v1.GetJobRequest
-	(*ToolSpec)(nil),             // 30: dspex.plugin.v1.ToolSpec
-	(*StartSessionRequest)(nil),  // 31: dspex.plugin.v1.StartSessionRequest
-	(*StartSessionResponse)(nil), // 32: dspex.plugin.v1.StartSessionResponse
-	(*ExecuteClientMessage)(nil), // 33: dspex.plugin.v1.ExecuteClientMessage
-	(*ExecuteCode)(nil),          // 34: dspex.plugin.v1.ExecuteCode
-	(*ToolResult)(nil),           // 35: dspex.plugin.v1.ToolResult
-	(*ExecuteServerMessage)(nil), // 36: dspex.plugin.v1.ExecuteServerMessage
-	(*ToolCall)(nil),             // 37: dspex.plugin.v1.ToolCall
-	(*Output)(nil),               // 38: dspex.plugin.v1.Output
-	(*Captured)(nil),             // 39: dspex.plugin.v1.Captured
-	(*ExecResult)(nil),           // 40: dspex.plugin.v1.ExecResult
-	(*ExecError)(nil),            // 41: dspex.plugin.v1.ExecError
-	(*ResetRequest)(nil),         // 42: dspex.plugin.v1.ResetRequest
-	(*ResetResponse)(nil),        // 43: dspex.plugin.v1.ResetResponse
-	(*StopSessionRequest)(nil),   // 44: dspex.plugin.v1.StopSessionRequest
-	(*StopSessionResponse)(nil),  // 45: dspex.plugin.v1.StopSessionResponse
-	nil,                          // 46: dspex.plugin.v1.InfoResponse.DetailsEntry
-	nil,                          // 47: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	nil,                          // 48: dspex.plugin.v1.AskResponse.ParamsEntry
-	nil,                          // 49: dspex.plugin.v1.BestResponse.ParamsEntry
-	nil,                          // 50: dspex.plugin.v1.PastTrial.ParamsEntry
-	nil,                          // 51: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	nil,                          // 52: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	nil,                          // 53: dspex.plugin.v1.JobStatus.MetricsEntry
-	nil,                          // 54: dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
-	nil,                          // 55: dspex.plugin.v1.JobEvent.MetricsEntry
-	nil,                          // 56: dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
-	nil,                          // 57: dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
-	nil,                          // 58: dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	(*StudyChange)(nil),          // 15: dspex.plugin.v1.StudyChange
+	(*AskRequest)(nil),           // 16: dspex.plugin.v1.AskRequest
+	(*AskResponse)(nil),          // 17: dspex.plugin.v1.AskResponse
+	(*TellRequest)(nil),          // 18: dspex.plugin.v1.TellRequest
+	(*TellResponse)(nil),         // 19: dspex.plugin.v1.TellResponse
+	(*BestRequest)(nil),          // 20: dspex.plugin.v1.BestRequest
+	(*BestResponse)(nil),         // 21: dspex.plugin.v1.BestResponse
+	(*PastTrial)(nil),            // 22: dspex.plugin.v1.PastTrial
+	(*ReplayRequest)(nil),        // 23: dspex.plugin.v1.ReplayRequest
+	(*ReplayResponse)(nil),       // 24: dspex.plugin.v1.ReplayResponse
+	(*StartJobRequest)(nil),      // 25: dspex.plugin.v1.StartJobRequest
+	(*JobStatus)(nil),            // 26: dspex.plugin.v1.JobStatus
+	(*WatchJobRequest)(nil),      // 27: dspex.plugin.v1.WatchJobRequest
+	(*JobEvent)(nil),             // 28: dspex.plugin.v1.JobEvent
+	(*CancelJobRequest)(nil),     // 29: dspex.plugin.v1.CancelJobRequest
+	(*GetJobRequest)(nil),        // 30: dspex.plugin.v1.GetJobRequest
+	(*ToolSpec)(nil),             // 31: dspex.plugin.v1.ToolSpec
+	(*StartSessionRequest)(nil),  // 32: dspex.plugin.v1.StartSessionRequest
+	(*StartSessionResponse)(nil), // 33: dspex.plugin.v1.StartSessionResponse
+	(*ExecuteClientMessage)(nil), // 34: dspex.plugin.v1.ExecuteClientMessage
+	(*ExecuteCode)(nil),          // 35: dspex.plugin.v1.ExecuteCode
+	(*ToolResult)(nil),           // 36: dspex.plugin.v1.ToolResult
+	(*ExecuteServerMessage)(nil), // 37: dspex.plugin.v1.ExecuteServerMessage
+	(*ToolCall)(nil),             // 38: dspex.plugin.v1.ToolCall
+	(*Output)(nil),               // 39: dspex.plugin.v1.Output
+	(*Captured)(nil),             // 40: dspex.plugin.v1.Captured
+	(*ExecResult)(nil),           // 41: dspex.plugin.v1.ExecResult
+	(*ExecError)(nil),            // 42: dspex.plugin.v1.ExecError
+	(*ResetRequest)(nil),         // 43: dspex.plugin.v1.ResetRequest
+	(*ResetResponse)(nil),        // 44: dspex.plugin.v1.ResetResponse
+	(*StopSessionRequest)(nil),   // 45: dspex.plugin.v1.StopSessionRequest
+	(*StopSessionResponse)(nil),  // 46: dspex.plugin.v1.StopSessionResponse
+	nil,                          // 47: dspex.plugin.v1.InfoResponse.DetailsEntry
+	nil,                          // 48: dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	nil,                          // 49: dspex.plugin.v1.AskResponse.ParamsEntry
+	nil,                          // 50: dspex.plugin.v1.BestResponse.ParamsEntry
+	nil,                          // 51: dspex.plugin.v1.PastTrial.ParamsEntry
+	nil,                          // 52: dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	nil,                          // 53: dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	nil,                          // 54: dspex.plugin.v1.JobStatus.MetricsEntry
+	nil,                          // 55: dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
+	nil,                          // 56: dspex.plugin.v1.JobEvent.MetricsEntry
+	nil,                          // 57: dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
+	nil,                          // 58: dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
+	nil,                          // 59: dspex.plugin.v1.StartSessionRequest.OptionsEntry
 }
 var file_dspex_plugin_v1_plugin_proto_depIdxs = []int32{
-	46, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
+	47, // 0: dspex.plugin.v1.InfoResponse.details:type_name -> dspex.plugin.v1.InfoResponse.DetailsEntry
 	9,  // 1: dspex.plugin.v1.SearchParam.categorical:type_name -> dspex.plugin.v1.Categorical
 	10, // 2: dspex.plugin.v1.SearchParam.int_range:type_name -> dspex.plugin.v1.IntRange
 	11, // 3: dspex.plugin.v1.SearchParam.float_range:type_name -> dspex.plugin.v1.FloatRange
 	8,  // 4: dspex.plugin.v1.CreateStudyRequest.space:type_name -> dspex.plugin.v1.SearchParam
-	47, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
-	48, // 6: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
-	49, // 7: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
-	50, // 8: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
-	21, // 9: dspex.plugin.v1.ReplayRequest.trials:type_name -> dspex.plugin.v1.PastTrial
-	51, // 10: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
-	52, // 11: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
-	53, // 12: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
-	54, // 13: dspex.plugin.v1.WatchJobRequest.backend_options:type_name -> dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
-	55, // 14: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
-	56, // 15: dspex.plugin.v1.CancelJobRequest.backend_options:type_name -> dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
-	57, // 16: dspex.plugin.v1.GetJobRequest.backend_options:type_name -> dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
-	30, // 17: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
-	58, // 18: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
-	34, // 19: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
-	35, // 20: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
-	37, // 21: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
-	38, // 22: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
-	40, // 23: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
-	41, // 24: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
-	39, // 25: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
-	39, // 26: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
-	12, // 27: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 28: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	12, // 29: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
-	0,  // 30: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
-	2,  // 31: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
-	4,  // 32: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
-	6,  // 33: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
-	13, // 34: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
-	15, // 35: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
-	17, // 36: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
-	19, // 37: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
-	22, // 38: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
-	24, // 39: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
-	26, // 40: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
-	28, // 41: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
-	29, // 42: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
-	31, // 43: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
-	33, // 44: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
-	42, // 45: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
-	44, // 46: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
-	1,  // 47: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
-	3,  // 48: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
-	5,  // 49: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
-	7,  // 50: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
-	14, // 51: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
-	16, // 52: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
-	18, // 53: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
-	20, // 54: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
-	23, // 55: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
-	25, // 56: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
-	27, // 57: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
-	25, // 58: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
-	25, // 59: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
-	32, // 60: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
-	36, // 61: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
-	43, // 62: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
-	45, // 63: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
-	47, // [47:64] is the sub-list for method output_type
-	30, // [30:47] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	48, // 5: dspex.plugin.v1.CreateStudyRequest.sampler_options:type_name -> dspex.plugin.v1.CreateStudyRequest.SamplerOptionsEntry
+	18, // 6: dspex.plugin.v1.StudyChange.tell:type_name -> dspex.plugin.v1.TellRequest
+	23, // 7: dspex.plugin.v1.StudyChange.replay:type_name -> dspex.plugin.v1.ReplayRequest
+	15, // 8: dspex.plugin.v1.AskRequest.before:type_name -> dspex.plugin.v1.StudyChange
+	49, // 9: dspex.plugin.v1.AskResponse.params:type_name -> dspex.plugin.v1.AskResponse.ParamsEntry
+	50, // 10: dspex.plugin.v1.BestResponse.params:type_name -> dspex.plugin.v1.BestResponse.ParamsEntry
+	51, // 11: dspex.plugin.v1.PastTrial.params:type_name -> dspex.plugin.v1.PastTrial.ParamsEntry
+	22, // 12: dspex.plugin.v1.ReplayRequest.trials:type_name -> dspex.plugin.v1.PastTrial
+	15, // 13: dspex.plugin.v1.ReplayRequest.before:type_name -> dspex.plugin.v1.StudyChange
+	52, // 14: dspex.plugin.v1.StartJobRequest.hyperparameters:type_name -> dspex.plugin.v1.StartJobRequest.HyperparametersEntry
+	53, // 15: dspex.plugin.v1.StartJobRequest.backend_options:type_name -> dspex.plugin.v1.StartJobRequest.BackendOptionsEntry
+	54, // 16: dspex.plugin.v1.JobStatus.metrics:type_name -> dspex.plugin.v1.JobStatus.MetricsEntry
+	55, // 17: dspex.plugin.v1.WatchJobRequest.backend_options:type_name -> dspex.plugin.v1.WatchJobRequest.BackendOptionsEntry
+	56, // 18: dspex.plugin.v1.JobEvent.metrics:type_name -> dspex.plugin.v1.JobEvent.MetricsEntry
+	57, // 19: dspex.plugin.v1.CancelJobRequest.backend_options:type_name -> dspex.plugin.v1.CancelJobRequest.BackendOptionsEntry
+	58, // 20: dspex.plugin.v1.GetJobRequest.backend_options:type_name -> dspex.plugin.v1.GetJobRequest.BackendOptionsEntry
+	31, // 21: dspex.plugin.v1.StartSessionRequest.tools:type_name -> dspex.plugin.v1.ToolSpec
+	59, // 22: dspex.plugin.v1.StartSessionRequest.options:type_name -> dspex.plugin.v1.StartSessionRequest.OptionsEntry
+	35, // 23: dspex.plugin.v1.ExecuteClientMessage.code:type_name -> dspex.plugin.v1.ExecuteCode
+	36, // 24: dspex.plugin.v1.ExecuteClientMessage.tool_result:type_name -> dspex.plugin.v1.ToolResult
+	38, // 25: dspex.plugin.v1.ExecuteServerMessage.tool_call:type_name -> dspex.plugin.v1.ToolCall
+	39, // 26: dspex.plugin.v1.ExecuteServerMessage.output:type_name -> dspex.plugin.v1.Output
+	41, // 27: dspex.plugin.v1.ExecuteServerMessage.result:type_name -> dspex.plugin.v1.ExecResult
+	42, // 28: dspex.plugin.v1.ExecuteServerMessage.error:type_name -> dspex.plugin.v1.ExecError
+	40, // 29: dspex.plugin.v1.ExecResult.output:type_name -> dspex.plugin.v1.Captured
+	40, // 30: dspex.plugin.v1.ExecError.output:type_name -> dspex.plugin.v1.Captured
+	12, // 31: dspex.plugin.v1.AskResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 32: dspex.plugin.v1.BestResponse.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	12, // 33: dspex.plugin.v1.PastTrial.ParamsEntry.value:type_name -> dspex.plugin.v1.ParamValue
+	0,  // 34: dspex.plugin.v1.PluginInfo.Info:input_type -> dspex.plugin.v1.InfoRequest
+	2,  // 35: dspex.plugin.v1.Echo.Echo:input_type -> dspex.plugin.v1.EchoRequest
+	4,  // 36: dspex.plugin.v1.Echo.Sleep:input_type -> dspex.plugin.v1.SleepRequest
+	6,  // 37: dspex.plugin.v1.Echo.Crash:input_type -> dspex.plugin.v1.CrashRequest
+	13, // 38: dspex.plugin.v1.Sampler.CreateStudy:input_type -> dspex.plugin.v1.CreateStudyRequest
+	16, // 39: dspex.plugin.v1.Sampler.Ask:input_type -> dspex.plugin.v1.AskRequest
+	18, // 40: dspex.plugin.v1.Sampler.Tell:input_type -> dspex.plugin.v1.TellRequest
+	20, // 41: dspex.plugin.v1.Sampler.Best:input_type -> dspex.plugin.v1.BestRequest
+	23, // 42: dspex.plugin.v1.Sampler.Replay:input_type -> dspex.plugin.v1.ReplayRequest
+	25, // 43: dspex.plugin.v1.FineTuner.StartJob:input_type -> dspex.plugin.v1.StartJobRequest
+	27, // 44: dspex.plugin.v1.FineTuner.WatchJob:input_type -> dspex.plugin.v1.WatchJobRequest
+	29, // 45: dspex.plugin.v1.FineTuner.CancelJob:input_type -> dspex.plugin.v1.CancelJobRequest
+	30, // 46: dspex.plugin.v1.FineTuner.GetJob:input_type -> dspex.plugin.v1.GetJobRequest
+	32, // 47: dspex.plugin.v1.Interpreter.StartSession:input_type -> dspex.plugin.v1.StartSessionRequest
+	34, // 48: dspex.plugin.v1.Interpreter.Execute:input_type -> dspex.plugin.v1.ExecuteClientMessage
+	43, // 49: dspex.plugin.v1.Interpreter.Reset:input_type -> dspex.plugin.v1.ResetRequest
+	45, // 50: dspex.plugin.v1.Interpreter.StopSession:input_type -> dspex.plugin.v1.StopSessionRequest
+	1,  // 51: dspex.plugin.v1.PluginInfo.Info:output_type -> dspex.plugin.v1.InfoResponse
+	3,  // 52: dspex.plugin.v1.Echo.Echo:output_type -> dspex.plugin.v1.EchoResponse
+	5,  // 53: dspex.plugin.v1.Echo.Sleep:output_type -> dspex.plugin.v1.SleepResponse
+	7,  // 54: dspex.plugin.v1.Echo.Crash:output_type -> dspex.plugin.v1.CrashResponse
+	14, // 55: dspex.plugin.v1.Sampler.CreateStudy:output_type -> dspex.plugin.v1.CreateStudyResponse
+	17, // 56: dspex.plugin.v1.Sampler.Ask:output_type -> dspex.plugin.v1.AskResponse
+	19, // 57: dspex.plugin.v1.Sampler.Tell:output_type -> dspex.plugin.v1.TellResponse
+	21, // 58: dspex.plugin.v1.Sampler.Best:output_type -> dspex.plugin.v1.BestResponse
+	24, // 59: dspex.plugin.v1.Sampler.Replay:output_type -> dspex.plugin.v1.ReplayResponse
+	26, // 60: dspex.plugin.v1.FineTuner.StartJob:output_type -> dspex.plugin.v1.JobStatus
+	28, // 61: dspex.plugin.v1.FineTuner.WatchJob:output_type -> dspex.plugin.v1.JobEvent
+	26, // 62: dspex.plugin.v1.FineTuner.CancelJob:output_type -> dspex.plugin.v1.JobStatus
+	26, // 63: dspex.plugin.v1.FineTuner.GetJob:output_type -> dspex.plugin.v1.JobStatus
+	33, // 64: dspex.plugin.v1.Interpreter.StartSession:output_type -> dspex.plugin.v1.StartSessionResponse
+	37, // 65: dspex.plugin.v1.Interpreter.Execute:output_type -> dspex.plugin.v1.ExecuteServerMessage
+	44, // 66: dspex.plugin.v1.Interpreter.Reset:output_type -> dspex.plugin.v1.ResetResponse
+	46, // 67: dspex.plugin.v1.Interpreter.StopSession:output_type -> dspex.plugin.v1.StopSessionResponse
+	51, // [51:68] is the sub-list for method output_type
+	34, // [34:51] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_dspex_plugin_v1_plugin_proto_init() }
@@ -3280,11 +3432,15 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 		(*ParamValue_IntValue)(nil),
 		(*ParamValue_FloatValue)(nil),
 	}
-	file_dspex_plugin_v1_plugin_proto_msgTypes[33].OneofWrappers = []any{
+	file_dspex_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{
+		(*StudyChange_Tell)(nil),
+		(*StudyChange_Replay)(nil),
+	}
+	file_dspex_plugin_v1_plugin_proto_msgTypes[34].OneofWrappers = []any{
 		(*ExecuteClientMessage_Code)(nil),
 		(*ExecuteClientMessage_ToolResult)(nil),
 	}
-	file_dspex_plugin_v1_plugin_proto_msgTypes[36].OneofWrappers = []any{
+	file_dspex_plugin_v1_plugin_proto_msgTypes[37].OneofWrappers = []any{
 		(*ExecuteServerMessage_ToolCall)(nil),
 		(*ExecuteServerMessage_Output)(nil),
 		(*ExecuteServerMessage_Result)(nil),
@@ -3296,7 +3452,7 @@ func file_dspex_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dspex_plugin_v1_plugin_proto_rawDesc), len(file_dspex_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   59,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -333,7 +333,8 @@ type SamplerClient interface {
 	// CreateStudy starts a study over a search space. Creating a study id that
 	// exists replaces it.
 	CreateStudy(ctx context.Context, in *CreateStudyRequest, opts ...grpc.CallOption) (*CreateStudyResponse, error)
-	// Ask proposes the next trial's parameters.
+	// Ask proposes the next trial's parameters, after making the changes its
+	// request carries (before): a Tell and the next Ask in one round trip.
 	Ask(ctx context.Context, in *AskRequest, opts ...grpc.CallOption) (*AskResponse, error)
 	// Tell reports a trial's result.
 	Tell(ctx context.Context, in *TellRequest, opts ...grpc.CallOption) (*TellResponse, error)
@@ -409,7 +410,8 @@ type SamplerServer interface {
 	// CreateStudy starts a study over a search space. Creating a study id that
 	// exists replaces it.
 	CreateStudy(context.Context, *CreateStudyRequest) (*CreateStudyResponse, error)
-	// Ask proposes the next trial's parameters.
+	// Ask proposes the next trial's parameters, after making the changes its
+	// request carries (before): a Tell and the next Ask in one round trip.
 	Ask(context.Context, *AskRequest) (*AskResponse, error)
 	// Tell reports a trial's result.
 	Tell(context.Context, *TellRequest) (*TellResponse, error)

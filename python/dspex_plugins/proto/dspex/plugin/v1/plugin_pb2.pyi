@@ -143,19 +143,31 @@ class CreateStudyRequest(_message.Message):
     def __init__(self, study_id: _Optional[str] = ..., space: _Optional[_Iterable[_Union[SearchParam, _Mapping]]] = ..., direction: _Optional[str] = ..., seed: _Optional[int] = ..., sampler_options: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateStudyResponse(_message.Message):
-    __slots__ = ("study_id",)
+    __slots__ = ("study_id", "fused_calls")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    FUSED_CALLS_FIELD_NUMBER: _ClassVar[int]
     study_id: str
-    def __init__(self, study_id: _Optional[str] = ...) -> None: ...
+    fused_calls: bool
+    def __init__(self, study_id: _Optional[str] = ..., fused_calls: _Optional[bool] = ...) -> None: ...
+
+class StudyChange(_message.Message):
+    __slots__ = ("tell", "replay")
+    TELL_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    tell: TellRequest
+    replay: ReplayRequest
+    def __init__(self, tell: _Optional[_Union[TellRequest, _Mapping]] = ..., replay: _Optional[_Union[ReplayRequest, _Mapping]] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("study_id",)
+    __slots__ = ("study_id", "before")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
     study_id: str
-    def __init__(self, study_id: _Optional[str] = ...) -> None: ...
+    before: _containers.RepeatedCompositeFieldContainer[StudyChange]
+    def __init__(self, study_id: _Optional[str] = ..., before: _Optional[_Iterable[_Union[StudyChange, _Mapping]]] = ...) -> None: ...
 
 class AskResponse(_message.Message):
-    __slots__ = ("trial_number", "params")
+    __slots__ = ("trial_number", "params", "applied")
     class ParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,9 +177,11 @@ class AskResponse(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ParamValue, _Mapping]] = ...) -> None: ...
     TRIAL_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
     trial_number: int
     params: _containers.MessageMap[str, ParamValue]
-    def __init__(self, trial_number: _Optional[int] = ..., params: _Optional[_Mapping[str, ParamValue]] = ...) -> None: ...
+    applied: int
+    def __init__(self, trial_number: _Optional[int] = ..., params: _Optional[_Mapping[str, ParamValue]] = ..., applied: _Optional[int] = ...) -> None: ...
 
 class TellRequest(_message.Message):
     __slots__ = ("study_id", "trial_number", "value", "state")
@@ -228,18 +242,22 @@ class PastTrial(_message.Message):
     def __init__(self, params: _Optional[_Mapping[str, ParamValue]] = ..., value: _Optional[float] = ..., state: _Optional[str] = ...) -> None: ...
 
 class ReplayRequest(_message.Message):
-    __slots__ = ("study_id", "trials")
+    __slots__ = ("study_id", "trials", "before")
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
     study_id: str
     trials: _containers.RepeatedCompositeFieldContainer[PastTrial]
-    def __init__(self, study_id: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[PastTrial, _Mapping]]] = ...) -> None: ...
+    before: _containers.RepeatedCompositeFieldContainer[StudyChange]
+    def __init__(self, study_id: _Optional[str] = ..., trials: _Optional[_Iterable[_Union[PastTrial, _Mapping]]] = ..., before: _Optional[_Iterable[_Union[StudyChange, _Mapping]]] = ...) -> None: ...
 
 class ReplayResponse(_message.Message):
-    __slots__ = ("trials",)
+    __slots__ = ("trials", "applied")
     TRIALS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
     trials: int
-    def __init__(self, trials: _Optional[int] = ...) -> None: ...
+    applied: int
+    def __init__(self, trials: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
 
 class StartJobRequest(_message.Message):
     __slots__ = ("base_model", "training_jsonl", "hyperparameters", "backend", "backend_options", "idempotency_key")

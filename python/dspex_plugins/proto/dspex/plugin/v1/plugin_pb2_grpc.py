@@ -325,7 +325,8 @@ class SamplerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Ask(self, request, context):
-        """Ask proposes the next trial's parameters.
+        """Ask proposes the next trial's parameters, after making the changes its
+        request carries (before): a Tell and the next Ask in one round trip.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
