@@ -46,6 +46,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -87,6 +88,7 @@ _HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 # of events read per poll.
 _MAX_LIST_PAGES = 20
 _MAX_EVENT_PAGES = 20
+_MAX_CLIENTS = 8
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
 
@@ -128,6 +130,24 @@ def _float_option(options: Mapping[str, str], key: str, default: float) -> float
         raise _invalid(f"option {key}={raw!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise _invalid(f"option {key}={raw!r} must be a positive number")
+    return value
+
+
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(ms|s|m)?")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def _duration_option(options: Mapping[str, str], key: str, default: float) -> float:
+    """Seconds from a number of seconds ("0.5") or a Go duration ("500ms", "2s", "1m")."""
+    raw = options.get(key, "").strip()
+    if not raw:
+        return default
+    match = _DURATION.fullmatch(raw)
+    if match is None:
+        raise _invalid(f"option {key}={raw!r} is not a number of seconds or a duration like 500ms")
+    value = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise _invalid(f"option {key}={raw!r} must be positive")
     return value
 
 
@@ -195,7 +215,7 @@ class _OpenAIConfig:
             )
         env = options.get("api_key_env", "").strip() or "OPENAI_API_KEY"
         self.api_key = os.environ.get(env, "") or NO_KEY
-        self.poll_interval = _float_option(options, "poll_interval", 1.0)
+        self.poll_interval = _duration_option(options, "poll_interval", 1.0)
         self.suffix = options.get("suffix", "dspex").strip()
         self.max_retries = _int_option(options, "max_retries", 4, minimum=0)
 
@@ -213,13 +233,26 @@ class OpenAIBackend:
         self._backoff_base = backoff_base
         self._start_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._clients: OrderedDict[tuple[str, str], OpenAI] = OrderedDict()
 
     def _client(self, cfg: _OpenAIConfig) -> tuple[ModuleType, OpenAI]:
+        """The module and a client for the provider, kept for the next calls (a client
+        holds a connection pool); at most _MAX_CLIENTS are kept."""
         openai = self._load()
-        # Retries are ours (_call), so that the last error can name the base URL.
-        client = openai.OpenAI(
-            base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=60.0
-        )
+        key = (cfg.base_url, cfg.api_key)
+        with self._locks_guard:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+                return openai, client
+            # Retries are ours (_call), so that the last error can name the base URL.
+            client = openai.OpenAI(
+                base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=60.0
+            )
+            self._clients[key] = client
+            while len(self._clients) > _MAX_CLIENTS:
+                # Not closed here: a call in another thread may still use it.
+                self._clients.popitem(last=False)
         return openai, client
 
     def _call(self, openai: ModuleType, cfg: _OpenAIConfig, what: str, fn: Callable[[], T]) -> T:
@@ -570,7 +603,7 @@ class _LocalConfig:
         self.epochs = _int_option(options, "epochs", 1, minimum=1)
         self.learning_rate = _float_option(options, "learning_rate", 5e-5)
         self.max_steps = _int_option(options, "max_steps", 0, minimum=0)
-        self.poll_interval = _float_option(options, "poll_interval", 0.2)
+        self.poll_interval = _duration_option(options, "poll_interval", 0.2)
 
 
 def _parse_chat_jsonl(data: bytes) -> list[list[dict[str, str]]]:

@@ -52,7 +52,7 @@ def stub(plugin: PluginProcess) -> plugin_pb2_grpc.FineTunerStub:
 
 
 def options(url: str, **more: str) -> dict[str, str]:
-    return {"base_url": url, "poll_interval": "0.05", **more}
+    return {"base_url": url, "poll_interval": "50ms", **more}
 
 
 def start(
