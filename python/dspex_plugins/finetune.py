@@ -14,11 +14,11 @@ carries the backend and its options, so a restarted plugin follows a job by id a
   ``base_url`` (required, e.g. ``http://127.0.0.1:8089/v1``), ``api_key_env`` (the
   variable holding the key, default ``OPENAI_API_KEY``; unset sends ``dspex-no-key``),
   ``poll_interval`` (seconds, or a Go duration such as ``500ms``; default ``1``),
-  ``suffix`` (default ``dspex``), ``max_retries`` (default ``4``). With an idempotency key the job is created with
-  metadata ``{"dspex_idempotency_key": key}``, and a job already carrying the key is
-  returned instead of a new one. Connection errors, 429 and 5xx are retried with
-  backoff, then answered UNAVAILABLE naming the base URL; a file or job the provider
-  refuses is INVALID_ARGUMENT with the provider's message.
+  ``suffix`` (default ``dspex``), ``max_retries`` (default ``4``). With an idempotency
+  key the job is created with metadata ``{"dspex_idempotency_key": key}``, and a job
+  already carrying the key is returned instead of a new one. Connection errors, 429 and
+  5xx are retried with backoff, then answered UNAVAILABLE naming the base URL; a file or
+  job the provider refuses is INVALID_ARGUMENT with the provider's message.
 - ``local``: supervised fine-tuning of a local model directory with Hugging Face
   transformers and torch (extra ``finetune-local``), in a thread of this process. The
   base model is a directory (nothing is downloaded). Options: ``output_dir`` (required:
