@@ -239,6 +239,26 @@ def test_unreachable_provider_retries_then_unavailable(plugin: PluginProcess) ->
     assert len(retries) == 2, plugin.stderr()
 
 
+def test_provider_5xx_is_retried(plugin: PluginProcess, mock_lm: StartMockLM) -> None:
+    sim = mock_lm("--finetune-step", STEP, "--finetune-fault", "500:first=2")
+    status = start(stub(plugin), sim.url, key="flaky")
+    assert status.state == "queued"
+    retries = [line for line in plugin.stderr_lines() if "retrying" in line]
+    assert len(retries) == 2, plugin.stderr()
+    assert len(sim_jobs(sim.url)) == 1
+
+
+def test_provider_always_503_is_unavailable(plugin: PluginProcess, mock_lm: StartMockLM) -> None:
+    sim = mock_lm("--finetune-fault", "503")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        start(stub(plugin), sim.url, max_retries="1")
+    code, details = rpc_error(excinfo)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert sim.url in details
+    assert "after 2 tries" in details
+    assert "503" in details or "overload" in details
+
+
 BLOCK_OPENAI = (
     "import runpy, sys; sys.modules['openai'] = None; sys.modules['torch'] = None; "
     "runpy.run_module('dspex_plugins.finetune', run_name='__main__')"
