@@ -89,6 +89,7 @@ _HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 _MAX_LIST_PAGES = 20
 _MAX_EVENT_PAGES = 20
 _MAX_CLIENTS = 8
+_START_LOCKS = 64
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
 
@@ -231,7 +232,8 @@ class OpenAIBackend:
     ) -> None:
         self._load = load or (lambda: _import(("openai",), OPENAI_HINT)[0])
         self._backoff_base = backoff_base
-        self._start_locks: dict[str, threading.Lock] = {}
+        # Starts with one key are serialised (striped: a bounded set of locks).
+        self._start_locks = [threading.Lock() for _ in range(_START_LOCKS)]
         self._locks_guard = threading.Lock()
         self._clients: OrderedDict[tuple[str, str], OpenAI] = OrderedDict()
 
@@ -303,8 +305,8 @@ class OpenAIBackend:
                 ) from None
 
     def _lock_for(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._start_locks.setdefault(key, threading.Lock())
+        digest = hashlib.sha256(key.encode()).digest()
+        return self._start_locks[int.from_bytes(digest[:4], "big") % len(self._start_locks)]
 
     def start(
         self, request: plugin_pb2.StartJobRequest, options: Mapping[str, str]
@@ -339,12 +341,20 @@ class OpenAIBackend:
                 args["hyperparameters"] = hyper
             if key:
                 args["metadata"] = {IDEMPOTENCY_METADATA_KEY: key}
-            job = self._call(
-                openai,
-                cfg,
-                "create the fine-tuning job",
-                lambda: client.fine_tuning.jobs.create(**args),
-            )
+            tries = 0
+
+            def create() -> FineTuningJob:
+                nonlocal tries
+                tries += 1
+                if key and tries > 1:
+                    # The try that failed may have reached the provider: a job with
+                    # the key is that job, not a reason for a second one.
+                    found = self._find_by_key(openai, client, cfg, key)
+                    if found is not None:
+                        return found
+                return client.fine_tuning.jobs.create(**args)
+
+            job = self._call(openai, cfg, "create the fine-tuning job", create)
             _log.info(
                 "fine-tuning job created",
                 extra={"job_id": job.id, "file_id": uploaded.id, "base_url": cfg.base_url},

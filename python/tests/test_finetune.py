@@ -433,3 +433,44 @@ def test_local_job_interrupted_by_a_restart_is_failed(plugin: PluginProcess, tmp
             timeout=30,
         )
     assert rpc_error(excinfo)[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_lost_create_response_is_not_a_second_job(mock_lm: StartMockLM) -> None:
+    """The provider created the job but its answer was lost: the retry finds the job by
+    its idempotency key instead of creating another. The backend runs in-process with the
+    real openai client, wrapped to drop the first create's answer."""
+    import types
+
+    import httpx2
+    from openai import APIConnectionError, OpenAI
+
+    sim = mock_lm("--finetune-step", STEP)
+    lost: list[str] = []
+
+    class LosesFirstCreate(OpenAI):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            create = self.fine_tuning.jobs.create
+
+            def lossy(**args: Any) -> Any:
+                job = create(**args)
+                if not lost:
+                    lost.append(job.id)
+                    raise APIConnectionError(
+                        message="the answer was lost",
+                        request=httpx2.Request("POST", f"{sim.url}/fine_tuning/jobs"),
+                    )
+                return job
+
+            self.fine_tuning.jobs.create = lossy  # type: ignore[method-assign]
+
+    lossy_openai = types.ModuleType("openai")
+    lossy_openai.__dict__.update(vars(openai))
+    lossy_openai.OpenAI = LosesFirstCreate  # type: ignore[attr-defined]
+    backend = finetune.OpenAIBackend(load=lambda: lossy_openai, backoff_base=0.01)
+    request = plugin_pb2.StartJobRequest(
+        base_model="dspex-sim", training_jsonl=TRAINING, idempotency_key="lost-1"
+    )
+    status = backend.start(request, options(sim.url))
+    assert lost == [status.job_id]
+    assert len(sim_jobs(sim.url)) == 1
