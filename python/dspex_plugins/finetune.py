@@ -815,10 +815,13 @@ class LocalBackend:
         )
 
     def get(self, job_id: str, options: Mapping[str, str]) -> plugin_pb2.JobStatus:
-        return self._status(job_id, _LocalConfig(options))
+        cfg = _LocalConfig(options)
+        self._load()  # the backend is unavailable without its packages, for every call
+        return self._status(job_id, cfg)
 
     def cancel(self, job_id: str, options: Mapping[str, str]) -> plugin_pb2.JobStatus:
         cfg = _LocalConfig(options)
+        self._load()
         with self._lock:
             job = self._jobs.get(job_id)
         if job is not None:
@@ -832,6 +835,7 @@ class LocalBackend:
         self, job_id: str, options: Mapping[str, str], active: Callable[[], bool]
     ) -> Iterator[plugin_pb2.JobEvent]:
         cfg = _LocalConfig(options)
+        self._load()
         sent = 0
         while active():
             record = self._record(job_id, cfg)
