@@ -1,0 +1,145 @@
+package finetune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+
+	"github.com/dspex/dspex/core/lm"
+	"github.com/dspex/dspex/core/module"
+	"github.com/dspex/dspex/core/pyjson"
+)
+
+// Model is an LM that sends every request to another model name through
+// the same endpoint: a fine-tuned model served where its base model is
+// (OpenAI's ft:… ids, a local server that loaded the trained directory).
+// Its Model() is the new name, so a saved program records it (the state
+// file's "lm": {"model": …}).
+type Model struct {
+	next  lm.LM
+	model string
+}
+
+var (
+	_ lm.LM                = (*Model)(nil)
+	_ lm.Streamer          = (*Model)(nil)
+	_ lm.ResponseFormatter = (*Model)(nil)
+)
+
+// WithModel returns next sending its requests to model.
+func WithModel(next lm.LM, model string) *Model {
+	if m, ok := next.(*Model); ok {
+		next = m.next
+	}
+	return &Model{next: next, model: model}
+}
+
+// Model is the model requests go to.
+func (m *Model) Model() string { return m.model }
+
+// Base is the LM the requests go through.
+func (m *Model) Base() lm.LM { return m.next }
+
+// ResponseFormat passes the endpoint's answer through.
+func (m *Model) ResponseFormat() lm.ResponseFormatMode { return lm.ResponseFormatFor(m.next) }
+
+func (m *Model) request(req *lm.Request) *lm.Request {
+	if req == nil {
+		return nil
+	}
+	r := *req
+	r.Model = m.model
+	return &r
+}
+
+// Complete sends req to the model.
+func (m *Model) Complete(ctx context.Context, req *lm.Request) (*lm.Response, error) {
+	return m.next.Complete(ctx, m.request(req))
+}
+
+// Stream streams req from the model when the endpoint streams.
+func (m *Model) Stream(ctx context.Context, req *lm.Request) iter.Seq2[lm.Delta, error] {
+	if s, ok := m.next.(lm.Streamer); ok {
+		return s.Stream(ctx, m.request(req))
+	}
+	return func(yield func(lm.Delta, error) bool) {
+		yield(lm.Delta{}, fmt.Errorf("%w: the endpoint of %s does not stream", lm.ErrBadRequest, m.model))
+	}
+}
+
+// StateModels reads the model each predictor of a saved state file uses
+// ("lm": {"model": …}, as BootstrapFinetune's program is saved, and as
+// DSPy's Predict.load_state reads it back), by predictor name; a state
+// saved flat (a bare predictor) is under "self". Predictors without a
+// model of their own are left out.
+func StateModels(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseStateModels(data)
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseStateModels is StateModels on a state file's contents.
+func ParseStateModels(data []byte) (map[string]string, error) {
+	v, err := pyjson.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	root, ok := v.(pyjson.Object)
+	if !ok {
+		return nil, errors.New("expected a JSON object")
+	}
+	out := map[string]string{}
+	model := func(st any) (string, bool) {
+		obj, ok := st.(pyjson.Object)
+		if !ok {
+			return "", false
+		}
+		l, _ := obj.Get("lm")
+		lo, ok := l.(pyjson.Object)
+		if !ok {
+			return "", false
+		}
+		name, _ := lo.Get("model")
+		s, ok := name.(string)
+		return s, ok && s != ""
+	}
+	if _, flat := root.Get("signature"); flat {
+		if m, ok := model(root); ok {
+			out["self"] = m
+		}
+		return out, nil
+	}
+	for _, mem := range root {
+		if m, ok := model(mem.Value); ok {
+			out[mem.Key] = m
+		}
+	}
+	return out, nil
+}
+
+// UseModels gives each predictor of p named in models its own LM: base
+// (the program file's endpoint) sending to that model. A model equal to
+// base's own leaves the predictor on the context's LM. A bare predictor is
+// named "self".
+func UseModels(p module.Program, base lm.LM, models map[string]string) {
+	named := p.NamedPredictors()
+	for _, np := range named {
+		name := np.Name
+		m, ok := models[name]
+		if !ok && len(named) == 1 {
+			m, ok = models["self"]
+		}
+		if !ok || m == base.Model() {
+			continue
+		}
+		np.Predictor.SetLM(WithModel(base, m))
+	}
+}
