@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"strings"
 
 	"github.com/dspex/dspex/core/lm"
 	"github.com/dspex/dspex/core/module"
@@ -125,21 +126,56 @@ func ParseStateModels(data []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// UseModels gives each predictor of p named in models its own LM: base
-// (the program file's endpoint) sending to that model. A model equal to
-// base's own leaves the predictor on the context's LM. A bare predictor is
-// named "self".
-func UseModels(p module.Program, base lm.LM, models map[string]string) {
+// ContextModel is an LM that sends every request to model through the
+// LM the call's context carries (module.WithLM): a predictor given it runs
+// on model through the program file's endpoint, whichever that is when it
+// runs. A DSPy model name's LiteLLM provider prefix ("openai/") is dropped,
+// as LiteLLM drops it.
+func ContextModel(model string) *Model {
+	return &Model{next: contextLM{}, model: strings.TrimPrefix(model, "openai/")}
+}
+
+// contextLM is the LM of the call's context.
+type contextLM struct{}
+
+func (contextLM) Model() string { return "" }
+
+func (contextLM) Complete(ctx context.Context, req *lm.Request) (*lm.Response, error) {
+	next := module.SettingsFrom(ctx).LM
+	if next == nil {
+		return nil, module.ErrNoLM
+	}
+	return next.Complete(ctx, req)
+}
+
+func (contextLM) Stream(ctx context.Context, req *lm.Request) iter.Seq2[lm.Delta, error] {
+	next := module.SettingsFrom(ctx).LM
+	if s, ok := next.(lm.Streamer); ok {
+		return s.Stream(ctx, req)
+	}
+	return func(yield func(lm.Delta, error) bool) {
+		if next == nil {
+			yield(lm.Delta{}, module.ErrNoLM)
+			return
+		}
+		yield(lm.Delta{}, fmt.Errorf("%w: the endpoint of %s does not stream", lm.ErrBadRequest, req.Model))
+	}
+}
+
+// UseModels gives each predictor of p named in models (StateModels) its
+// own LM: ContextModel of that model. A model equal to defaultModel (the
+// program file's) leaves the predictor on the context's LM. A bare
+// predictor's model is under "self".
+func UseModels(p module.Program, models map[string]string, defaultModel string) {
 	named := p.NamedPredictors()
 	for _, np := range named {
-		name := np.Name
-		m, ok := models[name]
+		m, ok := models[np.Name]
 		if !ok && len(named) == 1 {
 			m, ok = models["self"]
 		}
-		if !ok || m == base.Model() {
+		if !ok || strings.TrimPrefix(m, "openai/") == defaultModel {
 			continue
 		}
-		np.Predictor.SetLM(WithModel(base, m))
+		np.Predictor.SetLM(ContextModel(m))
 	}
 }
