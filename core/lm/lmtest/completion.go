@@ -406,6 +406,9 @@ func (s *Server) answer(req *chatRequest, msgs []Message, n int, spoil FaultKind
 	var dataKey uint64
 	if rule == nil && s.cfg.Dataset != nil {
 		if a, ok := s.cfg.Dataset.assess(p, msgs); ok {
+			if correct, tuned := s.tunedExamples(req.Model); tuned {
+				a = s.cfg.Dataset.withTuning(a, correct)
+			}
 			assessed, src.example = a, a.Example
 			src.correct = make([]bool, n)
 			dataKey = messagesKey(msgs) ^ mix64(uint64(s.cfg.Seed)^mix64(streamDataset))

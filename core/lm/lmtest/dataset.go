@@ -60,12 +60,19 @@ type DatasetOptions struct {
 //	      − WrongDemoWeight · w        (demos of dataset questions with a wrong answer)
 //	      + InstructionWeight · q      (instruction quality, 0..1)
 //	      + ReasoningBonus             (when the prompt asks for a reasoning field)
+//	      + TunedWeight · t            (a fine-tuned model: see below)
 //	p = clamp(sigmoid(logit), MinP, MaxP)
 //
 // where r + o counts at most MaxDemos correct demos, relevant ones first.
 // A prompt whose demos include the asked question with its gold answer
 // gets p = MaxP: the answer is in the prompt. See the package
 // documentation for what makes a demo correct and how q is scored.
+//
+// t is zero except for a model the simulator fine-tuned (see the package
+// documentation's fine-tuning section): then it counts the distinct
+// dataset questions its training file answered correctly, at most
+// TunedMaxExamples of them. This is the simulator's rule, not a claim
+// about what fine-tuning does to a real model.
 type Skill struct {
 	// Base is the logit of a zero-shot prompt with no instruction cues.
 	Base float64
@@ -84,13 +91,20 @@ type Skill struct {
 	ReasoningBonus float64
 	// MinP and MaxP bound p.
 	MinP, MaxP float64
+	// TunedWeight is added, for a model the simulator fine-tuned, per
+	// distinct dataset question its training file answered correctly.
+	TunedWeight float64
+	// TunedMaxExamples caps the training examples that count.
+	TunedMaxExamples int
 }
 
 // DefaultSkill returns the default skill model. With it a bare prompt
 // (DSPy's default instructions, no demos) answers correctly with
 // p = sigmoid(−0.5) ≈ 0.38 (0.43 with chain of thought), and four correct
 // demos on the question's topic plus an instruction with every cue reach
-// p = sigmoid(1.4) ≈ 0.80 (0.83 with chain of thought).
+// p = sigmoid(1.4) ≈ 0.80 (0.83 with chain of thought). A model fine-tuned
+// on ten or more correct answers adds 1.5 to the logit: its bare prompt
+// reaches p = sigmoid(1.0) ≈ 0.73.
 func DefaultSkill() Skill {
 	return Skill{
 		Base:              -0.5,
@@ -102,18 +116,23 @@ func DefaultSkill() Skill {
 		ReasoningBonus:    0.2,
 		MinP:              0.05,
 		MaxP:              0.95,
+		TunedWeight:       0.15,
+		TunedMaxExamples:  10,
 	}
 }
 
 // Validate reports a skill model that cannot be used.
 func (k Skill) Validate() error {
-	for _, f := range []float64{k.Base, k.DemoWeight, k.OtherDemoWeight, k.WrongDemoWeight, k.InstructionWeight, k.ReasoningBonus, k.MinP, k.MaxP} {
+	for _, f := range []float64{k.Base, k.DemoWeight, k.OtherDemoWeight, k.WrongDemoWeight, k.InstructionWeight, k.ReasoningBonus, k.MinP, k.MaxP, k.TunedWeight} {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return errors.New("lmtest: skill: parameters must be finite numbers")
 		}
 	}
 	if k.MaxDemos < 0 {
 		return fmt.Errorf("lmtest: skill: max demos %d is negative", k.MaxDemos)
+	}
+	if k.TunedMaxExamples < 0 {
+		return fmt.Errorf("lmtest: skill: tuned max examples %d is negative", k.TunedMaxExamples)
 	}
 	if k.MinP < 0 || k.MaxP > 1 || k.MinP > k.MaxP {
 		return fmt.Errorf("lmtest: skill: need 0 <= min p (%g) <= max p (%g) <= 1", k.MinP, k.MaxP)
@@ -443,6 +462,11 @@ type Assessment struct {
 	InstructionQuality               float64
 	// Reasoning is set when the prompt asks for a "reasoning" output.
 	Reasoning bool
+	// TunedExamples is, for a model the simulator fine-tuned, the
+	// distinct dataset questions its training file answered correctly;
+	// TunedBonus the logit it added (0 for other models).
+	TunedExamples int
+	TunedBonus    float64
 	// Logit is the skill model's logit; P the probability of a correct
 	// answer, sigmoid(Logit) clamped to [MinP, MaxP] (MaxP when Copied).
 	Logit, P float64
@@ -536,11 +560,17 @@ func (d *Dataset) assess(p *prompt, msgs []Message) (Assessment, bool) {
 	if a.Reasoning {
 		a.Logit += k.ReasoningBonus
 	}
-	a.P = min(k.MaxP, max(k.MinP, 1/(1+math.Exp(-a.Logit))))
-	if a.Copied {
-		a.P = k.MaxP
-	}
+	a.P = k.probability(a.Logit, a.Copied)
 	return a, true
+}
+
+// probability is sigmoid(logit) clamped to [MinP, MaxP]; MaxP when the
+// answer was copied from a demo.
+func (k Skill) probability(logit float64, copied bool) float64 {
+	if copied {
+		return k.MaxP
+	}
+	return min(k.MaxP, max(k.MinP, 1/(1+math.Exp(-logit))))
 }
 
 // datasetChoice is one choice's answer from the dataset.

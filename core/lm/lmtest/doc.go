@@ -43,6 +43,9 @@
 //   - GET /v1/models and /v1/models/{id}: DefaultModel and Config.Models,
 //     owned_by "dspex-simulator". Requests may name any model.
 //   - GET /healthz: 200, needing no API key.
+//   - The fine-tuning API (see Fine-tuning below): POST /v1/files, GET
+//     /v1/files/{id}, POST and GET /v1/fine_tuning/jobs, GET
+//     /v1/fine_tuning/jobs/{id} and /events, POST .../{id}/cancel.
 //
 // Every response carries the header "X-DSPEx-Simulator: true". Errors use
 // OpenAI's body, {"error": {"message", "type", "param", "code"}}: 400 for
@@ -177,6 +180,25 @@
 // ProposedCues and docs/simulated-lm.md). Different tips, demos and
 // choices give instructions of different quality; the same request always
 // the same ones. Stats counts ProposerHits.
+//
+// # Fine-tuning
+//
+// The simulator serves OpenAI's files and fine-tuning job endpoints. It
+// trains nothing: an uploaded file is checked (ParseTrainingFile: chat
+// JSONL, a 400 naming the bad line) and summarised, and a job follows a
+// timeline of Config.FineTuneStep steps (DefaultFineTuneStep): one
+// validating its file, one queued, FineTuneTrainingSteps running (a
+// metrics event each), then succeeded with the model ft:BASE:SUFFIX:JOBID.
+// Suffix FailSuffix ("fail") fails the job after its first training step;
+// a cancel stops it where it is. Stats counts Files and FineTuneJobs;
+// FineTuneJobs lists the jobs.
+//
+// A succeeded job's model answers dataset questions with a bonus in the
+// skill model, Skill.TunedWeight per distinct dataset question the
+// training file answered correctly (at most Skill.TunedMaxExamples): a
+// documented simulator rule, never a claim about real fine-tuning. The
+// answer draw does not depend on the model, so every question the base
+// model gets right the tuned model gets right too.
 //
 // # Token usage
 //

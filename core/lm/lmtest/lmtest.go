@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // Option adjusts the Config of a server NewServer starts.
@@ -31,6 +32,10 @@ func WithLatency(l Latency) Option { return func(c *Config) { c.Latency = l } }
 func WithFaults(f ...Fault) Option {
 	return func(c *Config) { c.Faults = append(slices.Clip(c.Faults), f...) }
 }
+
+// WithFineTuneStep sets how long each stage of a simulated fine-tuning
+// job lasts (see Config.FineTuneStep).
+func WithFineTuneStep(d time.Duration) Option { return func(c *Config) { c.FineTuneStep = d } }
 
 // WithAPIKey requires "Authorization: Bearer key" on every /v1/ request.
 func WithAPIKey(key string) Option { return func(c *Config) { c.APIKey = key } }

@@ -79,6 +79,12 @@ type Config struct {
 	RecordLimit int
 	// Logger, if set, gets one line per request. Nil logs nothing.
 	Logger *slog.Logger
+	// FineTuneStep is how long each stage of a simulated fine-tuning job
+	// lasts (see the package documentation). Default DefaultFineTuneStep.
+	FineTuneStep time.Duration
+	// MaxFileBytes bounds an uploaded file (413 above it). Default
+	// DefaultMaxFileBytes.
+	MaxFileBytes int64
 }
 
 // Message is one chat message of a recorded request.
@@ -157,6 +163,9 @@ type Stats struct {
 	// InFlight is how many model requests are being answered now;
 	// PeakInFlight the most there have been at once.
 	InFlight, PeakInFlight int64
+	// Files counts files uploaded and FineTuneJobs fine-tuning jobs
+	// created (requests refused are not counted).
+	Files, FineTuneJobs int64
 }
 
 // Server is the simulated LM. It is an http.Handler serving the
@@ -192,6 +201,9 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	ft    fineTuning
+	clock func() time.Time // nil: time.Now; set by tests
 }
 
 // New validates cfg and builds a server. It does not listen: use it as an
@@ -210,6 +222,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.MaxInFlight < 0 {
 		return nil, errors.New("lmtest: max body bytes and max in flight must not be negative")
+	}
+	if cfg.FineTuneStep < 0 || cfg.MaxFileBytes < 0 {
+		return nil, errors.New("lmtest: fine-tune step and max file bytes must not be negative")
+	}
+	if cfg.FineTuneStep == 0 {
+		cfg.FineTuneStep = DefaultFineTuneStep
+	}
+	if cfg.MaxFileBytes == 0 {
+		cfg.MaxFileBytes = DefaultMaxFileBytes
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -499,7 +520,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 		s.handleModels(w, strings.TrimPrefix(strings.TrimPrefix(path, "/v1/models"), "/"))
 	default:
-		s.notFound(w, r)
+		if !s.handleFineTune(w, r, path) {
+			s.notFound(w, r)
+		}
 	}
 }
 
@@ -514,7 +537,7 @@ func (s *Server) authorized(r *http.Request) bool {
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.count(func(st *Stats) { st.Rejected++ })
 	writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
-		fmt.Sprintf("unknown path %s %s (the dspex LM simulator serves /v1/chat/completions, /v1/embeddings and /v1/models)", r.Method, r.URL.Path))
+		fmt.Sprintf("unknown path %s %s (the dspex LM simulator serves /v1/chat/completions, /v1/embeddings, /v1/models, /v1/files and /v1/fine_tuning/jobs)", r.Method, r.URL.Path))
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
@@ -540,6 +563,9 @@ func (s *Server) handleModels(w http.ResponseWriter, id string) {
 		Data   []model `json:"data"`
 	}{Object: "list"}
 	for _, m := range s.models {
+		list.Data = append(list.Data, model{m, "model", simulatedCreated, Owner})
+	}
+	for _, m := range s.tunedModels() {
 		list.Data = append(list.Data, model{m, "model", simulatedCreated, Owner})
 	}
 	writeJSON(w, http.StatusOK, list)

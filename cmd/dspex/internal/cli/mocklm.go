@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ func newMockLMCommand(s *streams) *cobra.Command {
 		addr, scriptPath, latency, apiKey string
 		datasetInput, datasetAnswer       string
 		seed                              int64
+		finetuneStep                      time.Duration
 		faults, models, datasets          []string
 		verbose                           bool
 	)
@@ -30,7 +32,14 @@ simulator says anything about a language model. Every response carries the
 header "X-DSPEx-Simulator: true".
 
 Endpoints: POST /v1/chat/completions (n, streaming, JSON mode),
-POST /v1/embeddings, GET /v1/models, GET /healthz.
+POST /v1/embeddings, GET /v1/models, GET /healthz, and a simulated
+fine-tuning API: POST /v1/files (purpose fine-tune, chat JSONL),
+GET /v1/files/{id}, POST and GET /v1/fine_tuning/jobs, GET
+/v1/fine_tuning/jobs/{id} and its /events, POST .../{id}/cancel. A job
+validates, queues, runs three training steps and succeeds, one
+--finetune-step apart (suffix "fail" makes it fail); its model
+ft:BASE:SUFFIX:JOBID then answers --dataset questions with a documented
+skill bonus (a simulator rule, not a claim about fine-tuning).
 
 On start it prints one line to stdout, "dspex mock-lm listening on
 http://ADDR/v1" (with the real port when --addr ends in :0), and serves until
@@ -65,7 +74,10 @@ optimizer against the skill model, never a language model.`,
   dspex mock-lm --dataset examples/capitals/train.jsonl --dataset examples/capitals/dev.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := lmtest.Config{Seed: seed, Models: models, APIKey: apiKey}
+			if finetuneStep <= 0 {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--finetune-step %s must be positive", finetuneStep)}
+			}
+			cfg := lmtest.Config{Seed: seed, Models: models, APIKey: apiKey, FineTuneStep: finetuneStep}
 			var err error
 			if cfg.Latency, err = lmtest.ParseLatency(latency); err != nil {
 				return &ExitError{Code: 2, Err: err}
@@ -125,6 +137,7 @@ optimizer against the skill model, never a language model.`,
 	fl.StringArrayVar(&faults, "fault", nil, "inject a fault, KIND[:OPTION,...] (repeatable)")
 	fl.StringArrayVar(&models, "model", nil, "model name to list in /v1/models besides dspex-sim (repeatable)")
 	fl.StringVar(&apiKey, "api-key", "", "require this key as \"Authorization: Bearer KEY\"")
+	fl.DurationVar(&finetuneStep, "finetune-step", lmtest.DefaultFineTuneStep, "how long each stage of a simulated fine-tuning job lasts")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "log each request to stderr")
 	return cmd
 }
