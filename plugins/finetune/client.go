@@ -83,10 +83,14 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is maps the call's gRPC status to ErrNotFound, ErrInvalid,
-// ErrPrecondition and ErrUnavailable. A plugin that is down or exited is
-// not ErrUnavailable: that is the bridge's (bridge.ErrPluginDown).
+// ErrPrecondition and ErrUnavailable. A plugin that exited or was shut
+// down is none of them (bridge.ErrPluginExited, bridge.ErrClosed). gRPC
+// says UNAVAILABLE both for the plugin's answer (the provider cannot be
+// reached) and for a connection that failed; the bridge reports either as
+// bridge.ErrPluginDown while its process lives, and both match
+// ErrUnavailable.
 func (e *Error) Is(target error) bool {
-	if errors.Is(e.Err, bridge.ErrPluginDown) || errors.Is(e.Err, bridge.ErrPluginExited) || errors.Is(e.Err, bridge.ErrClosed) {
+	if errors.Is(e.Err, bridge.ErrPluginExited) || errors.Is(e.Err, bridge.ErrClosed) {
 		return false
 	}
 	switch status.Code(e.Err) {
