@@ -438,7 +438,8 @@ func (o *Optimizer) follow(ctx context.Context, j *job, b Backend) (string, erro
 	onEvent := func(ev JobEvent) error {
 		publish(ctx, JobEventKind, &JobEventInfo{Key: j.rec.Key, JobID: id, State: ev.State, Progress: ev.Progress,
 			Message: ev.Message, Step: ev.Step, Metrics: ev.Metrics})
-		if ev.State != "" && ev.State != j.rec.State {
+		// A terminal state is recorded once, with its result (finish).
+		if ev.State != "" && ev.State != j.rec.State && !Terminal(ev.State) {
 			o.note(ctx, j, ev.State, "", ev.Progress)
 		}
 		if ev.FineTunedModel != "" {
@@ -497,7 +498,7 @@ func (o *Optimizer) follow(ctx context.Context, j *job, b Backend) (string, erro
 			return "", o.fail(ctx, j, err)
 		}
 		deadline = time.Time{}
-		if got.State != j.rec.State {
+		if got.State != j.rec.State && !Terminal(got.State) {
 			o.note(ctx, j, got.State, got.ProviderState, got.Progress)
 		}
 		if Terminal(got.State) {
@@ -547,9 +548,7 @@ func (o *Optimizer) note(ctx context.Context, j *job, state, providerState strin
 	if state != "" {
 		j.rec.State = state
 	}
-	if providerState != "" {
-		j.rec.ProviderState = providerState
-	}
+	j.rec.ProviderState = providerState
 	if p > 0 {
 		j.rec.Progress = p
 	}
