@@ -504,4 +504,3 @@ func (c *canceller) WatchJob(ctx context.Context, b finetune.Backend, id string,
 		return fn(ev)
 	})
 }
-

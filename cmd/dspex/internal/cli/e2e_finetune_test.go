@@ -135,7 +135,6 @@ func TestOptimizeFinetuneLocalMissing(t *testing.T) {
 	}
 }
 
-
 // dspex is killed (SIGKILL) while its job runs; dspex optimize --resume
 // RUN follows the same job to its end, and the provider never sees a
 // second job.
