@@ -22,10 +22,11 @@ export CGO_ENABLED := 1
 PYTHON    ?= python3
 VENV      := .venv
 VENV_PY   := $(VENV)/bin/python
-PY_EXTRAS := test,sampler,dev
+PY_EXTRAS := test,sampler,finetune,dev
 
 .PHONY: all setup setup-go setup-python setup-tools setup-sandbox build test test-go test-python fuzz-brief fuzz \
-	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy clean
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy clean \
+	test-finetune-local
 
 all: build
 
@@ -80,6 +81,16 @@ test-go:
 
 test-python: setup-python
 	$(VENV_PY) -m pytest -q python/tests
+	@echo "== test-python: skipped the fine-tuning plugin's local (transformers) backend test; run it with 'make test-finetune-local' (installs torch and transformers into $(FT_LOCAL_VENV))"
+
+## test-finetune-local: the finetune plugin's local backend (transformers + torch, the
+## finetune-local extra) in a virtualenv of its own, as the wheels are large
+FT_LOCAL_VENV := $(BIN)/finetune-local-venv
+test-finetune-local:
+	@test -x $(FT_LOCAL_VENV)/bin/python || $(PYTHON) -m venv $(FT_LOCAL_VENV)
+	@echo "== test-finetune-local: pip install -e '.[test,finetune-local]' into $(FT_LOCAL_VENV) (the first time downloads torch)"
+	$(FT_LOCAL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,finetune-local]'
+	DSPEX_FINETUNE_LOCAL_REQUIRED=1 $(FT_LOCAL_VENV)/bin/python -m pytest -q python/tests/test_finetune_local.py
 
 # Each fuzz target runs for FUZZTIME on top of its seed corpus.
 fuzz-brief:

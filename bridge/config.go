@@ -262,19 +262,29 @@ const (
 	// (Sandbox: true); where none can be created it does not start unless
 	// the configuration sets unsafe_no_sandbox.
 	InterpreterPlugin = "interpreter"
+	// FineTunePlugin is BootstrapFinetune's fine-tuning plugin
+	// (plugins/finetune is its Go client): `<python> -m
+	// dspex_plugins.finetune`, serving "finetune" over an OpenAI-compatible
+	// provider (pip install 'dspex_plugins[finetune]') or a local
+	// transformers trainer ('dspex_plugins[finetune-local]'). It is not
+	// sandboxed: it needs the network to reach its provider.
+	FineTunePlugin = "finetune"
 )
 
 // DefaultConfig returns the built-in registry: the echo plugin, started as
 // `<python> -m dspex_plugins.echo`, serving the "echo" capability, the
 // sampler plugin, `<python> -m dspex_plugins.sampler`, serving "sampler",
-// and the interpreter plugin, `<python> -m dspex_plugins.interpreter`,
-// serving "interpreter", sandboxed. Each call returns a fresh copy.
+// the interpreter plugin, `<python> -m dspex_plugins.interpreter`,
+// serving "interpreter", sandboxed, and the fine-tuning plugin, `<python>
+// -m dspex_plugins.finetune`, serving "finetune". Each call returns a
+// fresh copy.
 func DefaultConfig() Config {
 	return Config{
 		Plugins: map[string]PluginSpec{
 			EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
 			SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
 			InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}, Sandbox: true},
+			FineTunePlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.finetune"}, Capabilities: []string{"finetune"}},
 		},
 		Capabilities: map[string]string{},
 	}

@@ -44,6 +44,7 @@ plugins:
 		Python: "/opt/py/bin/python",
 		Plugins: map[string]PluginSpec{
 			"echo":        DefaultConfig().Plugins["echo"],
+			"finetune":    DefaultConfig().Plugins["finetune"],
 			"interpreter": DefaultConfig().Plugins["interpreter"],
 			"sampler":     {Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}, Env: map[string]string{"OPTUNA_LOG": "warn"}},
 			"tuner":       {Command: "/usr/local/bin/tuner", Sandbox: true, Capabilities: []string{"finetune"}},
@@ -69,19 +70,20 @@ func TestParseConfigWithoutSection(t *testing.T) {
 	}
 }
 
-// The built-in registry: echo, the sampler and the interpreter, each the one plugin for its
-// capability, run by the configured interpreter.
+// The built-in registry: echo, the sampler, the interpreter and fine-tuning, each the one
+// plugin for its capability, run by the configured interpreter.
 func TestDefaultConfigBuiltIns(t *testing.T) {
 	cfg := DefaultConfig()
 	want := map[string]PluginSpec{
 		EchoPlugin:        {Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Capabilities: []string{"echo"}},
 		SamplerPlugin:     {Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Capabilities: []string{"sampler"}},
 		InterpreterPlugin: {Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Capabilities: []string{"interpreter"}, Sandbox: true},
+		FineTunePlugin:    {Command: "python", Args: []string{"-m", "dspex_plugins.finetune"}, Capabilities: []string{"finetune"}},
 	}
 	if diff := cmp.Diff(want, cfg.Plugins); diff != "" {
 		t.Errorf("built-in plugins (-want +got):\n%s", diff)
 	}
-	for capability, plugin := range map[string]string{"echo": EchoPlugin, "sampler": SamplerPlugin, "interpreter": InterpreterPlugin} {
+	for capability, plugin := range map[string]string{"echo": EchoPlugin, "sampler": SamplerPlugin, "interpreter": InterpreterPlugin, "finetune": FineTunePlugin} {
 		if got, err := cfg.Resolve(capability, ""); err != nil || got != plugin {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", capability, got, err, plugin)
 		}

@@ -169,3 +169,87 @@ def launch(socket_dir: str) -> Iterator[Launch]:
     finally:
         for plugin in started:
             plugin.close()
+
+
+# ---- The simulated LM (`dspex mock-lm`), a real Go server on 127.0.0.1 -------------------
+
+REPO = TESTS.parent.parent
+DSPEX_ENV = "DSPEX"
+"""A prebuilt dspex binary to use instead of building one (``make build``'s bin/dspex)."""
+
+
+@pytest.fixture(scope="session")
+def dspex_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The dspex binary: $DSPEX, else ``go build ./cmd/dspex`` into a temporary folder."""
+    given = os.environ.get(DSPEX_ENV, "")
+    if given:
+        if not os.access(given, os.X_OK):
+            pytest.fail(f"${DSPEX_ENV}={given!r} is not an executable")
+        return given
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip(f"needs Go to build dspex (or ${DSPEX_ENV} set to a dspex binary)")
+    out = str(tmp_path_factory.mktemp("dspex-bin") / "dspex")
+    built = subprocess.run(
+        [go, "build", "-o", out, "./cmd/dspex"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if built.returncode != 0:
+        pytest.fail(f"go build ./cmd/dspex failed:\n{built.stderr}")
+    return out
+
+
+class MockLM:
+    """A running ``dspex mock-lm``; url is its OpenAI base URL (http://127.0.0.1:PORT/v1)."""
+
+    def __init__(self, binary: str, args: Sequence[str]) -> None:
+        self.proc = subprocess.Popen(
+            [binary, "mock-lm", "--addr", "127.0.0.1:0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        prefix = "dspex mock-lm listening on "
+        if not line.startswith(prefix):
+            self.close()
+            pytest.fail(f"mock-lm did not start: {line!r}")
+        self.url = line[len(prefix) :].strip()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+StartMockLM = Callable[..., MockLM]
+
+
+@pytest.fixture
+def mock_lm(dspex_binary: str) -> Iterator[StartMockLM]:
+    """Start simulators: mock_lm("--finetune-step", "100ms", ...); all stop at the end."""
+    started: list[MockLM] = []
+
+    def start(*args: str) -> MockLM:
+        sim = MockLM(dspex_binary, args)
+        started.append(sim)
+        return sim
+
+    try:
+        yield start
+    finally:
+        for sim in started:
+            sim.close()

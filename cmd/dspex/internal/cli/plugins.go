@@ -32,8 +32,10 @@ starts them on demand over gRPC and restarts them when they fail (see
 docs/plugins.md).
 
 Without --config the built-in registry is used: the echo plugin, run as
-"<python> -m dspex_plugins.echo", and the sampler plugin (Optuna, for dspex
-optimize --optimizer mipro), "<python> -m dspex_plugins.sampler". <python>
+"<python> -m dspex_plugins.echo", the sampler plugin (Optuna, for dspex
+optimize --optimizer mipro), "<python> -m dspex_plugins.sampler", CodeAct's
+interpreter, "<python> -m dspex_plugins.interpreter" (sandboxed), and the
+fine-tuning plugin, "<python> -m dspex_plugins.finetune". <python>
 is the --config file's
 plugins.python, else $DSPEX_PYTHON, else ../.venv/bin/python beside the
 dspex executable (a checkout's bin/dspex and the .venv make setup creates);

@@ -106,6 +106,7 @@ func TestPluginsListBuiltIn(t *testing.T) {
 		"NAME", "echo", "python -m dspex_plugins.echo", "configured",
 		"sampler", "python -m dspex_plugins.sampler",
 		"interpreter", "python -m dspex_plugins.interpreter",
+		"finetune", "python -m dspex_plugins.finetune",
 		"python: python interpreter /nowhere/python not found: set DSPEX_PYTHON (or plugins.python)",
 	} {
 		if !strings.Contains(out, want) {
@@ -129,6 +130,7 @@ func TestPluginsListJSON(t *testing.T) {
 	want := []pluginReport{
 		{Name: "echo", Capabilities: []string{"echo"}, Command: "python", Args: []string{"-m", "dspex_plugins.echo"}, Status: "configured"},
 		{Name: "fake", Capabilities: []string{"echo"}, Command: exe, Status: "configured"},
+		{Name: "finetune", Capabilities: []string{"finetune"}, Command: "python", Args: []string{"-m", "dspex_plugins.finetune"}, Status: "configured"},
 		{Name: "interpreter", Capabilities: []string{"interpreter"}, Command: "python", Args: []string{"-m", "dspex_plugins.interpreter"}, Sandbox: true, Status: "configured"},
 		{Name: "sampler", Capabilities: []string{"sampler"}, Command: "python", Args: []string{"-m", "dspex_plugins.sampler"}, Status: "configured"},
 		{Name: "tuner", Capabilities: []string{"finetune"}, Command: "/bin/true", Sandbox: true, Status: "configured"},
@@ -173,8 +175,8 @@ func TestPluginsCheckFake(t *testing.T) {
 }
 
 func TestPluginsCheckFailures(t *testing.T) {
-	// The fakes replace the built-in plugins (echo, interpreter and sampler).
-	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "interpreter": "normal", "sampler": "normal", "crashy": "exit", "old": "oldproto"}, "")
+	// The fakes replace the built-in plugins (echo, finetune, interpreter and sampler).
+	path := fakePluginsConfig(t, map[string]string{"echo": "normal", "finetune": "normal", "interpreter": "normal", "sampler": "normal", "crashy": "exit", "old": "oldproto"}, "")
 	out, err := runPluginsCLI(t, "check", "--config", path)
 	if code := exitCode(err); code != 1 {
 		t.Fatalf("exit %d (%v), want 1:\n%s", code, err, out)
@@ -183,6 +185,7 @@ func TestPluginsCheckFailures(t *testing.T) {
 		"crashy       start   FAIL  plugin crashy: start: plugin process exited before the handshake (exit code 3); stderr: fake plugin: giving up at once",
 		`old          info    FAIL  protocol "dspex.plugin.v0", want "dspex.plugin.v1"`,
 		"echo         stop    ok",
+		"finetune     stop    ok",
 		"interpreter  stop    ok",
 		"sampler      stop    ok",
 	} {
@@ -190,7 +193,7 @@ func TestPluginsCheckFailures(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if msg := err.Error(); !strings.Contains(msg, "2 of 5 plugins failed their checks (crashy, old)") {
+	if msg := err.Error(); !strings.Contains(msg, "2 of 6 plugins failed their checks (crashy, old)") {
 		t.Errorf("error %q", msg)
 	}
 }
@@ -232,7 +235,7 @@ func TestPluginsCheckIgnoresPlantedPython(t *testing.T) {
 
 func TestPluginsCheckUnknown(t *testing.T) {
 	_, err := runPluginsCLI(t, "check", "nope")
-	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo, interpreter, sampler)`) {
+	if code := exitCode(err); code != 2 || !strings.Contains(err.Error(), `unknown plugin "nope" (configured: echo, finetune, interpreter, sampler)`) {
 		t.Errorf("check nope: exit %d, %v", code, err)
 	}
 }
