@@ -20,7 +20,7 @@ const Capability = "finetune"
 
 // PluginName is the name of the built-in fine-tuning plugin
 // (`<python> -m dspex_plugins.finetune`).
-const PluginName = "finetune"
+const PluginName = bridge.FineTunePlugin
 
 // Backends the plugin offers (StartJobRequest.backend).
 const (

@@ -16,7 +16,7 @@ import (
 )
 
 // PluginName is the fine-tuning plugin's name in the built-in registry.
-const PluginName = "finetune"
+const PluginName = bridge.FineTunePlugin
 
 // Python returns the interpreter the plugin runs with ($DSPEX_PYTHON, else
 // the repository's .venv) and the checkout's python/ directory, skipping
