@@ -504,3 +504,92 @@ func (c *canceller) WatchJob(ctx context.Context, b finetune.Backend, id string,
 		return fn(ev)
 	})
 }
+
+// twoStep is a program of two predictors: a draft, then the answer.
+func twoStep(t *testing.T) module.Program {
+	t.Helper()
+	p, err := module.NewPipeline(
+		module.Step{Name: "draft", Program: module.NewPredict(signature.MustParse("question -> draft"))},
+		module.Step{Name: "final", Program: module.NewPredict(signature.MustParse("question, draft -> answer"))},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestJobsPerLMOrPredictor: multitask (the default) trains one job on
+// every call of both predictors and gives both its model; PerPredictor
+// trains one job per predictor on that predictor's calls alone.
+func TestJobsPerLMOrPredictor(t *testing.T) {
+	c, _, err := finetune.Open(finetunetest.Host(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, per := range []bool{false, true} {
+		name := "multitask"
+		if per {
+			name = "per predictor"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, 50*time.Millisecond)
+			ctx := module.WithLM(t.Context(), f.model)
+			res, err := finetune.NewOptimizer(finetune.Config{Metric: metric.ExactMatch("answer"), Trainer: c,
+				Backend: f.backend(f.srv.URL()), RunID: "run-" + name, PerPredictor: per}).Compile(ctx, twoStep(t), f.train)
+			if err != nil {
+				t.Fatal(err)
+			}
+			passed := res.Passed()
+			if passed == 0 {
+				t.Fatal("no trace passed")
+			}
+			preds := res.Program.NamedPredictors()
+			if len(preds) != 2 {
+				t.Fatalf("%d predictors", len(preds))
+			}
+			count := func(data []byte, field string) int {
+				return bytes.Count(data, []byte(`[[ ## `+field+` ## ]]\n{`+field+`}`))
+			}
+			if !per {
+				if len(res.Jobs) != 1 || res.Jobs[0].Examples != 2*passed || len(res.Jobs[0].Predictors) != 2 {
+					t.Fatalf("jobs %+v for %d passing traces", res.Jobs, passed)
+				}
+				data := res.Data[res.Jobs[0].Key]
+				if count(data, "draft") != 2*passed {
+					t.Errorf("the file's system messages describe draft %d times, want %d (both predictors' calls)", count(data, "draft"), 2*passed)
+				}
+				for _, np := range preds {
+					if np.Predictor.LM().Model() != res.Jobs[0].FineTunedModel {
+						t.Errorf("%s on %s, want %s", np.Name, np.Predictor.LM().Model(), res.Jobs[0].FineTunedModel)
+					}
+				}
+				if st := f.srv.Stats(); st.FineTuneJobs != 1 {
+					t.Errorf("simulator: %d jobs, want 1", st.FineTuneJobs)
+				}
+				return
+			}
+			if len(res.Jobs) != 2 {
+				t.Fatalf("jobs %+v, want one per predictor", res.Jobs)
+			}
+			for i, j := range res.Jobs {
+				if j.Key != "predictor:"+preds[i].Name || j.Examples != passed || preds[i].Predictor.LM().Model() != j.FineTunedModel {
+					t.Errorf("job %+v for predictor %s on %s", j, preds[i].Name, preds[i].Predictor.LM().Model())
+				}
+			}
+			if res.Jobs[0].FineTunedModel == res.Jobs[1].FineTunedModel {
+				t.Error("both predictors got the same model")
+			}
+			// Each file holds its own predictor's calls only.
+			outputs := func(field string) []byte { return []byte("Your output fields are:\\n1. `" + field + "`") }
+			for key, field := range map[string]string{"predictor:draft": "draft", "predictor:final": "answer"} {
+				other := map[string]string{"draft": "answer", "answer": "draft"}[field]
+				if n, m := bytes.Count(res.Data[key], outputs(field)), bytes.Count(res.Data[key], outputs(other)); n != passed || m != 0 {
+					t.Errorf("%s: %d calls producing %s (want %d), %d producing %s (want 0)", key, n, field, passed, m, other)
+				}
+			}
+			if st := f.srv.Stats(); st.FineTuneJobs != 2 {
+				t.Errorf("simulator: %d jobs, want 2", st.FineTuneJobs)
+			}
+		})
+	}
+}
