@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -63,6 +65,8 @@ var (
 	// ErrUnavailable: the provider could not be reached (after the
 	// plugin's retries; the message names the base URL).
 	ErrUnavailable = errors.New("finetune: provider unavailable")
+	// ErrPermission: the provider refused the key.
+	ErrPermission = errors.New("finetune: permission denied")
 )
 
 // Error is a failed fine-tuning call.
@@ -73,17 +77,33 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Job == "" {
-		return fmt.Sprintf("finetune: %s: %v", e.Op, e.Err)
+	what := e.Op
+	if e.Job != "" {
+		what += " " + e.Job
 	}
-	return fmt.Sprintf("finetune: %s %s: %v", e.Op, e.Job, e.Err)
+	return fmt.Sprintf("finetune: %s: %s", what, e.reason())
+}
+
+// reason is the plugin's own message when it answered (its status and
+// description), else the bridge's or the call's error.
+func (e *Error) reason() string {
+	if errors.Is(e.Err, bridge.ErrPluginExited) || errors.Is(e.Err, bridge.ErrClosed) {
+		return e.Err.Error()
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(e.Err, &se) {
+		if st := se.GRPCStatus(); st.Code() != codes.OK && st.Code() != codes.Unknown {
+			return fmt.Sprintf("%s (%s)", st.Message(), codeWords(st.Code()))
+		}
+	}
+	return e.Err.Error()
 }
 
 // Unwrap returns the call's error (a gRPC status error, or the bridge's).
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is maps the call's gRPC status to ErrNotFound, ErrInvalid,
-// ErrPrecondition and ErrUnavailable. A plugin that exited or was shut
+// ErrPrecondition, ErrUnavailable and ErrPermission. A plugin that exited or was shut
 // down is none of them (bridge.ErrPluginExited, bridge.ErrClosed). gRPC
 // says UNAVAILABLE both for the plugin's answer (the provider cannot be
 // reached) and for a connection that failed; the bridge reports either as
@@ -102,8 +122,25 @@ func (e *Error) Is(target error) bool {
 		return target == ErrPrecondition
 	case codes.Unavailable:
 		return target == ErrUnavailable
+	case codes.PermissionDenied:
+		return target == ErrPermission
 	}
 	return false
+}
+
+// codeWords spells a gRPC code in lower-case words ("failed precondition").
+func codeWords(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Backend is the trainer a job runs on, and its options. It travels with

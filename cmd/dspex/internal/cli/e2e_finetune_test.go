@@ -194,3 +194,30 @@ func TestOptimizeFinetuneKilledThenResumed(t *testing.T) {
 		t.Errorf("the simulator's jobs after the resume: %v, want the one job, succeeded", after)
 	}
 }
+
+// What the fine-tuning backend needs is checked before the first LM call:
+// a provider that cannot be reached, or an option the backend does not
+// know, fails at once, having spent nothing.
+func TestOptimizeFinetuneChecksFirst(t *testing.T) {
+	python := finetunePython(t)
+	_, prog := capitalsSim(t)
+	for name, opts := range map[string][]string{
+		"unreachable":    {"--backend-option", "base_url=http://127.0.0.1:1/v1", "--backend-option", "max_retries=0"},
+		"unknown option": {"--backend-option", "epochs=3"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"optimize", "--program", prog, "--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "finetune",
+				"--out", filepath.Join(t.TempDir(), "s.json"), "--no-traces", "--no-cache"}, opts...)
+			_, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, args...)
+			if code != 1 || !strings.Contains(stderr, "the fine-tuning plugin cannot use backend openai") {
+				t.Fatalf("exit %d, want 1 before any LM call:\n%s", code, stderr)
+			}
+			if name == "unreachable" && !strings.Contains(stderr, "127.0.0.1:1") {
+				t.Errorf("the error does not name the provider:\n%s", stderr)
+			}
+			if strings.Contains(stderr, "LM calls") {
+				t.Errorf("LM calls were made:\n%s", stderr)
+			}
+		})
+	}
+}

@@ -81,9 +81,12 @@ func (ff finetuneFlags) fingerprintSettings() string {
 
 // openFinetune starts the fine-tuning plugin under a bridge host (the
 // plugins: section of --config, else of the program file, over the
-// built-in registry), so that a missing interpreter or dspex_plugins fails
-// before any LM call. The caller shuts the host down.
-func (f *optimizeFlags) openFinetune(ctx context.Context, ss *session) (*bridge.Host, *finetune.Client, error) {
+// built-in registry) and asks the backend for a job that does not exist,
+// so that a missing interpreter or dspex_plugins, a backend option it does
+// not know, the openai package missing, or a provider that cannot be
+// reached or refuses the key fails before any LM call. The caller shuts
+// the host down.
+func (f *optimizeFlags) openFinetune(ctx context.Context, ss *session, b finetune.Backend) (*bridge.Host, *finetune.Client, error) {
 	path := f.mipro.pluginConfig
 	if path == "" {
 		path = f.program
@@ -108,6 +111,12 @@ func (f *optimizeFlags) openFinetune(ctx context.Context, ss *session) (*bridge.
 	if err := awaitFirstStart(ctx, p, limit); err != nil {
 		shutdownHost(host)
 		return nil, nil, fmt.Errorf("the fine-tuning plugin did not start: %w; %s", err, finetuneHint)
+	}
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if _, err := client.GetJob(pctx, b, "dspex-check"); err != nil && !errors.Is(err, finetune.ErrNotFound) {
+		shutdownHost(host)
+		return nil, nil, fmt.Errorf("the fine-tuning plugin cannot use backend %s: %w", b.Name, err)
 	}
 	return host, client, nil
 }

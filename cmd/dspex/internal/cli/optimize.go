@@ -218,7 +218,7 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	var ftClient *finetune.Client
 	if f.optimizer == "finetune" {
 		var host *bridge.Host
-		if host, ftClient, err = f.openFinetune(ctx, ss); err != nil {
+		if host, ftClient, err = f.openFinetune(ctx, ss, ftCfg.Backend); err != nil {
 			return err
 		}
 		defer shutdownHost(host)
