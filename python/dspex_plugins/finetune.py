@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -555,6 +556,7 @@ def _sleep(active: Callable[[], bool], seconds: float) -> bool:
 
 _LOCAL_OPTIONS = ("output_dir", "epochs", "learning_rate", "max_steps", "poll_interval")
 _STATUS_FILE = "status.json"
+_LOCAL_JOB_ID = re.compile(r"local-[0-9a-f]{16}")
 _MAX_LOCAL_EVENTS = 1000
 
 
@@ -694,13 +696,16 @@ class LocalBackend:
             else "local-" + uuid.uuid4().hex[:16]
         )
         with self._lock:
-            if job_id in self._jobs or (cfg.output_dir / job_id / _STATUS_FILE).exists():
-                return self._status(job_id, cfg)
-            job_dir = cfg.output_dir / job_id
-            job_dir.mkdir(parents=True, exist_ok=True)
-            job = _LocalJob(job_dir, job_id)
-            job.update(f"job {job_id} queued: {len(examples)} examples")
-            self._jobs[job_id] = job
+            exists = job_id in self._jobs or (cfg.output_dir / job_id / _STATUS_FILE).exists()
+            if not exists:
+                job_dir = cfg.output_dir / job_id
+                job_dir.mkdir(parents=True, exist_ok=True)
+                job = _LocalJob(job_dir, job_id)
+                job.update(f"job {job_id} queued: {len(examples)} examples")
+                self._jobs[job_id] = job
+        if exists:
+            # The same key: the job it started, never a second one.
+            return self._status(job_id, cfg)
         thread = threading.Thread(
             target=self._train,
             args=(job, cfg, base, examples, torch, transformers),
@@ -740,7 +745,7 @@ class LocalBackend:
         if job is not None:
             return job.snapshot()
         path = cfg.output_dir / job_id / _STATUS_FILE
-        if "/" in job_id or not path.is_file():
+        if not _LOCAL_JOB_ID.fullmatch(job_id) or not path.is_file():
             raise FineTuneError(
                 grpc.StatusCode.NOT_FOUND, f"no local job {job_id!r} under {cfg.output_dir}"
             )
