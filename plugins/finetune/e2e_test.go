@@ -374,6 +374,18 @@ func TestProviderUnreachableThenResume(t *testing.T) {
 	if again.Jobs[0].JobID != recs[0].JobID || f.srv.Stats().FineTuneJobs != 1 {
 		t.Errorf("rerun without records: job %s, simulator %d jobs", again.Jobs[0].JobID, f.srv.Stats().FineTuneJobs)
 	}
+	// A resumed run whose bootstrap made other data (an LM that is not
+	// deterministic: here, another idempotency key) still follows the job
+	// it started for that LM.
+	cfg.RunID = "run-resume-other"
+	cfg.Resume = []finetune.JobRecord{{Key: recs[0].Key, IdempotencyKey: "dspex-other-data", JobID: recs[0].JobID, State: finetune.StateRunning}}
+	other, err := finetune.NewOptimizer(cfg).Compile(module.WithLM(t.Context(), f.model), f.student, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Jobs[0].JobID != recs[0].JobID || f.srv.Stats().FineTuneJobs != 1 {
+		t.Errorf("resume by the job's key: job %s, simulator %d jobs", other.Jobs[0].JobID, f.srv.Stats().FineTuneJobs)
+	}
 }
 
 // TestNoPassingTraces: when no run passes the metric there is nothing to

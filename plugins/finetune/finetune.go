@@ -398,11 +398,12 @@ func runOne(ctx context.Context, teacher module.Program, names map[*module.Predi
 func (o *Optimizer) run(ctx context.Context, j *job) (string, error) {
 	c := o.cfg
 	b := Backend{Name: c.Backend.Name, Options: c.Backend.Options}
-	for _, r := range c.Resume {
-		if r.IdempotencyKey == j.rec.IdempotencyKey && r.JobID != "" {
-			j.rec.JobID, j.rec.State, j.rec.FineTunedModel = r.JobID, r.State, r.FineTunedModel
-			break
-		}
+	if r, ok := resumed(c.Resume, j.rec); ok {
+		// The job this run started before: it trained on the data it was
+		// given then (bootstrapping again may have made other data, with
+		// an LM that is not deterministic).
+		j.rec.JobID, j.rec.State, j.rec.FineTunedModel = r.JobID, r.State, r.FineTunedModel
+		j.rec.IdempotencyKey, j.rec.DataHash, j.rec.Examples = r.IdempotencyKey, r.DataHash, r.Examples
 	}
 	if j.rec.JobID != "" && j.rec.State == StateSucceeded && j.rec.FineTunedModel != "" {
 		// Finished before the restart: nothing to ask.
@@ -428,6 +429,23 @@ func (o *Optimizer) run(ctx context.Context, j *job) (string, error) {
 		publish(ctx, JobKind, recordCopy(j.rec))
 	}
 	return o.follow(ctx, j, b)
+}
+
+// resumed finds the record of job among a resumed run's records: the one
+// with its idempotency key, else the one with its key in the run (the
+// same LM or predictor) that has a job id.
+func resumed(records []JobRecord, job JobRecord) (JobRecord, bool) {
+	for _, r := range records {
+		if r.IdempotencyKey == job.IdempotencyKey && r.JobID != "" {
+			return r, true
+		}
+	}
+	for _, r := range records {
+		if r.Key == job.Key && r.JobID != "" {
+			return r, true
+		}
+	}
+	return JobRecord{}, false
 }
 
 // follow watches a started job until it ends, following it again by id
@@ -468,7 +486,7 @@ func (o *Optimizer) follow(ctx context.Context, j *job, b Backend) (string, erro
 			return o.finish(ctx, j, last.State, last.Error)
 		}
 		if ctx.Err() != nil {
-			o.cancel(j, b)
+			o.cancel(ctx, j, b)
 			return "", ctx.Err()
 		}
 		if err == nil {
@@ -492,7 +510,7 @@ func (o *Optimizer) follow(ctx context.Context, j *job, b Backend) (string, erro
 			return err
 		}); err != nil {
 			if ctx.Err() != nil {
-				o.cancel(j, b)
+				o.cancel(ctx, j, b)
 				return "", ctx.Err()
 			}
 			return "", o.fail(ctx, j, err)
@@ -535,13 +553,18 @@ func (o *Optimizer) fail(ctx context.Context, j *job, err error) error {
 		j.rec.JobID, j.rec.Key, err)
 }
 
-// cancel cancels a job whose run was cancelled, on a context of its own.
-func (o *Optimizer) cancel(j *job, b Backend) {
-	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+// cancel cancels a job whose run was cancelled (ctx, which still carries
+// the run's bus), on a context of its own, and records the outcome.
+func (o *Optimizer) cancel(ctx context.Context, j *job, b Backend) {
+	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
-	if got, err := o.cfg.Trainer.CancelJob(ctx, b, j.rec.JobID); err == nil {
-		j.rec.State = got.State
+	got, err := o.cfg.Trainer.CancelJob(cctx, b, j.rec.JobID)
+	if err != nil {
+		j.rec.Error = "cancel: " + err.Error()
+	} else {
+		j.rec.State, j.rec.ProviderState = got.State, got.ProviderState
 	}
+	publish(ctx, JobKind, recordCopy(j.rec))
 }
 
 func (o *Optimizer) note(ctx context.Context, j *job, state, providerState string, p float64) {
