@@ -76,7 +76,7 @@ func TestOptimizeFinetune(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "tuned.json")
 	out, stderr, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, "optimize", "--program", prog,
 		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "finetune", "--backend", "openai",
-		"--backend-option", "poll_interval=0.1", "--out", state, "--db", db, "--no-cache")
+		"--backend-option", "poll_interval=0.1", "--hyperparameter", "n_epochs=2", "--out", state, "--db", db, "--no-cache")
 	if code != 0 || !strings.Contains(out, "saved "+state) {
 		t.Fatalf("optimize: exit %d\n%s\n%s", code, out, stderr)
 	}

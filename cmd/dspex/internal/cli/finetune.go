@@ -21,6 +21,7 @@ type finetuneFlags struct {
 	backend      string
 	baseModel    string
 	options      []string
+	hyper        []string
 	perPredictor bool
 	excludeDemos bool
 }
@@ -37,6 +38,7 @@ func (f *finetuneFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.backend, "backend", finetune.BackendOpenAI, "finetune: the trainer's backend: "+strings.Join(finetuneBackends, ", "))
 	cmd.Flags().StringVar(&f.baseModel, "base-model", "", "finetune: the model to fine-tune (default: the program's lm: model)")
 	cmd.Flags().StringArrayVar(&f.options, "backend-option", nil, "finetune: KEY=VALUE backend option, repeatable (openai: base_url defaults to the program's lm.base_url)")
+	cmd.Flags().StringArrayVar(&f.hyper, "hyperparameter", nil, "finetune: KEY=VALUE training hyperparameter, repeatable (DSPy's train_kwargs; openai: n_epochs, batch_size, learning_rate_multiplier)")
 	cmd.Flags().BoolVar(&f.perPredictor, "per-predictor", false, "finetune: one job per predictor on its own calls (default: one job per LM on every call, DSPy's multitask)")
 	cmd.Flags().BoolVar(&f.excludeDemos, "exclude-demos", false, "finetune: train without the predictors' demos and drop them from the tuned program")
 }
@@ -51,13 +53,14 @@ func (f *optimizeFlags) finetuneConfig(t *task) (finetune.Config, error) {
 	if !slices.Contains(finetuneBackends, ff.backend) {
 		return cfg, usageError("--backend %q: expected one of %s", ff.backend, strings.Join(finetuneBackends, ", "))
 	}
-	opts := map[string]string{}
-	for _, kv := range ff.options {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return cfg, usageError("--backend-option %q: expected KEY=VALUE", kv)
+	opts, err := keyValues("--backend-option", ff.options)
+	if err != nil {
+		return cfg, err
+	}
+	if len(ff.hyper) > 0 {
+		if cfg.Hyperparameters, err = keyValues("--hyperparameter", ff.hyper); err != nil {
+			return cfg, err
 		}
-		opts[strings.TrimSpace(k)] = v
 	}
 	if ff.backend == finetune.BackendOpenAI {
 		if _, ok := opts["base_url"]; !ok {
@@ -74,9 +77,23 @@ func (f *optimizeFlags) finetuneConfig(t *task) (finetune.Config, error) {
 	return cfg, nil
 }
 
+// keyValues reads KEY=VALUE flag values.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageError("%s %q: expected KEY=VALUE", flag, kv)
+		}
+		out[strings.TrimSpace(k)] = v
+	}
+	return out, nil
+}
+
 // fingerprintSettings is what changes the jobs a fine-tuning starts.
 func (ff finetuneFlags) fingerprintSettings() string {
-	return fmt.Sprintf("|%s|%s|%v|%v|%s", ff.backend, ff.baseModel, ff.perPredictor, ff.excludeDemos, strings.Join(ff.options, "\x00"))
+	return fmt.Sprintf("|%s|%s|%v|%v|%s|%s", ff.backend, ff.baseModel, ff.perPredictor, ff.excludeDemos,
+		strings.Join(ff.options, "\x00"), strings.Join(ff.hyper, "\x00"))
 }
 
 // openFinetune starts the fine-tuning plugin under a bridge host (the
