@@ -48,6 +48,6 @@
 // and state. When the plugin dies mid-job, the supervisor restarts it and
 // the job is looked up by id (GetJob) and watched again; a resumed run
 // (Config.Resume, read with JobsFromEvents) follows its jobs by id — the
-// record of the same idempotency key, else of the same job key (data made
-// again by an LM that is not deterministic). A job is never started twice. Cancelling the context cancels the running jobs.
+// record of the same job key — without bootstrapping again when every job
+// has one (Result.Resumed). A job is never started twice. Cancelling the context cancels the running jobs.
 package finetune

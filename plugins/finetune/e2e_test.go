@@ -361,6 +361,9 @@ func TestProviderUnreachableThenResume(t *testing.T) {
 	if j := res.Jobs[0]; j.JobID != recs[0].JobID || j.State != finetune.StateSucceeded {
 		t.Errorf("resumed job %+v, stored %+v", j, recs[0])
 	}
+	if !res.Resumed || len(res.Traces) != 0 {
+		t.Errorf("the resumed run bootstrapped again (%d traces) instead of following its job", len(res.Traces))
+	}
 	if st := f.srv.Stats(); st.FineTuneJobs != 1 {
 		t.Errorf("simulator: %d jobs, want 1 (the resumed run followed the stored job)", st.FineTuneJobs)
 	}

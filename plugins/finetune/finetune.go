@@ -96,6 +96,9 @@ type Result struct {
 	Jobs []JobRecord
 	// Data is each job's training file, by job key.
 	Data map[string][]byte
+	// Resumed reports a run that followed the jobs of Config.Resume
+	// without bootstrapping again (Traces and Data are then empty).
+	Resumed bool
 }
 
 // Passed counts the traces that passed the metric.
@@ -161,21 +164,31 @@ func (o *Optimizer) Compile(ctx context.Context, student module.Program, trainse
 
 func (o *Optimizer) compile(ctx context.Context, student, teacher module.Program, trainset []example.Example) (*Result, error) {
 	c := o.cfg
-	traces, err := Bootstrap(ctx, teacher, trainset, c.Metric, c.Concurrency)
+	jobs, err := o.group(ctx, student)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Traces: traces, Data: map[string][]byte{}}
-	if res.Passed() == 0 {
-		return res, fmt.Errorf("%w: none of the teacher's %d runs passed the metric %s (%s); no job was started",
-			ErrNoData, len(traces), c.Metric.Name(), failures(traces))
-	}
-	jobs, err := o.plan(ctx, student, traces)
-	if err != nil {
-		return res, err
-	}
-	for _, j := range jobs {
-		res.Data[j.rec.Key] = j.jsonl
+	res := &Result{Data: map[string][]byte{}}
+	if o.resumeAll(jobs) {
+		// Every job was started by the interrupted run: follow them; the
+		// data they train on need not be made again.
+		res.Resumed = true
+	} else {
+		traces, err := Bootstrap(ctx, teacher, trainset, c.Metric, c.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		res.Traces = traces
+		if res.Passed() == 0 {
+			return res, fmt.Errorf("%w: none of the teacher's %d runs passed the metric %s (%s); no job was started",
+				ErrNoData, len(traces), c.Metric.Name(), failures(traces))
+		}
+		if err := o.makeData(jobs, traces); err != nil {
+			return res, err
+		}
+		for _, j := range jobs {
+			res.Data[j.rec.Key] = j.jsonl
+		}
 	}
 	// Every job's data is made before any job starts: a job whose data is
 	// empty starts none.
@@ -213,9 +226,27 @@ func (o *Optimizer) compile(ctx context.Context, student, teacher module.Program
 	return res, nil
 }
 
-// plan groups the student's predictors into jobs and makes each job's
-// training file.
-func (o *Optimizer) plan(ctx context.Context, student module.Program, traces []Trace) ([]*job, error) {
+// resumeAll reports whether Config.Resume holds a started job for every
+// job (by its key), and if so takes their records.
+func (o *Optimizer) resumeAll(jobs []*job) bool {
+	recs := make([]JobRecord, len(jobs))
+	for i, j := range jobs {
+		r, ok := resumed(o.cfg.Resume, j.rec)
+		if !ok {
+			return false
+		}
+		recs[i] = r
+	}
+	for i, j := range jobs {
+		r := recs[i]
+		j.rec.JobID, j.rec.State, j.rec.FineTunedModel = r.JobID, r.State, r.FineTunedModel
+		j.rec.IdempotencyKey, j.rec.DataHash, j.rec.Examples = r.IdempotencyKey, r.DataHash, r.Examples
+	}
+	return true
+}
+
+// group groups the student's predictors into jobs.
+func (o *Optimizer) group(ctx context.Context, student module.Program) ([]*job, error) {
 	c := o.cfg
 	ctxLM := module.SettingsFrom(ctx).LM
 	var jobs []*job
@@ -259,6 +290,12 @@ func (o *Optimizer) plan(ctx context.Context, student module.Program, traces []T
 		byKey[key] = j
 		jobs = append(jobs, j)
 	}
+	return jobs, nil
+}
+
+// makeData makes each job's training file from the traces.
+func (o *Optimizer) makeData(jobs []*job, traces []Trace) error {
+	c := o.cfg
 	for _, j := range jobs {
 		var keep func(Step) bool
 		if c.PerPredictor {
@@ -267,17 +304,17 @@ func (o *Optimizer) plan(ctx context.Context, student module.Program, traces []T
 		}
 		lines, err := TrainingData(traces, keep, c.ExcludeDemos)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(lines) == 0 {
-			return nil, fmt.Errorf("%w: the passing traces have no calls of %s; no job was started", ErrNoData, strings.Join(j.rec.Predictors, ", "))
+			return fmt.Errorf("%w: the passing traces have no calls of %s; no job was started", ErrNoData, strings.Join(j.rec.Predictors, ", "))
 		}
 		j.jsonl = JSONL(lines)
 		j.rec.DataHash = DataHash(j.jsonl)
 		j.rec.Examples = len(lines)
 		j.rec.IdempotencyKey = IdempotencyKey(c.RunID, j.rec)
 	}
-	return jobs, nil
+	return nil
 }
 
 // IdempotencyKey derives a job's key from the run id and what the job

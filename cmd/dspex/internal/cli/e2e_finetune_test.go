@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dspex/dspex/core/trace"
 )
 
 // finetunePython returns the repository's virtualenv interpreter when it
@@ -172,7 +174,15 @@ func TestOptimizeFinetuneKilledThenResumed(t *testing.T) {
 			break
 		}
 	}
-	// Kill dspex and its plugin (its process group), as a crash would.
+	// Once the trace database holds the job's id (the store commits in
+	// batches), kill dspex and its plugin (its process group), as a crash
+	// would.
+	if runID != "" {
+		deadline := time.Now().Add(10 * time.Second)
+		for !storedJob(t, db, runID) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	_ = cmd.Wait()
 	if runID == "" {
@@ -185,6 +195,9 @@ func TestOptimizeFinetuneKilledThenResumed(t *testing.T) {
 	out, errOut, code := runDspex(t, []string{"DSPEX_PYTHON=" + python}, append(args, "--resume", runID)...)
 	if code != 0 || !strings.Contains(out, "saved "+state) {
 		t.Fatalf("resume: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "followed the jobs the interrupted run started (no bootstrap)") {
+		t.Errorf("the resumed run did not follow the stored job without bootstrapping:\n%s", errOut)
 	}
 	m := jobLineRE.FindStringSubmatch(errOut)
 	if m == nil || m[1] != jobs[0].ID {
@@ -220,4 +233,28 @@ func TestOptimizeFinetuneChecksFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// storedJob reports whether the trace database db holds a fine-tuning job
+// record with a job id for run.
+func storedJob(t *testing.T, db, run string) bool {
+	t.Helper()
+	r, err := trace.OpenReader(context.Background(), db)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	evs, err := r.Events(context.Background(), run, "finetune.job")
+	if err != nil {
+		return false
+	}
+	for _, ev := range evs {
+		var rec struct {
+			JobID string `json:"job_id"`
+		}
+		if json.Unmarshal(ev.Data, &rec) == nil && rec.JobID != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -154,7 +154,11 @@ func (f *optimizeFlags) finetuneResume(ctx context.Context) ([]finetune.JobRecor
 
 // reportFinetune sums up the fine-tuning: the traces used and each job.
 func reportFinetune(s *streams, res *finetune.Result) {
-	fmt.Fprintf(s.err, "dspex: fine-tuning: %d of %d teacher runs passed the metric\n", res.Passed(), len(res.Traces))
+	if res.Resumed {
+		fmt.Fprintf(s.err, "dspex: fine-tuning: followed the jobs the interrupted run started (no bootstrap)\n")
+	} else {
+		fmt.Fprintf(s.err, "dspex: fine-tuning: %d of %d teacher runs passed the metric\n", res.Passed(), len(res.Traces))
+	}
 	for _, j := range res.Jobs {
 		fmt.Fprintf(s.err, "dspex: job %s (%s, %d examples, %s, base %s): %s, model %s for %s\n", j.JobID, j.Key, j.Examples,
 			j.Backend, j.BaseModel, j.State, j.FineTunedModel, strings.Join(j.Predictors, ", "))
