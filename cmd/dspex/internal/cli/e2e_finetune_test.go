@@ -110,6 +110,22 @@ func TestOptimizeFinetune(t *testing.T) {
 		}
 		return res.Score
 	}
+	// dspex run --state calls the tuned model: the run's one LM call, in
+	// its own trace database, went to it.
+	runDB := filepath.Join(t.TempDir(), "run.db")
+	if out, stderr, code := runDspex(t, nil, "run", "--program", prog, "--state", state, "--db", runDB, "--no-cache",
+		"--input", `{"question": "What is the capital of France?"}`); code != 0 {
+		t.Fatalf("run --state: exit %d\n%s\n%s", code, out, stderr)
+	}
+	r, err := trace.OpenReader(context.Background(), runDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, err := r.LMCalls(context.Background(), trace.LMCallQuery{})
+	r.Close()
+	if err != nil || len(calls) != 1 || calls[0].Model != m[2] {
+		t.Errorf("dspex run --state: LM calls %+v (%v), want one to %s", calls, err, m[2])
+	}
 	base, tuned := score(), score("--state", state)
 	if tuned <= base {
 		t.Errorf("the tuned program scores %.2f on dev, not above the program as given (%.2f)", tuned, base)
