@@ -13,12 +13,12 @@ carries the backend and its options, so a restarted plugin follows a job by id a
   (``purpose="fine-tune"``), create the job, poll it and its events, cancel. Options:
   ``base_url`` (required, e.g. ``http://127.0.0.1:8089/v1``), ``api_key_env`` (the
   variable holding the key, default ``OPENAI_API_KEY``; unset sends ``dspex-no-key``),
-  ``poll_interval`` (seconds, default ``1``), ``suffix`` (default ``dspex``),
-  ``max_retries`` (default ``4``). With an idempotency key the job is created with
-  metadata ``{"dspex_idempotency_key": key}``, and a job already carrying the key is
-  returned instead of a new one. Connection errors, 429 and 5xx are retried with
-  backoff, then answered UNAVAILABLE naming the base URL; a file or job the provider
-  refuses is INVALID_ARGUMENT with the provider's message.
+  ``poll_interval`` (seconds, or a Go duration such as ``500ms``; default ``1``),
+  ``suffix`` (default ``dspex``), ``max_retries`` (default ``4``). With an idempotency
+  key the job is created with metadata ``{"dspex_idempotency_key": key}``, and a job
+  already carrying the key is returned instead of a new one. Connection errors, 429 and
+  5xx are retried with backoff, then answered UNAVAILABLE naming the base URL; a file or
+  job the provider refuses is INVALID_ARGUMENT with the provider's message.
 - ``local``: supervised fine-tuning of a local model directory with Hugging Face
   transformers and torch (extra ``finetune-local``), in a thread of this process. The
   base model is a directory (nothing is downloaded). Options: ``output_dir`` (required:
@@ -46,6 +46,7 @@ import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -87,6 +88,8 @@ _HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 # of events read per poll.
 _MAX_LIST_PAGES = 20
 _MAX_EVENT_PAGES = 20
+_MAX_CLIENTS = 8
+_START_LOCKS = 64
 _BACKOFF_BASE = 0.25
 _BACKOFF_MAX = 4.0
 
@@ -128,6 +131,24 @@ def _float_option(options: Mapping[str, str], key: str, default: float) -> float
         raise _invalid(f"option {key}={raw!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise _invalid(f"option {key}={raw!r} must be a positive number")
+    return value
+
+
+_DURATION = re.compile(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(ms|s|m)?")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def _duration_option(options: Mapping[str, str], key: str, default: float) -> float:
+    """Seconds from a number of seconds ("0.5") or a Go duration ("500ms", "2s", "1m")."""
+    raw = options.get(key, "").strip()
+    if not raw:
+        return default
+    match = _DURATION.fullmatch(raw)
+    if match is None:
+        raise _invalid(f"option {key}={raw!r} is not a number of seconds or a duration like 500ms")
+    value = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise _invalid(f"option {key}={raw!r} must be positive")
     return value
 
 
@@ -195,7 +216,7 @@ class _OpenAIConfig:
             )
         env = options.get("api_key_env", "").strip() or "OPENAI_API_KEY"
         self.api_key = os.environ.get(env, "") or NO_KEY
-        self.poll_interval = _float_option(options, "poll_interval", 1.0)
+        self.poll_interval = _duration_option(options, "poll_interval", 1.0)
         self.suffix = options.get("suffix", "dspex").strip()
         self.max_retries = _int_option(options, "max_retries", 4, minimum=0)
 
@@ -211,15 +232,29 @@ class OpenAIBackend:
     ) -> None:
         self._load = load or (lambda: _import(("openai",), OPENAI_HINT)[0])
         self._backoff_base = backoff_base
-        self._start_locks: dict[str, threading.Lock] = {}
+        # Starts with one key are serialised (striped: a bounded set of locks).
+        self._start_locks = [threading.Lock() for _ in range(_START_LOCKS)]
         self._locks_guard = threading.Lock()
+        self._clients: OrderedDict[tuple[str, str], OpenAI] = OrderedDict()
 
     def _client(self, cfg: _OpenAIConfig) -> tuple[ModuleType, OpenAI]:
+        """The module and a client for the provider, kept for the next calls (a client
+        holds a connection pool); at most _MAX_CLIENTS are kept."""
         openai = self._load()
-        # Retries are ours (_call), so that the last error can name the base URL.
-        client = openai.OpenAI(
-            base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=60.0
-        )
+        key = (cfg.base_url, cfg.api_key)
+        with self._locks_guard:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+                return openai, client
+            # Retries are ours (_call), so that the last error can name the base URL.
+            client = openai.OpenAI(
+                base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=60.0
+            )
+            self._clients[key] = client
+            while len(self._clients) > _MAX_CLIENTS:
+                # Not closed here: a call in another thread may still use it.
+                self._clients.popitem(last=False)
         return openai, client
 
     def _call(self, openai: ModuleType, cfg: _OpenAIConfig, what: str, fn: Callable[[], T]) -> T:
@@ -270,8 +305,8 @@ class OpenAIBackend:
                 ) from None
 
     def _lock_for(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._start_locks.setdefault(key, threading.Lock())
+        digest = hashlib.sha256(key.encode()).digest()
+        return self._start_locks[int.from_bytes(digest[:4], "big") % len(self._start_locks)]
 
     def start(
         self, request: plugin_pb2.StartJobRequest, options: Mapping[str, str]
@@ -306,12 +341,20 @@ class OpenAIBackend:
                 args["hyperparameters"] = hyper
             if key:
                 args["metadata"] = {IDEMPOTENCY_METADATA_KEY: key}
-            job = self._call(
-                openai,
-                cfg,
-                "create the fine-tuning job",
-                lambda: client.fine_tuning.jobs.create(**args),
-            )
+            tries = 0
+
+            def create() -> FineTuningJob:
+                nonlocal tries
+                tries += 1
+                if key and tries > 1:
+                    # The try that failed may have reached the provider: a job with
+                    # the key is that job, not a reason for a second one.
+                    found = self._find_by_key(openai, client, cfg, key)
+                    if found is not None:
+                        return found
+                return client.fine_tuning.jobs.create(**args)
+
+            job = self._call(openai, cfg, "create the fine-tuning job", create)
             _log.info(
                 "fine-tuning job created",
                 extra={"job_id": job.id, "file_id": uploaded.id, "base_url": cfg.base_url},
@@ -570,7 +613,7 @@ class _LocalConfig:
         self.epochs = _int_option(options, "epochs", 1, minimum=1)
         self.learning_rate = _float_option(options, "learning_rate", 5e-5)
         self.max_steps = _int_option(options, "max_steps", 0, minimum=0)
-        self.poll_interval = _float_option(options, "poll_interval", 0.2)
+        self.poll_interval = _duration_option(options, "poll_interval", 0.2)
 
 
 def _parse_chat_jsonl(data: bytes) -> list[list[dict[str, str]]]:
@@ -772,10 +815,13 @@ class LocalBackend:
         )
 
     def get(self, job_id: str, options: Mapping[str, str]) -> plugin_pb2.JobStatus:
-        return self._status(job_id, _LocalConfig(options))
+        cfg = _LocalConfig(options)
+        self._load()  # the backend is unavailable without its packages, for every call
+        return self._status(job_id, cfg)
 
     def cancel(self, job_id: str, options: Mapping[str, str]) -> plugin_pb2.JobStatus:
         cfg = _LocalConfig(options)
+        self._load()
         with self._lock:
             job = self._jobs.get(job_id)
         if job is not None:
@@ -789,6 +835,7 @@ class LocalBackend:
         self, job_id: str, options: Mapping[str, str], active: Callable[[], bool]
     ) -> Iterator[plugin_pb2.JobEvent]:
         cfg = _LocalConfig(options)
+        self._load()
         sent = 0
         while active():
             record = self._record(job_id, cfg)

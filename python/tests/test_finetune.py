@@ -52,7 +52,7 @@ def stub(plugin: PluginProcess) -> plugin_pb2_grpc.FineTunerStub:
 
 
 def options(url: str, **more: str) -> dict[str, str]:
-    return {"base_url": url, "poll_interval": "0.05", **more}
+    return {"base_url": url, "poll_interval": "50ms", **more}
 
 
 def start(
@@ -239,6 +239,26 @@ def test_unreachable_provider_retries_then_unavailable(plugin: PluginProcess) ->
     assert len(retries) == 2, plugin.stderr()
 
 
+def test_provider_5xx_is_retried(plugin: PluginProcess, mock_lm: StartMockLM) -> None:
+    sim = mock_lm("--finetune-step", STEP, "--finetune-fault", "500:first=2")
+    status = start(stub(plugin), sim.url, key="flaky")
+    assert status.state == "queued"
+    retries = [line for line in plugin.stderr_lines() if "retrying" in line]
+    assert len(retries) == 2, plugin.stderr()
+    assert len(sim_jobs(sim.url)) == 1
+
+
+def test_provider_always_503_is_unavailable(plugin: PluginProcess, mock_lm: StartMockLM) -> None:
+    sim = mock_lm("--finetune-fault", "503")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        start(stub(plugin), sim.url, max_retries="1")
+    code, details = rpc_error(excinfo)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert sim.url in details
+    assert "after 2 tries" in details
+    assert "503" in details or "overload" in details
+
+
 BLOCK_OPENAI = (
     "import runpy, sys; sys.modules['openai'] = None; sys.modules['torch'] = None; "
     "runpy.run_module('dspex_plugins.finetune', run_name='__main__')"
@@ -266,6 +286,16 @@ def test_missing_packages_fail_precondition(launch: Launch, tmp_path: Any) -> No
     code, details = rpc_error(excinfo)
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert "pip install 'dspex_plugins[finetune-local]'" in details
+    with pytest.raises(grpc.RpcError) as excinfo:
+        client.GetJob(
+            plugin_pb2.GetJobRequest(
+                job_id="local-0123456789abcdef",
+                backend="local",
+                backend_options={"output_dir": str(tmp_path / "out")},
+            ),
+            timeout=30,
+        )
+    assert rpc_error(excinfo)[0] == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_follow_a_job_after_a_plugin_restart(launch: Launch, mock_lm: StartMockLM) -> None:
@@ -369,47 +399,42 @@ def test_plugin_info(plugin: PluginProcess) -> None:
     assert info.details["openai"] != "not installed"
 
 
-def test_local_job_interrupted_by_a_restart_is_failed(plugin: PluginProcess, tmp_path: Any) -> None:
-    """A local job another plugin process was training when it died is reported failed,
-    never silently started again; an unknown one is NOT_FOUND. (No torch needed.)"""
-    job_dir = tmp_path / "out" / "local-0123456789abcdef"
-    job_dir.mkdir(parents=True)
-    record = {
-        "job_id": "local-0123456789abcdef",
-        "state": "running",
-        "error": "",
-        "fine_tuned_model": "",
-        "progress": 0.25,
-        "metrics": {"loss": 1.5},
-        "step": 2,
-        "total_steps": 8,
-        "events": [],
-        "pid": 999999,
-    }
-    (job_dir / "status.json").write_text(json.dumps(record))
-    opts = {"output_dir": str(tmp_path / "out")}
-    client = stub(plugin)
-    got = client.GetJob(
-        plugin_pb2.GetJobRequest(
-            job_id="local-0123456789abcdef", backend="local", backend_options=opts
-        ),
-        timeout=30,
+def test_lost_create_response_is_not_a_second_job(mock_lm: StartMockLM) -> None:
+    """The provider created the job but its answer was lost: the retry finds the job by
+    its idempotency key instead of creating another. The backend runs in-process with the
+    real openai client, wrapped to drop the first create's answer."""
+    import types
+
+    import httpx2
+    from openai import APIConnectionError, OpenAI
+
+    sim = mock_lm("--finetune-step", STEP)
+    lost: list[str] = []
+
+    class LosesFirstCreate(OpenAI):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            create = self.fine_tuning.jobs.create
+
+            def lossy(**args: Any) -> Any:
+                job = create(**args)
+                if not lost:
+                    lost.append(job.id)
+                    raise APIConnectionError(
+                        message="the answer was lost",
+                        request=httpx2.Request("POST", f"{sim.url}/fine_tuning/jobs"),
+                    )
+                return job
+
+            self.fine_tuning.jobs.create = lossy  # type: ignore[method-assign]
+
+    lossy_openai = types.ModuleType("openai")
+    lossy_openai.__dict__.update(vars(openai))
+    lossy_openai.OpenAI = LosesFirstCreate  # type: ignore[attr-defined]
+    backend = finetune.OpenAIBackend(load=lambda: lossy_openai, backoff_base=0.01)
+    request = plugin_pb2.StartJobRequest(
+        base_model="dspex-sim", training_jsonl=TRAINING, idempotency_key="lost-1"
     )
-    assert got.state == "failed"
-    assert "training was interrupted" in got.error
-    assert "pid 999999" in got.error
-    events = list(
-        client.WatchJob(
-            plugin_pb2.WatchJobRequest(
-                job_id="local-0123456789abcdef", backend="local", backend_options=opts
-            ),
-            timeout=30,
-        )
-    )
-    assert [(e.state, e.error) for e in events] == [("failed", got.error)]
-    with pytest.raises(grpc.RpcError) as excinfo:
-        client.GetJob(
-            plugin_pb2.GetJobRequest(job_id="local-nope", backend="local", backend_options=opts),
-            timeout=30,
-        )
-    assert rpc_error(excinfo)[0] == grpc.StatusCode.NOT_FOUND
+    status = backend.start(request, options(sim.url))
+    assert lost == [status.job_id]
+    assert len(sim_jobs(sim.url)) == 1

@@ -184,3 +184,49 @@ def test_local_cancel_and_bad_base_model(launch: Launch, tmp_path: Path) -> None
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "downloads nothing" in str(err.value.details())
+
+
+def test_local_job_interrupted_by_a_restart_is_failed(launch: Launch, tmp_path: Path) -> None:
+    """A local job another plugin process was training when it died is reported failed,
+    never silently started again; an unknown one is NOT_FOUND."""
+    job_dir = tmp_path / "out" / "local-0123456789abcdef"
+    job_dir.mkdir(parents=True)
+    record = {
+        "job_id": "local-0123456789abcdef",
+        "state": "running",
+        "error": "",
+        "fine_tuned_model": "",
+        "progress": 0.25,
+        "metrics": {"loss": 1.5},
+        "step": 2,
+        "total_steps": 8,
+        "events": [],
+        "pid": 999999,
+    }
+    (job_dir / "status.json").write_text(json.dumps(record))
+    opts = {"output_dir": str(tmp_path / "out")}
+    client = plugin_pb2_grpc.FineTunerStub(launch(FINETUNE).channel())
+    got = client.GetJob(
+        plugin_pb2.GetJobRequest(
+            job_id="local-0123456789abcdef", backend="local", backend_options=opts
+        ),
+        timeout=30,
+    )
+    assert got.state == "failed"
+    assert "training was interrupted" in got.error
+    assert "pid 999999" in got.error
+    events = list(
+        client.WatchJob(
+            plugin_pb2.WatchJobRequest(
+                job_id="local-0123456789abcdef", backend="local", backend_options=opts
+            ),
+            timeout=30,
+        )
+    )
+    assert [(e.state, e.error) for e in events] == [("failed", got.error)]
+    with pytest.raises(grpc.RpcError) as excinfo:
+        client.GetJob(
+            plugin_pb2.GetJobRequest(job_id="local-nope", backend="local", backend_options=opts),
+            timeout=30,
+        )
+    assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND

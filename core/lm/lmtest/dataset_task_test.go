@@ -2,6 +2,7 @@ package lmtest_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -33,6 +34,8 @@ type taskPrompt struct {
 	sig     *signature.Signature
 	// demos picks the demos for an asked example; nil for none.
 	demos func(ex lmtest.DatasetExample) []example.Example
+	// model is the model asked; "" asks lmtest.DefaultModel.
+	model string
 }
 
 // taskResult is a prompt's accuracy over the dev split, and the mean p the
@@ -65,7 +68,7 @@ func runTask(t *testing.T, s *lmtest.Server, d *lmtest.Dataset, dev []lmtest.Dat
 			t.Fatalf("%s: the simulator does not recognise %q", tp.name, ex.Input)
 		}
 		res.meanP += p
-		body, err := json.Marshal(map[string]any{"model": "dspex-sim", "messages": msgs, "temperature": 0})
+		body, err := json.Marshal(map[string]any{"model": cmp.Or(tp.model, lmtest.DefaultModel), "messages": msgs, "temperature": 0})
 		if err != nil {
 			t.Fatal(err)
 		}

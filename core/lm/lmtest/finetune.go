@@ -114,9 +114,61 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// streamFineTuneFault+i is the random stream of Config.FineTuneFaults[i].
+const streamFineTuneFault uint64 = 1 << 41
+
+// validateFineTuneFaults checks Config.FineTuneFaults: the kinds that
+// answer instead of the endpoint (429, 500, 502, 503, hang, reset).
+func validateFineTuneFaults(faults []Fault) error {
+	for i, f := range faults {
+		if err := f.Validate(); err != nil {
+			return fmt.Errorf("lmtest: fine-tune fault %d: %w", i+1, err)
+		}
+		switch f.Kind {
+		case FaultRateLimit, FaultServerError, FaultBadGateway, FaultUnavailable, FaultHang, FaultReset:
+		default:
+			return fmt.Errorf("lmtest: fine-tune fault %d: kind %s does not apply to the fine-tuning endpoints (want 429, 500, 502, 503, hang or reset)", i+1, f.Kind)
+		}
+	}
+	return nil
+}
+
+// fineTuneFault draws Config.FineTuneFaults for a fine-tuning request
+// (numbered from 1 apart from model requests) and answers the one that
+// fires. It reports whether a fault answered.
+func (s *Server) fineTuneFault(w http.ResponseWriter, r *http.Request) bool {
+	if len(s.cfg.FineTuneFaults) == 0 {
+		return false
+	}
+	seq := s.ftSeq.Add(1)
+	for i, f := range s.cfg.FineTuneFaults {
+		if !f.fires(seq, s.rng(seq, streamFineTuneFault+uint64(i)).Float64()) {
+			continue
+		}
+		if f.Kind == FaultHang {
+			s.countFault(f.Kind)
+			if errors.Is(s.hang(r.Context()), errServerClosed) {
+				w.Header().Set("Connection", "close")
+				writeError(w, http.StatusServiceUnavailable, "server_error", "simulator_closed",
+					"the dspex LM simulator is shutting down")
+			}
+			return true
+		}
+		return s.failWith(w, f, &RecordedRequest{})
+	}
+	return false
+}
+
 // handleFineTune routes the /v1/files and /v1/fine_tuning endpoints. It
 // reports false when path is not one of theirs.
 func (s *Server) handleFineTune(w http.ResponseWriter, r *http.Request, path string) bool {
+	if path != "/v1/files" && !strings.HasPrefix(path, "/v1/files/") &&
+		path != "/v1/fine_tuning/jobs" && !strings.HasPrefix(path, "/v1/fine_tuning/jobs/") {
+		return false
+	}
+	if s.fineTuneFault(w, r) {
+		return true
+	}
 	switch {
 	case path == "/v1/files":
 		if r.Method != http.MethodPost {

@@ -522,3 +522,25 @@ func TestFineTuneConcurrent(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestFineTuneFaults: FineTuneFaults fail the fine-tuning endpoints only,
+// numbered apart from model requests.
+func TestFineTuneFaults(t *testing.T) {
+	s := startServer(t, Config{FineTuneFaults: []Fault{{Kind: FaultServerError, FirstN: 2}}, Faults: []Fault{{Kind: FaultRateLimit, FirstN: 1}}})
+	for i, want := range []int{500, 500, 200} {
+		if status, got := getJSON(t, s.URL()+"/fine_tuning/jobs"); status != want {
+			t.Errorf("request %d: %d %v, want %d", i+1, status, got, want)
+		}
+	}
+	// The first model request gets the model fault, not the fine-tuning one.
+	resp, _ := post(t, s.URL()+"/chat/completions", qaBody(nil))
+	if resp.StatusCode != 429 {
+		t.Errorf("first chat request: %d, want 429", resp.StatusCode)
+	}
+	if st := s.Stats(); st.Faults[FaultServerError] != 2 || st.Faults[FaultRateLimit] != 1 {
+		t.Errorf("faults = %v", st.Faults)
+	}
+	if _, err := New(Config{FineTuneFaults: []Fault{{Kind: FaultTruncated, Rate: 1}}}); err == nil || !strings.Contains(err.Error(), "does not apply to the fine-tuning endpoints") {
+		t.Errorf("truncated fine-tune fault: %v", err)
+	}
+}

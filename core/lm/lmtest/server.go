@@ -85,6 +85,11 @@ type Config struct {
 	// MaxFileBytes bounds an uploaded file (413 above it). Default
 	// DefaultMaxFileBytes.
 	MaxFileBytes int64
+	// FineTuneFaults fail requests to the fine-tuning endpoints (files
+	// and jobs) as Faults fail model requests; only the kinds that answer
+	// instead of the endpoint apply (429, 500, 502, 503, hang, reset).
+	// Their requests are numbered apart from model requests, from 1.
+	FineTuneFaults []Fault
 }
 
 // Message is one chat message of a recorded request.
@@ -203,6 +208,7 @@ type Server struct {
 	closeErr  error
 
 	ft    fineTuning
+	ftSeq atomic.Uint64    // numbers fine-tuning requests, for FineTuneFaults
 	clock func() time.Time // nil: time.Now; set by tests
 }
 
@@ -223,6 +229,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes < 0 || cfg.MaxInFlight < 0 {
 		return nil, errors.New("lmtest: max body bytes and max in flight must not be negative")
 	}
+	if err := validateFineTuneFaults(cfg.FineTuneFaults); err != nil {
+		return nil, err
+	}
+	cfg.FineTuneFaults = slices.Clone(cfg.FineTuneFaults)
 	if cfg.FineTuneStep < 0 || cfg.MaxFileBytes < 0 {
 		return nil, errors.New("lmtest: fine-tune step and max file bytes must not be negative")
 	}

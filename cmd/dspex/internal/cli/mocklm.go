@@ -18,6 +18,7 @@ func newMockLMCommand(s *streams) *cobra.Command {
 		seed                              int64
 		finetuneStep                      time.Duration
 		faults, models, datasets          []string
+		finetuneFaults                    []string
 		verbose                           bool
 	)
 	cmd := &cobra.Command{
@@ -40,6 +41,8 @@ validates, queues, runs three training steps and succeeds, one
 --finetune-step apart (suffix "fail" makes it fail); its model
 ft:BASE:SUFFIX:JOBID then answers --dataset questions with a documented
 skill bonus (a simulator rule, not a claim about fine-tuning).
+--finetune-fault takes --fault's specs (429, 500, 502, 503, hang, reset) for
+the fine-tuning endpoints alone.
 
 On start it prints one line to stdout, "dspex mock-lm listening on
 http://ADDR/v1" (with the real port when --addr ends in :0), and serves until
@@ -88,6 +91,13 @@ optimizer against the skill model, never a language model.`,
 					return &ExitError{Code: 2, Err: err}
 				}
 				cfg.Faults = append(cfg.Faults, f)
+			}
+			for _, spec := range finetuneFaults {
+				f, err := lmtest.ParseFault(spec)
+				if err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
+				cfg.FineTuneFaults = append(cfg.FineTuneFaults, f)
 			}
 			if scriptPath != "" {
 				if cfg.Script, err = lmtest.LoadScript(scriptPath); err != nil {
@@ -138,6 +148,7 @@ optimizer against the skill model, never a language model.`,
 	fl.StringArrayVar(&models, "model", nil, "model name to list in /v1/models besides dspex-sim (repeatable)")
 	fl.StringVar(&apiKey, "api-key", "", "require this key as \"Authorization: Bearer KEY\"")
 	fl.DurationVar(&finetuneStep, "finetune-step", lmtest.DefaultFineTuneStep, "how long each stage of a simulated fine-tuning job lasts")
+	fl.StringArrayVar(&finetuneFaults, "finetune-fault", nil, "inject a fault into the fine-tuning endpoints, KIND[:OPTION,...] (repeatable)")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "log each request to stderr")
 	return cmd
 }

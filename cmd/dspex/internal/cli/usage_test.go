@@ -38,6 +38,7 @@ func usageCases(t *testing.T) map[string]usageCase {
 		"help of a command":             {[]string{"run", "--help"}, 0, ""},
 		"unknown flag before command":   {[]string{"--bogus", "run"}, 2, "unknown flag: --bogus"},
 		"mock-lm bad fault (own check)": {[]string{"mock-lm", "--fault", "nonsense"}, 2, "fault"},
+		"mock-lm zero finetune step":    {[]string{"mock-lm", "--finetune-step", "0s"}, 2, "--finetune-step 0s must be positive"},
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
