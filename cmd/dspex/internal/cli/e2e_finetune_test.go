@@ -134,7 +134,7 @@ func TestOptimizeFinetune(t *testing.T) {
 }
 
 // A backend whose packages are missing is refused with the extra to
-// install, and no job reaches the provider.
+// install, before any LM call, and no job reaches the provider.
 func TestOptimizeFinetuneLocalMissing(t *testing.T) {
 	python := finetunePython(t)
 	if exec.Command(python, "-c", "import transformers, torch").Run() == nil {
@@ -145,8 +145,11 @@ func TestOptimizeFinetuneLocalMissing(t *testing.T) {
 		"--train", filepath.Join(capitals, "train.jsonl"), "--optimizer", "finetune", "--backend", "local",
 		"--base-model", t.TempDir(), "--backend-option", "output_dir="+t.TempDir(),
 		"--out", filepath.Join(t.TempDir(), "s.json"), "--no-traces", "--no-cache")
-	if code != 1 || !strings.Contains(stderr, "pip install 'dspex_plugins[finetune-local]'") {
+	if code != 1 || !strings.Contains(stderr, "cannot use backend local") || !strings.Contains(stderr, "pip install 'dspex_plugins[finetune-local]'") {
 		t.Fatalf("exit %d, want 1 naming the finetune-local extra:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "LM calls") {
+		t.Errorf("LM calls were made before the backend was found missing:\n%s", stderr)
 	}
 	if jobs := simJobs(t, url); len(jobs) != 0 {
 		t.Errorf("the simulator's jobs %v, want none", jobs)
