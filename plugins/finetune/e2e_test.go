@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -606,5 +607,70 @@ func TestJobsPerLMOrPredictor(t *testing.T) {
 				t.Errorf("simulator: %d jobs, want 2", st.FineTuneJobs)
 			}
 		})
+	}
+}
+
+// tinyModel builds, in the directory argv[1], a 2-layer GPT-2 with random
+// weights and a byte-level BPE tokenizer trained on a few chat lines, with
+// room for the training file's longest conversation (the system message
+// and demos make it a few thousand tokens of this tokenizer).
+const tinyModel = `
+import sys, tokenizers, torch, transformers
+special = {"unk_token": "[UNK]", "pad_token": "[PAD]", "eos_token": "<eos>"}
+tok = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=special["unk_token"]))
+tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.decoder = tokenizers.decoders.ByteLevel()
+trainer = tokenizers.trainers.BpeTrainer(vocab_size=400, special_tokens=list(special.values()),
+    initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+tok.train_from_iterator(["[[ ## question ## ]]\nWhat is the capital of France?\n\n[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"], trainer)
+tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+torch.manual_seed(0)
+config = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=4096, n_embd=32, n_layer=2, n_head=2,
+    bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+transformers.GPT2LMHeadModel(config).save_pretrained(sys.argv[1])
+tokenizer.save_pretrained(sys.argv[1])
+`
+
+// TestLocalBackendTrains switches the same optimization to the local
+// backend by configuration alone: the plugin fine-tunes a tiny model
+// directory (built here, randomly initialised: nothing is downloaded) with
+// transformers on the training file, and the student's predictor gets the
+// saved model. Needs a Python with the finetune-local extra (DSPEX_PYTHON,
+// e.g. the virtualenv make test-finetune-local makes); skipped otherwise.
+func TestLocalBackendTrains(t *testing.T) {
+	python, pythonPath := finetunetest.Python(t)
+	if !finetunetest.Imports(python, pythonPath, "import transformers, torch, tokenizers") {
+		t.Skip("no transformers and torch in " + python + " (make test-finetune-local makes a virtualenv with them; point DSPEX_PYTHON at it)")
+	}
+	c, _, err := finetune.Open(finetunetest.HostWith(t, "import dspex_plugins.finetune"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modelDir := filepath.Join(t.TempDir(), "tiny")
+	mk := exec.Command(python, "-c", tinyModel, modelDir)
+	mk.Env = append(os.Environ(), "PYTHONPATH="+pythonPath)
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("build the tiny model: %v\n%s", err, out)
+	}
+	f := newFixture(t, 50*time.Millisecond)
+	out := t.TempDir()
+	b := finetune.Backend{Name: finetune.BackendLocal, Options: map[string]string{"output_dir": out, "max_steps": "3", "poll_interval": "0.1"}}
+	res, err := finetune.NewOptimizer(finetune.Config{Metric: metric.ExactMatch("answer"), Trainer: c, Backend: b, BaseModel: modelDir, RunID: "run-local"}).
+		Compile(module.WithLM(t.Context(), f.model), f.student, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := res.Jobs[0]
+	if j.State != finetune.StateSucceeded || j.Backend != finetune.BackendLocal || j.BaseModel != modelDir {
+		t.Fatalf("job %+v", j)
+	}
+	if _, err := os.Stat(filepath.Join(j.FineTunedModel, "config.json")); err != nil || !strings.HasPrefix(j.FineTunedModel, out) {
+		t.Errorf("the tuned model %q is not a saved model under %s: %v", j.FineTunedModel, out, err)
+	}
+	if m := res.Program.NamedPredictors()[0].Predictor.LM(); m == nil || m.Model() != j.FineTunedModel {
+		t.Errorf("the tuned predictor's model is %v, want %s", m, j.FineTunedModel)
+	}
+	if st := f.srv.Stats(); st.FineTuneJobs != 0 || st.Files != 0 {
+		t.Errorf("the simulated provider got %d jobs and %d files from a local run", st.FineTuneJobs, st.Files)
 	}
 }

@@ -55,11 +55,18 @@ func Imports(python, pythonPath, code string) bool {
 // dspex_plugins.finetune and openai, the test is skipped.
 func Host(t testing.TB) *bridge.Host {
 	t.Helper()
+	return HostWith(t, "import dspex_plugins.finetune, openai")
+}
+
+// HostWith is Host for a Python that runs the import statement probe
+// (e.g. "import dspex_plugins.finetune, torch" for the local backend).
+func HostWith(t testing.TB, probeCode string) *bridge.Host {
+	t.Helper()
 	python, pythonPath := Python(t)
-	probe := exec.Command(python, "-c", "import dspex_plugins.finetune, openai")
+	probe := exec.Command(python, "-c", probeCode)
 	probe.Env = append(os.Environ(), "PYTHONPATH="+pythonPath)
 	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the fine-tuning plugin (make setup installs the finetune extra): %v: %s", python, err, out)
+		t.Skipf("%s cannot run the fine-tuning plugin (%s; make setup installs the finetune extra): %v: %s", python, probeCode, err, out)
 	}
 	cfg := bridge.DefaultConfig()
 	cfg.Python = python
