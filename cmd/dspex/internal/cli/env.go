@@ -18,6 +18,7 @@ import (
 	"github.com/dspex/dspex/core/programfile"
 	"github.com/dspex/dspex/core/runenv"
 	"github.com/dspex/dspex/plugins/codeact"
+	"github.com/dspex/dspex/plugins/finetune"
 )
 
 // envFlags are the flags every command that calls an LM shares.
@@ -177,6 +178,14 @@ func loadProgram(path, state string) (*programfile.Spec, module.Program, error) 
 		if err := program.LoadStateFile(state, prog); err != nil {
 			return nil, nil, err
 		}
+		// As DSPy's Predict.load_state, a predictor whose state records a
+		// model of its own ("lm": {"model": …}, e.g. BootstrapFinetune's
+		// fine-tuned one) runs on it, through the program file's lm:.
+		models, err := finetune.StateModels(state)
+		if err != nil {
+			return nil, nil, err
+		}
+		finetune.UseModels(prog, models, spec.LM.Model)
 	}
 	return spec, prog, nil
 }

@@ -48,7 +48,7 @@ func (f *miproFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.promptModel, "prompt-model", "", "mipro: the endpoint of the program file's models: section that proposes instructions (default: the task LM)")
 	cmd.Flags().IntVar(&f.trialsInFlight, "trials-in-flight", 1, "mipro: trials asked and evaluated at once (1: DSPy's sequence)")
 	cmd.Flags().IntVar(&f.minibatchSize, "minibatch-size", mipro.DefaultMinibatchSize, "mipro: examples in each trial's minibatch")
-	cmd.Flags().StringVar(&f.pluginConfig, "config", "", "mipro: YAML file with a plugins: section (default: the program file's, over the built-in registry)")
+	cmd.Flags().StringVar(&f.pluginConfig, "config", "", "mipro, finetune: YAML file with a plugins: section (default: the program file's, over the built-in registry)")
 }
 
 // miproConfig checks the mipro flags, before any LM call, and returns

@@ -22,6 +22,7 @@ import (
 	"github.com/dspex/dspex/core/runenv"
 	"github.com/dspex/dspex/core/teleprompt"
 	"github.com/dspex/dspex/core/trace"
+	"github.com/dspex/dspex/plugins/finetune"
 	"github.com/dspex/dspex/plugins/mipro"
 	"github.com/dspex/dspex/plugins/sampler"
 )
@@ -41,12 +42,13 @@ type optimizeFlags struct {
 	breadth    int
 	depth      int
 	mipro      miproFlags
+	finetune   finetuneFlags
 	// changed reports the flags given on the command line.
 	changed func(name string) bool
 }
 
 // Optimizers the command offers.
-var optimizerNames = []string{"labeled", "bootstrap", "random-search", "knn", "copro", "mipro"}
+var optimizerNames = []string{"labeled", "bootstrap", "random-search", "knn", "copro", "mipro", "finetune"}
 
 func newOptimizeCommand(s *streams) *cobra.Command {
 	f := &optimizeFlags{}
@@ -55,8 +57,10 @@ func newOptimizeCommand(s *streams) *cobra.Command {
 		Short: "Optimize a program's demos or instructions and save its state",
 		Long: `Compile the program with an optimizer — labeled (LabeledFewShot), bootstrap
 (BootstrapFewShot), random-search (BootstrapFewShotWithRandomSearch), knn
-(KNNFewShot; needs an embeddings: section), copro (COPRO) or mipro (MIPROv2;
-its sampler is a Python plugin with Optuna, see docs/plugins.md) — score it before
+(KNNFewShot; needs an embeddings: section), copro (COPRO), mipro (MIPROv2;
+its sampler is a Python plugin with Optuna, see docs/plugins.md) or finetune
+(BootstrapFinetune: trains a model on the teacher's passing traces through the
+fine-tuning plugin, see docs/finetune.md) — score it before
 and after on the validation set (--val, else the training set), and save the
 optimized program's state to --out in DSPy's JSON format (load it with
 dspex run --state, or with DSPy).
@@ -73,6 +77,7 @@ prints the run id at the start.`,
 	}
 	f.register(cmd)
 	f.mipro.register(cmd)
+	f.finetune.register(cmd)
 	cmd.Flags().StringVar(&f.train, "train", "", "JSONL training set")
 	cmd.Flags().StringVar(&f.val, "val", "", "JSONL validation set (default: the training set)")
 	cmd.Flags().StringVar(&f.optimizer, "optimizer", "bootstrap", "optimizer: "+strings.Join(optimizerNames, ", "))
@@ -111,6 +116,9 @@ func (f *optimizeFlags) fingerprint() (string, error) {
 		// does not (a resumed run may use another interpreter).
 		m := f.mipro
 		settings += fmt.Sprintf("|%s|%d|%d|%s|%s|%d|%d", m.auto, m.numTrials, m.numCandidates, m.sampler, m.promptModel, m.trialsInFlight, m.minibatchSize)
+	}
+	if f.optimizer == "finetune" {
+		settings += f.finetune.fingerprintSettings()
 	}
 	return teleprompt.Fingerprint(append(parts, []byte(settings))...), nil
 }
@@ -161,6 +169,12 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 			return err
 		}
 	}
+	var ftCfg finetune.Config
+	if f.optimizer == "finetune" {
+		if ftCfg, err = f.finetuneConfig(t); err != nil {
+			return err
+		}
+	}
 	if err := checkOutPath(f.out); err != nil {
 		return err
 	}
@@ -173,6 +187,11 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	if f.resume != "" {
 		if resume, logged, err = f.loadResume(ctx, fp); err != nil {
 			return err
+		}
+		if f.optimizer == "finetune" {
+			if ftCfg.Resume, err = f.finetuneResume(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	scoredOn := "the training set"
@@ -195,6 +214,14 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		}
 		defer shutdownHost(host)
 		ss.obs.showTrials(miproPlan.NumTrials, func() int { return ss.usage.Total().Calls })
+	}
+	var ftClient *finetune.Client
+	if f.optimizer == "finetune" {
+		var host *bridge.Host
+		if host, ftClient, err = f.openFinetune(ctx, ss, ftCfg.Backend); err != nil {
+			return err
+		}
+		defer shutdownHost(host)
 	}
 	boot := &teleprompt.BootstrapStats{}
 	ctx = teleprompt.WithBootstrapStats(ctx, boot)
@@ -221,7 +248,8 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 	}
 	var (
 		after    *teleprompt.Candidate
-		miproRes *mipro.Result // nil unless MIPROv2 ran (not when resumed after it)
+		miproRes *mipro.Result    // nil unless MIPROv2 ran (not when resumed after it)
+		ftRes    *finetune.Result // nil unless BootstrapFinetune ran
 	)
 	switch f.optimizer {
 	case "random-search":
@@ -252,6 +280,30 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		if err != nil {
 			return err
 		}
+	case "finetune":
+		cfg := ftCfg
+		cfg.Trainer = ftClient
+		cfg.RunID = ss.obs.RunID()
+		after, err = trials.Run(ctx, "compiled", t.prog, func(ctx context.Context) (module.Program, error) {
+			res, err := finetune.NewOptimizer(cfg).Compile(ctx, t.prog, trainset)
+			if err != nil {
+				return nil, err
+			}
+			ftRes = res
+			return res.Program, nil
+		})
+		if err != nil {
+			return err
+		}
+		if fin, ok := resume["compiled"]; ok && after.Resumed {
+			// A state read back from the trace store: its predictors'
+			// models are in its "lm" entries.
+			models, err := finetune.ParseStateModels(fin.State)
+			if err != nil {
+				return fmt.Errorf("--resume %s: the tuned program's state: %w", f.resume, err)
+			}
+			finetune.UseModels(after.Program, models, t.spec.LM.Model)
+		}
 	default:
 		opt, err := f.newOptimizer(t, ss.env, resume)
 		if err != nil {
@@ -273,6 +325,9 @@ func runOptimize(ctx context.Context, s *streams, f *optimizeFlags) (err error) 
 		reportBootstrap(s, boot.Totals())
 		if miproRes != nil {
 			reportMIPRO(s, miproRes)
+		}
+		if ftRes != nil {
+			reportFinetune(s, ftRes)
 		}
 	}
 	reportSkipped(s, t.skipped)
@@ -447,6 +502,9 @@ func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, s
 			label = ""
 		}
 		fmt.Fprintf(tw, "%sdemos\t%d\t%d\n", label, b[name].demos, a[name].demos)
+		if b[name].model != a[name].model {
+			fmt.Fprintf(tw, "%smodel\t%s\t%s\n", label, orProgramLM(b[name].model), orProgramLM(a[name].model))
+		}
 		if b[name].instructions != a[name].instructions {
 			fmt.Fprintf(tw, "%sinstructions\t%s\t%s\n", label, oneLine(b[name].instructions, 50), oneLine(a[name].instructions, 50))
 		}
@@ -461,12 +519,25 @@ func printComparison(s *streams, t *task, before, after *teleprompt.Candidate, s
 type predSummary struct {
 	demos        int
 	instructions string
+	// model is the predictor's own model, "" when it uses the program's.
+	model string
+}
+
+func orProgramLM(model string) string {
+	if model == "" {
+		return "(lm:)"
+	}
+	return model
 }
 
 func predictorSummary(p module.Program) map[string]predSummary {
 	out := map[string]predSummary{}
 	for _, np := range p.NamedPredictors() {
-		out[np.Name] = predSummary{demos: len(np.Predictor.Demos()), instructions: np.Predictor.Signature().Instructions()}
+		ps := predSummary{demos: len(np.Predictor.Demos()), instructions: np.Predictor.Signature().Instructions()}
+		if own := np.Predictor.LM(); own != nil {
+			ps.model = own.Model()
+		}
+		out[np.Name] = ps
 	}
 	return out
 }

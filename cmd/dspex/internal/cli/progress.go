@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dspex/dspex/core/event"
+	"github.com/dspex/dspex/plugins/finetune"
 	"github.com/dspex/dspex/plugins/mipro"
 )
 
@@ -47,7 +48,10 @@ type progress struct {
 	describe  func(id string) string
 	candTotal int
 	candSub   *event.Subscription
-	candN     int
+	// jobSub shows the fine-tuning jobs' lines (jobs).
+	jobSub *event.Subscription
+	jobs   jobLines
+	candN  int
 	// trialTotal is how many sampled trials MIPROv2 runs; trialN how many
 	// have been shown; calls, when set, counts the LM calls so far.
 	trialTotal int
@@ -100,6 +104,15 @@ func (p *progress) Attach(bus *event.Bus) error {
 		return fmt.Errorf("progress: subscribe: %w", err)
 	}
 	p.sub = sub
+	js, err := bus.Subscribe(event.SubscribeOptions{
+		Name: "progress-jobs", Kinds: []event.Kind{finetune.JobKind, finetune.JobEventKind}, Buffer: candidateBuffer, Policy: event.Block,
+	}, p.handleJob)
+	if err != nil {
+		sub.Close()
+		p.sub = nil
+		return fmt.Errorf("progress: subscribe: %w", err)
+	}
+	p.jobSub = js
 	if p.describe != nil {
 		cs, err := bus.Subscribe(event.SubscribeOptions{
 			Name: "progress-candidates", Kinds: []event.Kind{event.OptimizerTrial}, Buffer: candidateBuffer, Policy: event.Block,
@@ -240,11 +253,14 @@ func (p *progress) Close() {
 		return
 	}
 	p.closed = true
-	sub, candSub := p.sub, p.candSub
+	sub, candSub, jobSub := p.sub, p.candSub, p.jobSub
 	p.mu.Unlock()
 	// The handlers take p.mu: unsubscribe without it.
 	if sub != nil {
 		sub.Close()
+	}
+	if jobSub != nil {
+		jobSub.Close()
 	}
 	if candSub != nil {
 		candSub.Close()
@@ -252,6 +268,16 @@ func (p *progress) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.endBar()
+}
+
+// handleJob prints a line for each state change of a fine-tuning job and
+// each of its messages (see jobLines).
+func (p *progress) handleJob(ev event.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if line := p.jobs.line(ev.Data); line != "" {
+		p.printLine(line)
+	}
 }
 
 func (p *progress) handle(ev event.Event) {
