@@ -28,10 +28,26 @@ const PluginName = bridge.InterpreterPlugin
 const (
 	KilledByTimeout   = "timeout"   // the execution's timeout passed
 	KilledByOutput    = "output"    // the code wrote more than the output limit
-	KilledByMemory    = "memory"    // the code ran out of memory (MemoryError)
+	KilledByMemory    = "memory"    // the code ran out of memory (MemoryError, or the sandbox's OOM kill)
+	KilledByProcesses = "processes" // the code reached the sandbox's process limit (a fork bomb)
+	KilledByCPU       = "cpu"       // the interpreter used up the sandbox's CPU time
+	KilledByFileSize  = "file-size" // the interpreter was killed for writing past the file size limit
 	KilledByCrash     = "crash"     // the interpreter process died
 	KilledByCancelled = "cancelled" // the caller's context ended mid-run
 )
+
+// sandboxLimitErrors are the exceptions reported when a sandbox limit (a
+// bridge.ExitStatus.Limit) ended the interpreter process.
+var sandboxLimitErrors = map[string]ExecError{
+	KilledByMemory: {Type: "MemoryLimitExceeded",
+		Message: "the code used more memory than the sandbox allows; the interpreter was killed"},
+	KilledByProcesses: {Type: "ProcessLimitExceeded",
+		Message: "the code started more processes or threads than the sandbox allows; the interpreter was killed"},
+	KilledByCPU: {Type: "CPULimitExceeded",
+		Message: "the interpreter used up the CPU time the sandbox allows; it was killed"},
+	KilledByFileSize: {Type: "FileSizeLimitExceeded",
+		Message: "the code wrote a file larger than the sandbox allows; the interpreter was killed"},
+}
 
 // killGrace is how long past an execution's timeout the host waits for the
 // plugin's own timeout answer before it kills the process.
@@ -251,16 +267,14 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		it.breakFor(KilledByCancelled)
 		return nil, ctx.Err()
 	case errors.Is(err, bridge.ErrPluginExited) || it.plugin.State() != bridge.StateRunning:
-		it.breakFor(KilledByCrash)
-		obs := &Observation{
-			Error:    &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter process died while running the code (" + crashDetail(err) + ")"},
-			KilledBy: KilledByCrash, Duration: time.Since(start),
-		}
+		var exit *bridge.ExitStatus
 		var be *bridge.Error
 		if errors.As(err, &be) && be.Exit != nil {
-			exit := *be.Exit
-			obs.Exit = &exit
+			e := *be.Exit
+			exit = &e
 		}
+		obs := crashObservation(exit, timeout, time.Since(start))
+		it.breakFor(obs.KilledBy)
 		return obs, nil
 	case runCtx.Err() != nil:
 		it.breakFor(KilledByTimeout)
@@ -273,16 +287,40 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 	return nil, fmt.Errorf("codeact: execute on %s: %w", it.name, err)
 }
 
-func crashDetail(err error) string {
-	var be *bridge.Error
-	if errors.As(err, &be) && be.Exit != nil {
-		if be.Exit.ByHost {
-			// Code that holds the GIL in C stops the health checks too.
-			return be.Exit.String() + ": it stopped answering the host's health checks"
-		}
-		return be.Exit.String()
+// crashObservation reports an interpreter process that died while it ran
+// code, after took, from how it ended (nil: unknown): a sandbox limit
+// that killed it by that limit's name; the host's kill of an interpreter
+// that stopped answering after the execution's timeout as a timeout; any
+// other end as an InterpreterCrash, saying whether the host killed it
+// (its health checks failed) or it died by itself.
+func crashObservation(exit *bridge.ExitStatus, timeout, took time.Duration) *Observation {
+	obs := &Observation{Duration: took, Exit: exit}
+	var limit string
+	if exit != nil {
+		limit = exit.Limit
 	}
-	return "the process exited"
+	if e, ok := sandboxLimitErrors[limit]; ok {
+		e.Message += " (" + exit.String() + ")"
+		obs.Error, obs.KilledBy = &e, limit
+		return obs
+	}
+	if exit != nil && exit.ByHost && timeout > 0 && took >= timeout {
+		obs.Error = &ExecError{Type: "ExecutionTimeout", Message: fmt.Sprintf(
+			"the code ran past its timeout of %s and the interpreter stopped answering; it was killed (%s)", timeout, exit)}
+		obs.KilledBy = KilledByTimeout
+		return obs
+	}
+	detail := "the process exited"
+	switch {
+	case exit != nil && exit.ByHost:
+		// Code that holds the GIL in C stops the health checks too.
+		detail = exit.String() + " by the host: it stopped answering the host's health checks"
+	case exit != nil:
+		detail = exit.String()
+	}
+	obs.Error = &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter process died while running the code (" + detail + ")"}
+	obs.KilledBy = KilledByCrash
+	return obs
 }
 
 func (it *Interpreter) stream(ctx context.Context, session, code string, timeout time.Duration, tools map[string]*tool.Tool) (*Observation, error) {

@@ -130,6 +130,70 @@ def test_errors_carry_type_message_traceback_and_output(
     assert msg.error.type == "NameError"
 
 
+def test_tracebacks_are_trimmed_to_the_code(stub: plugin_pb2_grpc.InterpreterStub) -> None:
+    s = start(stub, [plugin_pb2.ToolSpec(name="price", args_json_schema=schema("item"))])
+
+    def boom(args: dict[str, object]) -> object:
+        raise ValueError("no such item: pear")
+
+    execute(stub, s, "def earlier():\n    return price(colour='red')")
+    msg, _ = execute(stub, s, "def g():\n    return price('pear')\n\ng()", tools={"price": boom})
+    assert msg.error.type == "ToolError"
+    assert msg.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<code>", line 4, in <module>\n'
+        "    g()\n"
+        '  File "<code>", line 2, in g\n'
+        "    return price('pear')\n"
+        "ToolError: no such item: pear\n"
+    )
+    # A function of an earlier cell: its frame, without a line of this cell's source.
+    msg, _ = execute(stub, s, "x = 1\nearlier()")
+    assert msg.error.type == "TypeError"
+    assert msg.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<code>", line 2, in <module>\n'
+        "    earlier()\n"
+        '  File "<code>", line 2, in earlier\n'
+        "TypeError: price() got an unexpected keyword argument 'colour' (its arguments: item)\n"
+    )
+    # Chained exceptions are trimmed too; library frames the code called stay.
+    msg, _ = execute(
+        stub,
+        s,
+        "import json\ntry:\n    price('a')\nexcept ToolError:\n    json.loads('{')",
+        tools={"price": boom},
+    )
+    assert msg.error.type == "JSONDecodeError"
+    assert "interpreter.py" not in msg.error.traceback
+    assert "json/decoder.py" in msg.error.traceback
+    assert "ToolError: no such item: pear\n\nDuring handling" in msg.error.traceback
+    msg, _ = execute(stub, s, "x = (")
+    assert msg.error.type == "SyntaxError"
+    assert "interpreter.py" not in msg.error.traceback
+    assert 'File "<code>", line 1' in msg.error.traceback
+
+
+def test_recursion_limit_is_restored_for_the_next_execution(
+    stub: plugin_pb2_grpc.InterpreterStub,
+) -> None:
+    s = start(stub)
+    msg, _ = execute(stub, s, "import sys\nsys.getrecursionlimit()")
+    default = msg.result.value_repr
+    msg, _ = execute(stub, s, "sys.setrecursionlimit(100000)\nsys.getrecursionlimit()")
+    assert msg.result.value_repr == "100000"
+    msg, _ = execute(stub, s, "sys.getrecursionlimit()")
+    assert msg.result.value_repr == default
+    # Deep recursion at the default limit is an ordinary RecursionError; the
+    # interpreter goes on.
+    msg, _ = execute(stub, s, "def f(n):\n    return f(n + 1)\nf(0)")
+    assert msg.error.type == "RecursionError"
+    assert msg.error.killed_by == ""
+    assert "[Previous line repeated" in msg.error.traceback
+    msg, _ = execute(stub, s, "6 * 7")
+    assert msg.result.value_repr == "42"
+
+
 def test_tools_round_trip_over_the_stream(stub: plugin_pb2_grpc.InterpreterStub) -> None:
     tools = [
         plugin_pb2.ToolSpec(
