@@ -31,7 +31,8 @@ const (
 	KilledByMemory    = "memory"    // the code ran out of memory (MemoryError, or the sandbox's OOM kill)
 	KilledByProcesses = "processes" // the code reached the sandbox's process limit (a fork bomb)
 	KilledByCPU       = "cpu"       // the interpreter used up the sandbox's CPU time
-	KilledByFileSize  = "file-size" // the interpreter was killed for writing past the file size limit
+	KilledByFileSize  = "file-size" // the code wrote past the sandbox's file size limit
+	KilledByDisk      = "disk"      // the code filled the sandbox's /scratch or /tmp
 	KilledByCrash     = "crash"     // the interpreter process died
 	KilledByCancelled = "cancelled" // the caller's context ended mid-run
 )

@@ -22,9 +22,11 @@ Interpreter service of ``bridge/proto``:
   code. Either limit, and ``MemoryError``, is reported with ``killed_by`` set, and the
   host then discards this process: code stuck in C cannot be interrupted from Python,
   so the host also kills the process when the answer does not come soon after the
-  timeout. An error's traceback is trimmed to the code: the plugin's own frames are
-  left out, and the code's frames show its lines. The recursion limit is set back to
-  the default after each execution.
+  timeout. Code ended by an ``OSError`` of the sandbox's disk limits (``EFBIG``, the
+  file size limit: ``killed_by`` "file-size"; ``ENOSPC``, a full /scratch or /tmp:
+  "disk") is reported likewise. An error's traceback is trimmed to the code: the
+  plugin's own frames are left out, and the code's frames show its lines. The
+  recursion limit is set back to the default after each execution.
 - **Reset** clears a session's namespace; **StopSession** drops it.
 
 Executions are serialized: one runs at a time in a process (the host runs one session per
@@ -39,6 +41,7 @@ from __future__ import annotations
 import ast
 import codecs
 import ctypes
+import errno
 import io
 import json
 import keyword
@@ -72,6 +75,9 @@ OUTPUT_LIMIT_FACTOR = 16
 """By default code may write this many times max_output_bytes before it is stopped."""
 MAX_SESSIONS = 64
 """Sessions one process holds at most; StartSession past it is refused."""
+
+_DISK_LIMITS = {errno.EFBIG: "file-size", errno.ENOSPC: "disk", errno.EDQUOT: "disk"}
+"""The killed_by of code ended by an OSError with these errnos."""
 
 _TIMEOUT_GRACE_SECONDS = 0.5
 """How long the plugin waits for timed-out code to stop before answering anyway."""
@@ -588,6 +594,11 @@ class _Execution:
             return self._error(err, "output")
         except MemoryError as err:
             return self._error(err, "memory")
+        except OSError as err:
+            # The sandbox's file size limit (RLIMIT_FSIZE; CPython ignores SIGXFSZ) or
+            # its full tmpfs /scratch or /tmp: the interpreter's disk is not fit to
+            # reuse.
+            return self._error(err, _DISK_LIMITS.get(err.errno or 0, ""))
         except BaseException as err:
             return self._error(err, "")
         result = plugin_pb2.ExecResult(
@@ -856,10 +867,30 @@ def register(server: grpc.Server) -> None:
     plugin_pb2_grpc.add_InterpreterServicer_to_server(InterpreterService(), server)
 
 
+_M_ARENA_MAX = -8
+"""glibc's mallopt parameter for the number of malloc arenas."""
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (False where that cannot be done: not glibc).
+
+    glibc gives threads that allocate arenas of their own, 64 MiB of address space
+    each, up to eight per core: with the gRPC server's threads that is most of the
+    sandbox's address-space limit (RLIMIT_AS) before the code allocates anything, and
+    the code's allocations then fail with MemoryError far below the memory limit. Two
+    arenas serve one execution at a time well."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def main() -> NoReturn:
     scratch = os.environ.get(SCRATCH_DIR_ENV, "")
     if scratch:
         os.chdir(scratch)
+    limit_malloc_arenas()
     sdk.serve(NAME, __version__, CAPABILITIES, register, details={"cwd": os.getcwd()})
 
 

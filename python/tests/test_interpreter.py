@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -389,3 +390,10 @@ def test_as_a_plugin_process(launch: Launch) -> None:
         msg, _ = execute(stub, s, "print('out')\nimport os\nos.getpid()")
         assert msg.result.output.stdout == "out\n"
         assert msg.result.value_repr == str(plugin.pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_arenas_can_be_capped() -> None:
+    # In the plugin process (main), so that the gRPC threads' arenas do not take the
+    # sandbox's address space.
+    assert interpreter.limit_malloc_arenas(8) is True
