@@ -46,6 +46,12 @@ type Config struct {
 	MaxUses int
 	// Session sets the output limits of every session.
 	Session SessionOptions
+	// LazyRestart moves a session whose interpreter was discarded (a
+	// limit, a crash) to a fresh one at its next Execute rather than at
+	// once: for callers that may run no other execution (dspex exec),
+	// which then do not pay for a start they do not use. Default false:
+	// at once, so that the next execution does not wait for a start.
+	LazyRestart bool
 	// Bus receives the plugin processes' lifecycle events (bridge).
 	Bus *event.Bus
 }
@@ -364,7 +370,9 @@ func (s *Session) attach(ctx context.Context) error {
 	}
 }
 
-// Interpreter is the interpreter the session runs on now (nil after Close).
+// Interpreter is the interpreter the session runs on now (nil after Close,
+// and, with Config.LazyRestart, after its interpreter was discarded until
+// the next Execute).
 func (s *Session) Interpreter() *Interpreter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -373,7 +381,8 @@ func (s *Session) Interpreter() *Interpreter {
 
 // Execute runs code in the session with the pool's timeout. When the code
 // ends its interpreter (a timeout, a crash, a limit), the session moves to
-// a fresh interpreter and the Observation says the state was lost; when
+// a fresh interpreter (at once, or at the next Execute with
+// Config.LazyRestart) and the Observation says the state was lost; when
 // no fresh one can be started, the Observation comes with the error. An
 // error without an Observation means the code could not be run, or ctx
 // ended (the interpreter, which may still be running the code, is then
@@ -415,6 +424,8 @@ func (s *Session) Execute(ctx context.Context, code string) (*Observation, error
 		s.pool.Release(old)
 		if obs != nil {
 			obs.StateLost, end.StateLost = true, true
+		}
+		if obs != nil && !s.pool.cfg.LazyRestart {
 			if restartErr = s.attach(ctx); restartErr != nil {
 				restartErr = fmt.Errorf("codeact: restart the interpreter after %s: %w", obs.KilledBy, restartErr)
 			}
@@ -431,8 +442,12 @@ func (s *Session) Execute(ctx context.Context, code string) (*Observation, error
 func (s *Session) Reset(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.it == nil {
+	if s.closed {
 		return errors.New("codeact: session closed")
+	}
+	if s.it == nil {
+		// Discarded (LazyRestart): the next interpreter starts empty.
+		return nil
 	}
 	if _, err := s.it.rpc.Reset(ctx, &pluginv1.ResetRequest{SessionId: s.id}); err != nil {
 		return fmt.Errorf("codeact: reset session on %s: %w", s.it.name, err)

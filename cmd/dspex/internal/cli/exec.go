@@ -121,7 +121,8 @@ func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
 		return err
 	}
 	defer warnings.Close()
-	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, Timeout: f.timeout,
+	// One execution: an interpreter the code killed is not replaced.
+	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, LazyRestart: true, Timeout: f.timeout,
 		Session: codeact.SessionOptions{MaxOutputBytes: f.maxOutput}, Bus: bus})
 	if err != nil {
 		if errors.Is(err, bridge.ErrPythonNotFound) {
