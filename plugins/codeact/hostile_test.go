@@ -163,7 +163,7 @@ func checkHostileObservation(t *testing.T, tc codeacttest.HostileCase, obs *code
 		if obs.Exit == nil || obs.Exit.Signal != signalName(tc.Exit-128) {
 			t.Errorf("process exit %+v, want killed by signal %d", obs.Exit, tc.Exit-128)
 		}
-	case tc.KilledBy == codeact.KilledByCrash:
+	case tc.KilledBy == codeact.KilledByCrash && tc.Exit != 1:
 		if obs.Exit == nil || obs.Exit.Code != tc.Exit {
 			t.Errorf("process exit %+v, want exit code %d", obs.Exit, tc.Exit)
 		}
@@ -218,5 +218,78 @@ func TestHostileHealthCheckFailure(t *testing.T) {
 	obs, err = s.Execute(ctx, "6 * 7")
 	if err != nil || obs.Value != "42" {
 		t.Fatalf("the next execution: %+v, %v", obs, err)
+	}
+}
+
+// Code can change its process in ways a new session's namespace does not
+// undo: replace builtins or a module's functions, leave a thread running
+// to read what later sessions do. An interpreter whose session ran code
+// therefore serves no other session (unless ReuseAcrossSessions); one
+// whose session ran none does.
+func TestHostileCodeDoesNotReachTheNextSession(t *testing.T) {
+	python := codeacttest.Python(t)
+	codeacttest.RequireSandbox(t, python)
+	pool := codeacttest.Pool(t, codeact.Config{Plugins: hostilePlugins(t), Timeout: codeacttest.HostileTimeout})
+	ctx := t.Context()
+	a, err := pool.NewSession(ctx, shopTools(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := a.Interpreter()
+	obs, err := a.Execute(ctx, `import builtins, json, threading, time
+builtins.abs = lambda x: 0
+json.loads = lambda s, **kw: "tampered"
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()`)
+	if err != nil || obs.Error != nil {
+		t.Fatalf("%+v, %v", obs, err)
+	}
+	// What the next session must not see, as this one sees it.
+	obs, err = a.Execute(ctx, "(json.loads('[1]'), any(t.name.endswith('(sleep)') for t in threading.enumerate()))")
+	if err != nil || obs.Value != "('tampered', True)" {
+		t.Fatalf("%+v, %v", obs, err)
+	}
+	a.Close()
+	if first.Broken() == "" {
+		t.Error("the interpreter of a session that ran code was kept")
+	}
+	b, err := pool.NewSession(ctx, shopTools(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Interpreter() == first {
+		t.Fatal("the next session got the same interpreter")
+	}
+	obs, err = b.Execute(ctx, "import builtins, json, threading\n(builtins.abs(-2), json.loads('[1]'), price('pear'), any(t.name.endswith('(sleep)') for t in threading.enumerate()))")
+	if err != nil || obs.Error != nil || obs.Value != "(2, [1], 5, False)" {
+		t.Fatalf("the next session: %+v (error %+v), %v", obs, obs.Error, err)
+	}
+
+	// A session that ran no code gives its interpreter back; with
+	// ReuseAcrossSessions so does one that did.
+	reuse := codeacttest.Pool(t, codeact.Config{Plugins: hostilePlugins(t), Warm: -1, Max: 1, ReuseAcrossSessions: true})
+	for _, p := range []*codeact.Pool{pool, reuse} {
+		c, err := p.NewSession(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := c.Interpreter()
+		if p == reuse {
+			if obs, err := c.Execute(ctx, "x = 1"); err != nil || obs.Error != nil {
+				t.Fatalf("%+v, %v", obs, err)
+			}
+		}
+		c.Close()
+		d, err := p.NewSession(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Interpreter() != it {
+			t.Errorf("reuse %v: the interpreter was not handed on", p == reuse)
+		}
+		if obs, err := d.Execute(ctx, "'x' in dir()"); err != nil || obs.Value != "False" {
+			t.Errorf("the next session's namespace: %+v, %v", obs, err)
+		}
+		d.Close()
 	}
 }

@@ -164,6 +164,13 @@ func (it *Interpreter) Broken() string {
 	return it.broken
 }
 
+// used is how many executions the interpreter ran.
+func (it *Interpreter) used() int {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.uses
+}
+
 func (it *Interpreter) breakFor(reason string) {
 	it.mu.Lock()
 	defer it.mu.Unlock()
@@ -251,7 +258,7 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		runCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	obs, err := it.stream(runCtx, session, code, timeout, tools)
+	obs, sent, err := it.stream(runCtx, session, code, timeout, tools)
 	if obs != nil {
 		obs.Duration = time.Since(start)
 	}
@@ -282,6 +289,16 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		return &Observation{
 			Error:    &ExecError{Type: "ExecutionTimeout", Message: fmt.Sprintf("the code ran past its timeout of %s and did not stop; the interpreter was killed", timeout)},
 			KilledBy: KilledByTimeout, Duration: time.Since(start),
+		}, nil
+	case sent:
+		// The process lives but the execution broke off under the code: it
+		// closed the plugin's connection, or tampered with what the plugin
+		// answers with.
+		it.breakFor(KilledByCrash)
+		return &Observation{
+			Error: &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter stopped answering properly while running the code " +
+				"(did the code close file descriptors it did not open, or replace modules the interpreter uses?); the interpreter was killed"},
+			KilledBy: KilledByCrash, Duration: time.Since(start),
 		}, nil
 	}
 	it.breakFor("execute failed")
@@ -324,34 +341,38 @@ func crashObservation(exit *bridge.ExitStatus, timeout, took time.Duration) *Obs
 	return obs
 }
 
-func (it *Interpreter) stream(ctx context.Context, session, code string, timeout time.Duration, tools map[string]*tool.Tool) (*Observation, error) {
+// stream runs one execution over the Execute stream; sent reports whether
+// the code reached the plugin (a failure after that is the code's doing,
+// or its interpreter's death).
+func (it *Interpreter) stream(ctx context.Context, session, code string, timeout time.Duration, tools map[string]*tool.Tool) (obs *Observation, sent bool, err error) {
 	st, err := it.rpc.Execute(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { _ = st.CloseSend() }()
 	err = st.Send(&pluginv1.ExecuteClientMessage{Msg: &pluginv1.ExecuteClientMessage_Code{Code: &pluginv1.ExecuteCode{
 		SessionId: session, Code: code, TimeoutSeconds: timeout.Seconds(),
 	}}})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for {
 		msg, err := st.Recv()
 		if err == io.EOF {
-			return nil, errors.New("the plugin ended the execution without an answer")
+			return nil, true, errors.New("the plugin ended the execution without an answer")
 		}
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		switch m := msg.GetMsg().(type) {
 		case *pluginv1.ExecuteServerMessage_ToolCall:
 			res := it.callTool(ctx, m.ToolCall, tools)
 			if err := st.Send(&pluginv1.ExecuteClientMessage{Msg: &pluginv1.ExecuteClientMessage_ToolResult{ToolResult: res}}); err != nil {
-				return nil, err
+				return nil, true, err
 			}
 		case *pluginv1.ExecuteServerMessage_Result:
-			return resultObservation(m.Result)
+			obs, err := resultObservation(m.Result)
+			return obs, true, err
 		case *pluginv1.ExecuteServerMessage_Error:
 			e := m.Error
 			obs := &Observation{
@@ -359,7 +380,7 @@ func (it *Interpreter) stream(ctx context.Context, session, code string, timeout
 				KilledBy: e.GetKilledBy(), ToolCalls: int(e.GetToolCalls()),
 			}
 			captured(obs, e.GetOutput())
-			return obs, nil
+			return obs, true, nil
 		}
 		// Output messages are reserved; version 1 of the plugin sends none.
 	}

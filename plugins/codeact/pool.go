@@ -46,6 +46,15 @@ type Config struct {
 	MaxUses int
 	// Session sets the output limits of every session.
 	Session SessionOptions
+	// ReuseAcrossSessions gives an interpreter whose session ran code to
+	// later sessions (after stopping the session). Default false: an
+	// interpreter serves one session, and is discarded when that session
+	// closes, because code can change its process in ways a fresh
+	// namespace does not undo (replace an attribute of a module or of
+	// builtins, leave a thread running that reads later sessions' data).
+	// A warm spare takes its place. Set it only where every session's code
+	// is trusted alike.
+	ReuseAcrossSessions bool
 	// LazyRestart moves a session whose interpreter was discarded (a
 	// limit, a crash) to a fresh one at its next Execute rather than at
 	// once: for callers that may run no other execution (dspex exec),
@@ -455,8 +464,9 @@ func (s *Session) Reset(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the session and gives its interpreter back to the pool.
-// Safe to call more than once.
+// Close stops the session and gives its interpreter back to the pool,
+// which discards it if the session ran code (unless
+// Config.ReuseAcrossSessions). Safe to call more than once.
 func (s *Session) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -467,9 +477,13 @@ func (s *Session) Close() {
 	if s.it == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.it.stopSession(ctx, s.id)
+	if s.it.used() > 0 && !s.pool.cfg.ReuseAcrossSessions {
+		s.it.breakFor("its session ran code")
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.it.stopSession(ctx, s.id)
+	}
 	s.pool.Release(s.it)
 	s.it = nil
 }

@@ -39,6 +39,7 @@ The contract is written up in docs/plugins.md.
 from __future__ import annotations
 
 import ast
+import builtins
 import codecs
 import ctypes
 import errno
@@ -92,6 +93,12 @@ CODE_FILENAME = "<code>"
 _RECURSION_LIMIT = sys.getrecursionlimit()
 """The recursion limit every execution starts with: code that changes it changes it
 for itself only."""
+
+
+_BUILTINS = dict(vars(builtins))
+"""The builtins as the plugin started with them: each session's namespace gets its own
+copy, so that code replacing a builtin (``builtins.print = ...``) does not reach the
+sessions that come after it on this process."""
 
 
 class ToolError(Exception):
@@ -389,7 +396,7 @@ class Session:
 
     def reset(self) -> None:
         """Give the session a fresh namespace with its tools and SUBMIT."""
-        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": dict(_BUILTINS)}
         for spec in self.tools:
             ns[spec.name] = make_tool_function(spec, lambda: self.caller)
         ns["SUBMIT"] = _submit

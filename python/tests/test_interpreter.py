@@ -175,6 +175,18 @@ def test_tracebacks_are_trimmed_to_the_code(stub: plugin_pb2_grpc.InterpreterStu
     assert 'File "<code>", line 1' in msg.error.traceback
 
 
+def test_sessions_have_their_own_builtins(stub: plugin_pb2_grpc.InterpreterStub) -> None:
+    # (Replacing an attribute of the builtins module itself reaches the whole process:
+    # the host gives a process that ran a session's code to no other session.)
+    a, b = start(stub), start(stub)
+    msg, _ = execute(stub, a, "__builtins__['len'] = None\n__builtins__['abs'] = None")
+    assert msg.WhichOneof("msg") == "result"
+    msg, _ = execute(stub, b, "len('ab'), abs(-1)")
+    assert msg.result.value_repr == "(2, 1)"
+    msg, _ = execute(stub, start(stub), "len('abc'), abs(-2)")
+    assert msg.result.value_repr == "(3, 2)"
+
+
 def test_recursion_limit_is_restored_for_the_next_execution(
     stub: plugin_pb2_grpc.InterpreterStub,
 ) -> None:

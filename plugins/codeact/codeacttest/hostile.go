@@ -410,6 +410,14 @@ print(json.dumps(out))`,
 			ErrType: "InterpreterCrash", ErrText: "killed by SIGKILL", KilledBy: "crash", Exit: 137, Discard: true, Quick: true,
 		},
 		{
+			// The plugin's gRPC socket goes with them: the host sees the
+			// execution break off (after the bridge's wait of up to 2 s to
+			// see whether the process exited), and kills the process.
+			Name:    "close the interpreter's file descriptors",
+			Code:    "import os\nos.closerange(3, 65536)",
+			ErrType: "InterpreterCrash", ErrText: "stopped answering properly", KilledBy: "crash", Exit: 1, Discard: true,
+		},
+		{
 			Name:    "os._exit",
 			Code:    `import os; os._exit(7)`,
 			ErrType: "InterpreterCrash", ErrText: "exit code 7", KilledBy: "crash", Exit: 7, Discard: true, Quick: true,
