@@ -97,8 +97,10 @@ for itself only."""
 
 _BUILTINS = dict(vars(builtins))
 """The builtins as the plugin started with them: each session's namespace gets its own
-copy, so that code replacing a builtin (``builtins.print = ...``) does not reach the
-sessions that come after it on this process."""
+copy, so that code replacing a builtin by name (``__builtins__["print"] = ...``) does
+not reach other sessions. (Code that changes the builtins module or any other module
+changes the whole process: the host gives a process whose session ran code to no
+other session.)"""
 
 
 class ToolError(Exception):
