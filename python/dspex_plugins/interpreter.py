@@ -619,11 +619,17 @@ class _Execution:
         return plugin_pb2.ExecuteServerMessage(result=result)
 
     def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
+        # An interrupt raised in the code (by its class) gets its message here, and
+        # keeps its traceback: where the code was when it was stopped.
         if isinstance(err, ExecutionTimeout) and not err.args:
-            err = ExecutionTimeout(f"the code ran past its timeout of {self.timeout:g}s")
+            err = ExecutionTimeout(
+                f"the code ran past its timeout of {self.timeout:g}s"
+            ).with_traceback(err.__traceback__)
         if isinstance(err, OutputLimitExceeded) and not err.args:
             limit = self.capture.limit_bytes
-            err = OutputLimitExceeded(f"the code wrote more than {limit} bytes and was stopped")
+            err = OutputLimitExceeded(
+                f"the code wrote more than {limit} bytes and was stopped"
+            ).with_traceback(err.__traceback__)
         tb = format_traceback(err, self.code, self.cell)
         return plugin_pb2.ExecuteServerMessage(
             error=plugin_pb2.ExecError(

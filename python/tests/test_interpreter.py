@@ -285,6 +285,7 @@ def test_output_is_capped_and_a_flood_is_stopped(stub: plugin_pb2_grpc.Interpret
     msg, _ = execute(stub, s, "while True:\n  print('x' * 100)")
     assert msg.error.type == "OutputLimitExceeded"
     assert msg.error.killed_by == "output"
+    assert "interpreter.py" not in msg.error.traceback
     # A broad except does not swallow the limit.
     msg, _ = execute(
         stub, s, "while True:\n  try:\n    print('y' * 100)\n  except Exception:\n    pass"
@@ -325,6 +326,10 @@ def test_timeout_interrupts_the_code(stub: plugin_pb2_grpc.InterpreterStub) -> N
     assert msg.error.type == "ExecutionTimeout"
     assert msg.error.killed_by == "timeout"
     assert "timeout of 0.3s" in msg.error.message
+    # Where the code was when it was stopped.
+    assert 'File "<code>", line 3, in <module>\n    pass\n' in msg.error.traceback or (
+        'File "<code>", line 1, in <module>\n    while True:\n' in msg.error.traceback
+    )
     msg, _ = execute(stub, s, "import time\ntime.sleep(0.05)\n'ok'", timeout=5)
     assert msg.result.value_repr == "'ok'"
 
