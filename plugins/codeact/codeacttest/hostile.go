@@ -132,6 +132,51 @@ func (env *HostileEnv) HostFine(t testing.TB) {
 	}
 }
 
+// SandboxProcesses counts the processes in each live sandbox cgroup this
+// test process made (package sandbox names them dspex-sandbox-<pid>-*),
+// by cgroup name; none where there are no cgroups.
+func SandboxProcesses() map[string]int {
+	name := "dspex-sandbox-" + strconv.Itoa(os.Getpid()) + "-*"
+	out := map[string]int{}
+	for _, pattern := range []string{"/sys/fs/cgroup/" + name, "/sys/fs/cgroup/*/" + name,
+		"/sys/fs/cgroup/*/*/" + name, "/sys/fs/cgroup/*/*/*/" + name, "/sys/fs/cgroup/*/*/*/*/" + name} {
+		dirs, _ := filepath.Glob(pattern)
+		for _, dir := range dirs {
+			b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+			if err != nil {
+				continue
+			}
+			// On cgroup v1 each sandbox has a directory per controller.
+			out[filepath.Base(dir)] = max(out[filepath.Base(dir)], len(strings.Fields(string(b))))
+		}
+	}
+	return out
+}
+
+// NoLeftovers waits (up to 10 s) until no sandbox of this test process
+// holds more than an interpreter's few processes (the limits helper's
+// bwrap, bwrap's init, Python), and fails the test if one still does: what
+// the code started died with its interpreter.
+func NoLeftovers(t testing.TB) {
+	t.Helper()
+	const most = 4
+	var over map[string]int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		over = map[string]int{}
+		for name, n := range SandboxProcesses() {
+			if n > most {
+				over[name] = n
+			}
+		}
+		if len(over) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(over) > 0 {
+		t.Errorf("sandboxes still holding processes the code started: %v", over)
+	}
+}
+
 // HostileCase is one hostile snippet and what it must observe.
 type HostileCase struct {
 	Name string
