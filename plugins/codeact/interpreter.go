@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/dspex/dspex/bridge"
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
 	"github.com/dspex/dspex/core/event"
@@ -284,7 +287,9 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		obs := crashObservation(exit, timeout, time.Since(start))
 		it.breakFor(obs.KilledBy)
 		return obs, nil
-	case runCtx.Err() != nil:
+	case runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
+		// (The deadline travels with the stream: the plugin's side may
+		// end it a moment before runCtx's own timer fires.)
 		it.breakFor(KilledByTimeout)
 		return &Observation{
 			Error:    &ExecError{Type: "ExecutionTimeout", Message: fmt.Sprintf("the code ran past its timeout of %s and did not stop; the interpreter was killed", timeout)},
