@@ -314,6 +314,9 @@ func TestErrorMessages(t *testing.T) {
 	if got := (ExitStatus{Code: -1, Signal: "SIGKILL"}).String(); got != "killed by SIGKILL" {
 		t.Errorf("exit status %q", got)
 	}
+	if got := (ExitStatus{Code: -1, Signal: "SIGKILL", Limit: "memory"}).String(); got != "killed by SIGKILL (sandbox memory limit)" {
+		t.Errorf("exit status %q", got)
+	}
 }
 
 // FuzzParseConfig: any input either fails with ErrConfig or yields a

@@ -114,14 +114,23 @@ type ExitStatus struct {
 	// ByHost is true when the host killed the process (shutdown grace
 	// passed, health checks failed, start timed out).
 	ByHost bool
+	// Limit names the sandbox limit that ended a sandboxed process
+	// ("memory", "processes", "cpu", "file-size", "timeout"; see
+	// sandbox.Result.KilledBy), "" when none did.
+	Limit string
 }
 
-// String says how the process ended: "exit code 3", "killed by SIGKILL".
+// String says how the process ended: "exit code 3", "killed by SIGKILL",
+// "killed by SIGKILL (sandbox memory limit)".
 func (s ExitStatus) String() string {
+	out := fmt.Sprintf("exit code %d", s.Code)
 	if s.Signal != "" {
-		return "killed by " + s.Signal
+		out = "killed by " + s.Signal
 	}
-	return fmt.Sprintf("exit code %d", s.Code)
+	if s.Limit != "" {
+		out += " (sandbox " + s.Limit + " limit)"
+	}
+	return out
 }
 
 // truncate bounds a message taken from a plugin.

@@ -41,13 +41,19 @@ func exitStatus(pid int, ps *os.ProcessState, byHost bool) ExitStatus {
 }
 
 // sandboxExitStatus is how a sandboxed plugin ended. bwrap, the process
-// the host waits for, exits with 128+N when the plugin dies of signal N.
+// the host waits for, exits with 128+N when the plugin dies of signal N;
+// the sandbox says which of its limits, if any, ended it.
 func sandboxExitStatus(pid int, c *sandbox.Cmd, byHost bool) ExitStatus {
+	var limit string
+	if k := c.KilledBy(); sandbox.IsLimit(k) {
+		limit = k
+	}
 	ps := c.ProcessState()
 	if ps == nil {
-		return ExitStatus{Pid: pid, Code: -1, ByHost: byHost}
+		return ExitStatus{Pid: pid, Code: -1, ByHost: byHost, Limit: limit}
 	}
 	st := exitStatus(pid, ps, byHost)
+	st.Limit = limit
 	if st.Signal == "" && st.Code > 128 && st.Code < 128+65 {
 		sig := syscall.Signal(st.Code - 128)
 		st.Code = -1

@@ -255,16 +255,63 @@ func (cg *cgroup) kill() {
 	}
 }
 
+// watchInterval is how often a running sandbox's cgroup is checked for a
+// limit that was hit (see watch).
+const watchInterval = 20 * time.Millisecond
+
+// limitHit names the cgroup limit the sandbox ran into: "processes" when
+// a fork or thread was refused at pids.max, "memory" when the OOM killer
+// acted; "" when neither happened.
+func (cg *cgroup) limitHit() string {
+	if cg.oomKills() > 0 {
+		return KilledByMemory
+	}
+	if eventCount(filepath.Join(cg.dirs["pids"], "pids.events"), "max") > 0 {
+		return KilledByProcesses
+	}
+	return ""
+}
+
+// watch checks the cgroup every watchInterval until done closes, and
+// calls hit once with the limit reached, if one is. A fork bomb or a
+// process the OOM killer ended thus brings the whole sandbox down at
+// once, named for its limit, instead of spinning at the cap (or running
+// on without the process killed) until the wall-clock timeout.
+func (cg *cgroup) watch(done <-chan struct{}, hit func(limit string)) {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if limit := cg.limitHit(); limit != "" {
+				hit(limit)
+				return
+			}
+		}
+	}
+}
+
+// oomKills is how many processes the kernel's OOM killer ended in the
+// cgroup (v1's memory.oom_control has the count since Linux 4.13).
+func (cg *cgroup) oomKills() int {
+	name := "memory.oom_control"
+	if cg.version == 2 {
+		name = "memory.events"
+	}
+	return eventCount(filepath.Join(cg.dirs["memory"], name), "oom_kill")
+}
+
 // oomKilled reports whether the kernel's OOM killer acted in the cgroup.
 func (cg *cgroup) oomKilled() bool {
-	dir := cg.dirs["memory"]
-	if cg.version == 2 {
-		return eventCount(filepath.Join(dir, "memory.events"), "oom_kill") > 0
-	}
-	if eventCount(filepath.Join(dir, "memory.oom_control"), "oom_kill") > 0 {
+	if cg.oomKills() > 0 {
 		return true
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "memory.failcnt"))
+	if cg.version == 2 {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(cg.dirs["memory"], "memory.failcnt"))
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return err == nil && n > 0
 }

@@ -44,6 +44,8 @@ type Cmd struct {
 
 	stopCtx func() bool // ends the context watch
 	timer   *time.Timer
+	// exited closes when the command has exited (ends the cgroup watch).
+	exited chan struct{}
 
 	mu       sync.Mutex
 	started  bool
@@ -288,6 +290,10 @@ func (c *Cmd) Start() error {
 	if c.cfg.Timeout > 0 {
 		c.timer = time.AfterFunc(c.cfg.Timeout, func() { c.kill(KilledByTimeout) })
 	}
+	c.exited = make(chan struct{})
+	if c.cg != nil {
+		go c.cg.watch(c.exited, c.kill)
+	}
 	return nil
 }
 
@@ -313,6 +319,7 @@ func (c *Cmd) Wait() error {
 	}
 	c.waitOnce.Do(func() {
 		c.waitErr = c.cmd.Wait()
+		close(c.exited)
 		if c.timer != nil {
 			c.timer.Stop()
 		}

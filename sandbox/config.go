@@ -76,8 +76,8 @@ type Limits struct {
 	CPU time.Duration
 	// Memory caps the sandbox's memory through its cgroup (memory.max,
 	// or memory.limit_in_bytes and memsw), tmpfs pages included; the
-	// kernel's OOM killer ends the command (KilledBy "memory"). Default
-	// 512 MiB.
+	// kernel's OOM killer ends the command, and the host then kills what
+	// is left of the sandbox (KilledBy "memory"). Default 512 MiB.
 	Memory int64
 	// AddressSpace is RLIMIT_AS per process, the memory bound left when
 	// no memory cgroup is available; allocations past it fail
@@ -85,7 +85,9 @@ type Limits struct {
 	// past resident memory (thread stacks, malloc arenas).
 	AddressSpace int64
 	// Processes caps the sandbox's processes and threads through its
-	// cgroup (pids.max) and RLIMIT_NPROC. Default 64.
+	// cgroup (pids.max) and RLIMIT_NPROC. Default 64. With a cgroup, a
+	// fork or thread refused at the cap ends the whole sandbox at once
+	// (KilledBy "processes"): a fork bomb does not spin until the timeout.
 	Processes int
 	// FileSize is RLIMIT_FSIZE, the largest file the command may write.
 	// Default 16 MiB.
@@ -172,19 +174,30 @@ type Result struct {
 	// Duration is the wall-clock time from start to exit.
 	Duration time.Duration
 	// KilledBy names the limit that ended the command: "timeout",
-	// "memory", "cpu", "output", "file-size", "signal:N" (another signal),
-	// or "" when it exited by itself.
+	// "memory", "processes", "cpu", "output", "file-size", "signal:N"
+	// (another signal), or "" when it exited by itself.
 	KilledBy string
 }
 
 // Killed-by values of Result.KilledBy and Cmd.KilledBy.
 const (
-	KilledByTimeout  = "timeout"
-	KilledByMemory   = "memory"
-	KilledByCPU      = "cpu"
-	KilledByOutput   = "output"
-	KilledByFileSize = "file-size"
+	KilledByTimeout   = "timeout"
+	KilledByMemory    = "memory"
+	KilledByProcesses = "processes"
+	KilledByCPU       = "cpu"
+	KilledByOutput    = "output"
+	KilledByFileSize  = "file-size"
 )
+
+// IsLimit reports whether killedBy (a Result.KilledBy or Cmd.KilledBy)
+// names one of the sandbox's limits, as opposed to "" or "signal:N".
+func IsLimit(killedBy string) bool {
+	switch killedBy {
+	case KilledByTimeout, KilledByMemory, KilledByProcesses, KilledByCPU, KilledByOutput, KilledByFileSize:
+		return true
+	}
+	return false
+}
 
 // helperName is argv[0] of the re-executed limits helper (see the package
 // doc), and helperFailedCode its exit status when it cannot set the limits

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/dspex/dspex/bridge"
 	pluginv1 "github.com/dspex/dspex/bridge/proto/dspex/plugin/v1"
 	"github.com/dspex/dspex/core/event"
@@ -28,10 +31,27 @@ const PluginName = bridge.InterpreterPlugin
 const (
 	KilledByTimeout   = "timeout"   // the execution's timeout passed
 	KilledByOutput    = "output"    // the code wrote more than the output limit
-	KilledByMemory    = "memory"    // the code ran out of memory (MemoryError)
+	KilledByMemory    = "memory"    // the code ran out of memory (MemoryError, or the sandbox's OOM kill)
+	KilledByProcesses = "processes" // the code reached the sandbox's process limit (a fork bomb)
+	KilledByCPU       = "cpu"       // the interpreter used up the sandbox's CPU time
+	KilledByFileSize  = "file-size" // the code wrote past the sandbox's file size limit
+	KilledByDisk      = "disk"      // the code filled the sandbox's /scratch or /tmp
 	KilledByCrash     = "crash"     // the interpreter process died
 	KilledByCancelled = "cancelled" // the caller's context ended mid-run
 )
+
+// sandboxLimitErrors are the exceptions reported when a sandbox limit (a
+// bridge.ExitStatus.Limit) ended the interpreter process.
+var sandboxLimitErrors = map[string]ExecError{
+	KilledByMemory: {Type: "MemoryLimitExceeded",
+		Message: "the code used more memory than the sandbox allows; the interpreter was killed"},
+	KilledByProcesses: {Type: "ProcessLimitExceeded",
+		Message: "the code started more processes or threads than the sandbox allows; the interpreter was killed"},
+	KilledByCPU: {Type: "CPULimitExceeded",
+		Message: "the interpreter used up the CPU time the sandbox allows; it was killed"},
+	KilledByFileSize: {Type: "FileSizeLimitExceeded",
+		Message: "the code wrote a file larger than the sandbox allows; the interpreter was killed"},
+}
 
 // killGrace is how long past an execution's timeout the host waits for the
 // plugin's own timeout answer before it kills the process.
@@ -147,6 +167,13 @@ func (it *Interpreter) Broken() string {
 	return it.broken
 }
 
+// used is how many executions the interpreter ran.
+func (it *Interpreter) used() int {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.uses
+}
+
 func (it *Interpreter) breakFor(reason string) {
 	it.mu.Lock()
 	defer it.mu.Unlock()
@@ -234,7 +261,7 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		runCtx, cancel = context.WithCancel(ctx)
 	}
 	defer cancel()
-	obs, err := it.stream(runCtx, session, code, timeout, tools)
+	obs, sent, err := it.stream(runCtx, session, code, timeout, tools)
 	if obs != nil {
 		obs.Duration = time.Since(start)
 	}
@@ -251,68 +278,106 @@ func (it *Interpreter) execute(ctx context.Context, session, code string, timeou
 		it.breakFor(KilledByCancelled)
 		return nil, ctx.Err()
 	case errors.Is(err, bridge.ErrPluginExited) || it.plugin.State() != bridge.StateRunning:
-		it.breakFor(KilledByCrash)
-		obs := &Observation{
-			Error:    &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter process died while running the code (" + crashDetail(err) + ")"},
-			KilledBy: KilledByCrash, Duration: time.Since(start),
-		}
+		var exit *bridge.ExitStatus
 		var be *bridge.Error
 		if errors.As(err, &be) && be.Exit != nil {
-			exit := *be.Exit
-			obs.Exit = &exit
+			e := *be.Exit
+			exit = &e
 		}
+		obs := crashObservation(exit, timeout, time.Since(start))
+		it.breakFor(obs.KilledBy)
 		return obs, nil
-	case runCtx.Err() != nil:
+	case runCtx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
+		// (The deadline travels with the stream: the plugin's side may
+		// end it a moment before runCtx's own timer fires.)
 		it.breakFor(KilledByTimeout)
 		return &Observation{
 			Error:    &ExecError{Type: "ExecutionTimeout", Message: fmt.Sprintf("the code ran past its timeout of %s and did not stop; the interpreter was killed", timeout)},
 			KilledBy: KilledByTimeout, Duration: time.Since(start),
+		}, nil
+	case sent:
+		// The process lives but the execution broke off under the code: it
+		// closed the plugin's connection, or tampered with what the plugin
+		// answers with.
+		it.breakFor(KilledByCrash)
+		return &Observation{
+			Error: &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter stopped answering properly while running the code " +
+				"(did the code close file descriptors it did not open, or replace modules the interpreter uses?); the interpreter was killed"},
+			KilledBy: KilledByCrash, Duration: time.Since(start),
 		}, nil
 	}
 	it.breakFor("execute failed")
 	return nil, fmt.Errorf("codeact: execute on %s: %w", it.name, err)
 }
 
-func crashDetail(err error) string {
-	var be *bridge.Error
-	if errors.As(err, &be) && be.Exit != nil {
-		if be.Exit.ByHost {
-			// Code that holds the GIL in C stops the health checks too.
-			return be.Exit.String() + ": it stopped answering the host's health checks"
-		}
-		return be.Exit.String()
+// crashObservation reports an interpreter process that died while it ran
+// code, after took, from how it ended (nil: unknown): a sandbox limit
+// that killed it by that limit's name; the host's kill of an interpreter
+// that stopped answering after the execution's timeout as a timeout; any
+// other end as an InterpreterCrash, saying whether the host killed it
+// (its health checks failed) or it died by itself.
+func crashObservation(exit *bridge.ExitStatus, timeout, took time.Duration) *Observation {
+	obs := &Observation{Duration: took, Exit: exit}
+	var limit string
+	if exit != nil {
+		limit = exit.Limit
 	}
-	return "the process exited"
+	if e, ok := sandboxLimitErrors[limit]; ok {
+		e.Message += " (" + exit.String() + ")"
+		obs.Error, obs.KilledBy = &e, limit
+		return obs
+	}
+	if exit != nil && exit.ByHost && timeout > 0 && took >= timeout {
+		obs.Error = &ExecError{Type: "ExecutionTimeout", Message: fmt.Sprintf(
+			"the code ran past its timeout of %s and the interpreter stopped answering; it was killed (%s)", timeout, exit)}
+		obs.KilledBy = KilledByTimeout
+		return obs
+	}
+	detail := "the process exited"
+	switch {
+	case exit != nil && exit.ByHost:
+		// Code that holds the GIL in C stops the health checks too.
+		detail = exit.String() + " by the host: it stopped answering the host's health checks"
+	case exit != nil:
+		detail = exit.String()
+	}
+	obs.Error = &ExecError{Type: "InterpreterCrash", Message: "the Python interpreter process died while running the code (" + detail + ")"}
+	obs.KilledBy = KilledByCrash
+	return obs
 }
 
-func (it *Interpreter) stream(ctx context.Context, session, code string, timeout time.Duration, tools map[string]*tool.Tool) (*Observation, error) {
+// stream runs one execution over the Execute stream; sent reports whether
+// the code reached the plugin (a failure after that is the code's doing,
+// or its interpreter's death).
+func (it *Interpreter) stream(ctx context.Context, session, code string, timeout time.Duration, tools map[string]*tool.Tool) (obs *Observation, sent bool, err error) {
 	st, err := it.rpc.Execute(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { _ = st.CloseSend() }()
 	err = st.Send(&pluginv1.ExecuteClientMessage{Msg: &pluginv1.ExecuteClientMessage_Code{Code: &pluginv1.ExecuteCode{
 		SessionId: session, Code: code, TimeoutSeconds: timeout.Seconds(),
 	}}})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for {
 		msg, err := st.Recv()
 		if err == io.EOF {
-			return nil, errors.New("the plugin ended the execution without an answer")
+			return nil, true, errors.New("the plugin ended the execution without an answer")
 		}
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		switch m := msg.GetMsg().(type) {
 		case *pluginv1.ExecuteServerMessage_ToolCall:
 			res := it.callTool(ctx, m.ToolCall, tools)
 			if err := st.Send(&pluginv1.ExecuteClientMessage{Msg: &pluginv1.ExecuteClientMessage_ToolResult{ToolResult: res}}); err != nil {
-				return nil, err
+				return nil, true, err
 			}
 		case *pluginv1.ExecuteServerMessage_Result:
-			return resultObservation(m.Result)
+			obs, err := resultObservation(m.Result)
+			return obs, true, err
 		case *pluginv1.ExecuteServerMessage_Error:
 			e := m.Error
 			obs := &Observation{
@@ -320,7 +385,7 @@ func (it *Interpreter) stream(ctx context.Context, session, code string, timeout
 				KilledBy: e.GetKilledBy(), ToolCalls: int(e.GetToolCalls()),
 			}
 			captured(obs, e.GetOutput())
-			return obs, nil
+			return obs, true, nil
 		}
 		// Output messages are reserved; version 1 of the plugin sends none.
 	}

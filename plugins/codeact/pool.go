@@ -46,6 +46,21 @@ type Config struct {
 	MaxUses int
 	// Session sets the output limits of every session.
 	Session SessionOptions
+	// ReuseAcrossSessions gives an interpreter whose session ran code to
+	// later sessions (after stopping the session). Default false: an
+	// interpreter serves one session, and is discarded when that session
+	// closes, because code can change its process in ways a fresh
+	// namespace does not undo (replace an attribute of a module or of
+	// builtins, leave a thread running that reads later sessions' data).
+	// A warm spare takes its place. Set it only where every session's code
+	// is trusted alike.
+	ReuseAcrossSessions bool
+	// LazyRestart moves a session whose interpreter was discarded (a
+	// limit, a crash) to a fresh one at its next Execute rather than at
+	// once: for callers that may run no other execution (dspex exec),
+	// which then do not pay for a start they do not use. Default false:
+	// at once, so that the next execution does not wait for a start.
+	LazyRestart bool
 	// Bus receives the plugin processes' lifecycle events (bridge).
 	Bus *event.Bus
 }
@@ -364,7 +379,9 @@ func (s *Session) attach(ctx context.Context) error {
 	}
 }
 
-// Interpreter is the interpreter the session runs on now (nil after Close).
+// Interpreter is the interpreter the session runs on now (nil after Close,
+// and, with Config.LazyRestart, after its interpreter was discarded until
+// the next Execute).
 func (s *Session) Interpreter() *Interpreter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -373,7 +390,8 @@ func (s *Session) Interpreter() *Interpreter {
 
 // Execute runs code in the session with the pool's timeout. When the code
 // ends its interpreter (a timeout, a crash, a limit), the session moves to
-// a fresh interpreter and the Observation says the state was lost; when
+// a fresh interpreter (at once, or at the next Execute with
+// Config.LazyRestart) and the Observation says the state was lost; when
 // no fresh one can be started, the Observation comes with the error. An
 // error without an Observation means the code could not be run, or ctx
 // ended (the interpreter, which may still be running the code, is then
@@ -415,6 +433,8 @@ func (s *Session) Execute(ctx context.Context, code string) (*Observation, error
 		s.pool.Release(old)
 		if obs != nil {
 			obs.StateLost, end.StateLost = true, true
+		}
+		if obs != nil && !s.pool.cfg.LazyRestart {
 			if restartErr = s.attach(ctx); restartErr != nil {
 				restartErr = fmt.Errorf("codeact: restart the interpreter after %s: %w", obs.KilledBy, restartErr)
 			}
@@ -431,8 +451,12 @@ func (s *Session) Execute(ctx context.Context, code string) (*Observation, error
 func (s *Session) Reset(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.it == nil {
+	if s.closed {
 		return errors.New("codeact: session closed")
+	}
+	if s.it == nil {
+		// Discarded (LazyRestart): the next interpreter starts empty.
+		return nil
 	}
 	if _, err := s.it.rpc.Reset(ctx, &pluginv1.ResetRequest{SessionId: s.id}); err != nil {
 		return fmt.Errorf("codeact: reset session on %s: %w", s.it.name, err)
@@ -440,8 +464,9 @@ func (s *Session) Reset(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the session and gives its interpreter back to the pool.
-// Safe to call more than once.
+// Close stops the session and gives its interpreter back to the pool,
+// which discards it if the session ran code (unless
+// Config.ReuseAcrossSessions). Safe to call more than once.
 func (s *Session) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -452,9 +477,13 @@ func (s *Session) Close() {
 	if s.it == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.it.stopSession(ctx, s.id)
+	if s.it.used() > 0 && !s.pool.cfg.ReuseAcrossSessions {
+		s.it.breakFor("its session ran code")
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.it.stopSession(ctx, s.id)
+	}
 	s.pool.Release(s.it)
 	s.it = nil
 }

@@ -165,6 +165,35 @@ func TestTimeoutAndCrashRestartTheInterpreter(t *testing.T) {
 	}
 }
 
+// With LazyRestart a session whose interpreter was discarded starts no
+// fresh one until it runs code again.
+func TestLazyRestart(t *testing.T) {
+	pool := codeacttest.Pool(t, codeact.Config{Warm: -1, Max: 1, LazyRestart: true})
+	ctx := t.Context()
+	s, err := pool.NewSession(ctx, shopTools(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Execute(ctx, "x = 1"); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.Execute(ctx, "import os\nos._exit(3)")
+	if err != nil || obs.KilledBy != codeact.KilledByCrash || !obs.StateLost {
+		t.Fatalf("%+v, %v", obs, err)
+	}
+	if it := s.Interpreter(); it != nil {
+		t.Fatalf("the session moved to %s at once", it.Name())
+	}
+	if err := s.Reset(ctx); err != nil {
+		t.Fatalf("reset with no interpreter: %v", err)
+	}
+	obs, err = s.Execute(ctx, "price('pear') + (1 if 'x' in dir() else 0)")
+	if err != nil || obs.Value != "5" || obs.StateLost || s.Interpreter() == nil {
+		t.Fatalf("the next execution: %+v, %v", obs, err)
+	}
+}
+
 func TestLimitsDiscardTheInterpreter(t *testing.T) {
 	pool := codeacttest.Pool(t, codeact.Config{Session: codeact.SessionOptions{MaxOutputBytes: 100, OutputLimitBytes: 10000}})
 	ctx := t.Context()

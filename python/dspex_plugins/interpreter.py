@@ -22,7 +22,11 @@ Interpreter service of ``bridge/proto``:
   code. Either limit, and ``MemoryError``, is reported with ``killed_by`` set, and the
   host then discards this process: code stuck in C cannot be interrupted from Python,
   so the host also kills the process when the answer does not come soon after the
-  timeout.
+  timeout. Code ended by an ``OSError`` of the sandbox's disk limits (``EFBIG``, the
+  file size limit: ``killed_by`` "file-size"; ``ENOSPC``, a full /scratch or /tmp:
+  "disk") is reported likewise. An error's traceback is trimmed to the code: the
+  plugin's own frames are left out, and the code's frames show its lines. The
+  recursion limit is set back to the default after each execution.
 - **Reset** clears a session's namespace; **StopSession** drops it.
 
 Executions are serialized: one runs at a time in a process (the host runs one session per
@@ -35,8 +39,10 @@ The contract is written up in docs/plugins.md.
 from __future__ import annotations
 
 import ast
+import builtins
 import codecs
 import ctypes
+import errno
 import io
 import json
 import keyword
@@ -47,8 +53,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TextIO
 
@@ -70,12 +77,30 @@ OUTPUT_LIMIT_FACTOR = 16
 MAX_SESSIONS = 64
 """Sessions one process holds at most; StartSession past it is refused."""
 
+_DISK_LIMITS = {errno.EFBIG: "file-size", errno.ENOSPC: "disk", errno.EDQUOT: "disk"}
+"""The killed_by of code ended by an OSError with these errnos."""
+
 _TIMEOUT_GRACE_SECONDS = 0.5
 """How long the plugin waits for timed-out code to stop before answering anyway."""
 _DRAIN_SECONDS = 0.2
 """How long the plugin waits, after the code, for output still in its pipes."""
 
 _log = logging.getLogger(NAME)
+
+CODE_FILENAME = "<code>"
+"""The file name of the code's frames in tracebacks."""
+
+_RECURSION_LIMIT = sys.getrecursionlimit()
+"""The recursion limit every execution starts with: code that changes it changes it
+for itself only."""
+
+
+_BUILTINS = dict(vars(builtins))
+"""The builtins as the plugin started with them: each session's namespace gets its own
+copy, so that code replacing a builtin by name (``__builtins__["print"] = ...``) does
+not reach other sessions. (Code that changes the builtins module or any other module
+changes the whole process: the host gives a process whose session ran code to no
+other session.)"""
 
 
 class ToolError(Exception):
@@ -91,6 +116,12 @@ class ExecutionTimeout(BaseException):
 
 class OutputLimitExceeded(BaseException):
     """Raised in running code that writes more output than the session allows."""
+
+
+# Tracebacks name these as the code knows them (ToolError is in its namespace), not
+# by this module's path.
+for _cls in (ToolError, ExecutionTimeout, OutputLimitExceeded):
+    _cls.__module__ = "builtins"
 
 
 class _Submit(BaseException):
@@ -367,7 +398,7 @@ class Session:
 
     def reset(self) -> None:
         """Give the session a fresh namespace with its tools and SUBMIT."""
-        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": dict(_BUILTINS)}
         for spec in self.tools:
             ns[spec.name] = make_tool_function(spec, lambda: self.caller)
         ns["SUBMIT"] = _submit
@@ -385,22 +416,75 @@ def _json_or_empty(value: object) -> str:
 def compile_cell(code: str) -> tuple[Any, Any | None]:
     """Compile code as a REPL cell: the statements, and the last one separately when it
     is an expression (its value is the result). Raises SyntaxError."""
-    tree = ast.parse(code, "<code>", "exec")
+    tree = ast.parse(code, CODE_FILENAME, "exec")
     last = None
     tail = tree.body[-1] if tree.body else None
     if isinstance(tail, ast.Expr):
         tree.body.pop()
-        last = compile(ast.Expression(tail.value), "<code>", "eval")
-    return compile(tree, "<code>", "exec"), last
+        last = compile(ast.Expression(tail.value), CODE_FILENAME, "eval")
+    return compile(tree, CODE_FILENAME, "exec"), last
 
 
-def format_traceback(err: BaseException) -> str:
-    """The exception's traceback without the plugin's own frames: what the code's
-    author (the LM) can act on."""
-    tb = err.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+def code_objects(*compiled: object) -> set[types.CodeType]:
+    """Every code object in compiled code: the module's, and its functions', classes'
+    and comprehensions', however deeply nested."""
+    out: set[types.CodeType] = set()
+    todo = [c for c in compiled if isinstance(c, types.CodeType)]
+    while todo:
+        co = todo.pop()
+        if co in out:
+            continue
+        out.add(co)
+        todo.extend(c for c in co.co_consts if isinstance(c, types.CodeType))
+    return out
+
+
+def _user_stack(
+    tb: types.TracebackType | None, source: Sequence[str], cell: set[types.CodeType]
+) -> traceback.StackSummary:
+    """The frames of tb that are not this plugin's, with the source line of those that
+    run the current cell's code (earlier cells' functions also live in CODE_FILENAME,
+    whose lines are not the current cell's)."""
+    frames = []
+    while tb is not None:
+        co = tb.tb_frame.f_code
+        lineno = tb.tb_lineno
+        if co.co_filename != __file__:
+            ours = co.co_filename == CODE_FILENAME
+            line = None
+            if ours and co in cell and 0 < lineno <= len(source):
+                line = source[lineno - 1]
+            frames.append(
+                traceback.FrameSummary(
+                    co.co_filename, lineno, co.co_name, lookup_line=not ours, line=line
+                )
+            )
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(err), err, tb))
+    return traceback.StackSummary.from_list(frames)
+
+
+def format_traceback(
+    err: BaseException, source: str = "", cell: set[types.CodeType] | None = None
+) -> str:
+    """The exception's traceback trimmed to what the code's author (the LM) can act on:
+    without the plugin's own frames, wherever they are (the top of the stack, a tool's
+    function, the tool call's wait), and with the lines of source, the current cell's
+    code (compiled into the code objects ``cell``), where its frames are. Chained
+    exceptions are trimmed the same way."""
+    te = traceback.TracebackException(type(err), err, None, lookup_lines=False)
+    lines = source.splitlines()
+    seen: set[int] = set()
+
+    def trim(t: traceback.TracebackException | None, exc: BaseException | None) -> None:
+        if t is None or exc is None or id(exc) in seen:
+            return
+        seen.add(id(exc))
+        t.stack = _user_stack(exc.__traceback__, lines, cell or set())
+        trim(t.__cause__, exc.__cause__)
+        trim(t.__context__, exc.__context__)
+
+    trim(te, err)
+    return "".join(te.format())
 
 
 def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
@@ -429,6 +513,9 @@ class _Execution:
         self.code = code
         self.timeout = timeout
         self.capture = _Capture(session.max_output_bytes, session.output_limit_bytes)
+        # The cell's code objects, once compiled: frames running them show their
+        # source lines in tracebacks.
+        self.cell: set[types.CodeType] = set()
         self.out: queue.Queue[plugin_pb2.ExecuteServerMessage | None] = queue.Queue()
         self.pending: dict[str, queue.Queue[plugin_pb2.ToolResult]] = {}
         self.pending_lock = threading.Lock()
@@ -456,6 +543,8 @@ class _Execution:
             stdout.bind(False)
             stderr.bind(False)
             fds.stop()
+            # sys.setrecursionlimit(10**8) in one execution must not carry over.
+            sys.setrecursionlimit(_RECURSION_LIMIT)
         if self.capture.limit_hit and msg.WhichOneof("msg") != "error":
             msg = self._error(OutputLimitExceeded(), "output")
         # What the pipes took in after the message was built.
@@ -488,6 +577,7 @@ class _Execution:
         except SyntaxError as err:
             self._code_done()
             return self._error(err, "")
+        self.cell = code_objects(body, last)
         ns = self.session.namespace
         value_repr = value_json = ""
         try:
@@ -513,6 +603,11 @@ class _Execution:
             return self._error(err, "output")
         except MemoryError as err:
             return self._error(err, "memory")
+        except OSError as err:
+            # The sandbox's file size limit (RLIMIT_FSIZE; CPython ignores SIGXFSZ) or
+            # its full tmpfs /scratch or /tmp: the interpreter's disk is not fit to
+            # reuse.
+            return self._error(err, _DISK_LIMITS.get(err.errno or 0, ""))
         except BaseException as err:
             return self._error(err, "")
         result = plugin_pb2.ExecResult(
@@ -524,12 +619,18 @@ class _Execution:
         return plugin_pb2.ExecuteServerMessage(result=result)
 
     def _error(self, err: BaseException, killed_by: str) -> plugin_pb2.ExecuteServerMessage:
+        # An interrupt raised in the code (by its class) gets its message here, and
+        # keeps its traceback: where the code was when it was stopped.
         if isinstance(err, ExecutionTimeout) and not err.args:
-            err = ExecutionTimeout(f"the code ran past its timeout of {self.timeout:g}s")
+            err = ExecutionTimeout(
+                f"the code ran past its timeout of {self.timeout:g}s"
+            ).with_traceback(err.__traceback__)
         if isinstance(err, OutputLimitExceeded) and not err.args:
             limit = self.capture.limit_bytes
-            err = OutputLimitExceeded(f"the code wrote more than {limit} bytes and was stopped")
-        tb = format_traceback(err)
+            err = OutputLimitExceeded(
+                f"the code wrote more than {limit} bytes and was stopped"
+            ).with_traceback(err.__traceback__)
+        tb = format_traceback(err, self.code, self.cell)
         return plugin_pb2.ExecuteServerMessage(
             error=plugin_pb2.ExecError(
                 type=type(err).__name__,
@@ -781,10 +882,30 @@ def register(server: grpc.Server) -> None:
     plugin_pb2_grpc.add_InterpreterServicer_to_server(InterpreterService(), server)
 
 
+_M_ARENA_MAX = -8
+"""glibc's mallopt parameter for the number of malloc arenas."""
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (False where that cannot be done: not glibc).
+
+    glibc gives threads that allocate arenas of their own, 64 MiB of address space
+    each, up to eight per core: with the gRPC server's threads that is most of the
+    sandbox's address-space limit (RLIMIT_AS) before the code allocates anything, and
+    the code's allocations then fail with MemoryError far below the memory limit. Two
+    arenas serve one execution at a time well."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def main() -> NoReturn:
     scratch = os.environ.get(SCRATCH_DIR_ENV, "")
     if scratch:
         os.chdir(scratch)
+    limit_malloc_arenas()
     sdk.serve(NAME, __version__, CAPABILITIES, register, details={"cwd": os.getcwd()})
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -130,6 +131,82 @@ def test_errors_carry_type_message_traceback_and_output(
     assert msg.error.type == "NameError"
 
 
+def test_tracebacks_are_trimmed_to_the_code(stub: plugin_pb2_grpc.InterpreterStub) -> None:
+    s = start(stub, [plugin_pb2.ToolSpec(name="price", args_json_schema=schema("item"))])
+
+    def boom(args: dict[str, object]) -> object:
+        raise ValueError("no such item: pear")
+
+    execute(stub, s, "def earlier():\n    return price(colour='red')")
+    msg, _ = execute(stub, s, "def g():\n    return price('pear')\n\ng()", tools={"price": boom})
+    assert msg.error.type == "ToolError"
+    assert msg.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<code>", line 4, in <module>\n'
+        "    g()\n"
+        '  File "<code>", line 2, in g\n'
+        "    return price('pear')\n"
+        "ToolError: no such item: pear\n"
+    )
+    # A function of an earlier cell: its frame, without a line of this cell's source.
+    msg, _ = execute(stub, s, "x = 1\nearlier()")
+    assert msg.error.type == "TypeError"
+    assert msg.error.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "<code>", line 2, in <module>\n'
+        "    earlier()\n"
+        '  File "<code>", line 2, in earlier\n'
+        "TypeError: price() got an unexpected keyword argument 'colour' (its arguments: item)\n"
+    )
+    # Chained exceptions are trimmed too; library frames the code called stay.
+    msg, _ = execute(
+        stub,
+        s,
+        "import json\ntry:\n    price('a')\nexcept ToolError:\n    json.loads('{')",
+        tools={"price": boom},
+    )
+    assert msg.error.type == "JSONDecodeError"
+    assert "interpreter.py" not in msg.error.traceback
+    assert "json/decoder.py" in msg.error.traceback
+    assert "ToolError: no such item: pear\n\nDuring handling" in msg.error.traceback
+    msg, _ = execute(stub, s, "x = (")
+    assert msg.error.type == "SyntaxError"
+    assert "interpreter.py" not in msg.error.traceback
+    assert 'File "<code>", line 1' in msg.error.traceback
+
+
+def test_sessions_have_their_own_builtins(stub: plugin_pb2_grpc.InterpreterStub) -> None:
+    # (Replacing an attribute of the builtins module itself reaches the whole process:
+    # the host gives a process that ran a session's code to no other session.)
+    a, b = start(stub), start(stub)
+    msg, _ = execute(stub, a, "__builtins__['len'] = None\n__builtins__['abs'] = None")
+    assert msg.WhichOneof("msg") == "result"
+    msg, _ = execute(stub, b, "len('ab'), abs(-1)")
+    assert msg.result.value_repr == "(2, 1)"
+    msg, _ = execute(stub, start(stub), "len('abc'), abs(-2)")
+    assert msg.result.value_repr == "(3, 2)"
+
+
+def test_recursion_limit_is_restored_for_the_next_execution(
+    stub: plugin_pb2_grpc.InterpreterStub,
+) -> None:
+    s = start(stub)
+    msg, _ = execute(stub, s, "import sys\nsys.getrecursionlimit()")
+    default = msg.result.value_repr
+    msg, _ = execute(stub, s, "sys.setrecursionlimit(100000)\nsys.getrecursionlimit()")
+    assert msg.result.value_repr == "100000"
+    msg, _ = execute(stub, s, "sys.getrecursionlimit()")
+    assert msg.result.value_repr == default
+    # Deep recursion at the default limit is an ordinary RecursionError; the
+    # interpreter goes on.
+    msg, _ = execute(stub, s, "def f(n):\n    return f(n + 1)\nf(0)")
+    assert msg.error.type == "RecursionError"
+    assert msg.error.killed_by == ""
+    assert "[Previous line repeated" in msg.error.traceback
+    msg, _ = execute(stub, s, "6 * 7")
+    assert msg.result.value_repr == "42"
+
+
 def test_tools_round_trip_over_the_stream(stub: plugin_pb2_grpc.InterpreterStub) -> None:
     tools = [
         plugin_pb2.ToolSpec(
@@ -208,6 +285,7 @@ def test_output_is_capped_and_a_flood_is_stopped(stub: plugin_pb2_grpc.Interpret
     msg, _ = execute(stub, s, "while True:\n  print('x' * 100)")
     assert msg.error.type == "OutputLimitExceeded"
     assert msg.error.killed_by == "output"
+    assert "interpreter.py" not in msg.error.traceback
     # A broad except does not swallow the limit.
     msg, _ = execute(
         stub, s, "while True:\n  try:\n    print('y' * 100)\n  except Exception:\n    pass"
@@ -248,6 +326,10 @@ def test_timeout_interrupts_the_code(stub: plugin_pb2_grpc.InterpreterStub) -> N
     assert msg.error.type == "ExecutionTimeout"
     assert msg.error.killed_by == "timeout"
     assert "timeout of 0.3s" in msg.error.message
+    # Where the code was when it was stopped.
+    assert 'File "<code>", line 3, in <module>\n    pass\n' in msg.error.traceback or (
+        'File "<code>", line 1, in <module>\n    while True:\n' in msg.error.traceback
+    )
     msg, _ = execute(stub, s, "import time\ntime.sleep(0.05)\n'ok'", timeout=5)
     assert msg.result.value_repr == "'ok'"
 
@@ -325,3 +407,10 @@ def test_as_a_plugin_process(launch: Launch) -> None:
         msg, _ = execute(stub, s, "print('out')\nimport os\nos.getpid()")
         assert msg.result.output.stdout == "out\n"
         assert msg.result.value_repr == str(plugin.pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_arenas_can_be_capped() -> None:
+    # In the plugin process (main), so that the gRPC threads' arenas do not take the
+    # sandbox's address space.
+    assert interpreter.limit_malloc_arenas(8) is True

@@ -42,9 +42,13 @@ LM writes, and print one JSON object:
 "error" is null, or the exception that ended the code ({"type", "message",
 "traceback"}); "exit" is 0 when the code ran through, 1 when it raised, 124
 when its timeout ended it, and the process's exit code (128 + the signal for
-a signal) when it killed the interpreter; "killed_by" ("timeout", "output",
-"memory", "crash") is present when a limit ended the code; "value" is the
-repr of the last expression's value, when it has one.
+a signal) when it or a sandbox limit killed the interpreter; "killed_by" is
+present when a limit ended the code: "timeout", "output", "memory" (error
+MemoryError, or MemoryLimitExceeded when the sandbox killed the process),
+"processes" (ProcessLimitExceeded: a fork bomb), "cpu", "file-size", or
+"crash" (InterpreterCrash: the process died, or stopped answering the
+host's health checks and was killed); "value" is the repr of the last
+expression's value, when it has one.
 
 The code is untrusted: the interpreter runs in the OS sandbox (see dspex
 sandbox check), and when none can be created here the command refuses, unless
@@ -117,7 +121,8 @@ func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
 		return err
 	}
 	defer warnings.Close()
-	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, Timeout: f.timeout,
+	// One execution: an interpreter the code killed is not replaced.
+	pool, err := codeact.NewPool(codeact.Config{Plugins: &pcfg, Plugin: name, Warm: -1, Max: 1, LazyRestart: true, Timeout: f.timeout,
 		Session: codeact.SessionOptions{MaxOutputBytes: f.maxOutput}, Bus: bus})
 	if err != nil {
 		if errors.Is(err, bridge.ErrPythonNotFound) {
@@ -152,23 +157,20 @@ func runExec(ctx context.Context, s *streams, f *execFlags, path string) error {
 }
 
 // exitOf is the observation's "exit": 0 ran through, 1 raised, 124 timed
-// out, else how the crashed process ended.
+// out, else how the killed or crashed process ended (128 + N for signal N).
 func exitOf(obs *codeact.Observation) int {
 	switch {
 	case obs.Error == nil:
 		return 0
 	case obs.KilledBy == codeact.KilledByTimeout:
 		return 124
-	case obs.KilledBy == codeact.KilledByCrash && obs.Exit != nil:
-		if obs.Exit.Signal != "" {
-			if n, ok := signalNumbers[obs.Exit.Signal]; ok {
-				return 128 + n
-			}
-			return 137
+	case obs.Exit != nil && obs.Exit.Signal != "":
+		if n, ok := signalNumbers[obs.Exit.Signal]; ok {
+			return 128 + n
 		}
-		if obs.Exit.Code > 0 {
-			return obs.Exit.Code
-		}
+		return 137
+	case obs.Exit != nil && obs.Exit.Code > 0:
+		return obs.Exit.Code
 	}
 	return 1
 }
