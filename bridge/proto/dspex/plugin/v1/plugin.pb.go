@@ -2756,9 +2756,11 @@ type ExecError struct {
 	Message   string    `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	Traceback string    `protobuf:"bytes,3,opt,name=traceback,proto3" json:"traceback,omitempty"`
 	Output    *Captured `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
-	// KilledBy names the limit that ended the code: "timeout", "output" or
-	// "memory"; empty for an ordinary exception. The host discards an
-	// interpreter whose code hit a limit.
+	// KilledBy names the limit that ended the code: "timeout", "output",
+	// "memory", "file-size" (EFBIG) or "disk" (ENOSPC); empty for an
+	// ordinary exception. The host discards an interpreter whose code hit a
+	// limit, and itself reports "processes" and "cpu" for a sandbox its
+	// cgroup or rlimits ended.
 	KilledBy      string `protobuf:"bytes,5,opt,name=killed_by,json=killedBy,proto3" json:"killed_by,omitempty"`
 	ToolCalls     int32  `protobuf:"varint,6,opt,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
