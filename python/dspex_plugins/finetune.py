@@ -866,6 +866,15 @@ class LocalBackend:
                 return
 
 
+def _context_length(config: Any) -> int:  # noqa: ANN401
+    """The most tokens the model takes at once (0 when its config does not say)."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
+
+
 def train_local(
     job: _LocalJob,
     cfg: _LocalConfig,
@@ -880,14 +889,26 @@ def train_local(
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     model = transformers.AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True)
     model.train()
+    limit = _context_length(model.config)
     batches = []
+    truncated = 0
     for messages in examples:
         prompt = tokenizer(_render(tokenizer, messages[:-1]), add_special_tokens=False)["input_ids"]
         full = tokenizer(_render(tokenizer, messages), add_special_tokens=False)["input_ids"]
         labels = [-100] * min(len(prompt), len(full)) + full[len(prompt) :]
+        if limit and len(full) > limit:
+            # Longer than the model's positions: keep the end (the answer
+            # the loss is on) and drop the start of the prompt.
+            full, labels = full[-limit:], labels[-limit:]
+            truncated += 1
         if all(label == -100 for label in labels) or len(full) < 2:
             continue
         batches.append((torch.tensor([full]), torch.tensor([labels])))
+    if truncated:
+        job.update(
+            f"truncated {truncated} of {len(examples)} examples to the model's {limit} positions "
+            "(the start of the prompt dropped)"
+        )
     if not batches:
         raise ValueError("no example has assistant tokens to train on")
     total = cfg.epochs * len(batches)

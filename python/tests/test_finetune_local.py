@@ -230,3 +230,41 @@ def test_local_job_interrupted_by_a_restart_is_failed(launch: Launch, tmp_path: 
             timeout=30,
         )
     assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_local_examples_longer_than_the_model_are_truncated(
+    launch: Launch, tmp_path: Path
+) -> None:
+    """A conversation longer than the model's positions (256 here) trains on its end,
+    the answer, and the job says how many were cut; it does not crash the job."""
+    base = tmp_path / "base"
+    tiny_model(base)
+    opts = {"output_dir": str(tmp_path / "out"), "epochs": "1", "poll_interval": "0.05"}
+    long_question = "What is the capital of France? " * 200
+    data = (
+        json.dumps({"messages": chat(long_question, "Paris")})
+        + "\n"
+        + json.dumps({"messages": chat(*EXAMPLES[1])})
+        + "\n"
+    ).encode()
+    client = plugin_pb2_grpc.FineTunerStub(launch(FINETUNE).channel())
+    status = client.StartJob(
+        plugin_pb2.StartJobRequest(
+            base_model=str(base),
+            training_jsonl=data,
+            backend="local",
+            backend_options=opts,
+            idempotency_key="run-long/p0",
+        ),
+        timeout=60,
+    )
+    events = list(
+        client.WatchJob(
+            plugin_pb2.WatchJobRequest(job_id=status.job_id, backend="local", backend_options=opts),
+            timeout=300,
+        )
+    )
+    assert events[-1].state == "succeeded", events[-1].error
+    assert any(
+        "truncated 1 of 2 examples to the model's 256 positions" in e.message for e in events
+    ), [e.message for e in events]
