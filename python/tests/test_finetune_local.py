@@ -232,9 +232,7 @@ def test_local_job_interrupted_by_a_restart_is_failed(launch: Launch, tmp_path: 
     assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_local_examples_longer_than_the_model_are_truncated(
-    launch: Launch, tmp_path: Path
-) -> None:
+def test_local_examples_longer_than_the_model_are_truncated(launch: Launch, tmp_path: Path) -> None:
     """A conversation longer than the model's positions (256 here) trains on its end,
     the answer, and the job says how many were cut; it does not crash the job."""
     base = tmp_path / "base"
