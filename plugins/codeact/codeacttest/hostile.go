@@ -349,7 +349,7 @@ for p in ["/x", "/usr/x", "/etc/x", "/proc/x", "/dev/x", ` + q(filepath.Join(env
     except OSError as e:
         out[p] = "refused"
 print(json.dumps(sorted(p for p, v in out.items() if v == "written")))`,
-			Stdout: `["/scratch/ok", "/tmp/ok"]` + "\n",
+			Stdout: writableInside(filepath.Join(env.Repo, "hostile-was-here")),
 		},
 		{
 			// pids.max refuses a fork at the cap, and the sandbox is
@@ -543,4 +543,23 @@ print(json.dumps(out))`,
 			ErrType: "ToolError", ErrText: "item", Exit: 1, Tools: true,
 		},
 	}
+}
+
+// writableInside is the write-outside-scratch case's expected output: the
+// paths the code may write inside the sandbox. /scratch and /tmp are the
+// sandbox's own tmpfs; so is a repository path under /tmp (a clone under
+// /tmp, say), which the sandbox does not bind (it binds only the
+// interpreter's runtime and the plugin's code, read-only): there the code
+// writes to the sandbox's private /tmp, never the host's, which HostFine
+// checks.
+func writableInside(repoPaths ...string) string {
+	out := []string{"/scratch/ok", "/tmp/ok"}
+	for _, p := range repoPaths {
+		if strings.HasPrefix(p, "/tmp/") {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	b, _ := json.Marshal(out)
+	return strings.ReplaceAll(string(b), `","`, `", "`) + "\n"
 }
