@@ -72,6 +72,20 @@ type Event struct {
 	Data any
 }
 
+// Durable is implemented by payloads that a store writing events in
+// batches (the trace store) commits at once instead of with its next
+// batch: records a resumed run reads back to avoid repeating paid work,
+// such as the id of a fine-tuning job just started. Keep them rare.
+type Durable interface {
+	Durable() bool
+}
+
+// IsDurable reports whether ev's payload asks to be written at once.
+func IsDurable(ev Event) bool {
+	d, ok := ev.Data.(Durable)
+	return ok && d.Durable()
+}
+
 // Span identifies a unit of work: a run's top level, a module call, an LM
 // call.
 type Span struct {

@@ -82,7 +82,8 @@ type Options struct {
 	// Default 256.
 	BatchSize int
 	// FlushInterval bounds how long an event waits for its batch to be
-	// committed. Default 100ms.
+	// committed. Default 100ms. An event whose payload is event.Durable
+	// commits its batch at once.
 	FlushInterval time.Duration
 	// Buffer is the bus subscription's buffer (events). Default 4096.
 	Buffer int
@@ -407,7 +408,7 @@ func (s *Store) run() {
 				continue
 			}
 			batch = append(batch, ev)
-			if len(batch) >= s.opts.BatchSize {
+			if len(batch) >= s.opts.BatchSize || event.IsDurable(ev) {
 				flush()
 			} else if tick == nil {
 				timer.Reset(s.opts.FlushInterval)

@@ -666,3 +666,40 @@ func TestWaitsOutAnotherWriter(t *testing.T) {
 		t.Errorf("stats = %+v; want the batch written after the lock was released", st)
 	}
 }
+
+// durableRecord is a payload that asks to be written at once.
+type durableRecord struct{ ID string }
+
+func (*durableRecord) Durable() bool { return true }
+
+// TestDurableEventCommitsAtOnce: with a flush interval far beyond the test,
+// an ordinary event stays in the batch, and a durable one commits the batch
+// (itself and what came before it) at once.
+func TestDurableEventCommitsAtOnce(t *testing.T) {
+	path := tempDB(t)
+	s, bus := openStore(t, path, Options{BatchSize: 1000, FlushInterval: time.Hour})
+	e := newEmitter(bus, "r", t0)
+	e.emit(event.RunStart, "r", "", &event.RunInfo{Name: "optimize"})
+	e.emit("test.ordinary", "", "", map[string]any{"n": 1})
+	r := openReader(t, path)
+	events := func() []StoredEvent {
+		evs, err := r.Events(context.Background(), "r", "test.ordinary", "test.durable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	// The ordinary event waits for a batch that will not fill for an hour.
+	time.Sleep(200 * time.Millisecond)
+	if got := events(); len(got) != 0 {
+		t.Fatalf("an ordinary event was committed before its batch filled: %+v", got)
+	}
+	e.emit("test.durable", "", "", &durableRecord{ID: "ftjob-1"})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(events()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s the reader sees %d of 2 events; stats %+v", len(events()), s.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -80,6 +80,11 @@ func PublicOptions(opts map[string]string) map[string]string {
 	return out
 }
 
+// Durable makes the trace store commit a job record at once rather than
+// with its next batch, so a dspex killed right after a job started leaves
+// the job's id for --resume.
+func (*JobRecord) Durable() bool { return true }
+
 // JobsFromEvents reads job records back from a run's stored events (those
 // of JobKind; others are ignored): the last record of each idempotency
 // key, in the order the keys first appear.
