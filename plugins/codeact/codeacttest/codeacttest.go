@@ -4,13 +4,12 @@
 package codeacttest
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/dspex/dspex/bridge"
+	"github.com/dspex/dspex/bridge/bridgetest"
 	"github.com/dspex/dspex/core/config"
 	"github.com/dspex/dspex/plugins/codeact"
 )
@@ -20,33 +19,13 @@ import (
 // is none, or when it cannot import dspex_plugins.interpreter.
 func Python(t testing.TB) string {
 	t.Helper()
-	root := repoRoot(t)
-	python := os.Getenv(bridge.PythonEnv)
-	if python == "" {
-		python = filepath.Join(root, ".venv", "bin", "python")
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python at %s (set %s or run `make setup`)", python, bridge.PythonEnv)
-	}
-	probe := exec.Command(python, "-c", "import dspex_plugins.interpreter")
-	probe.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, "python"))
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the interpreter plugin (run `make setup`): %v: %s", python, err, out)
-	}
+	python, _ := bridgetest.Python(t, "import dspex_plugins.interpreter", "run `make setup`")
 	return python
 }
 
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, ok := bridge.RepoRoot(wd)
-	if !ok {
-		t.Fatalf("no repository root above %s", wd)
-	}
-	return root
+	return bridgetest.RepoRoot(t)
 }
 
 // Plugins returns the built-in registry with Python(t) as the interpreter,
