@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -104,15 +103,7 @@ func (ff finetuneFlags) fingerprintSettings() string {
 // reached or refuses the key fails before any LM call. The caller shuts
 // the host down.
 func (f *optimizeFlags) openFinetune(ctx context.Context, ss *session, b finetune.Backend) (*bridge.Host, *finetune.Client, error) {
-	path := f.mipro.pluginConfig
-	if path == "" {
-		path = f.program
-	}
-	pcfg, err := bridge.LoadConfig(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	host, err := bridge.NewHost(pcfg, bridge.Options{Bus: ss.obs.bus, Span: ss.obs.run})
+	host, limit, err := f.pluginHost(ss)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,7 +115,6 @@ func (f *optimizeFlags) openFinetune(ctx context.Context, ss *session, b finetun
 		}
 		return nil, nil, err
 	}
-	limit := time.Duration(pcfg.Supervisor.WithDefaults().StartTimeout) + 5*time.Second
 	if err := awaitFirstStart(ctx, p, limit); err != nil {
 		shutdownHost(host)
 		return nil, nil, fmt.Errorf("the fine-tuning plugin did not start: %w; %s", err, finetuneHint)

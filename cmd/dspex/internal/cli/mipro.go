@@ -131,21 +131,33 @@ func planMIPRO(cfg mipro.Config, t *task, trainset, valset []example.Example) (m
 	return plan, err
 }
 
-// openSampler starts the sampler plugin under a bridge host (the plugins:
-// section of --config, else of the program file, over the built-in
-// registry) and creates a study as the run's will be, so that a missing
-// interpreter, dspex_plugins or Optuna, or a sampler the plugin refuses,
-// fails before any LM call. The caller shuts the host down.
-func (f *optimizeFlags) openSampler(ctx context.Context, ss *session, cfg mipro.Config) (*bridge.Host, *sampler.Client, error) {
+// pluginHost is a bridge host of the plugins: section of --config, else of
+// the program file, over the built-in registry, publishing on the run's
+// bus, and how long to wait for a plugin's first start (the supervisor's
+// start timeout and a margin).
+func (f *optimizeFlags) pluginHost(ss *session) (*bridge.Host, time.Duration, error) {
 	path := f.mipro.pluginConfig
 	if path == "" {
 		path = f.program
 	}
 	pcfg, err := bridge.LoadConfig(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
 	host, err := bridge.NewHost(pcfg, bridge.Options{Bus: ss.obs.bus, Span: ss.obs.run})
+	if err != nil {
+		return nil, 0, err
+	}
+	return host, time.Duration(pcfg.Supervisor.WithDefaults().StartTimeout) + 5*time.Second, nil
+}
+
+// openSampler starts the sampler plugin under a bridge host (the plugins:
+// section of --config, else of the program file, over the built-in
+// registry) and creates a study as the run's will be, so that a missing
+// interpreter, dspex_plugins or Optuna, or a sampler the plugin refuses,
+// fails before any LM call. The caller shuts the host down.
+func (f *optimizeFlags) openSampler(ctx context.Context, ss *session, cfg mipro.Config) (*bridge.Host, *sampler.Client, error) {
+	host, limit, err := f.pluginHost(ss)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -160,7 +172,6 @@ func (f *optimizeFlags) openSampler(ctx context.Context, ss *session, cfg mipro.
 		}
 		return fail(err)
 	}
-	limit := time.Duration(pcfg.Supervisor.WithDefaults().StartTimeout) + 5*time.Second
 	if err := awaitFirstStart(ctx, p, limit); err != nil {
 		return fail(fmt.Errorf("the sampler plugin did not start: %w; %s", err, samplerHint))
 	}
