@@ -1,12 +1,10 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dspex/dspex/cmd/dspex/internal/clitest"
 )
 
 // dspexBin is the dspex binary built once for the end-to-end tests.
@@ -43,44 +43,11 @@ func TestMain(m *testing.M) {
 
 var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
 
-// startMockLM runs `dspex mock-lm` as a real process on a free loopback port
-// and returns its base URL. The process is stopped with SIGTERM at cleanup.
+// startMockLM runs `dspex mock-lm` as a real process on a free loopback
+// port and returns its base URL; it is stopped at cleanup.
 func startMockLM(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, dspexBin, append([]string{"mock-lm", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				lines <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case url := <-lines:
-		return url
-	case <-time.After(20 * time.Second):
-		t.Fatalf("mock-lm did not report its address; stderr: %s", stderr.String())
-	}
-	return ""
+	return clitest.StartMockLM(t, dspexBin, args...)
 }
 
 func runDspex(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {

@@ -1,20 +1,17 @@
 package dashboard_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/dspex/dspex/cmd/dspex/internal/clitest"
 )
 
 // The runs the dashboard shows are made by real dspex processes: the
@@ -116,46 +113,11 @@ func artifact(t *testing.T, name string) string {
 	return filepath.Join(dir, name)
 }
 
-var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
-
-// startMockLM runs `dspex mock-lm` on a free loopback port and returns its
-// base URL; it is stopped at cleanup.
+// startMockLM runs `dspex mock-lm` as a real process on a free loopback
+// port and returns its base URL; it is stopped at cleanup.
 func startMockLM(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, dspexPath(t), append([]string{"mock-lm", "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case u := <-urls:
-		return u
-	case <-time.After(20 * time.Second):
-		t.Fatalf("mock-lm did not report its address; stderr: %s", stderr.String())
-	}
-	return ""
+	return clitest.StartMockLM(t, dspexPath(t), args...)
 }
 
 func writeFile(t *testing.T, name, content string) string {
