@@ -10,6 +10,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,8 @@ import (
 // call in flight (one more evaluation off the clock: once all C calls are
 // in flight, after a garbage collection, over the level before it, divided
 // by C; the simulator runs in this process, so its side of each request
-// counts too: an upper bound).
+// counts too: an upper bound), and the process CPU time per call of each
+// side (the simulator's share included in both).
 //
 //	go test ./core/evaluate -run '^$' -bench BenchmarkEvaluateSweep -benchtime 3x
 func BenchmarkEvaluateSweep(b *testing.B) {
@@ -140,12 +142,17 @@ func BenchmarkEvaluateSweep(b *testing.B) {
 			// Warm both: connections, buffers.
 			rawRun(-1)
 			evalRun(devset(-1))
-			var rawWall, evalWall time.Duration
+			var rawWall, evalWall, rawCPU, evalCPU time.Duration
 			round := 0
 			for b.Loop() {
 				round++
+				cpu0 := cpuTime()
 				rawWall += rawRun(round)
-				evalWall += evalRun(devset(round))
+				cpu1 := cpuTime()
+				d := devset(round)
+				cpu2 := cpuTime()
+				evalWall += evalRun(d)
+				rawCPU, evalCPU = rawCPU+cpu1-cpu0, evalCPU+cpuTime()-cpu2
 			}
 			heap, stack := memory()
 			rounds := float64(b.N)
@@ -153,6 +160,9 @@ func BenchmarkEvaluateSweep(b *testing.B) {
 			b.ReportMetric(ideal/evalWall.Seconds(), "of-ideal")
 			b.ReportMetric(ideal/rawWall.Seconds(), "raw-of-ideal")
 			b.ReportMetric(rawWall.Seconds()/evalWall.Seconds(), "x-raw")
+			calls := float64(n) * rounds
+			b.ReportMetric(float64(rawCPU.Microseconds())/calls, "raw-cpu-us/call")
+			b.ReportMetric(float64(evalCPU.Microseconds())/calls, "cpu-us/call")
 			b.ReportMetric(heap, "heap-B/inflight")
 			b.ReportMetric(stack, "stack-B/inflight")
 		})
@@ -167,4 +177,13 @@ func memNow() (heap, stack float64) {
 	copy(s, memSamples)
 	metrics.Read(s)
 	return float64(s[0].Value.Uint64()), float64(s[1].Value.Uint64())
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

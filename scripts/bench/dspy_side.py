@@ -41,7 +41,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 SIGNATURE = "question -> answer"
-MODEL = "openai/dspex-sim"
+# A model DSPy's price table knows (the simulator answers any name): for one
+# it does not, DSPy scans the whole table on every call to price it
+# (dspy.clients.model_metadata.model_info), which no real deployment pays.
+MODEL = "openai/gpt-4o-mini"
 
 
 def loopback(url: str) -> bool:
@@ -70,7 +73,7 @@ def main() -> int:
     logging.getLogger("dspy").setLevel(logging.WARNING)
     logging.getLogger("LiteLLM").setLevel(logging.WARNING)
 
-    def lm(api_base: str, cache: bool) -> Any:
+    def lm(api_base: str, cache: bool) -> object:
         if not loopback(api_base):
             raise ValueError(f"api_base {api_base}: only a loopback simulator is allowed")
         return dspy.LM(MODEL, api_base=api_base, api_key="unused", cache=cache)
@@ -97,7 +100,9 @@ def main() -> int:
             dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
         elif tier == "disk":
             d = tempfile.mkdtemp(dir=tmp)
-            dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=False, disk_cache_dir=d)
+            dspy.configure_cache(
+                enable_disk_cache=True, enable_memory_cache=False, disk_cache_dir=d
+            )
         else:
             raise ValueError(f"tier {tier!r}: want memory or disk")
         prog = dspy.Predict(SIGNATURE)
@@ -117,7 +122,9 @@ def main() -> int:
         no_cache()
         n, threads, tag = int(cmd["n"]), int(cmd["threads"]), cmd.get("tag", "")
         devset = [
-            dspy.Example(question=f"{tag} What is {i}+{i}?", answer=str(2 * i)).with_inputs("question")
+            dspy.Example(question=f"{tag} What is {i}+{i}?", answer=str(2 * i)).with_inputs(
+                "question"
+            )
             for i in range(n)
         ]
         ev = dspy.Evaluate(

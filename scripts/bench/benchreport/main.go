@@ -76,18 +76,18 @@ func suite(quick bool) []step {
 		}
 	}
 	return []step{
-		{id: "predict", pkg: "./core/module", bench: "^BenchmarkPredict$", benchtime: "3s", count: 3},
-		{id: "throughput", pkg: "./core/lm", bench: "^BenchmarkThroughput$", benchtime: "3x", count: 1},
-		{id: "evalsweep", pkg: "./core/evaluate", bench: "^BenchmarkEvaluateSweep$", benchtime: "3x", count: 1},
+		{id: "predict", pkg: "./core/module", bench: "^BenchmarkPredict$", benchtime: "3s", count: 5},
+		{id: "throughput", pkg: "./core/lm", bench: "^BenchmarkThroughput$", benchtime: "5x", count: 1},
+		{id: "evalsweep", pkg: "./core/evaluate", bench: "^BenchmarkEvaluateSweep$", benchtime: "5x", count: 1},
 		{id: "heap", pkg: "./core/lm", bench: "^BenchmarkHeapPerInFlight$", benchtime: "1x", count: 1},
 		{id: "cache", pkg: "./core/lm", bench: "^BenchmarkCacheHit$", benchtime: "2s", count: 1},
 		{id: "dups", pkg: "./core/lm", bench: "^BenchmarkCollapsedDuplicates$", benchtime: "5x", count: 1},
 		{id: "plugin-rtt", pkg: "./bridge", bench: "^BenchmarkEchoRoundTrip$", benchtime: "2s", count: 1},
 		{id: "plugin-start", pkg: "./bridge", bench: "^Benchmark(ColdStart|Restart)$", benchtime: "20x", count: 1},
 		{id: "sandbox", pkg: "./plugins/codeact", bench: "^BenchmarkInterpreter(Warm|ColdStart)$", benchtime: "10x", count: 1},
-		{id: "optimizers", pkg: "./core/teleprompt", bench: "^BenchmarkOptimizers$", benchtime: "1x", count: 1},
-		{id: "mipro", pkg: "./plugins/mipro", bench: "^BenchmarkMIPRO$", benchtime: "1x", count: 1, dspy: true},
-		{id: "versus", pkg: "./scripts/bench/benchreport", bench: "^BenchmarkVersusDSPy$", benchtime: "3x", count: 1, dspy: true},
+		{id: "optimizers", pkg: "./core/teleprompt", bench: "^BenchmarkOptimizers$", benchtime: "2x", count: 1},
+		{id: "mipro", pkg: "./plugins/mipro", bench: "^BenchmarkMIPRO$", benchtime: "3x", count: 1, dspy: true},
+		{id: "versus", pkg: "./scripts/bench/benchreport", bench: "^BenchmarkVersusDSPy$", benchtime: "5x", count: 1, dspy: true},
 	}
 }
 

@@ -397,7 +397,7 @@ func (r *report) sectionThroughput(p printer, plots map[string]string) {
 		r.notMeasured(p, "throughput")
 		return
 	}
-	p("| C | raw floor, of ideal | stack, of ideal | stack ÷ raw | CPU µs/call raw / stack | Evaluate's floor, of ideal | Evaluate, of ideal | Evaluate ÷ raw | heap + stack B per call in flight (Evaluate) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	p("| C | raw floor, of ideal | stack, of ideal | stack ÷ raw | CPU µs/call raw / stack | Evaluate's floor, of ideal | Evaluate, of ideal | Evaluate ÷ raw | CPU µs/call raw / Evaluate | heap + stack B per call in flight (Evaluate) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, c := range sweepC {
 		t := fmt.Sprintf("BenchmarkThroughput/c=%d", c)
 		ev := fmt.Sprintf("BenchmarkEvaluateSweep/c=%d", c)
@@ -409,10 +409,11 @@ func (r *report) sectionThroughput(p printer, plots map[string]string) {
 			s, _ := r.mean("evalsweep", ev, "stack-B/inflight")
 			mem = fmt.Sprintf("%s + %s", num(h, 0), num(s, 0))
 		}
-		p("| %d | %s | %s | %s | %s / %s | %s | %s | %s | %s |\n", c,
+		p("| %d | %s | %s | %s | %s / %s | %s | %s | %s | %s / %s | %s |\n", c,
 			r.cell("throughput", t, "raw-of-ideal", 3), r.cell("throughput", t, "stack-of-ideal", 3), r.cell("throughput", t, "stack-x-raw", 3),
 			r.cell("throughput", t, "raw-cpu-us/call", 0), r.cell("throughput", t, "stack-cpu-us/call", 0),
-			r.cell("evalsweep", ev, "raw-of-ideal", 3), r.cell("evalsweep", ev, "of-ideal", 3), r.cell("evalsweep", ev, "x-raw", 3), mem)
+			r.cell("evalsweep", ev, "raw-of-ideal", 3), r.cell("evalsweep", ev, "of-ideal", 3), r.cell("evalsweep", ev, "x-raw", 3),
+			r.cell("evalsweep", ev, "raw-cpu-us/call", 0), r.cell("evalsweep", ev, "cpu-us/call", 0), mem)
 	}
 	p("\nCPU per call is the whole process's (the simulator runs in it), so only the difference between the two columns is the framework's. Memory per call in flight is measured once all C calls are in flight (after a garbage collection, over the level before the run; below C = 64 the figure is within the noise and omitted); it includes the in-process simulator's side of each request, so it is an upper bound.\n\n")
 	if r.why("heap") == "" {
@@ -433,15 +434,37 @@ func (r *report) sectionThroughput(p printer, plots map[string]string) {
 		if (!ok1 || sx >= 0.95) && (!ok2 || ex >= 0.95) {
 			continue
 		}
-		rawCPU, _ := r.mean("throughput", t, "raw-cpu-us/call")
-		stCPU, okc := r.mean("throughput", t, "stack-cpu-us/call")
-		rawIdeal, _ := r.mean("throughput", t, "raw-of-ideal")
 		note := fmt.Sprintf("C = %d: stack %s, Evaluate %s of the floor", c, numOr(sx, ok1, 3), numOr(ex, ok2, 3))
-		if okc && r.env.cores > 0 {
-			rate := float64(c) / 0.1 // calls per second at the ideal
-			need := rate * stCPU / 1e6 / float64(r.env.cores)
-			note += fmt.Sprintf(". At the ideal rate (%s calls/s) the process needs %s µs of CPU a call with the stack against %s µs raw: %s of the machine's %d cores with the stack; the raw floor itself reaches only %s of the ideal, so the run is CPU-bound (client and simulator share the cores), and the framework's extra %s µs a call is what separates the two",
-				num(rate, 0), num(stCPU, 0), num(rawCPU, 0), num(need, 2), r.env.cores, num(rawIdeal, 3), num(stCPU-rawCPU, 0))
+		// Why: each caller's next call starts when its answer arrives, so
+		// every 100 ms C answers arrive together and C requests go out at
+		// once; at S µs of process CPU a call that burst needs C·S/cores
+		// of the machine before the wave's last request has left.
+		burst := func(id, name, rawM, sideM, label string) string {
+			rawCPU, okr := r.mean(id, name, rawM)
+			cpu, oks := r.mean(id, name, sideM)
+			rawIdeal, oki := r.mean(id, name, "raw-of-ideal")
+			if !okr || !oks || !oki || r.env.cores <= 0 {
+				return ""
+			}
+			cores := float64(r.env.cores)
+			return fmt.Sprintf("%s: %s µs of process CPU a call against the floor's %s µs (client and in-process simulator together), so a burst of %d calls takes about %s ms of the %d cores against %s ms (the floor's waves took %s ms, not 100: it reached %s of the ideal); the extra %s µs a call adds about %s ms to every wave",
+				label, num(cpu, 0), num(rawCPU, 0), c, num(float64(c)*cpu/cores/1000, 0), r.env.cores, num(float64(c)*rawCPU/cores/1000, 0),
+				num(100/rawIdeal, 0), num(rawIdeal, 3), num(cpu-rawCPU, 0), num(float64(c)*(cpu-rawCPU)/cores/1000, 0))
+		}
+		var parts []string
+		if ok1 && sx < 0.95 {
+			if w := burst("throughput", t, "raw-cpu-us/call", "stack-cpu-us/call", "stack"); w != "" {
+				parts = append(parts, w)
+			}
+		}
+		if ok2 && ex < 0.95 {
+			if w := burst("evalsweep", ev, "raw-cpu-us/call", "cpu-us/call", "Evaluate (a Predict program: formatting and parsing on top of the stack)"); w != "" {
+				parts = append(parts, w)
+			}
+		}
+		if len(parts) > 0 {
+			note += ". The run is CPU-bound in bursts: every 100 ms the C answers arrive together and the C next requests go out at once. " + strings.Join(parts, "; ") +
+				". With more cores, or with the LM on another machine (the simulator's share of the CPU gone), the bursts shrink in proportion; on this machine only fewer CPU microseconds a call (client, adapter, layers) would close the gap"
 		}
 		notes = append(notes, note)
 	}

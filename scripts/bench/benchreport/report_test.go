@@ -44,7 +44,7 @@ func TestReportGoalsMissed(t *testing.T) {
 		"2 of 3 rows faster",
 		"BootstrapFewShot, DSPEx sequential (Concurrency 1) as DSPy runs: DSPEx takes 1.09× DSPy's time",
 		"Test CPU, 2 cores, 8.0 GiB memory",
-		"DSPEX_BENCH_DSPY_PYTHON=bin/bench-venv/bin/python go test ./scripts/bench/benchreport -run '^$' -bench '^BenchmarkVersusDSPy$' -benchtime 3x",
+		"DSPEX_BENCH_DSPY_PYTHON=bin/bench-venv/bin/python go test ./scripts/bench/benchreport -run '^$' -bench '^BenchmarkVersusDSPy$' -benchtime 5x",
 		"2026-12-06 20:30 UTC",
 		"C = 1024: stack 0.857",
 	} {

@@ -40,6 +40,9 @@ const (
 	versusEvalConc  = 64
 	versusBootLat   = 50 * time.Millisecond
 	versusBootDemos = 16
+	// versusModel is the model name both sides send (dspy_side.py's MODEL):
+	// one DSPy's price table knows, as a real deployment's would be.
+	versusModel = "gpt-4o-mini"
 )
 
 // versusParams are the sizes of one run.
@@ -203,7 +206,7 @@ func BenchmarkVersusDSPy(b *testing.B) {
 	instant, evalSim, bootSim := sim(0), sim(versusEvalLat), sim(versusBootLat)
 
 	stackOver := func(s *lmtest.Server, cfg lm.ExecConfig) context.Context {
-		client, err := openai.New(openai.Config{Model: lmtest.DefaultModel, BaseURL: s.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
+		client, err := openai.New(openai.Config{Model: versusModel, BaseURL: s.URL(), APIKeyEnv: "DSPEX_TEST_UNSET"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -223,7 +226,7 @@ func BenchmarkVersusDSPy(b *testing.B) {
 	rawClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	system := "Your input fields are:\n1. `question` (str):\nYour output fields are:\n1. `answer` (str):\nAll interactions will be structured in the following way, with the appropriate values filled in."
 	rawCall := func(q string) {
-		body := fmt.Appendf(nil, `{"model":"dspex-sim","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, q)
+		body := fmt.Appendf(nil, `{"model":"gpt-4o-mini","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, q)
 		res, err := rawClient.Post(instant.URL()+"/chat/completions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
