@@ -73,7 +73,8 @@ func (r *report) plotOverhead() (*plot.Plot, error) {
 	goal.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(goal)
 	p.Legend.Add("goal: 1.25 × raw", goal)
-	p.Legend.Top = true
+	p.Y.Min, p.Y.Max = 0, max(stack, 1.25*raw)/1000*1.2
+	p.Legend.Top, p.Legend.Left = true, true
 	r.stamp(p)
 	return p, nil
 }
@@ -149,7 +150,7 @@ func (r *report) plotOptimizers() (*plot.Plot, error) {
 	for i, s := range []struct {
 		label string
 		v     plotter.Values
-	}{{"DSPEx, concurrent (defaults)", conc}, {"DSPEx, sequential", seq}, {"DSPy 3.4.1", dspy}} {
+	}{{"DSPEx, concurrent (defaults)", conc}, {"DSPEx, sequential", seq}, {"DSPy 3.4.1 (not run for random search)", dspy}} {
 		bars, err := plotter.NewBarChart(s.v, w)
 		if err != nil {
 			return nil, err
@@ -160,9 +161,18 @@ func (r *report) plotOptimizers() (*plot.Plot, error) {
 		p.Legend.Add(s.label, bars)
 	}
 	p.NominalX(names...)
-	p.Legend.Top = true
+	p.Y.Min, p.Y.Max = 0, max(maxOf(conc), maxOf(seq), maxOf(dspy))*1.45
+	p.Legend.Top, p.Legend.Left = true, true
 	r.stamp(p)
 	return p, nil
+}
+
+func maxOf(v plotter.Values) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
 }
 
 func sum(v plotter.Values) float64 {
@@ -202,6 +212,7 @@ func (r *report) plotVersus() (*plot.Plot, error) {
 	one.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(one)
 	p.Legend.Add("parity", one)
+	p.Y.Min, p.Y.Max = 0, maxOf(vals)*1.2
 	p.Legend.Top = true
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 0.35

@@ -226,7 +226,8 @@ func BenchmarkVersusDSPy(b *testing.B) {
 	rawClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	system := "Your input fields are:\n1. `question` (str):\nYour output fields are:\n1. `answer` (str):\nAll interactions will be structured in the following way, with the appropriate values filled in."
 	rawCall := func(q string) {
-		body := fmt.Appendf(nil, `{"model":"gpt-4o-mini","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, q)
+		user := "[[ ## question ## ]]\n" + q + "\n\nRespond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`."
+		body := fmt.Appendf(nil, `{"model":"gpt-4o-mini","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, user)
 		res, err := rawClient.Post(instant.URL()+"/chat/completions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
@@ -270,8 +271,12 @@ func BenchmarkVersusDSPy(b *testing.B) {
 		var pp, pr struct {
 			PerCall float64 `json:"per_call_s"`
 		}
+		before := instant.Stats().Requests
 		if err := py.do(map[string]any{"op": "predict", "api_base": instant.URL(), "n": sizes.predictCalls, "tag": "dspy " + tag}, &pp); err != nil {
 			b.Fatal(err)
+		}
+		if got, want := instant.Stats().Requests-before, int64(sizes.predictCalls+1); got != want {
+			b.Fatalf("DSPy's predict: %d calls reached the LM, want %d (its cache must be off)", got, want)
 		}
 		add("predict-dspy-us", pp.PerCall*1e6)
 
@@ -292,7 +297,7 @@ func BenchmarkVersusDSPy(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			before := instant.Stats().Requests
+			before = instant.Stats().Requests
 			t0 := time.Now()
 			for range sizes.cacheCalls {
 				if _, err := pred.Forward(ctx, in); err != nil {
@@ -305,8 +310,12 @@ func BenchmarkVersusDSPy(b *testing.B) {
 			}
 			c.Close()
 			add("cache-"+tier+"-dspex-us", float64(d.Microseconds())/float64(sizes.cacheCalls))
+			before = instant.Stats().Requests
 			if err := py.do(map[string]any{"op": "cache_hit", "api_base": instant.URL(), "n": sizes.cacheCalls, "tier": tier, "tag": "dspy " + tag}, &pr); err != nil {
 				b.Fatal(err)
+			}
+			if got := instant.Stats().Requests - before; got != 1 {
+				b.Fatalf("DSPy's %s cache: %d calls reached the LM, want 1 (the first)", tier, got)
 			}
 			add("cache-"+tier+"-dspy-us", pr.PerCall*1e6)
 		}
