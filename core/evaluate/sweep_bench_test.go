@@ -3,6 +3,7 @@ package evaluate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
 	"github.com/dspex/dspex/core/lm"
@@ -29,7 +31,8 @@ import (
 // it) at concurrency C = 1, 8, 64, 256, 1024 over N = 4·C distinct
 // questions, the simulator answering every call after 100 ms, alternating
 // round by round with a raw floor: C goroutines posting the same number
-// of requests with net/http to the same simulator. The ideal wall time is
+// of requests with net/http to the same simulator, each the prompt Predict
+// sends for a question (ChatAdapter's messages, marshalled before the clock). The ideal wall time is
 // N·L/C = 0.4 s. It reports, for each C, the fraction of the ideal the
 // evaluation reached (of-ideal), the floor's (raw-of-ideal), their ratio
 // (x-raw, goal >= 0.95), and the live heap and goroutine-stack memory per
@@ -59,15 +62,31 @@ func BenchmarkEvaluateSweep(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx := module.WithLM(context.Background(), lm.NewStack(client, lm.ExecConfig{}))
-			prog := module.NewPredict(signature.MustParse("question -> answer"))
+			sig := signature.MustParse("question -> answer")
+			prog := module.NewPredict(sig)
 			m := metric.ExactMatch("answer")
 			opts := evaluate.Options{Concurrency: c}
 
 			tr := http.DefaultTransport.(*http.Transport).Clone()
 			tr.MaxIdleConns, tr.MaxIdleConnsPerHost = c, c
 			raw := &http.Client{Transport: tr}
-			system := "Your input fields are:\n1. `question` (str):\nYour output fields are:\n1. `answer` (str):\nAll interactions will be structured in the following way, with the appropriate values filled in."
-			rawRun := func(round int) time.Duration {
+			// The floor posts the prompt Predict sends (ChatAdapter's
+			// messages for the same question), written before the clock.
+			rawBodies := func(round int) [][]byte {
+				bodies := make([][]byte, n)
+				for i := range bodies {
+					msgs, err := (&adapter.ChatAdapter{}).Format(sig, nil, map[string]any{"question": fmt.Sprintf("round %d raw: what is %d+%d?", round, i, i)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					bodies[i], err = json.Marshal(map[string]any{"model": lmtest.DefaultModel, "messages": msgs})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				return bodies
+			}
+			rawRun := func(bodies [][]byte) time.Duration {
 				var next atomic.Int64
 				var wg sync.WaitGroup
 				start := time.Now()
@@ -80,8 +99,7 @@ func BenchmarkEvaluateSweep(b *testing.B) {
 							if i >= int64(n) {
 								return
 							}
-							body := fmt.Appendf(nil, `{"model":"dspex-sim","messages":[{"role":"system","content":%q},{"role":"user","content":"[[ ## question ## ]]\nround %d raw %d"}]}`, system, round, i)
-							res, err := raw.Post(srv.URL()+"/chat/completions", "application/json", bytes.NewReader(body))
+							res, err := raw.Post(srv.URL()+"/chat/completions", "application/json", bytes.NewReader(bodies[i]))
 							if err != nil {
 								b.Error(err)
 								return
@@ -140,14 +158,15 @@ func BenchmarkEvaluateSweep(b *testing.B) {
 				return heap, stack
 			}
 			// Warm both: connections, buffers.
-			rawRun(-1)
+			rawRun(rawBodies(-1))
 			evalRun(devset(-1))
 			var rawWall, evalWall, rawCPU, evalCPU time.Duration
 			round := 0
 			for b.Loop() {
 				round++
+				bodies := rawBodies(round)
 				cpu0 := cpuTime()
-				rawWall += rawRun(round)
+				rawWall += rawRun(bodies)
 				cpu1 := cpuTime()
 				d := devset(round)
 				cpu2 := cpuTime()
