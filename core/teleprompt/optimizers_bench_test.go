@@ -25,7 +25,8 @@ import (
 // with its default settings (8 examples bootstrapped at once, 16
 // evaluated at once) and sequentially (1 and 1), alternating. It reports
 // each run's wall time (-s) and the LM requests the simulator received
-// (-calls: every request that reached it, cancelled in flight or not),
+// (-calls: every request that reached it, cancelled in flight or not;
+// -cancelled: those whose caller left before the answer),
 // and the speed-ups.
 //
 //	go test ./core/teleprompt -run '^$' -bench BenchmarkOptimizers -benchtime 1x
@@ -42,7 +43,7 @@ func BenchmarkOptimizers(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := lmtest.Start(context.Background(), lmtest.Config{Dataset: ds, Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: 50 * time.Millisecond}})
+	srv, err := lmtest.Start(context.Background(), lmtest.Config{Dataset: ds, Latency: lmtest.Latency{Dist: lmtest.LatencyFixed, Value: 50 * time.Millisecond}, RecordLimit: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,6 +72,7 @@ func BenchmarkOptimizers(b *testing.B) {
 	}
 	wall := map[string]time.Duration{}
 	calls := map[string]int64{}
+	cancelled := map[string]int64{}
 	for b.Loop() {
 		for _, r := range runs {
 			before := srv.Stats().Requests
@@ -80,12 +82,21 @@ func BenchmarkOptimizers(b *testing.B) {
 			}
 			wall[r.name] += time.Since(start)
 			calls[r.name] += srv.Stats().Requests - before
+			// Let the simulator finish recording requests whose caller
+			// left, then count those (answered with no status).
+			time.Sleep(100 * time.Millisecond)
+			for _, rec := range srv.Requests() {
+				if rec.Seq > uint64(before) && rec.Status == 0 {
+					cancelled[r.name]++
+				}
+			}
 		}
 	}
 	n := float64(b.N)
 	for _, r := range runs {
 		b.ReportMetric(wall[r.name].Seconds()/n, r.name+"-s")
 		b.ReportMetric(float64(calls[r.name])/n, r.name+"-calls")
+		b.ReportMetric(float64(cancelled[r.name])/n, r.name+"-cancelled")
 	}
 	b.ReportMetric(float64(wall["bootstrap-seq"])/float64(wall["bootstrap"]), "bootstrap-speedup")
 	b.ReportMetric(float64(wall["random-seq"])/float64(wall["random"]), "random-speedup")
