@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/core/adapter"
 	"github.com/dspex/dspex/core/cache"
 	"github.com/dspex/dspex/core/evaluate"
 	"github.com/dspex/dspex/core/example"
@@ -221,13 +222,22 @@ func BenchmarkVersusDSPy(b *testing.B) {
 	defer py.close()
 	b.Logf("DSPy %s from %s", py.ver, python)
 
-	// The raw floor: a Go POST of a ChatAdapter-like body to the instant
-	// simulator, the response read whole.
+	// The raw floor: a Go POST to the instant simulator of the prompt
+	// Predict sends (ChatAdapter's messages, marshalled before the clock),
+	// the response read whole.
 	rawClient := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	system := "Your input fields are:\n1. `question` (str):\nYour output fields are:\n1. `answer` (str):\nAll interactions will be structured in the following way, with the appropriate values filled in."
-	rawCall := func(q string) {
-		user := "[[ ## question ## ]]\n" + q + "\n\nRespond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`."
-		body := fmt.Appendf(nil, `{"model":"gpt-4o-mini","messages":[{"role":"system","content":%q},{"role":"user","content":%q}]}`, system, user)
+	rawBody := func(q string) []byte {
+		msgs, err := (&adapter.ChatAdapter{}).Format(sig, nil, map[string]any{"question": q})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := json.Marshal(map[string]any{"model": versusModel, "messages": msgs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return body
+	}
+	rawCall := func(body []byte) {
 		res, err := rawClient.Post(instant.URL()+"/chat/completions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			b.Fatal(err)
@@ -252,12 +262,13 @@ func BenchmarkVersusDSPy(b *testing.B) {
 		if _, err := pred.Forward(ctx, module.Inputs{"question": tag + " warm-up"}); err != nil {
 			b.Fatal(err)
 		}
-		rawCall(tag + " warm-up")
+		rawCall(rawBody(tag + " warm-up"))
 		var rawT, dspexT time.Duration
 		for i := range sizes.predictCalls {
 			q := fmt.Sprintf("%s question %d", tag, i)
+			body := rawBody(q + " (raw)")
 			t0 := time.Now()
-			rawCall(q)
+			rawCall(body)
 			t1 := time.Now()
 			if _, err := pred.Forward(ctx, module.Inputs{"question": q}); err != nil {
 				b.Fatal(err)
