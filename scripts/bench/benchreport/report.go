@@ -434,7 +434,14 @@ func (r *report) sectionThroughput(p printer, plots map[string]string) {
 		if (!ok1 || sx >= 0.95) && (!ok2 || ex >= 0.95) {
 			continue
 		}
-		note := fmt.Sprintf("C = %d: stack %s, Evaluate %s of the floor", c, numOr(sx, ok1, 3), numOr(ex, ok2, 3))
+		var short []string
+		if ok1 && sx < 0.95 {
+			short = append(short, "the stack reached "+num(sx, 3))
+		}
+		if ok2 && ex < 0.95 {
+			short = append(short, "Evaluate reached "+num(ex, 3))
+		}
+		note := fmt.Sprintf("C = %d: %s of the floor (missed by %s)", c, strings.Join(short, " and "), num(0.95-min(orOne(sx, ok1), orOne(ex, ok2)), 3))
 		// Why: each caller's next call starts when its answer arrives, so
 		// every 100 ms C answers arrive together and C requests go out at
 		// once; at S µs of process CPU a call that burst needs C·S/cores
@@ -476,6 +483,14 @@ func (r *report) sectionThroughput(p printer, plots map[string]string) {
 		p("\n")
 	}
 	r.img(p, plots, "throughput", "fraction of the ideal N·L/C against concurrency")
+}
+
+// orOne is v, or 1 when it was not measured.
+func orOne(v float64, ok bool) float64 {
+	if !ok {
+		return 1
+	}
+	return v
 }
 
 func numOr(v float64, ok bool, d int) string {
