@@ -140,9 +140,18 @@ func (r *report) goals() []goal {
 	// Overhead.
 	if v := r.vals("predict", "BenchmarkPredict", "stack-x-raw"); len(v) > 0 {
 		worst := slices.Max(v)
-		x := goal{what: "Predict overhead through the default stack ≤ 1.25× the raw round trip", figure: r.span("predict", "BenchmarkPredict", "stack-x-raw", 3) + "× (bare client " + r.span("predict", "BenchmarkPredict", "x-raw", 3) + "×)", met: yes(worst <= 1.25)}
+		mean, _ := r.mean("predict", "BenchmarkPredict", "stack-x-raw")
+		x := goal{what: "Predict overhead through the default stack ≤ 1.25× the raw round trip, in every run",
+			figure: fmt.Sprintf("%s× over %d runs, mean %s× (bare client %s×)", r.span("predict", "BenchmarkPredict", "stack-x-raw", 3), len(v), num(mean, 3), r.span("predict", "BenchmarkPredict", "x-raw", 3)),
+			met: yes(worst <= 1.25)}
 		if worst > 1.25 {
-			x.miss = fmt.Sprintf("missed by %s× in the worst run", num(worst-1.25, 3))
+			above := 0
+			for _, x := range v {
+				if x > 1.25 {
+					above++
+				}
+			}
+			x.miss = fmt.Sprintf("%d of %d runs above 1.25, the worst by %s×", above, len(v), num(worst-1.25, 3))
 		}
 		g = append(g, x)
 	} else {
@@ -383,7 +392,7 @@ func (r *report) sectionOverhead(p printer, plots map[string]string) {
 		raw, _ := r.mean("predict", "BenchmarkPredict", "raw-ns/op")
 		st, _ := r.mean("predict", "BenchmarkPredict", "stack-ns/op")
 		bare, _ := r.mean("predict", "BenchmarkPredict", "predict-ns/op")
-		p("**Missed** by up to %s× (the goal is 1.25×). The framework's own time is %s µs a call over the raw round trip (%s µs of it the layers, the rest formatting, the client and parsing); the raw round trip itself is %s µs, so every microsecond of work is about %s%% of it. See [performance](performance.md) for the profile.\n\n",
+		p("**Missed** in some runs, by up to %s× (the goal is 1.25× in every run). The framework's own time is %s µs a call over the raw round trip (the stack call took %s µs more than the bare one; the rest is formatting, the client and parsing); the raw round trip itself is %s µs, so every microsecond of work is about %s%% of it. See [performance](performance.md) for the profile.\n\n",
 			num(slices.Max(v)-1.25, 3), num((st-raw)/1000, 1), num((st-bare)/1000, 1), num(raw/1000, 1), num(100000/raw, 1))
 	}
 	r.img(p, plots, "overhead", "time per call: raw round trip, bare client, default stack")

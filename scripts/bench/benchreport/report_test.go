@@ -38,8 +38,8 @@ func TestReportGoalsMissed(t *testing.T) {
 	rep := newReport(testEnv(), runs)
 	md := rep.markdown(map[string]string{})
 	for _, want := range []string{
-		"**no**: missed by 0.050× in the worst run", // 1.30 > 1.25
-		"1.200–1.300×",
+		"**no**: 1 of 2 runs above 1.25, the worst by 0.050×", // 1.30 > 1.25
+		"1.200–1.300× over 2 runs, mean 1.250×",
 		"below 0.95: stack at C = 1024 0.857",
 		"2 of 3 rows faster",
 		"BootstrapFewShot, DSPEx sequential (Concurrency 1) as DSPy runs: DSPEx takes 1.09× DSPy's time",
