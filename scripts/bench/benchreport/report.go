@@ -143,7 +143,7 @@ func (r *report) goals() []goal {
 		mean, _ := r.mean("predict", "BenchmarkPredict", "stack-x-raw")
 		x := goal{what: "Predict overhead through the default stack ≤ 1.25× the raw round trip, in every run",
 			figure: fmt.Sprintf("%s× over %d runs, mean %s× (bare client %s×)", r.span("predict", "BenchmarkPredict", "stack-x-raw", 3), len(v), num(mean, 3), r.span("predict", "BenchmarkPredict", "x-raw", 3)),
-			met: yes(worst <= 1.25)}
+			met:    yes(worst <= 1.25)}
 		if worst > 1.25 {
 			above := 0
 			for _, x := range v {
