@@ -25,7 +25,7 @@ VENV_PY   := $(VENV)/bin/python
 PY_EXTRAS := test,sampler,finetune,dev
 
 .PHONY: all setup setup-go setup-python setup-tools setup-sandbox build test test-go test-python fuzz-brief fuzz \
-	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-mipro golden-dspy screenshots clean \
+	lint vet staticcheck fmt-check lint-python proto proto-check demo bench bench-quick bench-mipro golden-dspy screenshots clean \
 	test-finetune-local
 
 all: build
@@ -144,18 +144,24 @@ proto-check: setup-go setup-python
 demo: setup build
 	@bash scripts/demo.sh $(DSPEX)
 
-## bench: run the Go benchmarks and print their figures (BenchmarkMIPRO runs
-## DSPy beside DSPEx once `make bench-mipro` has made the DSPy virtualenv)
-bench: setup-go
-	DSPEX_BENCH_DSPY_PYTHON=$$([ -x $(BENCH_PY) ] && echo $(abspath $(BENCH_PY))) \
-		$(GO) test -run '^$$' -bench . -benchmem ./...
-
-# The MIPROv2 benchmark's DSPy runs from its own virtualenv (never .venv):
+# The benchmarks' DSPy (BenchmarkVersusDSPy, BenchmarkMIPRO) runs from its own virtualenv (never .venv):
 # DSPy $(DSPY_VERSION) with the Optuna version the plugins' .venv holds.
 BENCH_VENV   := $(BIN)/bench-venv
 BENCH_PY     := $(BENCH_VENV)/bin/python
 DSPY_VERSION := 3.4.1
 MIPRO_ROUNDS ?= 3
+
+## bench: run the benchmark suite (DSPy 3.4.1 side by side) and write
+## docs/performance-report.md and docs/img/bench-*.png (about 4 min on 2 cores; not
+## counted: creating bin/bench-venv and .venv the first time); BENCH_OUT=FILE writes elsewhere
+bench: setup-go setup-python $(BENCH_VENV)/.installed
+	$(GO) run ./scripts/bench/benchreport -dspy-python $(BENCH_PY) $(if $(BENCH_OUT),-out $(BENCH_OUT))
+
+## bench-quick: a subset with short benchtimes into a temporary directory (never
+## over docs/performance-report.md unless BENCH_OUT says so): under 2 min once the
+## packages are built (a clean clone's first build, cgo SQLite included, adds minutes)
+bench-quick: setup-go setup-python $(BENCH_VENV)/.installed
+	$(GO) run ./scripts/bench/benchreport -quick -dspy-python $(BENCH_PY) $(if $(BENCH_OUT),-out $(BENCH_OUT))
 
 $(BENCH_VENV)/.installed: $(VENV)/.installed
 	@echo "== bench: DSPy $(DSPY_VERSION) into $(BENCH_VENV) (its own virtualenv; the first time takes a few minutes)"

@@ -31,7 +31,7 @@ func BenchmarkThroughput(b *testing.B) {
 		perCaller = 4
 		latency   = 100 * time.Millisecond
 	)
-	for _, c := range []int{64, 256, 1024} {
+	for _, c := range []int{1, 8, 64, 256, 1024} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
 			l, _ := lmtest.ParseLatency("100ms")
 			srv, err := lmtest.Start(context.Background(), lmtest.Config{Latency: l, MaxInFlight: 4096, RecordLimit: -1})

@@ -98,7 +98,10 @@ class OptunaClock:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--api-base", required=True, help="the simulator, e.g. http://127.0.0.1:8089/v1")
-    p.add_argument("--model", default="dspex-sim")
+    # A model DSPy's price table knows: for one it does not, DSPy scans the
+    # whole table on every call (dspy.clients.model_metadata.model_info), a
+    # cost no real deployment pays. The simulator answers any model name.
+    p.add_argument("--model", default="gpt-4o-mini")
     p.add_argument("--data", default=str(ROOT / "examples" / "capitals"))
     p.add_argument("--valset-size", type=int, default=60, help="the first N of dev.jsonl")
     p.add_argument("--auto", default="light", choices=["light", "medium", "heavy"])
