@@ -152,13 +152,13 @@ DSPY_VERSION := 3.4.1
 MIPRO_ROUNDS ?= 3
 
 ## bench: run the benchmark suite (DSPy 3.4.1 side by side) and write
-## docs/performance-report.md and docs/img/bench-*.png (about 4 min on 2 cores; not
+## docs/PERFORMANCE.md and docs/img/bench-*.png (about 4 min on 2 cores; not
 ## counted: creating bin/bench-venv and .venv the first time); BENCH_OUT=FILE writes elsewhere
 bench: setup-go setup-python $(BENCH_VENV)/.installed
 	$(GO) run ./scripts/bench/benchreport -dspy-python $(BENCH_PY) $(if $(BENCH_OUT),-out $(BENCH_OUT))
 
 ## bench-quick: a subset with short benchtimes into a temporary directory (never
-## over docs/performance-report.md unless BENCH_OUT says so): under 2 min once the
+## over docs/PERFORMANCE.md unless BENCH_OUT says so): under 2 min once the
 ## packages are built (a clean clone's first build, cgo SQLite included, adds minutes)
 bench-quick: setup-go setup-python $(BENCH_VENV)/.installed
 	$(GO) run ./scripts/bench/benchreport -quick -dspy-python $(BENCH_PY) $(if $(BENCH_OUT),-out $(BENCH_OUT))

@@ -123,7 +123,7 @@ type Config struct {
 // resolution, header copies, URL re-parsing, body re-compaction) cost about
 // 25µs per call, putting a Predict call at 2.4× a raw HTTP round trip; this
 // client makes the same request directly (see docs/architecture.md and
-// docs/performance.md).
+// docs/performance-notes.md).
 //
 // It makes exactly one HTTP request per Complete: retrying belongs to a
 // separate layer that sees every provider. Every failure is an *Error whose

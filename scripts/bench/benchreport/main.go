@@ -1,7 +1,7 @@
 // Command benchreport runs DSPEx's benchmark suite — a fixed list of Go
 // benchmarks, among them BenchmarkVersusDSPy and BenchmarkMIPRO, which run
 // DSPy 3.4.1 beside DSPEx — and writes the performance report
-// (docs/performance-report.md) and its plots (docs/img/bench-*.png). Every figure
+// (docs/PERFORMANCE.md) and its plots (docs/img/bench-*.png). Every figure
 // in the report comes with the machine, the command that reproduces it and
 // the date. Run it from the repository root:
 //
@@ -109,7 +109,7 @@ func main() {
 
 func run() error {
 	quick := flag.Bool("quick", false, "run the quick subset (short benchtimes) instead of the whole suite")
-	out := flag.String("out", "", "the report to write; its plots go to img/ beside it (default docs/performance-report.md, or a temporary directory with -quick)")
+	out := flag.String("out", "", "the report to write; its plots go to img/ beside it (default docs/PERFORMANCE.md, or a temporary directory with -quick)")
 	dspyPython := flag.String("dspy-python", os.Getenv("DSPEX_BENCH_DSPY_PYTHON"), "a Python with dspy==3.4.1 for the side-by-side rows (its own virtualenv, never .venv); empty skips them")
 	from := flag.String("from", "", "rebuild the report from the raw output (bench-raw.txt) a run saved, running nothing")
 	flag.Parse()
@@ -125,9 +125,9 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			*out = filepath.Join(dir, "performance-report.md")
+			*out = filepath.Join(dir, "PERFORMANCE.md")
 		} else {
-			*out = filepath.Join("docs", "performance-report.md")
+			*out = filepath.Join("docs", "PERFORMANCE.md")
 		}
 	}
 	if *dspyPython != "" {
@@ -137,7 +137,7 @@ func run() error {
 	}
 	imgDir := filepath.Join(filepath.Dir(*out), "img")
 	rawPath := filepath.Join(filepath.Dir(*out), "bench-raw.txt")
-	if *out == filepath.Join("docs", "performance-report.md") {
+	if *out == filepath.Join("docs", "PERFORMANCE.md") {
 		rawPath = filepath.Join("bin", "bench-raw.txt") // not committed
 	}
 
