@@ -502,13 +502,6 @@ func orOne(v float64, ok bool) float64 {
 	return v
 }
 
-func numOr(v float64, ok bool, d int) string {
-	if !ok {
-		return "–"
-	}
-	return num(v, d)
-}
-
 func (r *report) sectionCache(p printer) {
 	p("## 3. Cache hits and collapsed duplicates\n\n")
 	p("A whole Stack call answered from the cache (request key, lookup, decode, copy): memory tier, and SQLite with the memory tier off. Then 256 identical calls at once through the default stack (no cache) to the simulator at 100 ms: the collapse layer sends one request.\n\n")
