@@ -23,10 +23,28 @@ from dspy.adapters.json_adapter import JSONAdapter
 HERE = pathlib.Path(__file__).parent
 
 MODELS = [
-    "gpt-4o-mini", "gpt-4o", "gpt-4o-2024-05-13", "gpt-4o-2024-08-06", "gpt-4.1", "gpt-4.1-mini",
-    "gpt-5", "gpt-5-mini", "o1", "o3-mini", "o3", "o4-mini", "gpt-3.5-turbo", "gpt-3.5-turbo-16k",
-    "gpt-4", "gpt-4-turbo", "gpt-4-0613", "llama3", "qwen2.5:7b", "mistral-7b-instruct",
-    "ft:gpt-4o-mini-2024-07-18:org::abc", "dspex-sim",
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4o-2024-05-13",
+    "gpt-4o-2024-08-06",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "o1",
+    "o3-mini",
+    "o3",
+    "o4-mini",
+    "gpt-3.5-turbo",
+    "gpt-3.5-turbo-16k",
+    "gpt-4",
+    "gpt-4-turbo",
+    "gpt-4-0613",
+    "llama3",
+    "qwen2.5:7b",
+    "mistral-7b-instruct",
+    "ft:gpt-4o-mini-2024-07-18:org::abc",
+    "dspex-sim",
 ]
 
 

@@ -41,8 +41,8 @@ import ipaddress
 import json
 import os
 import pathlib
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile

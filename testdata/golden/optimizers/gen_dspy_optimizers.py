@@ -93,8 +93,13 @@ class RuleEngine(DummyEngine):
 
         text = rule(request["messages"], int(request.get("rollout_id") or 0), self.owner.gold)
         return CallResult.native(
-            Response(id=None, model="dummy", message=Message.assistant([TextPart(text)]), finish_reason="stop",
-                     usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0))
+            Response(
+                id=None,
+                model="dummy",
+                message=Message.assistant([TextPart(text)]),
+                finish_reason="stop",
+                usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0),
+            )
         )
 
 
@@ -123,10 +128,12 @@ def calls_rule(messages: list[dict[str, Any]], gold: dict[str, str]) -> str:
     q = question_of(last)
     m = HINT.search(last)
     hint = m.group(1) if m else None
-    if q in gold:
-        value = gold[q] if hint in (None, "try 2") else q[:1]
-    else:
+    if q not in gold:
         value = "no answer to " + q
+    elif hint in (None, "try 2"):
+        value = gold[q]
+    else:
+        value = q[:1]
     return f"[[ ## answer ## ]]\n{value}\n\n[[ ## completed ## ]]"
 
 
@@ -137,8 +144,13 @@ class CallsEngine(DummyEngine):
 
         text = calls_rule(request["messages"], self.owner.gold)
         return CallResult.native(
-            Response(id=None, model="dummy", message=Message.assistant([TextPart(text)]), finish_reason="stop",
-                     usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0))
+            Response(
+                id=None,
+                model="dummy",
+                message=Message.assistant([TextPart(text)]),
+                finish_reason="stop",
+                usage=Usage(input_tokens=0, output_tokens=0, total_tokens=0),
+            )
         )
 
 
@@ -212,29 +224,58 @@ def pickle_cases() -> list[dict[str, Any]]:
     Each demo is [inputs, outputs], each a list of [key, value] pairs."""
     big = 2**70
     return [
-        {"name": "twice", "demos": [
-            [[["question", "What is the chemical symbol for platinum?"]], [["answer", "Pt"]]],
-            [[["question", "What is the chemical symbol for platinum? Answer briefly."]], [["answer", "Pt"]]]]},
-        {"name": "scalars", "demos": [
-            [[["question", "q1"], ["n", 0]], [["answer", 255], ["f", 0.1]]],
-            [[["question", "q2"], ["n", 256]], [["answer", 65535], ["f", -0.0]]],
-            [[["question", "q3"], ["n", 65536]], [["answer", -1], ["f", 1e300]]],
-            [[["question", "q4"], ["n", -2**31]], [["answer", 2**31], ["f", None]]],
-            [[["question", "q5"], ["n", 2**63]], [["answer", -2**63 - 1], ["f", False]]],
-            [[["question", "é"], ["n", -(2**64)]], [["answer", big], ["f", True]]],
-            [[["question", "日本"], ["n", -128]], [["answer", ""], ["f", "a"]]],
-            [[["question", "\u0100"], ["n", -129]], [["answer", "a"], ["f", -2**63]]]]},
-        {"name": "shared", "demos": [
-            [[["question", "Who?"], ["hint", "try 0"]], [["answer", "W"]]],
-            [[["question", "Who?"], ["hint", "try 1"]], [["answer", "Ann"]]],
-            [[["question", "Ann"], ["hint", "try 1"]], [["answer", "Ann"]]],
-            [[["question", "Ann"], ["hint", "Who?"]], [["answer", "W"]]]]},
-        {"name": "large", "demos": [
-            [[["question", f"q{i} " + "x" * (100_000 if i == 3 else 5_000 + i)]], [["answer", f"a{i}"]]]
-            for i in range(40)]},
-        {"name": "many", "demos": [
-            [[["question", f"question {i}"]], [["answer", f"answer {i}"], ["reasoning", "r" * (i % 300)]]]
-            for i in range(300)]},
+        {
+            "name": "twice",
+            "demos": [
+                [[["question", "What is the chemical symbol for platinum?"]], [["answer", "Pt"]]],
+                [
+                    [["question", "What is the chemical symbol for platinum? Answer briefly."]],
+                    [["answer", "Pt"]],
+                ],
+            ],
+        },
+        {
+            "name": "scalars",
+            "demos": [
+                [[["question", "q1"], ["n", 0]], [["answer", 255], ["f", 0.1]]],
+                [[["question", "q2"], ["n", 256]], [["answer", 65535], ["f", -0.0]]],
+                [[["question", "q3"], ["n", 65536]], [["answer", -1], ["f", 1e300]]],
+                [[["question", "q4"], ["n", -(2**31)]], [["answer", 2**31], ["f", None]]],
+                [[["question", "q5"], ["n", 2**63]], [["answer", -(2**63) - 1], ["f", False]]],
+                [[["question", "é"], ["n", -(2**64)]], [["answer", big], ["f", True]]],
+                [[["question", "日本"], ["n", -128]], [["answer", ""], ["f", "a"]]],
+                [[["question", "\u0100"], ["n", -129]], [["answer", "a"], ["f", -(2**63)]]],
+            ],
+        },
+        {
+            "name": "shared",
+            "demos": [
+                [[["question", "Who?"], ["hint", "try 0"]], [["answer", "W"]]],
+                [[["question", "Who?"], ["hint", "try 1"]], [["answer", "Ann"]]],
+                [[["question", "Ann"], ["hint", "try 1"]], [["answer", "Ann"]]],
+                [[["question", "Ann"], ["hint", "Who?"]], [["answer", "W"]]],
+            ],
+        },
+        {
+            "name": "large",
+            "demos": [
+                [
+                    [["question", f"q{i} " + "x" * (100_000 if i == 3 else 5_000 + i)]],
+                    [["answer", f"a{i}"]],
+                ]
+                for i in range(40)
+            ],
+        },
+        {
+            "name": "many",
+            "demos": [
+                [
+                    [["question", f"question {i}"]],
+                    [["answer", f"answer {i}"], ["reasoning", "r" * (i % 300)]],
+                ]
+                for i in range(300)
+            ],
+        },
     ]
 
 
@@ -277,22 +318,47 @@ def main() -> None:
 
     def labeled(name: str, kind: str, k: int, sample: bool = True) -> None:
         p = LabeledFewShot(k=k).compile(program(kind), trainset=trainset, sample=sample)
-        cases.append({"name": name, "optimizer": "labeled", "program": kind,
-                      "config": {"k": k, "sample": sample}, "demos": demos_of(p)})
+        cases.append(
+            {
+                "name": name,
+                "optimizer": "labeled",
+                "program": kind,
+                "config": {"k": k, "sample": sample},
+                "demos": demos_of(p),
+            }
+        )
 
     def bootstrap(name: str, kind: str, **cfg: Any) -> None:
         p = BootstrapFewShot(metric=metric, **cfg).compile(program(kind), trainset=trainset)
-        cases.append({"name": name, "optimizer": "bootstrap", "program": kind, "config": cfg, "demos": demos_of(p)})
+        cases.append(
+            {
+                "name": name,
+                "optimizer": "bootstrap",
+                "program": kind,
+                "config": cfg,
+                "demos": demos_of(p),
+            }
+        )
 
     def random_search(name: str, kind: str, **cfg: Any) -> None:
         best = BootstrapFewShotWithRandomSearch(metric=metric, **cfg).compile(
-            program(kind), trainset=trainset, valset=valset)
+            program(kind), trainset=trainset, valset=valset
+        )
         cands = sorted(best.candidate_programs, key=lambda c: c["seed"])
         best_seed = next(c["seed"] for c in cands if c["program"] is best)
-        cases.append({"name": name, "optimizer": "random_search", "program": kind, "config": cfg,
-                      "best_seed": best_seed,
-                      "candidates": [{"seed": c["seed"], "score": c["score"], "demos": demos_of(c["program"])}
-                                     for c in cands]})
+        cases.append(
+            {
+                "name": name,
+                "optimizer": "random_search",
+                "program": kind,
+                "config": cfg,
+                "best_seed": best_seed,
+                "candidates": [
+                    {"seed": c["seed"], "score": c["score"], "demos": demos_of(c["program"])}
+                    for c in cands
+                ],
+            }
+        )
 
     labeled("labeled_predict_k4", "predict", 4)
     labeled("labeled_pipe_k4", "pipe", 4)
@@ -300,22 +366,52 @@ def main() -> None:
     labeled("labeled_pipe_nosample", "pipe", 3, sample=False)
     bootstrap("bootstrap_predict", "predict", max_bootstrapped_demos=3, max_labeled_demos=6)
     bootstrap("bootstrap_pipe", "pipe", max_bootstrapped_demos=3, max_labeled_demos=6)
-    bootstrap("bootstrap_predict_rounds", "predict", max_bootstrapped_demos=4, max_labeled_demos=5, max_rounds=2)
-    bootstrap("bootstrap_predict_no_labeled", "predict", max_bootstrapped_demos=2, max_labeled_demos=0)
-    random_search("random_search_predict", "predict", max_bootstrapped_demos=3, max_labeled_demos=5,
-                  num_candidate_programs=5)
-    random_search("random_search_pipe", "pipe", max_bootstrapped_demos=4, max_labeled_demos=6,
-                  num_candidate_programs=3)
+    bootstrap(
+        "bootstrap_predict_rounds",
+        "predict",
+        max_bootstrapped_demos=4,
+        max_labeled_demos=5,
+        max_rounds=2,
+    )
+    bootstrap(
+        "bootstrap_predict_no_labeled", "predict", max_bootstrapped_demos=2, max_labeled_demos=0
+    )
+    random_search(
+        "random_search_predict",
+        "predict",
+        max_bootstrapped_demos=3,
+        max_labeled_demos=5,
+        num_candidate_programs=5,
+    )
+    random_search(
+        "random_search_pipe",
+        "pipe",
+        max_bootstrapped_demos=4,
+        max_labeled_demos=6,
+        num_candidate_programs=3,
+    )
 
     with dspy.context(lm=CallsLM(gold)):
         for kind, cls in (("twice", Twice), ("loop", Loop), ("chain", Chain)):
             cfg = {"max_bootstrapped_demos": 20, "max_labeled_demos": 20}
             p = BootstrapFewShot(metric=metric, **cfg).compile(cls(), trainset=trainset)
-            cases.append({"name": f"several_calls_{kind}", "optimizer": "bootstrap", "program": kind,
-                          "lm": "calls", "config": cfg, "demos": demos_of(p)})
+            cases.append(
+                {
+                    "name": f"several_calls_{kind}",
+                    "optimizer": "bootstrap",
+                    "program": kind,
+                    "lm": "calls",
+                    "config": cfg,
+                    "demos": demos_of(p),
+                }
+            )
 
-    out = {"dspy_version": dspy.__version__, "train": f"examples/capitals/train.jsonl[:{NTRAIN}]",
-           "valset": f"examples/capitals/dev.jsonl[:{NVAL}]", "cases": cases}
+    out = {
+        "dspy_version": dspy.__version__,
+        "train": f"examples/capitals/train.jsonl[:{NTRAIN}]",
+        "valset": f"examples/capitals/dev.jsonl[:{NVAL}]",
+        "cases": cases,
+    }
     with open(HERE / "optimizers.json", "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
         f.write("\n")

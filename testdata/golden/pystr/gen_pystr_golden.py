@@ -53,15 +53,17 @@ INPUTS = [
 def main() -> None:
     cases = []
     for s in INPUTS:
-        cases.append({
-            "input": s,
-            "cleandoc": inspect.cleandoc(s),
-            "dedent": textwrap.dedent(s),
-            "splitlines": s.splitlines(),
-            "strip": s.strip(),
-            "expandtabs": s.expandtabs(),
-            "instruction_lines": textwrap.dedent(inspect.cleandoc(s)).splitlines(),
-        })
+        cases.append(
+            {
+                "input": s,
+                "cleandoc": inspect.cleandoc(s),
+                "dedent": textwrap.dedent(s),
+                "splitlines": s.splitlines(),
+                "strip": s.strip(),
+                "expandtabs": s.expandtabs(),
+                "instruction_lines": textwrap.dedent(inspect.cleandoc(s)).splitlines(),
+            }
+        )
     out = {
         "python": sys.version.split()[0],
         "isspace": [c for c in range(sys.maxunicode + 1) if chr(c).isspace()],

@@ -23,14 +23,23 @@ def main() -> None:
     program = QA()
     program.load(str(HERE / "dspex_saved.json"))
     adapter = dspy.ChatAdapter()
-    inputs = {"question": "What is the capital of France?", "context": ["Paris is the capital of France.", "France is in Europe."]}
+    inputs = {
+        "question": "What is the capital of France?",
+        "context": ["Paris is the capital of France.", "France is in Europe."],
+    }
     got = {
-        "generate.predict": adapter.format(program.generate.predict.signature, program.generate.predict.demos, inputs),
-        "summarize": adapter.format(program.summarize.signature, program.summarize.demos, {"answer": "Paris"}),
+        "generate.predict": adapter.format(
+            program.generate.predict.signature, program.generate.predict.demos, inputs
+        ),
+        "summarize": adapter.format(
+            program.summarize.signature, program.summarize.demos, {"answer": "Paris"}
+        ),
     }
     want = json.loads((HERE / "dspy_prompts.json").read_text())
     assert got == want, "DSPy's prompts from the DSPEx state differ"
-    assert program.summarize.config == {"temperature": 0.7, "max_tokens": 64}, program.summarize.config
+    assert program.summarize.config == {"temperature": 0.7, "max_tokens": 64}, (
+        program.summarize.config
+    )
     print("ok: DSPy loads the DSPEx state file and builds the same prompts")
 
 

@@ -33,8 +33,17 @@ SIGNATURE = "query: dict, n: int -> result: dict, total: int"
 def main() -> None:
     program = dspy.Predict(SIGNATURE)
     program.demos = [
-        dspy.Example(total=3, query={"zeta": 1, "alpha": {"y": 2, "x": [1, 18446744073709551615, -9223372036854775808]}},
-                     n=12345678901234567890, result={"b": "x", "a": None}, source="wiki", augmented=True),
+        dspy.Example(
+            total=3,
+            query={
+                "zeta": 1,
+                "alpha": {"y": 2, "x": [1, 18446744073709551615, -9223372036854775808]},
+            },
+            n=12345678901234567890,
+            result={"b": "x", "a": None},
+            source="wiki",
+            augmented=True,
+        ),
         dspy.Example(n=1, id=7, query={"b": 1, "a": 2}),
         dspy.Example(query={"q": 1}, n=2, result={"z": {"y": 1.5, "x": "é"}}),
     ]
@@ -47,7 +56,9 @@ def main() -> None:
         "chat": dspy.ChatAdapter().format(loaded.signature, loaded.demos, inputs),
         "json": dspy.JSONAdapter().format(loaded.signature, loaded.demos, inputs),
     }
-    (HERE / "ordered_prompts.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n")
+    (HERE / "ordered_prompts.json").write_text(
+        json.dumps(prompts, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 if __name__ == "__main__":

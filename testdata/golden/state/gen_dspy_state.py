@@ -40,8 +40,13 @@ def main() -> None:
         "Answer the question using the context.\nCite nothing; be brief."
     ).with_updated_fields("answer", desc="a short factual answer")
     gen.demos = [
-        dspy.Example(question="Capital of Italy?", context=["Rome is Italy's capital."],
-                     reasoning="The context says Rome.", answer="Rome", augmented=True),
+        dspy.Example(
+            question="Capital of Italy?",
+            context=["Rome is Italy's capital."],
+            reasoning="The context says Rome.",
+            answer="Rome",
+            augmented=True,
+        ),
         dspy.Example(question="Largest planet?", answer="Jupiter"),
     ]
     summ = program.summarize
@@ -52,12 +57,21 @@ def main() -> None:
     loaded = QA()
     loaded.load(str(HERE / "dspy_saved.json"))
     adapter = dspy.ChatAdapter()
-    inputs = {"question": "What is the capital of France?", "context": ["Paris is the capital of France.", "France is in Europe."]}
-    prompts = {
-        "generate.predict": adapter.format(loaded.generate.predict.signature, loaded.generate.predict.demos, inputs),
-        "summarize": adapter.format(loaded.summarize.signature, loaded.summarize.demos, {"answer": "Paris"}),
+    inputs = {
+        "question": "What is the capital of France?",
+        "context": ["Paris is the capital of France.", "France is in Europe."],
     }
-    (HERE / "dspy_prompts.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n")
+    prompts = {
+        "generate.predict": adapter.format(
+            loaded.generate.predict.signature, loaded.generate.predict.demos, inputs
+        ),
+        "summarize": adapter.format(
+            loaded.summarize.signature, loaded.summarize.demos, {"answer": "Paris"}
+        ),
+    }
+    (HERE / "dspy_prompts.json").write_text(
+        json.dumps(prompts, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ class Scripted:
 
 
 def requests(lm: DummyLM) -> list[list[dict[str, str]]]:
-    return [[{"role": m["role"], "content": m["content"]} for m in h["messages"]] for h in lm.history]
+    return [
+        [{"role": m["role"], "content": m["content"]} for m in h["messages"]] for h in lm.history
+    ]
 
 
 def code_act() -> dict[str, Any]:
@@ -73,13 +75,20 @@ def code_act() -> dict[str, Any]:
     act = dspy.CodeAct(sig, tools=[price, quantity])
     lm = DummyLM(
         [
-            {"generated_code": "```python\np = price('apple')\nq = quantity(item='apple')\nprint(p * q)\n```", "finished": False},
+            {
+                "generated_code": (
+                    "```python\np = price('apple')\nq = quantity(item='apple')\nprint(p * q)\n```"
+                ),
+                "finished": False,
+            },
             {"generated_code": "```python\nprint(missing)\n```", "finished": False},
             {"generated_code": "```python\nprint(p * q + 1)\n```", "finished": True},
             {"reasoning": "The code printed 22.", "answer": 22},
         ]
     )
-    interp = Scripted(["21\n", CodeExecutionError("NameError: name 'missing' is not defined"), "22\n"])
+    interp = Scripted(
+        ["21\n", CodeExecutionError("NameError: name 'missing' is not defined"), "22\n"]
+    )
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         pred = act(interp, question="What do the apples in stock cost, plus one?")
     return {
@@ -98,12 +107,23 @@ def program_of_thought() -> dict[str, Any]:
         pot = dspy.ProgramOfThought("question -> answer: int")
     lm = DummyLM(
         [
-            {"reasoning": "Multiply.", "generated_code": "```python\nSUBMIT({'answer': missing})\n```"},
-            {"reasoning": "Define it.", "generated_code": "```python\nresult = 17 * 23\nSUBMIT({'answer': result})\n```"},
+            {
+                "reasoning": "Multiply.",
+                "generated_code": "```python\nSUBMIT({'answer': missing})\n```",
+            },
+            {
+                "reasoning": "Define it.",
+                "generated_code": "```python\nresult = 17 * 23\nSUBMIT({'answer': result})\n```",
+            },
             {"reasoning": "The code computed 391.", "answer": 391},
         ]
     )
-    interp = Scripted([CodeExecutionError("NameError: name 'missing' is not defined"), FinalOutput({"output": {"answer": 391}})])
+    interp = Scripted(
+        [
+            CodeExecutionError("NameError: name 'missing' is not defined"),
+            FinalOutput({"output": {"answer": 391}}),
+        ]
+    )
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         pred = pot(interp, question="What is 17 * 23?")
     return {
@@ -117,7 +137,11 @@ def program_of_thought() -> dict[str, Any]:
 
 def main() -> None:
     assert dspy.__version__ == "3.4.1", dspy.__version__
-    out = {"dspy_version": dspy.__version__, "code_act": code_act(), "program_of_thought": program_of_thought()}
+    out = {
+        "dspy_version": dspy.__version__,
+        "code_act": code_act(),
+        "program_of_thought": program_of_thought(),
+    }
     (HERE / "dspy_codeact.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 

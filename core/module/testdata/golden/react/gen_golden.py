@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import dspy
 from dspy.utils.dummies import DummyLM
@@ -35,8 +35,12 @@ def search_wikipedia(query: str) -> list[str]:
     ]
 
 
-def lookup(title: str, limit: int, section: Optional[str] = None) -> dict[str, Any]:
-    return {"title": title, "text": "Go was designed at Google by Griesemer, Pike and Thompson."[:limit], "section": section}
+def lookup(title: str, limit: int, section: str | None = None) -> dict[str, Any]:
+    return {
+        "title": title,
+        "text": "Go was designed at Google by Griesemer, Pike and Thompson."[:limit],
+        "section": section,
+    }
 
 
 class SinkLeaf(BaseModel):
@@ -46,9 +50,9 @@ class SinkLeaf(BaseModel):
 class SinkFilter(BaseModel):
     year: int = Field(description="publication year")
     lang: Literal["en", "de"]
-    note: Optional[str] = None
+    note: str | None = None
     leaf: SinkLeaf = Field(description="dropped by DSPy's $ref resolution")
-    maybe_leaf: Optional[SinkLeaf] = None
+    maybe_leaf: SinkLeaf | None = None
     leaves: list[SinkLeaf]
 
 
@@ -63,8 +67,8 @@ def kitchen_sink(
     j: dict[str, Any],
     k: Literal["x"],
     m: list,
-    f: Optional[int] = None,
-    o: Optional[SinkFilter] = None,
+    f: int | None = None,
+    o: SinkFilter | None = None,
 ) -> str:
     return ""
 
@@ -81,12 +85,23 @@ def main() -> None:
         ),
     }
 
-    sig = dspy.Signature("question, hints: list[str] -> answer, confidence: float", "Answer the question with the tools.")
+    sig = dspy.Signature(
+        "question, hints: list[str] -> answer, confidence: float",
+        "Answer the question with the tools.",
+    )
     react = dspy.ReAct(sig, tools=[tools["search_wikipedia"], tools["lookup"]])
     lm = DummyLM(
         [
-            {"next_thought": "I should search.", "next_tool_name": "search_wikipedia", "next_tool_args": {"query": "Go programming language"}},
-            {"next_thought": "Look up the page.", "next_tool_name": "lookup", "next_tool_args": {"limit": 40, "title": "Go"}},
+            {
+                "next_thought": "I should search.",
+                "next_tool_name": "search_wikipedia",
+                "next_tool_args": {"query": "Go programming language"},
+            },
+            {
+                "next_thought": "Look up the page.",
+                "next_tool_name": "lookup",
+                "next_tool_args": {"limit": 40, "title": "Go"},
+            },
             {"next_thought": "Done.", "next_tool_name": "finish", "next_tool_args": {}},
             {"reasoning": "The page says Google.", "answer": "Google", "confidence": 0.9},
         ]
@@ -94,13 +109,18 @@ def main() -> None:
     with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):
         pred = react(question="Who designed Go?", hints=["it is a language", "think «Google»"])
 
-    requests = [[{"role": m["role"], "content": m["content"]} for m in h["messages"]] for h in lm.history]
+    requests = [
+        [{"role": m["role"], "content": m["content"]} for m in h["messages"]] for h in lm.history
+    ]
     state = react.dump_state()
     out = {
         "dspy_version": dspy.__version__,
         "tools": {name: str(t) for name, t in tools.items()},
         "state": {
-            name: {"instructions": s["signature"]["instructions"], "fields": s["signature"]["fields"]}
+            name: {
+                "instructions": s["signature"]["instructions"],
+                "fields": s["signature"]["fields"],
+            }
             for name, s in state.items()
         },
         "requests": requests,
