@@ -30,89 +30,22 @@ JSONL is byte for byte this file.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import pathlib
-import shutil
-import socket
-import subprocess
-import tempfile
-from typing import Any
+import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent.parent.parent
-TASK = ROOT / "examples" / "capitals"
+# The generators' shared helper (DSPy offline against the simulator).
+sys.path.insert(0, str(ROOT / "testdata" / "golden"))
+from dspysim import MODEL, load, run_offline  # noqa: E402
 
 NTRAIN = 20
 DEMOS = 2
-MODEL = "dspex-sim"  # lmtest.DefaultModel: the simulator's placeholders hash the model name
-
-
-def loopback_only() -> None:
-    """Refuse every connection that is not to a loopback address or a unix socket."""
-    connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = address[0]
-            try:
-                ok = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                ok = host == "localhost"
-            if not ok:
-                raise ConnectionRefusedError(f"gen_dspy_finetune: no network: refused {address!r}")
-        return connect(self, address)
-
-    socket.socket.connect = guarded  # type: ignore[method-assign]
-
-
-def start_simulator() -> tuple[subprocess.Popen[str], str]:
-    dspex = os.environ.get("DSPEX") or str(ROOT / "bin" / "dspex")
-    cmd = [dspex] if os.path.exists(dspex) else ["go", "run", "./cmd/dspex"]
-    cmd += [
-        "mock-lm",
-        "--addr",
-        "127.0.0.1:0",
-        "--dataset",
-        str(TASK / "train.jsonl"),
-        "--dataset",
-        str(TASK / "dev.jsonl"),
-    ]
-    sim = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert sim.stdout is not None
-    line = sim.stdout.readline().strip()
-    prefix = "dspex mock-lm listening on "
-    if not line.startswith(prefix):
-        sim.kill()
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    url = line[len(prefix) :]
-    if not url.startswith("http://127.0.0.1:"):
-        sim.kill()
-        raise SystemExit(f"the simulator listens on {url}, want 127.0.0.1")
-    return sim, url
-
-
-def load(name: str) -> list[dict[str, Any]]:
-    with open(TASK / name, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def main() -> None:
-    # Before DSPy and LiteLLM are imported: no model-cost download, no cache on disk.
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    cache = tempfile.mkdtemp(prefix="dspy-cache-")
-    os.environ["DSPY_CACHEDIR"] = cache
-    loopback_only()
-    sim, url = start_simulator()
-    try:
-        run(url)
-    finally:
-        sim.terminate()
-        sim.wait(timeout=10)
-        shutil.rmtree(cache, ignore_errors=True)
+    run_offline(run, "gen_dspy_finetune")
 
 
 def run(url: str) -> None:
