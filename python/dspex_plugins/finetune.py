@@ -97,12 +97,8 @@ _log = logging.getLogger(NAME)
 T = TypeVar("T")
 
 
-class FineTuneError(Exception):
+class FineTuneError(sdk.StatusError):
     """A request the plugin refuses or cannot carry out, with the gRPC status to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _invalid(message: str) -> FineTuneError:
@@ -966,9 +962,7 @@ class FineTunerService(plugin_pb2_grpc.FineTunerServicer):
         return found
 
     def _abort(self, context: grpc.ServicerContext, err: FineTuneError) -> NoReturn:
-        _log.info("fine-tuning call refused", extra={"code": err.code.name, "error": str(err)})
-        context.abort(err.code, str(err))
-        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+        sdk.abort(context, err, _log, "fine-tuning", logging.INFO)
 
     def StartJob(
         self, request: plugin_pb2.StartJobRequest, context: grpc.ServicerContext

@@ -128,12 +128,8 @@ _REPLAY_STATES = (*_STATES, "running")
 _log = logging.getLogger(NAME)
 
 
-class SamplerError(Exception):
+class SamplerError(sdk.StatusError):
     """A request the sampler refuses, with the gRPC status to answer it with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _invalid(message: str) -> SamplerError:
@@ -467,9 +463,7 @@ class SamplerService(plugin_pb2_grpc.SamplerServicer):
             return held
 
     def _abort(self, context: grpc.ServicerContext, err: SamplerError) -> NoReturn:
-        _log.debug("sampler call refused", extra={"code": err.code.name, "error": str(err)})
-        context.abort(err.code, str(err))
-        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+        sdk.abort(context, err, _log, "sampler", logging.DEBUG)
 
     # -- RPCs --
 

@@ -91,6 +91,32 @@ class HandshakeError(Exception):
     """The host's environment does not let this plugin start; the message says why."""
 
 
+# ---- Refusals -----------------------------------------------------------------------
+
+
+class StatusError(Exception):
+    """A request a plugin refuses or cannot carry out, with the gRPC status to answer it
+    with. Each plugin's own error (sampler.SamplerError, finetune.FineTuneError) is one."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def abort(
+    context: grpc.ServicerContext,
+    err: StatusError,
+    log: logging.Logger,
+    what: str,
+    level: int = logging.INFO,
+) -> NoReturn:
+    """Answer the call with err's status and message, logged at level as "<what> call
+    refused". context.abort raises; so does this."""
+    log.log(level, f"{what} call refused", extra={"code": err.code.name, "error": str(err)})
+    context.abort(err.code, str(err))
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
 # ---- Logs ---------------------------------------------------------------------------
 
 _HCLOG_LEVELS = ((logging.ERROR, "error"), (logging.WARNING, "warn"), (logging.INFO, "info"))
