@@ -2,12 +2,10 @@ package cli_test
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dspex/dspex/bridge/bridgetest"
 	"github.com/dspex/dspex/sandbox"
 )
 
@@ -15,16 +13,7 @@ import (
 // it can run the interpreter plugin (make setup), or skips the test.
 func interpreterPython(t *testing.T) string {
 	t.Helper()
-	python, err := filepath.Abs("../../../../.venv/bin/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python virtualenv at %s: run `make setup` to test code_act, program_of_thought and dspex exec", python)
-	}
-	if out, err := exec.Command(python, "-c", "import dspex_plugins.interpreter").CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the interpreter plugin (make setup): %v: %s", python, err, out)
-	}
+	python, _ := bridgetest.Python(t, "import dspex_plugins.interpreter", "make setup; needed to test code_act, program_of_thought and dspex exec")
 	return python
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/bridge/bridgetest"
 	"github.com/dspex/dspex/core/trace"
 )
 
@@ -23,19 +24,7 @@ import (
 // or skips the test.
 func finetunePython(t *testing.T) string {
 	t.Helper()
-	python, err := filepath.Abs("../../../../.venv/bin/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := os.Getenv("DSPEX_PYTHON"); p != "" {
-		python = p
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python virtualenv at %s: run `make setup` to test dspex optimize --optimizer finetune", python)
-	}
-	if out, err := exec.Command(python, "-c", "import dspex_plugins.finetune, openai").CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the fine-tuning plugin (make setup installs the finetune extra): %v: %s", python, err, out)
-	}
+	python, _ := bridgetest.Python(t, "import dspex_plugins.finetune, openai", "make setup installs the finetune extra; needed to test dspex optimize --optimizer finetune")
 	return python
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dspex/dspex/bridge/bridgetest"
 	"github.com/dspex/dspex/core/trace"
 )
 
@@ -20,16 +21,7 @@ import (
 // skips the test.
 func samplerPython(t *testing.T) string {
 	t.Helper()
-	python, err := filepath.Abs("../../../../.venv/bin/python")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Skipf("no Python virtualenv at %s: run `make setup` to test dspex optimize --optimizer mipro", python)
-	}
-	if out, err := exec.Command(python, "-c", "import dspex_plugins.sampler, optuna").CombinedOutput(); err != nil {
-		t.Skipf("%s cannot run the sampler plugin (make setup installs the sampler extra): %v: %s", python, err, out)
-	}
+	python, _ := bridgetest.Python(t, "import dspex_plugins.sampler, optuna", "make setup installs the sampler extra; needed to test dspex optimize --optimizer mipro")
 	return python
 }
 
