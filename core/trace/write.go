@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -550,10 +551,12 @@ func goText(v any) string {
 }
 
 // hostName is this machine's name, "" when it cannot be had.
-func hostName() string {
+// hostName is this machine's name, read once: Run.State asks it for every
+// run a list shows (the dashboard's, twice a second per open page).
+var hostName = sync.OnceValue(func() string {
 	h, _ := os.Hostname()
 	return h
-}
+})
 
 // heartbeat marks the runs this process is writing as alive at now.
 func (w *writer) heartbeat(ctx context.Context, now time.Time) error {
